@@ -1,0 +1,41 @@
+"""The web edge: webhook intake, the read API, health and metrics.
+
+``create_app(config=None)``: defaults, then the environment, then ``config``
+(tests pass a Redis client and settings there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from workers.observability import configure_logging
+from workers.settings import Settings
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the Flask app. Raises ConfigError on a bad environment."""
+    app = Flask(__name__)
+    app.config.from_mapping(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, JSON_SORT_KEYS=False)
+    overrides = dict(config or {})
+    client = overrides.pop("REDIS_CLIENT", None)
+    app.config["CALLSTATE_SETTINGS"] = (
+        overrides.pop("CALLSTATE_SETTINGS", None) or Settings.from_env()
+    )
+    app.config.update(overrides)
+    if not app.testing:
+        configure_logging()
+
+    from app import api, cli, health, intake, metrics, resources
+    from app.errors import register_error_handlers
+
+    resources.init_app(app, client)
+    register_error_handlers(app)
+    for blueprint in (intake.bp, api.bp, health.bp, metrics.bp):
+        app.register_blueprint(blueprint)
+    cli.init_app(app)
+    return app

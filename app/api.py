@@ -1,0 +1,148 @@
+"""The read API under /v1: live calls, one call, outcomes, SMS conversations.
+
+Every route needs an API key; a key bound to a tenant sees only that tenant,
+and a call of another tenant is answered exactly like a call that does not
+exist (404), so a key cannot probe for other tenants' call ids.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import redis
+from flask import Blueprint, Response, g, jsonify, request
+
+from app.auth import ALL_TENANTS, require_api_key
+from app.errors import error_response
+from app.resources import get_store
+
+bp = Blueprint("api", __name__, url_prefix="/v1")
+OUTCOME_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
+MAX_LIMIT = 1000
+OUTCOME_KINDS = ("answered", "missed", "voicemail", "outbound")
+
+
+class BadQuery(ValueError):
+    pass
+
+
+def scoped_tenants(requested: str | None = None) -> list[str]:
+    """Tenants the key may read, narrowed to ``requested``. Raises BadQuery."""
+    scope: str = g.scope
+    if scope != ALL_TENANTS:
+        if requested and requested != scope:
+            raise PermissionError(f"this API key may not read tenant {requested!r}")
+        return [scope]
+    if requested:
+        return [requested]
+    return get_store().tenants()
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadQuery(f"{name} must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+def outcome_query() -> dict[str, Any]:
+    """Parse ``after``, ``limit``, ``tenant_id``, ``outcome``. Raises BadQuery/PermissionError."""
+    after = request.args.get("after") or request.headers.get("Last-Event-ID") or None
+    if after is not None and not OUTCOME_ID.match(after):
+        raise BadQuery("after must be an outcome id such as 1764063000123456-0")
+    outcome = request.args.get("outcome") or None
+    if outcome is not None and outcome not in OUTCOME_KINDS:
+        raise BadQuery(f"outcome must be one of {', '.join(OUTCOME_KINDS)}")
+    return {
+        "after": after,
+        "limit": _int_arg("limit", 100, 1, MAX_LIMIT),
+        "outcome": outcome,
+        "tenants": scoped_tenants(request.args.get("tenant_id")),
+    }
+
+
+@bp.errorhandler(BadQuery)
+def _bad_query(exc: BadQuery) -> tuple[Response, int]:
+    return error_response(400, str(exc))
+
+
+@bp.errorhandler(PermissionError)
+def _forbidden(exc: PermissionError) -> tuple[Response, int]:
+    return error_response(403, str(exc))
+
+
+@bp.errorhandler(redis.RedisError)
+def _unavailable(_: redis.RedisError) -> tuple[Response, int]:
+    return error_response(503, "redis unavailable")
+
+
+@bp.get("/calls/live")
+@require_api_key
+def live_calls() -> Response:
+    """Calls that started and have not ended, optionally filtered."""
+    tenants = scoped_tenants(request.args.get("tenant_id"))
+    container = request.args.get("container_id")
+    queue = request.args.get("queue")
+    calls = [
+        call
+        for call in get_store().live_calls(tenants)
+        if (container is None or call.get("container_id") == container)
+        and (queue is None or call.get("queue") == queue)
+    ]
+    return jsonify({"calls": calls})
+
+
+@bp.get("/calls/<call_uuid>")
+@require_api_key
+def get_call(call_uuid: str) -> tuple[Response, int]:
+    """One call with its outcome and event log; 404 if unknown or another tenant's."""
+    store = get_store()
+    for tenant in scoped_tenants():
+        call = store.get_call(tenant, call_uuid)
+        if call is not None:
+            return jsonify(call), 200
+    return error_response(404, "no such call")
+
+
+@bp.get("/outcomes")
+@require_api_key
+def outcomes() -> Response:
+    """Outcome records in the order they were decided, paged with ``after``."""
+    query = outcome_query()
+    records, cursor = get_store().read_outcomes(
+        query["tenants"], after=query["after"], limit=query["limit"], outcome=query["outcome"]
+    )
+    more = len(records) >= query["limit"]
+    return jsonify({"outcomes": records, "next": cursor if more else None})
+
+
+@bp.get("/conversations/<conversation_id>/messages")
+@require_api_key
+def messages(conversation_id: str) -> tuple[Response, int]:
+    """The messages of one SMS conversation, oldest first."""
+    store = get_store()
+    found: list[dict[str, Any]] = []
+    for tenant in scoped_tenants():
+        found += store.messages(tenant, conversation_id)
+    if not found:
+        return error_response(404, "no such conversation")
+    found.sort(key=lambda r: (r["received_at"], r["id"]))
+    return jsonify({"messages": [_message(r) for r in found]}), 200
+
+
+def _message(record: dict[str, Any]) -> dict[str, Any]:
+    data = record["data"]
+    return {
+        "id": record["id"],
+        "conversation_id": data["conversation_id"],
+        "tenant_id": record["tenant_id"],
+        "container_id": record["container_id"],
+        "direction": data["direction"],
+        "from": data["from_number"],
+        "to": data["to_number"],
+        "text": data["text"],
+        "received_at": record["received_at"],
+    }

@@ -1,0 +1,199 @@
+"""Start the whole service on a developer's machine: ``bin/start`` runs this.
+
+Redis, in order of preference:
+  1. ``REDIS_URL`` if set;
+  2. a Redis already answering on 127.0.0.1:6379;
+  3. a redis-server started here (if one is installed), on a free port, with
+     its data in ``.dev-redis/`` (AOF on, so a restart keeps your calls);
+  4. an embedded in-process stand-in (fakeredis): web and worker then run in
+     this one process, and NOTHING IS KEPT when it stops.
+
+Web and worker run from the Procfile (through honcho), like on Heroku. Tokens
+and keys are made up once and kept in ``.callstate-dev.env`` so the webhook
+URL stays the same between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV_ENV = ROOT / ".callstate-dev.env"
+DEV_REDIS_DIR = ROOT / ".dev-redis"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def _dev_secrets() -> dict[str, str]:
+    """Tokens and keys for this checkout: read from .callstate-dev.env, made once."""
+    values: dict[str, str] = {}
+    if DEV_ENV.exists():
+        for line in DEV_ENV.read_text().splitlines():
+            name, sep, value = line.partition("=")
+            if sep:
+                values[name.strip()] = value.strip()
+    if "WEBHOOK_TOKENS" not in values or "API_KEYS" not in values:
+        values["WEBHOOK_TOKENS"] = f"whk_{secrets.token_urlsafe(18)}:*"
+        values["API_KEYS"] = f"key_{secrets.token_urlsafe(18)}:*"
+        DEV_ENV.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+        DEV_ENV.chmod(0o600)
+    return values
+
+
+def _start_redis_server() -> tuple[str, subprocess.Popen[bytes]]:
+    DEV_REDIS_DIR.mkdir(exist_ok=True)
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            "redis-server",
+            "--bind", "127.0.0.1",
+            "--port", str(port),
+            "--dir", str(DEV_REDIS_DIR),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--maxmemory-policy", "noeviction",
+            "--save", "",
+        ],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    for _ in range(100):
+        if _answers(url):
+            return url, process
+        time.sleep(0.05)
+    process.kill()
+    raise SystemExit("redis-server did not start")
+
+
+def _banner(env: dict[str, str], port: int, mode: str) -> str:
+    token = env["WEBHOOK_TOKENS"].split(",")[0].rpartition(":")[0]
+    key = env["API_KEYS"].split(",")[0].rpartition(":")[0]
+    base = f"http://127.0.0.1:{port}"
+    return "\n".join(
+        [
+            "",
+            "callstate is starting",
+            f"  Redis:        {mode}",
+            f"  Webhook URL:  {base}/webhooks/primevox/{token}",
+            f"  API key:      {key}",
+            f"  Live calls:   curl -H 'Authorization: Bearer {key}' {base}/v1/calls/live",
+            f"  Outcomes:     curl -H 'Authorization: Bearer {key}' {base}/v1/outcomes",
+            "  Stop with Ctrl-C.",
+            "",
+        ]
+    )
+
+
+def _run_embedded(env: dict[str, str], port: int) -> int:
+    """Web and worker in this process, on fakeredis: for a machine with no Redis."""
+    import fakeredis
+    from rq import SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    from app import create_app
+    from workers.engine import Engine
+    from workers.housekeeper import Housekeeper
+    from workers.jobs import events_queue
+    from workers.settings import Settings
+    from workers.store import Store
+
+    os.environ.update(env)
+    settings = Settings.from_env()
+    client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    app = create_app({"REDIS_CLIENT": client, "CALLSTATE_SETTINGS": settings})
+    web = threading.Thread(
+        target=lambda: app.run(host="127.0.0.1", port=port, threaded=True, use_reloader=False),
+        daemon=True,
+    )
+    web.start()
+    queue = events_queue(client)
+    worker = SimpleWorker([queue], connection=client, serializer=JSONSerializer)
+    store = Store(client, retention_seconds=settings.retention_seconds)
+    housekeeper = Housekeeper(Engine(store, settings), queue, worker.name)
+    housekeeper.start()
+    worker.work(with_scheduler=False, logging_level="WARNING")
+    housekeeper.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")))
+    parser.add_argument(
+        "--embedded", action="store_true", help="use the in-process Redis stand-in (keeps nothing)"
+    )
+    args = parser.parse_args(argv)
+
+    env = {**_dev_secrets(), **{k: os.environ[k] for k in ("WEBHOOK_TOKENS", "API_KEYS")
+                                  if os.environ.get(k)}}
+    env["PORT"] = str(args.port)
+    redis_process: subprocess.Popen[bytes] | None = None
+    url = os.environ.get("REDIS_URL", "").strip()
+    if args.embedded:
+        mode = "embedded"
+    elif url:
+        mode = f"REDIS_URL ({url.split('@')[-1]})"
+    elif _answers("redis://127.0.0.1:6379/0"):
+        url, mode = "redis://127.0.0.1:6379/0", "local redis-server at 127.0.0.1:6379"
+    elif shutil.which("redis-server"):
+        url, redis_process = _start_redis_server()
+        mode = f"redis-server started here ({url}, data in .dev-redis/)"
+    else:
+        mode = "embedded"
+
+    if mode == "embedded":
+        print(
+            "\n!!! No Redis found (no REDIS_URL, nothing on 127.0.0.1:6379, no redis-server).\n"
+            "!!! Running on an EMBEDDED in-process Redis stand-in: web and worker share\n"
+            "!!! this one process and NOTHING IS KEPT when it stops. Fine for a try-out only.\n",
+            file=sys.stderr,
+        )
+        print(_banner(env, args.port, "embedded (fakeredis, in memory, not kept)"), flush=True)
+        return _run_embedded(env, args.port)
+
+    env["REDIS_URL"] = url
+    # The Procfile's commands (gunicorn, python) must be this environment's.
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    print(_banner(env, args.port, mode), flush=True)
+    honcho = subprocess.Popen(
+        [sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "start"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+    )
+    try:
+        return honcho.wait()
+    except KeyboardInterrupt:
+        honcho.send_signal(signal.SIGINT)
+        return honcho.wait()
+    finally:
+        if redis_process is not None:
+            redis_process.terminate()
+            redis_process.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Webhook intake: PrimeVOX posts here; we answer 202 once the event is queued.
+
+The PBX cannot sign requests or add headers, so the token in the URL (or the
+password of HTTP Basic auth, for senders that put credentials in the URL) is
+the only credential. Bodies may be JSON or URL-encoded whatever Content-Type
+says: the first non-blank byte decides.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+import redis
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from app.auth import may_access, tenant_for
+from app.errors import error_response
+from app.metrics import EVENTS_RECEIVED, EVENTS_REJECTED
+from app.resources import get_resources
+from app.schemas import BadEvent, load_event
+from statemachine.events import CallEvent, EventType, MessageEvent, to_record
+from workers.jobs import enqueue_event
+
+bp = Blueprint("intake", __name__)
+MAX_FIELDS = 200
+
+
+def decode_body(body: bytes) -> dict[str, Any]:
+    """Turn a body into a flat dict of fields. Raises BadEvent.
+
+    Form values that are not UTF-8 are read as Latin-1, which maps every byte
+    to a character: an odd carrier encoding costs accents, never the event.
+    """
+    stripped = body.lstrip()
+    if not stripped:
+        raise BadEvent("not an event: the body is empty")
+    if stripped[:1] in (b"{", b"["):
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadEvent(f"body looks like JSON but does not parse: {exc}") from exc
+        if not isinstance(data, dict):
+            raise BadEvent("JSON body must be an object")
+        return _scalars(data)
+    try:
+        text = body.decode("utf-8")
+        encoding = "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = body.decode("latin-1"), "latin-1"
+    try:
+        pairs = parse_qsl(
+            text, keep_blank_values=True, encoding=encoding, errors="strict",
+            max_num_fields=MAX_FIELDS,
+        )
+    except UnicodeDecodeError:
+        pairs = parse_qsl(text, keep_blank_values=True, encoding="latin-1",
+                          max_num_fields=MAX_FIELDS)
+    except ValueError as exc:
+        raise BadEvent(f"form body has more than {MAX_FIELDS} fields") from exc
+    fields: dict[str, Any] = {}
+    for key, value in pairs:
+        fields.setdefault(key, value)  # a repeated key: the first one counts
+    return _scalars(fields)
+
+
+def _scalars(data: dict[str, Any]) -> dict[str, Any]:
+    """Check every value is text we can store; numbers and booleans become text."""
+    if len(data) > MAX_FIELDS:
+        raise BadEvent(f"body has more than {MAX_FIELDS} fields")
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, int | float):
+            value = str(value)
+        elif value is None:
+            value = ""
+        elif not isinstance(value, str):
+            raise BadEvent(f"field {key!r} must be text, not {type(value).__name__}")
+        for text in (key, value):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise BadEvent(f"field {key[:50]!r} is not valid Unicode") from exc
+        out[key] = value
+    return out
+
+
+def _token(path_token: str | None) -> str | None:
+    if path_token:
+        return path_token
+    auth = request.authorization
+    if auth is not None and auth.type == "basic":
+        return auth.password or None
+    return None
+
+
+@bp.post("/webhooks/primevox/<token>")
+@bp.post("/webhooks/primevox")
+def receive(token: str | None = None) -> tuple[Response, int]:
+    """Accept one PrimeVOX event."""
+    settings = current_app.config["CALLSTATE_SETTINGS"]
+    scope = tenant_for(_token(token), settings.webhook_tokens)
+    if scope is None:
+        EVENTS_REJECTED.labels("unauthorized").inc()
+        return error_response(401, "unknown webhook token")
+    received_at = datetime.now(UTC)
+    body = request.get_data(cache=False)
+    try:
+        fields_as_sent = decode_body(body)
+        event_type, event = load_event(fields_as_sent, received_at)
+    except BadEvent as exc:
+        EVENTS_REJECTED.labels("invalid").inc()
+        return error_response(400, exc.message, **exc.details)
+    if not may_access(scope, event.tenant_id):
+        EVENTS_REJECTED.labels("wrong_tenant").inc()
+        return error_response(401, "this webhook token may not post events of that tenant")
+    envelope = to_record(event, fields_as_sent, event_type)
+    resources = get_resources()
+    try:
+        enqueue_event(resources.store, resources.queue, envelope)
+    except redis.RedisError:
+        EVENTS_REJECTED.labels("unavailable").inc()
+        current_app.logger.warning("could not queue an event: redis unavailable")
+        return error_response(503, "event store unavailable, retry later")
+    EVENTS_RECEIVED.labels(event_type if event_type in _KNOWN else "unknown").inc()
+    answer: dict[str, Any] = {
+        "status": "accepted",
+        "event_id": envelope["id"],
+        "event_type": event_type,
+        "received_at": envelope["received_at"],
+    }
+    if isinstance(event, CallEvent):
+        answer["call_uuid"] = event.call_uuid
+    elif isinstance(event, MessageEvent):
+        answer["conversation_id"] = event.conversation_id
+    return jsonify(answer), 202
+
+
+_KNOWN = {member.value for member in EventType} - {EventType.ENGINE_TIMEOUT.value}

@@ -1,0 +1,38 @@
+"""The app's Redis-backed resources, hung off ``app.extensions`` (flaskr's db.py pattern)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from flask import Flask, current_app
+from rq import Queue
+
+from workers.jobs import events_queue
+from workers.settings import Settings
+from workers.store import Store, connect
+
+EXTENSION = "callstate"
+
+
+@dataclass
+class Resources:
+    store: Store
+    queue: Queue
+
+
+def init_app(app: Flask, client: redis.Redis | None = None) -> None:
+    """Connect (lazily: redis-py opens sockets on first use) and register."""
+    settings: Settings = app.config["CALLSTATE_SETTINGS"]
+    client = client if client is not None else connect(settings.redis_url)
+    store = Store(client, retention_seconds=settings.retention_seconds)
+    app.extensions[EXTENSION] = Resources(store, events_queue(client))
+
+
+def get_resources() -> Resources:
+    resources: Resources = current_app.extensions[EXTENSION]
+    return resources
+
+
+def get_store() -> Store:
+    return get_resources().store

@@ -1,0 +1,318 @@
+"""marshmallow schemas: a raw PrimeVOX body in, a typed event out.
+
+Each schema checks one event kind as the PBX spells it and its ``post_load``
+builds the matching dataclass from :mod:`statemachine.events`. Spelling
+variants (``containerID``, ``extensionNumber``…) are folded onto one spelling
+before loading, and ``eventType`` is matched without regard to case, so a PBX
+that changes its casing does not lose us events.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
+
+from statemachine.events import (
+    CallEvent,
+    Did,
+    Event,
+    EventType,
+    ExtensionAnswered,
+    ExtensionCallEnded,
+    ExtensionRinging,
+    HangupCall,
+    InboundCall,
+    MessageEvent,
+    OutboundCallPlaced,
+    Party,
+    QueueEntered,
+    RingGroupEntered,
+    UnknownCallEvent,
+    UnknownEvent,
+    VoicemailLeft,
+)
+
+RECEIVED_AT = "__received_at"
+MAX_ID_LENGTH = 200
+MAX_TEXT_LENGTH = 2000
+
+# One spelling per field, whatever the event used.
+ALIASES = {
+    "containerID": "containerId",
+    "tenantID": "tenantId",
+    "conversationID": "conversationId",
+    "extensionNumber": "extNumber",
+    "extensionName": "extName",
+}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _identifier(value: str) -> None:
+    if _CONTROL.search(value):
+        raise ValidationError("must not contain control characters")
+
+
+def _id_field(key: str, *, required: bool) -> fields.String:
+    if required:
+        return fields.String(
+            data_key=key,
+            required=True,
+            validate=[validate.Length(min=1, max=MAX_ID_LENGTH, error=f"{key} must be 1 to "
+                                      f"{MAX_ID_LENGTH} characters"), _identifier],
+            error_messages={"required": f"{key} is missing"},
+        )
+    return fields.String(
+        data_key=key,
+        load_default="",
+        validate=[validate.Length(max=MAX_ID_LENGTH), _identifier],
+    )
+
+
+def _text(key: str, max_length: int = MAX_TEXT_LENGTH) -> fields.String:
+    return fields.String(data_key=key, load_default="", validate=validate.Length(max=max_length))
+
+
+class EventSchema(Schema):
+    """What every event carries: its tenant, its container, when we got it."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    tenant_id = _id_field("tenantId", required=True)
+    container_id = _id_field("containerId", required=False)
+    received_at = fields.AwareDateTime(data_key=RECEIVED_AT, required=True)
+
+    @pre_load
+    def fold_spellings(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        folded = dict(data)
+        for variant, canonical in ALIASES.items():
+            if variant in folded:
+                value = folded.pop(variant)
+                folded.setdefault(canonical, value)
+        return folded
+
+
+class CallEventSchema(EventSchema):
+    call_uuid = _id_field("callUuid", required=True)
+    caller_number = _text("callerIdNum", 200)
+    caller_name = _text("callerIdName", 200)
+
+    def common(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "tenant_id": data["tenant_id"],
+            "container_id": data["container_id"],
+            "received_at": data["received_at"],
+            "call_uuid": data["call_uuid"],
+            "caller": Party(data["caller_number"], data["caller_name"]),
+        }
+
+
+class ExtensionEventSchema(CallEventSchema):
+    ext_number = _text("extNumber", 200)
+    ext_name = _text("extName", 200)
+
+    def extension(self, data: dict[str, Any]) -> Party:
+        return Party(data["ext_number"], data["ext_name"])
+
+
+class InboundCallSchema(CallEventSchema):
+    did_number = _text("didNumber", 200)
+    did_description = _text("didDescription")
+    did_group = _text("didGroup")
+    cid_prefix = _text("cidPrefix", 200)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> InboundCall:
+        did = Did(data["did_number"], data["did_description"], data["did_group"])
+        return InboundCall(**self.common(data), did=did, cid_prefix=data["cid_prefix"])
+
+
+class HangupCallSchema(ExtensionEventSchema):
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> HangupCall:
+        return HangupCall(**self.common(data), extension=self.extension(data))
+
+
+class ExtensionRingingSchema(ExtensionEventSchema):
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> ExtensionRinging:
+        return ExtensionRinging(**self.common(data), extension=self.extension(data))
+
+
+class RingGroupEnteredSchema(CallEventSchema):
+    rg_number = _text("rgNumber", 200)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> RingGroupEntered:
+        return RingGroupEntered(**self.common(data), ring_group=data["rg_number"])
+
+
+class QueueEnteredSchema(CallEventSchema):
+    queue_number = _text("queueNumber", 200)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> QueueEntered:
+        return QueueEntered(**self.common(data), queue=data["queue_number"])
+
+
+class ExtensionAnsweredSchema(ExtensionEventSchema):
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> ExtensionAnswered:
+        return ExtensionAnswered(**self.common(data), extension=self.extension(data))
+
+
+class ExtensionCallEndedSchema(ExtensionEventSchema):
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> ExtensionCallEnded:
+        return ExtensionCallEnded(**self.common(data), extension=self.extension(data))
+
+
+class VoicemailLeftSchema(ExtensionEventSchema):
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> VoicemailLeft:
+        return VoicemailLeft(**self.common(data), extension=self.extension(data))
+
+
+class OutboundCallSchema(ExtensionEventSchema):
+    number_dialed = _text("numberDialed", 200)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> OutboundCallPlaced:
+        return OutboundCallPlaced(
+            **self.common(data), extension=self.extension(data), number_dialed=data["number_dialed"]
+        )
+
+
+class MessageSchema(EventSchema):
+    conversation_id = _id_field("conversationId", required=True)
+    from_number = _text("fromNumber", 200)
+    to_number = _text("toNumber", 200)
+    # MMS bodies may carry MIME attachments: the whole body limit applies.
+    text = fields.String(data_key="messageText", load_default="")
+
+    direction = "inbound"
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> MessageEvent:
+        return MessageEvent(
+            tenant_id=data["tenant_id"],
+            container_id=data["container_id"],
+            received_at=data["received_at"],
+            conversation_id=data["conversation_id"],
+            direction=self.direction,
+            from_number=data["from_number"],
+            to_number=data["to_number"],
+            text=data["text"],
+        )
+
+
+class OutboundMessageSchema(MessageSchema):
+    direction = "outbound"
+
+
+class UnknownCallEventSchema(CallEventSchema):
+    original_type = fields.String(data_key="eventType", required=True)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> UnknownCallEvent:
+        return UnknownCallEvent(**self.common(data), original_type=data["original_type"])
+
+
+class UnknownEventSchema(EventSchema):
+    original_type = fields.String(data_key="eventType", required=True)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> UnknownEvent:
+        return UnknownEvent(
+            tenant_id=data["tenant_id"],
+            container_id=data["container_id"],
+            received_at=data["received_at"],
+            original_type=data["original_type"],
+        )
+
+
+SCHEMAS: dict[str, Schema] = {
+    EventType.INBOUND_CALL.value: InboundCallSchema(),
+    EventType.HANGUP_CALL.value: HangupCallSchema(),
+    EventType.EXTENSION_ANSWERED.value: ExtensionAnsweredSchema(),
+    EventType.INBOUND_CALL_COMPLETED.value: ExtensionCallEndedSchema(),
+    EventType.VOICEMAIL_HANGUP.value: VoicemailLeftSchema(),
+    EventType.OUTBOUND_CALL.value: OutboundCallSchema(),
+    EventType.QUEUE_ENTERED.value: QueueEnteredSchema(),
+    EventType.INBOUND_MESSAGE.value: MessageSchema(),
+    EventType.OUTBOUND_MESSAGE.value: OutboundMessageSchema(),
+}
+RING_SCHEMAS = {"extension": ExtensionRingingSchema(), "ringgroup": RingGroupEnteredSchema()}
+UNKNOWN_CALL_SCHEMA = UnknownCallEventSchema()
+UNKNOWN_SCHEMA = UnknownEventSchema()
+_BY_LOWER = {name.lower(): name for name in [*SCHEMAS, EventType.RING_ATTEMPT.value]}
+# The engine writes this type itself; a sender may not.
+_RESERVED = EventType.ENGINE_TIMEOUT.value.lower()
+
+
+class BadEvent(ValueError):
+    """The body is not an event we can accept; ``details`` says which fields."""
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+def canonical_type(raw: str) -> str:
+    """The PBX's spelling of a known event type, or ``raw`` for unknown ones."""
+    return _BY_LOWER.get(raw.strip().lower(), raw)
+
+
+def _schema_for(event_type: str, body: dict[str, Any]) -> Schema:
+    if event_type == EventType.RING_ATTEMPT.value:
+        target = str(body.get("eventTarget", "")).strip().lower()
+        if target not in RING_SCHEMAS:
+            # No (known) eventTarget: the fields tell which kind of ring it is.
+            target = "ringgroup" if body.get("rgNumber") and not body.get("extNumber") else "extension"
+        return RING_SCHEMAS[target]
+    if event_type in SCHEMAS:
+        return SCHEMAS[event_type]
+    return UNKNOWN_CALL_SCHEMA if body.get("callUuid") else UNKNOWN_SCHEMA
+
+
+def _flatten(errors: Any, prefix: str = "") -> list[str]:
+    if isinstance(errors, dict):
+        out: list[str] = []
+        for key, value in errors.items():
+            out += _flatten(value, f"{key}")
+        return out
+    if isinstance(errors, list):
+        return [f"{prefix}: {message}" if prefix else str(message) for message in errors]
+    return [f"{prefix}: {errors}"]
+
+
+def load_event(body: dict[str, Any], received_at: datetime) -> tuple[str, Event]:
+    """Validate a decoded body and build its event.
+
+    Returns (event type as the PBX spells it, event). Raises BadEvent with a
+    message a person can act on.
+    """
+    raw_type = body.get("eventType")
+    if not isinstance(raw_type, str) or not raw_type.strip():
+        raise BadEvent("not an event: eventType is missing")
+    if len(raw_type) > MAX_ID_LENGTH or _CONTROL.search(raw_type):
+        raise BadEvent("eventType is not a plausible event type")
+    event_type = canonical_type(raw_type)
+    if event_type.lower() == _RESERVED:
+        raise BadEvent(f"eventType {raw_type!r} is reserved for the engine")
+    schema = _schema_for(event_type, body)
+    try:
+        event = schema.load({**body, RECEIVED_AT: received_at.isoformat()})
+    except ValidationError as exc:
+        problems = _flatten(exc.messages)
+        raise BadEvent(f"invalid {event_type} event: " + "; ".join(problems), {"fields": exc.messages}) from exc
+    assert isinstance(event, Event)
+    return event_type, event
+
+
+def is_call_event(event: Event) -> bool:
+    return isinstance(event, CallEvent)

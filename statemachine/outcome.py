@@ -1,0 +1,80 @@
+"""Outcome rules: what happened to a call, decided from its facts alone."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from statemachine.state import CallView, Direction, wait_and_talk
+
+
+class Outcome(str, Enum):
+    ANSWERED = "answered"
+    VOICEMAIL = "voicemail"
+    MISSED = "missed"
+    OUTBOUND = "outbound"
+
+
+class MissedReason(str, Enum):
+    ABANDONED = "abandoned"  # the caller hung up while queued
+    NO_ANSWER = "no_answer"  # extensions (or a ring group) rang, nobody answered
+    UNROUTED = "unrouted"  # never queued, never rung
+
+
+def classify(view: CallView) -> tuple[Outcome, MissedReason | None]:
+    """Apply the contract's rules, in order: answered > voicemail > missed.
+
+    A queued call that rang agents and was then given up by the caller counts as
+    abandoned, as in Asterisk's queue_log: the caller left the queue unanswered.
+    """
+    if view.direction is Direction.OUTBOUND:
+        return Outcome.OUTBOUND, None
+    if view.answered_by is not None:
+        return Outcome.ANSWERED, None
+    if view.voicemail_box is not None:
+        return Outcome.VOICEMAIL, None
+    if view.queue is not None:
+        return Outcome.MISSED, MissedReason.ABANDONED
+    if view.rang or view.ring_group is not None:
+        return Outcome.MISSED, MissedReason.NO_ANSWER
+    return Outcome.MISSED, MissedReason.UNROUTED
+
+
+def outcome_record(view: CallView) -> dict[str, Any]:
+    """Build the outcome record of an ended call, without ``id`` and ``revision``.
+
+    Those two are the store's: it numbers a record only if it differs from the
+    previous one. Raises ValueError if the call has not ended.
+    """
+    if view.ended_at is None or view.ended_by is None:
+        raise ValueError("a call that has not ended has no outcome yet")
+    outcome, reason = classify(view)
+    wait_seconds, talk_seconds = wait_and_talk(view)
+    call = view.as_json()
+    answered_by = view.answered_by
+    voicemail_box = view.voicemail_box
+    return {
+        "call_uuid": call["call_uuid"],
+        "tenant_id": call["tenant_id"],
+        "container_id": call["container_id"],
+        "direction": call["direction"],
+        "outcome": outcome.value,
+        "missed_reason": reason.value if reason else None,
+        "answered_by": answered_by.as_json() if answered_by else None,
+        "voicemail_box": voicemail_box.as_json()
+        if voicemail_box and outcome is Outcome.VOICEMAIL
+        else None,
+        "caller": call["caller"],
+        "did": call["did"],
+        "number_dialed": call["number_dialed"],
+        "extension": call["extension"],
+        "queue": call["queue"],
+        "ring_group": call["ring_group"],
+        "rang": call["rang"],
+        "started_at": call["started_at"],
+        "answered_at": call["answered_at"],
+        "ended_at": call["ended_at"],
+        "wait_seconds": wait_seconds,
+        "talk_seconds": talk_seconds,
+        "ended_by": view.ended_by.value,
+    }

@@ -1,0 +1,93 @@
+"""Run the worker process type: ``python -m workers``.
+
+Starts ``WORKER_CONCURRENCY`` (default 1) RQ SimpleWorkers, each with its
+housekeeper thread. SimpleWorker runs jobs in its own process instead of
+forking one per job: our jobs take a millisecond, a fork takes far longer, and
+a SIGTERM (Heroku's daily restart) then lets the job in hand finish before the
+worker exits instead of killing it half-way.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+import redis
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+
+from workers.engine import Engine
+from workers.housekeeper import Housekeeper
+from workers.jobs import events_queue
+from workers.observability import configure_logging, get_logger
+from workers.settings import Settings
+from workers.store import Store, connect
+
+log = get_logger("callstate.worker")
+
+# RQ's maintenance (its own registry cleanup) runs this often; our reaper is
+# what makes recovery fast, RQ's cleanup only tidies up after it.
+MAINTENANCE_INTERVAL = 60
+
+
+def run_one(settings: Settings) -> None:
+    """Run one SimpleWorker until SIGTERM, waiting out Redis outages."""
+    client = connect(settings.redis_url)
+    store = Store(client, retention_seconds=settings.retention_seconds)
+    engine = Engine(store, settings)
+    while True:
+        try:
+            for warning in store.server_warnings():
+                log.warning("redis configuration puts events at risk", problem=warning)
+            queue = events_queue(client)
+            worker = SimpleWorker(
+                [queue],
+                connection=client,
+                serializer=JSONSerializer,
+                maintenance_interval=MAINTENANCE_INTERVAL,
+            )
+            housekeeper = Housekeeper(engine, queue, worker.name)
+            housekeeper.start()
+            try:
+                worker.work(with_scheduler=False, logging_level="WARNING")
+            finally:
+                housekeeper.stop()
+            return
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("redis unavailable, retrying", error=str(exc))
+            time.sleep(1.0)
+
+
+def run_many(count: int) -> int:
+    """Supervise ``count`` single workers; pass SIGTERM/SIGINT on to them."""
+    children = [
+        subprocess.Popen([sys.executable, "-m", "workers", "--single"]) for _ in range(count)
+    ]
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [child.wait() for child in children]
+    return max(codes, default=0)
+
+
+def main(argv: list[str]) -> int:
+    configure_logging()
+    settings = Settings.from_env()
+    count = int(os.environ.get("WORKER_CONCURRENCY", "1") or 1)
+    if "--single" in argv or count <= 1:
+        run_one(settings)
+        return 0
+    return run_many(count)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

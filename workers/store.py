@@ -1,0 +1,559 @@
+"""The one place that knows Redis: key names, Lua scripts, every read and write.
+
+Key layout. Every key of a tenant carries the hash tag ``{t:<tenant>}``, so a
+tenant's keys live in one Redis Cluster slot (or can be moved whole to another
+Redis) and every Lua script touches one slot only::
+
+    cs:{t:T}:call:<uuid>:log       zset   event id -> received_at (us)
+    cs:{t:T}:call:<uuid>:records   hash   event id -> record json
+    cs:{t:T}:call:<uuid>           hash   v (log version), view, outcome, revision
+    cs:{t:T}:conv:<id>:log|records        an SMS conversation, same shape
+    cs:{t:T}:other:log|records            unknown events without a callUuid
+    cs:{t:T}:live                  zset   live call uuid -> started_at (us)
+    cs:{t:T}:timers                zset   call uuid -> when to look at it next
+    cs:{t:T}:pending               zset   accepted, not yet applied -> accepted at
+    cs:{t:T}:pending:jobs          hash   pending field -> {job_id, envelope}
+    cs:{t:T}:outcomes              stream outcome records
+    cs:tenants                     set    tenants seen (a cross-tenant read iterates it)
+    cs:alive:<worker>              string a worker's heartbeat (short TTL)
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, cast
+from urllib.parse import parse_qs, quote, unquote, urlparse
+
+import redis
+from redis.commands.core import Script
+
+from statemachine.events import micros, parse_time
+from workers.exceptions import ConcurrentUpdate
+
+PREFIX = "cs"
+TENANTS_KEY = f"{PREFIX}:tenants"
+
+Redis = redis.Redis
+
+
+# -- connection -----------------------------------------------------------
+
+
+def connect(url: str, **options: Any) -> Redis:
+    """Open a client for ``url`` (redis://, rediss://, unix://).
+
+    Heroku Redis serves TLS with a self-signed certificate, so rediss:// URLs
+    verify nothing unless the URL asks (``?ssl_cert_reqs=required``).
+    """
+    parsed = urlparse(url)
+    if parsed.scheme == "rediss" and "ssl_cert_reqs" not in parse_qs(parsed.query):
+        options.setdefault("ssl_cert_reqs", ssl.CERT_NONE)
+        options.setdefault("ssl_check_hostname", False)
+    options.setdefault("health_check_interval", 15)
+    options.setdefault("socket_connect_timeout", 5)
+    options.setdefault("socket_timeout", 10)
+    options.setdefault("retry_on_timeout", True)
+    client: Redis = redis.Redis.from_url(url, **options)
+    return client
+
+
+# -- keys -----------------------------------------------------------------
+
+
+def _part(value: str) -> str:
+    """Make an outside value safe inside a key: no braces, colons or spaces."""
+    return quote(value, safe="._@+=-")
+
+
+def tenant_tag(tenant_id: str) -> str:
+    return f"{PREFIX}:{{t:{_part(tenant_id)}}}"
+
+
+def call_key(tenant_id: str, call_uuid: str) -> str:
+    return f"{tenant_tag(tenant_id)}:call:{_part(call_uuid)}"
+
+
+def conversation_key(tenant_id: str, conversation_id: str) -> str:
+    return f"{tenant_tag(tenant_id)}:conv:{_part(conversation_id)}"
+
+
+def other_events_key(tenant_id: str) -> str:
+    return f"{tenant_tag(tenant_id)}:other"
+
+
+def live_key(tenant_id: str) -> str:
+    return f"{tenant_tag(tenant_id)}:live"
+
+
+def timers_key(tenant_id: str) -> str:
+    return f"{tenant_tag(tenant_id)}:timers"
+
+
+def pending_key(tenant_id: str) -> str:
+    return f"{tenant_tag(tenant_id)}:pending"
+
+
+def pending_jobs_key(tenant_id: str) -> str:
+    return f"{tenant_tag(tenant_id)}:pending:jobs"
+
+
+def outcomes_key(tenant_id: str) -> str:
+    return f"{tenant_tag(tenant_id)}:outcomes"
+
+
+def alive_key(worker_name: str) -> str:
+    return f"{PREFIX}:alive:{worker_name}"
+
+
+def log_keys(base: str) -> tuple[str, str]:
+    """The two keys of one log: the ordered ids and the records."""
+    return f"{base}:log", f"{base}:records"
+
+
+# -- values ---------------------------------------------------------------
+
+
+def to_micros(iso: str) -> int:
+    """Microseconds since the epoch for an ISO timestamp; the log's sort key."""
+    return micros(parse_time(iso))
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True)
+class CallLog:
+    """A call's log as read at one version, with what was last decided."""
+
+    version: int
+    records: list[dict[str, Any]]
+    revision: int
+    outcome: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """An accepted event not yet applied: its field, job and envelope."""
+
+    tenant_id: str
+    field: str
+    accepted_at: float
+    job_id: str
+    envelope: dict[str, Any]
+
+
+def _script(name: str) -> str:
+    return resources.files("workers").joinpath(f"lua/{name}.lua").read_text("utf-8")
+
+
+class Store:
+    """Reads and writes of the engine; one per process, thread-safe like redis-py."""
+
+    def __init__(self, client: Redis, *, retention_seconds: float = 7 * 24 * 3600.0) -> None:
+        self.redis = client
+        self.retention_seconds = retention_seconds
+        self._commit_call: Script = client.register_script(_script("commit_call"))
+        self._append_log: Script = client.register_script(_script("append_log"))
+        self._publish_outcome: Script = client.register_script(_script("publish_outcome"))
+        self._claim_timers: Script = client.register_script(_script("claim_timers"))
+
+    @property
+    def ttl_ms(self) -> int:
+        return int(self.retention_seconds * 1000)
+
+    # -- health -------------------------------------------------------------
+
+    def ping(self) -> bool:
+        """True if Redis answers. Never raises."""
+        try:
+            return bool(self.redis.ping())
+        except redis.RedisError:
+            return False
+
+    def server_warnings(self) -> list[str]:
+        """Settings of the Redis server that put accepted events at risk. Raises RedisError."""
+        warnings: list[str] = []
+        try:
+            config = cast(dict[str, str], self.redis.config_get("maxmemory-policy"))
+            config.update(cast(dict[str, str], self.redis.config_get("appendonly")))
+        except redis.ResponseError:
+            return ["cannot read Redis CONFIG (managed Redis): check persistence and eviction"]
+        if config.get("maxmemory-policy", "noeviction") != "noeviction":
+            warnings.append("maxmemory-policy is not noeviction: Redis may drop accepted events")
+        if config.get("appendonly") != "yes":
+            warnings.append("appendonly is off: events accepted since the last save die with Redis")
+        return warnings
+
+    # -- intake -------------------------------------------------------------
+
+    def mark_pending(
+        self, pipe: redis.client.Pipeline, envelope: dict[str, Any], job_id: str
+    ) -> None:
+        """Add an accepted event to its tenant's pending set, inside ``pipe``."""
+        tenant = envelope["tenant_id"]
+        field = pending_field(envelope)
+        pipe.zadd(pending_key(tenant), {field: time.time()})
+        pipe.hset(pending_jobs_key(tenant), field, dumps({"job_id": job_id, "envelope": envelope}))
+        pipe.sadd(TENANTS_KEY, tenant)
+
+    def tenants(self) -> list[str]:
+        """Every tenant that ever sent an event."""
+        return sorted(_text(t) for t in self.redis.smembers(TENANTS_KEY))
+
+    def overdue_pending(
+        self, tenant_id: str, older_than: float, limit: int = 500
+    ) -> list[PendingEvent]:
+        """Pending events accepted before ``older_than`` (unix seconds)."""
+        fields: list[tuple[bytes, float]] = cast(
+            list[tuple[bytes, float]],
+            self.redis.zrangebyscore(
+                pending_key(tenant_id), "-inf", older_than, start=0, num=limit, withscores=True
+            ),
+        )
+        if not fields:
+            return []
+        names = [_text(name) for name, _ in fields]
+        payloads = self.redis.hmget(pending_jobs_key(tenant_id), names)
+        out: list[PendingEvent] = []
+        for (name, score), payload in zip(fields, payloads, strict=True):
+            if payload is None:
+                continue
+            data = json.loads(payload)
+            out.append(
+                PendingEvent(tenant_id, _text(name), score, data["job_id"], data["envelope"])
+            )
+        return out
+
+    def repend(self, pipe: redis.client.Pipeline, event: PendingEvent, job_id: str) -> None:
+        """Point a pending event at a new job and restart its clock, inside ``pipe``."""
+        pipe.zadd(pending_key(event.tenant_id), {event.field: time.time()}, xx=True)
+        pipe.hset(
+            pending_jobs_key(event.tenant_id),
+            event.field,
+            dumps({"job_id": job_id, "envelope": event.envelope}),
+        )
+
+    def touch_pending(self, event: PendingEvent) -> None:
+        """Look at a pending event again later: its job is still on its way."""
+        self.redis.zadd(pending_key(event.tenant_id), {event.field: time.time()}, xx=True)
+
+    def drop_pending(self, event: PendingEvent) -> None:
+        """Forget a pending event (its job failed for good and waits for an operator)."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(pending_key(event.tenant_id), event.field)
+            pipe.hdel(pending_jobs_key(event.tenant_id), event.field)
+            pipe.execute()
+
+    def pending_count(self) -> int:
+        """Events accepted and not yet applied, all tenants."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tenant in self.tenants():
+                pipe.zcard(pending_key(tenant))
+            return sum(cast(list[int], pipe.execute()))
+
+    def heartbeat(self, worker_name: str, ttl_seconds: float) -> None:
+        self.redis.set(alive_key(worker_name), "1", px=int(ttl_seconds * 1000))
+
+    def is_alive(self, worker_name: str) -> bool:
+        return bool(self.redis.exists(alive_key(worker_name)))
+
+    def job_status(self, job_id: str) -> tuple[str | None, str | None]:
+        """RQ's status of a job and the worker running it; (None, None) if gone.
+
+        Read straight from RQ's job hash: one round trip, no deserialising.
+        """
+        status, worker = self.redis.hmget(f"rq:job:{job_id}", ["status", "worker_name"])
+        return (
+            _text(status) if status is not None else None,
+            _text(worker) if worker is not None else None,
+        )
+
+    # -- calls ----------------------------------------------------------------
+
+    def load_call(self, tenant_id: str, call_uuid: str) -> CallLog:
+        """Read a call's log, version and last outcome in one atomic snapshot."""
+        base = call_key(tenant_id, call_uuid)
+        _, records_key = log_keys(base)
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hmget(base, ["v", "revision", "outcome", "outcome_id"])
+            pipe.hvals(records_key)
+            (version, revision, outcome, outcome_id), raw_records = pipe.execute()
+        records = sorted(
+            (json.loads(raw) for raw in raw_records),
+            key=lambda r: (to_micros(r["received_at"]), r["id"]),
+        )
+        decided = None
+        if outcome is not None:
+            decided = {"id": _text(outcome_id), **json.loads(outcome)}
+        return CallLog(int(version or 0), records, int(revision or 0), decided)
+
+    def commit_call(
+        self,
+        tenant_id: str,
+        call_uuid: str,
+        *,
+        expected_version: int,
+        new_records: Sequence[dict[str, Any]],
+        view: dict[str, Any],
+        live_since: int | None,
+        timer_due: float | None,
+        pending_done: Iterable[str] = (),
+    ) -> tuple[int, bool]:
+        """Append records and write the call's view, index and timer in one step.
+
+        Returns (new version, whether the log changed). Raises ConcurrentUpdate
+        if another worker committed since ``expected_version`` was read.
+        """
+        base = call_key(tenant_id, call_uuid)
+        log, records = log_keys(base)
+        done = list(pending_done)
+        args: list[Any] = [
+            expected_version,
+            call_uuid,
+            dumps(view),
+            "" if live_since is None else live_since,
+            "" if timer_due is None else repr(timer_due),
+            self.ttl_ms,
+            len(new_records),
+        ]
+        for record in new_records:
+            args += [record["id"], to_micros(record["received_at"]), dumps(record)]
+        args += [len(done), *done]
+        keys = [
+            log,
+            records,
+            base,
+            live_key(tenant_id),
+            timers_key(tenant_id),
+            pending_key(tenant_id),
+            pending_jobs_key(tenant_id),
+        ]
+        ok, version, *rest = self._commit_call(keys=keys, args=args)
+        if not ok:
+            raise ConcurrentUpdate(f"call log moved from version {expected_version} to {version}")
+        return int(version), bool(rest[0])
+
+    def publish_outcome(
+        self,
+        tenant_id: str,
+        call_uuid: str,
+        *,
+        expected_version: int,
+        body: dict[str, Any],
+        claimed_score: float | None,
+    ) -> tuple[str, int, str | None]:
+        """Publish ``body`` as the call's next outcome revision if it is new.
+
+        Returns ("published", revision, id), ("unchanged", revision, None) or
+        ("stale", 0, None) when the call moved on since it was read.
+        """
+        keys = [call_key(tenant_id, call_uuid), timers_key(tenant_id), outcomes_key(tenant_id)]
+        args: list[str | int] = [
+            expected_version,
+            call_uuid,
+            dumps(body),
+            "" if claimed_score is None else repr(claimed_score),
+            int(self.retention_seconds * 1_000_000),
+            self.ttl_ms,
+        ]
+        result = self._publish_outcome(keys=keys, args=args)
+        if result[0] == 0:
+            return "stale", 0, None
+        if result[0] == 2:
+            return "unchanged", int(result[1]), None
+        return "published", int(result[1]), _text(result[2])
+
+    def claim_timers(
+        self, tenant_id: str, now: float, lease_until: float, limit: int = 200
+    ) -> list[str]:
+        """Claim the tenant's due timers until ``lease_until``; return the call uuids."""
+        members = self._claim_timers(keys=[timers_key(tenant_id)], args=[now, lease_until, limit])
+        return [_text(m) for m in members]
+
+    def release_timer(self, tenant_id: str, call_uuid: str) -> None:
+        """Drop a call's timer (the call is gone: expired or never existed)."""
+        self.redis.zrem(timers_key(tenant_id), call_uuid)
+
+    def drop_live(self, tenant_id: str, call_uuid: str) -> None:
+        self.redis.zrem(live_key(tenant_id), call_uuid)
+
+    # -- plain logs (SMS, unknown events) ---------------------------------------
+
+    def append_log(
+        self,
+        base: str,
+        records: Sequence[dict[str, Any]],
+        tenant_id: str,
+        pending_done: Iterable[str] = (),
+    ) -> int:
+        """Append records to a plain log; returns how many were new."""
+        log, records_key = log_keys(base)
+        done = list(pending_done)
+        args: list[Any] = [self.ttl_ms, len(records)]
+        for record in records:
+            args += [record["id"], to_micros(record["received_at"]), dumps(record)]
+        args += [len(done), *done]
+        keys = [log, records_key, pending_key(tenant_id), pending_jobs_key(tenant_id)]
+        return int(self._append_log(keys=keys, args=args))
+
+    def read_log(self, base: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """A plain log's records, oldest first."""
+        log, records_key = log_keys(base)
+        ids = [_text(i) for i in self.redis.zrange(log, 0, limit - 1)]
+        if not ids:
+            return []
+        raw = self.redis.hmget(records_key, ids)
+        return [json.loads(r) for r in raw if r is not None]
+
+    # -- reads ------------------------------------------------------------------
+
+    def live_calls(self, tenant_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """The views of every live call of the given tenants, oldest first.
+
+        Costs one round trip for the indexes and one for the views: time grows
+        with live calls, not with calls ever seen.
+        """
+        tenants = list(tenant_ids)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tenant in tenants:
+                pipe.zrange(live_key(tenant), 0, -1, withscores=True)
+            indexes = pipe.execute()
+        wanted = [
+            (tenant, _text(uuid), score)
+            for tenant, index in zip(tenants, indexes, strict=True)
+            for uuid, score in index
+        ]
+        if not wanted:
+            return []
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tenant, uuid, _ in wanted:
+                pipe.hget(call_key(tenant, uuid), "view")
+            views = pipe.execute()
+        calls = [
+            (score, json.loads(view))
+            for (_, _, score), view in zip(wanted, views, strict=True)
+            if view is not None
+        ]
+        calls.sort(key=lambda item: (item[0], item[1]["call_uuid"]))
+        return [view for _, view in calls]
+
+    def get_call(self, tenant_id: str, call_uuid: str) -> dict[str, Any] | None:
+        """The call's view with its outcome and events, or None if unknown."""
+        log = self.load_call(tenant_id, call_uuid)
+        if not log.records:
+            return None
+        view = self.redis.hget(call_key(tenant_id, call_uuid), "view")
+        return {
+            **(json.loads(view) if view else {}),
+            "outcome": log.outcome,
+            "events": [
+                {
+                    "event_type": r["event_type"],
+                    "received_at": r["received_at"],
+                    "fields": r["fields"],
+                }
+                for r in log.records
+            ],
+        }
+
+    def server_time_us(self) -> int:
+        seconds, micros = self.redis.time()
+        return int(seconds) * 1_000_000 + int(micros)
+
+    def read_outcomes(
+        self,
+        tenant_ids: Sequence[str],
+        *,
+        after: str | None,
+        limit: int,
+        outcome: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Outcome records after ``after``, oldest first, across tenants.
+
+        Returns (records, cursor) where cursor is the id to resume after (the
+        last id looked at, even if filtered out), or ``after`` if nothing new.
+
+        Ids are server microseconds shared by all tenants' streams. A record is
+        returned only if its id is at most the server time read *before* the
+        streams: anything written later gets a larger id, so resuming from the
+        last id returned can never skip a record.
+        """
+        horizon = self.server_time_us()
+        start = f"({after}" if after else "-"
+        found: list[tuple[tuple[int, int], str, dict[str, Any]]] = []
+        batch = max(limit, 100)
+        cursors = dict.fromkeys(tenant_ids, start)
+        exhausted: set[str] = set()
+        while True:
+            with self.redis.pipeline(transaction=False) as pipe:
+                active = [t for t in tenant_ids if t not in exhausted]
+                for tenant in active:
+                    pipe.xrange(outcomes_key(tenant), min=cursors[tenant], max="+", count=batch)
+                results = pipe.execute() if active else []
+            for tenant, entries in zip(active, results, strict=True):
+                if len(entries) < batch:
+                    exhausted.add(tenant)
+                for raw_id, fields in entries:
+                    entry_id = _text(raw_id)
+                    cursors[tenant] = f"({entry_id}"
+                    key = _id_key(entry_id)
+                    if key[0] > horizon:
+                        exhausted.add(tenant)
+                        break
+                    record = json.loads(
+                        fields[b"record"] if b"record" in fields else fields["record"]
+                    )
+                    found.append((key, entry_id, record))
+            found.sort(key=lambda item: item[0])
+            matching = [item for item in found if outcome is None or item[2]["outcome"] == outcome]
+            if len(matching) >= limit or len(exhausted) == len(tenant_ids):
+                break
+        # Take the first `limit` matches; the cursor is the last record looked
+        # at up to there, so filtered-out records are not read twice.
+        out: list[dict[str, Any]] = []
+        cursor = after
+        for _, entry_id, record in found:
+            if len(out) >= limit:
+                break
+            cursor = entry_id
+            if outcome is None or record["outcome"] == outcome:
+                out.append({"id": entry_id, **record})
+        return out, cursor
+
+    def messages(self, tenant_id: str, conversation_id: str) -> list[dict[str, Any]]:
+        return self.read_log(conversation_key(tenant_id, conversation_id))
+
+    def scan_calls(self, tenant_id: str) -> Iterator[str]:
+        """Every call uuid of a tenant still in Redis (for rebuilds)."""
+        pattern = f"{tenant_tag(tenant_id)}:call:*:log"
+        for key in self.redis.scan_iter(match=pattern, count=500):
+            name = _text(key)
+            yield _unpart(name[len(tenant_tag(tenant_id)) + len(":call:") : -len(":log")])
+
+    def replace_view(self, tenant_id: str, call_uuid: str, view: dict[str, Any]) -> None:
+        """Overwrite a stored view (rebuild found it differs from the log's fold)."""
+        self.redis.hset(call_key(tenant_id, call_uuid), "view", dumps(view))
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _unpart(value: str) -> str:
+    return unquote(value)
+
+
+def pending_field(envelope: dict[str, Any]) -> str:
+    """Name an accepted delivery: the event id plus when this copy arrived."""
+    return f"{envelope['id']}@{to_micros(envelope['received_at'])}"
