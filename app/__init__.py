@@ -30,12 +30,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if not app.testing:
         configure_logging()
 
-    from app import api, cli, health, intake, metrics, resources
+    from app import api, cli, health, intake, metrics, resources, stream, subscriptions
     from app.errors import register_error_handlers
 
     resources.init_app(app, client)
     register_error_handlers(app)
-    for blueprint in (intake.bp, api.bp, health.bp, metrics.bp):
+    for blueprint in (intake.bp, api.bp, stream.bp, subscriptions.bp, health.bp, metrics.bp):
         app.register_blueprint(blueprint)
     cli.init_app(app)
     return app

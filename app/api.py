@@ -61,6 +61,8 @@ def outcome_query() -> dict[str, Any]:
         "limit": _int_arg("limit", 100, 1, MAX_LIMIT),
         "outcome": outcome,
         "tenants": scoped_tenants(request.args.get("tenant_id")),
+        # An admin key with no tenant filter follows tenants that appear later too.
+        "all_tenants": g.scope == ALL_TENANTS and not request.args.get("tenant_id"),
     }
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
+import time
+from typing import Any
 
 import click
 from flask import Flask, current_app
@@ -37,5 +40,62 @@ def rebuild(fix: bool, tenants: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
+outcomes = click.Group("outcomes", help="Watch and list outcome records.")
+
+
+def _one_line(record: dict[str, Any]) -> str:
+    """A person's line for one outcome: when, what, who, how long."""
+    caller = (record.get("caller") or {}).get("number") or "unknown caller"
+    what = record["outcome"]
+    if record.get("missed_reason"):
+        what += f" ({record['missed_reason']})"
+    who = record.get("answered_by") or record.get("voicemail_box") or record.get("extension")
+    by = f" by {who['number']} {who.get('name') or ''}".rstrip() if who else ""
+    revision = f" rev {record['revision']}" if record.get("revision", 1) > 1 else ""
+    return (
+        f"{record.get('ended_at') or '':27} {record['tenant_id']:>12} {what:<22}{by}"
+        f"  {caller}  wait {record.get('wait_seconds')}s talk {record.get('talk_seconds')}s"
+        f"  [{record['call_uuid']}]{revision}"
+    )
+
+
+@outcomes.command("tail")
+@click.option("--outcome", type=click.Choice(["answered", "missed", "voicemail", "outbound"]))
+@click.option("--tenant", "tenant", help="Only this tenant (default: all).")
+@click.option("--after", help="Start after this outcome id (default: from now on).")
+@click.option("--history", is_flag=True, help="Start from the oldest record kept.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON record a line.")
+@click.option("--follow/--no-follow", default=True, help="Keep watching (default) or stop.")
+def tail(
+    outcome: str | None,
+    tenant: str | None,
+    after: str | None,
+    history: bool,
+    as_json: bool,
+    follow: bool,
+) -> None:
+    """Print outcome records as they are decided (Ctrl-C to stop)."""
+    store = get_store()
+    cursor = after
+    if cursor is None and not history:
+        cursor = f"{store.server_time_us()}-0"
+    try:
+        while True:
+            tenants = [tenant] if tenant else store.tenants()
+            records, next_cursor = store.read_outcomes(
+                tenants, after=cursor, limit=500, outcome=outcome
+            )
+            for record in records:
+                click.echo(json.dumps(record, sort_keys=True) if as_json else _one_line(record))
+            cursor = next_cursor or cursor
+            if not records:
+                if not follow:
+                    return
+                time.sleep(0.5)
+    except KeyboardInterrupt:
+        return
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(rebuild)
+    app.cli.add_command(outcomes)

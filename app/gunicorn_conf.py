@@ -21,6 +21,9 @@ threads = int(os.environ.get("WEB_THREADS", "16"))
 timeout = 30
 graceful_timeout = 25
 keepalive = 5
+# gunicorn's control socket is one path per user: two services on one machine
+# (tests, a dyno running web twice) would fight over it, and we never use it.
+control_socket_disable = True
 accesslog = "-"
 errorlog = "-"
 access_log_format = (
@@ -32,7 +35,15 @@ _TOKEN_PATH = re.compile(r"(/webhooks/primevox/)[^/?\s]+")
 
 
 class RedactingLogger(Logger):  # type: ignore[misc]
-    """Access log without webhook tokens: the token is the sender's only credential."""
+    """gunicorn's logs as JSON lines, and no webhook token in the access log:
+    the token is the sender's only credential."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        from workers.observability import JsonFormatter
+
+        for handler in self.error_log.handlers:
+            handler.setFormatter(JsonFormatter())
 
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)

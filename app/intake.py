@@ -40,7 +40,7 @@ def decode_body(body: bytes) -> dict[str, Any]:
     if stripped[:1] in (b"{", b"["):
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise BadEvent(f"body looks like JSON but does not parse: {exc}") from exc
         if not isinstance(data, dict):
             raise BadEvent("JSON body must be an object")

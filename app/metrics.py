@@ -1,27 +1,40 @@
-"""Prometheus metrics of the web process, and the /metrics page.
+"""Prometheus metrics: ``GET /metrics``.
 
-Under gunicorn several processes serve; with PROMETHEUS_MULTIPROC_DIR set
-(the Procfile sets it) their counters are summed by prometheus-client's
-multiprocess collector. Figures that live in Redis (queue depth, pending
-events) are read at scrape time, so web and worker agree on them.
+Two sources. The web process's own counters (events received, rejected by
+reason) live in prometheus-client; under gunicorn several processes serve,
+so with PROMETHEUS_MULTIPROC_DIR set (the Procfile sets it) their files are
+summed. What workers count (applied, latencies, outcomes, deliveries) and
+what lives in Redis (queue depth, pending events) is read from Redis at
+scrape time, so every web process reports the same engine-wide figures.
 """
 
 from __future__ import annotations
 
 import os
+from collections import defaultdict
+from collections.abc import Iterator
 
 from flask import Blueprint, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
-    Gauge,
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from workers.observability import LATENCY_BUCKETS, OUTCOME_BUCKETS
 
 EVENTS_RECEIVED = Counter(
-    "callstate_events_received_total", "Events accepted (202) by type", ["event_type"]
+    "callstate_events_received_total", "Events accepted (202), by type", ["event_type"]
 )
 EVENTS_REJECTED = Counter(
     "callstate_events_rejected_total", "Webhook posts refused, by reason", ["reason"]
@@ -29,33 +42,77 @@ EVENTS_REJECTED = Counter(
 
 bp = Blueprint("metrics", __name__)
 
+HISTOGRAMS = {
+    "apply_seconds": ("Time to apply one event (read, fold, commit)", LATENCY_BUCKETS),
+    "event_to_state_seconds": (
+        "From webhook received to its state visible in the API",
+        LATENCY_BUCKETS,
+    ),
+    "end_to_outcome_seconds": (
+        "From a call's end to its outcome published (includes the grace period)",
+        OUTCOME_BUCKETS,
+    ),
+}
+LABELLED = {
+    "applied": ("callstate_events_applied", "Events applied by workers", "event_type"),
+    "outcomes": ("callstate_outcomes", "Outcome records published", "outcome"),
+    "deliveries": ("callstate_deliveries", "Outbound webhook attempts, by result", "result"),
+}
 
-def _registry() -> CollectorRegistry:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return registry
-    from prometheus_client import REGISTRY
 
-    return REGISTRY
+class EngineCollector(Collector):
+    """Engine-wide figures read from Redis when scraped."""
+
+    def collect(self) -> Iterator[Metric]:
+        from app.resources import get_resources
+
+        resources = get_resources()
+        try:
+            stats = resources.store.stats()
+            queue_depth = float(resources.queue.count)
+            pending = float(resources.store.pending_count())
+        except Exception:
+            stats, queue_depth, pending = {}, float("nan"), float("nan")
+        yield GaugeMetricFamily(
+            "callstate_queue_depth", "Jobs waiting on the events queue", value=queue_depth
+        )
+        yield GaugeMetricFamily(
+            "callstate_events_pending", "Events accepted and not yet applied", value=pending
+        )
+        labelled: dict[str, dict[str, float]] = defaultdict(dict)
+        for name, value in stats.items():
+            prefix, sep, label = name.partition(":")
+            if sep and prefix in LABELLED and "_bucket" not in prefix:
+                labelled[prefix][label] = value
+        for prefix, (metric, help_text, label_name) in LABELLED.items():
+            family = CounterMetricFamily(metric, help_text, labels=[label_name])
+            for label, value in sorted(labelled[prefix].items()):
+                family.add_metric([label], value)
+            yield family
+        for name, (help_text, bounds) in HISTOGRAMS.items():
+            buckets: list[tuple[str, float]] = []
+            running = 0.0
+            for bound in [*(f"{b:g}" for b in bounds), "+Inf"]:
+                running += stats.get(f"{name}_bucket:{bound}", 0.0)
+                buckets.append((bound, running))
+            yield HistogramMetricFamily(
+                f"callstate_{name}",
+                help_text,
+                buckets=buckets,
+                sum_value=stats.get(f"{name}_sum", 0.0),
+            )
+
+
+_ENGINE = EngineCollector()
 
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    from app.resources import get_resources
-
-    registry = _registry()
-    scrape = CollectorRegistry()
-    resources = get_resources()
-    queue_depth = Gauge(
-        "callstate_queue_depth", "Jobs waiting on the events queue", registry=scrape
-    )
-    pending = Gauge("callstate_events_pending", "Events accepted, not yet applied", registry=scrape)
-    try:
-        queue_depth.set(resources.queue.count)
-        pending.set(resources.store.pending_count())
-    except Exception:
-        queue_depth.set(float("nan"))
-        pending.set(float("nan"))
-    body = generate_latest(registry) + generate_latest(scrape)
-    return Response(body, mimetype=CONTENT_TYPE_LATEST)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        own = CollectorRegistry()
+        multiprocess.MultiProcessCollector(own)  # type: ignore[no-untyped-call]
+    else:
+        own = REGISTRY
+    engine = CollectorRegistry()
+    engine.register(_ENGINE)
+    return Response(generate_latest(own) + generate_latest(engine), mimetype=CONTENT_TYPE_LATEST)

@@ -1,10 +1,13 @@
 """Run the worker process type: ``python -m workers``.
 
-Starts ``WORKER_CONCURRENCY`` (default 1) RQ SimpleWorkers, each with its
-housekeeper thread. SimpleWorker runs jobs in its own process instead of
-forking one per job: our jobs take a millisecond, a fork takes far longer, and
-a SIGTERM (Heroku's daily restart) then lets the job in hand finish before the
-worker exits instead of killing it half-way.
+Starts ``WORKER_CONCURRENCY`` (default 1) RQ SimpleWorkers for events, each
+with its housekeeper thread, and ``DELIVERY_CONCURRENCY`` (default 1) for
+outbound webhooks: a receiver that takes its full 10 s never holds up events.
+
+SimpleWorker runs jobs in its own process instead of forking one per job:
+our jobs take a millisecond, a fork takes far longer, and a SIGTERM (Heroku's
+daily restart) then lets the job in hand finish before the worker exits
+instead of killing it half-way.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import redis
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
+from workers.delivery import deliveries_queue
 from workers.engine import Engine
 from workers.housekeeper import Housekeeper
 from workers.jobs import events_queue
@@ -34,39 +38,41 @@ log = get_logger("callstate.worker")
 MAINTENANCE_INTERVAL = 60
 
 
-def run_one(settings: Settings) -> None:
+def run_one(settings: Settings, role: str = "events") -> None:
     """Run one SimpleWorker until SIGTERM, waiting out Redis outages."""
     client = connect(settings.redis_url)
     store = Store(client, retention_seconds=settings.retention_seconds)
     engine = Engine(store, settings)
     while True:
         try:
-            for warning in store.server_warnings():
-                log.warning("redis configuration puts events at risk", problem=warning)
-            queue = events_queue(client)
+            if role == "events":
+                for warning in store.server_warnings():
+                    log.warning("redis configuration puts events at risk", problem=warning)
+            queue = events_queue(client) if role == "events" else deliveries_queue(client)
             worker = SimpleWorker(
                 [queue],
                 connection=client,
                 serializer=JSONSerializer,
                 maintenance_interval=MAINTENANCE_INTERVAL,
             )
-            housekeeper = Housekeeper(engine, queue, worker.name)
-            housekeeper.start()
+            housekeeper = Housekeeper(engine, queue, worker.name) if role == "events" else None
+            if housekeeper is not None:
+                housekeeper.start()
             try:
                 worker.work(with_scheduler=False, logging_level="WARNING")
             finally:
-                housekeeper.stop()
+                if housekeeper is not None:
+                    housekeeper.stop()
             return
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             log.warning("redis unavailable, retrying", error=str(exc))
             time.sleep(1.0)
 
 
-def run_many(count: int) -> int:
-    """Supervise ``count`` single workers; pass SIGTERM/SIGINT on to them."""
-    children = [
-        subprocess.Popen([sys.executable, "-m", "workers", "--single"]) for _ in range(count)
-    ]
+def run_many(events: int, deliveries: int) -> int:
+    """Supervise the single workers; pass SIGTERM/SIGINT on to them."""
+    roles = ["--events"] * events + ["--deliveries"] * deliveries
+    children = [subprocess.Popen([sys.executable, "-m", "workers", role]) for role in roles]
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         for child in children:
@@ -82,11 +88,15 @@ def run_many(count: int) -> int:
 def main(argv: list[str]) -> int:
     configure_logging()
     settings = Settings.from_env()
-    count = int(os.environ.get("WORKER_CONCURRENCY", "1") or 1)
-    if "--single" in argv or count <= 1:
-        run_one(settings)
+    if "--events" in argv:
+        run_one(settings, "events")
         return 0
-    return run_many(count)
+    if "--deliveries" in argv:
+        run_one(settings, "deliveries")
+        return 0
+    events = max(1, int(os.environ.get("WORKER_CONCURRENCY", "1") or 1))
+    deliveries = max(1, int(os.environ.get("DELIVERY_CONCURRENCY", "1") or 1))
+    return run_many(events, deliveries)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,11 @@ from typing import Any
 import redis
 from rq import Queue
 
+from statemachine.events import parse_time
+from workers.delivery import Deliveries, deliveries_queue
 from workers.engine import Engine
 from workers.jobs import enqueue_event, job_id_for
-from workers.observability import OUTCOMES, get_logger
+from workers.observability import OUTCOME_BUCKETS, get_logger, histogram_increments
 from workers.store import PendingEvent
 
 log = get_logger("callstate.housekeeper")
@@ -29,6 +31,7 @@ log = get_logger("callstate.housekeeper")
 HEARTBEAT_TTL = 5.0
 TIMER_LEASE = 15.0
 REAPER_LOCK = "cs:reaper-lock"
+DISPATCH_LOCK = "cs:dispatch-lock"
 WAITING_STATUSES = {"queued", "deferred", "scheduled"}
 
 
@@ -46,6 +49,8 @@ class Housekeeper(threading.Thread):
         self._tenants: list[str] = []
         self._tenants_read = 0.0
         self._last_reap = 0.0
+        self.deliveries = Deliveries(self.store, engine.settings)
+        self.deliveries_queue = deliveries_queue(self.store.redis)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -71,6 +76,7 @@ class Housekeeper(threading.Thread):
     def tick(self) -> None:
         self.store.heartbeat(self.worker_name, HEARTBEAT_TTL)
         self.decide_due()
+        self.dispatch()
         now = time.time()
         if now - self._last_reap >= 1.0:
             self._last_reap = now
@@ -94,10 +100,31 @@ class Housekeeper(threading.Thread):
                     self._count_outcome(tenant, call_uuid)
         return count
 
+    def dispatch(self) -> int:
+        """Turn new outcome records into deliveries (one dispatcher at a time),
+        then due delivery attempts into jobs; returns how many jobs."""
+        if self.store.redis.set(DISPATCH_LOCK, self.worker_name, nx=True, px=5000):
+            try:
+                for tenant in self.tenants():
+                    self.deliveries.dispatch(tenant)
+            finally:
+                if self.store.redis.get(DISPATCH_LOCK) == self.worker_name.encode():
+                    self.store.redis.delete(DISPATCH_LOCK)
+        return sum(self.deliveries.enqueue_due(t, self.deliveries_queue) for t in self.tenants())
+
     def _count_outcome(self, tenant: str, call_uuid: str) -> None:
         call = self.store.load_call(tenant, call_uuid)
         if call.outcome:
-            OUTCOMES.labels(call.outcome.get("outcome", "unknown")).inc()
+            kind = call.outcome.get("outcome", "unknown")
+            ended = parse_time(call.outcome["ended_at"]).timestamp()
+            self.store.add_stats(
+                {
+                    f"outcomes:{kind}": 1,
+                    **histogram_increments(
+                        "end_to_outcome_seconds", time.time() - ended, OUTCOME_BUCKETS
+                    ),
+                }
+            )
             log.info(
                 "outcome published",
                 tenant=tenant,
@@ -155,5 +182,5 @@ class Housekeeper(threading.Thread):
 
 
 def _attempt_of(job_id: str) -> int:
-    head, sep, tail = job_id.rpartition("-r")
+    _, sep, tail = job_id.rpartition("-r")
     return int(tail) if sep and tail.isdigit() else 0

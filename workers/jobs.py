@@ -14,8 +14,9 @@ import redis
 from rq import Queue, Retry, get_current_job
 from rq.serializers import JSONSerializer
 
+from statemachine.events import parse_time
 from workers.engine import Engine
-from workers.observability import bind_event, record_applied
+from workers.observability import applied_increments, bind_event
 from workers.settings import EVENTS_QUEUE, Settings
 from workers.store import PendingEvent, Store, pending_field, to_micros
 
@@ -95,6 +96,10 @@ def apply_event(envelope: dict[str, Any], pending: str) -> None:
     if job is None:
         raise RuntimeError("apply_event runs inside an RQ worker")
     started = time.perf_counter()
+    engine = engine_for(job.connection)
     with bind_event(envelope):
-        engine_for(job.connection).apply(envelope, pending)
-    record_applied(envelope, time.perf_counter() - started)
+        engine.apply(envelope, pending)
+    age = time.time() - parse_time(envelope["received_at"]).timestamp()
+    engine.store.add_stats(
+        applied_increments(envelope["event_type"], time.perf_counter() - started, age)
+    )

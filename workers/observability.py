@@ -1,4 +1,10 @@
-"""Structured logs (one JSON object a line) and metrics, shared by both process types."""
+"""Structured logs (one JSON object a line) and the engine's shared counters.
+
+Web and worker are separate processes (separate dynos on Heroku), and only
+the web answers /metrics. So what workers count — events applied, apply
+latency, outcomes, deliveries — goes to one Redis hash (``Store.add_stats``)
+that /metrics reads; histograms are kept there as per-bucket counts.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +12,14 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from json import dumps
 from typing import Any
 
 import structlog
-from prometheus_client import Counter, Histogram
 
-EVENTS_APPLIED = Counter(
-    "callstate_events_applied_total", "Events applied by workers", ["event_type"]
-)
-APPLY_SECONDS = Histogram(
-    "callstate_apply_seconds",
-    "Time to apply one event (read, fold, commit)",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-)
-OUTCOMES = Counter("callstate_outcomes_total", "Outcome records published", ["outcome"])
+# Seconds; the last bucket is +Inf.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+OUTCOME_BUCKETS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 
 _configured = False
 
@@ -30,36 +30,34 @@ def configure_logging(level: int = logging.INFO) -> None:
     if _configured:
         return
     _configured = True
-    processors: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info,
-        structlog.processors.JSONRenderer(),
-    ]
     structlog.configure(
-        processors=processors,
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(_JsonFormatter())
+    handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
 
 
-class _JsonFormatter(logging.Formatter):
-    """Format stdlib records (RQ's, gunicorn's) as the same JSON lines."""
+class JsonFormatter(logging.Formatter):
+    """Format stdlib records (RQ's, gunicorn's, Flask's) as the same JSON lines."""
 
     def format(self, record: logging.LogRecord) -> str:
-        from json import dumps
-
         data: dict[str, Any] = {
             "event": record.getMessage(),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "timestamp": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
         }
         data.update(structlog.contextvars.get_contextvars())
         if record.exc_info:
@@ -83,6 +81,19 @@ def bind_event(envelope: dict[str, Any]) -> Iterator[None]:
         yield
 
 
-def record_applied(envelope: dict[str, Any], seconds: float) -> None:
-    EVENTS_APPLIED.labels(str(envelope.get("event_type", "unknown"))).inc()
-    APPLY_SECONDS.observe(seconds)
+def histogram_increments(name: str, seconds: float, buckets: tuple[float, ...]) -> dict[str, float]:
+    """The counter increments that record one observation in a bucketed histogram."""
+    bucket = next((f"{b:g}" for b in buckets if seconds <= b), "+Inf")
+    return {f"{name}_bucket:{bucket}": 1, f"{name}_sum": seconds, f"{name}_count": 1}
+
+
+def applied_increments(
+    event_type: str, apply_seconds: float, age_seconds: float
+) -> dict[str, float]:
+    """What one applied event adds: its count, how long applying took, and how
+    old the event was when its state became visible (webhook-to-state latency)."""
+    return {
+        f"applied:{event_type}": 1,
+        **histogram_increments("apply_seconds", apply_seconds, LATENCY_BUCKETS),
+        **histogram_increments("event_to_state_seconds", age_seconds, LATENCY_BUCKETS),
+    }

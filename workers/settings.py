@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_RETRY_SCHEDULE = (5, 30, 120, 600, 1800, 7200, 21600)
 EVENTS_QUEUE = "callstate-events"
+DELIVERIES_QUEUE = "callstate-deliveries"
+_TRUE = {"1", "true", "yes", "on"}
 
 
 class ConfigError(ValueError):
@@ -68,6 +70,9 @@ class Settings:
     # on it; short enough that a killed worker costs seconds, not minutes.
     pending_check_seconds: float = 3.0
     delivery_retry_seconds: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
+    # Subscription URLs on loopback/private networks are refused unless this
+    # is set: otherwise anyone with an API key could make us probe our network.
+    subscription_allow_private: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -82,4 +87,6 @@ class Settings:
             retention_seconds=_number(env, "RETENTION_SECONDS", 7 * 24 * 3600.0),
             pending_check_seconds=_number(env, "PENDING_CHECK_SECONDS", 3.0),
             delivery_retry_seconds=_schedule(env, "DELIVERY_RETRY_SECONDS", DEFAULT_RETRY_SCHEDULE),
+            subscription_allow_private=env.get("SUBSCRIPTION_ALLOW_PRIVATE", "").strip().lower()
+            in _TRUE,
         )

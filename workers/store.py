@@ -37,6 +37,7 @@ from workers.exceptions import ConcurrentUpdate
 
 PREFIX = "cs"
 TENANTS_KEY = f"{PREFIX}:tenants"
+STATS_KEY = f"{PREFIX}:stats"
 
 Redis = redis.Redis
 
@@ -260,6 +261,16 @@ class Store:
             for tenant in self.tenants():
                 pipe.zcard(pending_key(tenant))
             return sum(cast(list[int], pipe.execute()))
+
+    def add_stats(self, increments: dict[str, float]) -> None:
+        """Add to the engine-wide counters that /metrics reports (all processes share them)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for name, amount in increments.items():
+                pipe.hincrbyfloat(STATS_KEY, name, amount)
+            pipe.execute()
+
+    def stats(self) -> dict[str, float]:
+        return {_text(k): float(v) for k, v in self.redis.hgetall(STATS_KEY).items()}
 
     def heartbeat(self, worker_name: str, ttl_seconds: float) -> None:
         self.redis.set(alive_key(worker_name), "1", px=int(ttl_seconds * 1000))
@@ -557,3 +568,132 @@ def _unpart(value: str) -> str:
 def pending_field(envelope: dict[str, Any]) -> str:
     """Name an accepted delivery: the event id plus when this copy arrived."""
     return f"{envelope['id']}@{to_micros(envelope['received_at'])}"
+
+
+# -- subscriptions and deliveries -----------------------------------------------
+#
+#   cs:{t:T}:subs                hash   subscription id -> json (T = "*" for all-tenant ones)
+#   cs:{t:T}:dispatch-cursor     string last outcome id turned into deliveries
+#   cs:{t:T}:delivery:<id>       string delivery json (expires with RETENTION_SECONDS)
+#   cs:{t:T}:deliveries:<sub>    zset   delivery id -> created at (listing order)
+#   cs:{t:T}:delivery-timers     zset   "<sub>/<delivery>" -> when to (re)try
+
+
+def subs_key(tenant_id: str) -> str:
+    return f"{tenant_tag(tenant_id)}:subs"
+
+
+def dispatch_cursor_key(tenant_id: str) -> str:
+    return f"{tenant_tag(tenant_id)}:dispatch-cursor"
+
+
+def delivery_key(tenant_id: str, delivery_id: str) -> str:
+    return f"{tenant_tag(tenant_id)}:delivery:{_part(delivery_id)}"
+
+
+def deliveries_index_key(tenant_id: str, subscription_id: str) -> str:
+    return f"{tenant_tag(tenant_id)}:deliveries:{_part(subscription_id)}"
+
+
+def delivery_timers_key(tenant_id: str) -> str:
+    return f"{tenant_tag(tenant_id)}:delivery-timers"
+
+
+class SubscriptionStore:
+    """Subscriptions, their deliveries and retry timers, over the same Redis."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.redis = store.redis
+
+    # -- subscriptions --------------------------------------------------------
+
+    def save_subscription(self, subscription: dict[str, Any]) -> None:
+        self.redis.hset(
+            subs_key(subscription["tenant_id"]), subscription["id"], dumps(subscription)
+        )
+
+    def subscriptions(self, tenant_id: str) -> list[dict[str, Any]]:
+        """Subscriptions stored under ``tenant_id`` (``*`` for all-tenant ones), oldest first."""
+        raw = self.redis.hvals(subs_key(tenant_id))
+        return sorted((json.loads(r) for r in raw), key=lambda s: (s["created_at"], s["id"]))
+
+    def subscription(self, tenant_id: str, subscription_id: str) -> dict[str, Any] | None:
+        raw = self.redis.hget(subs_key(tenant_id), subscription_id)
+        return json.loads(raw) if raw is not None else None
+
+    def delete_subscription(self, tenant_id: str, subscription_id: str) -> bool:
+        return bool(self.redis.hdel(subs_key(tenant_id), subscription_id))
+
+    # -- dispatch ---------------------------------------------------------------
+
+    def dispatch_cursor(self, tenant_id: str) -> str | None:
+        raw = self.redis.get(dispatch_cursor_key(tenant_id))
+        return _text(raw) if raw is not None else None
+
+    def add_deliveries(
+        self, tenant_id: str, deliveries: Sequence[dict[str, Any]], cursor: str, now: float
+    ) -> None:
+        """Create deliveries (once each, by id), arm their timers, move the cursor: one MULTI.
+
+        A dispatcher that dies before EXEC leaves the cursor where it was; the
+        next one creates the same delivery ids, which SET NX ignores.
+        """
+        ttl = int(self.store.retention_seconds * 1000)
+        with self.redis.pipeline(transaction=True) as pipe:
+            for delivery in deliveries:
+                pipe.set(delivery_key(tenant_id, delivery["id"]), dumps(delivery), nx=True, px=ttl)
+                index = deliveries_index_key(tenant_id, delivery["subscription_id"])
+                pipe.zadd(index, {delivery["id"]: now}, nx=True)
+                pipe.zremrangebyscore(index, "-inf", now - self.store.retention_seconds)
+                pipe.pexpire(index, ttl)
+                member = f"{delivery['subscription_id']}/{delivery['id']}"
+                pipe.zadd(delivery_timers_key(tenant_id), {member: now}, nx=True)
+            pipe.set(dispatch_cursor_key(tenant_id), cursor)
+            pipe.execute()
+
+    # -- deliveries -----------------------------------------------------------
+
+    def delivery(self, tenant_id: str, delivery_id: str) -> dict[str, Any] | None:
+        raw = self.redis.get(delivery_key(tenant_id, delivery_id))
+        return json.loads(raw) if raw is not None else None
+
+    def save_delivery(self, tenant_id: str, delivery: dict[str, Any]) -> None:
+        ttl = int(self.store.retention_seconds * 1000)
+        self.redis.set(delivery_key(tenant_id, delivery["id"]), dumps(delivery), px=ttl)
+
+    def deliveries(
+        self, tenant_id: str, subscription_id: str, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """A subscription's deliveries in this tenant, newest first."""
+        ids = [
+            _text(i)
+            for i in self.redis.zrevrange(
+                deliveries_index_key(tenant_id, subscription_id), 0, limit - 1
+            )
+        ]
+        if not ids:
+            return []
+        raw = self.redis.mget([delivery_key(tenant_id, i) for i in ids])
+        return [json.loads(r) for r in raw if r is not None]
+
+    def schedule_delivery(
+        self, tenant_id: str, subscription_id: str, delivery_id: str, due: float
+    ) -> None:
+        self.redis.zadd(delivery_timers_key(tenant_id), {f"{subscription_id}/{delivery_id}": due})
+
+    def finish_delivery_timer(self, tenant_id: str, subscription_id: str, delivery_id: str) -> None:
+        self.redis.zrem(delivery_timers_key(tenant_id), f"{subscription_id}/{delivery_id}")
+
+    def claim_delivery_timers(
+        self, tenant_id: str, now: float, lease_until: float, limit: int = 100
+    ) -> list[tuple[str, str]]:
+        """Claim due delivery attempts until ``lease_until``; (subscription, delivery) pairs."""
+        members = self.store._claim_timers(
+            keys=[delivery_timers_key(tenant_id)], args=[now, lease_until, limit]
+        )
+        pairs = []
+        for member in members:
+            subscription_id, _, delivery_id = _text(member).partition("/")
+            pairs.append((subscription_id, delivery_id))
+        return pairs

@@ -1,0 +1,98 @@
+"""Outcome records as Server-Sent Events: ``GET /v1/outcomes/stream``.
+
+Serving model: gunicorn gthread. A stream holds one thread of one web process
+while it is open, so each process lets at most ``MAX_STREAMS_PER_PROCESS``
+streams in at once (a semaphore) and keeps the rest of its threads for
+webhook intake; a stream over the limit is refused with 503 and Retry-After,
+which EventSource clients obey. Streams end after ``STREAM_MAX_SECONDS``;
+the client reconnects with ``Last-Event-ID`` and loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+from flask import Blueprint, Response, current_app, stream_with_context
+
+from app.api import outcome_query
+from app.auth import require_api_key
+from app.errors import error_response
+from app.resources import get_store
+
+bp = Blueprint("stream", __name__, url_prefix="/v1")
+
+POLL_SECONDS = 0.25
+KEEPALIVE_SECONDS = 15.0
+
+
+def _limit(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    return int(raw) if raw.isdigit() else default
+
+
+MAX_STREAMS_PER_PROCESS = _limit("MAX_STREAMS_PER_PROCESS", 8)
+STREAM_MAX_SECONDS = _limit("STREAM_MAX_SECONDS", 300)
+_slots = threading.BoundedSemaphore(MAX_STREAMS_PER_PROCESS)
+
+
+def sse(record: dict[str, Any]) -> str:
+    return f"id: {record['id']}\nevent: outcome\ndata: {json.dumps(record, sort_keys=True)}\n\n"
+
+
+@bp.get("/outcomes/stream")
+@require_api_key
+def outcome_stream() -> Response | tuple[Response, int]:
+    """Every outcome record after ``Last-Event-ID``/``after``, then new ones as they come."""
+    query = outcome_query()
+    if not _slots.acquire(blocking=False):
+        response, status = error_response(503, "too many open streams here, retry shortly")
+        response.headers["Retry-After"] = "2"
+        return response, status
+    store = get_store()
+    deadline = time.monotonic() + STREAM_MAX_SECONDS
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def events() -> Iterator[str]:
+        cursor = query["after"]
+        last_sent = time.monotonic()
+        yield "retry: 1000\n: connected\n\n"
+        while time.monotonic() < deadline:
+            try:
+                records, next_cursor = store.read_outcomes(
+                    store.tenants() if query["all_tenants"] else query["tenants"],
+                    after=cursor,
+                    limit=500,
+                    outcome=query["outcome"],
+                )
+            except redis.RedisError:
+                app.logger.warning("outcome stream: redis unavailable")
+                yield ": redis unavailable, waiting\n\n"
+                time.sleep(1.0)
+                continue
+            for record in records:
+                yield sse(record)
+            if next_cursor is not None:
+                cursor = next_cursor
+            if records:
+                last_sent = time.monotonic()
+                continue
+            if time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
+                yield ": keep-alive\n\n"
+                last_sent = time.monotonic()
+            time.sleep(POLL_SECONDS)
+
+    response = Response(
+        stream_with_context(events()),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+    # Released when the server closes the response, iterated or not (HEAD,
+    # client gone): a leaked slot would shrink this process's stream capacity.
+    response.call_on_close(_slots.release)
+    return response

@@ -1,0 +1,222 @@
+"""Outbound webhook subscriptions under /v1/subscriptions.
+
+A tenant key manages its tenant's subscriptions; an admin key (``*``) may
+create one for any ``tenant_id``, or for all tenants by leaving it out.
+Secrets are shown once, when made (creation or rotation).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from app.api import OUTCOME_KINDS, BadQuery
+from app.auth import ALL_TENANTS, require_api_key
+from app.errors import error_response
+from app.resources import get_store
+from statemachine.events import isoformat
+from workers.delivery import Deliveries, public_delivery
+from workers.store import SubscriptionStore
+from workers.webhooks import UnsafeURL, check_url, new_secret
+
+bp = Blueprint("subscriptions", __name__, url_prefix="/v1/subscriptions")
+ROTATION_GRACE_SECONDS = 24 * 3600
+
+
+class SubscriptionSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
+    outcomes = fields.List(fields.String(validate=validate.OneOf(OUTCOME_KINDS)), load_default=None)
+    tenant_id = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
+
+
+class RotateSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    grace_seconds = fields.Integer(
+        load_default=ROTATION_GRACE_SECONDS, validate=validate.Range(min=0, max=30 * 24 * 3600)
+    )
+
+
+def _subs() -> SubscriptionStore:
+    return SubscriptionStore(get_store())
+
+
+def _public(subscription: dict[str, Any]) -> dict[str, Any]:
+    hidden = {"secrets", "created_us"}
+    return {k: v for k, v in subscription.items() if k not in hidden}
+
+
+def _storage_tenants() -> list[str]:
+    """Where the key's subscriptions may be stored: its tenant, or every tenant and ``*``."""
+    if g.scope == ALL_TENANTS:
+        return [ALL_TENANTS, *get_store().tenants()]
+    return [g.scope]
+
+
+def _find(subscription_id: str) -> dict[str, Any] | None:
+    subs = _subs()
+    for tenant in _storage_tenants():
+        found = subs.subscription(tenant, subscription_id)
+        if found is not None:
+            return found
+    return None
+
+
+def _json_body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if data is None and request.get_data():
+        raise BadQuery("body must be a JSON object")
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise BadQuery("body must be a JSON object")
+    return data
+
+
+@bp.errorhandler(BadQuery)
+def _bad(exc: BadQuery) -> tuple[Response, int]:
+    return error_response(400, str(exc))
+
+
+@bp.post("")
+@require_api_key
+def create() -> tuple[Response, int]:
+    """Subscribe a URL to outcome records (all kinds, or those listed)."""
+    try:
+        data = SubscriptionSchema().load(_json_body())
+    except ValidationError as exc:
+        return error_response(400, "invalid subscription", fields=exc.messages)
+    tenant = data["tenant_id"]
+    if g.scope != ALL_TENANTS:
+        if tenant not in (None, g.scope):
+            return error_response(403, f"this API key may not subscribe for tenant {tenant!r}")
+        tenant = g.scope
+    tenant = tenant or ALL_TENANTS
+    settings = current_app.config["CALLSTATE_SETTINGS"]
+    try:
+        check_url(data["url"], allow_private=settings.subscription_allow_private)
+    except UnsafeURL as exc:
+        return error_response(400, str(exc))
+    store = get_store()
+    created_us = store.server_time_us()
+    secret = new_secret()
+    subscription = {
+        "id": f"sub_{secrets.token_hex(8)}",
+        "tenant_id": tenant,
+        "url": data["url"],
+        "outcomes": sorted(set(data["outcomes"])) if data["outcomes"] else None,
+        "enabled": True,
+        "created_at": isoformat_us(created_us),
+        "created_us": created_us,
+        "secrets": [{"secret": secret, "expires_at": None}],
+    }
+    _subs().save_subscription(subscription)
+    return jsonify({**_public(subscription), "secret": secret}), 201
+
+
+def isoformat_us(micros: int) -> str | None:
+    from datetime import UTC, datetime, timedelta
+
+    return isoformat(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros))
+
+
+@bp.get("")
+@require_api_key
+def list_subscriptions() -> Response:
+    subs = _subs()
+    found = [s for tenant in _storage_tenants() for s in subs.subscriptions(tenant)]
+    return jsonify({"subscriptions": [_public(s) for s in found]})
+
+
+@bp.get("/<subscription_id>")
+@require_api_key
+def get_subscription(subscription_id: str) -> tuple[Response, int]:
+    subscription = _find(subscription_id)
+    if subscription is None:
+        return error_response(404, "no such subscription")
+    return jsonify(_public(subscription)), 200
+
+
+@bp.delete("/<subscription_id>")
+@require_api_key
+def delete(subscription_id: str) -> tuple[Response, int]:
+    subscription = _find(subscription_id)
+    if subscription is None:
+        return error_response(404, "no such subscription")
+    _subs().delete_subscription(subscription["tenant_id"], subscription_id)
+    return Response(status=204), 204
+
+
+@bp.post("/<subscription_id>/rotate-secret")
+@require_api_key
+def rotate_secret(subscription_id: str) -> tuple[Response, int]:
+    """Make a new secret; the old one keeps signing for ``grace_seconds`` (default 24 h)."""
+    subscription = _find(subscription_id)
+    if subscription is None:
+        return error_response(404, "no such subscription")
+    try:
+        grace = RotateSchema().load(_json_body())["grace_seconds"]
+    except ValidationError as exc:
+        return error_response(400, "invalid rotation", fields=exc.messages)
+    now = time.time()
+    secret = new_secret()
+    kept = [
+        {"secret": s["secret"], "expires_at": min(s["expires_at"] or now + grace, now + grace)}
+        for s in subscription["secrets"]
+        if s["expires_at"] is None or s["expires_at"] > now
+    ]
+    subscription["secrets"] = [{"secret": secret, "expires_at": None}, *kept]
+    _subs().save_subscription(subscription)
+    return jsonify({**_public(subscription), "secret": secret}), 200
+
+
+@bp.get("/<subscription_id>/deliveries")
+@require_api_key
+def deliveries(subscription_id: str) -> tuple[Response, int]:
+    """The subscription's deliveries, newest first; ``status`` filters."""
+    subscription = _find(subscription_id)
+    if subscription is None:
+        return error_response(404, "no such subscription")
+    status = request.args.get("status")
+    subs = _subs()
+    tenants = (
+        get_store().tenants()
+        if subscription["tenant_id"] == ALL_TENANTS
+        else [subscription["tenant_id"]]
+    )
+    found = [d for tenant in tenants for d in subs.deliveries(tenant, subscription_id)]
+    found.sort(key=lambda d: (d["created_at"], d["id"]), reverse=True)
+    if status:
+        found = [d for d in found if d["status"] == status]
+    return jsonify({"deliveries": [public_delivery(d) for d in found]}), 200
+
+
+@bp.post("/<subscription_id>/deliveries/<delivery_id>/replay")
+@require_api_key
+def replay(subscription_id: str, delivery_id: str) -> tuple[Response, int]:
+    """Deliver again (same webhook-id), from the start of the retry schedule."""
+    subscription = _find(subscription_id)
+    if subscription is None:
+        return error_response(404, "no such subscription")
+    subs = _subs()
+    tenants = (
+        get_store().tenants()
+        if subscription["tenant_id"] == ALL_TENANTS
+        else [subscription["tenant_id"]]
+    )
+    for tenant in tenants:
+        delivery = subs.delivery(tenant, delivery_id)
+        if delivery is not None and delivery["subscription_id"] == subscription_id:
+            Deliveries(get_store(), current_app.config["CALLSTATE_SETTINGS"]).replay(
+                tenant, delivery
+            )
+            return jsonify({"delivery": public_delivery(delivery)}), 202
+    return error_response(404, "no such delivery")
