@@ -9,8 +9,10 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
+from rq.registry import FailedJobRegistry
 
-from app.resources import get_store
+from app.resources import get_resources, get_store
+from app.simulate_cli import simulate
 from workers.engine import Engine
 
 
@@ -96,6 +98,46 @@ def tail(
         return
 
 
+failed = click.Group("failed", help="Events whose job failed for good (poisoned events).")
+
+
+@failed.command("list")
+def failed_list() -> None:
+    """List failed event jobs: job id, tenant, call, event type, the error's last line."""
+    registry = FailedJobRegistry(queue=get_resources().queue)
+    job_ids = registry.get_job_ids()
+    for job_id in job_ids:
+        job = registry.job_class.fetch(
+            job_id, connection=registry.connection, serializer=registry.serializer
+        )
+        envelope = job.args[0] if job.args else {}
+        data = envelope.get("data", {})
+        result = job.latest_result()
+        reason = (result.exc_string if result is not None else "") or ""
+        click.echo(
+            f"{job_id}  {envelope.get('tenant_id')}  "
+            f"{data.get('call_uuid') or data.get('conversation_id')}  "
+            f"{envelope.get('event_type')}  {reason.strip().splitlines()[-1:]}"
+        )
+    click.echo(f"{len(job_ids)} failed")
+
+
+@failed.command("replay")
+@click.argument("job_ids", nargs=-1)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every failed event job.")
+def failed_replay(job_ids: tuple[str, ...], replay_all: bool) -> None:
+    """Put failed event jobs back on the queue (applying is idempotent)."""
+    registry = FailedJobRegistry(queue=get_resources().queue)
+    chosen = registry.get_job_ids() if replay_all else list(job_ids)
+    if not chosen:
+        raise click.UsageError("name job ids, or pass --all")
+    for job_id in chosen:
+        registry.requeue(job_id)
+        click.echo(f"replayed {job_id}")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(rebuild)
     app.cli.add_command(outcomes)
+    app.cli.add_command(failed)
+    app.cli.add_command(simulate)

@@ -70,7 +70,9 @@ def isoformat(moment: datetime | None) -> str | None:
     """Format as ISO-8601 UTC with microseconds and a ``Z``; ``None`` stays ``None``."""
     if moment is None:
         return None
-    return to_utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # Not strftime: its %Y does not pad years before 1000 to four digits, which
+    # parse_time could then not read back (and strings would not sort by time).
+    return to_utc(moment).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

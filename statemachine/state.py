@@ -134,7 +134,8 @@ class CallFacts:
     queue: Seen[str] | None = None
     ring_group: Seen[str] | None = None
     extension_names: Names = field(default_factory=_empty)
-    rings: Times = field(default_factory=_empty)
+    rings: Times = field(default_factory=_empty)  # first ring of each extension
+    last_rings: Times = field(default_factory=_empty)  # latest ring of each extension
     answers: Times = field(default_factory=_empty)
     voicemails: Times = field(default_factory=_empty)
     extension_ends: Times = field(default_factory=_empty)
@@ -158,6 +159,7 @@ class CallFacts:
             ring_group=_earliest(self.ring_group, other.ring_group),
             extension_names=_merge_names(self.extension_names, other.extension_names),
             rings=_merge_times(self.rings, other.rings),
+            last_rings=_merge_times(self.last_rings, other.last_rings, max),
             answers=_merge_times(self.answers, other.answers),
             voicemails=_merge_times(self.voicemails, other.voicemails),
             extension_ends=_merge_times(self.extension_ends, other.extension_ends, max),
@@ -226,6 +228,7 @@ def _(event: ExtensionRinging) -> CallFacts:
     return replace(
         _base(event),
         rings=MappingProxyType({number: at}) if number else EMPTY,
+        last_rings=MappingProxyType({number: at}) if number else EMPTY,
         extension_names=_named(at, event.extension),
     )
 
@@ -393,11 +396,16 @@ class CallView:
         do not know and say so (None).
         """
         if self.facts.answers:
-            return min(self.facts.answers.values())
-        answerer = self.answered_by
-        if answerer is not None:
-            return self.facts.rings.get(answerer.number)
-        return None
+            answered = min(self.facts.answers.values())
+        else:
+            answerer = self.answered_by
+            answered = self.facts.rings.get(answerer.number) if answerer else None
+        # An answer webhook can lose the race with the hangup's; a call is not
+        # answered after it ended.
+        ended = self.ended_at
+        if answered is not None and ended is not None and answered > ended:
+            return ended
+        return answered
 
     @property
     def voicemail_box(self) -> Party | None:
@@ -415,13 +423,18 @@ class CallView:
         """The end told by an extension event, for calls that get no HangupCall.
 
         Only outbound calls and calls whose phone number sends no webhooks (no
-        InboundCall seen) end this way, and only if nothing but end events came
-        after the last extension end: a call that rang on after one extension
-        hung up (a transfer) is still going.
+        InboundCall seen) end this way; only once every extension that answered
+        has ended its leg (another extension's ring ending says nothing about
+        the conversation); and only if nothing but end events came after the
+        last extension end: a call that rang on after one extension hung up (a
+        transfer) is still going.
         """
         ends = self.facts.extension_ends
         if not ends or (self.facts.inbound and not self.facts.outbound):
             return None
+        for number, answered in self.facts.answers.items():
+            if number and (number not in ends or ends[number] < answered):
+                return None
         last_end = max(ends.values())
         activity = self.facts.last_activity_at
         if activity is not None and activity > last_end:
@@ -473,7 +486,10 @@ class CallView:
         if self.status is not CallStatus.RINGING:
             return []
         ends = self.facts.extension_ends
-        return [p for p in self.rang if p.number not in ends or ends[p.number] < self.facts.rings[p.number]]
+        last_rings = self.facts.last_rings
+        return [
+            p for p in self.rang if p.number not in ends or ends[p.number] < last_rings[p.number]
+        ]
 
     @property
     def is_live(self) -> bool:

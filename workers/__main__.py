@@ -38,18 +38,46 @@ log = get_logger("callstate.worker")
 MAINTENANCE_INTERVAL = 60
 
 
+class EngineWorker(SimpleWorker):
+    """SimpleWorker that knows it was asked to stop, and is not rushed by echoes."""
+
+    # RQ backs off up to 60 s between reconnection attempts; a few seconds
+    # keeps an outage's tail short once Redis is back.
+    max_connection_wait_time = 3.0
+    stop_asked_at: float | None = None
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_asked_at = time.monotonic()
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+    def request_force_stop(self, signum: int, frame: FrameType | None) -> None:
+        # Heroku signals every process of the dyno and our supervisor passes
+        # the signal on too, so one SIGTERM can arrive twice; only a second
+        # request well after the first means "stop now" (RQ's cold shutdown).
+        asked = self.stop_asked_at
+        if signum == signal.SIGTERM and asked is not None and time.monotonic() - asked < 2.0:
+            return
+        super().request_force_stop(signum, frame)
+
+
 def run_one(settings: Settings, role: str = "events") -> None:
-    """Run one SimpleWorker until SIGTERM, waiting out Redis outages."""
+    """Run one SimpleWorker until SIGTERM, waiting out Redis outages.
+
+    RQ's work loop gives up ("unhandled exception, quitting") on some Redis
+    errors; a worker process that exits would take honcho's other processes
+    down with it, so unless a shutdown was asked for, we start a new worker.
+    """
     client = connect(settings.redis_url)
     store = Store(client, retention_seconds=settings.retention_seconds)
     engine = Engine(store, settings)
     while True:
+        worker = None
         try:
             if role == "events":
                 for warning in store.server_warnings():
                     log.warning("redis configuration puts events at risk", problem=warning)
             queue = events_queue(client) if role == "events" else deliveries_queue(client)
-            worker = SimpleWorker(
+            worker = EngineWorker(
                 [queue],
                 connection=client,
                 serializer=JSONSerializer,
@@ -63,10 +91,11 @@ def run_one(settings: Settings, role: str = "events") -> None:
             finally:
                 if housekeeper is not None:
                     housekeeper.stop()
-            return
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             log.warning("redis unavailable, retrying", error=str(exc))
-            time.sleep(1.0)
+        if worker is not None and worker.stop_asked_at is not None:
+            return
+        time.sleep(1.0)
 
 
 def run_many(events: int, deliveries: int) -> int:
