@@ -9,11 +9,11 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
-from rq.registry import FailedJobRegistry
 
 from app.resources import get_resources, get_store
 from app.simulate_cli import simulate
 from workers.engine import Engine
+from workers.jobs import enqueue_event
 
 
 @click.command("rebuild")
@@ -98,42 +98,44 @@ def tail(
         return
 
 
-failed = click.Group("failed", help="Events whose job failed for good (poisoned events).")
+failed = click.Group("failed", help="Events that could not be applied (poisoned events).")
 
 
 @failed.command("list")
-def failed_list() -> None:
-    """List failed event jobs: job id, tenant, call, event type, the error's last line."""
-    registry = FailedJobRegistry(queue=get_resources().queue)
-    job_ids = registry.get_job_ids()
-    for job_id in job_ids:
-        job = registry.job_class.fetch(
-            job_id, connection=registry.connection, serializer=registry.serializer
-        )
-        envelope = job.args[0] if job.args else {}
-        data = envelope.get("data", {})
-        result = job.latest_result()
-        reason = (result.exc_string if result is not None else "") or ""
-        click.echo(
-            f"{job_id}  {envelope.get('tenant_id')}  "
-            f"{data.get('call_uuid') or data.get('conversation_id')}  "
-            f"{envelope.get('event_type')}  {reason.strip().splitlines()[-1:]}"
-        )
-    click.echo(f"{len(job_ids)} failed")
+@click.option("--tenant", "tenants", multiple=True, help="Only these tenants (default: all).")
+def failed_list(tenants: tuple[str, ...]) -> None:
+    """List poisoned events: tenant, id, call, event type, and why they failed."""
+    store = get_store()
+    count = 0
+    for tenant in tenants or store.tenants():
+        for field, entry in sorted(store.poisoned(tenant).items()):
+            envelope = entry["envelope"]
+            data = envelope.get("data") or {}
+            count += 1
+            click.echo(
+                f"{tenant}  {field}  {data.get('call_uuid') or data.get('conversation_id')}  "
+                f"{envelope.get('event_type')}  {entry['error']}"
+            )
+    click.echo(f"{count} poisoned")
 
 
 @failed.command("replay")
-@click.argument("job_ids", nargs=-1)
-@click.option("--all", "replay_all", is_flag=True, help="Replay every failed event job.")
-def failed_replay(job_ids: tuple[str, ...], replay_all: bool) -> None:
-    """Put failed event jobs back on the queue (applying is idempotent)."""
-    registry = FailedJobRegistry(queue=get_resources().queue)
-    chosen = registry.get_job_ids() if replay_all else list(job_ids)
-    if not chosen:
-        raise click.UsageError("name job ids, or pass --all")
-    for job_id in chosen:
-        registry.requeue(job_id)
-        click.echo(f"replayed {job_id}")
+@click.argument("fields", nargs=-1)
+@click.option("--tenant", "tenants", multiple=True, help="Only these tenants (default: all).")
+@click.option("--all", "replay_all", is_flag=True, help="Replay every poisoned event.")
+def failed_replay(fields: tuple[str, ...], tenants: tuple[str, ...], replay_all: bool) -> None:
+    """Accept poisoned events again (after a fix); applying is idempotent."""
+    if not fields and not replay_all:
+        raise click.UsageError("name event fields (see `failed list`), or pass --all")
+    resources = get_resources()
+    store = resources.store
+    for tenant in tenants or store.tenants():
+        chosen = list(store.poisoned(tenant)) if replay_all else list(fields)
+        for field in chosen:
+            envelope = store.unpoison(tenant, field)
+            if envelope is not None:
+                enqueue_event(store, resources.queue, envelope)
+                click.echo(f"replayed {tenant} {field}")
 
 
 def init_app(app: Flask) -> None:

@@ -124,9 +124,6 @@ class CallFacts:
     container: Seen[str] | None = None
     first_at: datetime | None = None
     last_at: datetime | None = None
-    # The latest moment of anything that is not an extension end: a call that
-    # rings again after an extension hung up is still going.
-    last_activity_at: datetime | None = None
     inbound: Seen[tuple[Party, Did]] | None = None
     caller_number: Seen[str] | None = None
     caller_name: Seen[str] | None = None
@@ -150,7 +147,6 @@ class CallFacts:
             container=_earliest(self.container, other.container),
             first_at=_earliest_time(self.first_at, other.first_at),
             last_at=_latest(self.last_at, other.last_at),
-            last_activity_at=_latest(self.last_activity_at, other.last_activity_at),
             inbound=_earliest(self.inbound, other.inbound),
             caller_number=_earliest(self.caller_number, other.caller_number),
             caller_name=_earliest(self.caller_name, other.caller_name),
@@ -191,7 +187,7 @@ def facts_of(event: CallEvent) -> CallFacts:
     raise TypeError(f"not a call event: {type(event).__name__}")
 
 
-def _base(event: CallEvent, *, activity: bool = True) -> CallFacts:
+def _base(event: CallEvent) -> CallFacts:
     at = event.received_at
     return CallFacts(
         tenant_id=event.tenant_id,
@@ -199,7 +195,6 @@ def _base(event: CallEvent, *, activity: bool = True) -> CallFacts:
         container=_seen(at, event.container_id),
         first_at=at,
         last_at=at,
-        last_activity_at=at if activity else None,
         caller_number=_seen(at, event.caller.number),
         caller_name=_seen(at, event.caller.name),
     )
@@ -215,7 +210,7 @@ def _(event: HangupCall) -> CallFacts:
     at = event.received_at
     number = event.extension.number
     return replace(
-        _base(event, activity=False),
+        _base(event),
         hangup=Seen(at, number),
         extension_names=_named(at, event.extension),
     )
@@ -259,7 +254,7 @@ def _(event: ExtensionAnswered) -> CallFacts:
 def _(event: ExtensionCallEnded) -> CallFacts:
     at = event.received_at
     return replace(
-        _base(event, activity=False),
+        _base(event),
         extension_ends=MappingProxyType({event.extension.number: at}),
         extension_names=_named(at, event.extension),
     )
@@ -270,7 +265,7 @@ def _(event: VoicemailLeft) -> CallFacts:
     at = event.received_at
     number = event.extension.number
     return replace(
-        _base(event, activity=False),
+        _base(event),
         voicemails=MappingProxyType({number: at}),
         extension_ends=MappingProxyType({number: at}),
         extension_names=_named(at, event.extension),
@@ -395,6 +390,7 @@ class CallView:
         the best estimate is when that extension first rang; without that, we
         do not know and say so (None).
         """
+        answered: datetime | None
         if self.facts.answers:
             answered = min(self.facts.answers.values())
         else:
@@ -423,23 +419,20 @@ class CallView:
         """The end told by an extension event, for calls that get no HangupCall.
 
         Only outbound calls and calls whose phone number sends no webhooks (no
-        InboundCall seen) end this way; only once every extension that answered
-        has ended its leg (another extension's ring ending says nothing about
-        the conversation); and only if nothing but end events came after the
-        last extension end: a call that rang on after one extension hung up (a
-        transfer) is still going.
+        InboundCall seen) end this way, once every extension that answered has
+        ended its leg (another extension's ring ending says nothing about the
+        conversation). The rule looks at which events exist, never at their
+        order, so events racing each other cannot change it. The price: in an
+        extension-only configuration, a transfer (101 hangs up, 102 rings)
+        looks ended until 102 answers; the outcome is then revised.
         """
         ends = self.facts.extension_ends
         if not ends or (self.facts.inbound and not self.facts.outbound):
             return None
-        for number, answered in self.facts.answers.items():
-            if number and (number not in ends or ends[number] < answered):
+        for number in self.facts.answers:
+            if number and number not in ends:
                 return None
-        last_end = max(ends.values())
-        activity = self.facts.last_activity_at
-        if activity is not None and activity > last_end:
-            return None
-        return last_end
+        return max(ends.values())
 
     @property
     def ended_at(self) -> datetime | None:

@@ -9,17 +9,22 @@ call at once and none of them overwrites a newer state.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
+
 from statemachine import CallView, fold, from_record, outcome_record, to_record
 from statemachine.events import CallEvent, CallTimedOut, EventType, micros
 from workers.exceptions import BadEnvelope, ConcurrentUpdate, TooManyConflicts
+from workers.observability import get_logger
 from workers.settings import Settings
 from workers.store import (
+    CallCommit,
     CallLog,
     Store,
     conversation_key,
@@ -28,14 +33,16 @@ from workers.store import (
 )
 
 MAX_ATTEMPTS = 50
+log = get_logger("callstate.engine")
 
 
-@dataclass(frozen=True)
-class Applied:
-    """What applying one event did."""
+@dataclass
+class BatchResult:
+    """What applying a batch did: the envelopes applied, how many were set aside."""
 
-    changed: bool
-    state: str | None = None
+    applied: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    poisoned: int = 0
+    conflicts: int = 0
 
 
 def _merge(
@@ -75,25 +82,122 @@ class Engine:
 
     # -- applying events --------------------------------------------------------
 
-    def apply(self, envelope: dict[str, Any], pending_field: str | None = None) -> Applied:
-        """Apply one accepted event. Idempotent: applying it again changes nothing."""
-        kind = envelope.get("kind")
-        tenant = envelope.get("tenant_id")
-        if not isinstance(tenant, str) or not tenant:
-            raise BadEnvelope("envelope has no tenant_id")
-        done = [pending_field] if pending_field else []
-        if kind == "MessageEvent":
-            base = conversation_key(tenant, envelope["data"]["conversation_id"])
-            return Applied(self.store.append_log(base, [envelope], tenant, done) > 0)
-        if kind == "UnknownEvent":
-            return Applied(
-                self.store.append_log(other_events_key(tenant), [envelope], tenant, done) > 0
+    def apply_batch(
+        self, tenant_id: str, partition: int, batch: Sequence[tuple[str, dict[str, Any]]]
+    ) -> BatchResult:
+        """Apply a partition's pending events: all of a call's at once, every call's
+        read in one round trip and committed in another.
+
+        Each event ends up applied (its pending mark cleared in the same commit)
+        or, if it cannot be applied, set aside as poisoned. Idempotent.
+        """
+        result = BatchResult()
+        calls: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        logs: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for field, envelope in batch:
+            kind = envelope.get("kind")
+            data = envelope.get("data") or {}
+            if envelope.get("tenant_id") != tenant_id:
+                self._poison(tenant_id, partition, field, envelope, "envelope of another tenant")
+                result.poisoned += 1
+            elif kind == "MessageEvent" and data.get("conversation_id"):
+                logs.setdefault(conversation_key(tenant_id, data["conversation_id"]), []).append(
+                    (field, envelope)
+                )
+            elif kind == "UnknownEvent":
+                logs.setdefault(other_events_key(tenant_id), []).append((field, envelope))
+            elif isinstance(data.get("call_uuid"), str) and data["call_uuid"]:
+                calls.setdefault(data["call_uuid"], []).append((field, envelope))
+            else:
+                self._poison(tenant_id, partition, field, envelope, "no call_uuid")
+                result.poisoned += 1
+        for base, items in logs.items():
+            self.store.append_log(
+                base, [e for _, e in items], tenant_id, [f for f, _ in items], partition
             )
-        call_uuid = envelope.get("data", {}).get("call_uuid")
-        if not isinstance(call_uuid, str) or not call_uuid:
-            raise BadEnvelope("call event has no call_uuid")
-        _, changed, view = self._commit(tenant, call_uuid, [envelope], done)
-        return Applied(changed, view.status.value)
+            result.applied += [e for _, e in items]
+        if calls:
+            self._commit_calls(tenant_id, partition, calls, result)
+        return result
+
+    def _commit_calls(
+        self,
+        tenant_id: str,
+        partition: int,
+        calls: dict[str, list[tuple[str, dict[str, Any]]]],
+        result: BatchResult,
+    ) -> None:
+        logs = self.store.load_calls(tenant_id, list(calls))
+        commits: list[CallCommit] = []
+        for call_uuid, items in calls.items():
+            try:
+                commits.append(
+                    self._prepare(
+                        tenant_id,
+                        partition,
+                        call_uuid,
+                        logs[call_uuid],
+                        [e for _, e in items],
+                        [f for f, _ in items],
+                    )
+                )
+            except redis.RedisError:
+                raise
+            except Exception:
+                # Something in this call's events breaks the fold: apply them
+                # one by one and set aside only the culprit, so one poisoned
+                # event blocks neither its call nor its partition.
+                for field, envelope in items:
+                    try:
+                        self._commit(tenant_id, call_uuid, [envelope], [field], partition)
+                        result.applied.append(envelope)
+                    except redis.RedisError:
+                        raise
+                    except Exception as exc:
+                        self._poison(tenant_id, partition, field, envelope, repr(exc))
+                        result.poisoned += 1
+        answers = self.store.commit_calls(tenant_id, commits)
+        for commit, answer in zip(commits, answers, strict=True):
+            items = calls[commit.call_uuid]
+            if answer is None:
+                # Another worker committed to this call meanwhile: do it alone.
+                result.conflicts += 1
+                self._commit(
+                    tenant_id,
+                    commit.call_uuid,
+                    [e for _, e in items],
+                    [f for f, _ in items],
+                    partition,
+                )
+            result.applied += [e for _, e in items]
+
+    def _prepare(
+        self,
+        tenant_id: str,
+        partition: int,
+        call_uuid: str,
+        log: CallLog,
+        new_records: Sequence[dict[str, Any]],
+        pending_done: Sequence[str],
+    ) -> CallCommit:
+        view = view_of(tenant_id, call_uuid, _merge(log.records, new_records))
+        started = view.started_at
+        return CallCommit(
+            call_uuid=call_uuid,
+            expected_version=log.version,
+            new_records=new_records,
+            view=view.as_json(),
+            live_since=micros(started) if view.is_live and started else None,
+            timer_due=self._timer_due(view, decided=log.revision > 0),
+            pending_done=list(pending_done),
+            partition=partition,
+        )
+
+    def _poison(
+        self, tenant_id: str, partition: int, field: str, envelope: dict[str, Any], error: str
+    ) -> None:
+        log.error("event set aside as poisoned", tenant=tenant_id, field=field, error=error)
+        self.store.poison(tenant_id, partition, field, envelope, error)
 
     def _commit(
         self,
@@ -101,25 +205,18 @@ class Engine:
         call_uuid: str,
         new_records: Sequence[dict[str, Any]],
         pending_done: Sequence[str] = (),
+        partition: int = 0,
     ) -> tuple[int, bool, CallView]:
         for _ in range(MAX_ATTEMPTS):
-            log = self.store.load_call(tenant_id, call_uuid)
-            records = _merge(log.records, new_records)
-            view = view_of(tenant_id, call_uuid, records)
-            started = view.started_at
+            log_now = self.store.load_call(tenant_id, call_uuid)
+            commit = self._prepare(
+                tenant_id, partition, call_uuid, log_now, new_records, pending_done
+            )
             try:
-                version, changed = self.store.commit_call(
-                    tenant_id,
-                    call_uuid,
-                    expected_version=log.version,
-                    new_records=new_records,
-                    view=view.as_json(),
-                    live_since=micros(started) if view.is_live and started else None,
-                    timer_due=self._timer_due(view, decided=log.revision > 0),
-                    pending_done=pending_done,
-                )
+                version, changed = self.store.commit_call(tenant_id, commit)
             except ConcurrentUpdate:
                 continue
+            view = view_of(tenant_id, call_uuid, _merge(log_now.records, new_records))
             return version, changed, view
         raise TooManyConflicts(f"call {call_uuid} kept changing for {MAX_ATTEMPTS} attempts")
 

@@ -22,9 +22,9 @@ from rq import Queue
 from statemachine.events import parse_time
 from workers.delivery import Deliveries, deliveries_queue
 from workers.engine import Engine
-from workers.jobs import enqueue_event, job_id_for
+from workers.jobs import enqueue_drain, new_job_id
 from workers.observability import OUTCOME_BUCKETS, get_logger, histogram_increments
-from workers.store import PendingEvent
+from workers.store import Partition
 
 log = get_logger("callstate.housekeeper")
 
@@ -134,53 +134,55 @@ class Housekeeper(threading.Thread):
             )
 
     def reap(self) -> int:
-        """Re-enqueue accepted events whose job is lost; returns how many."""
+        """Ring again for partitions whose events wait and whose drainer is gone.
+
+        Returns how many drain jobs it enqueued. One reaper at a time.
+        """
         if not self.store.redis.set(REAPER_LOCK, self.worker_name, nx=True, px=5000):
             return 0
         rescued = 0
         try:
-            older_than = time.time() - self.engine.settings.pending_check_seconds
-            for tenant in self.tenants():
-                for event in self.store.overdue_pending(tenant, older_than):
-                    rescued += self._check(event)
+            check = self.engine.settings.pending_check_seconds
+            now = time.time()
+            for partition in self.store.busy_partitions(self.tenants()):
+                age = now - partition.oldest
+                if age >= check:
+                    rescued += self._check(partition, stale=age >= max(30.0, 10 * check))
         finally:
             # Release only our own lock.
             if self.store.redis.get(REAPER_LOCK) == self.worker_name.encode():
                 self.store.redis.delete(REAPER_LOCK)
         return rescued
 
-    def _check(self, event: PendingEvent) -> int:
-        status, worker = self.store.job_status(event.job_id)
-        if status in WAITING_STATUSES and not self._stuck_in_transit(event.job_id):
-            self.store.touch_pending(event)
+    def _check(self, partition: Partition, *, stale: bool) -> int:
+        tenant, number = partition.tenant_id, partition.number
+        bell = self.store.doorbell(tenant, number)
+        if bell is not None and not stale and self._drainer_on_its_way(bell):
             return 0
-        if status == "started" and worker and self.store.is_alive(worker):
-            self.store.touch_pending(event)
-            return 0
-        if status == "failed":
-            # RQ gave up after its retries: the job waits in the failed
-            # registry for an operator; we stop watching it.
-            log.error("event failed for good", job_id=event.job_id, tenant=event.tenant_id)
-            self.store.drop_pending(event)
-            return 0
-        attempt = _attempt_of(event.job_id) + 1
-        new_id = job_id_for(event.envelope, attempt)
-        enqueue_event(self.store, self.queue, event.envelope, job_id=new_id, pending=event)
+        successor = new_job_id()
+        if not self.store.swap_doorbell(tenant, number, bell, f"job:{successor}"):
+            return 0  # someone else rang or finished meanwhile
+        enqueue_drain(self.queue, tenant, number, successor)
         log.warning(
-            "re-enqueued a lost event",
-            old_job=event.job_id,
-            new_job=new_id,
-            job_status=status,
-            tenant=event.tenant_id,
+            "rang again for waiting events",
+            tenant=tenant,
+            partition=number,
+            waiting=partition.size,
+            previous=bell,
         )
         return 1
+
+    def _drainer_on_its_way(self, bell: str) -> bool:
+        """Is the job or worker named by a doorbell queued, or alive and working?"""
+        kind, _, name = bell.partition(":")
+        if kind == "worker":
+            return self.store.is_alive(name)
+        status, worker = self.store.job_status(name)
+        if status in WAITING_STATUSES:
+            return not self._stuck_in_transit(name)
+        return status == "started" and worker is not None and self.store.is_alive(worker)
 
     def _stuck_in_transit(self, job_id: str) -> bool:
         """A job RQ moved off the queue but never started: its worker died in between."""
         position: Any = self.store.redis.lpos(self.queue.intermediate_queue_key, job_id)
         return position is not None
-
-
-def _attempt_of(job_id: str) -> int:
-    _, sep, tail = job_id.rpartition("-r")
-    return int(tail) if sep and tail.isdigit() else 0

@@ -11,8 +11,10 @@ Redis) and every Lua script touches one slot only::
     cs:{t:T}:other:log|records            unknown events without a callUuid
     cs:{t:T}:live                  zset   live call uuid -> started_at (us)
     cs:{t:T}:timers                zset   call uuid -> when to look at it next
-    cs:{t:T}:pending               zset   accepted, not yet applied -> accepted at
-    cs:{t:T}:pending:jobs          hash   pending field -> {job_id, envelope}
+    cs:{t:T}:pending:<p>           zset   accepted, not yet applied -> accepted at
+    cs:{t:T}:pending:<p>:events    hash   pending field -> envelope
+    cs:{t:T}:drain:<p>             string who drains partition p: job:<id> | worker:<name>
+    cs:{t:T}:poisoned              hash   events that cannot be applied -> {envelope, error}
     cs:{t:T}:outcomes              stream outcome records
     cs:tenants                     set    tenants seen (a cross-tenant read iterates it)
     cs:alive:<worker>              string a worker's heartbeat (short TTL)
@@ -23,6 +25,7 @@ from __future__ import annotations
 import json
 import ssl
 import time
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -95,12 +98,32 @@ def timers_key(tenant_id: str) -> str:
     return f"{tenant_tag(tenant_id)}:timers"
 
 
-def pending_key(tenant_id: str) -> str:
-    return f"{tenant_tag(tenant_id)}:pending"
+# Accepted events wait in one of PARTITIONS pending sets per tenant, by call:
+# one drainer at a time per partition, several partitions in parallel.
+PARTITIONS = 8
 
 
-def pending_jobs_key(tenant_id: str) -> str:
-    return f"{tenant_tag(tenant_id)}:pending:jobs"
+def partition_of(envelope: dict[str, Any]) -> int:
+    """The partition of an event: all events of one call (or conversation) share one."""
+    data = envelope.get("data") or {}
+    key = data.get("call_uuid") or data.get("conversation_id") or ""
+    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % PARTITIONS
+
+
+def pending_key(tenant_id: str, partition: int) -> str:
+    return f"{tenant_tag(tenant_id)}:pending:{partition}"
+
+
+def pending_events_key(tenant_id: str, partition: int) -> str:
+    return f"{tenant_tag(tenant_id)}:pending:{partition}:events"
+
+
+def doorbell_key(tenant_id: str, partition: int) -> str:
+    return f"{tenant_tag(tenant_id)}:drain:{partition}"
+
+
+def poisoned_key(tenant_id: str) -> str:
+    return f"{tenant_tag(tenant_id)}:poisoned"
 
 
 def outcomes_key(tenant_id: str) -> str:
@@ -143,14 +166,27 @@ class CallLog:
 
 
 @dataclass(frozen=True)
-class PendingEvent:
-    """An accepted event not yet applied: its field, job and envelope."""
+class CallCommit:
+    """What one commit writes: new records and what the log now means."""
+
+    call_uuid: str
+    expected_version: int
+    new_records: Sequence[dict[str, Any]]
+    view: dict[str, Any]
+    live_since: int | None
+    timer_due: float | None
+    pending_done: Sequence[str] = ()
+    partition: int = 0
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One pending set with work in it: whose, which, and its oldest event's age."""
 
     tenant_id: str
-    field: str
-    accepted_at: float
-    job_id: str
-    envelope: dict[str, Any]
+    number: int
+    oldest: float
+    size: int
 
 
 def _script(name: str) -> str:
@@ -167,6 +203,9 @@ class Store:
         self._append_log: Script = client.register_script(_script("append_log"))
         self._publish_outcome: Script = client.register_script(_script("publish_outcome"))
         self._claim_timers: Script = client.register_script(_script("claim_timers"))
+        self._accept: Script = client.register_script(_script("accept_event"))
+        self._finish_drain: Script = client.register_script(_script("finish_drain"))
+        self._swap_doorbell: Script = client.register_script(_script("swap_doorbell"))
 
     @property
     def ttl_ms(self) -> int:
@@ -195,71 +234,137 @@ class Store:
             warnings.append("appendonly is off: events accepted since the last save die with Redis")
         return warnings
 
-    # -- intake -------------------------------------------------------------
+    # -- pending events ---------------------------------------------------------
 
-    def mark_pending(
-        self, pipe: redis.client.Pipeline, envelope: dict[str, Any], job_id: str
-    ) -> None:
-        """Add an accepted event to its tenant's pending set, inside ``pipe``."""
+    def accept(self, envelope: dict[str, Any], ring_as: str) -> bool:
+        """Keep an accepted event until it is applied; ring its partition's doorbell.
+
+        Returns True if the doorbell was free and now says ``ring_as``: the
+        caller must then enqueue the drain job it named there. Raises
+        redis.RedisError if Redis did not take the event.
+        """
         tenant = envelope["tenant_id"]
-        field = pending_field(envelope)
-        pipe.zadd(pending_key(tenant), {field: time.time()})
-        pipe.hset(pending_jobs_key(tenant), field, dumps({"job_id": job_id, "envelope": envelope}))
-        pipe.sadd(TENANTS_KEY, tenant)
+        partition = partition_of(envelope)
+        keys = [
+            pending_key(tenant, partition),
+            pending_events_key(tenant, partition),
+            doorbell_key(tenant, partition),
+        ]
+        args = [pending_field(envelope), time.time(), dumps(envelope), ring_as]
+        # One round trip: the script (by its SHA, loaded on first use) and the
+        # tenants set, which lives outside the tenant's slot so cannot be in it.
+        for _ in range(2):
+            try:
+                with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.evalsha(self._accept.sha, len(keys), *keys, *args)
+                    pipe.sadd(TENANTS_KEY, tenant)
+                    rung, _ = pipe.execute()
+                return bool(rung)
+            except redis.exceptions.NoScriptError:
+                self.redis.script_load(self._accept.script)
+        raise redis.exceptions.NoScriptError("accept_event script could not be loaded")
+
+    def take_pending(
+        self, tenant_id: str, partition: int, limit: int
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """The partition's oldest pending events (they stay pending until applied)."""
+        fields = [
+            _text(f) for f in self.redis.zrange(pending_key(tenant_id, partition), 0, limit - 1)
+        ]
+        if not fields:
+            return []
+        payloads = self.redis.hmget(pending_events_key(tenant_id, partition), fields)
+        taken: list[tuple[str, dict[str, Any]]] = []
+        orphans: list[str] = []
+        for field, payload in zip(fields, payloads, strict=True):
+            if payload is None:
+                orphans.append(field)  # its event was applied; only the mark was left
+            else:
+                taken.append((field, json.loads(payload)))
+        if orphans:
+            self.redis.zrem(pending_key(tenant_id, partition), *orphans)
+        return taken
+
+    def finish_drain(self, tenant_id: str, partition: int, holder: str) -> bool:
+        """Let go of the partition if it is empty; False if there is more to drain."""
+        keys = [pending_key(tenant_id, partition), doorbell_key(tenant_id, partition)]
+        return bool(self._finish_drain(keys=keys, args=[holder]))
+
+    def claim_doorbell(self, tenant_id: str, partition: int, holder: str) -> None:
+        """Say who drains the partition now (a drain job starting)."""
+        self.redis.set(doorbell_key(tenant_id, partition), holder)
+
+    def doorbell(self, tenant_id: str, partition: int) -> str | None:
+        raw = self.redis.get(doorbell_key(tenant_id, partition))
+        return _text(raw) if raw is not None else None
+
+    def swap_doorbell(
+        self, tenant_id: str, partition: int, expected: str | None, new: str | None
+    ) -> bool:
+        """Compare-and-set the partition's doorbell (None = absent)."""
+        keys = [doorbell_key(tenant_id, partition)]
+        return bool(self._swap_doorbell(keys=keys, args=[expected or "", new or ""]))
+
+    def busy_partitions(self, tenant_ids: Sequence[str]) -> list[Partition]:
+        """Every partition with pending events, with its oldest event's acceptance time."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tenant in tenant_ids:
+                for number in range(PARTITIONS):
+                    pipe.zrange(pending_key(tenant, number), 0, 0, withscores=True)
+                    pipe.zcard(pending_key(tenant, number))
+            answers = pipe.execute()
+        found: list[Partition] = []
+        slots = [(t, n) for t in tenant_ids for n in range(PARTITIONS)]
+        for (tenant, number), oldest, size in zip(slots, answers[::2], answers[1::2], strict=True):
+            if oldest:
+                found.append(Partition(tenant, number, float(oldest[0][1]), int(size)))
+        return found
+
+    def poison(
+        self, tenant_id: str, partition: int, field: str, envelope: dict[str, Any], error: str
+    ) -> None:
+        """Set aside an event that cannot be applied, for an operator; it no longer blocks."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                poisoned_key(tenant_id),
+                field,
+                dumps({"envelope": envelope, "error": error[:2000], "at": time.time()}),
+            )
+            pipe.zrem(pending_key(tenant_id, partition), field)
+            pipe.hdel(pending_events_key(tenant_id, partition), field)
+            pipe.execute()
+
+    def poisoned(self, tenant_id: str) -> dict[str, dict[str, Any]]:
+        return {
+            _text(k): json.loads(v) for k, v in self.redis.hgetall(poisoned_key(tenant_id)).items()
+        }
+
+    def unpoison(self, tenant_id: str, field: str) -> dict[str, Any] | None:
+        """Take an event off the poisoned list (to accept it again); None if not there."""
+        raw = self.redis.hget(poisoned_key(tenant_id), field)
+        if raw is None:
+            return None
+        self.redis.hdel(poisoned_key(tenant_id), field)
+        envelope: dict[str, Any] = json.loads(raw)["envelope"]
+        return envelope
+
+    def pending_events(self, tenant_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every pending event of a tenant, all partitions, oldest first in each."""
+        found: list[tuple[str, dict[str, Any]]] = []
+        for number in range(PARTITIONS):
+            found += self.take_pending(tenant_id, number, 10_000)
+        return found
 
     def tenants(self) -> list[str]:
         """Every tenant that ever sent an event."""
         return sorted(_text(t) for t in self.redis.smembers(TENANTS_KEY))
 
-    def overdue_pending(
-        self, tenant_id: str, older_than: float, limit: int = 500
-    ) -> list[PendingEvent]:
-        """Pending events accepted before ``older_than`` (unix seconds)."""
-        fields: list[tuple[bytes, float]] = cast(
-            list[tuple[bytes, float]],
-            self.redis.zrangebyscore(
-                pending_key(tenant_id), "-inf", older_than, start=0, num=limit, withscores=True
-            ),
-        )
-        if not fields:
-            return []
-        names = [_text(name) for name, _ in fields]
-        payloads = self.redis.hmget(pending_jobs_key(tenant_id), names)
-        out: list[PendingEvent] = []
-        for (name, score), payload in zip(fields, payloads, strict=True):
-            if payload is None:
-                continue
-            data = json.loads(payload)
-            out.append(
-                PendingEvent(tenant_id, _text(name), score, data["job_id"], data["envelope"])
-            )
-        return out
-
-    def repend(self, pipe: redis.client.Pipeline, event: PendingEvent, job_id: str) -> None:
-        """Point a pending event at a new job and restart its clock, inside ``pipe``."""
-        pipe.zadd(pending_key(event.tenant_id), {event.field: time.time()}, xx=True)
-        pipe.hset(
-            pending_jobs_key(event.tenant_id),
-            event.field,
-            dumps({"job_id": job_id, "envelope": event.envelope}),
-        )
-
-    def touch_pending(self, event: PendingEvent) -> None:
-        """Look at a pending event again later: its job is still on its way."""
-        self.redis.zadd(pending_key(event.tenant_id), {event.field: time.time()}, xx=True)
-
-    def drop_pending(self, event: PendingEvent) -> None:
-        """Forget a pending event (its job failed for good and waits for an operator)."""
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(pending_key(event.tenant_id), event.field)
-            pipe.hdel(pending_jobs_key(event.tenant_id), event.field)
-            pipe.execute()
-
     def pending_count(self) -> int:
         """Events accepted and not yet applied, all tenants."""
         with self.redis.pipeline(transaction=False) as pipe:
             for tenant in self.tenants():
-                pipe.zcard(pending_key(tenant))
+                for number in range(PARTITIONS):
+                    pipe.zcard(pending_key(tenant, number))
             return sum(cast(list[int], pipe.execute()))
 
     def add_stats(self, increments: dict[str, float]) -> None:
@@ -293,66 +398,73 @@ class Store:
 
     def load_call(self, tenant_id: str, call_uuid: str) -> CallLog:
         """Read a call's log, version and last outcome in one atomic snapshot."""
-        base = call_key(tenant_id, call_uuid)
-        _, records_key = log_keys(base)
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hmget(base, ["v", "revision", "outcome", "outcome_id"])
-            pipe.hvals(records_key)
-            (version, revision, outcome, outcome_id), raw_records = pipe.execute()
-        records = sorted(
-            (json.loads(raw) for raw in raw_records),
-            key=lambda r: (to_micros(r["received_at"]), r["id"]),
-        )
-        decided = None
-        if outcome is not None:
-            decided = {"id": _text(outcome_id), **json.loads(outcome)}
-        return CallLog(int(version or 0), records, int(revision or 0), decided)
+        return self.load_calls(tenant_id, [call_uuid])[call_uuid]
 
-    def commit_call(
-        self,
-        tenant_id: str,
-        call_uuid: str,
-        *,
-        expected_version: int,
-        new_records: Sequence[dict[str, Any]],
-        view: dict[str, Any],
-        live_since: int | None,
-        timer_due: float | None,
-        pending_done: Iterable[str] = (),
-    ) -> tuple[int, bool]:
+    def load_calls(self, tenant_id: str, call_uuids: Sequence[str]) -> dict[str, CallLog]:
+        """Read several calls at once: one round trip, one atomic snapshot."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            for call_uuid in call_uuids:
+                base = call_key(tenant_id, call_uuid)
+                pipe.hmget(base, ["v", "revision", "outcome", "outcome_id"])
+                pipe.hvals(log_keys(base)[1])
+            answers = pipe.execute()
+        return {
+            call_uuid: _call_log(meta, raw_records)
+            for call_uuid, meta, raw_records in zip(
+                call_uuids, answers[::2], answers[1::2], strict=True
+            )
+        }
+
+    def commit_call(self, tenant_id: str, commit: CallCommit) -> tuple[int, bool]:
         """Append records and write the call's view, index and timer in one step.
 
         Returns (new version, whether the log changed). Raises ConcurrentUpdate
-        if another worker committed since ``expected_version`` was read.
+        if another worker committed since ``commit.expected_version`` was read.
         """
-        base = call_key(tenant_id, call_uuid)
+        result = self.commit_calls(tenant_id, [commit])[0]
+        if result is None:
+            raise ConcurrentUpdate(f"call {commit.call_uuid} moved past its read version")
+        return result
+
+    def commit_calls(
+        self, tenant_id: str, commits: Sequence[CallCommit]
+    ) -> list[tuple[int, bool] | None]:
+        """Commit several calls in one round trip; None for each that conflicted."""
+        calls = [self._commit_keys_args(tenant_id, c) for c in commits]
+        if len(calls) == 1:
+            answers = [self._commit_call(keys=calls[0][0], args=calls[0][1])]
+        else:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for keys, args in calls:
+                    self._commit_call(keys=keys, args=args, client=pipe)
+                answers = pipe.execute()
+        return [(int(a[1]), bool(a[2])) if a[0] else None for a in answers]
+
+    def _commit_keys_args(self, tenant_id: str, commit: CallCommit) -> tuple[list[str], list[Any]]:
+        base = call_key(tenant_id, commit.call_uuid)
         log, records = log_keys(base)
-        done = list(pending_done)
         args: list[Any] = [
-            expected_version,
-            call_uuid,
-            dumps(view),
-            "" if live_since is None else live_since,
-            "" if timer_due is None else repr(timer_due),
+            commit.expected_version,
+            commit.call_uuid,
+            dumps(commit.view),
+            "" if commit.live_since is None else commit.live_since,
+            "" if commit.timer_due is None else repr(commit.timer_due),
             self.ttl_ms,
-            len(new_records),
+            len(commit.new_records),
         ]
-        for record in new_records:
+        for record in commit.new_records:
             args += [record["id"], to_micros(record["received_at"]), dumps(record)]
-        args += [len(done), *done]
+        args += [len(commit.pending_done), *commit.pending_done]
         keys = [
             log,
             records,
             base,
             live_key(tenant_id),
             timers_key(tenant_id),
-            pending_key(tenant_id),
-            pending_jobs_key(tenant_id),
+            pending_key(tenant_id, commit.partition),
+            pending_events_key(tenant_id, commit.partition),
         ]
-        ok, version, *rest = self._commit_call(keys=keys, args=args)
-        if not ok:
-            raise ConcurrentUpdate(f"call log moved from version {expected_version} to {version}")
-        return int(version), bool(rest[0])
+        return keys, args
 
     def publish_outcome(
         self,
@@ -406,6 +518,7 @@ class Store:
         records: Sequence[dict[str, Any]],
         tenant_id: str,
         pending_done: Iterable[str] = (),
+        partition: int = 0,
     ) -> int:
         """Append records to a plain log; returns how many were new."""
         log, records_key = log_keys(base)
@@ -414,7 +527,12 @@ class Store:
         for record in records:
             args += [record["id"], to_micros(record["received_at"]), dumps(record)]
         args += [len(done), *done]
-        keys = [log, records_key, pending_key(tenant_id), pending_jobs_key(tenant_id)]
+        keys = [
+            log,
+            records_key,
+            pending_key(tenant_id, partition),
+            pending_events_key(tenant_id, partition),
+        ]
         return int(self._append_log(keys=keys, args=args))
 
     def read_log(self, base: str, limit: int = 1000) -> list[dict[str, Any]]:
@@ -697,3 +815,15 @@ class SubscriptionStore:
             subscription_id, _, delivery_id = _text(member).partition("/")
             pairs.append((subscription_id, delivery_id))
         return pairs
+
+
+def _call_log(meta: list[Any], raw_records: list[bytes]) -> CallLog:
+    version, revision, outcome, outcome_id = meta
+    records = sorted(
+        (json.loads(raw) for raw in raw_records),
+        key=lambda r: (to_micros(r["received_at"]), r["id"]),
+    )
+    decided = None
+    if outcome is not None:
+        decided = {"id": _text(outcome_id), **json.loads(outcome)}
+    return CallLog(int(version or 0), records, int(revision or 0), decided)

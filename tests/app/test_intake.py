@@ -35,7 +35,7 @@ from werkzeug.test import TestResponse
 from app import MAX_BODY_BYTES, create_app
 from workers.jobs import events_queue
 from workers.settings import Settings
-from workers.store import TENANTS_KEY, pending_key
+from workers.store import PARTITIONS, TENANTS_KEY, Store, pending_key
 
 FORM_TYPE = CONTENT_TYPES[FORM]
 JSON_TYPE = CONTENT_TYPES[JSON]
@@ -97,17 +97,22 @@ def refused(response: TestResponse, status: int) -> str:
 
 
 def queued_envelopes(client: redis.Redis) -> list[dict[str, Any]]:
-    return [job.args[0] for job in events_queue(client).jobs]
+    """Every accepted, not yet applied event (all known tenants), in received order."""
+    store = Store(client)
+    found = [envelope for t in store.tenants() for _, envelope in store.pending_events(t)]
+    return sorted(found, key=lambda e: e["received_at"])
 
 
 def pending_members(client: redis.Redis, tenant: str) -> list[str]:
-    return [m.decode("utf-8") for m in client.zrange(pending_key(tenant), 0, -1)]
+    return [field for field, _ in Store(client).pending_events(tenant)]
 
 
 def backlog(client: redis.Redis, tenants: Iterable[str] = ("t1", "t2")) -> tuple[int, int]:
-    """(jobs on the events queue, pending entries over the given and all known tenants)."""
+    """(drain jobs on the events queue, pending entries over the given and all known tenants)."""
     known = {m.decode("utf-8") for m in client.smembers(TENANTS_KEY)}
-    pending = sum(client.zcard(pending_key(t)) for t in {*tenants, *known})
+    pending = sum(
+        client.zcard(pending_key(t, p)) for t in {*tenants, *known} for p in range(PARTITIONS)
+    )
     return events_queue(client).count, pending
 
 

@@ -352,13 +352,16 @@ def expected_ended_by(events: tuple[CallEvent, ...]) -> str | None:
         return "hangup"
     inbound_seen = any(isinstance(e, InboundCall) for e in events)
     outbound = any(isinstance(e, OutboundCallPlaced) for e in events)
-    ends = [e.received_at for e in events if isinstance(e, ExtensionCallEnded | VoicemailLeft)]
-    activity = [
-        e.received_at
+    ended = {
+        e.extension.number for e in events if isinstance(e, ExtensionCallEnded | VoicemailLeft)
+    }
+    answered = {
+        e.extension.number
         for e in events
-        if not isinstance(e, (*END_EVENTS, CallTimedOut, UnknownCallEvent))
-    ]
-    if ends and (outbound or not inbound_seen) and (not activity or max(activity) <= max(ends)):
+        if isinstance(e, ExtensionAnswered) and e.extension.number
+    }
+    # Order-free: every extension that answered has ended its leg.
+    if ended and (outbound or not inbound_seen) and answered <= ended:
         return "hangup"
     if any(isinstance(e, CallTimedOut) for e in events):
         return "timeout"

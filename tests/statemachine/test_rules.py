@@ -262,10 +262,31 @@ SCENARIOS: list[tuple[str, list[CallEvent], Expect]] = [
         Expect("ended", "answered", None, "101", None, "hangup", 90, 3, 3, 87),
     ),
     (
-        # 101 hung up its leg, then 102 rang: a transfer, the call goes on.
-        "transfer-extension-only-still-live",
+        # 101 hung up its leg, then 102 rang (a transfer). Ends are decided by
+        # which events exist, not by their order, so the call looks ended at
+        # 101's end; 102 answering makes it live again (the outcome is revised).
+        "transfer-extension-only-looks-ended-while-ringing",
         [ring(0, "101"), answered(3, "101"), ext_ended(60, "101"), ring(60.5, "102")],
+        Expect("ended", "answered", None, "101", None, "hangup", 60, 3, 3, 57),
+    ),
+    (
+        "transfer-extension-only-live-again-once-answered",
+        [ring(0, "101"), answered(3, "101"), ext_ended(60, "101"), ring(60.5, "102"),
+         answered(64, "102")],
         Expect("answered", "answered", answered_by="101"),
+    ),
+    (
+        "transfer-extension-only-ends-with-last-leg",
+        [ring(0, "101"), answered(3, "101"), ext_ended(60, "101"), ring(60.5, "102"),
+         answered(64, "102"), ext_ended(120, "102")],
+        Expect("ended", "answered", None, "101", None, "hangup", 120, 3, 3, 117),
+    ),
+    (
+        # Racing webhooks: the completion was received before the answer.
+        "outbound-completion-races-ahead-of-answer",
+        [outbound(0, "101"), ext_ended(0.01, "101"), answered(0.02, "101")],
+        Expect("ended", "outbound", None, "101", None, "hangup", 0.01, 0.01, 0.01, 0,
+               direction="outbound"),
     ),
     (
         "transfer-extension-only-completed",
