@@ -1,0 +1,247 @@
+"""Chaos: run the whole service under realistic traffic, kill workers and
+restart Redis while it works, then count lost, duplicated and wrong outcomes.
+
+    python -m bench.chaos [--duration 60] [--rate 8] [--kill-every 6] [--redis-every 20]
+
+Loopback only, bounded in time. The sender behaves like PrimeVOX: it retries
+a webhook until it gets a 2xx, so a 503 while Redis restarts costs a retry,
+never an event. Exit status 1 if anything was lost, duplicated or wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.simulator import Post, SimulatedCall, generate_call
+from bench.service import Service, wait_for
+
+
+@dataclass
+class Report:
+    calls: int = 0
+    posts: int = 0
+    retries: int = 0
+    worker_kills: int = 0
+    redis_restarts: int = 0
+    lost_events: int = 0
+    duplicated_events: int = 0
+    missing_outcomes: int = 0
+    duplicated_outcomes: int = 0
+    wrong_outcomes: int = 0
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def lost(self) -> int:
+        return self.lost_events + self.missing_outcomes
+
+    @property
+    def duplicated(self) -> int:
+        return self.duplicated_events + self.duplicated_outcomes
+
+    @property
+    def clean(self) -> bool:
+        return self.lost == self.duplicated == self.wrong_outcomes == 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.calls} calls, {self.posts} webhooks ({self.retries} retried), "
+            f"{self.worker_kills} workers killed, {self.redis_restarts} Redis restarts, "
+            f"{self.seconds:.0f} s\n"
+            f"lost {self.lost} (events {self.lost_events}, outcomes {self.missing_outcomes}), "
+            f"duplicated {self.duplicated} (events {self.duplicated_events}, "
+            f"outcome revisions {self.duplicated_outcomes}), wrong {self.wrong_outcomes}"
+        )
+
+
+def send_until_accepted(url: str, post: Post, give_up_at: float) -> int:
+    """POST like PrimeVOX: retry until 2xx. Returns how many retries it took."""
+    body, content_type = post.body()
+    retries = 0
+    while True:
+        request = urllib.request.Request(
+            url, data=body, headers={"Content-Type": content_type}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                if 200 <= response.status < 300:
+                    return retries
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > give_up_at:
+            raise TimeoutError("a webhook was not accepted in time")
+        retries += 1
+        time.sleep(min(0.2 * retries, 2.0))
+
+
+def get(service: Service, path: str) -> Any:
+    request = urllib.request.Request(
+        f"{service.base_url}{path}", headers={"Authorization": f"Bearer {service.key}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def all_outcomes(service: Service) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    after = None
+    while True:
+        page = get(service, "/v1/outcomes?limit=1000" + (f"&after={after}" if after else ""))
+        records += page["outcomes"]
+        if not page["next"]:
+            return records
+        after = page["next"]
+
+
+def chaos_monkey(service: Service, report: Report, stop: threading.Event, kill_every: float,
+                 redis_every: float, rng: random.Random) -> None:
+    next_kill = time.monotonic() + kill_every
+    next_redis = time.monotonic() + redis_every
+    while not stop.wait(0.2):
+        now = time.monotonic()
+        if kill_every and now >= next_kill:
+            workers = service.live("worker")
+            if workers:
+                service.kill9(rng.choice(workers))
+                report.worker_kills += 1
+                service.start_process("worker")
+            next_kill = now + kill_every
+        if redis_every and now >= next_redis:
+            service.redis.stop()
+            time.sleep(1.0)
+            service.redis.start()
+            report.redis_restarts += 1
+            next_redis = time.monotonic() + redis_every
+
+
+def check(service: Service, calls: list[SimulatedCall], report: Report) -> None:
+    """Compare what the engine holds with what was sent."""
+    records = all_outcomes(service)
+    by_call: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_call.setdefault(record["call_uuid"], []).append(record)
+    for call in calls:
+        sent = {(p.event_type, json.dumps(p.fields, sort_keys=True)) for p in call.posts}
+        stored = get(service, f"/v1/calls/{call.call_uuid}")["events"]
+        seen = Counter((e["event_type"], json.dumps(e["fields"], sort_keys=True)) for e in stored)
+        lost = sent - set(seen)
+        doubled = [k for k, n in seen.items() if n > 1]
+        report.lost_events += len(lost)
+        report.duplicated_events += len(doubled)
+        outcomes = by_call.get(call.call_uuid, [])
+        revisions = Counter(r["revision"] for r in outcomes)
+        report.duplicated_outcomes += sum(n - 1 for n in revisions.values())
+        if not outcomes:
+            report.missing_outcomes += 1
+            report.problems.append(f"no outcome: {call.kind} {call.call_uuid}")
+            continue
+        latest = max(outcomes, key=lambda r: r["revision"])
+        if (latest["outcome"], latest["missed_reason"]) != (call.outcome, call.missed_reason):
+            report.wrong_outcomes += 1
+            report.problems.append(
+                f"wrong: {call.kind} {call.call_uuid}: {latest['outcome']}/"
+                f"{latest['missed_reason']}, expected {call.outcome}/{call.missed_reason}"
+            )
+        if lost:
+            report.problems.append(f"lost events of {call.call_uuid}: {sorted(lost)[:3]}")
+
+
+def run(
+    duration: float = 60.0,
+    rate: float = 8.0,
+    speed: float = 20.0,
+    kill_every: float = 6.0,
+    redis_every: float = 20.0,
+    workers: int = 2,
+    seed: int = 1,
+    settle_timeout: float = 90.0,
+    progress: bool = True,
+) -> Report:
+    """Run traffic with chaos for ``duration`` seconds, then check everything."""
+    rng = random.Random(seed)
+    report = Report()
+    started = time.monotonic()
+    env = {"OUTCOME_GRACE_SECONDS": "1", "PENDING_CHECK_SECONDS": "1", "WORKER_CONCURRENCY": "1"}
+    with Service(env).start(workers=workers) as service:
+        calls: list[SimulatedCall] = []
+        schedule: list[tuple[float, Post]] = []
+        at = 0.0
+        while at < duration:
+            call = generate_call(rng, rng.choice(["acme", "globex"]), speed=speed)
+            calls.append(call)
+            schedule += [(at + p.at, p) for p in call.posts]
+            at += rng.expovariate(rate)
+        schedule.sort(key=lambda item: item[0])
+        report.calls, report.posts = len(calls), len(schedule)
+
+        stop = threading.Event()
+        monkey = threading.Thread(
+            target=chaos_monkey,
+            args=(service, report, stop, kill_every, redis_every, random.Random(seed + 1)),
+            daemon=True,
+        )
+        monkey.start()
+        t0 = time.monotonic()
+        give_up = t0 + duration + settle_timeout
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            futures = []
+            for i, (when, post) in enumerate(schedule):
+                delay = t0 + when - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                futures.append(pool.submit(send_until_accepted, service.webhook_url, post, give_up))
+                if progress and i % 200 == 0:
+                    print(f"  {i}/{len(schedule)} webhooks sent, {report.worker_kills} kills, "
+                          f"{report.redis_restarts} Redis restarts", file=sys.stderr, flush=True)
+            report.retries = sum(f.result() for f in futures)
+        stop.set()
+        monkey.join()
+        if progress:
+            print("  all webhooks accepted; waiting for every outcome", file=sys.stderr)
+
+        def settled() -> bool:
+            decided = {r["call_uuid"] for r in all_outcomes(service)}
+            live = get(service, "/v1/calls/live")["calls"]
+            return not live and all(c.call_uuid in decided for c in calls)
+
+        try:
+            wait_for(settled, settle_timeout, "every call to have its outcome", interval=1.0)
+        except TimeoutError as exc:
+            report.problems.append(str(exc))
+        check(service, calls, report)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of traffic")
+    parser.add_argument("--rate", type=float, default=8.0, help="new calls a second")
+    parser.add_argument("--speed", type=float, default=20.0, help="calls run this much faster")
+    parser.add_argument("--kill-every", type=float, default=6.0, help="seconds between kill -9s")
+    parser.add_argument("--redis-every", type=float, default=20.0,
+                        help="seconds between Redis restarts (0: never)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    report = run(args.duration, args.rate, args.speed, args.kill_every, args.redis_every,
+                 args.workers, args.seed)
+    for problem in report.problems[:20]:
+        print(problem)
+    print(report.summary())
+    return 0 if report.clean else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Run callstate as deployed, on this machine: a private redis-server and the
+Procfile's process types, each in its own process group (so a test can
+kill -9 one and everything it forked). Loopback only. Used by the benchmarks
+and the chaos script."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
+    """Poll ``check`` until true; raise TimeoutError naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:  # noqa: BLE001, S110 - not up yet
+            pass
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def procfile() -> dict[str, str]:
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return dict(
+        (m.group(1), m.group(2)) for m in (re.match(r"^(\w+):\s*(.+)$", line) for line in lines) if m
+    )
+
+
+class RedisServer:
+    """A private redis-server; AOF on, so a restart keeps what it acknowledged."""
+
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        if shutil.which("redis-server") is None:
+            raise RuntimeError("redis-server is not installed")
+        self.directory = directory
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server", "--bind", "127.0.0.1", "--port", str(self.port),
+                "--dir", str(self.directory), "--save", "", "--appendonly", "yes",
+                "--appendfsync", "everysec", "--maxmemory-policy", "noeviction",
+            ],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for(lambda: bool(self.client().ping()), 10, "redis-server to answer")
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=5)
+
+    def stop(self) -> None:
+        """Shut down as an operator would (SHUTDOWN flushes the AOF)."""
+        if self.process is None:
+            return
+        try:
+            self.client().shutdown(nosave=False)
+        except redis.RedisError:
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+class Service:
+    """web and worker from the Procfile, plus their private Redis."""
+
+    def __init__(self, env: dict[str, str] | None = None, workdir: Path | None = None) -> None:
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="callstate-svc-"))
+        self.redis = RedisServer(self.workdir)
+        self.port = free_port()
+        self.token = "bench-token"
+        self.key = "bench-key"
+        self.env = {
+            **os.environ,
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            "PORT": str(self.port),
+            "REDIS_URL": self.redis.url,
+            "WEBHOOK_TOKENS": f"{self.token}:*",
+            "API_KEYS": f"{self.key}:*",
+            "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "metrics"),
+            **(env or {}),
+        }
+        self.processes: dict[str, list[subprocess.Popen[bytes]]] = {}
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.webhook_url = f"{self.base_url}/webhooks/primevox/{self.token}"
+
+    def start_process(self, kind: str) -> subprocess.Popen[bytes]:
+        log = open(self.workdir / f"{kind}-{len(self.processes.get(kind, []))}.log", "ab")  # noqa: SIM115
+        process = subprocess.Popen(
+            ["bash", "-c", procfile()[kind]],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.setdefault(kind, []).append(process)
+        return process
+
+    def start(self, workers: int = 1) -> Service:
+        self.redis.start()
+        self.start_process("web")
+        for _ in range(workers):
+            self.start_process("worker")
+        wait_for(self.healthy, 30, "the web process to answer /healthz")
+        wait_for(lambda: self.workers_registered() >= workers, 30, "the workers to register")
+        return self
+
+    def healthy(self) -> bool:
+        with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=2) as response:
+            return bool(response.status == 200)
+
+    def workers_registered(self) -> int:
+        return len(list(self.redis.client().scan_iter(match="rq:worker:*", count=1000)))
+
+    def kill9(self, process: subprocess.Popen[bytes]) -> None:
+        """SIGKILL a process and everything it forked (its process group)."""
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
+
+    def live(self, kind: str) -> list[subprocess.Popen[bytes]]:
+        return [p for p in self.processes.get(kind, []) if p.poll() is None]
+
+    def stop(self) -> None:
+        """SIGTERM everything (as Heroku does), SIGKILL what is left after 30 s."""
+        every = [p for ps in self.processes.values() for p in ps if p.poll() is None]
+        for process in every:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 30
+        for process in every:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.kill9(process)
+        self.redis.stop()
+
+    def __enter__(self) -> Service:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
