@@ -49,6 +49,7 @@ class Housekeeper(threading.Thread):
         self._tenants: list[str] = []
         self._tenants_read = 0.0
         self._last_reap = 0.0
+        self._bells: dict[tuple[str, int], tuple[str | None, float]] = {}
         self.deliveries = Deliveries(self.store, engine.settings)
         self.deliveries_queue = deliveries_queue(self.store.redis)
 
@@ -143,20 +144,28 @@ class Housekeeper(threading.Thread):
         rescued = 0
         try:
             check = self.engine.settings.pending_check_seconds
+            stale_after = max(30.0, 10 * check)
             now = time.time()
             for partition in self.store.busy_partitions(self.tenants()):
-                age = now - partition.oldest
-                if age >= check:
-                    rescued += self._check(partition, stale=age >= max(30.0, 10 * check))
+                if now - partition.oldest >= check:
+                    rescued += self._check(partition, stale_after)
         finally:
             # Release only our own lock.
             if self.store.redis.get(REAPER_LOCK) == self.worker_name.encode():
                 self.store.redis.delete(REAPER_LOCK)
         return rescued
 
-    def _check(self, partition: Partition, *, stale: bool) -> int:
+    def _check(self, partition: Partition, stale_after: float) -> int:
         tenant, number = partition.tenant_id, partition.number
         bell = self.store.doorbell(tenant, number)
+        # A drainer that is alive but has made no progress for a long while
+        # (the same doorbell, events still waiting) gets company: a second
+        # drainer is harmless, a stuck partition is not.
+        seen = self._bells.get((tenant, number))
+        if seen is None or seen[0] != bell:
+            self._bells[(tenant, number)] = (bell, time.monotonic())
+            seen = self._bells[(tenant, number)]
+        stale = time.monotonic() - seen[1] >= stale_after
         if bell is not None and not stale and self._drainer_on_its_way(bell):
             return 0
         successor = new_job_id()
