@@ -33,6 +33,8 @@ from typing import Any, cast
 from urllib.parse import parse_qs, quote, unquote, urlparse
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from redis.commands.core import Script
 
 from statemachine.events import micros, parse_time
@@ -58,6 +60,10 @@ def connect(url: str, **options: Any) -> Redis:
     if parsed.scheme == "rediss" and "ssl_cert_reqs" not in parse_qs(parsed.query):
         options.setdefault("ssl_cert_reqs", ssl.CERT_NONE)
         options.setdefault("ssl_check_hostname", False)
+    # redis-py's default retries back off for seconds; a request that cannot
+    # reach Redis should fail fast (intake answers 503 and the PBX retries),
+    # and RQ's and our own loops already wait and try again.
+    options.setdefault("retry", Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2))
     options.setdefault("health_check_interval", 15)
     options.setdefault("socket_connect_timeout", 5)
     options.setdefault("socket_timeout", 10)
