@@ -25,6 +25,10 @@ from workers.webhooks import UnsafeURL, check_url, new_secret
 
 bp = Blueprint("subscriptions", __name__, url_prefix="/v1/subscriptions")
 ROTATION_GRACE_SECONDS = 24 * 3600
+# Tenants that have subscriptions stored under them. An admin may subscribe for
+# a tenant that has sent no event yet (so is not in Store.tenants()); without
+# this set, the admin key could not list, read or delete that subscription.
+SUBSCRIPTION_TENANTS_KEY = "cs:subscription-tenants"
 
 
 class SubscriptionSchema(Schema):
@@ -57,7 +61,10 @@ def _public(subscription: dict[str, Any]) -> dict[str, Any]:
 def _storage_tenants() -> list[str]:
     """Where the key's subscriptions may be stored: its tenant, or every tenant and ``*``."""
     if g.scope == ALL_TENANTS:
-        return [ALL_TENANTS, *get_store().tenants()]
+        store = get_store()
+        raw = store.redis.smembers(SUBSCRIPTION_TENANTS_KEY)
+        known = {t.decode() if isinstance(t, bytes) else str(t) for t in raw}
+        return [ALL_TENANTS, *sorted((known | set(store.tenants())) - {ALL_TENANTS})]
     return [g.scope]
 
 
@@ -118,6 +125,8 @@ def create() -> tuple[Response, int]:
         "created_us": created_us,
         "secrets": [{"secret": secret, "expires_at": None}],
     }
+    if tenant != ALL_TENANTS:
+        store.redis.sadd(SUBSCRIPTION_TENANTS_KEY, tenant)
     _subs().save_subscription(subscription)
     return jsonify({**_public(subscription), "secret": secret}), 201
 

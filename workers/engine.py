@@ -19,9 +19,9 @@ from typing import Any
 import redis
 
 from statemachine import CallView, fold, from_record, outcome_record, to_record
-from statemachine.events import CallEvent, CallTimedOut, EventType, micros
+from statemachine.events import CallEvent, CallTimedOut, EventType, micros, parse_time
 from workers.exceptions import BadEnvelope, ConcurrentUpdate, TooManyConflicts
-from workers.observability import get_logger
+from workers.observability import OUTCOME_BUCKETS, get_logger, histogram_increments
 from workers.settings import Settings
 from workers.store import (
     CallCommit,
@@ -255,15 +255,35 @@ class Engine:
                 self._commit(tenant_id, call_uuid, [self._timeout_record(view)])
                 continue
             body = outcome_record(view)
-            status, _, _ = self.store.publish_outcome(
+            status, revision, _ = self.store.publish_outcome(
                 tenant_id,
                 call_uuid,
                 expected_version=log.version,
                 body=body,
                 claimed_score=claimed_score,
             )
+            if status == "published":
+                self._count_outcome(tenant_id, body, revision)
             return status
         raise TooManyConflicts(f"call {call_uuid} kept changing while deciding")
+
+    def _count_outcome(self, tenant_id: str, body: dict[str, Any], revision: int) -> None:
+        ended = parse_time(body["ended_at"]).timestamp()
+        self.store.add_stats(
+            {
+                f"outcomes:{body['outcome']}": 1,
+                **histogram_increments(
+                    "end_to_outcome_seconds", self.clock() - ended, OUTCOME_BUCKETS
+                ),
+            }
+        )
+        log.info(
+            "outcome published",
+            tenant=tenant_id,
+            call_uuid=body["call_uuid"],
+            outcome=body["outcome"],
+            revision=revision,
+        )
 
     def _timed_out(self, view: CallView) -> bool:
         last = view.facts.last_at

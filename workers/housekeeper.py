@@ -19,11 +19,10 @@ from typing import Any
 import redis
 from rq import Queue
 
-from statemachine.events import parse_time
 from workers.delivery import Deliveries, deliveries_queue
 from workers.engine import Engine
 from workers.jobs import enqueue_drain, new_job_id
-from workers.observability import OUTCOME_BUCKETS, get_logger, histogram_increments
+from workers.observability import get_logger
 from workers.store import Partition
 
 log = get_logger("callstate.housekeeper")
@@ -92,13 +91,10 @@ class Housekeeper(threading.Thread):
             for call_uuid in self.store.claim_timers(tenant, now, lease):
                 count += 1
                 try:
-                    status = self.engine.decide(tenant, call_uuid, claimed_score=lease)
+                    self.engine.decide(tenant, call_uuid, claimed_score=lease)
                 except Exception:
                     # The lease runs out and the timer is claimed again later.
                     log.exception("deciding failed", tenant=tenant, call_uuid=call_uuid)
-                    continue
-                if status == "published":
-                    self._count_outcome(tenant, call_uuid)
         return count
 
     def dispatch(self) -> int:
@@ -112,27 +108,6 @@ class Housekeeper(threading.Thread):
                 if self.store.redis.get(DISPATCH_LOCK) == self.worker_name.encode():
                     self.store.redis.delete(DISPATCH_LOCK)
         return sum(self.deliveries.enqueue_due(t, self.deliveries_queue) for t in self.tenants())
-
-    def _count_outcome(self, tenant: str, call_uuid: str) -> None:
-        call = self.store.load_call(tenant, call_uuid)
-        if call.outcome:
-            kind = call.outcome.get("outcome", "unknown")
-            ended = parse_time(call.outcome["ended_at"]).timestamp()
-            self.store.add_stats(
-                {
-                    f"outcomes:{kind}": 1,
-                    **histogram_increments(
-                        "end_to_outcome_seconds", time.time() - ended, OUTCOME_BUCKETS
-                    ),
-                }
-            )
-            log.info(
-                "outcome published",
-                tenant=tenant,
-                call_uuid=call_uuid,
-                outcome=call.outcome.get("outcome"),
-                revision=call.outcome.get("revision"),
-            )
 
     def reap(self) -> int:
         """Ring again for partitions whose events wait and whose drainer is gone.

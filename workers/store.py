@@ -34,8 +34,8 @@ from urllib.parse import parse_qs, quote, unquote, urlparse
 
 import redis
 from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 from redis.commands.core import Script
+from redis.retry import Retry
 
 from statemachine.events import micros, parse_time
 from workers.exceptions import ConcurrentUpdate
@@ -256,7 +256,7 @@ class Store:
             pending_events_key(tenant, partition),
             doorbell_key(tenant, partition),
         ]
-        args = [pending_field(envelope), time.time(), dumps(envelope), ring_as]
+        args: list[str | float] = [pending_field(envelope), time.time(), dumps(envelope), ring_as]
         # One round trip: the script (by its SHA, loaded on first use) and the
         # tenants set, which lives outside the tenant's slot so cannot be in it.
         for _ in range(2):

@@ -1,5 +1,8 @@
 -- Publish a call's outcome if it differs from the last one published.
 --
+-- The stream is trimmed exactly by age (MINID without ~): approximate trimming
+-- keeps whole macro nodes, so old records could outlive the retention.
+--
 -- KEYS: 1 meta hash, 2 timers zset, 3 outcomes stream
 -- ARGV: 1 expected version, 2 call uuid, 3 outcome body json (no id/revision),
 --       4 claimed timer score ('' = none), 5 stream retention us, 6 ttl ms
@@ -41,7 +44,7 @@ end
 local revision = tonumber(redis.call('HGET', KEYS[1], 'revision') or '0') + 1
 local record = string.sub(ARGV[3], 1, -2) .. ',"revision":' .. string.format('%d', revision) .. '}'
 id = redis.call('XADD', KEYS[3], id, 'record', record)
-redis.call('XTRIM', KEYS[3], 'MINID', '~', string.format('%.0f', us - tonumber(ARGV[5])))
+redis.call('XTRIM', KEYS[3], 'MINID', string.format('%.0f', us - tonumber(ARGV[5])))
 redis.call('HSET', KEYS[1], 'outcome_body', ARGV[3], 'revision', revision,
            'outcome_id', id, 'outcome', record)
 redis.call('PEXPIRE', KEYS[1], ARGV[6])

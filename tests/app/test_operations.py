@@ -1,0 +1,141 @@
+"""Operations: /metrics counts what happened, logs are JSON without secrets, data expires."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from typing import Any
+
+import fakeredis
+import structlog
+from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import API_KEY, TOKEN
+from workers.engine import Engine
+from workers.observability import JsonFormatter, bind_event
+from workers.settings import Settings
+from workers.store import Store, call_key
+
+CALL = "eventType={t}&tenantId=t1&callUuid=m1&callerIdNum=1"
+
+
+def samples(client: FlaskClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = client.get("/metrics").get_data(as_text=True)
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_metrics_count_received_rejected_applied_and_outcomes(
+    client: FlaskClient, drain: Any, engine: Engine
+) -> None:
+    """After traffic, /metrics shows it: received, rejected by reason, applied, outcomes."""
+    before = samples(client)
+    client.post(f"/webhooks/primevox/{TOKEN}", data=CALL.format(t="InboundCall"))
+    client.post(f"/webhooks/primevox/{TOKEN}", data=CALL.format(t="HangupCall"))
+    client.post("/webhooks/primevox/wrong-token", data=CALL.format(t="InboundCall"))
+    client.post(f"/webhooks/primevox/{TOKEN}", data="not an event")
+    pending = samples(client)[("callstate_events_pending", ())]
+    assert pending == 2
+    drain()
+    engine.decide("t1", "m1")
+    after = samples(client)
+
+    def grew(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert grew("callstate_events_received_total", event_type="InboundCall") == 1
+    assert grew("callstate_events_rejected_total", reason="unauthorized") == 1
+    assert grew("callstate_events_rejected_total", reason="invalid") == 1
+    assert after[("callstate_events_applied_total", (("event_type", "HangupCall"),))] == 1
+    assert after[("callstate_outcomes_total", (("outcome", "missed"),))] == 1
+    assert after[("callstate_apply_seconds_count", ())] == 2
+    assert after[("callstate_event_to_state_seconds_count", ())] == 2
+    assert after[("callstate_events_pending", ())] == 0
+    assert after[("callstate_queue_depth", ())] == 0
+
+
+def test_metrics_answer_while_redis_is_down() -> None:
+    """A scrape during an outage still answers 200 (figures from Redis are NaN)."""
+    from app import create_app
+    from workers.store import connect
+
+    app = create_app({"TESTING": True, "REDIS_CLIENT": connect("redis://127.0.0.1:1")})
+    answer = app.test_client().get("/metrics")
+    assert answer.status_code == 200
+    assert "callstate_queue_depth NaN" in answer.get_data(as_text=True)
+
+
+def test_log_lines_are_json_with_the_call_bound_and_no_secrets() -> None:
+    """A stdlib log line inside bind_event is one JSON object with tenant and call."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("callstate.test")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    envelope = {"tenant_id": "t1", "event_type": "HangupCall", "data": {"call_uuid": "c7"}}
+    try:
+        with bind_event(envelope):
+            logger.info("applied")
+    finally:
+        logger.removeHandler(handler)
+        structlog.contextvars.clear_contextvars()
+    [line] = stream.getvalue().splitlines()
+    record = json.loads(line)
+    assert record["event"] == "applied" and record["tenant"] == "t1"
+    assert record["call_uuid"] == "c7"
+
+
+def test_intake_never_logs_the_token(client: FlaskClient, caplog: Any) -> None:
+    """Neither an accepted nor a refused webhook writes its token to the log."""
+    caplog.set_level(logging.DEBUG)
+    client.post(f"/webhooks/primevox/{TOKEN}", data=CALL.format(t="InboundCall"))
+    client.post("/webhooks/primevox/some-guess", data=CALL.format(t="InboundCall"))
+    client.get("/v1/calls/live", headers={"Authorization": f"Bearer {API_KEY}"})
+    assert TOKEN not in caplog.text and "some-guess" not in caplog.text
+    assert API_KEY not in caplog.text
+
+
+def test_gunicorn_access_log_redacts_the_token() -> None:
+    """The access-log atoms gunicorn writes carry no webhook token."""
+    from app.gunicorn_conf import _TOKEN_PATH
+
+    line = _TOKEN_PATH.sub(r"\1[redacted]", "POST /webhooks/primevox/s3cr3t?x=1 HTTP/1.1")
+    assert "s3cr3t" not in line and "/webhooks/primevox/[redacted]" in line
+
+
+def test_an_ended_calls_data_expires_after_retention(
+    redis_client: fakeredis.FakeRedis, client: FlaskClient, drain: Any
+) -> None:
+    """A call's log, records and state carry a TTL of RETENTION_SECONDS; nothing is kept forever."""
+    client.post(f"/webhooks/primevox/{TOKEN}", data=CALL.format(t="InboundCall"))
+    client.post(f"/webhooks/primevox/{TOKEN}", data=CALL.format(t="HangupCall"))
+    drain()
+    retention = Settings().retention_seconds
+    for key in (call_key("t1", "m1"), call_key("t1", "m1") + ":log",
+                call_key("t1", "m1") + ":records"):  # fmt: skip
+        ttl = redis_client.ttl(key)
+        assert 0 < ttl <= retention, (key, ttl)
+    assert not any(redis_client.ttl(k) == -1 for k in redis_client.keys("rq:job:*"))
+
+
+def test_the_outcome_stream_is_trimmed_by_age(redis_client: fakeredis.FakeRedis) -> None:
+    """Records older than the retention leave the stream when a new one is added."""
+    store = Store(redis_client, retention_seconds=1)
+    engine = Engine(store, Settings(outcome_grace_seconds=0, retention_seconds=1))
+    from tests.workers.test_engine import apply, hangup, inbound
+
+    apply(engine, inbound(0, "old"), hangup(5, "old"))
+    engine.decide("t1", "old")
+    time.sleep(1.2)
+    apply(engine, inbound(0, "new"), hangup(5, "new"))
+    engine.decide("t1", "new")
+    records, _ = store.read_outcomes(["t1"], after=None, limit=10)
+    assert [r["call_uuid"] for r in records] == ["new"]
