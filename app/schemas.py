@@ -60,8 +60,12 @@ def _id_field(key: str, *, required: bool) -> fields.String:
         return fields.String(
             data_key=key,
             required=True,
-            validate=[validate.Length(min=1, max=MAX_ID_LENGTH, error=f"{key} must be 1 to "
-                                      f"{MAX_ID_LENGTH} characters"), _identifier],
+            validate=[
+                validate.Length(
+                    min=1, max=MAX_ID_LENGTH, error=f"{key} must be 1 to {MAX_ID_LENGTH} characters"
+                ),
+                _identifier,
+            ],
             error_messages={"required": f"{key} is missing"},
         )
     return fields.String(
@@ -272,7 +276,9 @@ def _schema_for(event_type: str, body: dict[str, Any]) -> Schema:
         target = str(body.get("eventTarget", "")).strip().lower()
         if target not in RING_SCHEMAS:
             # No (known) eventTarget: the fields tell which kind of ring it is.
-            target = "ringgroup" if body.get("rgNumber") and not body.get("extNumber") else "extension"
+            target = (
+                "ringgroup" if body.get("rgNumber") and not body.get("extNumber") else "extension"
+            )
         return RING_SCHEMAS[target]
     if event_type in SCHEMAS:
         return SCHEMAS[event_type]
@@ -309,7 +315,9 @@ def load_event(body: dict[str, Any], received_at: datetime) -> tuple[str, Event]
         event = schema.load({**body, RECEIVED_AT: received_at.isoformat()})
     except ValidationError as exc:
         problems = _flatten(exc.messages)
-        raise BadEvent(f"invalid {event_type} event: " + "; ".join(problems), {"fields": exc.messages}) from exc
+        raise BadEvent(
+            f"invalid {event_type} event: " + "; ".join(problems), {"fields": exc.messages}
+        ) from exc
     assert isinstance(event, Event)
     return event_type, event
 

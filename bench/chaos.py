@@ -104,8 +104,14 @@ def all_outcomes(service: Service) -> list[dict[str, Any]]:
         after = page["next"]
 
 
-def chaos_monkey(service: Service, report: Report, stop: threading.Event, kill_every: float,
-                 redis_every: float, rng: random.Random) -> None:
+def chaos_monkey(
+    service: Service,
+    report: Report,
+    stop: threading.Event,
+    kill_every: float,
+    redis_every: float,
+    rng: random.Random,
+) -> None:
     next_kill = time.monotonic() + kill_every
     next_redis = time.monotonic() + redis_every
     while not stop.wait(0.2):
@@ -202,8 +208,12 @@ def run(
                     time.sleep(delay)
                 futures.append(pool.submit(send_until_accepted, service.webhook_url, post, give_up))
                 if progress and i % 200 == 0:
-                    print(f"  {i}/{len(schedule)} webhooks sent, {report.worker_kills} kills, "
-                          f"{report.redis_restarts} Redis restarts", file=sys.stderr, flush=True)
+                    print(
+                        f"  {i}/{len(schedule)} webhooks sent, {report.worker_kills} kills, "
+                        f"{report.redis_restarts} Redis restarts",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             report.retries = sum(f.result() for f in futures)
         stop.set()
         monkey.join()
@@ -230,13 +240,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=8.0, help="new calls a second")
     parser.add_argument("--speed", type=float, default=20.0, help="calls run this much faster")
     parser.add_argument("--kill-every", type=float, default=6.0, help="seconds between kill -9s")
-    parser.add_argument("--redis-every", type=float, default=20.0,
-                        help="seconds between Redis restarts (0: never)")
+    parser.add_argument(
+        "--redis-every", type=float, default=20.0, help="seconds between Redis restarts (0: never)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    report = run(args.duration, args.rate, args.speed, args.kill_every, args.redis_every,
-                 args.workers, args.seed)
+    report = run(
+        args.duration,
+        args.rate,
+        args.speed,
+        args.kill_every,
+        args.redis_every,
+        args.workers,
+        args.seed,
+    )
     for problem in report.problems[:20]:
         print(problem)
     print(report.summary())

@@ -5,6 +5,7 @@ and the chaos script."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -37,7 +38,7 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: flo
         try:
             if check():
                 return
-        except Exception:  # noqa: BLE001, S110 - not up yet
+        except Exception:
             pass
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
@@ -46,7 +47,9 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: flo
 def procfile() -> dict[str, str]:
     lines = (ROOT / "Procfile").read_text().splitlines()
     return dict(
-        (m.group(1), m.group(2)) for m in (re.match(r"^(\w+):\s*(.+)$", line) for line in lines) if m
+        (m.group(1), m.group(2))
+        for m in (re.match(r"^(\w+):\s*(.+)$", line) for line in lines)
+        if m
     )
 
 
@@ -79,10 +82,8 @@ class RedisServer:
         """Shut down as an operator would (SHUTDOWN flushes the AOF)."""
         if self.process is None:
             return
-        try:
+        with contextlib.suppress(redis.RedisError):
             self.client().shutdown(nosave=False)
-        except redis.RedisError:
-            pass
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -146,10 +147,8 @@ class Service:
 
     def kill9(self, process: subprocess.Popen[bytes]) -> None:
         """SIGKILL a process and everything it forked (its process group)."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         process.wait()
 
     def live(self, kind: str) -> list[subprocess.Popen[bytes]]:
@@ -159,10 +158,8 @@ class Service:
         """SIGTERM everything (as Heroku does), SIGKILL what is left after 30 s."""
         every = [p for ps in self.processes.values() for p in ps if p.poll() is None]
         for process in every:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + 30
         for process in every:
             try:
