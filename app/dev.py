@@ -16,6 +16,7 @@ URL stays the same between runs.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import secrets
 import shutil
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import redis
@@ -122,6 +124,8 @@ def _run_embedded(env: dict[str, str], port: int) -> int:
     from workers.store import Store
 
     os.environ.update(env)
+    # Werkzeug's access log would print every webhook URL, token and all.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     settings = Settings.from_env()
     client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
     app = create_app({"REDIS_CLIENT": client, "CALLSTATE_SETTINGS": settings})
@@ -140,11 +144,40 @@ def _run_embedded(env: dict[str, str], port: int) -> int:
     return 0
 
 
+def _start_demo(env: dict[str, str], port: int) -> None:
+    """Post simulated traffic once the web answers: a call or two a second, forever."""
+
+    def run() -> None:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        print(f"demo: posting simulated calls to {url} (watch {url}/wallboard)", flush=True)
+        subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "app", "simulate", url,
+             "--rate", "1", "--speed", "3", "--duration", "86400", "--sms-rate", "0.05"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            check=False,
+        )  # fmt: skip
+
+    threading.Thread(target=run, name="demo-traffic", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")))
     parser.add_argument(
         "--embedded", action="store_true", help="use the in-process Redis stand-in (keeps nothing)"
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="also post simulated PrimeVOX traffic to it (open /wallboard to watch)",
     )
     args = parser.parse_args(argv)
 
@@ -173,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         print(_banner(env, args.port, "embedded (fakeredis, in memory, not kept)"), flush=True)
+        if args.demo:
+            _start_demo(env, args.port)
         return _run_embedded(env, args.port)
 
     env["REDIS_URL"] = url
@@ -184,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         cwd=ROOT,
         env={**os.environ, **env},
     )
+    if args.demo:
+        _start_demo(env, args.port)
     try:
         return honcho.wait()
     except KeyboardInterrupt:
