@@ -10,21 +10,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import redis
 from flask import Blueprint, Response, g, jsonify, request
 
 from app.auth import ALL_TENANTS, require_api_key
-from app.errors import error_response
+from app.errors import BadQuery, error_response
 from app.resources import get_store
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 OUTCOME_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
 MAX_LIMIT = 1000
 OUTCOME_KINDS = ("answered", "missed", "voicemail", "outbound")
-
-
-class BadQuery(ValueError):
-    pass
 
 
 def scoped_tenants(requested: str | None = None) -> list[str]:
@@ -64,21 +59,6 @@ def outcome_query() -> dict[str, Any]:
         # An admin key with no tenant filter follows tenants that appear later too.
         "all_tenants": g.scope == ALL_TENANTS and not request.args.get("tenant_id"),
     }
-
-
-@bp.errorhandler(BadQuery)
-def _bad_query(exc: BadQuery) -> tuple[Response, int]:
-    return error_response(400, str(exc))
-
-
-@bp.errorhandler(PermissionError)
-def _forbidden(exc: PermissionError) -> tuple[Response, int]:
-    return error_response(403, str(exc))
-
-
-@bp.errorhandler(redis.RedisError)
-def _unavailable(_: redis.RedisError) -> tuple[Response, int]:
-    return error_response(503, "redis unavailable")
 
 
 @bp.get("/calls/live")

@@ -181,8 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    env = {**_dev_secrets(), **{k: os.environ[k] for k in ("WEBHOOK_TOKENS", "API_KEYS")
-                                  if os.environ.get(k)}}
+    env = {
+        **_dev_secrets(),
+        **{k: os.environ[k] for k in ("WEBHOOK_TOKENS", "API_KEYS") if os.environ.get(k)},
+    }
     env["PORT"] = str(args.port)
     redis_process: subprocess.Popen[bytes] | None = None
     url = os.environ.get("REDIS_URL", "").strip()

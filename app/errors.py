@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -20,6 +21,10 @@ MESSAGES = {
 }
 
 
+class BadQuery(ValueError):
+    """A request's parameters or body are not usable; the message says why (400)."""
+
+
 def error_response(status: int, message: str | None = None, **extra: Any) -> tuple[Response, int]:
     """Build the JSON error answer every handler uses."""
     body = {"error": message or MESSAGES.get(status, "error"), **extra}
@@ -28,6 +33,18 @@ def error_response(status: int, message: str | None = None, **extra: Any) -> tup
 
 def register_error_handlers(app: Flask) -> None:
     """Answer every HTTP error, ours or Werkzeug's, as JSON."""
+
+    @app.errorhandler(BadQuery)
+    def _bad_query(exc: BadQuery) -> tuple[Response, int]:
+        return error_response(400, str(exc))
+
+    @app.errorhandler(PermissionError)
+    def _forbidden(exc: PermissionError) -> tuple[Response, int]:
+        return error_response(403, str(exc))
+
+    @app.errorhandler(redis.RedisError)
+    def _unavailable(_: redis.RedisError) -> tuple[Response, int]:
+        return error_response(503, "redis unavailable")
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> tuple[Response, int]:

@@ -27,8 +27,7 @@ control_socket_disable = True
 accesslog = "-"
 errorlog = "-"
 access_log_format = (
-    '{"event":"request","method":"%(m)s","path":"%(U)s",'
-    '"status":%(s)s,"bytes":"%(B)s","ms":%(M)s}'
+    '{"event":"request","method":"%(m)s","path":"%(U)s","status":%(s)s,"bytes":"%(B)s","ms":%(M)s}'
 )
 
 _TOKEN_PATH = re.compile(r"(/webhooks/primevox/)[^/?\s]+")

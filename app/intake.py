@@ -52,12 +52,16 @@ def decode_body(body: bytes) -> dict[str, Any]:
         text, encoding = body.decode("latin-1"), "latin-1"
     try:
         pairs = parse_qsl(
-            text, keep_blank_values=True, encoding=encoding, errors="strict",
+            text,
+            keep_blank_values=True,
+            encoding=encoding,
+            errors="strict",
             max_num_fields=MAX_FIELDS,
         )
     except UnicodeDecodeError:
-        pairs = parse_qsl(text, keep_blank_values=True, encoding="latin-1",
-                          max_num_fields=MAX_FIELDS)
+        pairs = parse_qsl(
+            text, keep_blank_values=True, encoding="latin-1", max_num_fields=MAX_FIELDS
+        )
     except ValueError as exc:
         raise BadEvent(f"form body has more than {MAX_FIELDS} fields") from exc
     fields: dict[str, Any] = {}

@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import redis
-from flask import Blueprint, Response, current_app, stream_with_context
+from flask import Blueprint, Response, current_app, request, stream_with_context
 
-from app.api import outcome_query
+from app.api import OUTCOME_ID, outcome_query
 from app.auth import require_api_key
-from app.errors import error_response
+from app.errors import BadQuery, error_response
 from app.resources import get_store
 
 bp = Blueprint("stream", __name__, url_prefix="/v1")
@@ -50,6 +50,13 @@ def sse(record: dict[str, Any]) -> str:
 def outcome_stream() -> Response | tuple[Response, int]:
     """Every outcome record after ``Last-Event-ID``/``after``, then new ones as they come."""
     query = outcome_query()
+    # An EventSource reconnects to the URL it was made with (any ?after= too)
+    # and sends the id of the last record it got: resume from there.
+    last_event_id = request.headers.get("Last-Event-ID")
+    if last_event_id:
+        if not OUTCOME_ID.match(last_event_id):
+            raise BadQuery("Last-Event-ID must be an outcome id such as 1764063000123456-0")
+        query["after"] = last_event_id
     if not _slots.acquire(blocking=False):
         response, status = error_response(503, "too many open streams here, retry shortly")
         response.headers["Retry-After"] = "2"

@@ -14,9 +14,9 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from app.api import OUTCOME_KINDS, BadQuery
+from app.api import OUTCOME_KINDS
 from app.auth import ALL_TENANTS, require_api_key
-from app.errors import error_response
+from app.errors import BadQuery, error_response
 from app.resources import get_store
 from statemachine.events import isoformat
 from workers.delivery import Deliveries, public_delivery
@@ -28,7 +28,6 @@ ROTATION_GRACE_SECONDS = 24 * 3600
 # Tenants that have subscriptions stored under them. An admin may subscribe for
 # a tenant that has sent no event yet (so is not in Store.tenants()); without
 # this set, the admin key could not list, read or delete that subscription.
-SUBSCRIPTION_TENANTS_KEY = "cs:subscription-tenants"
 
 
 class SubscriptionSchema(Schema):
@@ -62,9 +61,8 @@ def _storage_tenants() -> list[str]:
     """Where the key's subscriptions may be stored: its tenant, or every tenant and ``*``."""
     if g.scope == ALL_TENANTS:
         store = get_store()
-        raw = store.redis.smembers(SUBSCRIPTION_TENANTS_KEY)
-        known = {t.decode() if isinstance(t, bytes) else str(t) for t in raw}
-        return [ALL_TENANTS, *sorted((known | set(store.tenants())) - {ALL_TENANTS})]
+        known = set(_subs().subscription_tenants()) | set(store.tenants())
+        return [ALL_TENANTS, *sorted(known - {ALL_TENANTS})]
     return [g.scope]
 
 
@@ -86,11 +84,6 @@ def _json_body() -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadQuery("body must be a JSON object")
     return data
-
-
-@bp.errorhandler(BadQuery)
-def _bad(exc: BadQuery) -> tuple[Response, int]:
-    return error_response(400, str(exc))
 
 
 @bp.post("")
@@ -125,8 +118,6 @@ def create() -> tuple[Response, int]:
         "created_us": created_us,
         "secrets": [{"secret": secret, "expires_at": None}],
     }
-    if tenant != ALL_TENANTS:
-        store.redis.sadd(SUBSCRIPTION_TENANTS_KEY, tenant)
     _subs().save_subscription(subscription)
     return jsonify({**_public(subscription), "secret": secret}), 201
 

@@ -43,6 +43,7 @@ from workers.exceptions import ConcurrentUpdate
 PREFIX = "cs"
 TENANTS_KEY = f"{PREFIX}:tenants"
 STATS_KEY = f"{PREFIX}:stats"
+SUBSCRIPTION_TENANTS_KEY = f"{PREFIX}:subscription-tenants"
 
 Redis = redis.Redis
 
@@ -733,9 +734,16 @@ class SubscriptionStore:
     # -- subscriptions --------------------------------------------------------
 
     def save_subscription(self, subscription: dict[str, Any]) -> None:
-        self.redis.hset(
-            subs_key(subscription["tenant_id"]), subscription["id"], dumps(subscription)
-        )
+        """Store a subscription, remembering its tenant: an admin must find it even
+        for a tenant that has not sent an event yet."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(subs_key(subscription["tenant_id"]), subscription["id"], dumps(subscription))
+            pipe.sadd(SUBSCRIPTION_TENANTS_KEY, subscription["tenant_id"])
+            pipe.execute()
+
+    def subscription_tenants(self) -> list[str]:
+        """Tenants (``*`` included) that have or had a subscription."""
+        return sorted(_text(t) for t in self.redis.smembers(SUBSCRIPTION_TENANTS_KEY))
 
     def subscriptions(self, tenant_id: str) -> list[dict[str, Any]]:
         """Subscriptions stored under ``tenant_id`` (``*`` for all-tenant ones), oldest first."""

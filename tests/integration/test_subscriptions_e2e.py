@@ -1,0 +1,142 @@
+"""Outbound webhooks end to end: gunicorn web, the worker process, a receiver on loopback.
+
+The receiver fails the first attempt of every delivery and accepts the
+second (DELIVERY_RETRY_SECONDS=1,1,1), so each outcome revision arrives twice
+under one webhook-id and is accepted once; every request is checked with the
+independent Standard Webhooks verifier of tests/subscriptions/webhook_kit.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from callstate_harness import ADMIN_KEY, KEY_B, TENANT_A, TENANT_B, Api, Launcher, wait_until
+from primevox_bodies import ALICE, EXPECTED, Call, Fields, scenario
+
+DELIVERED_WITHIN = 30.0
+
+
+def _load_webhook_kit() -> ModuleType:
+    """tests/subscriptions/webhook_kit.py, whether or not that directory is on sys.path."""
+    if "webhook_kit" in sys.modules:
+        return sys.modules["webhook_kit"]
+    path = Path(__file__).resolve().parents[1] / "subscriptions" / "webhook_kit.py"
+    spec = importlib.util.spec_from_file_location("webhook_kit", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["webhook_kit"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+kit = _load_webhook_kit()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Any]:
+    with kit.Receiver(kit.failing_first(1)) as running:
+        yield running
+
+
+def subscribe(api: Api, key: str, body: dict[str, Any]) -> dict[str, Any]:
+    answer = api.request(
+        "POST",
+        "/v1/subscriptions",
+        json.dumps(body).encode(),
+        {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    assert answer.status == 201, answer.text
+    made: dict[str, Any] = answer.json()
+    return made
+
+
+def post_calls(api: Api, calls: list[list[Fields]]) -> None:
+    """Post several calls at once, each call's events in order."""
+
+    def post(events: list[Fields]) -> None:
+        for fields in events:
+            api.accept(fields)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(post, calls))
+
+
+def test_each_outcome_revision_is_delivered_once_signed(
+    launcher: Launcher, receiver: Any
+) -> None:
+    """Every outcome revision reaches the receiver signed, retried under one webhook-id, once."""
+    api = launcher.start_service(
+        SUBSCRIPTION_ALLOW_PRIVATE="1", DELIVERY_RETRY_SECONDS="1,1,1", OUTCOME_GRACE_SECONDS="1"
+    )
+    everything = subscribe(api, ADMIN_KEY, {"url": receiver.url("/all")})
+    b_missed = subscribe(api, KEY_B, {"url": receiver.url("/b"), "outcomes": ["missed"]})
+    assert b_missed["tenant_id"] == TENANT_B
+
+    kinds = list(EXPECTED)
+    a_calls = {kind: Call(TENANT_A) for kind in kinds}
+    b_calls = {kind: Call(TENANT_B) for kind in ("abandoned", "answered")}
+    post_calls(
+        api,
+        [scenario(k, c) for k, c in a_calls.items()] + [scenario(k, c) for k, c in b_calls.items()],
+    )
+    total_calls = len(a_calls) + len(b_calls)
+    wait_until(lambda: len(api.outcomes()) >= total_calls, 15, f"{total_calls} outcomes")
+    # A straggler after the decision: the unrouted call was answered after all (revision 2).
+    late = a_calls["unrouted"]
+    api.accept(late.answered(ALICE))
+
+    def revised() -> list[dict[str, Any]] | None:
+        records = api.outcomes()
+        found = [r for r in records if r["call_uuid"] == late.uuid and r["revision"] == 2]
+        return records if found else None
+
+    records = wait_until(revised, 15, "revision 2 of the late-answered call")
+    assert len(records) == total_calls + 1
+    by_id = {r["id"]: r for r in records}
+
+    def all_accepted() -> bool:
+        accepted = {json.loads(r.body)["id"] for r in receiver.successes("/all")}
+        return accepted >= set(by_id)
+
+    wait_until(all_accepted, DELIVERED_WITHIN, "a 2xx delivery of every outcome revision",
+               detail=lambda: [(r.status, r.webhook_id) for r in receiver.received()])
+    time.sleep(1.5)  # room for any duplicate to show up
+
+    groups = receiver.by_webhook_id("/all")
+    assert len(groups) == len(records)  # one webhook-id per outcome revision
+    delivered: dict[str, str] = {}
+    for webhook_id, attempts in groups.items():
+        bodies = {a.body for a in attempts}
+        assert len(bodies) == 1, "one delivery, one body"
+        record = json.loads(attempts[0].body)
+        assert record == by_id[record["id"]]
+        assert record["id"] not in delivered, "two webhook-ids for one revision"
+        delivered[record["id"]] = webhook_id
+        assert [a.status for a in attempts] == [500, 200], (webhook_id, attempts)
+        for attempt in attempts:
+            kit.verify(everything["secret"], attempt.headers, attempt.body)
+            assert not kit.verifies(b_missed["secret"], attempt.headers, attempt.body)
+    assert set(delivered) == set(by_id)
+    revisions = sorted(r["revision"] for r in by_id.values() if r["call_uuid"] == late.uuid)
+    assert revisions == [1, 2]
+
+    b_records = [r for r in records if r["tenant_id"] == TENANT_B and r["outcome"] == "missed"]
+    b_got = [json.loads(r.body) for r in receiver.successes("/b")]
+    assert sorted(r["id"] for r in b_got) == sorted(r["id"] for r in b_records) != []
+    for request in receiver.received("/b"):
+        kit.verify(b_missed["secret"], request.headers, request.body)
+
+    listing = api.get_json(f"/v1/subscriptions/{everything['id']}/deliveries")["deliveries"]
+    assert len(listing) == len(records)
+    assert {(d["status"], d["attempts"]) for d in listing} == {("succeeded", 2)}
+    assert {d["webhook_id"] for d in listing} == set(groups)
+    assert not launcher.crashed(), launcher.tails()

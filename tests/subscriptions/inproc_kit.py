@@ -1,0 +1,132 @@
+"""In-process helpers: make outcomes through intake, engine and queue; run deliveries."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import fakeredis
+from flask.testing import FlaskClient
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+
+from workers.delivery import Deliveries, deliveries_queue
+from workers.engine import Engine
+from workers.settings import Settings
+from workers.store import Store
+
+TOKEN = "tok-test"  # webhook token for every tenant (root conftest)
+ADMIN = {"Authorization": "Bearer key-admin"}
+T1 = {"Authorization": "Bearer key-t1"}
+T2 = {"Authorization": "Bearer key-t2"}
+RETRY_SCHEDULE = (0, 0)
+
+
+def events_for(kind: str, tenant: str, call_uuid: str) -> list[dict[str, str]]:
+    """The PrimeVOX events of one call ending as ``kind``."""
+    ids = {"tenantId": tenant, "containerId": "c1", "callUuid": call_uuid}
+    caller = {"callerIdNum": "+15551230000", "callerIdName": "Zoë"}
+    inbound = {"eventType": "InboundCall", **ids, **caller, "didNumber": "+15550001000"}
+    alice = {"extNumber": "101", "extName": "Alice"}
+    if kind == "missed":
+        return [inbound, {"eventType": "HangupCall", **ids, "extNumber": "", "extName": ""}]
+    if kind == "answered":
+        return [
+            inbound,
+            {"eventType": "ExtensionAnswered", **ids, **caller,
+             "extensionNumber": "101", "extensionName": "Alice"},
+            {"eventType": "HangupCall", **ids, **alice},
+        ]
+    if kind == "voicemail":
+        return [
+            inbound,
+            {"eventType": "ringAttempt", "eventTarget": "extension", **ids, **alice},
+            {"eventType": "voicemailHangup", **ids, **alice, **caller},
+            {"eventType": "HangupCall", **ids, "extNumber": "", "extName": ""},
+        ]
+    if kind == "outbound":
+        return [
+            {"eventType": "outboundCall", **ids, **alice, "numberDialed": "+15559876543"},
+            {"eventType": "inboundCallCompleted", **ids, **alice, **caller},
+        ]
+    raise ValueError(kind)
+
+
+class Calls:
+    """Makes outcome records through intake, the events queue and the engine."""
+
+    def __init__(
+        self, client: FlaskClient, drain: Callable[[], None], engine: Engine, store: Store
+    ) -> None:
+        self.client = client
+        self.drain = drain
+        self.engine = engine
+        self.store = store
+
+    def post(self, fields: dict[str, str]) -> None:
+        answer = self.client.post(f"/webhooks/primevox/{TOKEN}", data=fields)
+        assert answer.status_code == 202, answer.get_data(as_text=True)
+
+    def decide(self, tenant: str, call_uuid: str) -> dict[str, Any]:
+        """Decide the call now; returns its newest outcome record (with ``id``)."""
+        self.drain()
+        assert self.engine.decide(tenant, call_uuid) == "published"
+        return self.latest(tenant, call_uuid)
+
+    def latest(self, tenant: str, call_uuid: str) -> dict[str, Any]:
+        records, _ = self.store.read_outcomes([tenant], after=None, limit=10_000)
+        mine = [r for r in records if r["call_uuid"] == call_uuid]
+        assert mine, f"no outcome for {call_uuid}"
+        return mine[-1]
+
+    def end(self, kind: str = "missed", tenant: str = "t1") -> dict[str, Any]:
+        """A whole call of ``kind``, decided; returns its outcome record."""
+        call_uuid = str(uuid.uuid4())
+        for fields in events_for(kind, tenant, call_uuid):
+            self.post(fields)
+        record = self.decide(tenant, call_uuid)
+        assert record["outcome"] == kind, record
+        return record
+
+    def late_answer(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A straggling ExtensionAnswered for a decided call: the next revision."""
+        tenant, call_uuid = record["tenant_id"], record["call_uuid"]
+        self.post({
+            "eventType": "ExtensionAnswered", "tenantId": tenant, "containerId": "c1",
+            "callUuid": call_uuid, "callerIdNum": "+15551230000",
+            "extensionNumber": "102", "extensionName": "Bob",
+        })
+        return self.decide(tenant, call_uuid)
+
+
+class Pump:
+    """Runs the delivery machinery in-process until nothing is due."""
+
+    def __init__(self, store: Store, settings: Settings, redis: fakeredis.FakeRedis) -> None:
+        self.store = store
+        self.redis = redis
+        self.deliveries = Deliveries(store, settings)
+        self.queue = deliveries_queue(redis)
+
+    def dispatch(self) -> int:
+        return sum(self.deliveries.dispatch(t) for t in self.store.tenants())
+
+    def attempts_due(self) -> int:
+        """Enqueue due attempts and run them (one SimpleWorker burst); returns how many."""
+        jobs = sum(self.deliveries.enqueue_due(t, self.queue) for t in self.store.tenants())
+        if jobs:
+            worker = SimpleWorker([self.queue], connection=self.redis, serializer=JSONSerializer)
+            worker.work(burst=True, logging_level="WARNING")
+        return jobs
+
+    def __call__(self, rounds: int = 20) -> int:
+        """Dispatch, then attempt until no attempt is due; returns how many attempts ran."""
+        self.dispatch()
+        total = 0
+        for _ in range(rounds):
+            ran = self.attempts_due()
+            if not ran:
+                return total
+            total += ran
+        raise AssertionError(f"deliveries still due after {rounds} rounds")
