@@ -17,6 +17,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 import redis
@@ -38,6 +40,28 @@ log = get_logger("callstate.worker")
 MAINTENANCE_INTERVAL = 60
 
 
+SHUTDOWN_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+@contextmanager
+def main_thread_gets_signals() -> Iterator[None]:
+    """Start helper threads inside this: they inherit a mask that blocks SIGTERM/SIGINT.
+
+    The kernel hands a process-directed signal to any thread that does not
+    block it, but Python runs handlers only in the main thread, and only
+    between bytecodes: a SIGTERM taken by the housekeeper or RQ's pubsub thread
+    left the main thread asleep in BLMOVE (up to RQ's ~400 s dequeue timeout),
+    so the worker ignored a restart until SIGKILL. Blocked in every other
+    thread, the signal always interrupts the main thread. Signals arriving while
+    blocked here stay pending and are delivered when the old mask returns.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SHUTDOWN_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 class EngineWorker(SimpleWorker):
     """SimpleWorker that knows it was asked to stop, and is not rushed by echoes."""
 
@@ -45,6 +69,11 @@ class EngineWorker(SimpleWorker):
     # keeps an outage's tail short once Redis is back.
     max_connection_wait_time = 3.0
     stop_asked_at: float | None = None
+
+    def subscribe(self) -> None:
+        # RQ starts its pubsub thread here: keep shutdown signals out of it.
+        with main_thread_gets_signals():
+            super().subscribe()  # type: ignore[no-untyped-call]
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_asked_at = time.monotonic()
@@ -85,7 +114,8 @@ def run_one(settings: Settings, role: str = "events") -> None:
             )
             housekeeper = Housekeeper(engine, queue, worker.name) if role == "events" else None
             if housekeeper is not None:
-                housekeeper.start()
+                with main_thread_gets_signals():
+                    housekeeper.start()
             try:
                 worker.work(with_scheduler=False, logging_level="WARNING")
             finally:

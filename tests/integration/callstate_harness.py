@@ -1,0 +1,635 @@
+"""Real processes for the integration tests: redis-server, the Procfile's web and worker.
+
+Only the standard library and redis-py (a dependency of the project) are used:
+HTTP goes through ``urllib.request``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import redis
+
+REPO = Path(__file__).resolve().parents[2]
+PROCFILE = REPO / "Procfile"
+EVENTS_QUEUE = "callstate-events"
+EVENTS_QUEUE_KEY = f"rq:queue:{EVENTS_QUEUE}"
+INTERMEDIATE_KEY = f"{EVENTS_QUEUE_KEY}:intermediate"
+STARTED_REGISTRY_KEY = f"rq:wip:{EVENTS_QUEUE}"
+
+# Credentials every service started by the harness knows.
+TOKEN_ALL = "tok-all-tenants"
+TENANT_A = "tenant-a"
+TENANT_B = "tenant-b"
+TOKEN_A = "tok-tenant-a"
+TOKEN_B = "tok-tenant-b"
+ADMIN_KEY = "key-admin"
+KEY_A = "key-tenant-a"
+KEY_B = "key-tenant-b"
+
+T = TypeVar("T")
+
+
+# -- waiting ------------------------------------------------------------------
+
+
+def wait_until(
+    predicate: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    interval: float = 0.05,
+    detail: Callable[[], object] | None = None,
+) -> T:
+    """Poll ``predicate`` until it returns something truthy and return that.
+
+    Fails with an AssertionError naming ``what`` (and ``detail()``, or the last
+    value seen) when ``timeout`` seconds pass first.
+    """
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        last = predicate()
+        if last:
+            return last  # type: ignore[return-value]
+        if time.monotonic() >= deadline:
+            shown = detail() if detail is not None else last
+            raise AssertionError(
+                f"timed out after {timeout:g} s waiting for {what}; last: {shown!r}"
+            )
+        time.sleep(interval)
+
+
+# -- ports and the Procfile ---------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def procfile_commands(path: Path = PROCFILE) -> dict[str, str]:
+    """The process types of a Procfile: ``name -> command line``."""
+    commands: dict[str, str] = {}
+    for line in path.read_text("utf-8").splitlines():
+        match = re.match(r"^([A-Za-z0-9_-]+):\s*(.+?)\s*$", line)
+        if match and not line.lstrip().startswith("#"):
+            commands[match.group(1)] = match.group(2)
+    return commands
+
+
+# -- redis-server ---------------------------------------------------------------
+
+
+@dataclass
+class RedisServer:
+    """A private redis-server on a loopback port, no persistence."""
+
+    binary: str
+    directory: Path
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "redis.log"
+
+    def start(self, attempts: int = 5) -> None:
+        """Start it and wait for PING; retries on another port if one was taken meanwhile."""
+        problem = ""
+        for _ in range(attempts):
+            self.port = free_port()
+            self.process = subprocess.Popen(
+                [
+                    self.binary,
+                    "--port", str(self.port),
+                    "--bind", "127.0.0.1",
+                    "--save", "",
+                    "--appendonly", "no",
+                    "--dir", str(self.directory),
+                    "--logfile", str(self.log_path),
+                    "--daemonize", "no",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            client = self.client()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.process.poll() is None:
+                try:
+                    if client.ping():
+                        return
+                except redis.RedisError:
+                    time.sleep(0.05)
+            problem = tail(self.log_path)
+            self.stop()
+        raise RuntimeError(f"redis-server would not start:\n{problem}")
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=10)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+# -- service processes ----------------------------------------------------------
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text("utf-8", errors="replace")
+    except FileNotFoundError:
+        return "(no file)"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty)"
+
+
+def _group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@dataclass
+class Proc:
+    """One Procfile process, in its own process group, logging to files."""
+
+    name: str
+    command: str
+    popen: subprocess.Popen[bytes]
+    stdout_path: Path
+    stderr_path: Path
+    killed: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def signal_group(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signum)
+
+    def kill9(self) -> None:
+        """SIGKILL the process and every child (its whole process group)."""
+        self.killed = True
+        self.signal_group(signal.SIGKILL)
+        self.popen.wait(10)
+        wait_until(lambda: _group_gone(self.pid), 10, f"process group of {self.name} to die")
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM the group; SIGKILL whatever is left after ``grace`` seconds."""
+        if not _group_gone(self.pid):
+            self.signal_group(signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and not _group_gone(self.pid):
+                self.popen.poll()  # reap the leader so it stops counting
+                time.sleep(0.05)
+            if not _group_gone(self.pid):
+                self.signal_group(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(10)
+
+    def tails(self, lines: int = 40) -> str:
+        state = "running" if self.running() else f"exited {self.popen.returncode}"
+        return (
+            f"--- {self.name} (pid {self.pid}, {state}) stdout {self.stdout_path}\n"
+            f"{tail(self.stdout_path, lines)}\n"
+            f"--- {self.name} stderr {self.stderr_path}\n{tail(self.stderr_path, lines)}"
+        )
+
+    def output(self) -> str:
+        """Everything the process wrote so far, stdout then stderr."""
+        return "\n".join(
+            p.read_text("utf-8", errors="replace")
+            for p in (self.stdout_path, self.stderr_path)
+            if p.exists()
+        )
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@dataclass
+class Api:
+    """HTTP to one web process: webhook posts and reads with a Bearer key."""
+
+    base_url: str
+    token: str = TOKEN_ALL
+    api_key: str = ADMIN_KEY
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 15.0,
+    ) -> Response:
+        req = urllib.request.Request(
+            self.base_url + path, data=body, method=method, headers=dict(headers or {})
+        )
+        try:
+            with _OPENER.open(req, timeout=timeout) as answer:
+                return Response(answer.status, answer.read(), dict(answer.headers))
+        except urllib.error.HTTPError as exc:
+            return Response(exc.code, exc.read(), dict(exc.headers or {}))
+
+    def post_event(
+        self, fields: Mapping[str, str], *, as_json: bool | None = None, token: str | None = None
+    ) -> Response:
+        """POST one PrimeVOX event; SMS events go as JSON, the rest form-encoded (as the PBX)."""
+        if as_json is None:
+            as_json = fields.get("eventType", "").endswith("Message")
+        if as_json:
+            body = json.dumps(dict(fields)).encode("utf-8")
+            content_type = "application/json"
+        else:
+            body = urlencode(dict(fields)).encode("utf-8")
+            content_type = "application/x-www-form-urlencoded"
+        return self.request(
+            "POST",
+            f"/webhooks/primevox/{token or self.token}",
+            body,
+            {"Content-Type": content_type},
+        )
+
+    def accept(self, fields: Mapping[str, str], **options: Any) -> dict[str, Any]:
+        """POST an event that must be accepted; returns the 202 body."""
+        answer = self.post_event(fields, **options)
+        assert answer.status == 202, f"{fields.get('eventType')}: {answer.status} {answer.text}"
+        body: dict[str, Any] = answer.json()
+        return body
+
+    def get(self, path: str, key: str | None = None) -> Response:
+        return self.request("GET", path, headers={"Authorization": f"Bearer {key or self.api_key}"})
+
+    def get_json(self, path: str, key: str | None = None, expect: int = 200) -> Any:
+        answer = self.get(path, key)
+        assert answer.status == expect, f"GET {path}: {answer.status} {answer.text}"
+        return answer.json()
+
+    def call(self, call_uuid: str, key: str | None = None) -> dict[str, Any] | None:
+        """GET /v1/calls/<uuid>, or None while it is unknown (404)."""
+        answer = self.get(f"/v1/calls/{call_uuid}", key)
+        if answer.status == 404:
+            return None
+        assert answer.status == 200, f"GET call {call_uuid}: {answer.status} {answer.text}"
+        found: dict[str, Any] = answer.json()
+        return found
+
+    def live(self, key: str | None = None, query: str = "") -> list[dict[str, Any]]:
+        calls: list[dict[str, Any]] = self.get_json(f"/v1/calls/live{query}", key)["calls"]
+        return calls
+
+    def outcomes(self, key: str | None = None, query: str = "") -> list[dict[str, Any]]:
+        """Every outcome record the key sees, following ``next`` to the end."""
+        records: list[dict[str, Any]] = []
+        after = ""
+        while True:
+            sep = "&" if query else ""
+            page = self.get_json(f"/v1/outcomes?limit=1000{sep}{query}{after}", key)
+            records += page["outcomes"]
+            if not page["next"]:
+                return records
+            after = f"&after={page['next']}"
+
+    def metric(self, name: str) -> float | None:
+        """One unlabelled sample of GET /metrics, or None if absent."""
+        answer = self.request("GET", "/metrics")
+        assert answer.status == 200, f"GET /metrics: {answer.status}"
+        for line in answer.text.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == name:
+                return float(parts[1])
+        return None
+
+    def metric_samples(self, name: str) -> dict[str, float]:
+        """The samples of one labelled metric of GET /metrics: ``label value -> value``."""
+        answer = self.request("GET", "/metrics")
+        assert answer.status == 200, f"GET /metrics: {answer.status}"
+        samples: dict[str, float] = {}
+        for line in answer.text.splitlines():
+            match = re.match(rf'^{re.escape(name)}\{{\w+="([^"]*)"\}} (\S+)$', line)
+            if match:
+                samples[match.group(1)] = float(match.group(2))
+        return samples
+
+    def healthy(self) -> bool:
+        try:
+            return self.request("GET", "/healthz", timeout=2).status == 200
+        except OSError:
+            return False
+
+
+def post_all(
+    api: Api, bodies: Iterable[Mapping[str, str]], threads: int = 8
+) -> list[tuple[Mapping[str, str], Response]]:
+    """POST every body from a thread pool; returns (body, answer) in the given order."""
+    items = list(bodies)
+    with ThreadPoolExecutor(threads) as pool:
+        answers = list(pool.map(api.post_event, items))
+    return list(zip(items, answers, strict=True))
+
+
+def post_at_once(api: Api, bodies: list[Mapping[str, str]]) -> list[Response]:
+    """POST each body from its own thread, all released at the same moment."""
+    barrier = threading.Barrier(len(bodies))
+    answers: list[Response | None] = [None] * len(bodies)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        answers[index] = api.post_event(bodies[index])
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(len(bodies))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert all(a is not None for a in answers), "a posting thread did not finish"
+    return [a for a in answers if a is not None]
+
+
+# -- the launcher -----------------------------------------------------------------
+
+
+@dataclass
+class Launcher:
+    """Starts the Procfile's processes against one Redis and stops them all at the end."""
+
+    redis_url: str
+    directory: Path
+    redis_client: redis.Redis
+    port: int = field(default_factory=free_port)
+    procs: list[Proc] = field(default_factory=list)
+    env_overrides: dict[str, str] = field(default_factory=dict)
+    _count: int = 0
+
+    def env(self, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PROMETHEUS_", "WORKER_", "WEB_", "CALL_", "OUTCOME_", "PENDING_"))
+        }
+        venv_bin = str(Path(sys.executable).parent)
+        env.update(
+            PATH=f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
+            PYTHONUNBUFFERED="1",
+            PORT=str(self.port),
+            REDIS_URL=self.redis_url,
+            WEBHOOK_TOKENS=f"{TOKEN_ALL}:*,{TOKEN_A}:{TENANT_A},{TOKEN_B}:{TENANT_B}",
+            API_KEYS=f"{ADMIN_KEY}:*,{KEY_A}:{TENANT_A},{KEY_B}:{TENANT_B}",
+            OUTCOME_GRACE_SECONDS="1",
+            PENDING_CHECK_SECONDS="1",
+            WEB_CONCURRENCY="2",
+            PROMETHEUS_MULTIPROC_DIR=str(self.directory / "metrics"),
+            # gunicorn's control socket goes here instead of the shared ~/.gunicorn.
+            XDG_RUNTIME_DIR=str(self.directory),
+        )
+        env.update(self.env_overrides)
+        env.update(overrides or {})
+        return env
+
+    def start(self, kind: str, overrides: Mapping[str, str] | None = None) -> Proc:
+        """Run the Procfile's ``kind`` command line via ``bash -c`` in a new session."""
+        command = procfile_commands()[kind]
+        self._count += 1
+        name = f"{kind}.{self._count}"
+        stdout_path = self.directory / f"{name}.out"
+        stderr_path = self.directory / f"{name}.err"
+        with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+            popen = subprocess.Popen(
+                ["bash", "-c", command],
+                cwd=REPO,
+                env=self.env(overrides),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+        proc = Proc(name, command, popen, stdout_path, stderr_path)
+        self.procs.append(proc)
+        return proc
+
+    # web ----------------------------------------------------------------------
+
+    @property
+    def api(self) -> Api:
+        return Api(f"http://127.0.0.1:{self.port}")
+
+    def start_web(self, **overrides: str) -> Proc:
+        proc = self.start("web", overrides)
+        self.wait_web(proc)
+        return proc
+
+    def wait_web(self, proc: Proc, timeout: float = 30.0) -> None:
+        api = self.api
+
+        def up() -> bool:
+            if not proc.running():
+                raise AssertionError(f"web exited while starting:\n{proc.tails()}")
+            return api.healthy()
+
+        wait_until(up, timeout, "GET /healthz to answer 200", detail=proc.tails)
+
+    # workers --------------------------------------------------------------------
+
+    def rq_workers(self) -> dict[str, tuple[int, str]]:
+        """Registered, not dead RQ workers: name -> (pid, queues it listens to)."""
+        found: dict[str, tuple[int, str]] = {}
+        for key in self.redis_client.scan_iter(match="rq:worker:*", count=1000):
+            name = key.decode()
+            if name.count(":") != 2:
+                continue
+            pid, death, queues = self.redis_client.hmget(key, ["pid", "death", "queues"])
+            if pid is not None and death is None:
+                found[name.rsplit(":", 1)[1]] = (int(pid), (queues or b"").decode())
+        return found
+
+    def workers_of(self, proc: Proc, queue: str | None = None) -> list[str]:
+        """Names of the RQ workers running in ``proc``'s process group (listening to ``queue``)."""
+        names = []
+        for name, (pid, queues) in self.rq_workers().items():
+            if queue is not None and queue not in queues.split(","):
+                continue
+            try:
+                if os.getpgid(pid) == proc.pid:
+                    names.append(name)
+            except ProcessLookupError:
+                continue
+        return names
+
+    def held_jobs(self, proc: Proc) -> dict[str, list[str]]:
+        """RQ jobs ``proc``'s workers hold: ``started`` (running) and ``in transit``
+        (moved off the queue, not started: only meaningful with one worker)."""
+        names = set(self.workers_of(proc))
+        held: dict[str, list[str]] = {"started": [], "in transit": []}
+        for member in self.redis_client.zrange(STARTED_REGISTRY_KEY, 0, -1):
+            job_id = member.decode().rsplit(":", 1)[0]
+            status, worker = self.redis_client.hmget(f"rq:job:{job_id}", ["status", "worker_name"])
+            if status == b"started" and worker is not None and worker.decode() in names:
+                held["started"].append(job_id)
+        held["in transit"] = [j.decode() for j in self.redis_client.lrange(INTERMEDIATE_KEY, 0, -1)]
+        return held
+
+    def kill_holding_a_job(
+        self,
+        proc: Proc,
+        tenant: str,
+        how: str = "started",
+        signum: int = signal.SIGKILL,
+        timeout: float = 20.0,
+    ) -> list[str]:
+        """Signal ``proc``'s group (SIGKILL by default) at a moment it holds a job
+        ``how`` (see held_jobs) while ``tenant`` has events accepted and not
+        applied; returns the jobs it held.
+
+        Freezes the process group (SIGSTOP), looks in Redis, and signals it if
+        so; otherwise lets it run (SIGCONT) a moment and looks again.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc.signal_group(signal.SIGSTOP)
+            held = self.held_jobs(proc)[how]
+            if held and self.pending(tenant) > 0:
+                if signum == signal.SIGKILL:
+                    proc.kill9()
+                else:
+                    proc.signal_group(signum)
+                    proc.signal_group(signal.SIGCONT)
+                return held
+            proc.signal_group(signal.SIGCONT)
+            time.sleep(0.001)
+        proc.signal_group(signal.SIGCONT)
+        raise AssertionError(f"{proc.name} never held a job ({how}) while events were pending")
+
+    def start_worker(self, concurrency: int = 1, **overrides: str) -> Proc:
+        """One Procfile ``worker`` process of ``concurrency`` RQ workers; waits until all listen."""
+        proc = self.start("worker", {"WORKER_CONCURRENCY": str(concurrency), **overrides})
+        self.wait_workers(proc, concurrency)
+        return proc
+
+    def start_workers(self, count: int, **overrides: str) -> list[Proc]:
+        """``count`` separate worker processes (each its own ``python -m workers``)."""
+        env = {"WORKER_CONCURRENCY": "1", **overrides}
+        procs = [self.start("worker", env) for _ in range(count)]
+        for proc in procs:
+            self.wait_workers(proc, 1)
+        return procs
+
+    def wait_workers(self, proc: Proc, count: int, timeout: float = 30.0) -> None:
+        def ready() -> bool:
+            if not proc.running():
+                raise AssertionError(f"worker exited while starting:\n{proc.tails()}")
+            return len(self.workers_of(proc, EVENTS_QUEUE)) >= count
+
+        wait_until(ready, timeout, f"{count} events worker(s) of {proc.name} to register",
+                   interval=0.1, detail=proc.tails)
+
+    def start_service(self, workers: int = 1, **overrides: str) -> Api:
+        """web plus one ``worker`` process running ``workers`` RQ workers, all ready."""
+        web = self.start("web", overrides)
+        worker = self.start("worker", {"WORKER_CONCURRENCY": str(workers), **overrides})
+        self.wait_web(web)
+        self.wait_workers(worker, workers)
+        return self.api
+
+    # teardown and reporting -----------------------------------------------------------
+
+    def stop_all(self, grace: float = 10.0) -> list[str]:
+        """SIGTERM every process group at once, SIGKILL what is left after ``grace``
+        seconds; returns the names of those that had to be killed."""
+        live = [p for p in self.procs if not _group_gone(p.pid)]
+        for proc in live:
+            proc.signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and not all(_group_gone(p.pid) for p in live):
+            for proc in live:
+                proc.popen.poll()  # reap leaders so they stop counting
+            time.sleep(0.05)
+        forced = [p for p in live if not _group_gone(p.pid)]
+        for proc in forced:
+            proc.signal_group(signal.SIGKILL)
+        for proc in live:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(10)
+        return [p.name for p in forced]
+
+    def tails(self) -> str:
+        return "\n".join(proc.tails() for proc in self.procs)
+
+    def crashed(self) -> list[Proc]:
+        """Processes that exited on their own (not killed by a test)."""
+        return [p for p in self.procs if not p.killed and not p.running()]
+
+    # redis reads ------------------------------------------------------------------
+
+    def pending(self, tenant: str) -> int:
+        """Events of ``tenant`` accepted and not yet applied: the members of its
+        pending sorted set(s) (``cs:{t:<tenant>}:pending``, or one per partition)."""
+        total = 0
+        for key in self.redis_client.scan_iter(match=f"cs:{{t:{tenant}}}:pending*", count=1000):
+            if self.redis_client.type(key) == b"zset":
+                total += int(self.redis_client.zcard(key))
+        return total
+
+    def timers(self, tenant: str) -> int:
+        return int(self.redis_client.zcard(f"cs:{{t:{tenant}}}:timers"))
+
+    def queued(self) -> int:
+        return int(self.redis_client.llen(EVENTS_QUEUE_KEY))
+
+    def quiet(self, tenant: str) -> bool:
+        """Nothing left to happen for ``tenant``: no pending event, no timer, no queued job."""
+        return self.pending(tenant) == 0 and self.timers(tenant) == 0 and self.queued() == 0

@@ -1,0 +1,215 @@
+"""PrimeVOX webhook bodies as the PBX sends them (see /work/shared/primevox-webhooks.md).
+
+Field names and their casing are the PBX's own: ``extensionNumber`` on
+ExtensionAnswered, ``containerID`` on SMS, and so on. Every builder returns
+the fields as a dict of text, in the order the PBX documents them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+Fields = dict[str, str]
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class Ext:
+    number: str
+    name: str
+
+
+ALICE = Ext("101", "Alice Émond")
+BOB = Ext("102", "Bob O'Neil & Co")
+CAROL = Ext("103", "Carol Nguyễn")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call of the PBX; its methods build that call's events."""
+
+    tenant: str
+    uuid: str = field(default_factory=new_uuid)
+    container: str = "container-1"
+    caller_number: str = "+15551230000"
+    caller_name: str = "Zoë D'Arcy-Smith"
+    did: str = "+15550001000"
+
+    def _base(self, event_type: str, **extra: str) -> Fields:
+        return {"eventType": event_type, **extra}
+
+    def _ids(self) -> Fields:
+        return {"containerId": self.container, "tenantId": self.tenant}
+
+    def inbound(self) -> Fields:
+        return {
+            "eventType": "InboundCall",
+            "eventTarget": "phoneNumber",
+            **self._ids(),
+            "didNumber": self.did,
+            "didDescription": "Main line, front desk",
+            "didGroup": "Sales & Support",
+            "cidPrefix": "",
+            "callUuid": self.uuid,
+            "callerIdNum": self.caller_number,
+            "callerIdName": self.caller_name,
+        }
+
+    def hangup(self, ext: Ext | None = None) -> Fields:
+        return {
+            "eventType": "HangupCall",
+            **self._ids(),
+            "extNumber": ext.number if ext else "",
+            "extName": ext.name if ext else "",
+            "callUuid": self.uuid,
+            "callerIdName": self.caller_name,
+            "callerIdNum": self.caller_number,
+        }
+
+    def ring(self, ext: Ext) -> Fields:
+        return {
+            "eventType": "ringAttempt",
+            "eventTarget": "extension",
+            **self._ids(),
+            "extNumber": ext.number,
+            "extName": ext.name,
+            "callUuid": self.uuid,
+            "callerIdNum": self.caller_number,
+        }
+
+    def ring_group(self, number: str = "600") -> Fields:
+        return {
+            "eventType": "ringAttempt",
+            "eventTarget": "ringGroup",
+            **self._ids(),
+            "rgNumber": number,
+            "callUuid": self.uuid,
+            "callerIdNum": self.caller_number,
+        }
+
+    def queue(self, number: str = "700") -> Fields:
+        return {
+            "eventType": "queueEntered",
+            "eventTarget": "queue",
+            **self._ids(),
+            "queueNumber": number,
+            "callUuid": self.uuid,
+            "callerIdNum": self.caller_number,
+        }
+
+    def answered(self, ext: Ext) -> Fields:
+        return {
+            "eventType": "ExtensionAnswered",
+            **self._ids(),
+            "callUuid": self.uuid,
+            "callerIdNum": self.caller_number,
+            "callerIdName": self.caller_name,
+            "extensionNumber": ext.number,
+            "extensionName": ext.name,
+        }
+
+    def _ext_event(self, event_type: str, ext: Ext) -> Fields:
+        return {
+            "eventType": event_type,
+            **self._ids(),
+            "extNumber": ext.number,
+            "extName": ext.name,
+            "callUuid": self.uuid,
+            "callerIdName": self.caller_name,
+            "callerIdNum": self.caller_number,
+        }
+
+    def completed(self, ext: Ext) -> Fields:
+        return self._ext_event("inboundCallCompleted", ext)
+
+    def voicemail(self, ext: Ext) -> Fields:
+        return self._ext_event("voicemailHangup", ext)
+
+    def outbound(self, ext: Ext, dialed: str = "+15559876543") -> Fields:
+        return {
+            "eventType": "outboundCall",
+            **self._ids(),
+            "extNumber": ext.number,
+            "extName": ext.name,
+            "callUuid": self.uuid,
+            "numberDialed": dialed,
+        }
+
+    def unknown(self, event_type: str = "callParked") -> Fields:
+        return {"eventType": event_type, **self._ids(), "callUuid": self.uuid, "parkSlot": "71"}
+
+
+def message(
+    direction: str,
+    tenant: str,
+    conversation: str,
+    text: str,
+    customer: str = "+15550001000",
+    outsider: str = "+15557654321",
+    container: str = "container-1",
+) -> Fields:
+    """An SMS event, JSON-spelled (containerID, tenantID, conversationID)."""
+    inbound = direction == "inbound"
+    return {
+        "eventType": "inboundMessage" if inbound else "outboundMessage",
+        "toNumber": customer if inbound else outsider,
+        "fromNumber": outsider if inbound else customer,
+        "containerID": container,
+        "tenantID": tenant,
+        "conversationID": conversation,
+        "messageText": text,
+    }
+
+
+# -- whole calls, in the order the PBX sends their events --------------------------
+
+# kind -> (outcome, missed_reason)
+EXPECTED: dict[str, tuple[str, str | None]] = {
+    "answered": ("answered", None),
+    "answered_hangup_only": ("answered", None),
+    "abandoned": ("missed", "abandoned"),
+    "no_answer": ("missed", "no_answer"),
+    "voicemail": ("voicemail", None),
+    "outbound": ("outbound", None),
+    "unrouted": ("missed", "unrouted"),
+    "extension_only_answered": ("answered", None),
+    "extension_only_voicemail": ("voicemail", None),
+}
+
+
+def scenario(kind: str, call: Call) -> list[Fields]:
+    """The events of one call of ``kind`` (a key of EXPECTED), in realistic order."""
+    if kind == "answered":
+        return [
+            call.inbound(),
+            call.queue(),
+            call.ring(ALICE),
+            call.ring(BOB),
+            call.answered(BOB),
+            call.completed(BOB),
+            call.hangup(BOB),
+        ]
+    if kind == "answered_hangup_only":
+        # Only phone-number webhooks configured: HangupCall names who answered.
+        return [call.inbound(), call.hangup(CAROL)]
+    if kind == "abandoned":
+        return [call.inbound(), call.queue(), call.ring(ALICE), call.hangup()]
+    if kind == "no_answer":
+        return [call.inbound(), call.ring_group(), call.ring(ALICE), call.ring(BOB), call.hangup()]
+    if kind == "voicemail":
+        return [call.inbound(), call.ring(ALICE), call.voicemail(ALICE), call.hangup()]
+    if kind == "outbound":
+        # No HangupCall for outbound calls: the extension's end event ends it.
+        return [call.outbound(BOB), call.completed(BOB)]
+    if kind == "unrouted":
+        return [call.inbound(), call.hangup()]
+    if kind == "extension_only_answered":
+        # Only extension webhooks configured: no InboundCall, no HangupCall.
+        return [call.ring(ALICE), call.answered(ALICE), call.completed(ALICE)]
+    if kind == "extension_only_voicemail":
+        return [call.ring(BOB), call.voicemail(BOB)]
+    raise ValueError(f"unknown scenario {kind!r}")
