@@ -37,5 +37,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     for blueprint in (intake.bp, api.bp, stream.bp, subscriptions.bp, health.bp, metrics.bp):
         app.register_blueprint(blueprint)
+    from app import wallboard
+
+    app.register_blueprint(wallboard.bp)
+    from app import openapi
+
+    app.register_blueprint(openapi.bp)
     cli.init_app(app)
     return app

@@ -17,7 +17,10 @@ from app.errors import BadQuery, error_response
 from app.resources import get_store
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
-OUTCOME_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
+# ASCII digits only (``\d`` also takes other scripts' digits) and no trailing
+# newline (``$`` allows one): Redis refuses both, which would read as a 503.
+OUTCOME_ID = re.compile(r"^[0-9]{1,20}(-[0-9]{1,20})?\Z")
+MAX_STREAM_ID_PART = 2**64 - 1
 MAX_LIMIT = 1000
 OUTCOME_KINDS = ("answered", "missed", "voicemail", "outbound")
 
@@ -34,11 +37,21 @@ def scoped_tenants(requested: str | None = None) -> list[str]:
     return get_store().tenants()
 
 
+def is_outcome_id(text: str) -> bool:
+    """Whether ``text`` is an outcome id Redis can read after: ``<us>[-<seq>]``, each a
+    64-bit unsigned, short of the very last id (nothing can follow that one)."""
+    if not OUTCOME_ID.match(text):
+        return False
+    parts = [int(part) for part in text.split("-")]
+    return max(parts) <= MAX_STREAM_ID_PART and parts != [MAX_STREAM_ID_PART] * 2
+
+
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # isascii: "²".isdigit() is true but int("²") raises.
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise BadQuery(f"{name} must be a whole number from {low} to {high}")
     return int(raw)
 
@@ -46,7 +59,7 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 def outcome_query() -> dict[str, Any]:
     """Parse ``after``, ``limit``, ``tenant_id``, ``outcome``. Raises BadQuery/PermissionError."""
     after = request.args.get("after") or request.headers.get("Last-Event-ID") or None
-    if after is not None and not OUTCOME_ID.match(after):
+    if after is not None and not is_outcome_id(after):
         raise BadQuery("after must be an outcome id such as 1764063000123456-0")
     outcome = request.args.get("outcome") or None
     if outcome is not None and outcome not in OUTCOME_KINDS:

@@ -104,6 +104,7 @@ def _banner(env: dict[str, str], port: int, mode: str) -> str:
             f"  API key:      {key}",
             f"  Live calls:   curl -H 'Authorization: Bearer {key}' {base}/v1/calls/live",
             f"  Outcomes:     curl -H 'Authorization: Bearer {key}' {base}/v1/outcomes",
+            f"  Wallboard:    {base}/wallboard#key={key}",
             "  Stop with Ctrl-C.",
             "",
         ]
@@ -155,7 +156,7 @@ def _start_demo(env: dict[str, str], port: int) -> None:
                     break
             except OSError:
                 time.sleep(0.1)
-        print(f"demo: posting simulated calls to {url} (watch {url}/wallboard)", flush=True)
+        print(f"demo: posting simulated calls to {url} (watch the wallboard)", flush=True)
         subprocess.run(
             [sys.executable, "-m", "flask", "--app", "app", "simulate", url,
              "--rate", "1", "--speed", "3", "--duration", "86400", "--sms-rate", "0.05"],

@@ -20,7 +20,7 @@ from typing import Any
 import redis
 from flask import Blueprint, Response, current_app, request, stream_with_context
 
-from app.api import OUTCOME_ID, outcome_query
+from app.api import is_outcome_id, outcome_query
 from app.auth import require_api_key
 from app.errors import BadQuery, error_response
 from app.resources import get_store
@@ -54,7 +54,7 @@ def outcome_stream() -> Response | tuple[Response, int]:
     # and sends the id of the last record it got: resume from there.
     last_event_id = request.headers.get("Last-Event-ID")
     if last_event_id:
-        if not OUTCOME_ID.match(last_event_id):
+        if not is_outcome_id(last_event_id):
             raise BadQuery("Last-Event-ID must be an outcome id such as 1764063000123456-0")
         query["after"] = last_event_id
     if not _slots.acquire(blocking=False):

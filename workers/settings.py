@@ -73,6 +73,8 @@ class Settings:
     # Subscription URLs on loopback/private networks are refused unless this
     # is set: otherwise anyone with an API key could make us probe our network.
     subscription_allow_private: bool = False
+    # The wallboard's and /v1/stats' service level: answered within this many seconds.
+    service_level_seconds: float = 20.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -89,4 +91,5 @@ class Settings:
             delivery_retry_seconds=_schedule(env, "DELIVERY_RETRY_SECONDS", DEFAULT_RETRY_SCHEDULE),
             subscription_allow_private=env.get("SUBSCRIPTION_ALLOW_PRIVATE", "").strip().lower()
             in _TRUE,
+            service_level_seconds=_number(env, "SERVICE_LEVEL_SECONDS", 20.0),
         )

@@ -666,6 +666,53 @@ class Store:
                 out.append({"id": entry_id, **record})
         return out, cursor
 
+    def read_outcome_window(
+        self,
+        tenant_ids: Sequence[str],
+        start_us: int,
+        end_us: int,
+        *,
+        max_records: int = 100_000,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Outcome records decided from ``start_us`` to ``end_us`` (server
+        microseconds, both included), oldest first, across tenants.
+
+        Ids are ``<us>-<seq>``, so a time window is an id range. ``end_us`` is
+        capped at the server time read before the streams, as in
+        ``read_outcomes``: returns (records, the capped end), and every record
+        decided later has a larger id than the capped end. Raises
+        OverflowError if the window holds more than ``max_records`` records.
+        """
+        end = min(end_us, self.server_time_us())
+        if end < start_us:
+            return [], end
+        batch = 1000
+        found: list[tuple[tuple[int, int], dict[str, Any]]] = []
+        cursors = dict.fromkeys(tenant_ids, str(start_us))
+        active = list(tenant_ids)
+        while active:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for tenant in active:
+                    key = outcomes_key(tenant)
+                    pipe.xrange(key, min=cursors[tenant], max=str(end), count=batch)
+                results = pipe.execute()
+            more: list[str] = []
+            for tenant, entries in zip(active, results, strict=True):
+                for raw_id, fields in entries:
+                    entry_id = _text(raw_id)
+                    record = json.loads(
+                        fields[b"record"] if b"record" in fields else fields["record"]
+                    )
+                    found.append((_id_key(entry_id), {"id": entry_id, **record}))
+                    cursors[tenant] = f"({entry_id}"
+                if len(entries) == batch:
+                    more.append(tenant)
+            if len(found) > max_records:
+                raise OverflowError(f"more than {max_records} outcome records in the window")
+            active = more
+        found.sort(key=lambda item: item[0])
+        return [record for _, record in found], end
+
     def messages(self, tenant_id: str, conversation_id: str) -> list[dict[str, Any]]:
         return self.read_log(conversation_key(tenant_id, conversation_id))
 

@@ -10,7 +10,6 @@ from typing import Any
 import fakeredis
 import pytest
 import redis
-from conftest import API_KEY, TENANT_KEY, TENANT_TOKEN, TOKEN
 from examples import (
     ANSWERED_CALL,
     CALL_UUID,
@@ -33,6 +32,7 @@ from redis.retry import Retry
 from werkzeug.test import TestResponse
 
 from app import MAX_BODY_BYTES, create_app
+from tests.conftest import API_KEY, TENANT_KEY, TENANT_TOKEN, TOKEN
 from workers.jobs import events_queue
 from workers.settings import Settings
 from workers.store import PARTITIONS, TENANTS_KEY, Store, pending_key

@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import fakeredis
-from conftest import TENANT_TOKEN, TOKEN
 from examples import FIELDS
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given
@@ -24,6 +23,7 @@ from app import MAX_BODY_BYTES
 from app.intake import decode_body
 from app.schemas import BadEvent, load_event
 from statemachine.events import isoformat, parse_time
+from tests.conftest import TENANT_TOKEN, TOKEN
 from workers.jobs import events_queue
 from workers.store import PARTITIONS, TENANTS_KEY, Store, pending_key
 

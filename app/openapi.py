@@ -1,0 +1,1383 @@
+"""The API described: ``GET /openapi.json`` (OpenAPI 3.1) and ``GET /docs`` (the same, for people).
+
+The document is built with apispec from marshmallow schemas: the webhook
+request bodies from the intake's own schemas (``app.schemas``, by their
+``data_key`` names, so what is documented is what is validated), the
+subscription bodies from ``app.subscriptions``, and the answers from the
+response schemas below, which say what the read API returns. It is built
+once per process and served as is; it needs no credentials to read.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import metadata
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Blueprint, Response, jsonify
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from app import intake as intake_module
+from app import schemas as intake_schemas
+from app.api import MAX_LIMIT, OUTCOME_KINDS
+from app.stats import GROUPINGS
+from app.subscriptions import RotateSchema, SubscriptionSchema
+from statemachine.events import EventType
+
+bp = Blueprint("openapi", __name__)
+
+OPENAPI_VERSION = "3.1.0"
+OUTCOME_ID_PATTERN = r"^[0-9]{1,20}(-[0-9]{1,20})?$"
+# What the intake's ``_identifier`` validator refuses, as a JSON Schema pattern.
+NO_CONTROL_PATTERN = r"^[^\u0000-\u001f\u007f]*$"
+
+EXAMPLE_TENANT = "acme"
+EXAMPLE_CONTAINER = "container-1"
+EXAMPLE_CALL_UUID = "6f1c2f0e-8a3b-4c1e-9d2a-5b7e3c4d1a20"
+EXAMPLE_CONVERSATION = "conv-5551230000"
+EXAMPLE_TIME = "2025-11-25T10:00:00.000000Z"
+EXAMPLE_OUTCOME_ID = "1764064805123456-0"
+EXAMPLE_SUBSCRIPTION = "sub_3f9a1c0d2e4b6a8c"
+
+
+def _ex(value: Any, description: str | None = None) -> dict[str, Any]:
+    """Field metadata: an example, and a description when the name does not say it all."""
+    meta: dict[str, Any] = {"example": value}
+    if description:
+        meta["description"] = description
+    return meta
+
+
+def _time(description: str, *, nullable: bool = True) -> fields.DateTime:
+    return fields.DateTime(
+        required=True, allow_none=nullable, metadata=_ex(EXAMPLE_TIME, description + " (UTC)")
+    )
+
+
+def _text(example: Any, description: str | None = None, *, nullable: bool = True) -> fields.String:
+    return fields.String(required=True, allow_none=nullable, metadata=_ex(example, description))
+
+
+# -- response schemas ----------------------------------------------------------------
+
+
+class Doc(Schema):
+    """A response schema. Open (no additionalProperties: false): the API may add fields."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class PartyDoc(Doc):
+    """A person or extension: a number and a name, either possibly empty."""
+
+    number = fields.String(required=True, metadata=_ex("101"))
+    name = fields.String(required=True, metadata=_ex("Alice Émond"))
+
+
+class DidDoc(Doc):
+    """The customer's number that was called, as the PBX describes it."""
+
+    number = fields.String(required=True, metadata=_ex("+15550001000"))
+    description = fields.String(required=True, metadata=_ex("Main line, front desk"))
+    group = fields.String(required=True, metadata=_ex("Sales & Support"))
+
+
+def _party(description: str, *, example_null: bool = False) -> fields.Nested:
+    meta: dict[str, Any] = {"description": description}
+    if example_null:
+        meta["example"] = None
+    return fields.Nested(PartyDoc, required=True, allow_none=True, metadata=meta)
+
+
+LIVE_STATES = ("new", "queued", "ringing", "answered", "dialing")
+
+
+class LiveCallDoc(Doc):
+    """A call as the engine sees it now."""
+
+    call_uuid = _text(EXAMPLE_CALL_UUID, "the PBX's callUuid", nullable=False)
+    tenant_id = _text(EXAMPLE_TENANT, nullable=False)
+    container_id = _text(EXAMPLE_CONTAINER, "empty when no event carried one", nullable=False)
+    direction = fields.String(
+        required=True, validate=validate.OneOf(("inbound", "outbound")), metadata=_ex("inbound")
+    )
+    state = fields.String(
+        required=True,
+        validate=validate.OneOf(LIVE_STATES),
+        metadata=_ex("ringing", "new, queued, ringing, answered or dialing (outbound)"),
+    )
+    caller = _party("who called (null for outbound calls)")
+    did = fields.Nested(
+        DidDoc,
+        required=True,
+        allow_none=True,
+        metadata={"description": "the number called, when an InboundCall was seen"},
+    )
+    number_dialed = _text(None, "outbound: the number the extension dialed")
+    extension = _party("outbound: the extension that placed the call", example_null=True)
+    queue = _text("600", "the queue the caller entered")
+    ring_group = _text(None, "the ring group the caller entered")
+    ringing = fields.List(
+        fields.Nested(PartyDoc),
+        required=True,
+        metadata={"description": "extensions ringing now"},
+    )
+    rang = fields.List(
+        fields.Nested(PartyDoc),
+        required=True,
+        metadata={"description": "extensions that rang, in order, no repeats"},
+    )
+    answered_by = _party("the first extension to answer", example_null=True)
+    started_at = _time("the call's first event")
+    answered_at = _time("when it was answered")
+    ended_at = _time("when it ended; null while live")
+    last_event_at = _time("the call's latest event")
+
+
+class CallEventDoc(Doc):
+    """One entry of a call's event log: the event as the PBX sent it."""
+
+    event_type = fields.String(required=True, metadata=_ex("ringAttempt"))
+    received_at = _time("when the engine received it", nullable=False)
+    fields_ = fields.Dict(
+        data_key="fields",
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata=_ex(
+            {
+                "eventType": "ringAttempt",
+                "eventTarget": "extension",
+                "tenantId": EXAMPLE_TENANT,
+                "callUuid": EXAMPLE_CALL_UUID,
+                "extNumber": "101",
+                "extName": "Alice Émond",
+            },
+            "the body's fields, as sent",
+        ),
+    )
+
+
+class OutcomeRecordDoc(Doc):
+    """What happened to one call; a later revision supersedes an earlier one."""
+
+    id = fields.String(
+        required=True,
+        validate=validate.Regexp(OUTCOME_ID_PATTERN),
+        metadata=_ex(
+            EXAMPLE_OUTCOME_ID, "record id, increasing; use with after= and Last-Event-ID"
+        ),
+    )
+    revision = fields.Integer(
+        required=True, validate=validate.Range(min=1), metadata=_ex(1, "1, then 2, 3… if revised")
+    )
+    call_uuid = _text(EXAMPLE_CALL_UUID, nullable=False)
+    tenant_id = _text(EXAMPLE_TENANT, nullable=False)
+    container_id = _text(EXAMPLE_CONTAINER, nullable=False)
+    direction = fields.String(
+        required=True, validate=validate.OneOf(("inbound", "outbound")), metadata=_ex("inbound")
+    )
+    outcome = fields.String(
+        required=True, validate=validate.OneOf(OUTCOME_KINDS), metadata=_ex("answered")
+    )
+    missed_reason = fields.String(
+        required=True,
+        allow_none=True,
+        validate=validate.OneOf(("abandoned", "no_answer", "unrouted")),
+        metadata=_ex(None, "for missed calls: abandoned, no_answer or unrouted"),
+    )
+    answered_by = _party("the extension that answered")
+    voicemail_box = _party("for voicemail: the box", example_null=True)
+    caller = _party("who called")
+    did = fields.Nested(DidDoc, required=True, allow_none=True)
+    number_dialed = _text(None, "outbound: the number dialed")
+    extension = _party("outbound: the extension that placed the call", example_null=True)
+    queue = _text("600")
+    ring_group = _text(None)
+    rang = fields.List(
+        fields.Nested(PartyDoc),
+        required=True,
+        metadata={"description": "extensions that rang, in order, no repeats"},
+    )
+    started_at = _time("the call's first event")
+    answered_at = _time("when it was answered")
+    ended_at = _time("when it ended", nullable=False)
+    wait_seconds = fields.Float(
+        required=True,
+        allow_none=True,
+        metadata=_ex(12.5, "start to answer, or start to end when unanswered; null if unknown"),
+    )
+    talk_seconds = fields.Float(
+        required=True,
+        allow_none=True,
+        metadata=_ex(95.2, "answer to end; 0 when unanswered; null if unknown"),
+    )
+    ended_by = fields.String(
+        required=True, validate=validate.OneOf(("hangup", "timeout")), metadata=_ex("hangup")
+    )
+
+
+class CallDoc(LiveCallDoc):
+    """One call: its state, its latest outcome and its event log."""
+
+    state = fields.String(
+        required=True,
+        validate=validate.OneOf((*LIVE_STATES, "ended")),
+        metadata=_ex("ended"),
+    )
+    answered_by = _party("the first extension to answer")
+    outcome = fields.Nested(
+        OutcomeRecordDoc,
+        required=True,
+        allow_none=True,
+        metadata={"description": "the latest outcome revision; null until decided"},
+    )
+    events = fields.List(
+        fields.Nested(CallEventDoc),
+        required=True,
+        metadata={"description": "the call's event log, in received order"},
+    )
+
+
+class MessageDoc(Doc):
+    """One SMS/MMS message."""
+
+    id = _text("5d41402abc4b2a76b9719d911017c592", "event id", nullable=False)
+    conversation_id = _text(EXAMPLE_CONVERSATION, nullable=False)
+    tenant_id = _text(EXAMPLE_TENANT, nullable=False)
+    container_id = _text(EXAMPLE_CONTAINER, nullable=False)
+    direction = fields.String(
+        required=True, validate=validate.OneOf(("inbound", "outbound")), metadata=_ex("inbound")
+    )
+    from_ = fields.String(data_key="from", required=True, metadata=_ex("+15551230000"))
+    to = fields.String(required=True, metadata=_ex("+15550001000"))
+    text = fields.String(required=True, metadata=_ex("Can you call me back?"))
+    received_at = _time("when the engine received it", nullable=False)
+
+
+class SubscriptionDoc(Doc):
+    """An outbound webhook subscription (its secrets are never shown again)."""
+
+    id = _text(EXAMPLE_SUBSCRIPTION, nullable=False)
+    tenant_id = _text(EXAMPLE_TENANT, "the tenant, or * for every tenant", nullable=False)
+    url = fields.String(
+        required=True, metadata={**_ex("https://example.com/hooks/callstate"), "format": "uri"}
+    )
+    outcomes = fields.List(
+        fields.String(validate=validate.OneOf(OUTCOME_KINDS)),
+        required=True,
+        allow_none=True,
+        metadata=_ex(["missed"], "the outcome kinds delivered; null for all"),
+    )
+    enabled = fields.Boolean(
+        required=True, metadata=_ex(True, "false once a receiver answered 410 Gone")
+    )
+    disabled_reason = fields.String(metadata=_ex("receiver answered 410 Gone"))
+    created_at = _time("when it was made", nullable=False)
+
+
+class SubscriptionWithSecretDoc(SubscriptionDoc):
+    """A subscription as made or rotated: the one time its new secret is shown."""
+
+    secret = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^whsec_[A-Za-z0-9+/=]+$"),
+        metadata=_ex("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "Standard Webhooks signing secret"),
+    )
+
+
+DELIVERY_STATUSES = ("pending", "succeeded", "failed", "cancelled")
+
+
+class DeliveryDoc(Doc):
+    """One outcome record's delivery to one subscription, with its attempts."""
+
+    id = _text(f"{EXAMPLE_SUBSCRIPTION}_{EXAMPLE_OUTCOME_ID}", nullable=False)
+    webhook_id = _text(
+        "msg_2b7e151628aed2a6abf7158809cf4f3c",
+        "the webhook-id header, the same on every retry",
+        nullable=False,
+    )
+    subscription_id = _text(EXAMPLE_SUBSCRIPTION, nullable=False)
+    tenant_id = _text(EXAMPLE_TENANT, nullable=False)
+    outcome_id = _text(EXAMPLE_OUTCOME_ID, nullable=False)
+    call_uuid = _text(EXAMPLE_CALL_UUID, nullable=False)
+    outcome = fields.String(
+        required=True, validate=validate.OneOf(OUTCOME_KINDS), metadata=_ex("missed")
+    )
+    revision = fields.Integer(required=True, validate=validate.Range(min=1), metadata=_ex(1))
+    status = fields.String(
+        required=True, validate=validate.OneOf(DELIVERY_STATUSES), metadata=_ex("succeeded")
+    )
+    attempts = fields.Integer(required=True, validate=validate.Range(min=0), metadata=_ex(1))
+    last_status = fields.Integer(
+        required=True, allow_none=True, metadata=_ex(200, "the receiver's last HTTP status")
+    )
+    last_error = _text(None, "why the last attempt failed")
+    created_at = _time("when the delivery was made", nullable=False)
+    last_attempt_at = _time("the last attempt")
+    next_attempt_at = _time("the next attempt, if one is due")
+    delivered_at = _time("when a receiver took it (2xx)")
+    payload = fields.Nested(
+        OutcomeRecordDoc, required=True, metadata={"description": "the body posted"}
+    )
+
+
+class ErrorDoc(Doc):
+    """Every error answer."""
+
+    error = fields.String(required=True, metadata=_ex("no such call"))
+    fields_ = fields.Dict(
+        data_key="fields",
+        metadata=_ex(
+            {"tenantId": ["tenantId is missing"]}, "for invalid bodies: the problem with each field"
+        ),
+    )
+
+
+class LiveCallListDoc(Doc):
+    calls = fields.List(fields.Nested(LiveCallDoc), required=True)
+
+
+class OutcomePageDoc(Doc):
+    outcomes = fields.List(fields.Nested(OutcomeRecordDoc), required=True)
+    next = fields.String(
+        required=True,
+        allow_none=True,
+        metadata=_ex(
+            EXAMPLE_OUTCOME_ID, "pass as after= for the next page; null when this page was the last"
+        ),
+    )
+
+
+class MessageListDoc(Doc):
+    messages = fields.List(fields.Nested(MessageDoc), required=True)
+
+
+class SubscriptionListDoc(Doc):
+    subscriptions = fields.List(fields.Nested(SubscriptionDoc), required=True)
+
+
+class DeliveryListDoc(Doc):
+    deliveries = fields.List(fields.Nested(DeliveryDoc), required=True)
+
+
+class ReplayedDoc(Doc):
+    delivery = fields.Nested(DeliveryDoc, required=True)
+
+
+class AcceptedDoc(Doc):
+    """The intake's answer: the event is durably queued."""
+
+    status = fields.String(required=True, validate=validate.OneOf(("accepted",)))
+    event_id = _text(
+        "9b2f3c4d5e6f7a8b9c0d1e2f3a4b5c6d", "the event's id (a hash of its content)", nullable=False
+    )
+    event_type = _text("ringAttempt", "the eventType, as the PBX spells it", nullable=False)
+    received_at = _time("when it was received", nullable=False)
+    call_uuid = fields.String(metadata=_ex(EXAMPLE_CALL_UUID, "call events"))
+    conversation_id = fields.String(metadata=_ex(EXAMPLE_CONVERSATION, "SMS events"))
+
+
+class HealthDoc(Doc):
+    status = fields.String(required=True, validate=validate.OneOf(("ok",)))
+
+
+class ReadyDoc(Doc):
+    status = fields.String(required=True, validate=validate.OneOf(("ready",)))
+    warnings = fields.List(
+        fields.String(),
+        required=True,
+        metadata=_ex([], "Redis settings that put accepted events at risk"),
+    )
+
+
+class LiveSnapshotDoc(Doc):
+    """One event of the live-calls stream: every live call, as ``/v1/calls/live`` lists them."""
+
+    calls = fields.List(fields.Nested(LiveCallDoc), required=True)
+    server_time = _time("when the snapshot was taken", nullable=False)
+
+
+def _count(description: str) -> fields.Integer:
+    return fields.Integer(
+        required=True, validate=validate.Range(min=0), metadata=_ex(0, description)
+    )
+
+
+def _seconds(description: str, *, nullable: bool = True) -> fields.Float:
+    return fields.Float(required=True, allow_none=nullable, metadata=_ex(14.2, description))
+
+
+class StatsFiguresDoc(Doc):
+    """Call-centre figures of a set of calls (each call counted once, at its latest revision)."""
+
+    offered = _count("inbound calls")
+    answered = _count("inbound calls answered (by this extension, when grouped by extension)")
+    missed = _count("abandoned + no_answer + unrouted")
+    abandoned = _count("the caller gave up in a queue")
+    no_answer = _count("extensions rang, nobody answered")
+    unrouted = _count("never queued or rung")
+    voicemail = _count("voicemail left")
+    elsewhere = _count("grouped by extension: presented here, answered or voicemailed elsewhere")
+    abandon_rate = fields.Float(
+        required=True, allow_none=True, metadata=_ex(0.05, "abandoned / offered; null if none")
+    )
+    service_level = fields.Float(
+        required=True,
+        allow_none=True,
+        metadata=_ex(0.8, "answered within service_level_seconds / offered; null if none"),
+    )
+    answered_in_service_level = _count("answered within service_level_seconds")
+    avg_wait_seconds = _seconds("mean wait of inbound calls")
+    max_wait_seconds = _seconds("longest wait")
+    avg_answer_seconds = _seconds("mean wait of answered calls")
+    talk_seconds = _seconds("total talk time of answered inbound calls", nullable=False)
+    avg_talk_seconds = _seconds("mean talk time of answered calls")
+    outbound = _count("outbound calls")
+    outbound_talk_seconds = _seconds("total talk time of outbound calls", nullable=False)
+
+
+class StatsGroupDoc(StatsFiguresDoc):
+    """The figures of one group."""
+
+    key = _text("600", "the queue, extension, DID, hour or tenant; null: calls without one")
+
+
+class StatsWindowDoc(Doc):
+    from_ = fields.DateTime(data_key="from", required=True, metadata=_ex(EXAMPLE_TIME))
+    to = fields.DateTime(required=True, metadata=_ex(EXAMPLE_TIME))
+    group_by = fields.String(
+        required=True, allow_none=True, validate=validate.OneOf(GROUPINGS), metadata=_ex("queue")
+    )
+    service_level_seconds = fields.Float(required=True, metadata=_ex(20.0))
+    tenants = fields.List(fields.String(), required=True, metadata=_ex([EXAMPLE_TENANT]))
+
+
+class FollowUpDoc(Doc):
+    """What happened after a missed call: the number called back, or the caller answered later."""
+
+    kind = fields.String(
+        required=True,
+        validate=validate.OneOf(("called_back", "answered")),
+        metadata=_ex("called_back"),
+    )
+    at = _time("when the later call started", nullable=False)
+    call_uuid = _text(EXAMPLE_CALL_UUID, nullable=False)
+
+
+class MissedCallDoc(Doc):
+    """A missed inbound call, for the callback list."""
+
+    id = _text(EXAMPLE_OUTCOME_ID, "the outcome record's id", nullable=False)
+    call_uuid = _text(EXAMPLE_CALL_UUID, nullable=False)
+    tenant_id = _text(EXAMPLE_TENANT, nullable=False)
+    caller = _party("who called")
+    did = fields.Nested(DidDoc, required=True, allow_none=True)
+    queue = _text("600")
+    ring_group = _text(None)
+    rang = fields.List(fields.Nested(PartyDoc), required=True)
+    missed_reason = fields.String(
+        required=True,
+        allow_none=True,
+        validate=validate.OneOf(("abandoned", "no_answer", "unrouted")),
+        metadata=_ex("abandoned"),
+    )
+    started_at = _time("the call's first event")
+    ended_at = _time("when it ended")
+    wait_seconds = _seconds("how long the caller waited")
+    follow_up = fields.Nested(
+        FollowUpDoc, required=True, allow_none=True, metadata={"description": "null: none yet"}
+    )
+
+
+class StatsDoc(Doc):
+    """Call-centre figures over a window of outcome decisions."""
+
+    window = fields.Nested(StatsWindowDoc, required=True)
+    cursor = fields.String(
+        required=True,
+        metadata=_ex(
+            EXAMPLE_OUTCOME_ID,
+            "every record decided up to this id is counted: follow the outcome stream from it",
+        ),
+    )
+    groups = fields.List(
+        fields.Nested(StatsGroupDoc),
+        required=True,
+        metadata={"description": "sorted by key, null last; empty without group_by"},
+    )
+    totals = fields.Nested(StatsFiguresDoc, required=True)
+    missed_calls = fields.List(
+        fields.Nested(MissedCallDoc),
+        required=True,
+        metadata={"description": "the callback list: missed inbound calls, newest first"},
+    )
+
+
+RESPONSE_SCHEMAS: dict[str, type[Schema]] = {
+    "Party": PartyDoc,
+    "Did": DidDoc,
+    "LiveCall": LiveCallDoc,
+    "CallEvent": CallEventDoc,
+    "OutcomeRecord": OutcomeRecordDoc,
+    "Call": CallDoc,
+    "Message": MessageDoc,
+    "Subscription": SubscriptionDoc,
+    "SubscriptionWithSecret": SubscriptionWithSecretDoc,
+    "Delivery": DeliveryDoc,
+    "Error": ErrorDoc,
+    "LiveCallList": LiveCallListDoc,
+    "OutcomePage": OutcomePageDoc,
+    "MessageList": MessageListDoc,
+    "SubscriptionList": SubscriptionListDoc,
+    "DeliveryList": DeliveryListDoc,
+    "Replayed": ReplayedDoc,
+    "Accepted": AcceptedDoc,
+    "Health": HealthDoc,
+    "Ready": ReadyDoc,
+    "LiveSnapshot": LiveSnapshotDoc,
+    "StatsFigures": StatsFiguresDoc,
+    "StatsGroup": StatsGroupDoc,
+    "StatsWindow": StatsWindowDoc,
+    "FollowUp": FollowUpDoc,
+    "MissedCall": MissedCallDoc,
+    "Stats": StatsDoc,
+    "SubscriptionRequest": SubscriptionSchema,
+    "RotateSecretRequest": RotateSchema,
+}
+
+
+# -- webhook request bodies, from the intake's schemas ------------------------------
+
+
+class WebhookEvent:
+    """One PrimeVOX event kind as documented: which intake schema checks it and how."""
+
+    def __init__(
+        self,
+        name: str,
+        event_type: str,
+        schema: Schema,
+        form: str,
+        summary: str,
+        *,
+        target: str | None = None,
+        spelled: dict[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.event_type = event_type
+        self.schema = schema
+        self.form = form
+        self.summary = summary
+        self.target = target
+        # The PBX's spelling of a field where it differs from the schema's data_key.
+        self.spelled = spelled or {}
+
+
+_SMS_SPELLING = {
+    "tenantId": "tenantID",
+    "containerId": "containerID",
+    "conversationId": "conversationID",
+}
+_RINGS = intake_schemas.RING_SCHEMAS
+_BY_TYPE = intake_schemas.SCHEMAS
+
+WEBHOOK_EVENTS = [
+    WebhookEvent(
+        "InboundCallEvent",
+        EventType.INBOUND_CALL.value,
+        _BY_TYPE[EventType.INBOUND_CALL.value],
+        "phone number",
+        "A call reached the phone system (before anything else happened to it).",
+        target="phoneNumber",
+    ),
+    WebhookEvent(
+        "HangupCallEvent",
+        EventType.HANGUP_CALL.value,
+        _BY_TYPE[EventType.HANGUP_CALL.value],
+        "phone number",
+        "The call ended, whatever happened to it; extNumber/extName name the extension "
+        "that answered, empty if nobody did.",
+    ),
+    WebhookEvent(
+        "ExtensionRingAttemptEvent",
+        EventType.RING_ATTEMPT.value,
+        _RINGS["extension"],
+        "extension",
+        "The extension is ringing.",
+        target="extension",
+    ),
+    WebhookEvent(
+        "RingGroupRingAttemptEvent",
+        EventType.RING_ATTEMPT.value,
+        _RINGS["ringgroup"],
+        "ring group",
+        "The caller entered ring group rgNumber.",
+        target="ringGroup",
+    ),
+    WebhookEvent(
+        "QueueEnteredEvent",
+        EventType.QUEUE_ENTERED.value,
+        _BY_TYPE[EventType.QUEUE_ENTERED.value],
+        "queue",
+        "The caller entered queue queueNumber.",
+        target="queue",
+    ),
+    WebhookEvent(
+        "ExtensionAnsweredEvent",
+        EventType.EXTENSION_ANSWERED.value,
+        _BY_TYPE[EventType.EXTENSION_ANSWERED.value],
+        "extension",
+        "The extension answered.",
+        spelled={"extNumber": "extensionNumber", "extName": "extensionName"},
+    ),
+    WebhookEvent(
+        "InboundCallCompletedEvent",
+        EventType.INBOUND_CALL_COMPLETED.value,
+        _BY_TYPE[EventType.INBOUND_CALL_COMPLETED.value],
+        "extension",
+        'The extension\'s leg of the call ended ("Extension Hung Up").',
+    ),
+    WebhookEvent(
+        "VoicemailHangupEvent",
+        EventType.VOICEMAIL_HANGUP.value,
+        _BY_TYPE[EventType.VOICEMAIL_HANGUP.value],
+        "extension",
+        "The caller left a voicemail at the extension and hung up.",
+    ),
+    WebhookEvent(
+        "OutboundCallEvent",
+        EventType.OUTBOUND_CALL.value,
+        _BY_TYPE[EventType.OUTBOUND_CALL.value],
+        "extension",
+        "The extension placed a call to numberDialed.",
+    ),
+    WebhookEvent(
+        "InboundMessageEvent",
+        EventType.INBOUND_MESSAGE.value,
+        _BY_TYPE[EventType.INBOUND_MESSAGE.value],
+        "phone number (JSON)",
+        "Someone texted a customer's number: fromNumber is the outsider.",
+        spelled=_SMS_SPELLING,
+    ),
+    WebhookEvent(
+        "OutboundMessageEvent",
+        EventType.OUTBOUND_MESSAGE.value,
+        _BY_TYPE[EventType.OUTBOUND_MESSAGE.value],
+        "phone number (JSON)",
+        "A customer's user sent a text: toNumber is the outsider.",
+        spelled=_SMS_SPELLING,
+    ),
+    WebhookEvent(
+        "UnknownCallEvent",
+        "",
+        intake_schemas.UNKNOWN_CALL_SCHEMA,
+        "",
+        "Any other eventType with a callUuid: accepted and kept in the call's log, "
+        "without changing its state.",
+    ),
+    WebhookEvent(
+        "UnknownEvent",
+        "",
+        intake_schemas.UNKNOWN_SCHEMA,
+        "",
+        "Any other eventType without a callUuid: accepted and kept in the tenant's log.",
+    ),
+]
+_ALIASES_BY_CANONICAL = {canonical: alias for alias, canonical in intake_schemas.ALIASES.items()}
+# Example values of the PBX's fields, for the documentation and for schemathesis's examples.
+WEBHOOK_SAMPLES = {
+    "tenantId": EXAMPLE_TENANT,
+    "containerId": EXAMPLE_CONTAINER,
+    "callUuid": EXAMPLE_CALL_UUID,
+    "callerIdNum": "+15551230000",
+    "callerIdName": "Zoë D'Arcy-Smith",
+    "didNumber": "+15550001000",
+    "didDescription": "Main line, front desk",
+    "didGroup": "Sales & Support",
+    "cidPrefix": "",
+    "extNumber": "101",
+    "extName": "Alice Émond",
+    "rgNumber": "700",
+    "queueNumber": "600",
+    "numberDialed": "+15559876543",
+    "conversationId": EXAMPLE_CONVERSATION,
+    "fromNumber": "+15551230000",
+    "toNumber": "+15550001000",
+    "messageText": "Can you call me back?",
+}
+
+
+def _webhook_body(event: WebhookEvent, plugin: MarshmallowPlugin) -> dict[str, Any]:
+    """The JSON Schema of one event's body, from the marshmallow schema that checks it."""
+    assert plugin.converter is not None
+    type_property: dict[str, Any] = {"type": "string"}
+    if event.event_type:
+        type_property.update(
+            enum=[event.event_type],
+            description="matched regardless of case",
+            example=event.event_type,
+        )
+    else:
+        type_property.update(
+            minLength=1,
+            maxLength=intake_schemas.MAX_ID_LENGTH,
+            pattern=NO_CONTROL_PATTERN,
+            description="an eventType the engine does not know",
+            example="callParked",
+        )
+    properties: dict[str, Any] = {"eventType": type_property}
+    required = ["eventType"]
+    if event.target:
+        properties["eventTarget"] = {"type": "string", "enum": [event.target]}
+    for name, field in event.schema.fields.items():
+        key = field.data_key or name
+        if key in (intake_schemas.RECEIVED_AT, "eventType"):
+            continue
+        spelled = event.spelled.get(key, key)
+        prop: dict[str, Any] = dict(plugin.converter.field2property(field))
+        if any(getattr(v, "__name__", "") == "_identifier" for v in field.validators):
+            prop["pattern"] = NO_CONTROL_PATTERN
+        other = _ALIASES_BY_CANONICAL.get(key) if spelled == key else key
+        if other:
+            prop["description"] = f"also accepted as {other}"
+        if key in WEBHOOK_SAMPLES:
+            prop["example"] = WEBHOOK_SAMPLES[key]
+        properties[spelled] = prop
+        if field.required:
+            required.append(spelled)
+    return {
+        "type": "object",
+        "title": event.name,
+        "description": event.summary
+        + (f" Sent by the PBX's {event.form} webhook form." if event.form else ""),
+        "properties": properties,
+        "required": required,
+        # Other fields are kept as sent (in the event log), so they must be text; in
+        # a JSON body, numbers, booleans and null are read as text too.
+        "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+        "maxProperties": intake_module.MAX_FIELDS,
+    }
+
+
+# -- the document ----------------------------------------------------------------------
+
+
+def _json(schema: Any, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json("Error", description)
+
+
+UNAUTHORIZED = _error("missing or unknown API key")
+FORBIDDEN = _error("a tenant key asked for another tenant")
+UNAVAILABLE = _error("Redis is unavailable: retry")
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+
+
+def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "in": "query",
+        "name": name,
+        "required": False,
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
+
+
+def _path(name: str, description: str, example: str) -> dict[str, Any]:
+    return {
+        "in": "path",
+        "name": name,
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "minLength": 1},
+        "example": example,
+    }
+
+
+TENANT_FILTER = _query("tenant_id", "only this tenant (a tenant key may name only its own)")
+OUTCOME_FILTERS = [
+    _query(
+        "after",
+        "only records after this id (exclusive); the Last-Event-ID header does the same",
+        {"type": "string", "pattern": OUTCOME_ID_PATTERN, "example": EXAMPLE_OUTCOME_ID},
+    ),
+    TENANT_FILTER,
+    _query("outcome", "only this outcome", {"type": "string", "enum": list(OUTCOME_KINDS)}),
+]
+LAST_EVENT_ID = {
+    "in": "header",
+    "name": "Last-Event-ID",
+    "required": False,
+    "description": "resume after this record id (wins over after=)",
+    "schema": {"type": "string", "pattern": OUTCOME_ID_PATTERN},
+}
+SUBSCRIPTION_ID = _path("subscription_id", "the subscription's id", EXAMPLE_SUBSCRIPTION)
+LIVE_FILTERS = [
+    TENANT_FILTER,
+    _query("container_id", "only this container"),
+    _query("queue", "only calls in this queue"),
+]
+TOO_MANY_STREAMS = {
+    **_error("too many open streams in this process: retry after Retry-After seconds"),
+    "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}},
+}
+
+
+def sse_event(event: str, data_schema: str, *, id_pattern: bool = False) -> dict[str, Any]:
+    """One Server-Sent Event as a schema (as OpenAPI 3.2's ``itemSchema`` has it):
+    ``event``, ``id`` and ``data``, the JSON text of ``data_schema``."""
+    properties: dict[str, Any] = {
+        "event": {"type": "string", "enum": [event]},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": f"#/components/schemas/{data_schema}"},
+        },
+        "id": {"type": "string"},
+        "retry": {"type": "integer", "minimum": 0},
+    }
+    if id_pattern:
+        properties["id"]["pattern"] = OUTCOME_ID_PATTERN
+    return {
+        "type": "object",
+        "description": f"each event: `event: {event}`, `data:` the JSON of a {data_schema}",
+        "properties": properties,
+        "required": ["event", "data"],
+    }
+
+
+def _paths() -> dict[str, dict[str, Any]]:
+    """Every endpoint: path -> method -> operation (schemas named or as marshmallow classes)."""
+    intake_responses = {
+        "202": _json(AcceptedDoc, "the event is durably queued and will be applied"),
+        "400": _error("not an event: unparseable, no eventType, no callUuid, no tenant"),
+        "401": _error("unknown webhook token, or a token of another tenant"),
+        "413": _error("body larger than 64 KiB"),
+        "503": _error("Redis unavailable: nothing was queued, retry"),
+    }
+    intake_body = {
+        "required": True,
+        "description": "One PrimeVOX event, JSON or URL-encoded; the body decides, "
+        "whatever the Content-Type says.",
+        "content": {
+            "application/x-www-form-urlencoded": {"schema": "WebhookEvent"},
+            "application/json": {"schema": "WebhookEvent"},
+        },
+    }
+    intake_description = (
+        "PrimeVOX posts every call step and SMS here. Answers 202 only once the event "
+        "is durably queued; the same event twice changes nothing; an unknown eventType "
+        "is kept without changing any state."
+    )
+    return {
+        "/webhooks/primevox/{token}": {
+            "post": {
+                "tags": ["webhook intake"],
+                "operationId": "receiveWebhook",
+                "summary": "Receive one PrimeVOX event (token in the URL)",
+                "description": intake_description,
+                "parameters": [
+                    _path(
+                        "token",
+                        "a webhook token from WEBHOOK_TOKENS; it may post only its tenant's events",
+                        "whk_0123456789abcdef",
+                    )
+                ],
+                "requestBody": intake_body,
+                "responses": intake_responses,
+                "security": [],
+            }
+        },
+        "/webhooks/primevox": {
+            "post": {
+                "tags": ["webhook intake"],
+                "operationId": "receiveWebhookBasicAuth",
+                "summary": "Receive one PrimeVOX event (token as the Basic-auth password)",
+                "description": intake_description
+                + " For senders that put credentials in the URL (https://user:<token>@host/…).",
+                "requestBody": intake_body,
+                "responses": intake_responses,
+                "security": [{"webhookBasic": []}],
+            }
+        },
+        "/v1/calls/live": {
+            "get": {
+                "tags": ["calls"],
+                "operationId": "listLiveCalls",
+                "summary": "Calls that have started and not ended, oldest first",
+                "parameters": LIVE_FILTERS,
+                "responses": {
+                    "200": _json(LiveCallListDoc, "the live calls"),
+                    "401": UNAUTHORIZED,
+                    "403": FORBIDDEN,
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        "/v1/calls/live/stream": {
+            "get": {
+                "tags": ["calls"],
+                "operationId": "streamLiveCalls",
+                "summary": "Live calls as Server-Sent Events, on every change",
+                "description": "`event: live` with every live call (the same filters as "
+                "/v1/calls/live) when the list changes, and a keep-alive comment every 15 s. "
+                "The stream closes after STREAM_MAX_SECONDS; reconnect.",
+                "parameters": LIVE_FILTERS,
+                "responses": {
+                    "200": {
+                        "description": "the event stream",
+                        "content": {
+                            "text/event-stream": {
+                                "schema": sse_event("live", "LiveSnapshot"),
+                                "example": 'event: live\ndata: {"calls": [...], '
+                                f'"server_time": "{EXAMPLE_TIME}"}}\n\n',
+                            }
+                        },
+                    },
+                    "401": UNAUTHORIZED,
+                    "403": FORBIDDEN,
+                    "503": TOO_MANY_STREAMS,
+                },
+            }
+        },
+        "/v1/stats": {
+            "get": {
+                "tags": ["statistics"],
+                "operationId": "getStats",
+                "summary": "Call-centre figures over a window, grouped, with the callback list",
+                "description": "The window holds the calls whose first outcome revision was "
+                "decided in it, each counted once with its latest revision there. Default "
+                "window: today (UTC) so far.",
+                "parameters": [
+                    _query(
+                        "from",
+                        "window start, ISO-8601 date or time (no offset: UTC); default: "
+                        "today's midnight UTC",
+                        {"type": "string", "example": "2025-11-25T00:00:00Z"},
+                    ),
+                    _query(
+                        "to",
+                        "window end (exclusive), ISO-8601; default: now",
+                        {"type": "string", "example": "2025-11-26T00:00:00Z"},
+                    ),
+                    _query(
+                        "group_by", "group the figures", {"type": "string", "enum": list(GROUPINGS)}
+                    ),
+                    _query(
+                        "service_level_seconds",
+                        "answered within this wait counts toward the service level "
+                        "(default SERVICE_LEVEL_SECONDS)",
+                        {"type": "number", "minimum": 0, "maximum": 86400},
+                    ),
+                    _query(
+                        "missed_limit",
+                        "at most this many missed calls",
+                        {"type": "integer", "minimum": 0, "maximum": 500, "default": 50},
+                    ),
+                    TENANT_FILTER,
+                ],
+                "responses": {
+                    "200": _json(StatsDoc, "the figures"),
+                    "400": _error("a bad parameter, or a window with too many records"),
+                    "401": UNAUTHORIZED,
+                    "403": FORBIDDEN,
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        "/v1/calls/{call_uuid}": {
+            "get": {
+                "tags": ["calls"],
+                "operationId": "getCall",
+                "summary": "One call with its latest outcome and its event log",
+                "parameters": [_path("call_uuid", "the PBX's callUuid", EXAMPLE_CALL_UUID)],
+                "responses": {
+                    "200": _json(CallDoc, "the call"),
+                    "401": UNAUTHORIZED,
+                    "404": _error("no such call, or another tenant's"),
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        "/v1/outcomes": {
+            "get": {
+                "tags": ["outcomes"],
+                "operationId": "listOutcomes",
+                "summary": "Final outcome records in the order they were decided",
+                "parameters": [
+                    *OUTCOME_FILTERS,
+                    _query(
+                        "limit",
+                        "page size",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100},
+                    ),
+                    LAST_EVENT_ID,
+                ],
+                "responses": {
+                    "200": _json(OutcomePageDoc, "a page of records"),
+                    "400": _error("a bad after, limit or outcome"),
+                    "401": UNAUTHORIZED,
+                    "403": FORBIDDEN,
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        "/v1/outcomes/stream": {
+            "get": {
+                "tags": ["outcomes"],
+                "operationId": "streamOutcomes",
+                "summary": "Outcome records as Server-Sent Events",
+                "description": "Every record after Last-Event-ID (or after=), then new ones as "
+                "they are decided: `id: <record id>`, `event: outcome`, `data: <the record "
+                "as JSON, an OutcomeRecord>`, and a keep-alive comment every 15 s. The "
+                "stream closes after STREAM_MAX_SECONDS; reconnect with Last-Event-ID and "
+                "nothing is skipped.",
+                "parameters": [*OUTCOME_FILTERS, LAST_EVENT_ID],
+                "responses": {
+                    "200": {
+                        "description": "the event stream",
+                        "content": {
+                            "text/event-stream": {
+                                "schema": sse_event("outcome", "OutcomeRecord", id_pattern=True),
+                                "example": f"id: {EXAMPLE_OUTCOME_ID}\nevent: outcome\n"
+                                f'data: {{"id": "{EXAMPLE_OUTCOME_ID}", "outcome": "missed", '
+                                '"revision": 1, ...}\n\n',
+                            }
+                        },
+                    },
+                    "400": _error("a bad after, Last-Event-ID or outcome"),
+                    "401": UNAUTHORIZED,
+                    "403": FORBIDDEN,
+                    "503": TOO_MANY_STREAMS,
+                },
+            }
+        },
+        "/v1/conversations/{conversation_id}/messages": {
+            "get": {
+                "tags": ["sms"],
+                "operationId": "listMessages",
+                "summary": "The messages of one SMS conversation, oldest first",
+                "parameters": [
+                    _path("conversation_id", "the PBX's conversationID", EXAMPLE_CONVERSATION)
+                ],
+                "responses": {
+                    "200": _json(MessageListDoc, "the messages"),
+                    "401": UNAUTHORIZED,
+                    "404": _error("no such conversation, or another tenant's"),
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        "/v1/subscriptions": {
+            "get": {
+                "tags": ["subscriptions"],
+                "operationId": "listSubscriptions",
+                "summary": "The key's subscriptions (an admin key: all of them)",
+                "responses": {
+                    "200": _json(SubscriptionListDoc, "the subscriptions"),
+                    "401": UNAUTHORIZED,
+                    "503": UNAVAILABLE,
+                },
+            },
+            "post": {
+                "tags": ["subscriptions"],
+                "operationId": "createSubscription",
+                "summary": "Subscribe a URL to outcome records",
+                "description": "Every outcome record (every revision) decided from now on and "
+                "matching `outcomes` is POSTed to `url`, signed the Standard Webhooks way with "
+                "the secret in the answer. URLs on loopback/private networks are refused unless "
+                "SUBSCRIPTION_ALLOW_PRIVATE=1. `tenant_id`: an admin key's choice (absent: all "
+                "tenants); a tenant key may only name its own.",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": SubscriptionSchema}},
+                },
+                "responses": {
+                    "201": _json(SubscriptionWithSecretDoc, "made; the secret is shown only now"),
+                    "400": _error("not a JSON object, an invalid field, or a refused URL"),
+                    "401": UNAUTHORIZED,
+                    "403": _error("a tenant key named another tenant"),
+                    "503": UNAVAILABLE,
+                },
+            },
+        },
+        "/v1/subscriptions/{subscription_id}": {
+            "get": {
+                "tags": ["subscriptions"],
+                "operationId": "getSubscription",
+                "summary": "One subscription",
+                "parameters": [SUBSCRIPTION_ID],
+                "responses": {
+                    "200": _json(SubscriptionDoc, "the subscription"),
+                    "401": UNAUTHORIZED,
+                    "404": _error("no such subscription"),
+                    "503": UNAVAILABLE,
+                },
+            },
+            "delete": {
+                "tags": ["subscriptions"],
+                "operationId": "deleteSubscription",
+                "summary": "Remove a subscription (its pending deliveries are cancelled)",
+                "parameters": [SUBSCRIPTION_ID],
+                "responses": {
+                    "204": {"description": "removed"},
+                    "401": UNAUTHORIZED,
+                    "404": _error("no such subscription"),
+                    "503": UNAVAILABLE,
+                },
+            },
+        },
+        "/v1/subscriptions/{subscription_id}/rotate-secret": {
+            "post": {
+                "tags": ["subscriptions"],
+                "operationId": "rotateSubscriptionSecret",
+                "summary": "Make a new secret; the old one keeps signing for grace_seconds",
+                "parameters": [SUBSCRIPTION_ID],
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": RotateSchema}},
+                },
+                "responses": {
+                    "200": _json(SubscriptionWithSecretDoc, "rotated; the new secret"),
+                    "400": _error("not a JSON object, or a bad grace_seconds"),
+                    "401": UNAUTHORIZED,
+                    "404": _error("no such subscription"),
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        "/v1/subscriptions/{subscription_id}/deliveries": {
+            "get": {
+                "tags": ["subscriptions"],
+                "operationId": "listDeliveries",
+                "summary": "The subscription's deliveries, newest first",
+                "parameters": [
+                    SUBSCRIPTION_ID,
+                    _query(
+                        "status",
+                        "only deliveries in this status",
+                        {"type": "string", "enum": list(DELIVERY_STATUSES)},
+                    ),
+                ],
+                "responses": {
+                    "200": _json(DeliveryListDoc, "the deliveries"),
+                    "401": UNAUTHORIZED,
+                    "404": _error("no such subscription"),
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        "/v1/subscriptions/{subscription_id}/deliveries/{delivery_id}/replay": {
+            "post": {
+                "tags": ["subscriptions"],
+                "operationId": "replayDelivery",
+                "summary": "Deliver again, with the same webhook-id, from the start of the "
+                "retry schedule",
+                "parameters": [
+                    SUBSCRIPTION_ID,
+                    _path(
+                        "delivery_id",
+                        "the delivery's id",
+                        f"{EXAMPLE_SUBSCRIPTION}_{EXAMPLE_OUTCOME_ID}",
+                    ),
+                ],
+                "responses": {
+                    "202": _json(ReplayedDoc, "queued again"),
+                    "401": UNAUTHORIZED,
+                    "404": _error("no such subscription or delivery"),
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        "/wallboard": {
+            "get": {
+                "tags": ["statistics"],
+                "operationId": "wallboard",
+                "summary": "The wallboard: live calls and today's figures, for a wall screen",
+                "description": "A static page (no data in it): it asks for an API key, or reads "
+                "it from the URL fragment (`/wallboard#key=<api key>`, never sent to the "
+                "server), and reads /v1/stats and /v1/calls/live/stream with it.",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "an HTML page",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "tags": ["operations"],
+                "operationId": "healthz",
+                "summary": "The process is up (says nothing about Redis)",
+                "security": [],
+                "responses": {"200": _json(HealthDoc, "up")},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "tags": ["operations"],
+                "operationId": "readyz",
+                "summary": "Redis answers; lists Redis settings that put events at risk",
+                "security": [],
+                "responses": {
+                    "200": _json(ReadyDoc, "ready"),
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "tags": ["operations"],
+                "operationId": "metrics",
+                "summary": "Prometheus metrics: events received/rejected/applied, queue depth, "
+                "latencies, outcomes, deliveries",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text exposition format",
+                        "content": {
+                            "text/plain": {
+                                "schema": {"type": "string"},
+                                "example": "# TYPE callstate_events_pending gauge\n"
+                                "callstate_events_pending 0.0\n",
+                            }
+                        },
+                    }
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "tags": ["operations"],
+                "operationId": "openapi",
+                "summary": "This description of the API (OpenAPI 3.1)",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "the OpenAPI document",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+        "/docs": {
+            "get": {
+                "tags": ["operations"],
+                "operationId": "docs",
+                "summary": "This description of the API, as a page to read",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "an HTML page",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+    }
+
+
+def _version() -> str:
+    try:
+        return metadata.version("callstate")
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
+def build_spec() -> dict[str, Any]:
+    """Build the OpenAPI document as a dict."""
+    plugin = MarshmallowPlugin()
+    spec = APISpec(
+        title="callstate",
+        version=_version(),
+        openapi_version=OPENAPI_VERSION,
+        plugins=[plugin],
+        info={
+            "description": "What happened to every call, live and afterwards: callstate "
+            "receives the webhooks a PrimeVOX PBX posts for every call step and SMS, and "
+            "answers live calls, outcome records and SMS conversations. Every list answers "
+            "a JSON object with the list under a plural key; every error answers "
+            '`{"error": "<what was wrong>"}` with its status. Timestamps are ISO-8601 UTC.'
+        },
+        tags=[
+            {"name": "webhook intake", "description": "where the PBX posts"},
+            {"name": "calls", "description": "live calls and one call's history"},
+            {"name": "outcomes", "description": "what happened to each call that ended"},
+            {"name": "sms", "description": "SMS/MMS conversations"},
+            {"name": "subscriptions", "description": "outcome records pushed as webhooks"},
+            {"name": "statistics", "description": "call-centre figures and the wallboard"},
+            {"name": "operations", "description": "health, metrics and this description"},
+        ],
+        security=BEARER,
+    )
+    plugin.map_to_openapi_type(fields.Url, "string", "uri")  # type: ignore[no-untyped-call]
+    spec.components.security_scheme(
+        "bearerAuth",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "an API key from API_KEYS; a tenant's key sees only that tenant",
+        },
+    )
+    spec.components.security_scheme(
+        "webhookBasic",
+        {
+            "type": "http",
+            "scheme": "basic",
+            "description": "any user name; the password is a webhook token",
+        },
+    )
+    for name, schema in RESPONSE_SCHEMAS.items():
+        doc = schema.__dict__.get("__doc__")
+        spec.components.schema(name, {"description": doc} if doc else None, schema=schema)
+    for event in WEBHOOK_EVENTS:
+        spec.components.schema(event.name, component=_webhook_body(event, plugin))
+    spec.components.schema(
+        "WebhookEvent",
+        component={
+            "description": "Any PrimeVOX event. Fields not listed are ignored; numbers and "
+            "booleans in a JSON body are read as text. Spellings accepted for every event: "
+            + ", ".join(
+                f"{alias} for {canonical}" for alias, canonical in intake_schemas.ALIASES.items()
+            )
+            + ".",
+            # anyOf, not oneOf: both ringAttempt forms share an eventType, and an
+            # unknown-event body may look like a known one.
+            "anyOf": [{"$ref": f"#/components/schemas/{e.name}"} for e in WEBHOOK_EVENTS],
+        },
+    )
+    for path, operations in _paths().items():
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()
+
+
+@lru_cache(maxsize=1)
+def openapi_document() -> dict[str, Any]:
+    """The document, built once per process."""
+    return build_spec()
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> Response:
+    """Serve the OpenAPI document (no credentials needed)."""
+    response = jsonify(openapi_document())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@bp.get("/docs")
+def docs() -> Response:
+    """Serve the document as a self-contained HTML page."""
+    from app.docs_page import render
+
+    return Response(render(openapi_document()), mimetype="text/html")
