@@ -81,13 +81,19 @@ def live_calls() -> Response:
     tenants = scoped_tenants(request.args.get("tenant_id"))
     container = request.args.get("container_id")
     queue = request.args.get("queue")
-    calls = [
+    return jsonify({"calls": filter_live(get_store().live_calls(tenants), container, queue)})
+
+
+def filter_live(
+    calls: list[dict[str, Any]], container: str | None, queue: str | None
+) -> list[dict[str, Any]]:
+    """Live calls narrowed to a container and/or a queue (None: any)."""
+    return [
         call
-        for call in get_store().live_calls(tenants)
+        for call in calls
         if (container is None or call.get("container_id") == container)
         and (queue is None or call.get("queue") == queue)
     ]
-    return jsonify({"calls": calls})
 
 
 @bp.get("/calls/<call_uuid>")

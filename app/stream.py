@@ -41,6 +41,27 @@ STREAM_MAX_SECONDS = _limit("STREAM_MAX_SECONDS", 300)
 _slots = threading.BoundedSemaphore(MAX_STREAMS_PER_PROCESS)
 
 
+def too_many_streams() -> tuple[Response, int]:
+    response, status = error_response(503, "too many open streams here, retry shortly")
+    response.headers["Retry-After"] = "2"
+    return response, status
+
+
+def event_stream(events: Iterator[str]) -> Response:
+    """A text/event-stream response over ``events``, for a slot already taken.
+
+    The slot is released when the server closes the response, iterated or not
+    (HEAD, client gone): a leaked slot would shrink this process's capacity.
+    """
+    response = Response(
+        stream_with_context(events),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+    response.call_on_close(_slots.release)
+    return response
+
+
 def sse(record: dict[str, Any]) -> str:
     return f"id: {record['id']}\nevent: outcome\ndata: {json.dumps(record, sort_keys=True)}\n\n"
 
@@ -58,9 +79,7 @@ def outcome_stream() -> Response | tuple[Response, int]:
             raise BadQuery("Last-Event-ID must be an outcome id such as 1764063000123456-0")
         query["after"] = last_event_id
     if not _slots.acquire(blocking=False):
-        response, status = error_response(503, "too many open streams here, retry shortly")
-        response.headers["Retry-After"] = "2"
-        return response, status
+        return too_many_streams()
     store = get_store()
     deadline = time.monotonic() + STREAM_MAX_SECONDS
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -94,12 +113,4 @@ def outcome_stream() -> Response | tuple[Response, int]:
                 last_sent = time.monotonic()
             time.sleep(POLL_SECONDS)
 
-    response = Response(
-        stream_with_context(events()),
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-    # Released when the server closes the response, iterated or not (HEAD,
-    # client gone): a leaked slot would shrink this process's stream capacity.
-    response.call_on_close(_slots.release)
-    return response
+    return event_stream(events())

@@ -26,13 +26,13 @@ from functools import cache
 from importlib import resources
 
 import redis
-from flask import Blueprint, Response, current_app, g, request, stream_with_context
+from flask import Blueprint, Response, current_app, g, request
 
 import app.stream as outcome_stream
 from app import stats
-from app.api import scoped_tenants
+from app.api import filter_live, scoped_tenants
 from app.auth import ALL_TENANTS, require_api_key
-from app.errors import BadQuery, error_response
+from app.errors import BadQuery
 from app.resources import get_store
 from statemachine.events import isoformat
 from workers.settings import Settings
@@ -135,11 +135,8 @@ def live_stream() -> Response | tuple[Response, int]:
     follow_all = g.scope == ALL_TENANTS and not requested
     container = request.args.get("container_id")
     queue = request.args.get("queue")
-    slots = outcome_stream._slots
-    if not slots.acquire(blocking=False):
-        response, status = error_response(503, "too many open streams here, retry shortly")
-        response.headers["Retry-After"] = "2"
-        return response, status
+    if not outcome_stream._slots.acquire(blocking=False):
+        return outcome_stream.too_many_streams()
     store = get_store()
     deadline = time.monotonic() + outcome_stream.STREAM_MAX_SECONDS
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -156,12 +153,7 @@ def live_stream() -> Response | tuple[Response, int]:
                 yield ": redis unavailable, waiting\n\n"
                 time.sleep(1.0)
                 continue
-            calls = [
-                call
-                for call in calls
-                if (container is None or call.get("container_id") == container)
-                and (queue is None or call.get("queue") == queue)
-            ]
+            calls = filter_live(calls, container, queue)
             body = json.dumps(calls, sort_keys=True, ensure_ascii=False)
             if body != last_body:
                 server_time = isoformat(datetime.now(UTC))
@@ -175,13 +167,7 @@ def live_stream() -> Response | tuple[Response, int]:
                 last_sent = time.monotonic()
             time.sleep(LIVE_POLL_SECONDS)
 
-    response = Response(
-        stream_with_context(events()),
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-    response.call_on_close(slots.release)
-    return response
+    return outcome_stream.event_stream(events())
 
 
 # -- GET /wallboard -------------------------------------------------------------------------
