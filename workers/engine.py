@@ -29,6 +29,7 @@ from workers.store import (
     Store,
     conversation_key,
     other_events_key,
+    partition_for,
     to_micros,
 )
 
@@ -240,7 +241,8 @@ class Engine:
         """Look at a call whose timer fell due: time it out, or publish its outcome.
 
         Returns what happened: "published", "unchanged", "stale" (the call moved
-        on; its newer commit set a new timer), "live" or "gone".
+        on; its newer commit set a new timer), "waiting" (events accepted in
+        time are not applied yet; looked at again shortly), "live" or "gone".
         """
         for _ in range(MAX_ATTEMPTS):
             log = self.store.load_call(tenant_id, call_uuid)
@@ -254,6 +256,8 @@ class Engine:
                     return "live"
                 self._commit(tenant_id, call_uuid, [self._timeout_record(view)])
                 continue
+            if self._events_still_waiting(tenant_id, call_uuid, view):
+                return "waiting"
             body = outcome_record(view)
             status, revision, _ = self.store.publish_outcome(
                 tenant_id,
@@ -266,6 +270,22 @@ class Engine:
                 self._count_outcome(tenant_id, body, revision)
             return status
         raise TooManyConflicts(f"call {call_uuid} kept changing while deciding")
+
+    def _events_still_waiting(self, tenant_id: str, call_uuid: str, view: CallView) -> bool:
+        """Are events accepted before this call's decision time still unapplied?
+
+        Under a backlog longer than the grace, a straggler of this call may be
+        waiting in its partition: deciding now would publish a wrong first
+        outcome and a revision later. Wait (briefly) for the backlog instead.
+        """
+        ended = view.ended_at
+        oldest = self.store.oldest_pending(tenant_id, partition_for(call_uuid))
+        if ended is None or oldest is None:
+            return False
+        if oldest > ended.timestamp() + self.settings.outcome_grace_seconds:
+            return False
+        self.store.rearm_timer(tenant_id, call_uuid, self.clock() + 0.5)
+        return True
 
     def _count_outcome(self, tenant_id: str, body: dict[str, Any], revision: int) -> None:
         ended = parse_time(body["ended_at"]).timestamp()

@@ -113,8 +113,11 @@ PARTITIONS = 8
 def partition_of(envelope: dict[str, Any]) -> int:
     """The partition of an event: all events of one call (or conversation) share one."""
     data = envelope.get("data") or {}
-    key = data.get("call_uuid") or data.get("conversation_id") or ""
-    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % PARTITIONS
+    return partition_for(data.get("call_uuid") or data.get("conversation_id") or "")
+
+
+def partition_for(call_or_conversation: str) -> int:
+    return zlib.crc32(call_or_conversation.encode("utf-8", "surrogatepass")) % PARTITIONS
 
 
 def pending_key(tenant_id: str, partition: int) -> str:
@@ -509,6 +512,15 @@ class Store:
         """Claim the tenant's due timers until ``lease_until``; return the call uuids."""
         members = self._claim_timers(keys=[timers_key(tenant_id)], args=[now, lease_until, limit])
         return [_text(m) for m in members]
+
+    def oldest_pending(self, tenant_id: str, partition: int) -> float | None:
+        """When the partition's oldest unapplied event was accepted (None: none waits)."""
+        oldest = self.redis.zrange(pending_key(tenant_id, partition), 0, 0, withscores=True)
+        return float(oldest[0][1]) if oldest else None
+
+    def rearm_timer(self, tenant_id: str, call_uuid: str, due: float) -> None:
+        """Look at a call again at ``due`` (only if its timer still exists)."""
+        self.redis.zadd(timers_key(tenant_id), {call_uuid: due}, xx=True)
 
     def release_timer(self, tenant_id: str, call_uuid: str) -> None:
         """Drop a call's timer (the call is gone: expired or never existed)."""

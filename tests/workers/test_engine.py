@@ -220,3 +220,25 @@ def test_reaper_rings_again_for_a_partition_whose_drainer_died(
     assert queue.count == 1
     assert store.doorbell("t1", partition).startswith("job:")
     assert keeper.reap() == 0  # the new job is queued: nothing more to do
+
+
+def test_no_outcome_while_events_accepted_in_time_still_wait(
+    client: FlaskClient, engine: Engine, store: Store, drain: Any
+) -> None:
+    """A backlog longer than the grace delays the decision instead of publishing a wrong one."""
+    engine.settings = Settings(outcome_grace_seconds=0)
+    for event in ("InboundCall", "HangupCall"):
+        body = f"eventType={event}&tenantId=t1&callUuid=slow&callerIdNum=1"
+        assert client.post(f"/webhooks/primevox/{TOKEN}", data=body).status_code == 202
+    drain()
+    late = "eventType=ExtensionAnswered&tenantId=t1&callUuid=slow&extensionNumber=101"
+    assert client.post(f"/webhooks/primevox/{TOKEN}", data=late).status_code == 202
+    # Pretend the straggler was accepted before the call's end: a backlog.
+    partition = partition_of({"data": {"call_uuid": "slow"}})
+    for field in store.redis.zrange(pending_key("t1", partition), 0, -1):
+        store.redis.zadd(pending_key("t1", partition), {field: 0})
+    assert engine.decide("t1", "slow") == "waiting"
+    assert outcomes(store) == []
+    drain()
+    assert engine.decide("t1", "slow") == "published"
+    assert [r["outcome"] for r in outcomes(store)] == ["answered"]

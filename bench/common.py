@@ -1,0 +1,865 @@
+"""What every benchmark shares: the machine's description, realistic webhook
+bodies, a bounded wrk runner, an open-loop sender, Redis counters, profiles.
+
+Every figure a benchmark prints is a ratio against a baseline measured in the
+same run, on the same (shared, 2-core) machine: absolute numbers move with
+whatever else the machine runs, ratios much less.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlparse
+
+import redis
+
+from app.simulator import Post, SimulatedCall, generate_call
+from bench.service import ROOT, Service, free_port, procfile, wait_for
+from workers.store import PARTITIONS, STATS_KEY, pending_key, timers_key
+
+_STARTED = time.monotonic()
+
+
+# -- printing -------------------------------------------------------------------
+
+
+def progress(message: str) -> None:
+    """One line of progress on stderr, with the seconds since the benchmark started."""
+    print(f"[{time.monotonic() - _STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def ratio(value: float, baseline: float) -> str:
+    """``value / baseline`` as text ('n/a' when the baseline is zero)."""
+    return f"{value / baseline:.2f}" if baseline else "n/a"
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """The ``pct`` percentile (nearest rank) of ``values``; NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def spread(values: Sequence[float], digits: int = 2) -> str:
+    """'median (min-max, n=k)' of repeated measurements."""
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f} (n=1)"
+    return (
+        f"{statistics.median(values):.{digits}f} "
+        f"({min(values):.{digits}f}-{max(values):.{digits}f}, n={len(values)})"
+    )
+
+
+def machine() -> dict[str, str]:
+    """The machine the figures come from: cores, CPU, Python, Redis, wrk, load."""
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    redis_version = _first_line(["redis-server", "--version"])
+    wrk_version = _first_line(["wrk", "--version"]) if shutil.which("wrk") else "not installed"
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": model,
+        "python": platform.python_version(),
+        "redis": redis_version,
+        "wrk": wrk_version,
+        "loadavg at start": load,
+    }
+
+
+def _first_line(command: list[str]) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[0] if lines else "unknown"
+
+
+def print_machine() -> None:
+    for key, value in machine().items():
+        print(f"  {key}: {value}")
+
+
+# -- traffic ------------------------------------------------------------------
+
+
+@dataclass
+class Traffic:
+    """Simulated calls and their webhooks in sending order (calls interleaved)."""
+
+    calls: list[SimulatedCall]
+    posts: list[Post]
+
+    @property
+    def body_bytes(self) -> int:
+        return sum(len(p.body()[0]) for p in self.posts)
+
+
+def traffic(
+    events: int, seed: int = 1, tenants: Sequence[str] = ("acme", "globex"), overlap: float = 40.0
+) -> Traffic:
+    """At least ``events`` realistic webhooks: whole simulated calls (every kind,
+    duplicates included), interleaved as ~``overlap`` concurrent calls would be."""
+    rng = random.Random(seed)
+    calls: list[SimulatedCall] = []
+    schedule: list[tuple[float, int, Post]] = []
+    at = 0.0
+    while len(schedule) < events:
+        call = generate_call(rng, rng.choice(list(tenants)), speed=20.0)
+        calls.append(call)
+        schedule += [(at + p.at, len(schedule) + i, p) for i, p in enumerate(call.posts)]
+        at += rng.expovariate(overlap / 3.0)  # a call lasts ~3 s at speed 20
+    schedule.sort(key=lambda item: (item[0], item[1]))
+    return Traffic(calls, [p for _, _, p in schedule])
+
+
+# -- wrk ------------------------------------------------------------------------
+
+_WRK_LUA = r"""
+-- Generated by bench/common.py. Each wrk thread sends its own slice of the
+-- bodies (thread k: bodies k, k+T, k+2T, ...). "count": stop once every body
+-- of the slice was answered. "loop": wrap around until wrk's duration ends.
+-- "rate": like loop, waiting DELAY ms (with jitter) after each response.
+local path = %(path)s
+local data = dofile(%(bodies)s)
+local bodies, types = data.bodies, data.types
+local mode, nthreads, delay_ms = %(mode)s, %(threads)d, %(delay)f
+local created = {}
+
+function setup(thread)
+  thread:set("tid", #created)
+  table.insert(created, thread)
+end
+
+function init(args)
+  math.randomseed(tid + 1)
+  idx = tid + 1
+  quota = math.floor((#bodies - tid + nthreads - 1) / nthreads)
+  answered, accepted, refused = 0, 0, 0
+end
+
+function request()
+  local i = idx
+  idx = idx + nthreads
+  if idx > #bodies then idx = tid + 1 end
+  return wrk.format("POST", path, {["Content-Type"] = types[i]}, bodies[i])
+end
+
+function response(status, headers, body)
+  answered = answered + 1
+  if status == 202 then accepted = accepted + 1 else refused = refused + 1 end
+  if mode == "count" and answered >= quota then wrk.thread:stop() end
+end
+
+if mode == "rate" then
+  function delay()
+    return math.floor(delay_ms * (0.5 + math.random()))
+  end
+end
+
+function done(summary, latency, requests)
+  local a, r = 0, 0
+  for _, t in ipairs(created) do
+    a = a + t:get("accepted")
+    r = r + t:get("refused")
+  end
+  io.write(string.format(
+    'WRKJSON {"requests":%%d,"seconds":%%.6f,"accepted":%%d,"refused":%%d,' ..
+    '"errors":%%d,"p50_us":%%d,"p90_us":%%d,"p99_us":%%d,"p999_us":%%d,"max_us":%%d}\n',
+    summary.requests, summary.duration / 1e6, a, r,
+    summary.errors.connect + summary.errors.read + summary.errors.write +
+    summary.errors.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency:percentile(99.9), latency.max))
+end
+"""
+
+
+def _lua_string(text: str) -> str:
+    level = 0
+    while f"]{'=' * level}]" in text:
+        level += 1
+    return f"[{'=' * level}[{text}]{'=' * level}]"
+
+
+def _temp_lua(text: str) -> Path:
+    fd, name = tempfile.mkstemp(suffix=".lua", prefix="callstate-wrk-")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return Path(name)
+
+
+def write_bodies(posts: Sequence[Post]) -> Path:
+    """A Lua file holding the bodies and content types of ``posts``, for wrk scripts."""
+    bodies, types = zip(*(p.body() for p in posts), strict=True)
+    # A long string drops a newline right after its opening bracket; bodies
+    # never start with one. Lua strings are bytes: bodies are UTF-8 already.
+    return _temp_lua(
+        "return {bodies = {\n"
+        + ",\n".join(_lua_string(b.decode()) for b in bodies)
+        + "\n}, types = {\n"
+        + ",\n".join(_lua_string(t) for t in types)
+        + "\n}}\n"
+    )
+
+
+def wrk_script(
+    bodies: Path, path: str, threads: int, mode: str = "count", delay_ms: float = 0.0
+) -> Path:
+    """A wrk script posting the bodies of ``bodies`` to ``path`` (modes: see _WRK_LUA)."""
+    return _temp_lua(
+        _WRK_LUA
+        % {
+            "path": _lua_string(path),
+            "bodies": _lua_string(str(bodies)),
+            "mode": _lua_string(mode),
+            "threads": threads,
+            "delay": delay_ms,
+        }
+    )
+
+
+@dataclass
+class WrkResult:
+    """What wrk's done() reported."""
+
+    requests: int
+    seconds: float
+    accepted: int
+    refused: int
+    errors: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def start_wrk(
+    url: str, script: Path, threads: int, connections: int, seconds: float
+) -> subprocess.Popen[str]:
+    """Start wrk (bounded by ``seconds``); read it with :func:`finish_wrk`."""
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed: apt-get install -y wrk")
+    parsed = urlparse(url)
+    base = f"{parsed.scheme}://{parsed.netloc}"
+    if parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise ValueError("benchmarks post to loopback only")
+    command = [
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+        "--timeout", "10s", "-s", str(script), base,
+    ]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish_wrk(process: subprocess.Popen[str], timeout: float) -> WrkResult:
+    output, _ = process.communicate(timeout=timeout)
+    match = re.search(r"^WRKJSON (\{.*\})$", output, re.MULTILINE)
+    if not match:
+        raise RuntimeError(f"wrk gave no result:\n{output[-2000:]}")
+    data = json.loads(match.group(1))
+    return WrkResult(
+        requests=data["requests"],
+        seconds=data["seconds"],
+        accepted=data["accepted"],
+        refused=data["refused"],
+        errors=data["errors"],
+        p50_ms=data["p50_us"] / 1000,
+        p90_ms=data["p90_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        p999_ms=data["p999_us"] / 1000,
+        max_ms=data["max_us"] / 1000,
+    )
+
+
+def run_wrk(url: str, script: Path, threads: int, connections: int, seconds: float) -> WrkResult:
+    """Run wrk for ``seconds``."""
+    process = start_wrk(url, script, threads, connections, seconds)
+    return finish_wrk(process, timeout=seconds + 60)
+
+
+def run_wrk_until(
+    runs: Sequence[tuple[str, Path, int, int]],
+    max_seconds: float,
+    finished: Callable[[], bool],
+    interval: float = 0.02,
+) -> tuple[list[WrkResult], float]:
+    """Run one wrk per (base url, script, threads, connections) at once, in count
+    mode, until ``finished()`` says every body got in; then SIGINT them (wrk's
+    own timer would sleep out its whole duration even after its threads
+    stopped). Returns their results and the seconds they ran."""
+    processes = [start_wrk(url, script, t, c, max_seconds) for url, script, t, c in runs]
+    started = time.monotonic()
+    last_print = started
+    while time.monotonic() - started < max_seconds:
+        if finished() or all(p.poll() is not None for p in processes):
+            break
+        if time.monotonic() - last_print > 5:
+            progress(f"  wrk still posting ({time.monotonic() - started:.0f} s)")
+            last_print = time.monotonic()
+        time.sleep(interval)
+    elapsed = time.monotonic() - started
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    return [finish_wrk(p, timeout=60) for p in processes], elapsed
+
+
+def post_all(
+    base_urls: Sequence[str],
+    path: str,
+    posts: Sequence[Post],
+    client: redis.Redis,
+    tenants: Sequence[str],
+    threads: int = 2,
+    connections: int = 32,
+    max_seconds: float = 180.0,
+) -> tuple[WrkResult, float]:
+    """wrk posts every one of ``posts`` once, as fast as the service takes them;
+    with several web processes, each call's posts go to one web (by a hash of
+    its uuid: two wrk processes drift apart, and a call split between them
+    would see its events seconds apart), each web with its own wrk and a share
+    of the threads and connections.
+
+    Stops wrk as soon as Redis holds every event (applied + pending), so the
+    seconds returned are intake's. Returns wrk's (summed) result and those seconds."""
+    n = len(base_urls)
+    files: list[Path] = []
+    runs = []
+    shares: list[list[Post]] = [[] for _ in base_urls]
+    for post in posts:
+        key = post.fields.get("callUuid") or post.fields.get("conversationID") or ""
+        shares[zlib.crc32(key.encode()) % n].append(post)
+    for share, url in zip(shares, base_urls, strict=True):
+        bodies = write_bodies(share)
+        script = wrk_script(bodies, path, max(1, threads // n), "count")
+        files += [bodies, script]
+        runs.append((url, script, max(1, threads // n), max(1, connections // n)))
+    applied0 = applied_total(client)
+
+    def all_in() -> bool:
+        return applied_total(client) - applied0 + pending_total(client, tenants) >= len(posts)
+
+    try:
+        results, seconds = run_wrk_until(runs, max_seconds, all_in)
+    finally:
+        for file in files:
+            file.unlink(missing_ok=True)
+    return _sum_results(results), seconds
+
+
+def _sum_results(results: Sequence[WrkResult]) -> WrkResult:
+    return WrkResult(
+        requests=sum(r.requests for r in results),
+        seconds=max(r.seconds for r in results),
+        accepted=sum(r.accepted for r in results),
+        refused=sum(r.refused for r in results),
+        errors=sum(r.errors for r in results),
+        p50_ms=max(r.p50_ms for r in results),
+        p90_ms=max(r.p90_ms for r in results),
+        p99_ms=max(r.p99_ms for r in results),
+        p999_ms=max(r.p999_ms for r in results),
+        max_ms=max(r.max_ms for r in results),
+    )
+
+
+def busy_cpu() -> tuple[float, float]:
+    """(busy, total) CPU jiffies of the whole machine so far, from /proc/stat."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+# -- an open-loop sender ----------------------------------------------------------
+
+
+@dataclass
+class Sent:
+    """One webhook sent at a fixed rate: when it was due, when it was acknowledged."""
+
+    index: int
+    due: float
+    acked: float
+    status: int
+    answer: dict[str, Any]
+
+
+class KeepAlive:
+    """One persistent HTTP/1.1 connection to the service (reconnects on error)."""
+
+    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+        parsed = urlparse(base_url)
+        self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
+        self.timeout = timeout
+        self.connection: http.client.HTTPConnection | None = None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        for attempt in range(2):
+            if self.connection is None:
+                self.connection = http.client.HTTPConnection(self.host, self.port, self.timeout)
+            try:
+                self.connection.request(method, path, body=body, headers=headers or {})
+                response = self.connection.getresponse()
+                return response.status, response.read()
+            except (OSError, http.client.HTTPException):
+                self.connection.close()
+                self.connection = None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+
+
+def send_at_rate(
+    url: str,
+    posts: Sequence[Post],
+    rate: float,
+    senders: int = 8,
+    on_ack: Callable[[Sent], None] | None = None,
+    max_seconds: float = 120.0,
+) -> list[Sent]:
+    """POST ``posts`` open-loop at ``rate`` a second from ``senders`` keep-alive
+    connections; post i is due at start + i/rate whatever happened before."""
+    path = urlparse(url).path
+    started = time.monotonic() + 0.2
+    results: list[Sent] = []
+    lock = threading.Lock()
+
+    def sender(k: int) -> None:
+        client = KeepAlive(url)
+        try:
+            for i in range(k, len(posts), senders):
+                due = started + i / rate
+                if due - started > max_seconds:
+                    return
+                pause = due - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                body, content_type = posts[i].body()
+                status, raw = client.request("POST", path, body, {"Content-Type": content_type})
+                sent = Sent(i, due, time.monotonic(), status, _json_or_empty(raw))
+                if on_ack is not None:
+                    on_ack(sent)
+                with lock:
+                    results.append(sent)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=sender, args=(k,), daemon=True) for k in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max_seconds + 30)
+    return sorted(results, key=lambda s: s.index)
+
+
+def _json_or_empty(raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def timed_gets(base_url: str, path: str, count: int, headers: dict[str, str]) -> list[float]:
+    """Seconds taken by ``count`` sequential GETs of ``path`` on one keep-alive connection."""
+    client = KeepAlive(base_url)
+    took: list[float] = []
+    try:
+        for _ in range(count):
+            started = time.perf_counter()
+            status, _ = client.request("GET", path, headers=headers)
+            took.append(time.perf_counter() - started)
+            if status != 200:
+                raise RuntimeError(f"GET {path} answered {status}")
+    finally:
+        client.close()
+    return took
+
+
+# -- the service and its Redis ------------------------------------------------------
+
+
+class BenchService(Service):
+    """:class:`Service` plus extra web processes on their own ports, and the pids
+    of the Python processes behind each process type (for profiles)."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        super().__init__(env)
+        self.web_urls = [self.base_url]
+
+    def add_web(self) -> str:
+        """Start one more web process (Procfile's command) on a port of its own."""
+        port = free_port()
+        kind = "web"
+        index = len(self.processes.get(kind, []))
+        env = {
+            **self.env,
+            "PORT": str(port),
+            "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / f"metrics-{index}"),
+        }
+        log = open(self.workdir / f"{kind}-{index}.log", "ab")  # noqa: SIM115
+        process = subprocess.Popen(
+            ["bash", "-c", procfile()[kind]],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.setdefault(kind, []).append(process)
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _healthy(url), 30, f"the web process on port {port}")
+        self.web_urls.append(url)
+        return url
+
+    def start(self, workers: int = 1) -> BenchService:
+        super().start(workers)
+        return self
+
+    def __enter__(self) -> BenchService:
+        return self
+
+    def stop(self) -> None:
+        """Stop everything, then delete the work directory (AOF, logs) unless
+        BENCH_KEEP=1: a benchmark's AOF can be hundreds of MB."""
+        super().stop()
+        if os.environ.get("BENCH_KEEP") != "1":
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def webhook_path(self) -> str:
+        return urlparse(self.webhook_url).path
+
+    def python_pids(self, kind: str) -> list[int]:
+        """Every Python process under the ``kind`` process groups (gunicorn's and
+        RQ's children included)."""
+        roots = {p.pid for p in self.live(kind)}
+        return [pid for pid in descendants(roots) if _is_python(pid)]
+
+
+def _healthy(url: str) -> bool:
+    client = KeepAlive(url, timeout=2)
+    try:
+        return client.request("GET", "/healthz")[0] == 200
+    finally:
+        client.close()
+
+
+def descendants(roots: set[int]) -> list[int]:
+    """The processes below ``roots`` (and the roots), read from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found = set(roots)
+    changed = True
+    while changed:
+        changed = False
+        for pid, parent in parents.items():
+            if parent in found and pid not in found:
+                found.add(pid)
+                changed = True
+    return sorted(found)
+
+
+def _is_python(pid: int) -> bool:
+    try:
+        return "python" in os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return False
+
+
+def cmdline(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    return ""
+
+
+def _stats(client: redis.Redis, prefix: bytes) -> int:
+    stats = cast(dict[bytes, bytes], client.hgetall(STATS_KEY))
+    return int(sum(float(v) for k, v in stats.items() if k.startswith(prefix)))
+
+
+def applied_total(client: redis.Redis) -> int:
+    """Events the workers counted as applied (every process adds to one Redis hash)."""
+    return _stats(client, b"applied:")
+
+
+def outcomes_total(client: redis.Redis) -> int:
+    """Outcome records the workers published."""
+    return _stats(client, b"outcomes:")
+
+
+def pending_total(client: redis.Redis, tenants: Sequence[str]) -> int:
+    """Events accepted and not applied yet, over every partition of ``tenants``."""
+    with client.pipeline(transaction=False) as pipe:
+        for tenant in tenants:
+            for number in range(PARTITIONS):
+                pipe.zcard(pending_key(tenant, number))
+        return int(sum(pipe.execute()))
+
+
+def wait_applied(
+    client: redis.Redis,
+    tenants: Sequence[str],
+    target: int,
+    timeout: float,
+    label: str,
+    interval: float = 0.02,
+) -> float:
+    """Wait until ``target`` events were counted applied and nothing is pending;
+    returns the monotonic time it happened (raises TimeoutError)."""
+    deadline = time.monotonic() + timeout
+    last_print = time.monotonic()
+    while time.monotonic() < deadline:
+        applied = applied_total(client)
+        if applied >= target and pending_total(client, tenants) == 0:
+            return time.monotonic()
+        if time.monotonic() - last_print > 5:
+            progress(f"{label}: {applied}/{target} applied")
+            last_print = time.monotonic()
+        time.sleep(interval)
+    raise TimeoutError(f"{label}: not all {target} events applied in {timeout:.0f} s")
+
+
+def due_timers(client: redis.Redis, tenants: Sequence[str], horizon: float = 600.0) -> int:
+    """Calls whose outcome is due within ``horizon`` seconds but not decided yet."""
+    with client.pipeline(transaction=False) as pipe:
+        for tenant in tenants:
+            pipe.zcount(timers_key(tenant), "-inf", time.time() + horizon)
+        return int(sum(pipe.execute()))
+
+
+def rq_jobs_done(client: redis.Redis) -> int:
+    """Jobs RQ workers finished successfully (their worker hashes count them)."""
+    members = cast(set[bytes], client.smembers("rq:workers"))
+    keys = [k for k in members if k.count(b":") == 2]
+    with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.hget(key, "successful_job_count")
+        return sum(int(v or 0) for v in pipe.execute())
+
+
+class CpuMeter:
+    """CPU seconds used by groups of processes between start() and stop()."""
+
+    def __init__(self, groups: dict[str, Sequence[int]]) -> None:
+        self.groups = groups
+        self.before: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+
+    def start(self) -> CpuMeter:
+        self.before = {name: cpu_seconds(pids) for name, pids in self.groups.items()}
+        return self
+
+    def stop(self) -> dict[str, float]:
+        self.used = {
+            name: cpu_seconds(pids) - self.before[name] for name, pids in self.groups.items()
+        }
+        return self.used
+
+    def per_event(self, events: int) -> str:
+        """'web 120 us, worker 80 us, ...' per event."""
+        return ", ".join(
+            f"{name} {1e6 * used / max(events, 1):.0f} us" for name, used in self.used.items()
+        )
+
+
+def commandstats(client: redis.Redis) -> dict[str, tuple[int, float]]:
+    """Redis INFO commandstats: command -> (calls, total microseconds)."""
+    info = client.info("commandstats")
+    return {
+        name.removeprefix("cmdstat_"): (int(v["calls"]), float(v["usec"]))
+        for name, v in info.items()
+        if isinstance(v, dict)
+    }
+
+
+def commandstats_delta(
+    before: dict[str, tuple[int, float]], after: dict[str, tuple[int, float]]
+) -> list[tuple[str, int, float]]:
+    """Commands run between two snapshots, busiest first: (command, calls, server ms)."""
+    rows = []
+    for name, (calls, usec) in after.items():
+        calls0, usec0 = before.get(name, (0, 0.0))
+        if calls > calls0:
+            rows.append((name, calls - calls0, (usec - usec0) / 1000))
+    return sorted(rows, key=lambda r: -r[2])
+
+
+def print_commandstats(
+    rows: list[tuple[str, int, float]], per: int, what: str, top: int = 10
+) -> None:
+    """The busiest commands per event, and all commands together."""
+    per = max(per, 1)
+    print(f"  Redis INFO commandstats during {what} (per event: calls, server us):")
+    for name, calls, ms in rows[:top]:
+        print(
+            f"    {name:<14} {calls:>9} calls {ms:>9.1f} ms   "
+            f"{calls / per:6.2f}/event {ms * 1000 / per:7.2f} us/event"
+        )
+    calls, ms = sum(r[1] for r in rows), sum(r[2] for r in rows)
+    print(f"    {'all':<14} {calls:>9} calls {ms:>9.1f} ms   "
+          f"{calls / per:6.2f}/event {ms * 1000 / per:7.2f} us/event")  # fmt: skip
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User+system CPU seconds used so far by ``pids`` (from /proc/<pid>/stat)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+# -- profiles ---------------------------------------------------------------------
+
+
+@dataclass
+class Profile:
+    """py-spy samples of some processes, summarised by function."""
+
+    samples: int = 0
+    own: Counter[str] = field(default_factory=Counter)
+    inclusive: Counter[str] = field(default_factory=Counter)
+    stacks: Counter[tuple[str, ...]] = field(default_factory=Counter)
+
+    def print(self, title: str, top: int = 12, focus: Sequence[str] = ()) -> None:
+        """Top functions (inclusive and own), then what each ``focus`` function calls."""
+        if not self.samples:
+            print(f"  {title}: no samples (py-spy missing or not permitted)")
+            return
+        print(f"  {title}: {self.samples} samples; share of samples in (inclusive):")
+        for name, count in self.inclusive.most_common(top):
+            print(f"    {100 * count / self.samples:5.1f}%  {name}")
+        print("  ...where the time is spent (own):")
+        for name, count in self.own.most_common(top):
+            print(f"    {100 * count / self.samples:5.1f}%  {name}")
+        for name in focus:
+            self.print_children(name, top)
+
+    def children(self, name: str) -> Counter[str]:
+        """Samples under ``name`` by the function it called (``(own)`` if none)."""
+        found: Counter[str] = Counter()
+        for stack, count in self.stacks.items():
+            matches = [i for i, frame in enumerate(stack) if frame.startswith(name + " (")]
+            if matches:
+                i = matches[0]
+                found[stack[i + 1] if i + 1 < len(stack) else "(own)"] += count
+        return found
+
+    def print_children(self, name: str, top: int = 12) -> None:
+        found = self.children(name)
+        total = sum(found.values())
+        if not total:
+            return
+        print(f"  ...inside {name} ({100 * total / self.samples:.1f}% of samples), by callee:")
+        for child, count in found.most_common(top):
+            print(f"    {100 * count / self.samples:5.1f}%  {child}")
+
+
+@contextlib.contextmanager
+def profiled(
+    pids: Sequence[int], seconds: float, rate: int = 200, gil_only: bool = True
+) -> Iterator[Profile]:
+    """Sample ``pids`` with py-spy while the block runs (at most ``seconds``).
+
+    ``gil_only``: count only samples of threads holding the GIL, i.e. where the
+    process spends CPU in Python, not where its threads wait."""
+    profile = Profile()
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    runs: list[tuple[subprocess.Popen[bytes], Path]] = []
+    if Path(spy).exists():
+        for pid in pids:
+            out = Path(tempfile.mkstemp(suffix=".txt")[1])
+            command = [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", str(rate),
+                       "--duration", str(max(1, round(seconds))), "--nonblocking", "--output",
+                       str(out), *(["--gil"] if gil_only else [])]  # fmt: skip
+            runs.append((subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL), out))  # fmt: skip
+    try:
+        yield profile
+    finally:
+        for process, out in runs:
+            process.send_signal(2)  # SIGINT: py-spy writes what it has and exits
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=20)
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            _add_samples(profile, out)
+            out.unlink(missing_ok=True)
+
+
+def _add_samples(profile: Profile, path: Path) -> None:
+    """Fold py-spy's raw (collapsed-stack) output into ``profile``."""
+    with contextlib.suppress(OSError):
+        for line in path.read_text(errors="replace").splitlines():
+            stack, _, count_text = line.rpartition(" ")
+            if not stack or not count_text.isdigit():
+                continue
+            count = int(count_text)
+            frames = [_frame_name(f) for f in stack.split(";")[1:]]  # first: process/thread
+            if not frames:
+                continue
+            profile.samples += count
+            profile.stacks[tuple(frames)] += count
+            profile.own[frames[-1]] += count
+            for name in set(frames):
+                profile.inclusive[name] += count
+
+
+def _frame_name(frame: str) -> str:
+    """'fold (statemachine/state.py:120)' -> 'fold (statemachine/state.py)'."""
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")").rsplit(":", 1)[0]
+    for marker in ("/site-packages/", "/work/main/", "/lib/python3.11/"):
+        if marker in where:
+            where = where.split(marker, 1)[1]
+    return f"{name} ({where})"
