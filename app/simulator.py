@@ -194,16 +194,14 @@ def generate_call(
             callerIdNum=caller_num,
         )
 
+    def queue_entered() -> None:
+        add(rng.uniform(0.5, 2), "queueEntered", eventTarget="queue",
+            queueNumber=rng.choice(QUEUES), callerIdNum=caller_num)  # fmt: skip
+
     agents = rng.sample(sorted(AGENTS), 3)
     if kind == "queue_answered":
         inbound()
-        add(
-            rng.uniform(0.5, 2),
-            "queueEntered",
-            eventTarget="queue",
-            queueNumber=rng.choice(QUEUES),
-            callerIdNum=caller_num,
-        )
+        queue_entered()
         for ext in agents[:2]:
             ring(ext)
         answer(agents[1])
@@ -221,13 +219,7 @@ def generate_call(
         hangup(agents[0], delay=rng.uniform(20, 60))  # ExtensionAnswered never came
     elif kind == "queue_abandoned":
         inbound()
-        add(
-            rng.uniform(0.5, 2),
-            "queueEntered",
-            eventTarget="queue",
-            queueNumber=rng.choice(QUEUES),
-            callerIdNum=caller_num,
-        )
+        queue_entered()
         if rng.random() < 0.5:
             ring(agents[0])
         hangup(delay=rng.uniform(5, 40))
