@@ -859,7 +859,8 @@ def _frame_name(frame: str) -> str:
     """'fold (statemachine/state.py:120)' -> 'fold (statemachine/state.py)'."""
     name, _, where = frame.partition(" (")
     where = where.rstrip(")").rsplit(":", 1)[0]
-    for marker in ("/site-packages/", "/work/main/", "/lib/python3.11/"):
+    root = f"{ROOT}/"
+    for marker in ("/site-packages/", root, "/lib/python3.11/"):
         if marker in where:
             where = where.split(marker, 1)[1]
     return f"{name} ({where})"
