@@ -154,13 +154,16 @@ def leg_from_json(data: Mapping[str, Any]) -> Leg:
 def legs_of(view: CallView) -> tuple[Leg, ...]:
     """Every extension's part in the call, by extension number.
 
-    An extension takes part if it rang, answered, ended a leg, took a
-    voicemail, placed the call, or is named by the call's HangupCall.
+    An extension takes part if it rang, answered, ended a leg, placed the
+    call, or is named by the call's HangupCall. A voicemail left in its box
+    alone is no part: the caller spoke to the mailbox, not to the extension.
     """
     facts = view.facts
     placer = facts.outbound.value[0] if facts.outbound else ""
     named = facts.hangup.value if facts.hangup else ""
-    numbers = {*facts.rings, *facts.answers, *facts.extension_ends, placer, named}
+    took_part = {*facts.rings, *facts.answers, placer, named}
+    numbers = took_part | {n for n in facts.extension_ends if n not in facts.voicemails}
+    numbers |= {n for n in facts.voicemails if n in took_part}
     numbers.discard("")  # an answer without a number: a person answered, no extension known
     return tuple(_leg(view, number) for number in sorted(numbers))
 

@@ -187,6 +187,12 @@ SCENARIOS: list[tuple[str, list[CallEvent], dict[str, Ext]]] = [
         {"101": Ext("idle", 50, missed=1)},
     ),
     (
+        "voicemail-alone-is-no-leg",
+        [C1.inbound(0), C1.ring(1, "101"), C1.end(5, "101"), C2.inbound(50),
+         C2.voicemail(100, "101"), C2.hangup(100)],
+        {"101": Ext("idle", 5, missed=1)},
+    ),
+    (
         "voicemail-extension-only",
         [C1.ring(0, "101"), C1.voicemail(30, "101")],
         {"101": Ext("idle", 30, missed=1)},
