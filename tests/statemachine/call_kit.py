@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from test_rules import CALLER, DID, EXT, T0, TENANT, TIMEOUT_AFTER, at, ext
+from test_rules import CALLER, DID, EXT, T0, TENANT, TIMEOUT_AFTER, arrival_orders, at, ext
 
 from statemachine.events import (
     CallEvent,
@@ -30,7 +30,8 @@ from statemachine.events import (
     VoicemailLeft,
 )
 
-__all__ = ["CALLER", "DID", "EXT", "T0", "TENANT", "TIMEOUT_AFTER", "Call", "at", "by_time", "ext"]
+__all__ = ["CALLER", "DID", "EXT", "T0", "TENANT", "TIMEOUT_AFTER", "Call", "arrival_orders", "at",
+           "by_time", "ext"]  # fmt: skip
 
 
 @dataclass(frozen=True)
