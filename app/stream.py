@@ -4,17 +4,21 @@ Serving model: gunicorn gthread. A stream holds one thread of one web process
 while it is open, so each process lets at most ``MAX_STREAMS_PER_PROCESS``
 streams in at once (a semaphore) and keeps the rest of its threads for
 webhook intake; a stream over the limit is refused with 503 and Retry-After,
-which EventSource clients obey. Streams end after ``STREAM_MAX_SECONDS``;
-the client reconnects with ``Last-Event-ID`` and loses nothing.
+which EventSource clients obey. Streams end after ``STREAM_MAX_SECONDS``, or
+at once when the process is asked to stop (SIGTERM), so a restart is never
+held up by open streams; the client reconnects with ``Last-Event-ID`` and
+loses nothing.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import Any
 
 import redis
@@ -39,6 +43,45 @@ def _limit(name: str, default: int) -> int:
 MAX_STREAMS_PER_PROCESS = _limit("MAX_STREAMS_PER_PROCESS", 8)
 STREAM_MAX_SECONDS = _limit("STREAM_MAX_SECONDS", 300)
 _slots = threading.BoundedSemaphore(MAX_STREAMS_PER_PROCESS)
+# Set once this process is asked to stop. A server waits for open responses
+# before it exits, and a platform kills what is left 30 s after SIGTERM: a
+# stream that stayed open for its full STREAM_MAX_SECONDS would hold every
+# restart until then.
+stopping = threading.Event()
+
+
+def open_until(deadline: float) -> bool:
+    """Should a stream go on? Not past its deadline, not once the process is stopping."""
+    return not stopping.is_set() and time.monotonic() < deadline
+
+
+def end_streams_on_signal() -> None:
+    """Make SIGTERM and SIGINT end this process's streams, then do what they did before.
+
+    Chains the handlers the server installed (gunicorn's worker has installed
+    its own by the time it loads the app). Does nothing outside the main
+    thread, and leaves alone a signal whose handler was not installed from
+    Python: such a server stops its streams itself, at the latest when they end.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(signum)
+        if previous is None or previous == signal.SIG_IGN:
+            continue
+        signal.signal(signum, _chained(previous))
+
+
+def _chained(previous: Callable[[int, FrameType | None], Any] | int) -> Any:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+        if callable(previous):
+            previous(signum, frame)
+        else:  # SIG_DFL: terminate as if we had not been here
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    return handler
 
 
 def too_many_streams() -> tuple[Response, int]:
@@ -88,7 +131,7 @@ def outcome_stream() -> Response | tuple[Response, int]:
         cursor = query["after"]
         last_sent = time.monotonic()
         yield "retry: 1000\n: connected\n\n"
-        while time.monotonic() < deadline:
+        while open_until(deadline):
             try:
                 records, next_cursor = store.read_outcomes(
                     store.tenants() if query["all_tenants"] else query["tenants"],
@@ -99,7 +142,7 @@ def outcome_stream() -> Response | tuple[Response, int]:
             except redis.RedisError:
                 app.logger.warning("outcome stream: redis unavailable")
                 yield ": redis unavailable, waiting\n\n"
-                time.sleep(1.0)
+                stopping.wait(1.0)
                 continue
             for record in records:
                 yield sse(record)
@@ -111,6 +154,6 @@ def outcome_stream() -> Response | tuple[Response, int]:
             if time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
                 yield ": keep-alive\n\n"
                 last_sent = time.monotonic()
-            time.sleep(POLL_SECONDS)
+            stopping.wait(POLL_SECONDS)
 
     return event_stream(events())

@@ -145,13 +145,13 @@ def live_stream() -> Response | tuple[Response, int]:
         last_body: str | None = None
         last_sent = time.monotonic()
         yield "retry: 1000\n: connected\n\n"
-        while time.monotonic() < deadline:
+        while outcome_stream.open_until(deadline):
             try:
                 calls = store.live_calls(store.tenants() if follow_all else tenants)
             except redis.RedisError:
                 app.logger.warning("live stream: redis unavailable")
                 yield ": redis unavailable, waiting\n\n"
-                time.sleep(1.0)
+                outcome_stream.stopping.wait(1.0)
                 continue
             calls = filter_live(calls, container, queue)
             body = json.dumps(calls, sort_keys=True, ensure_ascii=False)
@@ -165,7 +165,7 @@ def live_stream() -> Response | tuple[Response, int]:
             elif time.monotonic() - last_sent >= outcome_stream.KEEPALIVE_SECONDS:
                 yield ": keep-alive\n\n"
                 last_sent = time.monotonic()
-            time.sleep(LIVE_POLL_SECONDS)
+            outcome_stream.stopping.wait(LIVE_POLL_SECONDS)
 
     return outcome_stream.event_stream(events())
 

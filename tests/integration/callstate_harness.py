@@ -7,6 +7,7 @@ HTTP goes through ``urllib.request``.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import re
@@ -399,6 +400,118 @@ def post_at_once(api: Api, bodies: list[Mapping[str, str]]) -> list[Response]:
         worker.join(30)
     assert all(a is not None for a in answers), "a posting thread did not finish"
     return [a for a in answers if a is not None]
+
+
+# -- event streams --------------------------------------------------------------
+
+
+class SseClient:
+    """One open event stream (GET /v1/outcomes/stream by default), read by a
+    background thread as an EventSource would; it notes when each line came."""
+
+    def __init__(
+        self,
+        port: int,
+        key: str = ADMIN_KEY,
+        last_event_id: str | None = None,
+        query: str = "",
+        path: str = "/v1/outcomes/stream",
+    ) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        self.asked_at = time.monotonic()
+        self.conn.request("GET", path + query, headers=headers)
+        self.sock = self.conn.sock
+        self.response = self.conn.getresponse()
+        self.status = self.response.status
+        self.headers = dict(self.response.getheaders())
+        self.lock = threading.Lock()
+        self.events: list[dict[str, str]] = []
+        self.lines: list[tuple[float, str]] = []  # (time.monotonic(), line) of each line read
+        self.ended = threading.Event()
+        self.ended_at = 0.0  # time.monotonic() when the server closed the stream
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        if self.status == 200:
+            self.thread.start()
+        else:
+            self.body = self.response.read()
+            self.close()
+
+    def _read(self) -> None:
+        fields: dict[str, str] = {}
+        try:
+            while True:
+                raw = self.response.readline()
+                if not raw:
+                    return
+                line = raw.decode("utf-8").rstrip("\r\n")
+                with self.lock:
+                    self.lines.append((time.monotonic(), line))
+                if not line:
+                    if "data" in fields:
+                        with self.lock:
+                            self.events.append(fields)
+                    fields = {}
+                elif not line.startswith(":"):
+                    name, _, value = line.partition(":")
+                    fields[name] = value.removeprefix(" ")
+        except (OSError, ValueError, http.client.HTTPException):
+            return
+        finally:
+            self.ended_at = time.monotonic()
+            self.ended.set()
+
+    def records(self) -> list[dict[str, Any]]:
+        with self.lock:
+            events = list(self.events)
+        out = []
+        for event in events:
+            assert event["event"] == "outcome", event
+            record: dict[str, Any] = json.loads(event["data"])
+            assert event["id"] == record["id"], event
+            out.append(record)
+        return out
+
+    def wait_records(self, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+        def enough() -> list[dict[str, Any]] | None:
+            records = self.records()
+            return records if len(records) >= count else None
+
+        return wait_until(
+            enough,
+            timeout,
+            f"{count} records on the stream",
+            detail=lambda: len(self.records()),
+        )
+
+    def close(self) -> None:
+        """Hang up, as a client going away does (the reader thread ends first)."""
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+        if self.thread.is_alive():
+            self.thread.join(5)
+        self.conn.close()
+
+
+def open_streams(
+    port: int, wanted: int, tries: int = 300, path: str = "/v1/outcomes/stream"
+) -> tuple[list[SseClient], int]:
+    """Open ``wanted`` streams, retrying those a full web process refuses; (streams, refusals)."""
+    streams: list[SseClient] = []
+    refused = 0
+    for _ in range(tries):
+        if len(streams) == wanted:
+            break
+        client = SseClient(port, path=path)
+        if client.status == 200:
+            streams.append(client)
+        else:
+            assert client.status == 503, (client.status, client.body)
+            refused += 1
+    return streams, refused
 
 
 # -- the launcher -----------------------------------------------------------------
