@@ -1,5 +1,6 @@
 """The files a Heroku-style platform builds from: one package-manager file,
-``.python-version``, and a ``requirements.txt`` that still matches ``pyproject.toml``.
+``.python-version``, a ``requirements.txt`` that still matches ``pyproject.toml``,
+and ``app.json`` for one-click deploys.
 
 When one of these fails after a change to ``pyproject.toml``'s dependencies,
 run ``bin/lock`` and commit the new ``requirements.txt``.
@@ -7,15 +8,20 @@ run ``bin/lock`` and commit the new ``requirements.txt``.
 
 from __future__ import annotations
 
+import json
 import re
+import secrets
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from buildpack_rules import package_manager_files, requested_python
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
+
+from workers.settings import ConfigError, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 OURSELVES = "callstate (pyproject.toml)"
@@ -127,3 +133,73 @@ def test_lock_command_is_the_one_the_readme_gives() -> None:
     header = (ROOT / "requirements.txt").read_text("utf-8").splitlines()[:3]
     assert any(re.search(r"#\s+bin/lock\b", line) for line in header), header
     assert "bin/lock" in (ROOT / "README.md").read_text("utf-8")
+
+
+# -- app.json, the one-click deploy ----------------------------------------------------
+
+# Set by the platform (PORT), the Redis add-on (REDIS_URL) and the buildpack, by
+# dyno size (WEB_CONCURRENCY): a value in app.json would override theirs.
+PLATFORM_SET = {"PORT", "REDIS_URL", "WEB_CONCURRENCY"}
+
+
+def app_json() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((ROOT / "app.json").read_text("utf-8"))
+    return loaded
+
+
+def readme_variables() -> set[str]:
+    """The variables of the README's configuration table (the first column's names)."""
+    text = (ROOT / "README.md").read_text("utf-8")
+    table = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    names: set[str] = set()
+    for row in table.splitlines():
+        if row.startswith("| `"):
+            names.update(re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split("|")[1]))
+    return names
+
+
+def test_app_json_runs_the_procfile_on_redis() -> None:
+    """app.json starts one web and one worker dyno (Procfile types) with a Redis add-on."""
+    manifest = app_json()
+    procfile = {
+        line.split(":", 1)[0]
+        for line in (ROOT / "Procfile").read_text("utf-8").splitlines()
+        if ":" in line and not line.startswith("#")
+    }
+    formation = manifest["formation"]
+    assert {"web", "worker"} <= set(formation) <= procfile
+    assert all(formation[kind]["quantity"] == 1 for kind in ("web", "worker"))
+    assert [a["plan"].split(":")[0] for a in manifest["addons"]] == ["heroku-redis"]
+    assert manifest["buildpacks"] == [{"url": "heroku/python"}]
+
+
+def test_app_json_describes_every_variable_of_the_readme() -> None:
+    """Every configuration variable the README lists (but those the platform sets) is
+    in app.json with a description, and nothing else is."""
+    env = app_json()["env"]
+    assert set(env) == readme_variables() - PLATFORM_SET
+    for name, spec in env.items():
+        assert len(spec.get("description", "")) > 20, name
+        assert "value" in spec or spec.get("generator") == "secret", name
+
+
+def test_app_json_defaults_are_the_code_defaults_and_secrets_are_generated() -> None:
+    """Its values are what the code assumes when a variable is unset, and the token and
+    key a one-click deploy generates (64 hex digits) are accepted as every-tenant secrets."""
+    env = app_json()["env"]
+    generated = {name for name, spec in env.items() if spec.get("generator") == "secret"}
+    assert generated == {"WEBHOOK_TOKEN", "API_KEY"}
+    values = {name: spec["value"] for name, spec in env.items() if "value" in spec}
+    assert Settings.from_env(values) == Settings.from_env({})
+    secret = secrets.token_hex(32)
+    settings = Settings.from_env({**values, "WEBHOOK_TOKEN": secret, "API_KEY": secret[::-1]})
+    assert settings.webhook_tokens == {secret: "*"}
+    assert settings.api_keys == {secret[::-1]: "*"}
+
+
+@pytest.mark.parametrize("name", ["WEBHOOK_TOKEN", "API_KEY"])
+def test_a_single_secret_given_as_a_pair_is_refused(name: str) -> None:
+    """WEBHOOK_TOKEN / API_KEY hold one bare secret: a pair there is a mistake, named."""
+    with pytest.raises(ConfigError, match=f"{name} is one bare secret") as caught:
+        Settings.from_env({name: "s3cret:acme"})
+    assert "s3cret" not in str(caught.value)

@@ -41,6 +41,22 @@ def parse_bindings(text: str, variable: str) -> dict[str, str]:
     return bindings
 
 
+def _with_single(
+    bindings: dict[str, str], env: Mapping[str, str], variable: str, plural: str
+) -> dict[str, str]:
+    """Add ``env[variable]``, one bare secret for every tenant, to ``bindings``.
+
+    The form a one-click deploy can generate (``token:tenant`` pairs it cannot).
+    Raises ConfigError naming the variable (never the secret) if it is not bare.
+    """
+    secret = env.get(variable, "").strip()
+    if not secret:
+        return bindings
+    if any(mark in secret for mark in ":,/ "):
+        raise ConfigError(f"{variable} is one bare secret for every tenant; pairs go in {plural}")
+    return {**bindings, secret: "*"}
+
+
 def _number(env: Mapping[str, str], name: str, default: Number, minimum: Number) -> Number:
     """``env[name]`` as the type of ``default`` (seconds, or a whole count), at least
     ``minimum``; ``default`` when unset or blank. Raises ConfigError naming the variable."""
@@ -125,8 +141,15 @@ class Settings:
         env = os.environ if env is None else env
         return cls(
             redis_url=env.get("REDIS_URL", "").strip() or DEFAULT_REDIS_URL,
-            webhook_tokens=parse_bindings(env.get("WEBHOOK_TOKENS", ""), "WEBHOOK_TOKENS"),
-            api_keys=parse_bindings(env.get("API_KEYS", ""), "API_KEYS"),
+            webhook_tokens=_with_single(
+                parse_bindings(env.get("WEBHOOK_TOKENS", ""), "WEBHOOK_TOKENS"),
+                env,
+                "WEBHOOK_TOKEN",
+                "WEBHOOK_TOKENS",
+            ),
+            api_keys=_with_single(
+                parse_bindings(env.get("API_KEYS", ""), "API_KEYS"), env, "API_KEY", "API_KEYS"
+            ),
             outcome_grace_seconds=_number(env, "OUTCOME_GRACE_SECONDS", 5.0, 0.0),
             call_timeout_seconds=_number(env, "CALL_TIMEOUT_SECONDS", 4 * 3600.0, 0.0),
             retention_seconds=_number(env, "RETENTION_SECONDS", 7 * 24 * 3600.0, 0.0),
