@@ -384,6 +384,27 @@ def post_all(
     return list(zip(items, answers, strict=True))
 
 
+def post_calls(
+    api: Api, calls: Iterable[Iterable[Mapping[str, str]]], threads: int = 8
+) -> list[Response]:
+    """POST several calls at once from ``threads`` threads, each call's events in order;
+    returns every answer (call by call, event by event)."""
+
+    def post(events: Iterable[Mapping[str, str]]) -> list[Response]:
+        return [api.post_event(fields) for fields in events]
+
+    with ThreadPoolExecutor(threads) as pool:
+        return [answer for answers in pool.map(post, calls) for answer in answers]
+
+
+def accept_calls(
+    api: Api, calls: Iterable[Iterable[Mapping[str, str]]], threads: int = 8
+) -> None:
+    """post_calls, every event of which must be accepted (202)."""
+    refused = [a for a in post_calls(api, calls, threads) if a.status != 202]
+    assert not refused, f"{len(refused)} events refused, e.g. {refused[0].status} {refused[0].text}"
+
+
 def post_at_once(api: Api, bodies: list[Mapping[str, str]]) -> list[Response]:
     """POST each body from its own thread, all released at the same moment."""
     barrier = threading.Barrier(len(bodies))

@@ -34,8 +34,8 @@ from callstate_harness import (
     Api,
     Launcher,
     Proc,
-    Response,
     SseClient,
+    post_calls,
     wait_until,
 )
 from primevox_bodies import EXPECTED, Call, Fields, scenario
@@ -140,16 +140,6 @@ def realistic_calls(count: int) -> list[list[Fields]]:
         scenario(KINDS[i % len(KINDS)], Call(TENANT_A if i % 2 else TENANT_B))
         for i in range(count)
     ]
-
-
-def post_calls(api: Api, calls: list[list[Fields]], threads: int) -> list[Response]:
-    """Post the calls from ``threads`` threads at once, each call's events in order."""
-
-    def post(events: list[Fields]) -> list[Response]:
-        return [api.post_event(fields) for fields in events]
-
-    with ThreadPoolExecutor(threads) as pool:
-        return [answer for answers in pool.map(post, calls) for answer in answers]
 
 
 def decided_calls(api: Api) -> set[str]:

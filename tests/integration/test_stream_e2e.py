@@ -24,6 +24,7 @@ from callstate_harness import (
     Launcher,
     Response,
     SseClient,
+    accept_calls,
     open_streams,
     wait_until,
 )
@@ -45,19 +46,8 @@ def ids(records: list[dict[str, Any]]) -> list[str]:
     return [r["id"] for r in records]
 
 
-def post_calls(api: Api, calls: list[list[Fields]], threads: int = 8) -> None:
-    """Post several calls at once, each call's events in order."""
-
-    def post(events: list[Fields]) -> None:
-        for fields in events:
-            api.accept(fields)
-
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(post, calls))
-
-
 def end_calls(api: Api, count: int, tenant: str = TENANT_A) -> None:
-    post_calls(api, [scenario(KINDS[i % len(KINDS)], Call(tenant)) for i in range(count)])
+    accept_calls(api, [scenario(KINDS[i % len(KINDS)], Call(tenant)) for i in range(count)])
 
 
 def outcomes_at_least(api: Api, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
@@ -118,7 +108,7 @@ def test_consumer_away_for_an_hour_gets_everything(
     watcher.close()
 
     away = 90
-    post_calls(
+    accept_calls(
         api,
         [scenario(KINDS[i % len(KINDS)], Call(TENANT_A if i % 3 else TENANT_B))
          for i in range(away)],
