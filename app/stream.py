@@ -43,44 +43,69 @@ def _limit(name: str, default: int) -> int:
 MAX_STREAMS_PER_PROCESS = _limit("MAX_STREAMS_PER_PROCESS", 8)
 STREAM_MAX_SECONDS = _limit("STREAM_MAX_SECONDS", 300)
 _slots = threading.BoundedSemaphore(MAX_STREAMS_PER_PROCESS)
-# Set once this process is asked to stop. A server waits for open responses
-# before it exits, and a platform kills what is left 30 s after SIGTERM: a
-# stream that stayed open for its full STREAM_MAX_SECONDS would hold every
-# restart until then.
-stopping = threading.Event()
+
+
+class _Stop:
+    """Whether this process was asked to stop. A server waits for open responses
+    before it exits, and a platform kills what is left 30 s after SIGTERM: a
+    stream that stayed open for its full STREAM_MAX_SECONDS would hold every
+    restart until then.
+
+    A plain attribute, set from a signal handler: a handler runs between two
+    bytecodes of the main thread, possibly inside a lock the main thread holds
+    (a threading.Event's, when a second SIGTERM interrupts the first handler),
+    so it must take no lock.
+    """
+
+    asked = False
 
 
 def open_until(deadline: float) -> bool:
     """Should a stream go on? Not past its deadline, not once the process is stopping."""
-    return not stopping.is_set() and time.monotonic() < deadline
+    return not _Stop.asked and time.monotonic() < deadline
+
+
+SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_set_handler = signal.signal  # the real one: end_streams_on_signal wraps signal.signal
 
 
 def end_streams_on_signal() -> None:
     """Make SIGTERM and SIGINT end this process's streams, then do what they did before.
 
-    Chains the handlers the server installed (gunicorn's worker has installed
-    its own by the time it loads the app). Does nothing outside the main
-    thread, and leaves alone a signal whose handler was not installed from
-    Python: such a server stops its streams itself, at the latest when they end.
+    Chains the handlers in place now and, because a server may install its own
+    after loading the app (granian's worker processes do), those installed
+    later too: signal.signal is wrapped so that every handler set for these
+    signals notes the stop first. Only from the main thread (the only one
+    that may set handlers); a handler not installed from Python is left alone.
     """
     if threading.current_thread() is not threading.main_thread():
         return
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in SHUTDOWN_SIGNALS:
         previous = signal.getsignal(signum)
-        if previous is None or previous == signal.SIG_IGN:
-            continue
-        signal.signal(signum, _chained(previous))
+        if previous is not None and previous != signal.SIG_IGN:
+            _set_handler(signum, _chained(previous))
+    signal.signal = _chaining_signal  # type: ignore[assignment]
+
+
+def _chaining_signal(signum: int, handler: Any) -> Any:
+    if signum in SHUTDOWN_SIGNALS and callable(handler):
+        handler = _chained(handler)
+    return _set_handler(signum, handler)
 
 
 def _chained(previous: Callable[[int, FrameType | None], Any] | int) -> Any:
+    if getattr(previous, "ends_streams", False):
+        return previous
+
     def handler(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
+        _Stop.asked = True
         if callable(previous):
             previous(signum, frame)
         else:  # SIG_DFL: terminate as if we had not been here
-            signal.signal(signum, signal.SIG_DFL)
+            _set_handler(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
 
+    handler.ends_streams = True  # type: ignore[attr-defined]
     return handler
 
 
@@ -142,7 +167,7 @@ def outcome_stream() -> Response | tuple[Response, int]:
             except redis.RedisError:
                 app.logger.warning("outcome stream: redis unavailable")
                 yield ": redis unavailable, waiting\n\n"
-                stopping.wait(1.0)
+                time.sleep(1.0)
                 continue
             for record in records:
                 yield sse(record)
@@ -154,6 +179,6 @@ def outcome_stream() -> Response | tuple[Response, int]:
             if time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
                 yield ": keep-alive\n\n"
                 last_sent = time.monotonic()
-            stopping.wait(POLL_SECONDS)
+            time.sleep(POLL_SECONDS)
 
     return event_stream(events())

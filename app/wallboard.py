@@ -151,7 +151,7 @@ def live_stream() -> Response | tuple[Response, int]:
             except redis.RedisError:
                 app.logger.warning("live stream: redis unavailable")
                 yield ": redis unavailable, waiting\n\n"
-                outcome_stream.stopping.wait(1.0)
+                time.sleep(1.0)
                 continue
             calls = filter_live(calls, container, queue)
             body = json.dumps(calls, sort_keys=True, ensure_ascii=False)
@@ -165,7 +165,7 @@ def live_stream() -> Response | tuple[Response, int]:
             elif time.monotonic() - last_sent >= outcome_stream.KEEPALIVE_SECONDS:
                 yield ": keep-alive\n\n"
                 last_sent = time.monotonic()
-            outcome_stream.stopping.wait(LIVE_POLL_SECONDS)
+            time.sleep(LIVE_POLL_SECONDS)
 
     return outcome_stream.event_stream(events())
 

@@ -249,7 +249,7 @@ class Proc:
 class Response:
     status: int
     body: bytes
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # http.client's: names are case-insensitive
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -283,9 +283,9 @@ class Api:
         )
         try:
             with _OPENER.open(req, timeout=timeout) as answer:
-                return Response(answer.status, answer.read(), dict(answer.headers))
+                return Response(answer.status, answer.read(), answer.headers)
         except urllib.error.HTTPError as exc:
-            return Response(exc.code, exc.read(), dict(exc.headers or {}))
+            return Response(exc.code, exc.read(), exc.headers)
 
     def post_event(
         self, fields: Mapping[str, str], *, as_json: bool | None = None, token: str | None = None
@@ -447,7 +447,8 @@ class SseClient:
         self.sock = self.conn.sock
         self.response = self.conn.getresponse()
         self.status = self.response.status
-        self.headers = dict(self.response.getheaders())
+        # Header names are case-insensitive (some servers send them in lower case).
+        self.headers = self.response.headers
         self.lock = threading.Lock()
         self.events: list[dict[str, str]] = []
         self.lines: list[tuple[float, str]] = []  # (time.monotonic(), line) of each line read
