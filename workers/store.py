@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import queue
 import ssl
+import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -60,6 +61,24 @@ class PoolExhausted(redis.ConnectionError):
     """
 
 
+class SignalSafeLifoQueue(queue.LifoQueue[Any]):
+    """A LifoQueue whose lock the thread holding it may take again.
+
+    RQ's SIGTERM handler writes to Redis (its warm shutdown), and a handler
+    runs in the main thread between two bytecodes: when it interrupts the
+    main thread inside this queue (taking or returning a connection), a plain
+    lock would wait for itself for ever and the worker would hang until
+    SIGKILL. redis-py's own pool locks are reentrant for the same reason.
+    """
+
+    def __init__(self, maxsize: int = 0) -> None:
+        super().__init__(maxsize)
+        self.mutex = threading.RLock()  # type: ignore[assignment]
+        self.not_empty = threading.Condition(self.mutex)
+        self.not_full = threading.Condition(self.mutex)
+        self.all_tasks_done = threading.Condition(self.mutex)
+
+
 class BudgetedPool(redis.BlockingConnectionPool):
     """A connection pool that never holds more than ``max_connections``.
 
@@ -69,6 +88,10 @@ class BudgetedPool(redis.BlockingConnectionPool):
     beyond the budget waits up to ``timeout`` seconds for a connection to come
     back, then gets PoolExhausted. Connections are opened only when needed.
     """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("queue_class", SignalSafeLifoQueue)
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
 
     def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         try:

@@ -73,28 +73,34 @@ def pool_of(size: int, wait: float) -> BudgetedPool:
 
 
 def test_pool_never_opens_more_than_its_budget() -> None:
-    """Eight threads working at once through a pool of two open two connections."""
+    """Eight threads each holding a connection for a while through a pool of two: all
+    are served, in turn, and no more than two connections are ever open."""
     pool = pool_of(2, wait=5.0)
-    client = redis.Redis(connection_pool=pool)
-    peak = 0
+    held_at_once = 0
+    holding = 0
     lock = threading.Lock()
+    served: list[bool] = []
 
     def work() -> None:
-        nonlocal peak
-        for n in range(50):
-            client.incr("counter")
-            with lock:
-                peak = max(peak, len(pool._connections))
-            if n % 10 == 0:
-                time.sleep(0.001)
+        nonlocal held_at_once, holding
+        connection = pool.get_connection()
+        with lock:
+            holding += 1
+            held_at_once = max(held_at_once, holding)
+        time.sleep(0.05)  # an unbounded pool would open one for each thread meanwhile
+        with lock:
+            holding -= 1
+        pool.release(connection)
+        served.append(True)
 
     threads = [threading.Thread(target=work) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
-    assert int(client.get("counter") or 0) == 400
-    assert peak == 2
+        thread.join(10)
+    assert len(served) == 8
+    assert held_at_once <= 2
+    assert len(pool._connections) <= 2
 
 
 def test_a_caller_beyond_the_budget_waits_then_is_told_busy() -> None:
@@ -110,3 +116,20 @@ def test_a_caller_beyond_the_budget_waits_then_is_told_busy() -> None:
     assert isinstance(caught.value, redis.ConnectionError)
     threading.Timer(0.05, pool.release, args=(held,)).start()
     assert client.ping()
+
+
+def test_a_signal_handler_may_use_redis_while_the_main_thread_is_inside_the_pool() -> None:
+    """A handler (RQ's warm shutdown writes to Redis) interrupting its thread inside the
+    pool's queue gets a connection instead of waiting for its own lock for ever."""
+    pool = pool_of(2, wait=1.0)
+    client = redis.Redis(connection_pool=pool)
+    answers: list[bool] = []
+
+    def interrupted_inside_the_pool() -> None:
+        with pool.pool.mutex:  # where the main thread was when the signal came
+            answers.append(bool(client.ping()))
+
+    thread = threading.Thread(target=interrupted_inside_the_pool, daemon=True)
+    thread.start()
+    thread.join(5)
+    assert answers == [True], "deadlocked on the pool's own lock"
