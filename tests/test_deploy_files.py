@@ -137,9 +137,10 @@ def test_lock_command_is_the_one_the_readme_gives() -> None:
 
 # -- app.json, the one-click deploy ----------------------------------------------------
 
-# Set by the platform (PORT), the Redis add-on (REDIS_URL) and the buildpack, by
-# dyno size (WEB_CONCURRENCY): a value in app.json would override theirs.
-PLATFORM_SET = {"PORT", "REDIS_URL", "WEB_CONCURRENCY"}
+# Set by the platform (PORT), by add-ons (REDIS_URL; DATABASE_URL, where a
+# database is attached) and by the buildpack, by dyno size (WEB_CONCURRENCY):
+# a value in app.json would override theirs.
+PLATFORM_SET = {"PORT", "REDIS_URL", "DATABASE_URL", "WEB_CONCURRENCY"}
 
 
 def app_json() -> dict[str, Any]:
