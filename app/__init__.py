@@ -27,10 +27,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         overrides.pop("CALLSTATE_SETTINGS", None) or Settings.from_env()
     )
     app.config.update(overrides)
+    from app import api, cli, health, intake, metrics, resources, stream, subscriptions
+
     if not app.testing:
         configure_logging()
-
-    from app import api, cli, health, intake, metrics, resources, stream, subscriptions
+        stream.end_streams_on_signal()
     from app.errors import register_error_handlers
 
     resources.init_app(app, client)

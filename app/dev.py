@@ -5,12 +5,14 @@ Redis, in order of preference:
   2. a Redis already answering on 127.0.0.1:6379;
   3. a redis-server started here (if one is installed), on a free port, with
      its data in ``.dev-redis/`` (AOF on, so a restart keeps your calls);
-  4. an embedded in-process stand-in (fakeredis): web and worker then run in
-     this one process, and NOTHING IS KEPT when it stops.
+  4. an embedded in-process stand-in (fakeredis): web and worker (events,
+     timers and outbound webhooks alike) then run in this one process, and
+     NOTHING IS KEPT when it stops.
 
 Web and worker run from the Procfile (through honcho), like on Heroku. Tokens
 and keys are made up once and kept in ``.callstate-dev.env`` so the webhook
-URL stays the same between runs.
+URL stays the same between runs (unless both WEBHOOK_TOKENS and API_KEYS are
+set in the environment: then those are used and no file is written).
 """
 
 from __future__ import annotations
@@ -51,7 +53,11 @@ def _answers(url: str) -> bool:
 
 
 def _dev_secrets() -> dict[str, str]:
-    """Tokens and keys for this checkout: read from .callstate-dev.env, made once."""
+    """Tokens and keys for this checkout: the environment's if it sets both, else
+    read from .callstate-dev.env, made once."""
+    given = {k: os.environ[k] for k in ("WEBHOOK_TOKENS", "API_KEYS") if os.environ.get(k)}
+    if len(given) == 2:
+        return given
     values: dict[str, str] = {}
     if DEV_ENV.exists():
         for line in DEV_ENV.read_text().splitlines():
@@ -63,7 +69,7 @@ def _dev_secrets() -> dict[str, str]:
         values["API_KEYS"] = f"key_{secrets.token_urlsafe(18)}:*"
         DEV_ENV.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
         DEV_ENV.chmod(0o600)
-    return values
+    return {**values, **given}
 
 
 def _start_redis_server() -> tuple[str, subprocess.Popen[bytes]]:
@@ -112,17 +118,34 @@ def _banner(env: dict[str, str], port: int, mode: str) -> str:
 
 
 def _run_embedded(env: dict[str, str], port: int) -> int:
-    """Web and worker in this process, on fakeredis: for a machine with no Redis."""
+    """Web and worker in this process, on fakeredis: for a machine with no Redis.
+
+    Everything the worker process type does runs here too: the events worker
+    (main thread, so SIGTERM/Ctrl-C stop it), its housekeeper thread (timers,
+    outcomes, dispatching deliveries) and a deliveries worker thread (outbound
+    webhooks, apart so a slow receiver never holds up events).
+    """
     import fakeredis
     from rq import SimpleWorker
     from rq.serializers import JSONSerializer
+    from rq.timeouts import TimerDeathPenalty
 
     from app import create_app
+    from workers.delivery import deliveries_queue
     from workers.engine import Engine
     from workers.housekeeper import Housekeeper
     from workers.jobs import events_queue
     from workers.settings import Settings
     from workers.store import Store
+
+    class ThreadWorker(SimpleWorker):
+        """A SimpleWorker for a side thread: only the main thread may set signal
+        handlers, so no SIGTERM handler and job timeouts by a timer, not SIGALRM."""
+
+        death_penalty_class = TimerDeathPenalty
+
+        def _install_signal_handlers(self) -> None:
+            pass
 
     os.environ.update(env)
     # Werkzeug's access log would print every webhook URL, token and all.
@@ -135,6 +158,15 @@ def _run_embedded(env: dict[str, str], port: int) -> int:
         daemon=True,
     )
     web.start()
+    deliveries = ThreadWorker(
+        [deliveries_queue(client)], connection=client, serializer=JSONSerializer
+    )
+    threading.Thread(
+        target=deliveries.work,
+        kwargs={"with_scheduler": False, "logging_level": "WARNING"},
+        name="deliveries",
+        daemon=True,
+    ).start()
     queue = events_queue(client)
     worker = SimpleWorker([queue], connection=client, serializer=JSONSerializer)
     store = Store(client, retention_seconds=settings.retention_seconds)
@@ -182,10 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    env = {
-        **_dev_secrets(),
-        **{k: os.environ[k] for k in ("WEBHOOK_TOKENS", "API_KEYS") if os.environ.get(k)},
-    }
+    env = _dev_secrets()
     env["PORT"] = str(args.port)
     redis_process: subprocess.Popen[bytes] | None = None
     url = os.environ.get("REDIS_URL", "").strip()

@@ -8,6 +8,8 @@ import redis
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from workers.store import PoolExhausted
+
 MESSAGES = {
     400: "bad request",
     401: "missing or unknown credentials",
@@ -31,6 +33,22 @@ def error_response(status: int, message: str | None = None, **extra: Any) -> tup
     return jsonify(body), status
 
 
+# Seconds a client is asked to wait after a 503 for Redis trouble: a busy
+# connection pool frees up within moments, and Redis that went away is
+# retried by the sender anyway.
+RETRY_AFTER_SECONDS = 1
+
+
+def unavailable_response(exc: redis.RedisError, message: str) -> tuple[Response, int]:
+    """503 with Retry-After for a Redis error: ``message`` when Redis failed, a
+    "busy" answer when this process's connections all stayed in use."""
+    if isinstance(exc, PoolExhausted):
+        message = "busy: every Redis connection of this process is in use, retry shortly"
+    response, status = error_response(503, message)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response, status
+
+
 def register_error_handlers(app: Flask) -> None:
     """Answer every HTTP error, ours or Werkzeug's, as JSON."""
 
@@ -43,8 +61,8 @@ def register_error_handlers(app: Flask) -> None:
         return error_response(403, str(exc))
 
     @app.errorhandler(redis.RedisError)
-    def _unavailable(_: redis.RedisError) -> tuple[Response, int]:
-        return error_response(503, "redis unavailable")
+    def _unavailable(exc: redis.RedisError) -> tuple[Response, int]:
+        return unavailable_response(exc, "redis unavailable")
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> tuple[Response, int]:

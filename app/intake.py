@@ -17,7 +17,7 @@ import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from app.auth import may_access, tenant_for
-from app.errors import error_response
+from app.errors import error_response, unavailable_response
 from app.metrics import EVENTS_RECEIVED, EVENTS_REJECTED
 from app.resources import get_resources
 from app.schemas import BadEvent, load_event
@@ -126,10 +126,10 @@ def receive(token: str | None = None) -> tuple[Response, int]:
     resources = get_resources()
     try:
         enqueue_event(resources.store, resources.queue, envelope)
-    except redis.RedisError:
+    except redis.RedisError as exc:
         EVENTS_REJECTED.labels("unavailable").inc()
-        current_app.logger.warning("could not queue an event: redis unavailable")
-        return error_response(503, "event store unavailable, retry later")
+        current_app.logger.warning("could not queue an event: %s", type(exc).__name__)
+        return unavailable_response(exc, "event store unavailable, retry later")
     EVENTS_RECEIVED.labels(event_type if event_type in _KNOWN else "unknown").inc()
     answer: dict[str, Any] = {
         "status": "accepted",

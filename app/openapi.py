@@ -25,6 +25,7 @@ from app.api import MAX_LIMIT, OUTCOME_KINDS
 from app.stats import GROUPINGS
 from app.subscriptions import RotateSchema, SubscriptionSchema
 from statemachine.events import EventType
+from workers.store import POOL_WAIT_SECONDS
 
 bp = Blueprint("openapi", __name__)
 
@@ -777,7 +778,15 @@ def _error(description: str) -> dict[str, Any]:
 
 UNAUTHORIZED = _error("missing or unknown API key")
 FORBIDDEN = _error("a tenant key asked for another tenant")
-UNAVAILABLE = _error("Redis is unavailable: retry")
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}
+UNAVAILABLE = {
+    **_error(
+        "Redis is unavailable, or every Redis connection of this web process stayed "
+        f"busy for {POOL_WAIT_SECONDS:g} s (WEB_REDIS_CONNECTIONS): retry after Retry-After "
+        "seconds"
+    ),
+    "headers": RETRY_AFTER,
+}
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
@@ -827,7 +836,7 @@ LIVE_FILTERS = [
 ]
 TOO_MANY_STREAMS = {
     **_error("too many open streams in this process: retry after Retry-After seconds"),
-    "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}},
+    "headers": RETRY_AFTER,
 }
 
 
@@ -861,7 +870,14 @@ def _paths() -> dict[str, dict[str, Any]]:
         "400": _error("not an event: unparseable, no eventType, no callUuid, no tenant"),
         "401": _error("unknown webhook token, or a token of another tenant"),
         "413": _error("body larger than 64 KiB"),
-        "503": _error("Redis unavailable: nothing was queued, retry"),
+        "503": {
+            **_error(
+                "Redis unavailable, or every Redis connection of this web process stayed "
+                f"busy for {POOL_WAIT_SECONDS:g} s: nothing was queued, retry after "
+                "Retry-After seconds"
+            ),
+            "headers": RETRY_AFTER,
+        },
     }
     intake_body = {
         "required": True,

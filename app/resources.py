@@ -22,9 +22,14 @@ class Resources:
 
 
 def init_app(app: Flask, client: redis.Redis | None = None) -> None:
-    """Connect (lazily: redis-py opens sockets on first use) and register."""
+    """Connect (lazily: redis-py opens sockets on first use) and register.
+
+    The client holds at most this web process's share of WEB_REDIS_CONNECTIONS;
+    a request beyond it waits briefly for one (then 503 with Retry-After).
+    """
     settings: Settings = app.config["CALLSTATE_SETTINGS"]
-    client = client if client is not None else connect(settings.redis_url)
+    if client is None:
+        client = connect(settings.redis_url, max_connections=settings.web_process_connections)
     store = Store(client, retention_seconds=settings.retention_seconds)
     app.extensions[EXTENSION] = Resources(store, events_queue(client))
 

@@ -19,7 +19,7 @@ from app.simulator import Post, generate_call, generate_sms
 
 def _default_token() -> str | None:
     first = os.environ.get("WEBHOOK_TOKENS", "").split(",")[0]
-    return first.rpartition(":")[0] or None
+    return first.rpartition(":")[0] or os.environ.get("WEBHOOK_TOKEN", "").strip() or None
 
 
 def post_webhook(url: str, post: Post, timeout: float = 10.0) -> int:
@@ -39,7 +39,11 @@ def post_webhook(url: str, post: Post, timeout: float = 10.0) -> int:
 
 @click.command("simulate")
 @click.argument("base_url", required=False)
-@click.option("--token", default=_default_token, help="Webhook token (default: WEBHOOK_TOKENS).")
+@click.option(
+    "--token",
+    default=_default_token,
+    help="Webhook token (default: WEBHOOK_TOKENS' first, or WEBHOOK_TOKEN).",
+)
 @click.option("--rate", default=2.0, show_default=True, help="New calls a second.")
 @click.option("--duration", default=60.0, show_default=True, help="Seconds to start calls for.")
 @click.option("--tenant", "tenants", multiple=True, default=["acme"], show_default=True)

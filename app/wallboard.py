@@ -145,7 +145,7 @@ def live_stream() -> Response | tuple[Response, int]:
         last_body: str | None = None
         last_sent = time.monotonic()
         yield "retry: 1000\n: connected\n\n"
-        while time.monotonic() < deadline:
+        while outcome_stream.open_until(deadline):
             try:
                 calls = store.live_calls(store.tenants() if follow_all else tenants)
             except redis.RedisError:

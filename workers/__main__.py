@@ -12,7 +12,6 @@ instead of killing it half-way.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -96,7 +95,11 @@ def run_one(settings: Settings, role: str = "events") -> None:
     errors; a worker process that exits would take honcho's other processes
     down with it, so unless a shutdown was asked for, we start a new worker.
     """
-    client = connect(settings.redis_url)
+    # Waiting long for a connection is fine here (no client is waiting on us);
+    # the budget only bounds how many this process holds.
+    client = connect(
+        settings.redis_url, max_connections=settings.worker_process_connections, pool_wait=30.0
+    )
     store = Store(client, retention_seconds=settings.retention_seconds)
     engine = Engine(store, settings)
     while True:
@@ -105,6 +108,8 @@ def run_one(settings: Settings, role: str = "events") -> None:
             if role == "events":
                 for warning in store.server_warnings():
                     log.warning("redis configuration puts events at risk", problem=warning)
+                for warning in store.connection_warnings(settings.formation_connections()):
+                    log.warning("redis connection budget", problem=warning)
             queue = events_queue(client) if role == "events" else deliveries_queue(client)
             worker = EngineWorker(
                 [queue],
@@ -153,9 +158,14 @@ def main(argv: list[str]) -> int:
     if "--deliveries" in argv:
         run_one(settings, "deliveries")
         return 0
-    events = max(1, int(os.environ.get("WORKER_CONCURRENCY", "1") or 1))
-    deliveries = max(1, int(os.environ.get("DELIVERY_CONCURRENCY", "1") or 1))
-    return run_many(events, deliveries)
+    processes = settings.worker_concurrency + settings.delivery_concurrency
+    if settings.worker_process_connections * processes > settings.worker_redis_connections:
+        log.warning(
+            "WORKER_REDIS_CONNECTIONS is below what this dyno's worker processes need",
+            budget=settings.worker_redis_connections,
+            holds_up_to=settings.worker_process_connections * processes,
+        )
+    return run_many(settings.worker_concurrency, settings.delivery_concurrency)
 
 
 if __name__ == "__main__":

@@ -5,12 +5,20 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_RETRY_SCHEDULE = (5, 30, 120, 600, 1800, 7200, 21600)
 EVENTS_QUEUE = "callstate-events"
 DELIVERIES_QUEUE = "callstate-deliveries"
 _TRUE = {"1", "true", "yes", "on"}
+# A worker process holds one connection in its blocking dequeue, one in RQ's
+# command listener (pubsub) and one in its housekeeper thread; fewer and one
+# of them would wait for ever.
+WORKER_PROCESS_MIN_CONNECTIONS = 3
+
+
+Number = TypeVar("Number", int, float)
 
 
 class ConfigError(ValueError):
@@ -33,16 +41,38 @@ def parse_bindings(text: str, variable: str) -> dict[str, str]:
     return bindings
 
 
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
+def _with_single(
+    bindings: dict[str, str], env: Mapping[str, str], variable: str, plural: str
+) -> dict[str, str]:
+    """Add ``env[variable]``, one bare secret for every tenant, to ``bindings``.
+
+    The form a one-click deploy can generate (``token:tenant`` pairs it cannot).
+    Raises ConfigError naming the variable (never the secret) if it is not bare.
+    """
+    secret = env.get(variable, "").strip()
+    if not secret:
+        return bindings
+    if any(mark in secret for mark in ":,/ "):
+        raise ConfigError(f"{variable} is one bare secret for every tenant; pairs go in {plural}")
+    return {**bindings, secret: "*"}
+
+
+def _number(env: Mapping[str, str], name: str, default: Number, minimum: Number) -> Number:
+    """``env[name]`` as the type of ``default`` (seconds, or a whole count), at least
+    ``minimum``; ``default`` when unset or blank. Raises ConfigError naming the variable."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
+    kind = type(default)
     try:
-        value = float(raw)
+        value = kind(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from exc
-    if value < 0:
-        raise ConfigError(f"{name} must not be negative")
+        what = "a whole number" if kind is int else "a number of seconds"
+        raise ConfigError(f"{name} must be {what}, not {raw!r}") from exc
+    if value < minimum:
+        raise ConfigError(
+            f"{name} must not be negative" if minimum == 0 else f"{name} must be at least {minimum}"
+        )
     return value
 
 
@@ -75,6 +105,35 @@ class Settings:
     subscription_allow_private: bool = False
     # The wallboard's and /v1/stats' service level: answered within this many seconds.
     service_level_seconds: float = 20.0
+    # The Redis connection budget (README: "Redis connections"): what one dyno
+    # of each process type may hold, shared evenly by the processes it runs.
+    web_redis_connections: int = 10
+    worker_redis_connections: int = 8
+    # Processes per dyno: the web server's (WEB_CONCURRENCY, which every
+    # server the Procfile names must follow) and the worker's RQ workers.
+    web_concurrency: int = 2
+    worker_concurrency: int = 1
+    delivery_concurrency: int = 1
+
+    @property
+    def web_process_connections(self) -> int:
+        """Redis connections one web process may hold: its share of the dyno's, at least 1."""
+        return max(1, self.web_redis_connections // self.web_concurrency)
+
+    @property
+    def worker_process_connections(self) -> int:
+        """Redis connections one worker process may hold: its share of the dyno's, at
+        least what it cannot work without."""
+        processes = self.worker_concurrency + self.delivery_concurrency
+        return max(WORKER_PROCESS_MIN_CONNECTIONS, self.worker_redis_connections // processes)
+
+    def formation_connections(self, web_dynos: int = 1, worker_dynos: int = 1) -> int:
+        """The most Redis connections so many dynos of each type hold together."""
+        web = self.web_process_connections * self.web_concurrency
+        worker = self.worker_process_connections * (
+            self.worker_concurrency + self.delivery_concurrency
+        )
+        return web_dynos * web + worker_dynos * worker
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -82,14 +141,26 @@ class Settings:
         env = os.environ if env is None else env
         return cls(
             redis_url=env.get("REDIS_URL", "").strip() or DEFAULT_REDIS_URL,
-            webhook_tokens=parse_bindings(env.get("WEBHOOK_TOKENS", ""), "WEBHOOK_TOKENS"),
-            api_keys=parse_bindings(env.get("API_KEYS", ""), "API_KEYS"),
-            outcome_grace_seconds=_number(env, "OUTCOME_GRACE_SECONDS", 5.0),
-            call_timeout_seconds=_number(env, "CALL_TIMEOUT_SECONDS", 4 * 3600.0),
-            retention_seconds=_number(env, "RETENTION_SECONDS", 7 * 24 * 3600.0),
-            pending_check_seconds=_number(env, "PENDING_CHECK_SECONDS", 3.0),
+            webhook_tokens=_with_single(
+                parse_bindings(env.get("WEBHOOK_TOKENS", ""), "WEBHOOK_TOKENS"),
+                env,
+                "WEBHOOK_TOKEN",
+                "WEBHOOK_TOKENS",
+            ),
+            api_keys=_with_single(
+                parse_bindings(env.get("API_KEYS", ""), "API_KEYS"), env, "API_KEY", "API_KEYS"
+            ),
+            outcome_grace_seconds=_number(env, "OUTCOME_GRACE_SECONDS", 5.0, 0.0),
+            call_timeout_seconds=_number(env, "CALL_TIMEOUT_SECONDS", 4 * 3600.0, 0.0),
+            retention_seconds=_number(env, "RETENTION_SECONDS", 7 * 24 * 3600.0, 0.0),
+            pending_check_seconds=_number(env, "PENDING_CHECK_SECONDS", 3.0, 0.0),
             delivery_retry_seconds=_schedule(env, "DELIVERY_RETRY_SECONDS", DEFAULT_RETRY_SCHEDULE),
             subscription_allow_private=env.get("SUBSCRIPTION_ALLOW_PRIVATE", "").strip().lower()
             in _TRUE,
-            service_level_seconds=_number(env, "SERVICE_LEVEL_SECONDS", 20.0),
+            service_level_seconds=_number(env, "SERVICE_LEVEL_SECONDS", 20.0, 0.0),
+            web_redis_connections=_number(env, "WEB_REDIS_CONNECTIONS", 10, 1),
+            worker_redis_connections=_number(env, "WORKER_REDIS_CONNECTIONS", 8, 1),
+            web_concurrency=_number(env, "WEB_CONCURRENCY", 2, 1),
+            worker_concurrency=_number(env, "WORKER_CONCURRENCY", 1, 1),
+            delivery_concurrency=_number(env, "DELIVERY_CONCURRENCY", 1, 1),
         )

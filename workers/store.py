@@ -23,7 +23,9 @@ Redis) and every Lua script touches one slot only::
 from __future__ import annotations
 
 import json
+import queue
 import ssl
+import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -51,9 +53,77 @@ Redis = redis.Redis
 # -- connection -----------------------------------------------------------
 
 
-def connect(url: str, **options: Any) -> Redis:
+class PoolExhausted(redis.ConnectionError):
+    """Every Redis connection of this process's budget stayed busy for the whole wait.
+
+    Redis itself may be fine: the caller should answer "busy, retry shortly"
+    (the web answers 503 with Retry-After), not "Redis is down".
+    """
+
+
+class SignalSafeLifoQueue(queue.LifoQueue[Any]):
+    """A LifoQueue whose lock the thread holding it may take again.
+
+    RQ's SIGTERM handler writes to Redis (its warm shutdown), and a handler
+    runs in the main thread between two bytecodes: when it interrupts the
+    main thread inside this queue (taking or returning a connection), a plain
+    lock would wait for itself for ever and the worker would hang until
+    SIGKILL. redis-py's own pool locks are reentrant for the same reason.
+    """
+
+    def __init__(self, maxsize: int = 0) -> None:
+        super().__init__(maxsize)
+        self.mutex = threading.RLock()  # type: ignore[assignment]
+        self.not_empty = threading.Condition(self.mutex)
+        self.not_full = threading.Condition(self.mutex)
+        self.all_tasks_done = threading.Condition(self.mutex)
+
+
+class BudgetedPool(redis.BlockingConnectionPool):
+    """A connection pool that never holds more than ``max_connections``.
+
+    redis-py's default pool opens a connection for every thread that asks at
+    once, so a web process's thread count, not a setting, decided how many
+    connections it held (an entry Redis plan allows 20 in all). Here a caller
+    beyond the budget waits up to ``timeout`` seconds for a connection to come
+    back, then gets PoolExhausted. Connections are opened only when needed.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("queue_class", SignalSafeLifoQueue)
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        except redis.ConnectionError as exc:
+            # BlockingConnectionPool raises a plain ConnectionError from inside
+            # its `except queue.Empty`: the wait ran out, Redis was not asked.
+            if isinstance(exc.__context__, queue.Empty):
+                raise PoolExhausted(
+                    f"all {self.max_connections} Redis connections of this process stayed "
+                    f"busy for {self.timeout} s"
+                ) from None
+            raise
+
+
+# How long a caller beyond the budget waits for a connection, by default: a
+# request waits this long, then answers 503 with Retry-After.
+POOL_WAIT_SECONDS = 2.0
+
+
+def connect(
+    url: str,
+    *,
+    max_connections: int | None = None,
+    pool_wait: float = POOL_WAIT_SECONDS,
+    **options: Any,
+) -> Redis:
     """Open a client for ``url`` (redis://, rediss://, unix://).
 
+    With ``max_connections`` the client never holds more than that many
+    connections (BudgetedPool; a caller waits up to ``pool_wait`` seconds for
+    one, then gets PoolExhausted); without, redis-py's unbounded default.
     Heroku Redis serves TLS with a self-signed certificate, so rediss:// URLs
     verify nothing unless the URL asks (``?ssl_cert_reqs=required``).
     """
@@ -69,8 +139,13 @@ def connect(url: str, **options: Any) -> Redis:
     options.setdefault("socket_connect_timeout", 5)
     options.setdefault("socket_timeout", 10)
     options.setdefault("retry_on_timeout", True)
-    client: Redis = redis.Redis.from_url(url, **options)
-    return client
+    if max_connections is None:
+        client: Redis = redis.Redis.from_url(url, **options)
+        return client
+    pool = BudgetedPool.from_url(url, max_connections=max_connections, timeout=pool_wait, **options)
+    budgeted: Redis = redis.Redis(connection_pool=pool)
+    budgeted.auto_close_connection_pool = True
+    return budgeted
 
 
 # -- keys -----------------------------------------------------------------
@@ -242,6 +317,31 @@ class Store:
             warnings.append("maxmemory-policy is not noeviction: Redis may drop accepted events")
         if config.get("appendonly") != "yes":
             warnings.append("appendonly is off: events accepted since the last save die with Redis")
+        return warnings
+
+    def connection_warnings(self, needed: int) -> list[str]:
+        """Redis's client limit against the connections our processes may hold
+        (``needed``: one web and one worker dyno at the configured budget). Raises RedisError."""
+        try:
+            clients: dict[str, Any] = self.redis.info("clients")
+            if "maxclients" not in clients:  # before Redis 7, INFO does not say
+                config = cast(dict[str, str], self.redis.config_get("maxclients"))
+                clients["maxclients"] = int(config["maxclients"])
+        except (redis.ResponseError, KeyError, ValueError):
+            return []  # a stand-in or a managed Redis that will not tell
+        limit, connected = int(clients["maxclients"]), int(clients["connected_clients"])
+        warnings = []
+        if limit < needed:
+            warnings.append(
+                f"Redis accepts {limit} clients but one web and one worker dyno may hold "
+                f"{needed}: lower WEB_REDIS_CONNECTIONS / WORKER_REDIS_CONNECTIONS "
+                "or use a larger Redis plan"
+            )
+        if connected >= 0.9 * limit:
+            warnings.append(
+                f"{connected} of Redis's {limit} client connections are in use: "
+                "more dynos would be refused"
+            )
         return warnings
 
     # -- pending events ---------------------------------------------------------

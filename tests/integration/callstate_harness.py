@@ -7,6 +7,7 @@ HTTP goes through ``urllib.request``.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import re
@@ -248,7 +249,7 @@ class Proc:
 class Response:
     status: int
     body: bytes
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # http.client's: names are case-insensitive
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -282,9 +283,9 @@ class Api:
         )
         try:
             with _OPENER.open(req, timeout=timeout) as answer:
-                return Response(answer.status, answer.read(), dict(answer.headers))
+                return Response(answer.status, answer.read(), answer.headers)
         except urllib.error.HTTPError as exc:
-            return Response(exc.code, exc.read(), dict(exc.headers or {}))
+            return Response(exc.code, exc.read(), exc.headers)
 
     def post_event(
         self, fields: Mapping[str, str], *, as_json: bool | None = None, token: str | None = None
@@ -383,6 +384,27 @@ def post_all(
     return list(zip(items, answers, strict=True))
 
 
+def post_calls(
+    api: Api, calls: Iterable[Iterable[Mapping[str, str]]], threads: int = 8
+) -> list[Response]:
+    """POST several calls at once from ``threads`` threads, each call's events in order;
+    returns every answer (call by call, event by event)."""
+
+    def post(events: Iterable[Mapping[str, str]]) -> list[Response]:
+        return [api.post_event(fields) for fields in events]
+
+    with ThreadPoolExecutor(threads) as pool:
+        return [answer for answers in pool.map(post, calls) for answer in answers]
+
+
+def accept_calls(
+    api: Api, calls: Iterable[Iterable[Mapping[str, str]]], threads: int = 8
+) -> None:
+    """post_calls, every event of which must be accepted (202)."""
+    refused = [a for a in post_calls(api, calls, threads) if a.status != 202]
+    assert not refused, f"{len(refused)} events refused, e.g. {refused[0].status} {refused[0].text}"
+
+
 def post_at_once(api: Api, bodies: list[Mapping[str, str]]) -> list[Response]:
     """POST each body from its own thread, all released at the same moment."""
     barrier = threading.Barrier(len(bodies))
@@ -399,6 +421,119 @@ def post_at_once(api: Api, bodies: list[Mapping[str, str]]) -> list[Response]:
         worker.join(30)
     assert all(a is not None for a in answers), "a posting thread did not finish"
     return [a for a in answers if a is not None]
+
+
+# -- event streams --------------------------------------------------------------
+
+
+class SseClient:
+    """One open event stream (GET /v1/outcomes/stream by default), read by a
+    background thread as an EventSource would; it notes when each line came."""
+
+    def __init__(
+        self,
+        port: int,
+        key: str = ADMIN_KEY,
+        last_event_id: str | None = None,
+        query: str = "",
+        path: str = "/v1/outcomes/stream",
+    ) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        self.asked_at = time.monotonic()
+        self.conn.request("GET", path + query, headers=headers)
+        self.sock = self.conn.sock
+        self.response = self.conn.getresponse()
+        self.status = self.response.status
+        # Header names are case-insensitive (some servers send them in lower case).
+        self.headers = self.response.headers
+        self.lock = threading.Lock()
+        self.events: list[dict[str, str]] = []
+        self.lines: list[tuple[float, str]] = []  # (time.monotonic(), line) of each line read
+        self.ended = threading.Event()
+        self.ended_at = 0.0  # time.monotonic() when the server closed the stream
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        if self.status == 200:
+            self.thread.start()
+        else:
+            self.body = self.response.read()
+            self.close()
+
+    def _read(self) -> None:
+        fields: dict[str, str] = {}
+        try:
+            while True:
+                raw = self.response.readline()
+                if not raw:
+                    return
+                line = raw.decode("utf-8").rstrip("\r\n")
+                with self.lock:
+                    self.lines.append((time.monotonic(), line))
+                if not line:
+                    if "data" in fields:
+                        with self.lock:
+                            self.events.append(fields)
+                    fields = {}
+                elif not line.startswith(":"):
+                    name, _, value = line.partition(":")
+                    fields[name] = value.removeprefix(" ")
+        except (OSError, ValueError, http.client.HTTPException):
+            return
+        finally:
+            self.ended_at = time.monotonic()
+            self.ended.set()
+
+    def records(self) -> list[dict[str, Any]]:
+        with self.lock:
+            events = list(self.events)
+        out = []
+        for event in events:
+            assert event["event"] == "outcome", event
+            record: dict[str, Any] = json.loads(event["data"])
+            assert event["id"] == record["id"], event
+            out.append(record)
+        return out
+
+    def wait_records(self, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+        def enough() -> list[dict[str, Any]] | None:
+            records = self.records()
+            return records if len(records) >= count else None
+
+        return wait_until(
+            enough,
+            timeout,
+            f"{count} records on the stream",
+            detail=lambda: len(self.records()),
+        )
+
+    def close(self) -> None:
+        """Hang up, as a client going away does (the reader thread ends first)."""
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+        if self.thread.is_alive():
+            self.thread.join(5)
+        self.conn.close()
+
+
+def open_streams(
+    port: int, wanted: int, tries: int = 300, path: str = "/v1/outcomes/stream"
+) -> tuple[list[SseClient], int]:
+    """Open ``wanted`` streams, retrying those a full web process refuses; (streams, refusals)."""
+    streams: list[SseClient] = []
+    refused = 0
+    for _ in range(tries):
+        if len(streams) == wanted:
+            break
+        client = SseClient(port, path=path)
+        if client.status == 200:
+            streams.append(client)
+        else:
+            assert client.status == 503, (client.status, client.body)
+            refused += 1
+    return streams, refused
 
 
 # -- the launcher -----------------------------------------------------------------

@@ -6,13 +6,9 @@ as an EventSource would: they resume with Last-Event-ID after a disconnect.
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import json
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +16,6 @@ from typing import Any
 
 import pytest
 from callstate_harness import (
-    ADMIN_KEY,
     KEY_A,
     REPO,
     TENANT_A,
@@ -28,90 +23,14 @@ from callstate_harness import (
     Api,
     Launcher,
     Response,
+    SseClient,
+    accept_calls,
+    open_streams,
     wait_until,
 )
 from primevox_bodies import Call, Fields, scenario
 
 KINDS = ("answered", "abandoned", "voicemail", "outbound", "unrouted", "no_answer")
-
-
-class SseClient:
-    """One open GET /v1/outcomes/stream, read by a background thread."""
-
-    def __init__(
-        self, port: int, key: str = ADMIN_KEY, last_event_id: str | None = None, query: str = ""
-    ) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
-        if last_event_id:
-            headers["Last-Event-ID"] = last_event_id
-        self.conn.request("GET", "/v1/outcomes/stream" + query, headers=headers)
-        self.sock = self.conn.sock
-        self.response = self.conn.getresponse()
-        self.status = self.response.status
-        self.headers = dict(self.response.getheaders())
-        self.lock = threading.Lock()
-        self.events: list[dict[str, str]] = []
-        self.ended = threading.Event()
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        if self.status == 200:
-            self.thread.start()
-        else:
-            self.body = self.response.read()
-            self.close()
-
-    def _read(self) -> None:
-        fields: dict[str, str] = {}
-        try:
-            while True:
-                raw = self.response.readline()
-                if not raw:
-                    return
-                line = raw.decode("utf-8").rstrip("\r\n")
-                if not line:
-                    if "data" in fields:
-                        with self.lock:
-                            self.events.append(fields)
-                    fields = {}
-                elif not line.startswith(":"):
-                    name, _, value = line.partition(":")
-                    fields[name] = value.removeprefix(" ")
-        except (OSError, ValueError, http.client.HTTPException):
-            return
-        finally:
-            self.ended.set()
-
-    def records(self) -> list[dict[str, Any]]:
-        with self.lock:
-            events = list(self.events)
-        out = []
-        for event in events:
-            assert event["event"] == "outcome", event
-            record: dict[str, Any] = json.loads(event["data"])
-            assert event["id"] == record["id"], event
-            out.append(record)
-        return out
-
-    def wait_records(self, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
-        def enough() -> list[dict[str, Any]] | None:
-            records = self.records()
-            return records if len(records) >= count else None
-
-        return wait_until(
-            enough,
-            timeout,
-            f"{count} records on the stream",
-            detail=lambda: len(self.records()),
-        )
-
-    def close(self) -> None:
-        """Hang up, as a client going away does (the reader thread ends first)."""
-        if self.sock is not None:
-            with contextlib.suppress(OSError):
-                self.sock.shutdown(socket.SHUT_RDWR)
-        if self.thread.is_alive():
-            self.thread.join(5)
-        self.conn.close()
 
 
 @pytest.fixture
@@ -127,19 +46,8 @@ def ids(records: list[dict[str, Any]]) -> list[str]:
     return [r["id"] for r in records]
 
 
-def post_calls(api: Api, calls: list[list[Fields]], threads: int = 8) -> None:
-    """Post several calls at once, each call's events in order."""
-
-    def post(events: list[Fields]) -> None:
-        for fields in events:
-            api.accept(fields)
-
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(post, calls))
-
-
 def end_calls(api: Api, count: int, tenant: str = TENANT_A) -> None:
-    post_calls(api, [scenario(KINDS[i % len(KINDS)], Call(tenant)) for i in range(count)])
+    accept_calls(api, [scenario(KINDS[i % len(KINDS)], Call(tenant)) for i in range(count)])
 
 
 def outcomes_at_least(api: Api, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
@@ -200,7 +108,7 @@ def test_consumer_away_for_an_hour_gets_everything(
     watcher.close()
 
     away = 90
-    post_calls(
+    accept_calls(
         api,
         [scenario(KINDS[i % len(KINDS)], Call(TENANT_A if i % 3 else TENANT_B))
          for i in range(away)],
@@ -216,22 +124,6 @@ def test_consumer_away_for_an_hour_gets_everything(
     assert got == everything[1:]
 
 
-def _open_streams(port: int, wanted: int, tries: int = 300) -> tuple[list[SseClient], int]:
-    """Open ``wanted`` streams, retrying those a full web process refuses; (streams, refusals)."""
-    streams: list[SseClient] = []
-    refused = 0
-    for _ in range(tries):
-        if len(streams) == wanted:
-            break
-        client = SseClient(port)
-        if client.status == 200:
-            streams.append(client)
-        else:
-            assert client.status == 503, (client.status, client.body)
-            refused += 1
-    return streams, refused
-
-
 def _timed_post(api: Api, fields: Fields) -> tuple[Response, float]:
     started = time.monotonic()
     answer = api.post_event(fields)
@@ -244,7 +136,7 @@ def test_intake_answers_while_every_stream_slot_is_taken(
     """With MAX_STREAMS_PER_PROCESS streams open on each web process, intake still answers fast."""
     processes, per_process = 2, 8  # harness WEB_CONCURRENCY, the default stream limit
     api = launcher.start_service(WEB_CONCURRENCY=str(processes))
-    streams, _ = _open_streams(launcher.port, processes * per_process)
+    streams, _ = open_streams(launcher.port, processes * per_process)
     try:
         assert len(streams) == processes * per_process
         # Every process is full now: whichever answers, an extra stream is refused.

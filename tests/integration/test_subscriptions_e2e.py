@@ -13,14 +13,22 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-from callstate_harness import ADMIN_KEY, KEY_B, TENANT_A, TENANT_B, Api, Launcher, wait_until
-from primevox_bodies import ALICE, EXPECTED, Call, Fields, scenario
+from callstate_harness import (
+    ADMIN_KEY,
+    KEY_B,
+    TENANT_A,
+    TENANT_B,
+    Api,
+    Launcher,
+    accept_calls,
+    wait_until,
+)
+from primevox_bodies import ALICE, EXPECTED, Call, scenario
 
 DELIVERED_WITHIN = 30.0
 
@@ -59,17 +67,6 @@ def subscribe(api: Api, key: str, body: dict[str, Any]) -> dict[str, Any]:
     return made
 
 
-def post_calls(api: Api, calls: list[list[Fields]]) -> None:
-    """Post several calls at once, each call's events in order."""
-
-    def post(events: list[Fields]) -> None:
-        for fields in events:
-            api.accept(fields)
-
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(post, calls))
-
-
 def test_each_outcome_revision_is_delivered_once_signed(
     launcher: Launcher, receiver: Any
 ) -> None:
@@ -84,7 +81,7 @@ def test_each_outcome_revision_is_delivered_once_signed(
     kinds = list(EXPECTED)
     a_calls = {kind: Call(TENANT_A) for kind in kinds}
     b_calls = {kind: Call(TENANT_B) for kind in ("abandoned", "answered")}
-    post_calls(
+    accept_calls(
         api,
         [scenario(k, c) for k, c in a_calls.items()] + [scenario(k, c) for k, c in b_calls.items()],
     )
