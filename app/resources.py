@@ -25,7 +25,8 @@ def init_app(app: Flask, client: redis.Redis | None = None) -> None:
     """Connect (lazily: redis-py opens sockets on first use) and register."""
     settings: Settings = app.config["CALLSTATE_SETTINGS"]
     client = client if client is not None else connect(settings.redis_url)
-    store = Store(client, retention_seconds=settings.retention_seconds)
+    # Request threads share Redis round trips for the writes that accept webhooks.
+    store = Store(client, retention_seconds=settings.retention_seconds, group_commit=True)
     app.extensions[EXTENSION] = Resources(store, events_queue(client))
 
 

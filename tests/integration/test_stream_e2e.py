@@ -49,7 +49,8 @@ class SseClient:
         self.sock = self.conn.sock
         self.response = self.conn.getresponse()
         self.status = self.response.status
-        self.headers = dict(self.response.getheaders())
+        # Header names are case-insensitive (granian sends them in lower case).
+        self.headers = self.response.headers
         self.lock = threading.Lock()
         self.events: list[dict[str, str]] = []
         self.ended = threading.Event()
