@@ -14,8 +14,10 @@ them (``rq.get_current_job().connection``): nothing is set up at import time.
 from __future__ import annotations
 
 import functools
+import threading
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -26,16 +28,25 @@ from statemachine.events import parse_time
 from workers.engine import Engine
 from workers.observability import applied_increments, get_logger
 from workers.settings import EVENTS_QUEUE, Settings
-from workers.store import Store, partition_of
+from workers.store import PARTITIONS, Store, partition_of
 
 log = get_logger("callstate.jobs")
 
 DRAIN = "workers.jobs.drain"
 DRAIN_TIMEOUT = 120
-# A drain job hands over to a fresh job after this long, so a warm shutdown
-# (SIGTERM) never waits long for the job in hand.
+# A drain job hands over to a fresh job after this long, so RQ's bookkeeping
+# is paid once per busy second and a warm shutdown (SIGTERM) never waits long.
 DRAIN_SLICE_SECONDS = 1.0
+# A session with nothing to do lets go after this long (tests set 0: drain and end).
+IDLE_LINGER_SECONDS = 1.0
+# Longest wait on the wake lists between looks at the queue and the stop flag.
+WAKE_WAIT_SECONDS = 0.05
+# How often a session adds up its counters into Redis.
+STATS_EVERY_SECONDS = 0.5
 BATCH_SIZE = 200
+
+# Set by the worker on SIGTERM: a drain session stops waiting for more events.
+stopping = threading.Event()
 
 
 def events_queue(client: redis.Redis) -> Queue:
@@ -47,11 +58,22 @@ def new_job_id() -> str:
     return f"drain-{uuid.uuid4().hex}"
 
 
-def enqueue_drain(queue: Queue, tenant_id: str, partition: int, job_id: str) -> None:
-    """Put a drain job for one partition on the queue. Raises redis.RedisError."""
+def enqueue_drain(
+    queue: Queue,
+    tenant_id: str,
+    partition: int,
+    job_id: str,
+    more: Sequence[tuple[str, int]] = (),
+) -> None:
+    """Put a drain job for one partition (and ``more``) on the queue. Raises redis.RedisError."""
     queue.enqueue_call(
         DRAIN,
-        args=(tenant_id, partition),
+        args=(tenant_id, partition, [list(part) for part in more])
+        if more
+        else (
+            tenant_id,
+            partition,
+        ),
         job_id=job_id,
         timeout=DRAIN_TIMEOUT,
         result_ttl=0,
@@ -92,54 +114,135 @@ def engine_for(client: redis.Redis) -> Engine:
     return cached
 
 
-def drain(tenant_id: str, partition: int) -> int:
-    """Job: apply a partition's pending events until it is empty; returns how many.
+def drain(tenant_id: str, partition: int, more: Sequence[Sequence[Any]] = ()) -> int:
+    """Job: apply the pending events of the partitions rung for it, and of every
+    partition it can take over, for up to a time slice; returns how many.
 
-    Holds the partition's doorbell while it works, so intake does not enqueue
-    more jobs for it; lets go of it only when the partition is empty (checked
-    atomically with letting go), hands it to a fresh job after a time slice,
-    and frees it if anything goes wrong so the next event or the reaper rings
-    again. Every event is applied or set aside as poisoned, never lost.
+    See :class:`DrainSession`. Every event is applied or set aside as
+    poisoned, never lost.
     """
     job = get_current_job()
     if job is None:
         raise RuntimeError("drain runs inside an RQ worker")
     engine = engine_for(job.connection)
-    store = engine.store
-    me = f"worker:{job.worker_name}"
-    store.claim_doorbell(tenant_id, partition, me)
-    applied = 0
-    deadline = time.monotonic() + DRAIN_SLICE_SECONDS
-    try:
-        while True:
-            batch = store.take_pending(tenant_id, partition, BATCH_SIZE)
-            if not batch:
-                if store.finish_drain(tenant_id, partition, me):
-                    return applied
-                continue
+    own = [(tenant_id, int(partition)), *((str(t), int(n)) for t, n in more)]
+    session = DrainSession(engine, events_queue(job.connection), job.worker_name or "", job.id)
+    return session.run(own)
+
+
+class DrainSession:
+    """One drain job's work: hold partitions' doorbells, apply what they get.
+
+    The job starts by claiming the partitions it was rung (or handed) for.
+    While it holds a partition's doorbell, intake does not enqueue jobs for
+    it: it leaves a wake token instead, and the session, blocked on the wake
+    lists of everything it holds, applies the new events at once. Drain jobs
+    that were queued meanwhile (rung for partitions nobody held) have their
+    partitions taken over, so one session soon holds every busy partition and
+    RQ's per-job cost is paid once a slice, not once an event.
+
+    After ``DRAIN_SLICE_SECONDS`` (or at once on SIGTERM) the session hands
+    everything it holds to one successor job if it applied anything (so
+    nothing rings in between), else lets go of every empty partition and
+    hands the rest on. If anything goes wrong, it lets go of everything;
+    the next event or the reaper rings again.
+    """
+
+    def __init__(self, engine: Engine, queue: Queue, worker_name: str, job_id: str) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.queue = queue
+        self.me = f"worker:{worker_name}"
+        self.job_ref = f"job:{job_id}"
+        self.held: list[tuple[str, int]] = []
+        self.applied = 0
+        self._stats: dict[str, float] = {}
+        self._stats_at = time.monotonic()
+        self._tenants: list[str] | None = None
+
+    def run(self, own: list[tuple[str, int]]) -> int:
+        started = time.monotonic()
+        deadline = started + DRAIN_SLICE_SECONDS
+        self.held = self.store.claim_doorbells(own, self.me, [self.job_ref])
+        if not self.held:
+            return 0  # another session took these partitions over meanwhile
+        looked, last_work = 0.0, started
+        try:
+            while True:
+                if time.monotonic() - looked >= WAKE_WAIT_SECONDS:
+                    self._take_over_queued()
+                    looked = time.monotonic()
+                if self._apply_waiting():
+                    last_work = time.monotonic()
+                    if last_work < deadline and not stopping.is_set():
+                        continue
+                    break
+                now = time.monotonic()
+                idle = now - last_work
+                if now >= deadline or stopping.is_set() or idle >= IDLE_LINGER_SECONDS:
+                    break
+                wait = min(WAKE_WAIT_SECONDS, deadline - now, IDLE_LINGER_SECONDS - idle)
+                self.store.wait_for_wake(self.held, wait)
+            self._flush_stats()
+            # Events still coming: keep every partition held through the
+            # hand-over, so none of them rings a job of its own meanwhile.
+            self._hand_over(busy=time.monotonic() - last_work < IDLE_LINGER_SECONDS)
+            return self.applied
+        except BaseException:
+            held, self.held = self.held, []
+            for tenant, number in held:
+                self.store.swap_doorbell(tenant, number, self.me, None)
+            raise
+
+    def _apply_waiting(self) -> bool:
+        """Apply what is pending in every held partition; False if nothing was."""
+        taken = self.store.take_pending_many(self.held, BATCH_SIZE)
+        for (tenant, number), batch in taken.items():
             started = time.perf_counter()
-            result = engine.apply_batch(tenant_id, partition, batch)
-            _count(store, result.applied, time.perf_counter() - started)
-            applied += len(result.applied)
-            if time.monotonic() > deadline:
-                successor = new_job_id()
-                if store.swap_doorbell(tenant_id, partition, me, f"job:{successor}"):
-                    enqueue_drain(events_queue(store.redis), tenant_id, partition, successor)
-                return applied
-    except BaseException:
-        store.swap_doorbell(tenant_id, partition, me, None)
-        raise
+            result = self.engine.apply_batch(tenant, number, batch)
+            self._count(result.applied, time.perf_counter() - started)
+            self.applied += len(result.applied)
+        if time.monotonic() - self._stats_at >= STATS_EVERY_SECONDS:
+            self._flush_stats()
+        return bool(taken)
 
+    def _take_over_queued(self) -> None:
+        """Take over the partitions of drain jobs waiting on the queue."""
+        queued = self.queue.get_job_ids()
+        if not queued:
+            return
+        if self._tenants is None:
+            self._tenants = self.store.tenants()
+        tenants = {tenant for tenant, _ in self.held} | set(self._tenants)
+        every = [(t, n) for t in sorted(tenants) for n in range(PARTITIONS)]
+        claimed = self.store.claim_doorbells(every, self.me, [f"job:{j}" for j in queued])
+        self.held = sorted(set(self.held) | set(claimed))
 
-def _count(store: Store, envelopes: list[dict[str, Any]], seconds: float) -> None:
-    """Record applied events: counts, apply time (the batch's, shared), webhook-to-state age."""
-    if not envelopes:
-        return
-    now = time.time()
-    share = seconds / len(envelopes)
-    totals: dict[str, float] = {}
-    for envelope in envelopes:
-        age = now - parse_time(envelope["received_at"]).timestamp()
-        for name, amount in applied_increments(envelope["event_type"], share, age).items():
-            totals[name] = totals.get(name, 0.0) + amount
-    store.add_stats(totals)
+    def _hand_over(self, busy: bool) -> None:
+        held, self.held = self.held, []
+        waiting = held if busy else self.store.hand_over(held, self.me, None)
+        if not waiting:
+            return
+        successor = new_job_id()
+        handed = self.store.hand_over(waiting, self.me, f"job:{successor}")
+        if handed:
+            (tenant, number), *more = handed
+            enqueue_drain(self.queue, tenant, number, successor, more)
+
+    def _count(self, envelopes: list[dict[str, Any]], seconds: float) -> None:
+        """Add up applied events: counts, apply time (the batch's, shared), webhook-to-state age."""
+        if not envelopes:
+            return
+        now = time.time()
+        share = seconds / len(envelopes)
+        totals = self._stats
+        for envelope in envelopes:
+            age = now - parse_time(envelope["received_at"]).timestamp()
+            for name, amount in applied_increments(envelope["event_type"], share, age).items():
+                totals[name] = totals.get(name, 0.0) + amount
+
+    def _flush_stats(self) -> None:
+        if self._stats:
+            self.store.add_stats(self._stats)
+            self._stats = {}
+        self._stats_at = time.monotonic()

@@ -232,6 +232,8 @@ class Store:
         self._accept: Script = client.register_script(_script("accept_events"))
         self._finish_drain: Script = client.register_script(_script("finish_drain"))
         self._swap_doorbell: Script = client.register_script(_script("swap_doorbell"))
+        self._take_pending: Script = client.register_script(_script("take_pending"))
+        self._claim_doorbells: Script = client.register_script(_script("claim_doorbells"))
 
     @property
     def ttl_ms(self) -> int:
@@ -350,6 +352,80 @@ class Store:
         if orphans:
             self.redis.zrem(pending_key(tenant_id, partition), *orphans)
         return taken
+
+    def take_pending_many(
+        self, partitions: Sequence[tuple[str, int]], limit: int
+    ) -> dict[tuple[str, int], list[tuple[str, dict[str, Any]]]]:
+        """The oldest pending events of several partitions, in one round trip;
+        clears their wake tokens. Partitions with nothing pending are left out."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tenant, number in partitions:
+                keys = [
+                    pending_key(tenant, number),
+                    pending_events_key(tenant, number),
+                    wake_key(tenant, number),
+                ]
+                self._take_pending(keys=keys, args=[limit], client=pipe)
+            answers = pipe.execute()
+        taken: dict[tuple[str, int], list[tuple[str, dict[str, Any]]]] = {}
+        for part, flat in zip(partitions, answers, strict=True):
+            if flat:
+                taken[part] = [
+                    (_text(f), json.loads(e)) for f, e in zip(flat[::2], flat[1::2], strict=True)
+                ]
+        return taken
+
+    def wait_for_wake(self, partitions: Sequence[tuple[str, int]], timeout: float) -> bool:
+        """Block until one of the partitions gets a wake token (True) or ``timeout`` passes.
+
+        A wake token says events arrived while a worker held the partition.
+        Needs every key on one Redis (not Cluster-ready: keys of several tenants).
+        """
+        if not partitions:
+            time.sleep(timeout)
+            return False
+        keys = [wake_key(t, n) for t, n in partitions]
+        return self.redis.blpop(keys, timeout=max(timeout, 0.001)) is not None
+
+    def claim_doorbells(
+        self, partitions: Sequence[tuple[str, int]], me: str, take_over: Sequence[str] = ()
+    ) -> list[tuple[str, int]]:
+        """Make ``me`` the drainer of each partition whose doorbell is free, is
+        ``me`` already, or names one of ``take_over``; returns those it holds."""
+        by_tenant: dict[str, list[int]] = {}
+        for tenant, number in partitions:
+            by_tenant.setdefault(tenant, []).append(number)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tenant, numbers in by_tenant.items():
+                keys = [doorbell_key(tenant, n) for n in numbers]
+                self._claim_doorbells(keys=keys, args=[me, *take_over], client=pipe)
+            answers = pipe.execute()
+        return [
+            (tenant, number)
+            for (tenant, numbers), flags in zip(by_tenant.items(), answers, strict=True)
+            for number, flag in zip(numbers, flags, strict=True)
+            if flag
+        ]
+
+    def hand_over(
+        self, partitions: Sequence[tuple[str, int]], me: str, successor: str | None
+    ) -> list[tuple[str, int]]:
+        """Let go of partitions ``me`` holds: to ``successor`` (a job named in
+        their doorbells), or, with no successor, only those with nothing
+        pending (checked atomically). Returns the partitions still to be
+        drained by someone: handed over, or refused because events wait."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tenant, number in partitions:
+                if successor is None:
+                    keys = [pending_key(tenant, number), doorbell_key(tenant, number)]
+                    self._finish_drain(keys=keys, args=[me], client=pipe)
+                else:
+                    keys = [doorbell_key(tenant, number)]
+                    self._swap_doorbell(keys=keys, args=[me, successor], client=pipe)
+            answers = pipe.execute()
+        if successor is None:
+            return [part for part, done in zip(partitions, answers, strict=True) if not done]
+        return [part for part, swapped in zip(partitions, answers, strict=True) if swapped]
 
     def finish_drain(self, tenant_id: str, partition: int, holder: str) -> bool:
         """Let go of the partition if it is empty; False if there is more to drain."""
