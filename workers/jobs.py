@@ -155,6 +155,7 @@ class DrainSession:
         self.me = f"worker:{worker_name}"
         self.job_ref = f"job:{job_id}"
         self.held: list[tuple[str, int]] = []
+        self.dirty: set[tuple[str, int]] = set()
         self.applied = 0
         self._stats: dict[str, float] = {}
         self._stats_at = time.monotonic()
@@ -166,13 +167,16 @@ class DrainSession:
         self.held = self.store.claim_doorbells(own, self.me, [self.job_ref])
         if not self.held:
             return 0  # another session took these partitions over meanwhile
+        # Partitions to look into: all at first; then the one a wake token
+        # names, any just taken over, and any whose last batch was full.
+        self.dirty = set(self.held)
         looked, last_work = 0.0, started
         try:
             while True:
                 if time.monotonic() - looked >= WAKE_WAIT_SECONDS:
                     self._take_over_queued()
                     looked = time.monotonic()
-                if self._apply_waiting():
+                if self.dirty and self._apply_waiting():
                     last_work = time.monotonic()
                     if last_work < deadline and not stopping.is_set():
                         continue
@@ -182,7 +186,9 @@ class DrainSession:
                 if now >= deadline or stopping.is_set() or idle >= IDLE_LINGER_SECONDS:
                     break
                 wait = min(WAKE_WAIT_SECONDS, deadline - now, IDLE_LINGER_SECONDS - idle)
-                self.store.wait_for_wake(self.held, wait)
+                woken = self.store.wait_for_wake(self.held, wait)
+                if woken is not None:
+                    self.dirty.add(woken)
             self._flush_stats()
             # Events still coming: keep every partition held through the
             # hand-over, so none of them rings a job of its own meanwhile.
@@ -195,8 +201,10 @@ class DrainSession:
             raise
 
     def _apply_waiting(self) -> bool:
-        """Apply what is pending in every held partition; False if nothing was."""
-        taken = self.store.take_pending_many(self.held, BATCH_SIZE)
+        """Apply what is pending in the partitions to look into; False if nothing was."""
+        looking = sorted(self.dirty)
+        taken = self.store.take_pending_many(looking, BATCH_SIZE)
+        self.dirty = {part for part, batch in taken.items() if len(batch) >= BATCH_SIZE}
         for (tenant, number), batch in taken.items():
             started = time.perf_counter()
             result = self.engine.apply_batch(tenant, number, batch)
@@ -208,6 +216,8 @@ class DrainSession:
 
     def _take_over_queued(self) -> None:
         """Take over the partitions of drain jobs waiting on the queue."""
+        if not self.queue.count:
+            return
         queued = self.queue.get_job_ids()
         if not queued:
             return
@@ -216,6 +226,7 @@ class DrainSession:
         tenants = {tenant for tenant, _ in self.held} | set(self._tenants)
         every = [(t, n) for t in sorted(tenants) for n in range(PARTITIONS)]
         claimed = self.store.claim_doorbells(every, self.me, [f"job:{j}" for j in queued])
+        self.dirty |= set(claimed) - set(self.held)
         self.held = sorted(set(self.held) | set(claimed))
 
     def _hand_over(self, busy: bool) -> None:

@@ -375,17 +375,21 @@ class Store:
                 ]
         return taken
 
-    def wait_for_wake(self, partitions: Sequence[tuple[str, int]], timeout: float) -> bool:
-        """Block until one of the partitions gets a wake token (True) or ``timeout`` passes.
+    def wait_for_wake(
+        self, partitions: Sequence[tuple[str, int]], timeout: float
+    ) -> tuple[str, int] | None:
+        """Block until one of the partitions has a wake token, and take it; return
+        that partition, or None when ``timeout`` passed first.
 
         A wake token says events arrived while a worker held the partition.
         Needs every key on one Redis (not Cluster-ready: keys of several tenants).
         """
         if not partitions:
             time.sleep(timeout)
-            return False
-        keys = [wake_key(t, n) for t, n in partitions]
-        return self.redis.blpop(keys, timeout=max(timeout, 0.001)) is not None
+            return None
+        keys = {wake_key(t, n): (t, n) for t, n in partitions}
+        popped = self.redis.blpop(list(keys), timeout=max(timeout, 0.001))
+        return None if popped is None else keys[_text(popped[0])]
 
     def claim_doorbells(
         self, partitions: Sequence[tuple[str, int]], me: str, take_over: Sequence[str] = ()
