@@ -52,9 +52,7 @@ class GroupCommit(Generic[Item, Result]):
     exception it raises fails every item of that batch.
     """
 
-    def __init__(
-        self, flush: Callable[[Sequence[Item]], Sequence[Result | BaseException]]
-    ) -> None:
+    def __init__(self, flush: Callable[[Sequence[Item]], Sequence[Result | BaseException]]) -> None:
         self._flush = flush
         self._lock = threading.Lock()
         self._waiting: list[_Waiter[Item, Result]] = []
