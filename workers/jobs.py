@@ -159,7 +159,6 @@ class DrainSession:
         self.applied = 0
         self._stats: dict[str, float] = {}
         self._stats_at = time.monotonic()
-        self._tenants: list[str] | None = None
 
     def run(self, own: list[tuple[str, int]]) -> int:
         started = time.monotonic()
@@ -205,9 +204,12 @@ class DrainSession:
         looking = sorted(self.dirty)
         taken = self.store.take_pending_many(looking, BATCH_SIZE)
         self.dirty = {part for part, batch in taken.items() if len(batch) >= BATCH_SIZE}
+        by_tenant: dict[str, dict[int, list[tuple[str, dict[str, Any]]]]] = {}
         for (tenant, number), batch in taken.items():
+            by_tenant.setdefault(tenant, {})[number] = batch
+        for tenant, batches in by_tenant.items():
             started = time.perf_counter()
-            result = self.engine.apply_batch(tenant, number, batch)
+            result = self.engine.apply_batches(tenant, batches)
             self._count(result.applied, time.perf_counter() - started)
             self.applied += len(result.applied)
         if time.monotonic() - self._stats_at >= STATS_EVERY_SECONDS:
@@ -221,9 +223,8 @@ class DrainSession:
         queued = self.queue.get_job_ids()
         if not queued:
             return
-        if self._tenants is None:
-            self._tenants = self.store.tenants()
-        tenants = {tenant for tenant, _ in self.held} | set(self._tenants)
+        # Read afresh: a queued job may be a new tenant's first.
+        tenants = {tenant for tenant, _ in self.held} | set(self.store.tenants())
         every = [(t, n) for t in sorted(tenants) for n in range(PARTITIONS)]
         claimed = self.store.claim_doorbells(every, self.me, [f"job:{j}" for j in queued])
         self.dirty |= set(claimed) - set(self.held)
