@@ -3,9 +3,10 @@
 An accepted event is kept in its partition's pending set (by call, so one
 call's events stay together) and the partition's *doorbell* is rung: if no
 drain job is queued or running for the partition, intake enqueues one. A
-drain job applies the partition's pending events in batches until it finds
-the partition empty, so under load one RQ job carries hundreds of events
-(RQ's own bookkeeping costs ~60 Redis commands a job; ours, ~2 an event).
+drain job is a session of up to a second that holds every partition it can
+and applies their events as intake wakes it (:class:`DrainSession`), so one
+RQ job carries every event of a busy second (RQ's own bookkeeping costs ~60
+Redis commands a job; ours, a few an event).
 
 Jobs take JSON-serialisable arguments and find Redis through the job that runs
 them (``rq.get_current_job().connection``): nothing is set up at import time.
