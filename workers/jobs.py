@@ -15,7 +15,6 @@ them (``rq.get_current_job().connection``): nothing is set up at import time.
 from __future__ import annotations
 
 import functools
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -46,8 +45,26 @@ WAKE_WAIT_SECONDS = 0.05
 STATS_EVERY_SECONDS = 0.5
 BATCH_SIZE = 200
 
-# Set by the worker on SIGTERM: a drain session stops waiting for more events.
-stopping = threading.Event()
+
+class StopFlag:
+    """Set by the worker's SIGTERM handler: a drain session stops waiting for more.
+
+    A plain attribute, not a threading.Event: a second signal can arrive while
+    the handler is inside Event.set, whose lock is not re-entrant, and the
+    handler would wait on itself forever (seen: a worker that never exited).
+    """
+
+    def __init__(self) -> None:
+        self.asked = False
+
+    def set(self) -> None:
+        self.asked = True
+
+    def is_set(self) -> bool:
+        return self.asked
+
+
+stopping = StopFlag()
 
 
 def events_queue(client: redis.Redis) -> Queue:
