@@ -45,4 +45,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(openapi.bp)
     cli.init_app(app)
+    from app.webhook_path import WebhookPath
+
+    app.wsgi_app = WebhookPath(app, app.wsgi_app)  # type: ignore[method-assign]
     return app

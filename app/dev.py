@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run_embedded(env, args.port)
 
     env["REDIS_URL"] = url
-    # The Procfile's commands (gunicorn, python) must be this environment's.
+    # The Procfile's commands (python and what it runs) must be this environment's.
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
     print(_banner(env, args.port, mode), flush=True)
     honcho = subprocess.Popen(

@@ -39,14 +39,22 @@ def error_response(status: int, message: str | None = None, **extra: Any) -> tup
 RETRY_AFTER_SECONDS = 1
 
 
-def unavailable_response(exc: redis.RedisError, message: str) -> tuple[Response, int]:
-    """503 with Retry-After for a Redis error: ``message`` when Redis failed, a
-    "busy" answer when this process's connections all stayed in use."""
+def unavailable_answer(
+    exc: redis.RedisError, message: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The body and headers of a 503 for a Redis error: ``message`` when Redis
+    failed, a "busy" answer when this process's connections all stayed in use."""
     if isinstance(exc, PoolExhausted):
         message = "busy: every Redis connection of this process is in use, retry shortly"
-    response, status = error_response(503, message)
-    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return response, status
+    return {"error": message}, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+def unavailable_response(exc: redis.RedisError, message: str) -> tuple[Response, int]:
+    """:func:`unavailable_answer` as a response."""
+    body, headers = unavailable_answer(exc, message)
+    response = jsonify(body)
+    response.headers.update(headers)
+    return response, 503
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -9,6 +9,8 @@ says: the first non-blank byte decides.
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -17,14 +19,17 @@ import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from app.auth import may_access, tenant_for
-from app.errors import error_response, unavailable_response
+from app.errors import unavailable_answer
 from app.metrics import EVENTS_RECEIVED, EVENTS_REJECTED
-from app.resources import get_resources
+from app.resources import Resources, get_resources
 from app.schemas import BadEvent, load_event
 from statemachine.events import CallEvent, EventType, MessageEvent, to_record
 from workers.jobs import enqueue_event
+from workers.settings import Settings
 
 bp = Blueprint("intake", __name__)
+# The app's own logger (Flask names it after the import name, "app").
+log = logging.getLogger("app")
 MAX_FIELDS = 200
 
 
@@ -106,30 +111,47 @@ def _token(path_token: str | None) -> str | None:
 @bp.post("/webhooks/primevox")
 def receive(token: str | None = None) -> tuple[Response, int]:
     """Accept one PrimeVOX event."""
-    settings = current_app.config["CALLSTATE_SETTINGS"]
-    scope = tenant_for(_token(token), settings.webhook_tokens)
+    status, answer, headers = accept_webhook(
+        current_app.config["CALLSTATE_SETTINGS"],
+        get_resources(),
+        _token(token),
+        lambda: request.get_data(cache=False),
+    )
+    response = jsonify(answer)
+    response.headers.update(headers)
+    return response, status
+
+
+NO_HEADERS: dict[str, str] = {}
+
+
+def accept_webhook(
+    settings: Settings, resources: Resources, token: str | None, read_body: Callable[[], bytes]
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Accept one PrimeVOX event: (status, JSON answer, extra headers). The body is
+    read only once the token is known (``read_body`` may raise 413 for a body too large)."""
+    scope = tenant_for(token, settings.webhook_tokens)
     if scope is None:
         EVENTS_REJECTED.labels("unauthorized").inc()
-        return error_response(401, "unknown webhook token")
+        return 401, {"error": "unknown webhook token"}, NO_HEADERS
     received_at = datetime.now(UTC)
-    body = request.get_data(cache=False)
+    body = read_body()
     try:
         fields_as_sent = decode_body(body)
         event_type, event = load_event(fields_as_sent, received_at)
     except BadEvent as exc:
         EVENTS_REJECTED.labels("invalid").inc()
-        return error_response(400, exc.message, **exc.details)
+        return 400, {"error": exc.message, **exc.details}, NO_HEADERS
     if not may_access(scope, event.tenant_id):
         EVENTS_REJECTED.labels("wrong_tenant").inc()
-        return error_response(401, "this webhook token may not post events of that tenant")
+        return 401, {"error": "this webhook token may not post events of that tenant"}, NO_HEADERS
     envelope = to_record(event, fields_as_sent, event_type)
-    resources = get_resources()
     try:
         enqueue_event(resources.store, resources.queue, envelope)
     except redis.RedisError as exc:
         EVENTS_REJECTED.labels("unavailable").inc()
-        current_app.logger.warning("could not queue an event: %s", type(exc).__name__)
-        return unavailable_response(exc, "event store unavailable, retry later")
+        log.warning("could not queue an event: %s", type(exc).__name__)
+        return 503, *unavailable_answer(exc, "event store unavailable, retry later")
     EVENTS_RECEIVED.labels(event_type if event_type in _KNOWN else "unknown").inc()
     answer: dict[str, Any] = {
         "status": "accepted",
@@ -141,7 +163,7 @@ def receive(token: str | None = None) -> tuple[Response, int]:
         answer["call_uuid"] = event.call_uuid
     elif isinstance(event, MessageEvent):
         answer["conversation_id"] = event.conversation_id
-    return jsonify(answer), 202
+    return 202, answer, NO_HEADERS
 
 
 _KNOWN = {member.value for member in EventType} - {EventType.ENGINE_TIMEOUT.value}

@@ -1,7 +1,7 @@
 """Prometheus metrics: ``GET /metrics``.
 
 Two sources. The web process's own counters (events received, rejected by
-reason) live in prometheus-client; under gunicorn several processes serve,
+reason) live in prometheus-client; the web server runs several processes,
 so with PROMETHEUS_MULTIPROC_DIR set (the Procfile sets it) their files are
 summed. What workers count (applied, latencies, outcomes, deliveries) and
 what lives in Redis (queue depth, pending events) is read from Redis at

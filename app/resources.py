@@ -30,7 +30,8 @@ def init_app(app: Flask, client: redis.Redis | None = None) -> None:
     settings: Settings = app.config["CALLSTATE_SETTINGS"]
     if client is None:
         client = connect(settings.redis_url, max_connections=settings.web_process_connections)
-    store = Store(client, retention_seconds=settings.retention_seconds)
+    # Request threads share Redis round trips for the writes that accept webhooks.
+    store = Store(client, retention_seconds=settings.retention_seconds, group_commit=True)
     app.extensions[EXTENSION] = Resources(store, events_queue(client))
 
 

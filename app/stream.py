@@ -1,6 +1,7 @@
 """Outcome records as Server-Sent Events: ``GET /v1/outcomes/stream``.
 
-Serving model: gunicorn gthread. A stream holds one thread of one web process
+Serving model: granian runs the app in WEB_THREADS threads per web process
+(app/serve.py). A stream holds one thread of one web process
 while it is open, so each process lets at most ``MAX_STREAMS_PER_PROCESS``
 streams in at once (a semaphore) and keeps the rest of its threads for
 webhook intake; a stream over the limit is refused with 503 and Retry-After,

@@ -30,8 +30,11 @@ followed at once by the same run on a second service where a prototype
 long-lived drain loop (``loop_drainer``: the real Engine, no RQ job per drain)
 applies the events: what the per-job cost of RQ costs in latency.
 
-Goals (issue 6): >= 2,000 events/s applied on 2 cores with intake beside it;
-live state visible <= 50 ms p99 after the 202 at 500 events/s.
+Goals (issue 11): POST -> applied >= 0.9 x intake's own rate and >= 3,000
+events/s on 2 cores with intake beside it; live state visible <= 50 ms p99
+after the 202 at 500 events/s, <= 20 ms at 100 events/s. The workers run the
+shipped drain job (workers/jobs.py DrainSession); ``--what-if-loop`` still
+compares it with the earlier prototype loop.
 Loopback only, every phase bounded in time.
 """
 
@@ -100,9 +103,10 @@ from workers.store import (
     to_micros,
 )
 
-GOAL_RATE = 2000.0
-GOAL_P99_MS = 50.0
-GOAL_LATENCY_RATE = 500.0
+GOAL_RATE = 3000.0
+GOAL_OF_INTAKE = 0.9
+# events/s -> the p99 (ms) that meets issue 11's goal at that rate
+GOAL_P99_MS = {500.0: 50.0, 100.0: 20.0}
 HOLDER = "worker:bench-hold"
 TIMEOUT_SECONDS = 4 * 3600.0
 APPLY_GRACE_SECONDS = 3600.0
@@ -567,9 +571,12 @@ def print_http(workers: int, result: HttpResult, apply: ApplyResult) -> None:
         f"{(os.cpu_count() or 1) * 1000 / total:.0f} events/s on {os.cpu_count()} cores "
         f"(machine CPU busy {100 * run.machine_busy:.0f}% meanwhile)"
     )
+    of_intake = rate / result.intake_rate if result.intake_rate else 0.0
     print(
-        f"    => / raw loop = {ratio(rate, apply.raw_rate)}, / goal {GOAL_RATE:.0f} = "
-        f"{ratio(rate, GOAL_RATE)}: {'MET' if rate >= GOAL_RATE else 'NOT MET'}"
+        f"    => / raw loop = {ratio(rate, apply.raw_rate)}; / intake rate = {of_intake:.2f} "
+        f"(goal >= {GOAL_OF_INTAKE}): {'MET' if of_intake >= GOAL_OF_INTAKE else 'NOT MET'}; "
+        f"/ goal {GOAL_RATE:.0f} = {ratio(rate, GOAL_RATE)}: "
+        f"{'MET' if rate >= GOAL_RATE else 'NOT MET'}"
     )
     for measured in result.latencies:
         print_latency(measured)
@@ -610,9 +617,10 @@ def print_latency(measured: LatencyResult) -> None:
         else "no RQ drain jobs"
     )
     print(f"    {jobs}; CPU per event: {cpu}")
-    if measured.rate == GOAL_LATENCY_RATE:
-        verdict = "MET" if p99 <= GOAL_P99_MS else "NOT MET"
-        print(f"    => p99 / goal {GOAL_P99_MS:.0f} ms = {ratio(p99, GOAL_P99_MS)}: {verdict}")
+    goal = GOAL_P99_MS.get(measured.rate)
+    if goal is not None:
+        verdict = "MET" if p99 <= goal else "NOT MET"
+        print(f"    => p99 / goal {goal:.0f} ms = {ratio(p99, goal)}: {verdict}")
 
 
 def print_job_cost(results: list[LatencyResult]) -> None:

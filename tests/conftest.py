@@ -16,6 +16,7 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from app import create_app
+from workers import jobs
 from workers.engine import Engine
 from workers.jobs import events_queue
 from workers.settings import Settings
@@ -64,8 +65,10 @@ def engine(store: Store, settings: Settings) -> Engine:
 
 
 @pytest.fixture
-def drain(redis_client: fakeredis.FakeRedis) -> Iterator[object]:
-    """Call ``drain()`` to run every queued job in-process (RQ SimpleWorker, burst)."""
+def drain(redis_client: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """Call ``drain()`` to run every queued job in-process (RQ SimpleWorker, burst);
+    a drain job ends as soon as it finds nothing to do instead of waiting for more."""
+    monkeypatch.setattr(jobs, "IDLE_LINGER_SECONDS", 0.0)
 
     def run() -> None:
         worker = SimpleWorker(

@@ -24,6 +24,7 @@ import redis
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
+from workers import jobs
 from workers.delivery import deliveries_queue
 from workers.engine import Engine
 from workers.housekeeper import Housekeeper
@@ -76,6 +77,7 @@ class EngineWorker(SimpleWorker):
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_asked_at = time.monotonic()
+        jobs.stopping.set()  # a drain session in hand stops waiting for more
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
     def request_force_stop(self, signum: int, frame: FrameType | None) -> None:

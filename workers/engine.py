@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -92,45 +92,64 @@ class Engine:
         Each event ends up applied (its pending mark cleared in the same commit)
         or, if it cannot be applied, set aside as poisoned. Idempotent.
         """
+        return self.apply_batches(tenant_id, {partition: batch})
+
+    def apply_batches(
+        self, tenant_id: str, batches: Mapping[int, Sequence[tuple[str, dict[str, Any]]]]
+    ) -> BatchResult:
+        """Apply pending events of several partitions of one tenant together:
+        still one round trip to read every call and one to commit them."""
         result = BatchResult()
         calls: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-        logs: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-        for field, envelope in batch:
-            kind = envelope.get("kind")
-            data = envelope.get("data") or {}
-            if envelope.get("tenant_id") != tenant_id:
-                self._poison(tenant_id, partition, field, envelope, "envelope of another tenant")
-                result.poisoned += 1
-            elif kind == "MessageEvent" and data.get("conversation_id"):
-                logs.setdefault(conversation_key(tenant_id, data["conversation_id"]), []).append(
-                    (field, envelope)
-                )
-            elif kind == "UnknownEvent":
-                logs.setdefault(other_events_key(tenant_id), []).append((field, envelope))
-            elif isinstance(data.get("call_uuid"), str) and data["call_uuid"]:
-                calls.setdefault(data["call_uuid"], []).append((field, envelope))
-            else:
-                self._poison(tenant_id, partition, field, envelope, "no call_uuid")
-                result.poisoned += 1
-        for base, items in logs.items():
+        homes: dict[str, int] = {}
+        logs: dict[tuple[str, int], list[tuple[str, dict[str, Any]]]] = {}
+        for partition, batch in batches.items():
+            for field, envelope in batch:
+                kind = envelope.get("kind")
+                data = envelope.get("data") or {}
+                if envelope.get("tenant_id") != tenant_id:
+                    self._poison(
+                        tenant_id, partition, field, envelope, "envelope of another tenant"
+                    )
+                    result.poisoned += 1
+                elif kind == "MessageEvent" and data.get("conversation_id"):
+                    base = conversation_key(tenant_id, data["conversation_id"])
+                    logs.setdefault((base, partition), []).append((field, envelope))
+                elif kind == "UnknownEvent":
+                    base = other_events_key(tenant_id)
+                    logs.setdefault((base, partition), []).append((field, envelope))
+                elif isinstance(data.get("call_uuid"), str) and data["call_uuid"]:
+                    uuid = data["call_uuid"]
+                    if homes.setdefault(uuid, partition) != partition:
+                        # The same call pending in two partitions (never made by
+                        # intake): apply this one on its own, correctly marked.
+                        self._commit(tenant_id, uuid, [envelope], [field], partition)
+                        result.applied.append(envelope)
+                        continue
+                    calls.setdefault(uuid, []).append((field, envelope))
+                else:
+                    self._poison(tenant_id, partition, field, envelope, "no call_uuid")
+                    result.poisoned += 1
+        for (base, partition), items in logs.items():
             self.store.append_log(
                 base, [e for _, e in items], tenant_id, [f for f, _ in items], partition
             )
             result.applied += [e for _, e in items]
         if calls:
-            self._commit_calls(tenant_id, partition, calls, result)
+            self._commit_calls(tenant_id, homes, calls, result)
         return result
 
     def _commit_calls(
         self,
         tenant_id: str,
-        partition: int,
+        homes: dict[str, int],
         calls: dict[str, list[tuple[str, dict[str, Any]]]],
         result: BatchResult,
     ) -> None:
         logs = self.store.load_calls(tenant_id, list(calls))
         commits: list[CallCommit] = []
         for call_uuid, items in calls.items():
+            partition = homes[call_uuid]
             try:
                 commits.append(
                     self._prepare(
@@ -168,7 +187,7 @@ class Engine:
                     commit.call_uuid,
                     [e for _, e in items],
                     [f for f, _ in items],
-                    partition,
+                    commit.partition,
                 )
             result.applied += [e for _, e in items]
 

@@ -3,9 +3,10 @@
 An accepted event is kept in its partition's pending set (by call, so one
 call's events stay together) and the partition's *doorbell* is rung: if no
 drain job is queued or running for the partition, intake enqueues one. A
-drain job applies the partition's pending events in batches until it finds
-the partition empty, so under load one RQ job carries hundreds of events
-(RQ's own bookkeeping costs ~60 Redis commands a job; ours, ~2 an event).
+drain job is a session of up to a second that holds every partition it can
+and applies their events as intake wakes it (:class:`DrainSession`), so one
+RQ job carries every event of a busy second (RQ's own bookkeeping costs ~60
+Redis commands a job; ours, a few an event).
 
 Jobs take JSON-serialisable arguments and find Redis through the job that runs
 them (``rq.get_current_job().connection``): nothing is set up at import time.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import functools
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -26,16 +28,43 @@ from statemachine.events import parse_time
 from workers.engine import Engine
 from workers.observability import applied_increments, get_logger
 from workers.settings import EVENTS_QUEUE, Settings
-from workers.store import Store, partition_of
+from workers.store import PARTITIONS, Store, partition_of
 
 log = get_logger("callstate.jobs")
 
 DRAIN = "workers.jobs.drain"
 DRAIN_TIMEOUT = 120
-# A drain job hands over to a fresh job after this long, so a warm shutdown
-# (SIGTERM) never waits long for the job in hand.
+# A drain job hands over to a fresh job after this long, so RQ's bookkeeping
+# is paid once per busy second and a warm shutdown (SIGTERM) never waits long.
 DRAIN_SLICE_SECONDS = 1.0
+# A session with nothing to do lets go after this long (tests set 0: drain and end).
+IDLE_LINGER_SECONDS = 1.0
+# Longest wait on the wake lists between looks at the queue and the stop flag.
+WAKE_WAIT_SECONDS = 0.05
+# How often a session adds up its counters into Redis.
+STATS_EVERY_SECONDS = 0.5
 BATCH_SIZE = 200
+
+
+class StopFlag:
+    """Set by the worker's SIGTERM handler: a drain session stops waiting for more.
+
+    A plain attribute, not a threading.Event: a second signal can arrive while
+    the handler is inside Event.set, whose lock is not re-entrant, and the
+    handler would wait on itself forever (seen: a worker that never exited).
+    """
+
+    def __init__(self) -> None:
+        self.asked = False
+
+    def set(self) -> None:
+        self.asked = True
+
+    def is_set(self) -> bool:
+        return self.asked
+
+
+stopping = StopFlag()
 
 
 def events_queue(client: redis.Redis) -> Queue:
@@ -47,11 +76,22 @@ def new_job_id() -> str:
     return f"drain-{uuid.uuid4().hex}"
 
 
-def enqueue_drain(queue: Queue, tenant_id: str, partition: int, job_id: str) -> None:
-    """Put a drain job for one partition on the queue. Raises redis.RedisError."""
+def enqueue_drain(
+    queue: Queue,
+    tenant_id: str,
+    partition: int,
+    job_id: str,
+    more: Sequence[tuple[str, int]] = (),
+) -> None:
+    """Put a drain job for one partition (and ``more``) on the queue. Raises redis.RedisError."""
     queue.enqueue_call(
         DRAIN,
-        args=(tenant_id, partition),
+        args=(tenant_id, partition, [list(part) for part in more])
+        if more
+        else (
+            tenant_id,
+            partition,
+        ),
         job_id=job_id,
         timeout=DRAIN_TIMEOUT,
         result_ttl=0,
@@ -92,54 +132,147 @@ def engine_for(client: redis.Redis) -> Engine:
     return cached
 
 
-def drain(tenant_id: str, partition: int) -> int:
-    """Job: apply a partition's pending events until it is empty; returns how many.
+def drain(tenant_id: str, partition: int, more: Sequence[Sequence[Any]] = ()) -> int:
+    """Job: apply the pending events of the partitions rung for it, and of every
+    partition it can take over, for up to a time slice; returns how many.
 
-    Holds the partition's doorbell while it works, so intake does not enqueue
-    more jobs for it; lets go of it only when the partition is empty (checked
-    atomically with letting go), hands it to a fresh job after a time slice,
-    and frees it if anything goes wrong so the next event or the reaper rings
-    again. Every event is applied or set aside as poisoned, never lost.
+    See :class:`DrainSession`. Every event is applied or set aside as
+    poisoned, never lost.
     """
     job = get_current_job()
     if job is None:
         raise RuntimeError("drain runs inside an RQ worker")
     engine = engine_for(job.connection)
-    store = engine.store
-    me = f"worker:{job.worker_name}"
-    store.claim_doorbell(tenant_id, partition, me)
-    applied = 0
-    deadline = time.monotonic() + DRAIN_SLICE_SECONDS
-    try:
-        while True:
-            batch = store.take_pending(tenant_id, partition, BATCH_SIZE)
-            if not batch:
-                if store.finish_drain(tenant_id, partition, me):
-                    return applied
-                continue
+    own = [(tenant_id, int(partition)), *((str(t), int(n)) for t, n in more)]
+    session = DrainSession(engine, events_queue(job.connection), job.worker_name or "", job.id)
+    return session.run(own)
+
+
+class DrainSession:
+    """One drain job's work: hold partitions' doorbells, apply what they get.
+
+    The job starts by claiming the partitions it was rung (or handed) for.
+    While it holds a partition's doorbell, intake does not enqueue jobs for
+    it: it leaves a wake token instead, and the session, blocked on the wake
+    lists of everything it holds, applies the new events at once. Drain jobs
+    that were queued meanwhile (rung for partitions nobody held) have their
+    partitions taken over, so one session soon holds every busy partition and
+    RQ's per-job cost is paid once a slice, not once an event.
+
+    After ``DRAIN_SLICE_SECONDS`` (or at once on SIGTERM) the session hands
+    everything it holds to one successor job if it applied anything (so
+    nothing rings in between), else lets go of every empty partition and
+    hands the rest on. If anything goes wrong, it lets go of everything;
+    the next event or the reaper rings again.
+    """
+
+    def __init__(self, engine: Engine, queue: Queue, worker_name: str, job_id: str) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.queue = queue
+        self.me = f"worker:{worker_name}"
+        self.job_ref = f"job:{job_id}"
+        self.held: list[tuple[str, int]] = []
+        self.dirty: set[tuple[str, int]] = set()
+        self.applied = 0
+        self._stats: dict[str, float] = {}
+        self._stats_at = time.monotonic()
+
+    def run(self, own: list[tuple[str, int]]) -> int:
+        started = time.monotonic()
+        deadline = started + DRAIN_SLICE_SECONDS
+        self.held = self.store.claim_doorbells(own, self.me, [self.job_ref])
+        if not self.held:
+            return 0  # another session took these partitions over meanwhile
+        # Partitions to look into: all at first; then the one a wake token
+        # names, any just taken over, and any whose last batch was full.
+        self.dirty = set(self.held)
+        looked, last_work = 0.0, started
+        try:
+            while True:
+                if time.monotonic() - looked >= WAKE_WAIT_SECONDS:
+                    self._take_over_queued()
+                    looked = time.monotonic()
+                if self.dirty and self._apply_waiting():
+                    last_work = time.monotonic()
+                    if last_work < deadline and not stopping.is_set():
+                        continue
+                    break
+                now = time.monotonic()
+                idle = now - last_work
+                if now >= deadline or stopping.is_set() or idle >= IDLE_LINGER_SECONDS:
+                    break
+                wait = min(WAKE_WAIT_SECONDS, deadline - now, IDLE_LINGER_SECONDS - idle)
+                woken = self.store.wait_for_wake(self.held, wait)
+                if woken is not None:
+                    self.dirty.add(woken)
+            self._flush_stats()
+            # Events still coming: keep every partition held through the
+            # hand-over, so none of them rings a job of its own meanwhile.
+            self._hand_over(busy=time.monotonic() - last_work < IDLE_LINGER_SECONDS)
+            return self.applied
+        except BaseException:
+            held, self.held = self.held, []
+            for tenant, number in held:
+                self.store.swap_doorbell(tenant, number, self.me, None)
+            raise
+
+    def _apply_waiting(self) -> bool:
+        """Apply what is pending in the partitions to look into; False if nothing was."""
+        looking = sorted(self.dirty)
+        taken = self.store.take_pending_many(looking, BATCH_SIZE)
+        self.dirty = {part for part, batch in taken.items() if len(batch) >= BATCH_SIZE}
+        by_tenant: dict[str, dict[int, list[tuple[str, dict[str, Any]]]]] = {}
+        for (tenant, number), batch in taken.items():
+            by_tenant.setdefault(tenant, {})[number] = batch
+        for tenant, batches in by_tenant.items():
             started = time.perf_counter()
-            result = engine.apply_batch(tenant_id, partition, batch)
-            _count(store, result.applied, time.perf_counter() - started)
-            applied += len(result.applied)
-            if time.monotonic() > deadline:
-                successor = new_job_id()
-                if store.swap_doorbell(tenant_id, partition, me, f"job:{successor}"):
-                    enqueue_drain(events_queue(store.redis), tenant_id, partition, successor)
-                return applied
-    except BaseException:
-        store.swap_doorbell(tenant_id, partition, me, None)
-        raise
+            result = self.engine.apply_batches(tenant, batches)
+            self._count(result.applied, time.perf_counter() - started)
+            self.applied += len(result.applied)
+        if time.monotonic() - self._stats_at >= STATS_EVERY_SECONDS:
+            self._flush_stats()
+        return bool(taken)
 
+    def _take_over_queued(self) -> None:
+        """Take over the partitions of drain jobs waiting on the queue."""
+        if not self.queue.count:
+            return
+        queued = self.queue.get_job_ids()
+        if not queued:
+            return
+        # Read afresh: a queued job may be a new tenant's first.
+        tenants = {tenant for tenant, _ in self.held} | set(self.store.tenants())
+        every = [(t, n) for t in sorted(tenants) for n in range(PARTITIONS)]
+        claimed = self.store.claim_doorbells(every, self.me, [f"job:{j}" for j in queued])
+        self.dirty |= set(claimed) - set(self.held)
+        self.held = sorted(set(self.held) | set(claimed))
 
-def _count(store: Store, envelopes: list[dict[str, Any]], seconds: float) -> None:
-    """Record applied events: counts, apply time (the batch's, shared), webhook-to-state age."""
-    if not envelopes:
-        return
-    now = time.time()
-    share = seconds / len(envelopes)
-    totals: dict[str, float] = {}
-    for envelope in envelopes:
-        age = now - parse_time(envelope["received_at"]).timestamp()
-        for name, amount in applied_increments(envelope["event_type"], share, age).items():
-            totals[name] = totals.get(name, 0.0) + amount
-    store.add_stats(totals)
+    def _hand_over(self, busy: bool) -> None:
+        held, self.held = self.held, []
+        waiting = held if busy else self.store.hand_over(held, self.me, None)
+        if not waiting:
+            return
+        successor = new_job_id()
+        handed = self.store.hand_over(waiting, self.me, f"job:{successor}")
+        if handed:
+            (tenant, number), *more = handed
+            enqueue_drain(self.queue, tenant, number, successor, more)
+
+    def _count(self, envelopes: list[dict[str, Any]], seconds: float) -> None:
+        """Add up applied events: counts, apply time (the batch's, shared), webhook-to-state age."""
+        if not envelopes:
+            return
+        now = time.time()
+        share = seconds / len(envelopes)
+        totals = self._stats
+        for envelope in envelopes:
+            age = now - parse_time(envelope["received_at"]).timestamp()
+            for name, amount in applied_increments(envelope["event_type"], share, age).items():
+                totals[name] = totals.get(name, 0.0) + amount
+
+    def _flush_stats(self) -> None:
+        if self._stats:
+            self.store.add_stats(self._stats)
+            self._stats = {}
+        self._stats_at = time.monotonic()

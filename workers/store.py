@@ -14,6 +14,7 @@ Redis) and every Lua script touches one slot only::
     cs:{t:T}:pending:<p>           zset   accepted, not yet applied -> accepted at
     cs:{t:T}:pending:<p>:events    hash   pending field -> envelope
     cs:{t:T}:drain:<p>             string who drains partition p: job:<id> | worker:<name>
+    cs:{t:T}:wake:<p>              list   one token: partition p got events while a worker held it
     cs:{t:T}:poisoned              hash   events that cannot be applied -> {envelope, error}
     cs:{t:T}:outcomes              stream outcome records
     cs:tenants                     set    tenants seen (a cross-tenant read iterates it)
@@ -41,6 +42,7 @@ from redis.retry import Retry
 
 from statemachine.events import micros, parse_time
 from workers.exceptions import ConcurrentUpdate
+from workers.group_commit import GroupCommit
 
 PREFIX = "cs"
 TENANTS_KEY = f"{PREFIX}:tenants"
@@ -207,6 +209,10 @@ def doorbell_key(tenant_id: str, partition: int) -> str:
     return f"{tenant_tag(tenant_id)}:drain:{partition}"
 
 
+def wake_key(tenant_id: str, partition: int) -> str:
+    return f"{tenant_tag(tenant_id)}:wake:{partition}"
+
+
 def poisoned_key(tenant_id: str) -> str:
     return f"{tenant_tag(tenant_id)}:poisoned"
 
@@ -281,16 +287,28 @@ def _script(name: str) -> str:
 class Store:
     """Reads and writes of the engine; one per process, thread-safe like redis-py."""
 
-    def __init__(self, client: Redis, *, retention_seconds: float = 7 * 24 * 3600.0) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        retention_seconds: float = 7 * 24 * 3600.0,
+        group_commit: bool = False,
+    ) -> None:
         self.redis = client
         self.retention_seconds = retention_seconds
+        # The web process's many request threads share round trips (group_commit.py).
+        self._group_commit: GroupCommit[tuple[dict[str, Any], str], bool] | None = (
+            GroupCommit(self.accept_many) if group_commit else None
+        )
         self._commit_call: Script = client.register_script(_script("commit_call"))
         self._append_log: Script = client.register_script(_script("append_log"))
         self._publish_outcome: Script = client.register_script(_script("publish_outcome"))
         self._claim_timers: Script = client.register_script(_script("claim_timers"))
-        self._accept: Script = client.register_script(_script("accept_event"))
+        self._accept: Script = client.register_script(_script("accept_events"))
         self._finish_drain: Script = client.register_script(_script("finish_drain"))
         self._swap_doorbell: Script = client.register_script(_script("swap_doorbell"))
+        self._take_pending: Script = client.register_script(_script("take_pending"))
+        self._claim_doorbells: Script = client.register_script(_script("claim_doorbells"))
 
     @property
     def ttl_ms(self) -> int:
@@ -351,28 +369,68 @@ class Store:
 
         Returns True if the doorbell was free and now says ``ring_as``: the
         caller must then enqueue the drain job it named there. Raises
-        redis.RedisError if Redis did not take the event.
+        redis.RedisError if Redis did not take the event. With group commit
+        on, the event travels with other threads' in one round trip.
         """
-        tenant = envelope["tenant_id"]
-        partition = partition_of(envelope)
-        keys = [
-            pending_key(tenant, partition),
-            pending_events_key(tenant, partition),
-            doorbell_key(tenant, partition),
-        ]
-        args: list[str | float] = [pending_field(envelope), time.time(), dumps(envelope), ring_as]
-        # One round trip: the script (by its SHA, loaded on first use) and the
-        # tenants set, which lives outside the tenant's slot so cannot be in it.
+        if self._group_commit is not None:
+            return self._group_commit.submit((envelope, ring_as))
+        result = self.accept_many([(envelope, ring_as)])[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def accept_many(
+        self, items: Sequence[tuple[dict[str, Any], str]]
+    ) -> list[bool | redis.RedisError]:
+        """Accept several events in one round trip; per event, rung or its error.
+
+        One script call per tenant (a tenant's keys share one slot). Raises
+        redis.RedisError when the round trip itself failed (none taken).
+        """
+        by_tenant: dict[str, list[int]] = {}
+        for index, (envelope, _) in enumerate(items):
+            by_tenant.setdefault(envelope["tenant_id"], []).append(index)
+        calls = [self._accept_call(t, [items[i] for i in ix]) for t, ix in by_tenant.items()]
         for _ in range(2):
-            try:
-                with self.redis.pipeline(transaction=False) as pipe:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for keys, args in calls:
                     pipe.evalsha(self._accept.sha, len(keys), *keys, *args)
-                    pipe.sadd(TENANTS_KEY, tenant)
-                    rung, _ = pipe.execute()
-                return bool(rung)
-            except redis.exceptions.NoScriptError:
-                self.redis.script_load(self._accept.script)
-        raise redis.exceptions.NoScriptError("accept_event script could not be loaded")
+                # The tenants set lives outside the tenant's slot, so not in the script.
+                pipe.sadd(TENANTS_KEY, *by_tenant)
+                answers = pipe.execute(raise_on_error=False)[: len(calls)]
+            if not any(isinstance(a, redis.exceptions.NoScriptError) for a in answers):
+                break
+            self.redis.script_load(self._accept.script)
+        else:
+            raise redis.exceptions.NoScriptError("accept_events script could not be loaded")
+        results: list[bool | redis.RedisError] = [False] * len(items)
+        for indexes, answer in zip(by_tenant.values(), answers, strict=True):
+            for position, index in enumerate(indexes):
+                results[index] = (
+                    answer if isinstance(answer, redis.RedisError) else bool(answer[position])
+                )
+        return results
+
+    @staticmethod
+    def _accept_call(
+        tenant: str, items: Sequence[tuple[dict[str, Any], str]]
+    ) -> tuple[list[str], list[Any]]:
+        """Keys and arguments of accept_events.lua for one tenant's events."""
+        keys: list[str] = []
+        slots: dict[int, int] = {}
+        args: list[Any] = [time.time()]
+        for envelope, ring_as in items:
+            partition = partition_of(envelope)
+            if partition not in slots:
+                slots[partition] = len(slots)
+                keys += [
+                    pending_key(tenant, partition),
+                    pending_events_key(tenant, partition),
+                    doorbell_key(tenant, partition),
+                    wake_key(tenant, partition),
+                ]
+            args += [slots[partition], pending_field(envelope), dumps(envelope), ring_as]
+        return keys, args
 
     def take_pending(
         self, tenant_id: str, partition: int, limit: int
@@ -394,6 +452,84 @@ class Store:
         if orphans:
             self.redis.zrem(pending_key(tenant_id, partition), *orphans)
         return taken
+
+    def take_pending_many(
+        self, partitions: Sequence[tuple[str, int]], limit: int
+    ) -> dict[tuple[str, int], list[tuple[str, dict[str, Any]]]]:
+        """The oldest pending events of several partitions, in one round trip;
+        clears their wake tokens. Partitions with nothing pending are left out."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tenant, number in partitions:
+                keys = [
+                    pending_key(tenant, number),
+                    pending_events_key(tenant, number),
+                    wake_key(tenant, number),
+                ]
+                self._take_pending(keys=keys, args=[limit], client=pipe)
+            answers = pipe.execute()
+        taken: dict[tuple[str, int], list[tuple[str, dict[str, Any]]]] = {}
+        for part, flat in zip(partitions, answers, strict=True):
+            if flat:
+                taken[part] = [
+                    (_text(f), json.loads(e)) for f, e in zip(flat[::2], flat[1::2], strict=True)
+                ]
+        return taken
+
+    def wait_for_wake(
+        self, partitions: Sequence[tuple[str, int]], timeout: float
+    ) -> tuple[str, int] | None:
+        """Block until one of the partitions has a wake token, and take it; return
+        that partition, or None when ``timeout`` passed first.
+
+        A wake token says events arrived while a worker held the partition.
+        Needs every key on one Redis (not Cluster-ready: keys of several tenants).
+        """
+        if not partitions:
+            time.sleep(timeout)
+            return None
+        keys = {wake_key(t, n): (t, n) for t, n in partitions}
+        popped = self.redis.blpop(list(keys), timeout=max(timeout, 0.001))
+        return None if popped is None else keys[_text(popped[0])]
+
+    def claim_doorbells(
+        self, partitions: Sequence[tuple[str, int]], me: str, take_over: Sequence[str] = ()
+    ) -> list[tuple[str, int]]:
+        """Make ``me`` the drainer of each partition whose doorbell is free, is
+        ``me`` already, or names one of ``take_over``; returns those it holds."""
+        by_tenant: dict[str, list[int]] = {}
+        for tenant, number in partitions:
+            by_tenant.setdefault(tenant, []).append(number)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tenant, numbers in by_tenant.items():
+                keys = [doorbell_key(tenant, n) for n in numbers]
+                self._claim_doorbells(keys=keys, args=[me, *take_over], client=pipe)
+            answers = pipe.execute()
+        return [
+            (tenant, number)
+            for (tenant, numbers), flags in zip(by_tenant.items(), answers, strict=True)
+            for number, flag in zip(numbers, flags, strict=True)
+            if flag
+        ]
+
+    def hand_over(
+        self, partitions: Sequence[tuple[str, int]], me: str, successor: str | None
+    ) -> list[tuple[str, int]]:
+        """Let go of partitions ``me`` holds: to ``successor`` (a job named in
+        their doorbells), or, with no successor, only those with nothing
+        pending (checked atomically). Returns the partitions still to be
+        drained by someone: handed over, or refused because events wait."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tenant, number in partitions:
+                if successor is None:
+                    keys = [pending_key(tenant, number), doorbell_key(tenant, number)]
+                    self._finish_drain(keys=keys, args=[me], client=pipe)
+                else:
+                    keys = [doorbell_key(tenant, number)]
+                    self._swap_doorbell(keys=keys, args=[me, successor], client=pipe)
+            answers = pipe.execute()
+        if successor is None:
+            return [part for part, done in zip(partitions, answers, strict=True) if not done]
+        return [part for part, swapped in zip(partitions, answers, strict=True) if swapped]
 
     def finish_drain(self, tenant_id: str, partition: int, holder: str) -> bool:
         """Let go of the partition if it is empty; False if there is more to drain."""

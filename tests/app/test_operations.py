@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
+import os
 import time
 from typing import Any
 
 import fakeredis
 import structlog
+from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
+from werkzeug.test import Client
 
+from app.access_log import AccessLog
 from tests.conftest import API_KEY, TOKEN
 from workers.engine import Engine
 from workers.observability import JsonFormatter, bind_event
@@ -103,12 +108,26 @@ def test_intake_never_logs_the_token(client: FlaskClient, caplog: Any) -> None:
     assert API_KEY not in caplog.text
 
 
-def test_gunicorn_access_log_redacts_the_token() -> None:
-    """The access-log atoms gunicorn writes carry no webhook token."""
-    from app.gunicorn_conf import _TOKEN_PATH
-
-    line = _TOKEN_PATH.sub(r"\1[redacted]", "POST /webhooks/primevox/s3cr3t?x=1 HTTP/1.1")
-    assert "s3cr3t" not in line and "/webhooks/primevox/[redacted]" in line
+def test_access_log_redacts_the_token(app: Flask) -> None:
+    """The web server's access log writes one JSON line a request, with no webhook token."""
+    read, write = os.pipe()
+    try:
+        logged = Client(AccessLog(app.wsgi_app, fd=write))
+        logged.post(f"/webhooks/primevox/{TOKEN}", data=CALL.format(t="InboundCall"))
+        logged.get("/healthz")
+        os.close(write)
+        with os.fdopen(read, "rb") as stream:
+            raw = stream.read()
+        lines = [json.loads(line) for line in raw.splitlines()]
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(write)
+    assert [(x["method"], x["path"], x["status"]) for x in lines] == [
+        ("POST", "/webhooks/primevox/[redacted]", 202),
+        ("GET", "/healthz", 200),
+    ]
+    assert all(x["event"] == "request" and x["ms"] >= 0 for x in lines)
+    assert TOKEN.encode() not in raw
 
 
 def test_an_ended_calls_data_expires_after_retention(

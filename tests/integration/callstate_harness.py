@@ -569,7 +569,7 @@ class Launcher:
             PENDING_CHECK_SECONDS="1",
             WEB_CONCURRENCY="2",
             PROMETHEUS_MULTIPROC_DIR=str(self.directory / "metrics"),
-            # gunicorn's control socket goes here instead of the shared ~/.gunicorn.
+            # A private runtime directory: nothing a server keeps there is shared between tests.
             XDG_RUNTIME_DIR=str(self.directory),
         )
         env.update(self.env_overrides)

@@ -20,7 +20,7 @@ REDIS_SERVER = shutil.which("redis-server")
 HERE = Path(__file__).resolve().parent
 SKIP_REASON = (
     "!!! REAL-REDIS INTEGRATION TESTS SKIPPED: redis-server is not installed, so the "
-    "tests that start redis-server, gunicorn and RQ workers did not run. Install "
+    "tests that start redis-server, web servers and RQ workers did not run. Install "
     "redis-server to run them. !!!"
 )
 LAUNCHER = pytest.StashKey[Launcher]()
@@ -105,5 +105,5 @@ def launcher(
 
 @pytest.fixture
 def service(launcher: Launcher) -> Api:
-    """web (2 gunicorn workers) and one worker process, both ready."""
+    """web (2 server processes) and one worker process, both ready."""
     return launcher.start_service()

@@ -1,6 +1,6 @@
 """Faults a Heroku-style host brings: Redis going away, TLS Redis, SIGTERM to everything.
 
-Real redis-server, real gunicorn and worker processes started from the Procfile
+Real redis-server, real web and worker processes started from the Procfile
 (through bench.service), loopback only, every wait bounded.
 """
 

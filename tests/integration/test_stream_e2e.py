@@ -35,7 +35,7 @@ KINDS = ("answered", "abandoned", "voicemail", "outbound", "unrouted", "no_answe
 
 @pytest.fixture
 def web_killed_at_end(launcher: Launcher) -> Iterator[None]:
-    """SIGKILL web at the end: a stream thread would hold gunicorn's graceful stop for seconds."""
+    """SIGKILL web at the end: a stream thread would hold the server's graceful stop for seconds."""
     yield
     for proc in launcher.procs:
         if proc.name.startswith("web") and proc.running():

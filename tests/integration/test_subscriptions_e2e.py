@@ -1,4 +1,4 @@
-"""Outbound webhooks end to end: gunicorn web, the worker process, a receiver on loopback.
+"""Outbound webhooks end to end: the web process, the worker process, a receiver on loopback.
 
 The receiver fails the first attempt of every delivery and accepts the
 second (DELIVERY_RETRY_SECONDS=1,1,1), so each outcome revision arrives twice

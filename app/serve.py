@@ -1,0 +1,127 @@
+"""Run the web process type: ``python -m app.serve`` (the Procfile's ``web``).
+
+granian (a Rust HTTP server) serves the Flask app through its WSGI interface:
+``WEB_CONCURRENCY`` processes, each running the app in ``WEB_THREADS`` Python
+threads while Rust reads and writes the sockets. Measured against gunicorn's
+gthread workers on the same machine (bench/README.md), it answers the same
+app several times faster and far more steadily.
+
+What the process keeps from its gunicorn days, and how:
+
+* Server-Sent Events: a generator response is sent chunk by chunk from the
+  thread that runs it; when the client goes away granian stops iterating and
+  closes the response, which releases the stream's slot (app/stream.py).
+* Prometheus multiprocess metrics: the directory is emptied here, before the
+  worker processes start (what gunicorn's ``on_starting`` hook did).
+* The access log: one JSON line a request with the webhook token redacted
+  (app/access_log.py); granian's own lines are JSON too.
+* SIGTERM: granian stops accepting, lets requests in flight finish and stops
+  a worker that is still busy (an open stream) after ``GRACEFUL_SECONDS``,
+  inside the platform's 30 s.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+from app.access_log import AccessLog
+
+DEFAULT_FACTORY = "app:create_app"
+_FACTORY = "CALLSTATE_WSGI_FACTORY"
+# Heroku sends SIGKILL 30 s after SIGTERM.
+GRACEFUL_SECONDS = 25
+
+
+def log_config() -> dict[str, Any]:
+    """logging.dictConfig for granian's own logger and its access logger."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {"()": "workers.observability.JsonFormatter"},
+        },
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stdout",
+            },
+        },
+        "loggers": {
+            "_granian": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        },
+    }
+
+
+def _whole(env: dict[str, str] | os._Environ[str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"{name} must be a whole number of at least 1, not {raw!r}")
+    return int(raw)
+
+
+def wsgi_app() -> AccessLog:
+    """What each server process serves: the app (``create_app``, or the factory
+    ``python -m app.serve`` was given) behind the access log."""
+    module, _, name = os.environ.get(_FACTORY, DEFAULT_FACTORY).partition(":")
+    factory = getattr(importlib.import_module(module), name)
+    return AccessLog(factory())
+
+
+def server_options(env: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
+    """granian's settings from the environment (PORT, WEB_CONCURRENCY, WEB_THREADS)."""
+    threads = _whole(env, "WEB_THREADS", 16)
+    return {
+        "target": "app.serve:wsgi_app",
+        "factory": True,
+        "interface": "wsgi",
+        "address": "0.0.0.0",
+        "port": _whole(env, "PORT", 5000),
+        "workers": _whole(env, "WEB_CONCURRENCY", 2),
+        # The app's threads: a request (or an open stream) holds one.
+        "blocking_threads": threads,
+        # Requests a process takes in at once; more wait in the socket's backlog
+        # instead of in a queue in front of busy threads.
+        "backpressure": threads,
+        "http": "1",
+        "websockets": False,
+        # app.access_log writes the access log (cheaper, and redacted).
+        "log_access": False,
+        "log_dictconfig": log_config(),
+        "workers_kill_timeout": GRACEFUL_SECONDS,
+        "respawn_failed_workers": True,
+    }
+
+
+def clean_metrics_directory(env: dict[str, str] | os._Environ[str]) -> None:
+    """Empty PROMETHEUS_MULTIPROC_DIR: prometheus-client needs a clean one per run."""
+    directory = env.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for name in os.listdir(directory):
+            os.remove(os.path.join(directory, name))
+
+
+def main(argv: list[str]) -> int:
+    """Serve ``argv[0]`` (a WSGI app factory, default ``app:create_app``) until SIGTERM."""
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces
+
+    env = os.environ
+    if argv:
+        env[_FACTORY] = argv[0]  # the server's processes are forks: they see it
+    options = server_options(env)
+    options["interface"] = Interfaces.WSGI
+    options["http"] = HTTPModes.http1
+    clean_metrics_directory(env)
+    Granian(**options).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,73 @@
+"""app.schemas' quick path: it accepts only what marshmallow accepts, as the same event."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from examples import FIELDS
+from hypothesis import HealthCheck, given
+from hypothesis import settings as fuzz_settings
+from hypothesis import strategies as st
+from marshmallow import ValidationError
+
+from app.schemas import (
+    ALIASES,
+    RECEIVED_AT,
+    RING_SCHEMAS,
+    SCHEMAS,
+    UNKNOWN_CALL_SCHEMA,
+    UNKNOWN_SCHEMA,
+    _quick_load,
+    _schema_for,
+    canonical_type,
+)
+
+AT = datetime(2025, 11, 25, 9, 41, 7, 123456, tzinfo=UTC)
+EVERY_SCHEMA = [*SCHEMAS.values(), *RING_SCHEMAS.values(), UNKNOWN_CALL_SCHEMA, UNKNOWN_SCHEMA]
+KEYS = sorted(
+    {field.data_key or name for s in EVERY_SCHEMA for name, field in s.fields.items()}
+    | set(ALIASES)
+    | {"eventTarget", "somethingElse"}
+)
+TEXT = st.one_of(
+    st.text(max_size=5),
+    st.text(alphabet=st.characters(codec="utf-8"), min_size=195, max_size=205),
+    st.sampled_from(["", "a\x00b", "tab\there", "x" * 200, "x" * 201, "y" * 2001, "\x7f"]),
+)
+VALUE = st.one_of(TEXT, TEXT, TEXT, st.none(), st.integers(), st.booleans())
+
+
+def _marshmallow(schema: Any, body: dict[str, Any]) -> Any:
+    try:
+        return schema.load({**body, RECEIVED_AT: AT.isoformat()})
+    except ValidationError:
+        return "refused"
+
+
+@pytest.mark.parametrize("name", sorted(FIELDS))
+def test_every_example_takes_the_quick_path(name: str) -> None:
+    """Each realistic PrimeVOX body is built by the quick path, as marshmallow builds it."""
+    body = dict(FIELDS[name])
+    schema = _schema_for(canonical_type(body["eventType"]), body)
+    quick = _quick_load(schema, body, AT)
+    assert quick is not None
+    assert quick == _marshmallow(schema, body)
+
+
+@given(
+    base=st.sampled_from(sorted(FIELDS)),
+    changes=st.dictionaries(st.sampled_from(KEYS), VALUE, max_size=6),
+    drops=st.lists(st.sampled_from(KEYS), max_size=4),
+)
+@fuzz_settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_quick_path_never_accepts_what_marshmallow_refuses(
+    base: str, changes: dict[str, Any], drops: list[str]
+) -> None:
+    """Whatever the fields, the quick path either defers or gives marshmallow's event."""
+    body = {k: v for k, v in {**FIELDS[base], **changes}.items() if k not in drops}
+    for schema in EVERY_SCHEMA:
+        quick = _quick_load(schema, body, AT)
+        if quick is not None:
+            assert quick == _marshmallow(schema, body)
