@@ -33,17 +33,39 @@ def parse_bindings(text: str, variable: str) -> dict[str, str]:
     return bindings
 
 
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
+def _number(env: Mapping[str, str], name: str, default: float, unit: str = "seconds") -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from exc
+        raise ConfigError(f"{name} must be a number of {unit}, not {raw!r}") from exc
     if value < 0:
         raise ConfigError(f"{name} must not be negative")
     return value
+
+
+def database_url(raw: str) -> str | None:
+    """The SQLAlchemy URL for ``DATABASE_URL``, or None when unset (no history).
+
+    Heroku-style platforms hand out ``postgres://`` (which SQLAlchemy refuses)
+    and ``postgresql://`` (which it would open with psycopg2, not installed
+    here): both become ``postgresql+psycopg://``. ``sqlite:///path`` is kept.
+    Raises ConfigError for anything else.
+    """
+    url = raw.strip()
+    if not url:
+        return None
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgres", "postgresql", "postgresql+psycopg") and rest:
+        return f"postgresql+psycopg://{rest}"
+    if sep and scheme == "sqlite" and rest.startswith("/") and len(rest) > 1:
+        return url
+    raise ConfigError(
+        "DATABASE_URL must be postgres://, postgresql:// or sqlite:///path"
+        f" (got a {scheme or 'malformed'!r} URL)"
+    )
 
 
 def _schedule(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
@@ -75,6 +97,10 @@ class Settings:
     subscription_allow_private: bool = False
     # The wallboard's and /v1/stats' service level: answered within this many seconds.
     service_level_seconds: float = 20.0
+    # Call history (SQL): None = not configured. A SQLAlchemy URL (see database_url).
+    database_url: str | None = None
+    # Archived calls older than this (by start) are deleted; None keeps them.
+    history_retention_days: float | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -92,4 +118,6 @@ class Settings:
             subscription_allow_private=env.get("SUBSCRIPTION_ALLOW_PRIVATE", "").strip().lower()
             in _TRUE,
             service_level_seconds=_number(env, "SERVICE_LEVEL_SECONDS", 20.0),
+            database_url=database_url(env.get("DATABASE_URL", "")),
+            history_retention_days=_number(env, "HISTORY_RETENTION_DAYS", 0.0, "days") or None,
         )
