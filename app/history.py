@@ -18,18 +18,23 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+import redis
 import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, current_app, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from app import history_csv, stats
 from app.api import MAX_LIMIT, OUTCOME_KINDS, scoped_tenant
 from app.auth import require_api_key
 from app.errors import BadQuery, error_response
+from workers.history.archiver import lag
 from workers.history.database import create_engine
 from workers.history.exceptions import BadCursor
 from workers.history.search import CallFilter, Position, page, stream
 from workers.settings import Settings
+from workers.store import Store
 
 bp = Blueprint("history", __name__, url_prefix="/v1")
 
@@ -212,3 +217,63 @@ def csv_response(
             "Content-Disposition": 'attachment; filename="calls.csv"',
         },
     )
+
+
+# -- health: /readyz and /metrics ------------------------------------------------------
+
+LAG_WARNING_SECONDS = 60.0
+
+
+def history_health(store: Store) -> dict[str, Any]:
+    """The archive's state for /readyz and /metrics. Never raises.
+
+    ``reachable``: the database answered; ``lag_seconds``: the age of the
+    oldest outcome record not archived yet (0 when none waits).
+    """
+    engine = get_history()
+    if engine is None:
+        return {"configured": False, "reachable": None, "lag_seconds": None, "archived_to": None}
+    try:
+        found = lag(store, engine)
+    except sa.exc.SQLAlchemyError:
+        return {"configured": True, "reachable": False, "lag_seconds": None, "archived_to": None}
+    except redis.RedisError:
+        return {"configured": True, "reachable": True, "lag_seconds": None, "archived_to": None}
+    return {
+        "configured": True,
+        "reachable": True,
+        "lag_seconds": round(found.seconds(store.server_time_us()), 3),
+        "archived_to": found.archived_to,
+    }
+
+
+def history_warnings(health: dict[str, Any]) -> list[str]:
+    """What an operator should know about the archive, as /readyz warnings."""
+    if health["reachable"] is False:
+        return ["history database unreachable: the archive is falling behind"]
+    lag_seconds = health["lag_seconds"]
+    if lag_seconds is not None and lag_seconds > LAG_WARNING_SECONDS:
+        return [f"history archive is {lag_seconds:.0f} s behind the outcome streams"]
+    return []
+
+
+class HistoryCollector(Collector):
+    """``callstate_history_up`` and ``callstate_history_archive_lag_seconds`` when configured."""
+
+    def collect(self) -> Iterator[Metric]:
+        from app.resources import get_store
+
+        health = history_health(get_store())
+        if not health["configured"]:
+            return
+        yield GaugeMetricFamily(
+            "callstate_history_up",
+            "1 if the history database answered this scrape",
+            value=1.0 if health["reachable"] else 0.0,
+        )
+        lag_seconds = health["lag_seconds"]
+        yield GaugeMetricFamily(
+            "callstate_history_archive_lag_seconds",
+            "Age of the oldest outcome record not yet archived (0: none waits)",
+            value=float("nan") if lag_seconds is None else lag_seconds,
+        )
