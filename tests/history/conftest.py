@@ -3,7 +3,7 @@
 ``database_url`` is parametrized: each test runs once on a SQLite file and
 once on a database it creates (and drops) on the PostgreSQL server named by
 ``CALLSTATE_TEST_POSTGRES_URL`` (default: the local server,
-``postgresql://postgres@127.0.0.1:5432/test``; bin/test makes sure one
+``postgresql://postgres@127.0.0.1:5432/postgres``; bin/test makes sure one
 runs). Without a reachable server the PostgreSQL runs are skipped, loudly.
 """
 
@@ -22,11 +22,11 @@ from workers.history.database import create_engine, upgrade
 from workers.settings import database_url
 
 ADMIN_URL = os.environ.get(
-    "CALLSTATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+    "CALLSTATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 SKIP_REASON = (
     "!!! POSTGRESQL HISTORY TESTS SKIPPED: no PostgreSQL server answered at "
-    "CALLSTATE_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test). "
+    "CALLSTATE_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres). "
     "bin/test starts or installs one; start one to run them. !!!"
 )
 

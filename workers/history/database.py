@@ -8,13 +8,12 @@ deploy, and ``bin/start`` does the same before starting.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 SCRIPT_LOCATION = "workers.history:migrations"
 VERSION_TABLE = "history_alembic_version"
@@ -59,6 +58,9 @@ def create_engine(url: str, role: str = "web") -> sa.Engine:
 
 
 def _config(connection: sa.Connection | None = None) -> Config:
+    # Alembic is imported only to migrate: web and worker processes never load it.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", SCRIPT_LOCATION)
     config.attributes["connection"] = connection
@@ -71,17 +73,23 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
         if connection.dialect.name == "postgresql":
             lock = sa.text("SELECT pg_advisory_xact_lock(:key)")
             connection.execute(lock, {"key": MIGRATION_LOCK})
+        from alembic import command
+
         command.upgrade(_config(connection), revision)
 
 
 def downgrade(engine: sa.Engine, revision: str) -> None:
     """Take the schema back to ``revision`` (``base`` drops every history table)."""
+    from alembic import command
+
     with engine.begin() as connection:
         command.downgrade(_config(connection), revision)
 
 
 def current_revision(engine: sa.Engine) -> str | None:
     """The schema's revision, or None before the first migration."""
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
         return context.get_current_revision()
@@ -89,4 +97,6 @@ def current_revision(engine: sa.Engine) -> str | None:
 
 def head_revision() -> str | None:
     """The newest revision this code knows."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_config()).get_current_head()
