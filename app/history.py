@@ -118,8 +118,11 @@ class CallSearchArgs(Schema):
         metadata={"description": "only callers whose number starts with this (e.g. +1555)"},
     )
     limit = fields.Integer(
-        validate=validate.Range(min=1, max=MAX_LIMIT),
-        metadata={"description": "page size (JSON: default 100; CSV: every call unless set)"},
+        validate=validate.Range(min=1, max=2**31 - 1),
+        metadata={
+            "description": f"JSON: page size, 1 to {MAX_LIMIT}, default 100; "
+            "CSV: at most this many calls (default: every matching call)"
+        },
     )
     cursor = fields.String(
         metadata={"description": "continue after the page that answered this as next"}
@@ -182,7 +185,10 @@ def search_calls() -> Response:
     where, after, args = search_query()
     if wants_csv(args):
         return csv_response(engine, where, after, args.get("limit"))
-    records, position = page(engine, where, after, args.get("limit") or 100)
+    limit = args.get("limit") or 100
+    if limit > MAX_LIMIT:
+        raise BadQuery(f"limit: a page holds at most {MAX_LIMIT} calls (the CSV has no limit)")
+    records, position = page(engine, where, after, limit)
     # The records are stored as the JSON they were published as: no need to parse them.
     following = json.dumps(position.encode() if position is not None else None)
     body = '{"calls":[' + ",".join(records) + '],"next":' + following + "}"
