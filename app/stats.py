@@ -148,6 +148,19 @@ def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
+US = 1_000_000
+
+
+def _micros(seconds: Any) -> int:
+    """Seconds as whole microseconds: sums of them do not depend on the order added
+    (float sums do), so a window streamed from the archive adds up as one from Redis."""
+    return round(float(seconds) * US)
+
+
+def _mean(total_us: int, count: int) -> float | None:
+    return total_us / count / US if count else None
+
+
 def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
@@ -166,27 +179,27 @@ class Tally:
     elsewhere: int = 0
     answered_in_service_level: int = 0
     waits: int = 0
-    wait_total: float = 0.0
+    wait_total: int = 0  # microseconds: exact, whatever the order calls come in
     wait_max: float | None = None
     answer_waits: int = 0
-    answer_wait_total: float = 0.0
+    answer_wait_total: int = 0  # microseconds: exact, whatever the order calls come in
     talks: int = 0
-    talk_total: float = 0.0
+    talk_total: int = 0  # microseconds: exact, whatever the order calls come in
     outbound: int = 0
-    outbound_talk_total: float = 0.0
+    outbound_talk_total: int = 0  # microseconds: exact, whatever the order calls come in
 
     def add(self, record: dict[str, Any], extension: str | None = None) -> None:
         """Count one call. ``extension``: count it as that extension's (answered
         only if that extension answered, voicemail only if it was that box)."""
         if record.get("direction") == "outbound":
             self.outbound += 1
-            self.outbound_talk_total += float(record.get("talk_seconds") or 0.0)
+            self.outbound_talk_total += _micros(record.get("talk_seconds") or 0.0)
             return
         self.offered += 1
         wait = record.get("wait_seconds")
         if wait is not None:
             self.waits += 1
-            self.wait_total += float(wait)
+            self.wait_total += _micros(wait)
             self.wait_max = float(wait) if self.wait_max is None else max(self.wait_max, wait)
         outcome = record.get("outcome")
         mine = extension is None
@@ -200,13 +213,13 @@ class Tally:
             self.answered += 1
             if wait is not None:
                 self.answer_waits += 1
-                self.answer_wait_total += float(wait)
+                self.answer_wait_total += _micros(wait)
                 if wait <= self.service_level_seconds:
                     self.answered_in_service_level += 1
             talk = record.get("talk_seconds")
             if talk is not None:
                 self.talks += 1
-                self.talk_total += float(talk)
+                self.talk_total += _micros(talk)
         elif outcome == "voicemail":
             self.voicemail += 1
         elif record.get("missed_reason") == "abandoned":
@@ -229,15 +242,13 @@ class Tally:
             "abandon_rate": _ratio(self.abandoned, self.offered),
             "service_level": _ratio(self.answered_in_service_level, self.offered),
             "answered_in_service_level": self.answered_in_service_level,
-            "avg_wait_seconds": _seconds(self.wait_total / self.waits if self.waits else None),
+            "avg_wait_seconds": _seconds(_mean(self.wait_total, self.waits)),
             "max_wait_seconds": _seconds(self.wait_max),
-            "avg_answer_seconds": _seconds(
-                self.answer_wait_total / self.answer_waits if self.answer_waits else None
-            ),
-            "talk_seconds": _seconds(self.talk_total),
-            "avg_talk_seconds": _seconds(self.talk_total / self.talks if self.talks else None),
+            "avg_answer_seconds": _seconds(_mean(self.answer_wait_total, self.answer_waits)),
+            "talk_seconds": _seconds(self.talk_total / US),
+            "avg_talk_seconds": _seconds(_mean(self.talk_total, self.talks)),
             "outbound": self.outbound,
-            "outbound_talk_seconds": _seconds(self.outbound_talk_total),
+            "outbound_talk_seconds": _seconds(self.outbound_talk_total / US),
         }
 
 
