@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 
 from app.resources import get_resources, get_store
 from app.simulate_cli import simulate
@@ -138,7 +139,7 @@ def failed_replay(fields: tuple[str, ...], tenants: tuple[str, ...], replay_all:
                 click.echo(f"replayed {tenant} {field}")
 
 
-history = click.Group("history", help="The call history database (DATABASE_URL).")
+history = AppGroup("history", help="The call history database (DATABASE_URL).")
 
 
 def _history_engine() -> Any:
