@@ -62,9 +62,9 @@ def database_url(raw: str) -> str | None:
         return f"postgresql+psycopg://{rest}"
     if sep and scheme == "sqlite" and rest.startswith("/") and len(rest) > 1:
         return url
+    shown = f"a {scheme!r} URL" if sep and scheme.isalnum() else "something else"
     raise ConfigError(
-        "DATABASE_URL must be postgres://, postgresql:// or sqlite:///path"
-        f" (got a {scheme or 'malformed'!r} URL)"
+        f"DATABASE_URL must be postgres://, postgresql:// or sqlite:///path (got {shown})"
     )
 
 

@@ -19,6 +19,7 @@ from workers.history import writer
 from workers.history.database import current_revision, downgrade, head_revision, upgrade
 from workers.history.exceptions import CursorMoved
 from workers.history.schema import calls, extensions, metadata, revisions
+from workers.settings import ConfigError, Settings
 
 
 def table_rows(engine: sa.Engine, table: sa.Table) -> list[dict[str, Any]]:
@@ -152,3 +153,33 @@ def test_retention_deletes_old_calls_with_their_revisions_and_extensions(engine:
     assert {r["call_uuid"] for r in table_rows(engine, calls)} == {
         r["call_uuid"] for r in records
     } - old
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("", None),
+        ("postgres://u:p@db.example:5432/d", "postgresql+psycopg://u:p@db.example:5432/d"),
+        ("postgresql://u@h/d?sslmode=require", "postgresql+psycopg://u@h/d?sslmode=require"),
+        ("postgresql+psycopg://u@h/d", "postgresql+psycopg://u@h/d"),
+        (
+            "sqlite:////var/lib/callstate/history.sqlite3",
+            "sqlite:////var/lib/callstate/history.sqlite3",
+        ),
+        ("sqlite:///relative.sqlite3", "sqlite:///relative.sqlite3"),
+    ],
+)
+def test_database_url_spellings_become_what_sqlalchemy_opens(given: str, used: str | None) -> None:
+    """Heroku's postgres:// and postgresql:// open with psycopg 3; SQLite paths stay."""
+    assert Settings.from_env({"DATABASE_URL": given}).database_url == used
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["mysql://u:secret-password@h/d", "sqlite://", "sqlite:///", "postgres://", "secret-password"],
+)
+def test_other_database_urls_are_refused_without_showing_them(given: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"DATABASE_URL": given})
+    assert "secret-password" not in str(refused.value)
+    assert "DATABASE_URL" in str(refused.value)
