@@ -90,6 +90,16 @@ class Instant(fields.String):
             raise ValidationError("must be an ISO-8601 time such as 2026-11-01T00:00:00Z") from None
 
 
+# PostgreSQL text cannot hold NUL: refused at the edge (400), never a database error.
+NO_NUL = validate.Regexp(r"^[^\x00]*$", error="must not contain NUL characters")
+
+
+def _text(description: str | None = None, **options: Any) -> fields.String:
+    validators = [NO_NUL, *options.pop("validators", [])]
+    meta = {"description": description} if description else {}
+    return fields.String(validate=validators, metadata=meta, **options)
+
+
 class CallSearchArgs(Schema):
     """The query of ``GET /v1/calls``."""
 
@@ -101,21 +111,18 @@ class CallSearchArgs(Schema):
         metadata={"description": "calls started at or after this (ISO-8601; no offset: UTC)"},
     )
     to = Instant(metadata={"description": "calls started before this (exclusive)"})
-    tenant_id = fields.String(metadata={"description": "only this tenant"})
+    tenant_id = _text("only this tenant")
     outcome = fields.String(validate=validate.OneOf(OUTCOME_KINDS))
     missed_reason = fields.String(validate=validate.OneOf(MISSED_REASONS))
     direction = fields.String(validate=validate.OneOf(DIRECTIONS))
-    queue = fields.String(metadata={"description": "only calls that entered this queue"})
-    ring_group = fields.String(metadata={"description": "only calls that entered this ring group"})
-    extension = fields.String(
-        metadata={
-            "description": "only calls this extension answered, rang for, took to voicemail "
-            "or placed (outbound)"
-        }
+    queue = _text("only calls that entered this queue")
+    ring_group = _text("only calls that entered this ring group")
+    extension = _text(
+        "only calls this extension answered, rang for, took to voicemail or placed (outbound)"
     )
-    caller = fields.String(
-        validate=validate.Length(min=1),
-        metadata={"description": "only callers whose number starts with this (e.g. +1555)"},
+    caller = _text(
+        "only callers whose number starts with this (e.g. +1555)",
+        validators=[validate.Length(min=1)],
     )
     limit = fields.Integer(
         validate=validate.Range(min=1, max=2**31 - 1),
@@ -124,9 +131,7 @@ class CallSearchArgs(Schema):
             "CSV: at most this many calls (default: every matching call)"
         },
     )
-    cursor = fields.String(
-        metadata={"description": "continue after the page that answered this as next"}
-    )
+    cursor = _text("continue after the page that answered this as next")
     format = fields.String(
         validate=validate.OneOf(("json", "csv")),
         metadata={"description": "csv: the same as Accept: text/csv"},
