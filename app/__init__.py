@@ -27,7 +27,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         overrides.pop("CALLSTATE_SETTINGS", None) or Settings.from_env()
     )
     app.config.update(overrides)
-    from app import api, cli, health, intake, metrics, resources, stream, subscriptions
+    from app import api, cli, health, history, intake, metrics, resources, stream, subscriptions
 
     if not app.testing:
         configure_logging()
@@ -35,9 +35,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app.errors import register_error_handlers
 
     resources.init_app(app, client)
+    history.init_app(app)
     register_error_handlers(app)
     for blueprint in (intake.bp, api.bp, stream.bp, subscriptions.bp, health.bp, metrics.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(history.bp)
     from app import wallboard
 
     app.register_blueprint(wallboard.bp)

@@ -25,16 +25,21 @@ MAX_LIMIT = 1000
 OUTCOME_KINDS = ("answered", "missed", "voicemail", "outbound")
 
 
-def scoped_tenants(requested: str | None = None) -> list[str]:
-    """Tenants the key may read, narrowed to ``requested``. Raises BadQuery."""
+def scoped_tenant(requested: str | None = None) -> str | None:
+    """The one tenant the request reads, or None for every tenant (an admin key
+    that named none). Raises PermissionError for another tenant's name."""
     scope: str = g.scope
     if scope != ALL_TENANTS:
         if requested and requested != scope:
             raise PermissionError(f"this API key may not read tenant {requested!r}")
-        return [scope]
-    if requested:
-        return [requested]
-    return get_store().tenants()
+        return scope
+    return requested or None
+
+
+def scoped_tenants(requested: str | None = None) -> list[str]:
+    """Tenants the key may read, narrowed to ``requested``. Raises PermissionError."""
+    tenant = scoped_tenant(requested)
+    return [tenant] if tenant is not None else get_store().tenants()
 
 
 def is_outcome_id(text: str) -> bool:

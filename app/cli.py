@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 
 from app.resources import get_resources, get_store
 from app.simulate_cli import simulate
@@ -138,8 +139,51 @@ def failed_replay(fields: tuple[str, ...], tenants: tuple[str, ...], replay_all:
                 click.echo(f"replayed {tenant} {field}")
 
 
+history = AppGroup("history", help="The call history database (DATABASE_URL).")
+
+
+def _history_engine() -> Any:
+    from app.history import get_history
+
+    engine = get_history()
+    if engine is None:
+        raise click.ClickException("DATABASE_URL is not set: there is no call history")
+    return engine
+
+
+@history.command("upgrade")
+def history_upgrade() -> None:
+    """Create or migrate the history tables (what the release process does)."""
+    from workers.history.database import current_revision, upgrade
+
+    engine = _history_engine()
+    upgrade(engine)
+    click.echo(f"history database at revision {current_revision(engine)}")
+
+
+@history.command("backfill")
+def history_backfill() -> None:
+    """Archive every outcome record Redis still holds (safe to repeat: nothing doubles)."""
+    from workers.history.archiver import backfill
+
+    count = backfill(get_store(), _history_engine())
+    click.echo(f"{count} outcome records read from Redis and archived")
+
+
+@history.command("status")
+def history_status() -> None:
+    """Show how far the archive is behind the outcome streams."""
+    from workers.history.archiver import lag
+
+    store = get_store()
+    found = lag(store, _history_engine())
+    seconds = found.seconds(store.server_time_us())
+    click.echo(f"archived up to {found.archived_to or 'nothing yet'}; lag {seconds:.1f} s")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(rebuild)
     app.cli.add_command(outcomes)
     app.cli.add_command(failed)
     app.cli.add_command(simulate)
+    app.cli.add_command(history)

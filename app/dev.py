@@ -9,6 +9,10 @@ Redis, in order of preference:
      timers and outbound webhooks alike) then run in this one process, and
      NOTHING IS KEPT when it stops.
 
+Call history goes to ``DATABASE_URL`` if set (a local PostgreSQL, say), else
+to a SQLite file, ``.dev-history.sqlite3``, kept between runs; its tables are
+migrated before anything starts, as the Procfile's ``release`` does on a deploy.
+
 Web and worker run from the Procfile (through honcho), like on Heroku. Tokens
 and keys are made up once and kept in ``.callstate-dev.env`` so the webhook
 URL stays the same between runs (unless both WEBHOOK_TOKENS and API_KEYS are
@@ -36,6 +40,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 DEV_ENV = ROOT / ".callstate-dev.env"
 DEV_REDIS_DIR = ROOT / ".dev-redis"
+DEV_HISTORY = ROOT / ".dev-history.sqlite3"
 
 
 def _free_port() -> int:
@@ -97,6 +102,18 @@ def _start_redis_server() -> tuple[str, subprocess.Popen[bytes]]:
     raise SystemExit("redis-server did not start")
 
 
+def _prepare_history() -> str:
+    """DATABASE_URL, or the SQLite file of this checkout; migrated. Returns the URL."""
+    from workers.history.database import create_engine, upgrade
+    from workers.settings import database_url
+
+    url = os.environ.get("DATABASE_URL", "").strip() or f"sqlite:///{DEV_HISTORY}"
+    engine = create_engine(database_url(url) or url, role="release")
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
 def _banner(env: dict[str, str], port: int, mode: str) -> str:
     token = env["WEBHOOK_TOKENS"].split(",")[0].rpartition(":")[0]
     key = env["API_KEYS"].split(",")[0].rpartition(":")[0]
@@ -106,6 +123,7 @@ def _banner(env: dict[str, str], port: int, mode: str) -> str:
             "",
             "callstate is starting",
             f"  Redis:        {mode}",
+            f"  History:      {_history_shown(env['DATABASE_URL'])}",
             f"  Webhook URL:  {base}/webhooks/primevox/{token}",
             f"  API key:      {key}",
             f"  Live calls:   curl -H 'Authorization: Bearer {key}' {base}/v1/calls/live",
@@ -115,6 +133,14 @@ def _banner(env: dict[str, str], port: int, mode: str) -> str:
             "",
         ]
     )
+
+
+def _history_shown(url: str) -> str:
+    """The history database for the banner, without a password."""
+    if url.startswith("sqlite"):
+        return f"SQLite file {url.removeprefix('sqlite:///')}"
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"
 
 
 def _run_embedded(env: dict[str, str], port: int) -> int:
@@ -133,6 +159,7 @@ def _run_embedded(env: dict[str, str], port: int) -> int:
     from app import create_app
     from workers.delivery import deliveries_queue
     from workers.engine import Engine
+    from workers.history.archiver import start_archiver
     from workers.housekeeper import Housekeeper
     from workers.jobs import events_queue
     from workers.settings import Settings
@@ -172,6 +199,7 @@ def _run_embedded(env: dict[str, str], port: int) -> int:
     store = Store(client, retention_seconds=settings.retention_seconds)
     housekeeper = Housekeeper(Engine(store, settings), queue, worker.name)
     housekeeper.start()
+    start_archiver(store, settings)
     worker.work(with_scheduler=False, logging_level="WARNING")
     housekeeper.stop()
     return 0
@@ -216,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
 
     env = _dev_secrets()
     env["PORT"] = str(args.port)
+    env["DATABASE_URL"] = _prepare_history()
     redis_process: subprocess.Popen[bytes] | None = None
     url = os.environ.get("REDIS_URL", "").strip()
     if args.embedded:
@@ -247,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
     print(_banner(env, args.port, mode), flush=True)
     honcho = subprocess.Popen(
-        [sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "start"],
+        # web and worker only: the Procfile's release (migrations) ran above.
+        [sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "start", "web", "worker"],
         cwd=ROOT,
         env={**os.environ, **env},
     )

@@ -6,6 +6,7 @@ import redis
 from flask import Blueprint, Response, current_app, jsonify
 
 from app.errors import error_response
+from app.history import history_health, history_warnings
 from app.resources import get_store
 from workers.settings import Settings
 
@@ -20,8 +21,10 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    """Ready when Redis answers; lists Redis settings that put events at risk, and
-    a client limit below what one web and one worker dyno may hold."""
+    """Ready when Redis answers; lists Redis settings that put events at risk, a
+    client limit below what one web and one worker dyno may hold, and the call
+    history archive's state (a database outage warns, it does not make us
+    unready: intake and event application never need the database)."""
     store = get_store()
     if not store.ping():
         return error_response(503, "redis unavailable")
@@ -31,4 +34,6 @@ def readyz() -> tuple[Response, int]:
         warnings += store.connection_warnings(settings.formation_connections())
     except redis.RedisError:
         return error_response(503, "redis unavailable")
-    return jsonify({"status": "ready", "warnings": warnings}), 200
+    history = history_health(store)
+    warnings += history_warnings(history)
+    return jsonify({"status": "ready", "warnings": warnings, "history": history}), 200

@@ -31,6 +31,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from app.history import HistoryCollector
 from workers.observability import LATENCY_BUCKETS, OUTCOME_BUCKETS
 
 EVENTS_RECEIVED = Counter(
@@ -104,6 +105,7 @@ class EngineCollector(Collector):
 
 
 _ENGINE = EngineCollector()
+_HISTORY = HistoryCollector()
 
 
 @bp.get("/metrics")
@@ -115,4 +117,5 @@ def metrics() -> Response:
         own = REGISTRY
     engine = CollectorRegistry()
     engine.register(_ENGINE)
+    engine.register(_HISTORY)
     return Response(generate_latest(own) + generate_latest(engine), mimetype=CONTENT_TYPE_LATEST)

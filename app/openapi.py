@@ -22,6 +22,7 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 from app import intake as intake_module
 from app import schemas as intake_schemas
 from app.api import MAX_LIMIT, OUTCOME_KINDS
+from app.history import CallSearchArgs
 from app.stats import GROUPINGS
 from app.subscriptions import RotateSchema, SubscriptionSchema
 from statemachine.events import EventType
@@ -327,6 +328,17 @@ class DeliveryDoc(Doc):
     )
 
 
+class CallHistoryPageDoc(Doc):
+    """A page of call history: each call as its latest outcome record, newest start first."""
+
+    calls = fields.List(fields.Nested(OutcomeRecordDoc), required=True)
+    next = fields.String(
+        required=True,
+        allow_none=True,
+        metadata=_ex(None, "pass as cursor= for the next page; null: this was the last"),
+    )
+
+
 class ErrorDoc(Doc):
     """Every error answer."""
 
@@ -387,13 +399,33 @@ class HealthDoc(Doc):
     status = fields.String(required=True, validate=validate.OneOf(("ok",)))
 
 
+class HistoryHealthDoc(Doc):
+    """The call history archive (DATABASE_URL), as /readyz sees it."""
+
+    configured = fields.Boolean(required=True, metadata=_ex(True, "DATABASE_URL is set"))
+    reachable = fields.Boolean(
+        required=True, allow_none=True, metadata=_ex(True, "the database answered; null: none")
+    )
+    lag_seconds = fields.Float(
+        required=True,
+        allow_none=True,
+        metadata=_ex(0.0, "age of the oldest outcome record not archived yet; 0: none waits"),
+    )
+    archived_to = fields.String(
+        required=True,
+        allow_none=True,
+        metadata=_ex(EXAMPLE_OUTCOME_ID, "every outcome record up to this id is archived"),
+    )
+
+
 class ReadyDoc(Doc):
     status = fields.String(required=True, validate=validate.OneOf(("ready",)))
     warnings = fields.List(
         fields.String(),
         required=True,
-        metadata=_ex([], "Redis settings that put accepted events at risk"),
+        metadata=_ex([], "Redis settings that put accepted events at risk; archive lag"),
     )
+    history = fields.Nested(HistoryHealthDoc, required=True)
 
 
 class LiveSnapshotDoc(Doc):
@@ -445,7 +477,7 @@ class StatsFiguresDoc(Doc):
 class StatsGroupDoc(StatsFiguresDoc):
     """The figures of one group."""
 
-    key = _text("600", "the queue, extension, DID, hour or tenant; null: calls without one")
+    key = _text("600", "the queue, extension, DID, hour, day or tenant; null: calls without one")
 
 
 class StatsWindowDoc(Doc):
@@ -456,6 +488,13 @@ class StatsWindowDoc(Doc):
     )
     service_level_seconds = fields.Float(required=True, metadata=_ex(20.0))
     tenants = fields.List(fields.String(), required=True, metadata=_ex([EXAMPLE_TENANT]))
+    source = fields.String(
+        required=True,
+        validate=validate.OneOf(("redis", "history")),
+        metadata=_ex(
+            "redis", "history: the window reaches past Redis retention, read from DATABASE_URL"
+        ),
+    )
 
 
 class FollowUpDoc(Doc):
@@ -539,7 +578,9 @@ RESPONSE_SCHEMAS: dict[str, type[Schema]] = {
     "Replayed": ReplayedDoc,
     "Accepted": AcceptedDoc,
     "Health": HealthDoc,
+    "HistoryHealth": HistoryHealthDoc,
     "Ready": ReadyDoc,
+    "CallHistoryPage": CallHistoryPageDoc,
     "LiveSnapshot": LiveSnapshotDoc,
     "StatsFigures": StatsFiguresDoc,
     "StatsGroup": StatsGroupDoc,
@@ -1009,6 +1050,33 @@ def _paths() -> dict[str, dict[str, Any]]:
                 },
             }
         },
+        "/v1/calls": {
+            "get": {
+                "tags": ["calls"],
+                "operationId": "searchCallHistory",
+                "summary": "Call history: search every archived call, JSON pages or CSV",
+                "description": "Calls from the history database (DATABASE_URL), found long "
+                "after Redis retention: each as its latest outcome record, newest started_at "
+                "first. Page with limit and the answer's next as cursor. With Accept: text/csv "
+                "or format=csv: a CSV of every matching call (limit caps it), one call a row, "
+                "columns as the README lists.",
+                "parameters": [{"in": "query", "schema": CallSearchArgs}],
+                "responses": {
+                    "200": {
+                        "description": "a page of calls, or the CSV",
+                        "content": {
+                            "application/json": {"schema": CallHistoryPageDoc},
+                            "text/csv": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "400": _error("a bad filter, limit or cursor"),
+                    "401": UNAUTHORIZED,
+                    "403": FORBIDDEN,
+                    "501": _error("history is not configured (no DATABASE_URL)"),
+                    "503": _error("the history database is unavailable: retry"),
+                },
+            }
+        },
         "/v1/calls/{call_uuid}": {
             "get": {
                 "tags": ["calls"],
@@ -1243,7 +1311,8 @@ def _paths() -> dict[str, dict[str, Any]]:
             "get": {
                 "tags": ["operations"],
                 "operationId": "readyz",
-                "summary": "Redis answers; lists Redis settings that put events at risk",
+                "summary": "Redis answers; lists Redis settings that put events at risk, "
+                "and the call history archive's state",
                 "security": [],
                 "responses": {
                     "200": _json(ReadyDoc, "ready"),

@@ -17,14 +17,15 @@ The definitions, as the README's "Wallboard and statistics" states them:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from statemachine.events import isoformat, micros, parse_time
+from workers.history.records import extensions_of
 
-GROUPINGS = ("queue", "extension", "did", "hour", "tenant")
+GROUPINGS = ("queue", "extension", "did", "hour", "day", "tenant")
 # Outbound calls have no queue and no DID: they count in the totals only there.
 UNGROUPED_OUTBOUND = ("queue", "did")
 Key = str | None
@@ -101,31 +102,22 @@ def _number(party: Any) -> str | None:
     return None
 
 
-def _hour(record: dict[str, Any]) -> str:
-    """The UTC hour the call started (its end, or its decision, if the start is unknown)."""
+def _started(record: dict[str, Any]) -> datetime:
+    """When the call started (its end, or its decision, if the start is unknown), UTC."""
     for name in ("started_at", "ended_at"):
         if record.get(name):
-            moment = parse_time(record[name])
-            break
-    else:
-        moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=record_key(record)[0])
-    return moment.replace(minute=0, second=0, microsecond=0).strftime("%Y-%m-%dT%H:00:00Z")
+            return parse_time(record[name])
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=record_key(record)[0])
 
 
-def extensions_of(record: dict[str, Any]) -> list[str]:
-    """The extensions a call was presented to, in order, no repeats: an outbound
-    call's placing extension; an inbound call's rung extensions, the one that
-    answered and the voicemail box."""
-    if record.get("direction") == "outbound":
-        placed = _number(record.get("extension"))
-        return [placed] if placed else []
-    found: list[str] = []
-    parties = [*(record.get("rang") or []), record.get("answered_by"), record.get("voicemail_box")]
-    for party in parties:
-        number = _number(party)
-        if number and number not in found:
-            found.append(number)
-    return found
+def _hour(record: dict[str, Any]) -> str:
+    """The UTC hour the call started."""
+    return _started(record).strftime("%Y-%m-%dT%H:00:00Z")
+
+
+def _day(record: dict[str, Any]) -> str:
+    """The UTC day the call started."""
+    return _started(record).strftime("%Y-%m-%d")
 
 
 def group_keys(record: dict[str, Any], group_by: str) -> list[Key]:
@@ -142,6 +134,8 @@ def group_keys(record: dict[str, Any], group_by: str) -> list[Key]:
         return [_number(record.get("did"))]
     if group_by == "hour":
         return [_hour(record)]
+    if group_by == "day":
+        return [_day(record)]
     if group_by == "extension":
         return list(extensions_of(record)) or [None]
     raise ValueError(f"group_by must be one of {', '.join(GROUPINGS)}")
@@ -152,6 +146,19 @@ def group_keys(record: dict[str, Any], group_by: str) -> list[Key]:
 
 def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
+
+
+US = 1_000_000
+
+
+def _micros(seconds: Any) -> int:
+    """Seconds as whole microseconds: sums of them do not depend on the order added
+    (float sums do), so a window streamed from the archive adds up as one from Redis."""
+    return round(float(seconds) * US)
+
+
+def _mean(total_us: int, count: int) -> float | None:
+    return total_us / count / US if count else None
 
 
 def _seconds(value: float | None) -> float | None:
@@ -172,27 +179,27 @@ class Tally:
     elsewhere: int = 0
     answered_in_service_level: int = 0
     waits: int = 0
-    wait_total: float = 0.0
+    wait_total: int = 0  # microseconds: exact, whatever the order calls come in
     wait_max: float | None = None
     answer_waits: int = 0
-    answer_wait_total: float = 0.0
+    answer_wait_total: int = 0  # microseconds: exact, whatever the order calls come in
     talks: int = 0
-    talk_total: float = 0.0
+    talk_total: int = 0  # microseconds: exact, whatever the order calls come in
     outbound: int = 0
-    outbound_talk_total: float = 0.0
+    outbound_talk_total: int = 0  # microseconds: exact, whatever the order calls come in
 
     def add(self, record: dict[str, Any], extension: str | None = None) -> None:
         """Count one call. ``extension``: count it as that extension's (answered
         only if that extension answered, voicemail only if it was that box)."""
         if record.get("direction") == "outbound":
             self.outbound += 1
-            self.outbound_talk_total += float(record.get("talk_seconds") or 0.0)
+            self.outbound_talk_total += _micros(record.get("talk_seconds") or 0.0)
             return
         self.offered += 1
         wait = record.get("wait_seconds")
         if wait is not None:
             self.waits += 1
-            self.wait_total += float(wait)
+            self.wait_total += _micros(wait)
             self.wait_max = float(wait) if self.wait_max is None else max(self.wait_max, wait)
         outcome = record.get("outcome")
         mine = extension is None
@@ -206,13 +213,13 @@ class Tally:
             self.answered += 1
             if wait is not None:
                 self.answer_waits += 1
-                self.answer_wait_total += float(wait)
+                self.answer_wait_total += _micros(wait)
                 if wait <= self.service_level_seconds:
                     self.answered_in_service_level += 1
             talk = record.get("talk_seconds")
             if talk is not None:
                 self.talks += 1
-                self.talk_total += float(talk)
+                self.talk_total += _micros(talk)
         elif outcome == "voicemail":
             self.voicemail += 1
         elif record.get("missed_reason") == "abandoned":
@@ -235,24 +242,23 @@ class Tally:
             "abandon_rate": _ratio(self.abandoned, self.offered),
             "service_level": _ratio(self.answered_in_service_level, self.offered),
             "answered_in_service_level": self.answered_in_service_level,
-            "avg_wait_seconds": _seconds(self.wait_total / self.waits if self.waits else None),
+            "avg_wait_seconds": _seconds(_mean(self.wait_total, self.waits)),
             "max_wait_seconds": _seconds(self.wait_max),
-            "avg_answer_seconds": _seconds(
-                self.answer_wait_total / self.answer_waits if self.answer_waits else None
-            ),
-            "talk_seconds": _seconds(self.talk_total),
-            "avg_talk_seconds": _seconds(self.talk_total / self.talks if self.talks else None),
+            "avg_answer_seconds": _seconds(_mean(self.answer_wait_total, self.answer_waits)),
+            "talk_seconds": _seconds(self.talk_total / US),
+            "avg_talk_seconds": _seconds(_mean(self.talk_total, self.talks)),
             "outbound": self.outbound,
-            "outbound_talk_seconds": _seconds(self.outbound_talk_total),
+            "outbound_talk_seconds": _seconds(self.outbound_talk_total / US),
         }
 
 
 def summarize(
-    calls: Sequence[dict[str, Any]], group_by: str | None, service_level_seconds: float
+    calls: Iterable[dict[str, Any]], group_by: str | None, service_level_seconds: float
 ) -> dict[str, Any]:
     """``{"groups": [{"key": ..., **figures}], "totals": figures}`` for ``calls``
-    (as ``calls_in_window`` returns them). Groups sorted by key, None last;
-    no grouping gives no groups; outbound calls are in no queue or DID group.
+    (as ``calls_in_window`` returns them; read once, so a stream will do).
+    Groups sorted by key, None last; no grouping gives no groups; outbound
+    calls are in no queue or DID group.
     Raises ValueError for an unknown grouping."""
     totals = Tally(service_level_seconds)
     groups: dict[Key, Tally] = {}
@@ -287,6 +293,33 @@ def _when(record: dict[str, Any], *names: str) -> datetime | None:
     return None
 
 
+def is_missed_inbound(call: dict[str, Any]) -> bool:
+    return call.get("direction") != "outbound" and call["outcome"] == "missed"
+
+
+def missed_order(call: dict[str, Any]) -> tuple[datetime, tuple[int, int]]:
+    """The callback list's order (newest end first, when reversed)."""
+    ended = _when(call, "ended_at", "started_at") or datetime.min.replace(tzinfo=UTC)
+    return ended, record_key(call)
+
+
+def caller_key(call: dict[str, Any]) -> tuple[str, str] | None:
+    """(tenant, the caller's number as phone_key reduces it), or None if anonymous."""
+    number = phone_key(_number(call.get("caller")))
+    return (call["tenant_id"], number) if number else None
+
+
+def contact_key(call: dict[str, Any]) -> tuple[str, str] | None:
+    """(tenant, number) a call reached that can follow up a missed call from that
+    number: an outbound call's number dialed, an answered call's caller."""
+    if call.get("direction") == "outbound":
+        number = phone_key(call.get("number_dialed"))
+        return (call["tenant_id"], number) if number else None
+    if call.get("outcome") == "answered":
+        return caller_key(call)
+    return None
+
+
 def missed_calls(calls: Sequence[dict[str, Any]], limit: int = 50) -> list[dict[str, Any]]:
     """Inbound missed calls of ``calls``, newest first: the callback list.
 
@@ -297,21 +330,13 @@ def missed_calls(calls: Sequence[dict[str, Any]], limit: int = 50) -> list[dict[
     """
     contacts: dict[tuple[str, str], list[tuple[datetime, str, dict[str, Any]]]] = {}
     for call in calls:
-        if call.get("direction") == "outbound":
-            number, kind = phone_key(call.get("number_dialed")), "called_back"
-        elif call.get("outcome") == "answered":
-            number, kind = phone_key(_number(call.get("caller"))), "answered"
-        else:
-            continue
+        key = contact_key(call)
+        kind = "called_back" if call.get("direction") == "outbound" else "answered"
         started = _when(call, "started_at", "answered_at", "ended_at")
-        if number and started is not None:
-            contacts.setdefault((call["tenant_id"], number), []).append((started, kind, call))
-    missed = [c for c in calls if c.get("direction") != "outbound" and c["outcome"] == "missed"]
-    missed.sort(
-        key=lambda c: (_when(c, "ended_at", "started_at") or datetime.min.replace(tzinfo=UTC),
-                       record_key(c)),
-        reverse=True,
-    )  # fmt: skip
+        if key is not None and started is not None:
+            contacts.setdefault(key, []).append((started, kind, call))
+    missed = [c for c in calls if is_missed_inbound(c)]
+    missed.sort(key=missed_order, reverse=True)
     out: list[dict[str, Any]] = []
     for call in missed[:limit]:
         ended = _when(call, "ended_at", "started_at")
@@ -346,3 +371,38 @@ def missed_calls(calls: Sequence[dict[str, Any]], limit: int = 50) -> list[dict[
             }
         )
     return out
+
+
+def merge_later(
+    archived: Iterable[dict[str, Any]], later: Sequence[dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
+    """Complete a window read from the archive with the records decided after it.
+
+    ``archived``: the window's calls as the archive holds them up to its cursor
+    (each call at its latest revision there, its revision 1 in the window);
+    ``later``: the outcome records decided since (from the cursor's moment to
+    the window's end). A call's later revision replaces its archived one; a
+    call first decided later counts if its revision 1 is among ``later``.
+    The same calls as ``calls_in_window`` over all the window's records.
+    """
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    first: dict[tuple[str, str], int] = {}
+    for record in later:
+        call = (record["tenant_id"], record["call_uuid"])
+        revision = _revision(record)
+        first[call] = min(first.get(call, revision), revision)
+        if call not in latest or revision > _revision(latest[call]):
+            latest[call] = record
+    seen: set[tuple[str, str]] = set()
+    for record in archived:
+        call = (record["tenant_id"], record["call_uuid"])
+        seen.add(call)
+        newer = latest.get(call)
+        yield newer if newer is not None and _revision(newer) > _revision(record) else record
+    for call, record in latest.items():
+        if call not in seen and first[call] == 1:
+            yield record
+
+
+def _revision(record: dict[str, Any]) -> int:
+    return int(record.get("revision") or 1)

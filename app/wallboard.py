@@ -2,7 +2,9 @@
 ``GET /v1/calls/live/stream``.
 
 - ``/v1/stats`` computes the figures of ``app.stats`` over the outcome records
-  decided in a window (an id range of the outcome streams).
+  decided in a window (an id range of the outcome streams), or, for a window
+  reaching past Redis retention, over the history database
+  (``app.history_stats``).
 - ``/v1/calls/live/stream`` is Server-Sent Events: ``event: live`` with the
   whole list of live calls each time it changes. It shares the outcome
   stream's per-process slots (``app.stream``), so a web process never parks
@@ -33,6 +35,8 @@ from app import stats
 from app.api import filter_live, scoped_tenants
 from app.auth import ALL_TENANTS, require_api_key
 from app.errors import BadQuery
+from app.history import get_history
+from app.history_stats import HistoryWindow, reaches_past_retention, summarize_history
 from app.resources import get_store
 from statemachine.events import isoformat
 from workers.settings import Settings
@@ -88,16 +92,28 @@ def get_stats() -> tuple[Response, int]:
     tenants = scoped_tenants(request.args.get("tenant_id"))
     # Before 1970 there are no records (and no stream ids): start there.
     start_us, end_us = max(0, stats.to_micros(start)), stats.to_micros(end) - 1
+    store = get_store()
+    history = get_history()
+    source = "redis"
     try:
-        records, read_until = get_store().read_outcome_window(
-            tenants, start_us, end_us, max_records=MAX_WINDOW_RECORDS
-        )
+        if history is not None and reaches_past_retention(store, start_us):
+            source = "history"
+            window = HistoryWindow(
+                history, store, tenants, start_us, end_us, max_later_records=MAX_WINDOW_RECORDS
+            )
+            summary, missed = summarize_history(window, group_by, service_level, missed_limit)
+            records, read_until = window.later, window.read_until
+        else:
+            records, read_until = store.read_outcome_window(
+                tenants, start_us, end_us, max_records=MAX_WINDOW_RECORDS
+            )
+            calls = stats.calls_in_window(records)
+            summary = stats.summarize(calls, group_by, service_level)
+            missed = stats.missed_calls(calls, missed_limit)
     except OverflowError:
         raise BadQuery(
             f"the window holds more than {MAX_WINDOW_RECORDS} outcome records: ask for less"
         ) from None
-    calls = stats.calls_in_window(records)
-    summary = stats.summarize(calls, group_by, service_level)
     # Everything decided up to the cursor is in this answer: the outcome stream
     # continues from it (?after= / Last-Event-ID) without a gap.
     cursor = max([f"{max(read_until, 0)}-0", *(r["id"] for r in records[-1:])], key=_id_order)
@@ -108,10 +124,11 @@ def get_stats() -> tuple[Response, int]:
             "group_by": group_by,
             "service_level_seconds": service_level,
             "tenants": tenants,
+            "source": source,
         },
         "cursor": cursor,
         **summary,
-        "missed_calls": stats.missed_calls(calls, missed_limit),
+        "missed_calls": missed,
     }
     response = current_app.response_class(
         json.dumps(body, ensure_ascii=False), mimetype="application/json"

@@ -27,6 +27,7 @@ from rq.serializers import JSONSerializer
 from workers import jobs
 from workers.delivery import deliveries_queue
 from workers.engine import Engine
+from workers.history.archiver import start_archiver
 from workers.housekeeper import Housekeeper
 from workers.jobs import events_queue
 from workers.observability import configure_logging, get_logger
@@ -104,6 +105,12 @@ def run_one(settings: Settings, role: str = "events") -> None:
     )
     store = Store(client, retention_seconds=settings.retention_seconds)
     engine = Engine(store, settings)
+    if role == "events":
+        # Call history (DATABASE_URL): a thread of its own, so a slow or absent
+        # database never holds up events. It dies with the process; an
+        # unfinished transaction is rolled back and redone from the cursor.
+        with main_thread_gets_signals():
+            start_archiver(store, settings)
     while True:
         worker = None
         try:

@@ -57,7 +57,9 @@ def _with_single(
     return {**bindings, secret: "*"}
 
 
-def _number(env: Mapping[str, str], name: str, default: Number, minimum: Number) -> Number:
+def _number(
+    env: Mapping[str, str], name: str, default: Number, minimum: Number, unit: str = "seconds"
+) -> Number:
     """``env[name]`` as the type of ``default`` (seconds, or a whole count), at least
     ``minimum``; ``default`` when unset or blank. Raises ConfigError naming the variable."""
     raw = env.get(name, "").strip()
@@ -67,13 +69,35 @@ def _number(env: Mapping[str, str], name: str, default: Number, minimum: Number)
     try:
         value = kind(raw)
     except ValueError as exc:
-        what = "a whole number" if kind is int else "a number of seconds"
+        what = "a whole number" if kind is int else f"a number of {unit}"
         raise ConfigError(f"{name} must be {what}, not {raw!r}") from exc
     if value < minimum:
         raise ConfigError(
             f"{name} must not be negative" if minimum == 0 else f"{name} must be at least {minimum}"
         )
     return value
+
+
+def database_url(raw: str) -> str | None:
+    """The SQLAlchemy URL for ``DATABASE_URL``, or None when unset (no history).
+
+    Heroku-style platforms hand out ``postgres://`` (which SQLAlchemy refuses)
+    and ``postgresql://`` (which it would open with psycopg2, not installed
+    here): both become ``postgresql+psycopg://``. ``sqlite:///path`` is kept.
+    Raises ConfigError for anything else.
+    """
+    url = raw.strip()
+    if not url:
+        return None
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgres", "postgresql", "postgresql+psycopg") and rest:
+        return f"postgresql+psycopg://{rest}"
+    if sep and scheme == "sqlite" and rest.startswith("/") and len(rest) > 1:
+        return url
+    shown = f"a {scheme!r} URL" if sep and scheme.isalnum() else "something else"
+    raise ConfigError(
+        f"DATABASE_URL must be postgres://, postgresql:// or sqlite:///path (got {shown})"
+    )
 
 
 def _schedule(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
@@ -134,6 +158,10 @@ class Settings:
             self.worker_concurrency + self.delivery_concurrency
         )
         return web_dynos * web + worker_dynos * worker
+    # Call history (SQL): None = not configured. A SQLAlchemy URL (see database_url).
+    database_url: str | None = None
+    # Archived calls older than this (by start) are deleted; None keeps them.
+    history_retention_days: float | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -163,4 +191,6 @@ class Settings:
             web_concurrency=_number(env, "WEB_CONCURRENCY", 2, 1),
             worker_concurrency=_number(env, "WORKER_CONCURRENCY", 1, 1),
             delivery_concurrency=_number(env, "DELIVERY_CONCURRENCY", 1, 1),
+            database_url=database_url(env.get("DATABASE_URL", "")),
+            history_retention_days=_number(env, "HISTORY_RETENTION_DAYS", 0.0, 0.0, "days") or None,
         )

@@ -30,6 +30,9 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import os
+import subprocess
+import sys
 import threading
 import zlib
 from collections.abc import Iterator
@@ -202,7 +205,15 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         # request to a stream endpoint gets a complete answer to check.
         "STREAM_MAX_SECONDS": "1",
         "WEB_CONCURRENCY": "1",
+        # Call history on: /v1/calls answers from the seeded calls, archived.
+        "DATABASE_URL": f"sqlite:///{workdir / 'history.sqlite3'}",
     }
+    subprocess.run(
+        [sys.executable, "-m", "workers.history", "upgrade"],
+        env={**os.environ, **env},
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     with Receiver() as receiver, Service(env, workdir=workdir) as service:
         service.start(workers=1)
         state = Seeded(service, receiver)

@@ -1,0 +1,99 @@
+"""The history tables, as SQLAlchemy Core metadata.
+
+The migrations in ``migrations/versions`` create exactly this (a test compares
+them); queries are built from these objects. Times are integer microseconds
+since the epoch (UTC), as the outcome record ids already are: exact, and the
+same on PostgreSQL and SQLite.
+
+    history_calls       one row per call: its latest revision, and the columns searched on
+    history_revisions   one row per outcome revision ever archived
+    history_extensions  one row per (call, extension it rang, was answered by, or placed)
+    history_cursor      how far the archiver has read the outcome streams
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+
+def key_text() -> sa.types.TypeEngine[str]:
+    """Text compared byte by byte on both databases.
+
+    PostgreSQL's default collation ignores punctuation (``+1555`` sorts with
+    ``1555``), which would break the keyset paging's tuple comparisons and the
+    caller-prefix ranges; the ``C`` collation compares like SQLite's BINARY.
+    """
+    return sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+
+
+calls = sa.Table(
+    "history_calls",
+    metadata,
+    sa.Column("tenant_id", key_text(), primary_key=True),
+    sa.Column("call_uuid", key_text(), primary_key=True),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("outcome_id", sa.Text, nullable=False),
+    # started_at, or ended_at for a call whose start is unknown: the sort key.
+    sa.Column("started_us", sa.BigInteger, nullable=False),
+    sa.Column("direction", sa.Text, nullable=False),
+    sa.Column("outcome", sa.Text, nullable=False),
+    sa.Column("missed_reason", sa.Text),
+    sa.Column("queue", key_text()),
+    sa.Column("ring_group", key_text()),
+    sa.Column("caller_number", key_text()),
+    # The first revision archived (1 unless it had left Redis before) and when
+    # it was decided: /v1/stats counts a call in the window of its revision 1.
+    sa.Column("first_revision", sa.Integer, nullable=False),
+    sa.Column("first_decided_us", sa.BigInteger, nullable=False),
+    sa.Column("decided_us", sa.BigInteger, nullable=False),
+    # The outcome record as published (JSON text, with its id and revision).
+    sa.Column("record", sa.Text, nullable=False),
+)
+sa.Index("ix_history_calls_started", calls.c.started_us, calls.c.tenant_id, calls.c.call_uuid)
+sa.Index(
+    "ix_history_calls_tenant_started", calls.c.tenant_id, calls.c.started_us, calls.c.call_uuid
+)
+sa.Index("ix_history_calls_tenant_caller", calls.c.tenant_id, calls.c.caller_number)
+sa.Index("ix_history_calls_first_decided", calls.c.first_decided_us)
+
+revisions = sa.Table(
+    "history_revisions",
+    metadata,
+    sa.Column("tenant_id", key_text(), primary_key=True),
+    sa.Column("call_uuid", key_text(), primary_key=True),
+    sa.Column("revision", sa.Integer, primary_key=True),
+    sa.Column("outcome_id", sa.Text, nullable=False),
+    sa.Column("decided_us", sa.BigInteger, nullable=False),
+    sa.Column("record", sa.Text, nullable=False),
+)
+
+extensions = sa.Table(
+    "history_extensions",
+    metadata,
+    sa.Column("tenant_id", key_text(), primary_key=True),
+    sa.Column("call_uuid", key_text(), primary_key=True),
+    sa.Column("extension", key_text(), primary_key=True),
+    # The call's started_us, copied so that an extension's calls page in order
+    # from this table's index alone.
+    sa.Column("started_us", sa.BigInteger, nullable=False),
+)
+sa.Index(
+    "ix_history_extensions_tenant_extension",
+    extensions.c.tenant_id,
+    extensions.c.extension,
+    extensions.c.started_us,
+    extensions.c.call_uuid,
+)
+
+cursor = sa.Table(
+    "history_cursor",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    # The last outcome record id archived; '' before the first.
+    sa.Column("last_id", sa.Text, nullable=False),
+    sa.Column("updated_us", sa.BigInteger, nullable=False),
+)
+
+OUTCOMES_CURSOR = "outcomes"
