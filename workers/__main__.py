@@ -1,8 +1,9 @@
 """Run the worker process type: ``python -m workers``.
 
 Starts ``WORKER_CONCURRENCY`` (default 1) RQ SimpleWorkers for events, each
-with its housekeeper thread, and ``DELIVERY_CONCURRENCY`` (default 1) for
-outbound webhooks: a receiver that takes its full 10 s never holds up events.
+with its housekeeper thread, and ``DELIVERY_CONCURRENCY`` (default 1) delivery
+processes for outbound webhooks (workers/delivery_runner.py): a receiver that
+takes its full 10 s never holds up events.
 
 SimpleWorker runs jobs in its own process instead of forking one per job:
 our jobs take a millisecond, a fork takes far longer, and a SIGTERM (Heroku's
@@ -25,7 +26,7 @@ import redis
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
-from workers.delivery import deliveries_queue
+from workers.delivery_runner import run_process as run_deliveries
 from workers.engine import Engine
 from workers.housekeeper import Housekeeper
 from workers.jobs import events_queue
@@ -105,7 +106,7 @@ def run_one(settings: Settings, role: str = "events") -> None:
             if role == "events":
                 for warning in store.server_warnings():
                     log.warning("redis configuration puts events at risk", problem=warning)
-            queue = events_queue(client) if role == "events" else deliveries_queue(client)
+            queue = events_queue(client)
             worker = EngineWorker(
                 [queue],
                 connection=client,
@@ -151,7 +152,7 @@ def main(argv: list[str]) -> int:
         run_one(settings, "events")
         return 0
     if "--deliveries" in argv:
-        run_one(settings, "deliveries")
+        run_deliveries(settings)
         return 0
     events = max(1, int(os.environ.get("WORKER_CONCURRENCY", "1") or 1))
     deliveries = max(1, int(os.environ.get("DELIVERY_CONCURRENCY", "1") or 1))

@@ -75,6 +75,14 @@ class Settings:
     subscription_allow_private: bool = False
     # The wallboard's and /v1/stats' service level: answered within this many seconds.
     service_level_seconds: float = 20.0
+    # Outbound webhooks (README "Outbound webhooks"): attempts under way at once
+    # per delivery process, and per subscription unless it sets its own.
+    delivery_threads: int = 32
+    delivery_max_in_flight: int = 4
+    # A subscription's breaker opens after this many failed attempts in a row
+    # (0: never) for DELIVERY_BREAKER_SECONDS, doubling per failed probe up to 300 s.
+    delivery_breaker_failures: int = 5
+    delivery_breaker_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -92,4 +100,8 @@ class Settings:
             subscription_allow_private=env.get("SUBSCRIPTION_ALLOW_PRIVATE", "").strip().lower()
             in _TRUE,
             service_level_seconds=_number(env, "SERVICE_LEVEL_SECONDS", 20.0),
+            delivery_threads=max(1, int(_number(env, "DELIVERY_THREADS", 32))),
+            delivery_max_in_flight=max(1, int(_number(env, "DELIVERY_MAX_IN_FLIGHT", 4))),
+            delivery_breaker_failures=int(_number(env, "DELIVERY_BREAKER_FAILURES", 5)),
+            delivery_breaker_seconds=_number(env, "DELIVERY_BREAKER_SECONDS", 5.0),
         )
