@@ -18,6 +18,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import secrets
 import socket
@@ -199,16 +200,18 @@ def post(
     headers: Mapping[str, str],
     *,
     timeout: float = DELIVERY_TIMEOUT_SECONDS,
+    started: float | None = None,
     ssl_context: ssl.SSLContext | None = None,
 ) -> Attempt:
-    """POST once to the target's checked addresses, all within ``timeout`` seconds.
+    """POST once to the target's checked addresses, all within ``timeout`` seconds
+    of ``started`` (a time.monotonic(); default now).
 
     Tries the addresses in order until one connects; follows no redirect;
     reads at most RESPONSE_EXCERPT_BYTES of the answer. Never raises for
     network or HTTP errors.
     """
-    deadline = time.monotonic() + timeout
-    cutoff = _Cutoff(timeout)
+    deadline = (time.monotonic() if started is None else started) + timeout
+    cutoff = _Cutoff(deadline - time.monotonic())
     connection: HTTPConnection | None = None
     try:
         errors: list[str] = []
@@ -247,7 +250,7 @@ def post(
         if excerpt.strip():
             error = f"HTTP {status}: " + excerpt.decode("utf-8", "replace").strip()
         return Attempt(status, error)
-    except (OSError, urllib3.exceptions.HTTPError, ValueError) as exc:
+    except (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError, ValueError) as exc:
         if cutoff.fired:
             return Attempt(None, _timed_out(timeout))
         return Attempt(None, _reason(exc))
@@ -276,10 +279,9 @@ def send(
         target = check_url(url, allow_private=allow_private, resolve=resolve)
     except UnsafeURL as exc:
         return Attempt(None, str(exc))
-    left = timeout - (time.monotonic() - started)
-    if left <= 0:
+    if time.monotonic() - started >= timeout:
         return Attempt(None, _timed_out(timeout))
-    return post(target, body, headers, timeout=left, ssl_context=ssl_context)
+    return post(target, body, headers, timeout=timeout, started=started, ssl_context=ssl_context)
 
 
 def _timed_out(timeout: float) -> str:

@@ -52,6 +52,25 @@ def events_for(kind: str, tenant: str, call_uuid: str) -> list[dict[str, str]]:
     raise ValueError(kind)
 
 
+def subscribe(
+    client: FlaskClient, url: str, auth: dict[str, str] = ADMIN, **extra: Any
+) -> dict[str, Any]:
+    answer = client.post("/v1/subscriptions", json={"url": url, **extra}, headers=auth)
+    assert answer.status_code == 201, answer.get_data(as_text=True)
+    made: dict[str, Any] = answer.get_json()
+    return made
+
+
+def deliveries(
+    client: FlaskClient, sub_id: str, status: str | None = None, auth: dict[str, str] = ADMIN
+) -> list[dict[str, Any]]:
+    query = f"?status={status}" if status else ""
+    answer = client.get(f"/v1/subscriptions/{sub_id}/deliveries{query}", headers=auth)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    found: list[dict[str, Any]] = answer.get_json()["deliveries"]
+    return found
+
+
 class Calls:
     """Makes outcome records through intake, the events queue and the engine."""
 

@@ -13,34 +13,14 @@ from dataclasses import replace
 from typing import Any
 
 import fakeredis
-import pytest
 from flask.testing import FlaskClient
-from inproc_kit import ADMIN, RETRY_SCHEDULE, T1, Calls, Pump
+from inproc_kit import ADMIN, RETRY_SCHEDULE, T1, Calls, Pump, deliveries, subscribe
 from webhook_kit import Receiver, always, failing_first, verifies, verify
 
 from workers.settings import Settings
 from workers.store import Store, SubscriptionStore, dispatch_cursor_key
 
 MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
-
-
-def subscribe(
-    client: FlaskClient, url: str, auth: dict[str, str] = ADMIN, **extra: Any
-) -> dict[str, Any]:
-    answer = client.post("/v1/subscriptions", json={"url": url, **extra}, headers=auth)
-    assert answer.status_code == 201, answer.get_data(as_text=True)
-    made: dict[str, Any] = answer.get_json()
-    return made
-
-
-def deliveries(
-    client: FlaskClient, sub_id: str, status: str | None = None, auth: dict[str, str] = ADMIN
-) -> list[dict[str, Any]]:
-    query = f"?status={status}" if status else ""
-    answer = client.get(f"/v1/subscriptions/{sub_id}/deliveries{query}", headers=auth)
-    assert answer.status_code == 200, answer.get_data(as_text=True)
-    found: list[dict[str, Any]] = answer.get_json()["deliveries"]
-    return found
 
 
 def bodies(receiver: Receiver, path: str | None = None) -> list[dict[str, Any]]:
