@@ -48,7 +48,13 @@ from workers.webhooks import (
 
 log = get_logger("callstate.deliveries")
 
-TICK = 0.1  # how often due attempts are looked for (sooner when one finishes)
+TICK = 0.1  # how often finished attempts are looked for (at once when one finishes)
+# How often due attempts are looked for when none finished meanwhile: one
+# round trip (a ZRANGEBYSCORE per tenant) each time, so not more often.
+CLAIM_EVERY = 0.25
+# On SIGTERM, attempts under way get this long to finish and be recorded; one
+# still unfinished is made again after its claim's lease.
+SHUTDOWN_WAIT = 8.0
 TENANTS_EVERY = 2.0
 MIGRATE_EVERY = 30.0
 # A subscription whose breaker is open is looked at again after at most this.
@@ -96,6 +102,7 @@ class DeliveryRunner:
         self._tenants: list[str] = []
         self._tenants_read = -TENANTS_EVERY
         self._migrated = -MIGRATE_EVERY
+        self._claimed = -CLAIM_EVERY
 
     # -- the loop -------------------------------------------------------------------
 
@@ -110,19 +117,22 @@ class DeliveryRunner:
             except Exception:
                 log.exception("delivery step failed")
                 stopping.wait(1.0)
-            self._wait(TICK)
-        self.finish(self.timeout + 2.0)
+            self.wait(TICK)
+        self.finish(min(SHUTDOWN_WAIT, self.timeout))
         self.pool.shutdown(wait=False)
 
-    def step(self) -> int:
-        """Record finished attempts, then start as many due ones as limits allow.
+    def step(self, force: bool = False) -> int:
+        """Record finished attempts, then start as many due ones as limits allow
+        (looking for them at most every CLAIM_EVERY unless one finished or ``force``).
 
         Returns how many attempts it started.
         """
-        self._record_finished()
+        recorded = self._record_finished()
         free = self.threads - len(self._in_flight)
-        if free <= 0:
+        looked = time.monotonic()
+        if free <= 0 or not (force or recorded or looked - self._claimed >= CLAIM_EVERY):
             return 0
+        self._claimed = looked
         now = self.clock()
         due = self.subs.due_subscriptions(self._tenant_list(), now)
         looked_at = time.monotonic()
@@ -174,11 +184,11 @@ class DeliveryRunner:
         deadline = time.monotonic() + timeout
         total = 0
         while time.monotonic() < deadline:
-            started = self.step()
+            started = self.step(force=True)
             total += started
             if not started and not self._in_flight and not self._unrecorded:
                 return total
-            self._wait(TICK)
+            self.wait(TICK)
         raise TimeoutError(f"deliveries still under way after {timeout:g} s")
 
     def finish(self, timeout: float) -> None:
@@ -186,7 +196,7 @@ class DeliveryRunner:
         still unfinished keep their claim's lease and are made again after it."""
         deadline = time.monotonic() + timeout
         while self._in_flight and time.monotonic() < deadline:
-            self._wait(min(TICK, max(deadline - time.monotonic(), 0.0)))
+            self.wait(min(TICK, max(deadline - time.monotonic(), 0.0)))
             try:
                 self._record_finished()
             except redis.RedisError as exc:
@@ -259,12 +269,14 @@ class DeliveryRunner:
         self._running[prepared.subscription_id] += 1
         future.add_done_callback(lambda _: self._finished.put(attempt))
 
-    def _wait(self, timeout: float) -> None:
+    def wait(self, timeout: float) -> None:
         """Sleep up to ``timeout``, waking as soon as an attempt finishes."""
         with contextlib.suppress(queue.Empty):
             self._unrecorded.append(self._finished.get(timeout=timeout))
 
-    def _record_finished(self) -> None:
+    def _record_finished(self) -> int:
+        """Record every finished attempt; returns how many."""
+        recorded = 0
         while True:
             try:
                 self._unrecorded.append(self._finished.get_nowait())
@@ -282,6 +294,8 @@ class DeliveryRunner:
                 del self._running[sub]
             if result.ok:
                 self._paused.pop(sub, None)
+            recorded += 1
+        return recorded
 
     @property
     def in_flight(self) -> int:
