@@ -1,7 +1,9 @@
 """A circuit breaker per subscription: pause a failing receiver, probe it back.
 
 ``closed``     attempts go out (up to the subscription's in-flight limit);
-``open``       after ``failures`` failed attempts in a row: no attempt until
+``open``       after ``failures`` failed attempts in a row spanning at least
+               ``window`` seconds (a burst of first attempts failing together
+               is not yet a failing receiver): no attempt until
                ``retry_at``; the deliveries due meanwhile wait, their attempts
                uncounted;
 ``half_open``  one attempt (the probe: the next due delivery) is under way. A
@@ -35,6 +37,7 @@ class BreakerPolicy:
     """When a breaker opens and for how long."""
 
     failures: int = 5  # failed attempts in a row that open it; 0: never
+    window: float = 5.0  # ...over at least this many seconds
     cooldown: float = 5.0  # seconds open the first time, doubling each failed probe
     max_cooldown: float = 300.0
 
@@ -46,6 +49,7 @@ class BreakerPolicy:
 class Breaker:
     state: BreakerState = BreakerState.CLOSED
     failures: int = 0  # failed attempts in a row
+    first_failed_at: float | None = None  # when the run of failures began
     times_opened: int = 0  # opened without a success between
     opened_at: float | None = None
     retry_at: float | None = None  # open: the first moment a probe may go
@@ -59,13 +63,17 @@ class Breaker:
 
     def failed(self, policy: BreakerPolicy, now: float, error: str | None) -> Breaker:
         failures = self.failures + 1
+        first = self.first_failed_at if self.first_failed_at is not None else now
         if self.state is BreakerState.HALF_OPEN or (
-            self.state is BreakerState.CLOSED and 0 < policy.failures <= failures
+            self.state is BreakerState.CLOSED
+            and 0 < policy.failures <= failures
+            and now - first >= policy.window
         ):
             times = self.times_opened + 1
             return Breaker(
                 BreakerState.OPEN,
                 failures,
+                first,
                 times,
                 now,
                 now + policy.cooldown_for(times),
@@ -73,7 +81,7 @@ class Breaker:
                 error,
             )
         # Closed below the threshold, or an attempt begun before it opened.
-        return replace(self, failures=failures, last_error=error)
+        return replace(self, failures=failures, first_failed_at=first, last_error=error)
 
     def may_probe(self, now: float) -> bool:
         if self.state is BreakerState.OPEN:

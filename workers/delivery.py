@@ -150,9 +150,9 @@ class Deliveries:
 
     @property
     def breaker_policy(self) -> BreakerPolicy:
+        seconds = self.settings.delivery_breaker_seconds
         return BreakerPolicy(
-            failures=self.settings.delivery_breaker_failures,
-            cooldown=self.settings.delivery_breaker_seconds,
+            failures=self.settings.delivery_breaker_failures, window=seconds, cooldown=seconds
         )
 
     # -- one attempt ----------------------------------------------------------------

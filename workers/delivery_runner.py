@@ -213,8 +213,8 @@ class DeliveryRunner:
         self, sub: str, state: SubscriptionState, now: float, probes: set[str]
     ) -> int:
         """How many more attempts this subscription may start now."""
-        if state.subscription is None or self._cancels(state):
-            return 0
+        if state.subscription is None or not state.subscription.get("enabled", True):
+            return 0  # its deliveries are cancelled (_cancels), no thread needed
         breaker = Breaker.from_json(state.breaker)
         if breaker.closed:
             return max(max_in_flight(state.subscription, self.settings) - self._running[sub], 0)

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_RETRY_SCHEDULE = (5, 30, 120, 600, 1800, 7200, 21600)
 EVENTS_QUEUE = "callstate-events"
-DELIVERIES_QUEUE = "callstate-deliveries"
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -80,7 +79,8 @@ class Settings:
     delivery_threads: int = 32
     delivery_max_in_flight: int = 4
     # A subscription's breaker opens after this many failed attempts in a row
-    # (0: never) for DELIVERY_BREAKER_SECONDS, doubling per failed probe up to 300 s.
+    # (0: never) over at least DELIVERY_BREAKER_SECONDS, and stays open that long
+    # the first time, doubling per failed probe up to 300 s.
     delivery_breaker_failures: int = 5
     delivery_breaker_seconds: float = 5.0
 

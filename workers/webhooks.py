@@ -96,17 +96,41 @@ class Target:
         return host if self.port == default else f"{host}:{self.port}"
 
 
-def check_url(
+def check_url(url: str, *, allow_private: bool, resolve: Resolver = system_resolver) -> None:
+    """Refuse URLs we must not post to. Raises UnsafeURL saying why.
+
+    Only http(s), no credentials; and unless ``allow_private``, no host that
+    resolves to a loopback, private, link-local, multicast or reserved
+    address, so a subscriber cannot make the engine probe the network it runs
+    in. (With ``allow_private`` the host need not resolve yet.)
+    """
+    if allow_private:
+        _parse(url)
+    else:
+        resolve_target(url, allow_private=False, resolve=resolve)
+
+
+def resolve_target(
     url: str, *, allow_private: bool, resolve: Resolver = system_resolver
 ) -> Target:
-    """Refuse URLs we must not post to, else say where posting to it connects.
+    """Resolve the URL's host once and check every address (as check_url does);
+    the Target connects to those addresses and nowhere else. Raises UnsafeURL."""
+    scheme, host, port, path = _parse(url)
+    try:
+        addresses = tuple(resolve(host, port))
+    except (OSError, UnicodeError) as exc:
+        raise UnsafeURL(f"url host does not resolve: {host}") from exc
+    if not addresses:
+        raise UnsafeURL(f"url host does not resolve: {host}")
+    if not allow_private and not all(is_public(a) for a in addresses):
+        raise UnsafeURL(
+            f"url host {host} is a private address; set SUBSCRIPTION_ALLOW_PRIVATE=1 to allow it"
+        )
+    return Target(scheme, host, port, path, addresses)
 
-    Only http(s); and unless ``allow_private``, no host that resolves to a
-    loopback, private, link-local, multicast or reserved address, so a
-    subscriber cannot make the engine probe the network it runs in. The
-    returned addresses are the ones checked: connect to those and nowhere else.
-    Raises UnsafeURL saying why.
-    """
+
+def _parse(url: str) -> tuple[str, str, int, str]:
+    """(scheme, IDNA host, port, path and query) of an http(s) URL; raises UnsafeURL."""
     try:
         parsed = urlsplit(url)
         port = parsed.port
@@ -120,22 +144,10 @@ def check_url(
         host = parsed.hostname.encode("idna").decode("ascii")
     except UnicodeError as exc:
         raise UnsafeURL(f"url host is not a valid name: {parsed.hostname}") from exc
-    port = port or (443 if parsed.scheme == "https" else 80)
-    try:
-        addresses = tuple(resolve(host, port))
-    except (OSError, UnicodeError) as exc:
-        raise UnsafeURL(f"url host does not resolve: {parsed.hostname}") from exc
-    if not addresses:
-        raise UnsafeURL(f"url host does not resolve: {parsed.hostname}")
-    if not allow_private and not all(is_public(a) for a in addresses):
-        raise UnsafeURL(
-            f"url host {parsed.hostname} is a private address; "
-            "set SUBSCRIPTION_ALLOW_PRIVATE=1 to allow it"
-        )
     path = parsed.path or "/"
     if parsed.query:
         path += "?" + parsed.query
-    return Target(parsed.scheme, host, port, path, addresses)
+    return parsed.scheme, host, port or (443 if parsed.scheme == "https" else 80), path
 
 
 @dataclass(frozen=True)
@@ -276,7 +288,7 @@ def send(
     """
     started = time.monotonic()
     try:
-        target = check_url(url, allow_private=allow_private, resolve=resolve)
+        target = resolve_target(url, allow_private=allow_private, resolve=resolve)
     except UnsafeURL as exc:
         return Attempt(None, str(exc))
     if time.monotonic() - started >= timeout:

@@ -6,22 +6,34 @@ import pytest
 
 from workers.breaker import Breaker, BreakerPolicy, BreakerState
 
-POLICY = BreakerPolicy(failures=3, cooldown=5.0, max_cooldown=30.0)
+POLICY = BreakerPolicy(failures=3, window=4.0, cooldown=5.0, max_cooldown=30.0)
 
 
-def failed_times(times: int, breaker: Breaker | None = None, now: float = 100.0) -> Breaker:
+def failed_times(
+    times: int, breaker: Breaker | None = None, now: float = 96.0, every: float = 2.0
+) -> Breaker:
+    """``times`` failures, ``every`` seconds apart from ``now`` (by default the third at 100)."""
     breaker = breaker or Breaker()
-    for _ in range(times):
-        breaker = breaker.failed(POLICY, now, "TimeoutError")
+    for n in range(times):
+        breaker = breaker.failed(POLICY, now + n * every, "TimeoutError")
     return breaker
 
 
 def test_opens_after_the_threshold_of_failures_in_a_row_and_not_before() -> None:
-    """Two failures leave it closed (counted); the third opens it until now + cooldown."""
-    assert failed_times(2) == Breaker(failures=2, last_error="TimeoutError")
+    """Two failures leave it closed (counted); the third, 4 s into the run, opens it
+    until now + cooldown."""
+    assert failed_times(2) == Breaker(failures=2, first_failed_at=96.0, last_error="TimeoutError")
     opened = failed_times(3)
     assert opened.state is BreakerState.OPEN
     assert (opened.opened_at, opened.retry_at, opened.times_opened) == (100.0, 105.0, 1)
+
+
+def test_a_burst_of_failures_shorter_than_the_window_does_not_open_it() -> None:
+    """Many failures within 4 s (first attempts failing together) keep it closed; one
+    more once the run has lasted the window opens it."""
+    burst = failed_times(10, every=0.1)
+    assert burst.closed and burst.failures == 10
+    assert burst.failed(POLICY, 96.0 + 4.0, "HTTP 500").state is BreakerState.OPEN
 
 
 def test_a_success_anywhere_in_the_run_starts_the_count_again() -> None:
@@ -62,7 +74,7 @@ def test_a_successful_probe_closes_it_clean() -> None:
     """The probe's 2xx: closed, no failures, the next opening starts at the base cooldown."""
     breaker = failed_times(3).probing(105.0, 30.0).succeeded()
     assert breaker == Breaker()
-    assert failed_times(3, breaker, now=200.0).retry_at == 205.0
+    assert failed_times(3, breaker, now=196.0).retry_at == 205.0
 
 
 def test_a_straggler_failing_while_open_keeps_it_open_until_the_same_time() -> None:
@@ -82,8 +94,8 @@ def test_an_unused_probe_hands_the_turn_to_the_next_due_delivery() -> None:
 def test_zero_failures_means_it_never_opens() -> None:
     """failures=0 disables the breaker."""
     breaker = Breaker()
-    for _ in range(100):
-        breaker = breaker.failed(BreakerPolicy(failures=0), 1.0, "x")
+    for n in range(100):
+        breaker = breaker.failed(BreakerPolicy(failures=0), float(n), "x")
     assert breaker.closed and breaker.failures == 100
 
 

@@ -136,11 +136,12 @@ def test_the_breaker_pauses_a_failing_receiver_shows_it_and_probes_it_back(
     client: FlaskClient, calls: Calls, store: Store, settings: Settings,
     redis_client: fakeredis.FakeRedis, receiver: Receiver,
 ) -> None:
-    """3 failures in a row open the breaker (shown by the API); due deliveries wait
-    uncounted; after the cooldown one probe goes, its 2xx closes the breaker and
+    """3 failures in a row over 0.5 s open the breaker (shown by the API); due deliveries
+    wait uncounted; after the cooldown one probe goes, its 2xx closes the breaker and
     every delivery arrives once."""
     settings = replace(settings, delivery_breaker_failures=3, delivery_breaker_seconds=0.5)
     receiver.plan = always(503)
+    receiver.delay = 0.3  # one attempt at a time: the third fails 0.6 s after the first
     sub = subscribe(client, receiver.url(), max_in_flight=1)
     made = [calls.end("missed") for _ in range(4)]
     Pump(store, settings, redis_client).dispatch()
