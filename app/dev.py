@@ -148,31 +148,21 @@ def _run_embedded(env: dict[str, str], port: int) -> int:
 
     Everything the worker process type does runs here too: the events worker
     (main thread, so SIGTERM/Ctrl-C stop it), its housekeeper thread (timers,
-    outcomes, dispatching deliveries) and a deliveries worker thread (outbound
+    outcomes, dispatching deliveries) and a delivery runner thread (outbound
     webhooks, apart so a slow receiver never holds up events).
     """
     import fakeredis
     from rq import SimpleWorker
     from rq.serializers import JSONSerializer
-    from rq.timeouts import TimerDeathPenalty
 
     from app import create_app
-    from workers.delivery import deliveries_queue
+    from workers.delivery_runner import DeliveryRunner
     from workers.engine import Engine
     from workers.history.archiver import start_archiver
     from workers.housekeeper import Housekeeper
     from workers.jobs import events_queue
     from workers.settings import Settings
     from workers.store import Store
-
-    class ThreadWorker(SimpleWorker):
-        """A SimpleWorker for a side thread: only the main thread may set signal
-        handlers, so no SIGTERM handler and job timeouts by a timer, not SIGALRM."""
-
-        death_penalty_class = TimerDeathPenalty
-
-        def _install_signal_handlers(self) -> None:
-            pass
 
     os.environ.update(env)
     # Werkzeug's access log would print every webhook URL, token and all.
@@ -185,23 +175,23 @@ def _run_embedded(env: dict[str, str], port: int) -> int:
         daemon=True,
     )
     web.start()
-    deliveries = ThreadWorker(
-        [deliveries_queue(client)], connection=client, serializer=JSONSerializer
-    )
-    threading.Thread(
-        target=deliveries.work,
-        kwargs={"with_scheduler": False, "logging_level": "WARNING"},
-        name="deliveries",
-        daemon=True,
-    ).start()
     queue = events_queue(client)
     worker = SimpleWorker([queue], connection=client, serializer=JSONSerializer)
     store = Store(client, retention_seconds=settings.retention_seconds)
+    stopping = threading.Event()
+    deliveries = threading.Thread(
+        target=DeliveryRunner(store, settings).run, args=(stopping,), name="deliveries"
+    )
+    deliveries.start()
     housekeeper = Housekeeper(Engine(store, settings), queue, worker.name)
     housekeeper.start()
     start_archiver(store, settings)
-    worker.work(with_scheduler=False, logging_level="WARNING")
-    housekeeper.stop()
+    try:
+        worker.work(with_scheduler=False, logging_level="WARNING")
+    finally:
+        housekeeper.stop()
+        stopping.set()
+        deliveries.join(timeout=10)
     return 0
 
 

@@ -260,6 +260,22 @@ class MessageDoc(Doc):
     received_at = _time("when the engine received it", nullable=False)
 
 
+class BreakerDoc(Doc):
+    """The subscription's circuit breaker: open pauses its deliveries until a probe."""
+
+    state = fields.String(
+        required=True,
+        validate=validate.OneOf(("closed", "open", "half_open")),
+        metadata=_ex("closed", "closed: delivering; open: paused; half_open: a probe is out"),
+    )
+    consecutive_failures = fields.Integer(
+        required=True, validate=validate.Range(min=0), metadata=_ex(0, "failed attempts in a row")
+    )
+    opened_at = _time("when it opened; null while closed")
+    next_probe_at = _time("while open: when the next due delivery goes out as a probe")
+    last_error = _text(None, "why the last failed attempt failed")
+
+
 class SubscriptionDoc(Doc):
     """An outbound webhook subscription (its secrets are never shown again)."""
 
@@ -279,6 +295,12 @@ class SubscriptionDoc(Doc):
     )
     disabled_reason = fields.String(metadata=_ex("receiver answered 410 Gone"))
     created_at = _time("when it was made", nullable=False)
+    max_in_flight = fields.Integer(
+        required=True,
+        validate=validate.Range(min=1),
+        metadata=_ex(4, "attempts to it under way at once, per delivery process"),
+    )
+    breaker = fields.Nested(BreakerDoc, required=True)
 
 
 class SubscriptionWithSecretDoc(SubscriptionDoc):

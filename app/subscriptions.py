@@ -19,7 +19,8 @@ from app.auth import ALL_TENANTS, require_api_key
 from app.errors import BadQuery, error_response
 from app.resources import get_store
 from statemachine.events import isoformat
-from workers.delivery import Deliveries, public_delivery
+from workers.breaker import Breaker
+from workers.delivery import Deliveries, max_in_flight, public_delivery
 from workers.store import SubscriptionStore
 from workers.webhooks import UnsafeURL, check_url, new_secret
 
@@ -37,6 +38,15 @@ class SubscriptionSchema(Schema):
     url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
     outcomes = fields.List(fields.String(validate=validate.OneOf(OUTCOME_KINDS)), load_default=None)
     tenant_id = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
+    max_in_flight = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=1, max=100),
+        metadata={
+            "example": 4,
+            "description": "attempts to it under way at once, per delivery process "
+            "(default DELIVERY_MAX_IN_FLIGHT)",
+        },
+    )
 
 
 class RotateSchema(Schema):
@@ -52,9 +62,26 @@ def _subs() -> SubscriptionStore:
     return SubscriptionStore(get_store())
 
 
-def _public(subscription: dict[str, Any]) -> dict[str, Any]:
+def _public(subscription: dict[str, Any], breaker: str | None = None) -> dict[str, Any]:
+    """A subscription as shown: no secrets; its in-flight limit and its breaker's state."""
     hidden = {"secrets", "created_us"}
-    return {k: v for k, v in subscription.items() if k not in hidden}
+    shown = {k: v for k, v in subscription.items() if k not in hidden}
+    shown["max_in_flight"] = max_in_flight(subscription, current_app.config["CALLSTATE_SETTINGS"])
+    shown["breaker"] = Breaker.from_json(breaker).shown()
+    return shown
+
+
+def _shown(subscriptions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Subscriptions as shown, each with its breaker (read per tenant stored under)."""
+    by_tenant: dict[str, list[dict[str, Any]]] = {}
+    for subscription in subscriptions:
+        by_tenant.setdefault(subscription["tenant_id"], []).append(subscription)
+    breakers: dict[str, str | None] = {}
+    subs = _subs()
+    for tenant, group in by_tenant.items():
+        ids = [s["id"] for s in group]
+        breakers.update(zip(ids, subs.breakers(tenant, ids), strict=True))
+    return [_public(s, breakers.get(s["id"])) for s in subscriptions]
 
 
 def _storage_tenants() -> list[str]:
@@ -114,6 +141,7 @@ def create() -> tuple[Response, int]:
         "url": data["url"],
         "outcomes": sorted(set(data["outcomes"])) if data["outcomes"] else None,
         "enabled": True,
+        "max_in_flight": data["max_in_flight"],
         "created_at": isoformat_us(created_us),
         "created_us": created_us,
         "secrets": [{"secret": secret, "expires_at": None}],
@@ -133,7 +161,7 @@ def isoformat_us(micros: int) -> str | None:
 def list_subscriptions() -> Response:
     subs = _subs()
     found = [s for tenant in _storage_tenants() for s in subs.subscriptions(tenant)]
-    return jsonify({"subscriptions": [_public(s) for s in found]})
+    return jsonify({"subscriptions": _shown(found)})
 
 
 @bp.get("/<subscription_id>")
@@ -142,7 +170,7 @@ def get_subscription(subscription_id: str) -> tuple[Response, int]:
     subscription = _find(subscription_id)
     if subscription is None:
         return error_response(404, "no such subscription")
-    return jsonify(_public(subscription)), 200
+    return jsonify(_shown([subscription])[0]), 200
 
 
 @bp.delete("/<subscription_id>")
@@ -175,7 +203,7 @@ def rotate_secret(subscription_id: str) -> tuple[Response, int]:
     ]
     subscription["secrets"] = [{"secret": secret, "expires_at": None}, *kept]
     _subs().save_subscription(subscription)
-    return jsonify({**_public(subscription), "secret": secret}), 200
+    return jsonify({**_shown([subscription])[0], "secret": secret}), 200
 
 
 @bp.get("/<subscription_id>/deliveries")

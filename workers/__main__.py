@@ -1,8 +1,9 @@
 """Run the worker process type: ``python -m workers``.
 
 Starts ``WORKER_CONCURRENCY`` (default 1) RQ SimpleWorkers for events, each
-with its housekeeper thread, and ``DELIVERY_CONCURRENCY`` (default 1) for
-outbound webhooks: a receiver that takes its full 10 s never holds up events.
+with its housekeeper thread, and ``DELIVERY_CONCURRENCY`` (default 1) delivery
+processes for outbound webhooks (workers/delivery_runner.py): a receiver that
+takes its full 10 s never holds up events.
 
 SimpleWorker runs jobs in its own process instead of forking one per job:
 our jobs take a millisecond, a fork takes far longer, and a SIGTERM (Heroku's
@@ -25,7 +26,7 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from workers import jobs
-from workers.delivery import deliveries_queue
+from workers.delivery_runner import run_process as run_deliveries
 from workers.engine import Engine
 from workers.history.archiver import start_archiver
 from workers.housekeeper import Housekeeper
@@ -119,7 +120,7 @@ def run_one(settings: Settings, role: str = "events") -> None:
                     log.warning("redis configuration puts events at risk", problem=warning)
                 for warning in store.connection_warnings(settings.formation_connections()):
                     log.warning("redis connection budget", problem=warning)
-            queue = events_queue(client) if role == "events" else deliveries_queue(client)
+            queue = events_queue(client)
             worker = EngineWorker(
                 [queue],
                 connection=client,
@@ -165,7 +166,7 @@ def main(argv: list[str]) -> int:
         run_one(settings, "events")
         return 0
     if "--deliveries" in argv:
-        run_one(settings, "deliveries")
+        run_deliveries(settings)
         return 0
     processes = settings.worker_concurrency + settings.delivery_concurrency
     if settings.worker_process_connections * processes > settings.worker_redis_connections:

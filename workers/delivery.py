@@ -1,12 +1,14 @@
-"""Outcome subscriptions: turn outcome records into deliveries and deliver them.
+"""Outcome subscriptions: turn outcome records into deliveries, prepare and record attempts.
 
 The outcome streams are the source. A dispatcher (one at a time, in a worker's
 housekeeper) reads each tenant's stream after its cursor and, for every record
 and every matching subscription, creates a delivery whose id is derived from
-the two (so doing it twice creates it once), arms its timer and moves the
-cursor, all in one MULTI. Due timers become RQ jobs on the deliveries queue;
-each job makes one attempt and either finishes the delivery or re-arms its
-timer on the retry schedule. A worker killed mid-attempt leaves the timer
+the two (so doing it twice creates it once), queues it and moves the cursor,
+all in one MULTI. Each (tenant, subscription) has a queue of its own. The
+delivery process (workers/delivery_runner.py) claims due attempts from those
+queues under each subscription's in-flight limit and breaker, makes them on a
+pool of threads, and records them here: the delivery finishes, or is queued
+again on the retry schedule. A process killed mid-attempt leaves the claim
 leased; when the lease runs out the attempt is made again with the same
 ``webhook-id``, which is how receivers deduplicate.
 """
@@ -16,26 +18,21 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
-import redis
-from rq import Queue, get_current_job
-from rq.serializers import JSONSerializer
-
 from statemachine.events import isoformat
+from workers.breaker import Breaker, BreakerPolicy
 from workers.observability import get_logger
-from workers.settings import DELIVERIES_QUEUE, Settings
+from workers.settings import Settings
 from workers.store import Store, SubscriptionStore, dumps
-from workers.webhooks import UnsafeURL, check_url, post, signature_header
+from workers.webhooks import DELIVERY_TIMEOUT_SECONDS, Attempt, signature_header
 
 log = get_logger("callstate.delivery")
 
-DELIVER = "workers.delivery.deliver"
-DELIVERY_LEASE = 60.0
-
-
-def deliveries_queue(client: redis.Redis) -> Queue:
-    return Queue(DELIVERIES_QUEUE, connection=client, serializer=JSONSerializer)
+# How long a claimed attempt is ours: longer than an attempt may take, after
+# which a delivery process that died mid-attempt has its claim made again.
+DELIVERY_LEASE = 3 * DELIVERY_TIMEOUT_SECONDS
 
 
 def _now_iso(now: float) -> str | None:
@@ -91,6 +88,32 @@ def new_delivery(
     }
 
 
+def max_in_flight(subscription: dict[str, Any], settings: Settings) -> int:
+    """Attempts to this subscription under way at once, per delivery process."""
+    return int(subscription.get("max_in_flight") or settings.delivery_max_in_flight)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One attempt ready to go, and what to record it against."""
+
+    tenant_id: str
+    subscription: dict[str, Any]
+    stored_under: str  # the tenant (or "*") the subscription is stored under
+    delivery: dict[str, Any]
+    body: bytes
+    headers: dict[str, str]
+    started: float
+
+    @property
+    def url(self) -> str:
+        return str(self.subscription["url"])
+
+    @property
+    def subscription_id(self) -> str:
+        return str(self.subscription["id"])
+
+
 class Deliveries:
     """Dispatching outcome records to subscriptions, and attempting deliveries."""
 
@@ -118,23 +141,6 @@ class Deliveries:
         self.subs.add_deliveries(tenant_id, deliveries, new_cursor, now)
         return len(deliveries)
 
-    def enqueue_due(self, tenant_id: str, queue: Queue, now: float | None = None) -> int:
-        """Turn the tenant's due delivery timers into jobs; returns how many."""
-        now = time.time() if now is None else now
-        lease = now + DELIVERY_LEASE
-        claimed = self.subs.claim_delivery_timers(tenant_id, now, lease)
-        for subscription_id, delivery_id in claimed:
-            digest = hashlib.sha256(delivery_id.encode()).hexdigest()[:24]
-            queue.enqueue_call(
-                DELIVER,
-                args=(tenant_id, subscription_id, delivery_id),
-                job_id=f"dl-{digest}-{int(lease * 1000)}",
-                timeout=60,
-                result_ttl=0,
-                failure_ttl=int(self.settings.retention_seconds),
-            )
-        return len(claimed)
-
     def replay(self, tenant_id: str, delivery: dict[str, Any], now: float | None = None) -> None:
         """Try a (failed) delivery again from the start of its schedule."""
         now = time.time() if now is None else now
@@ -142,20 +148,36 @@ class Deliveries:
         self.subs.save_delivery(tenant_id, delivery)
         self.subs.schedule_delivery(tenant_id, delivery["subscription_id"], delivery["id"], now)
 
+    @property
+    def breaker_policy(self) -> BreakerPolicy:
+        seconds = self.settings.delivery_breaker_seconds
+        return BreakerPolicy(
+            failures=self.settings.delivery_breaker_failures, window=seconds, cooldown=seconds
+        )
+
     # -- one attempt ----------------------------------------------------------------
 
-    def attempt(self, tenant_id: str, subscription_id: str, delivery_id: str) -> str:
-        """Make one delivery attempt; returns the delivery's status afterwards."""
-        now = time.time()
+    def prepare(
+        self,
+        tenant_id: str,
+        delivery_id: str,
+        subscription: dict[str, Any] | None,
+        stored_under: str,
+        subscription_id: str,
+        now: float | None = None,
+    ) -> Prepared | None:
+        """Sign a claimed delivery for its attempt; None if there is nothing to send
+        (the delivery is gone or done, or its subscription deleted or disabled:
+        then it is finished here)."""
+        now = time.time() if now is None else now
         delivery = self.subs.delivery(tenant_id, delivery_id)
         if delivery is None or delivery["status"] != "pending":
             self.subs.finish_delivery_timer(tenant_id, subscription_id, delivery_id)
-            return delivery["status"] if delivery else "gone"
-        subscription = self.subs.subscription(delivery["subscription_tenant"], subscription_id)
+            return None
         if subscription is None or not subscription.get("enabled", True):
             delivery.update(status="cancelled", last_error="subscription deleted or disabled")
-            return self._finish(tenant_id, delivery)
-
+            self._finish(tenant_id, delivery)
+            return None
         body = delivery["body"].encode()
         timestamp = int(now)
         live_secrets = [
@@ -172,28 +194,33 @@ class Deliveries:
                 live_secrets, delivery["webhook_id"], timestamp, body
             ),
         }
-        try:
-            check_url(subscription["url"], allow_private=self.settings.subscription_allow_private)
-            result = post(subscription["url"], body, headers)
-            status_code, error = result.status, result.error
-        except UnsafeURL as exc:
-            status_code, error = None, str(exc)
+        return Prepared(tenant_id, subscription, stored_under, delivery, body, headers, now)
+
+    def record(self, prepared: Prepared, result: Attempt) -> str:
+        """Record an attempt's result: finish the delivery or queue its retry on the
+        schedule, and move the subscription's breaker. Returns the delivery's status."""
+        tenant_id, delivery = prepared.tenant_id, prepared.delivery
+        subscription_id, started = prepared.subscription_id, prepared.started
         delivery.update(
             attempts=delivery["attempts"] + 1,
-            last_status=status_code,
-            last_error=error,
-            last_attempt_at=_now_iso(now),
+            last_status=result.status,
+            last_error=result.error,
+            last_attempt_at=_now_iso(started),
         )
-        if status_code is not None and 200 <= status_code < 300:
+        if result.status != 410:
+            self._move_breaker(prepared, result)
+        if result.ok:
             delivery.update(
                 status="succeeded", delivered_at=_now_iso(time.time()), next_attempt_at=None
             )
             self.store.add_stats({"deliveries:succeeded": 1})
             return self._finish(tenant_id, delivery)
-        if status_code == 410:
-            subscription["enabled"] = False
-            subscription["disabled_reason"] = "receiver answered 410 Gone"
-            self.subs.save_subscription(subscription)
+        if result.status == 410:
+            subscription = self.subs.subscription(prepared.stored_under, subscription_id)
+            if subscription is not None:
+                subscription["enabled"] = False
+                subscription["disabled_reason"] = "receiver answered 410 Gone"
+                self.subs.save_subscription(subscription)
             delivery.update(
                 status="failed",
                 next_attempt_at=None,
@@ -205,29 +232,41 @@ class Deliveries:
         if delivery["attempts"] > len(schedule):
             delivery.update(status="failed", next_attempt_at=None)
             self.store.add_stats({"deliveries:failed": 1})
-            log.warning("delivery failed for good", delivery_id=delivery_id, tenant=tenant_id)
+            log.warning("delivery failed for good", delivery_id=delivery["id"], tenant=tenant_id)
             return self._finish(tenant_id, delivery)
-        due = now + schedule[delivery["attempts"] - 1]
+        due = started + schedule[delivery["attempts"] - 1]
         delivery["next_attempt_at"] = _now_iso(due)
         self.store.add_stats({"deliveries:retrying": 1})
         self.subs.save_delivery(tenant_id, delivery)
-        self.subs.schedule_delivery(tenant_id, subscription_id, delivery_id, due)
+        self.subs.schedule_delivery(tenant_id, subscription_id, delivery["id"], due)
         return "pending"
+
+    def _move_breaker(self, prepared: Prepared, result: Attempt) -> None:
+        under, subscription_id = prepared.stored_under, prepared.subscription_id
+        if result.ok:
+            before = self.subs.clear_breaker(under, subscription_id)
+            if before is not None and not Breaker.from_json(before).closed:
+                log.warning("receiver answers again: breaker closed", subscription=subscription_id)
+            return
+        policy, now = self.breaker_policy, time.time()
+
+        def fail(raw: str | None) -> str:
+            return Breaker.from_json(raw).failed(policy, now, result.error).to_json()
+
+        before, after = self.subs.update_breaker(under, subscription_id, fail)
+        opened = Breaker.from_json(after)
+        if opened.state.value == "open" and Breaker.from_json(before).state != opened.state:
+            log.warning(
+                "receiver failing: breaker open, its deliveries wait",
+                subscription=subscription_id,
+                failures=opened.failures,
+                next_probe_in=round((opened.retry_at or now) - now, 1),
+            )
 
     def _finish(self, tenant_id: str, delivery: dict[str, Any]) -> str:
         self.subs.save_delivery(tenant_id, delivery)
         self.subs.finish_delivery_timer(tenant_id, delivery["subscription_id"], delivery["id"])
         return str(delivery["status"])
-
-
-def deliver(tenant_id: str, subscription_id: str, delivery_id: str) -> str:
-    """Job: make one attempt at one delivery."""
-    job = get_current_job()
-    if job is None:
-        raise RuntimeError("deliver runs inside an RQ worker")
-    settings = Settings.from_env()
-    store = Store(job.connection, retention_seconds=settings.retention_seconds)
-    return Deliveries(store, settings).attempt(tenant_id, subscription_id, delivery_id)
 
 
 def public_delivery(delivery: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 import redis
 from rq import Queue
 
-from workers.delivery import Deliveries, deliveries_queue
+from workers.delivery import Deliveries
 from workers.engine import Engine
 from workers.jobs import enqueue_drain, new_job_id
 from workers.observability import get_logger
@@ -50,7 +50,6 @@ class Housekeeper(threading.Thread):
         self._last_reap = 0.0
         self._bells: dict[tuple[str, int], tuple[str | None, float]] = {}
         self.deliveries = Deliveries(self.store, engine.settings)
-        self.deliveries_queue = deliveries_queue(self.store.redis)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -98,16 +97,15 @@ class Housekeeper(threading.Thread):
         return count
 
     def dispatch(self) -> int:
-        """Turn new outcome records into deliveries (one dispatcher at a time),
-        then due delivery attempts into jobs; returns how many jobs."""
-        if self.store.redis.set(DISPATCH_LOCK, self.worker_name, nx=True, px=5000):
-            try:
-                for tenant in self.tenants():
-                    self.deliveries.dispatch(tenant)
-            finally:
-                if self.store.redis.get(DISPATCH_LOCK) == self.worker_name.encode():
-                    self.store.redis.delete(DISPATCH_LOCK)
-        return sum(self.deliveries.enqueue_due(t, self.deliveries_queue) for t in self.tenants())
+        """Turn new outcome records into deliveries (one dispatcher at a time; the
+        delivery processes take them from there); returns how many."""
+        if not self.store.redis.set(DISPATCH_LOCK, self.worker_name, nx=True, px=5000):
+            return 0
+        try:
+            return sum(self.deliveries.dispatch(tenant) for tenant in self.tenants())
+        finally:
+            if self.store.redis.get(DISPATCH_LOCK) == self.worker_name.encode():
+                self.store.redis.delete(DISPATCH_LOCK)
 
     def reap(self) -> int:
         """Ring again for partitions whose events wait and whose drainer is gone.

@@ -10,7 +10,6 @@ from typing import TypeVar
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_RETRY_SCHEDULE = (5, 30, 120, 600, 1800, 7200, 21600)
 EVENTS_QUEUE = "callstate-events"
-DELIVERIES_QUEUE = "callstate-deliveries"
 _TRUE = {"1", "true", "yes", "on"}
 # A worker process holds one connection in its blocking dequeue, one in RQ's
 # command listener (pubsub) and one in its housekeeper thread; fewer and one
@@ -138,6 +137,19 @@ class Settings:
     web_concurrency: int = 2
     worker_concurrency: int = 1
     delivery_concurrency: int = 1
+    # Call history (SQL): None = not configured. A SQLAlchemy URL (see database_url).
+    database_url: str | None = None
+    # Archived calls older than this (by start) are deleted; None keeps them.
+    history_retention_days: float | None = None
+    # Outbound webhooks (README "Outbound webhooks"): attempts under way at once
+    # per delivery process, and per subscription unless it sets its own.
+    delivery_threads: int = 32
+    delivery_max_in_flight: int = 4
+    # A subscription's breaker opens after this many failed attempts in a row
+    # (0: never) over at least DELIVERY_BREAKER_SECONDS, and stays open that long
+    # the first time, doubling per failed probe up to 300 s.
+    delivery_breaker_failures: int = 5
+    delivery_breaker_seconds: float = 5.0
 
     @property
     def web_process_connections(self) -> int:
@@ -158,10 +170,6 @@ class Settings:
             self.worker_concurrency + self.delivery_concurrency
         )
         return web_dynos * web + worker_dynos * worker
-    # Call history (SQL): None = not configured. A SQLAlchemy URL (see database_url).
-    database_url: str | None = None
-    # Archived calls older than this (by start) are deleted; None keeps them.
-    history_retention_days: float | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -193,4 +201,8 @@ class Settings:
             delivery_concurrency=_number(env, "DELIVERY_CONCURRENCY", 1, 1),
             database_url=database_url(env.get("DATABASE_URL", "")),
             history_retention_days=_number(env, "HISTORY_RETENTION_DAYS", 0.0, 0.0, "days") or None,
+            delivery_threads=_number(env, "DELIVERY_THREADS", 32, 1),
+            delivery_max_in_flight=_number(env, "DELIVERY_MAX_IN_FLIGHT", 4, 1),
+            delivery_breaker_failures=_number(env, "DELIVERY_BREAKER_FAILURES", 5, 0),
+            delivery_breaker_seconds=_number(env, "DELIVERY_BREAKER_SECONDS", 5.0, 0.0),
         )

@@ -23,13 +23,14 @@ Redis) and every Lua script touches one slot only::
 
 from __future__ import annotations
 
+import functools
 import json
 import queue
 import ssl
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, cast
@@ -993,14 +994,27 @@ def pending_field(envelope: dict[str, Any]) -> str:
 # -- subscriptions and deliveries -----------------------------------------------
 #
 #   cs:{t:T}:subs                hash   subscription id -> json (T = "*" for all-tenant ones)
+#   cs:{t:T}:breakers            hash   subscription id -> its circuit breaker (json)
 #   cs:{t:T}:dispatch-cursor     string last outcome id turned into deliveries
 #   cs:{t:T}:delivery:<id>       string delivery json (expires with RETENTION_SECONDS)
 #   cs:{t:T}:deliveries:<sub>    zset   delivery id -> created at (listing order)
-#   cs:{t:T}:delivery-timers     zset   "<sub>/<delivery>" -> when to (re)try
+#   cs:{t:T}:delivery-queue:<sub> zset  delivery id -> when to (re)try, or its lease end
+#   cs:{t:T}:delivery-due        zset   subscription id -> earliest score of its queue
+#                                       (never later than it: the claimer's way in)
+#   cs:{t:T}:delivery-timers     zset   "<sub>/<delivery>" -> when (before per-subscription
+#                                       queues; moved into them by migrate_delivery_timers)
+#
+# One queue per (tenant, subscription) lets the delivery process take a
+# subscription's due attempts, or skip them all while its breaker is open,
+# without walking past another receiver's backlog.
 
 
 def subs_key(tenant_id: str) -> str:
     return f"{tenant_tag(tenant_id)}:subs"
+
+
+def breakers_key(tenant_id: str) -> str:
+    return f"{tenant_tag(tenant_id)}:breakers"
 
 
 def dispatch_cursor_key(tenant_id: str) -> str:
@@ -1015,16 +1029,39 @@ def deliveries_index_key(tenant_id: str, subscription_id: str) -> str:
     return f"{tenant_tag(tenant_id)}:deliveries:{_part(subscription_id)}"
 
 
+def delivery_queue_key(tenant_id: str, subscription_id: str) -> str:
+    return f"{tenant_tag(tenant_id)}:delivery-queue:{_part(subscription_id)}"
+
+
+def delivery_due_key(tenant_id: str) -> str:
+    return f"{tenant_tag(tenant_id)}:delivery-due"
+
+
 def delivery_timers_key(tenant_id: str) -> str:
     return f"{tenant_tag(tenant_id)}:delivery-timers"
 
 
+@functools.cache
+def _claim_deliveries_source() -> str:
+    return _script("claim_deliveries")
+
+
+@dataclass(frozen=True)
+class SubscriptionState:
+    """What the delivery process reads about a subscription before claiming for it."""
+
+    subscription: dict[str, Any] | None  # None: deleted
+    breaker: str | None  # its breaker's json, None while it never failed
+    stored_under: str  # the tenant (or "*") it is stored under
+
+
 class SubscriptionStore:
-    """Subscriptions, their deliveries and retry timers, over the same Redis."""
+    """Subscriptions, their deliveries, queues and breakers, over the same Redis."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.redis = store.redis
+        self._claim: Script = self.redis.register_script(_claim_deliveries_source())
 
     # -- subscriptions --------------------------------------------------------
 
@@ -1050,7 +1087,54 @@ class SubscriptionStore:
         return json.loads(raw) if raw is not None else None
 
     def delete_subscription(self, tenant_id: str, subscription_id: str) -> bool:
-        return bool(self.redis.hdel(subs_key(tenant_id), subscription_id))
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(subs_key(tenant_id), subscription_id)
+            pipe.hdel(breakers_key(tenant_id), subscription_id)
+            deleted, _ = pipe.execute()
+        return bool(deleted)
+
+    # -- breakers ---------------------------------------------------------------
+
+    def breakers(self, tenant_id: str, subscription_ids: Sequence[str]) -> list[str | None]:
+        """The breaker json of each subscription stored under ``tenant_id`` (None: none yet)."""
+        if not subscription_ids:
+            return []
+        raw = self.redis.hmget(breakers_key(tenant_id), list(subscription_ids))
+        return [_text(r) if r is not None else None for r in raw]
+
+    def clear_breaker(self, tenant_id: str, subscription_id: str) -> str | None:
+        """Forget a breaker (a success: closed and clean); returns the json it had."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hget(breakers_key(tenant_id), subscription_id)
+            pipe.hdel(breakers_key(tenant_id), subscription_id)
+            before, _ = pipe.execute()
+        return _text(before) if before is not None else None
+
+    def update_breaker(
+        self, tenant_id: str, subscription_id: str, change: Callable[[str | None], str | None]
+    ) -> tuple[str | None, str | None]:
+        """Apply ``change`` to a breaker's json atomically (optimistic, retried on a race).
+
+        ``change`` gets the stored json (None if none) and returns the new json,
+        or None to leave it. Returns (before, after).
+        """
+        key = breakers_key(tenant_id)
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)  # type: ignore[no-untyped-call]
+                    raw = pipe.hget(key, subscription_id)
+                    before = _text(raw) if raw is not None else None
+                    after = change(before)
+                    if after is None or after == before:
+                        pipe.unwatch()
+                        return before, before
+                    pipe.multi()
+                    pipe.hset(key, subscription_id, after)
+                    pipe.execute()
+                    return before, after
+                except redis.WatchError:
+                    continue
 
     # -- dispatch ---------------------------------------------------------------
 
@@ -1061,7 +1145,7 @@ class SubscriptionStore:
     def add_deliveries(
         self, tenant_id: str, deliveries: Sequence[dict[str, Any]], cursor: str, now: float
     ) -> None:
-        """Create deliveries (once each, by id), arm their timers, move the cursor: one MULTI.
+        """Create deliveries (once each, by id), queue them, move the cursor: one MULTI.
 
         A dispatcher that dies before EXEC leaves the cursor where it was; the
         next one creates the same delivery ids, which SET NX ignores.
@@ -1074,8 +1158,7 @@ class SubscriptionStore:
                 pipe.zadd(index, {delivery["id"]: now}, nx=True)
                 pipe.zremrangebyscore(index, "-inf", now - self.store.retention_seconds)
                 pipe.pexpire(index, ttl)
-                member = f"{delivery['subscription_id']}/{delivery['id']}"
-                pipe.zadd(delivery_timers_key(tenant_id), {member: now}, nx=True)
+                self._queue(pipe, tenant_id, delivery["subscription_id"], delivery["id"], now, True)
             pipe.set(dispatch_cursor_key(tenant_id), cursor)
             pipe.execute()
 
@@ -1104,26 +1187,110 @@ class SubscriptionStore:
         raw = self.redis.mget([delivery_key(tenant_id, i) for i in ids])
         return [json.loads(r) for r in raw if r is not None]
 
+    @staticmethod
+    def _queue(
+        pipe: Any, tenant_id: str, subscription_id: str, delivery_id: str, due: float, new: bool
+    ) -> None:
+        queue = delivery_queue_key(tenant_id, subscription_id)
+        if new:
+            pipe.zadd(queue, {delivery_id: due}, nx=True)
+        else:
+            pipe.zadd(queue, {delivery_id: due})
+        # LT: the index entry only ever moves earlier here; the claimer moves it later.
+        pipe.zadd(delivery_due_key(tenant_id), {subscription_id: due}, lt=True)
+
     def schedule_delivery(
         self, tenant_id: str, subscription_id: str, delivery_id: str, due: float
     ) -> None:
-        self.redis.zadd(delivery_timers_key(tenant_id), {f"{subscription_id}/{delivery_id}": due})
+        """(Re)arm a delivery's next attempt at ``due``."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            self._queue(pipe, tenant_id, subscription_id, delivery_id, due, False)
+            pipe.execute()
 
     def finish_delivery_timer(self, tenant_id: str, subscription_id: str, delivery_id: str) -> None:
-        self.redis.zrem(delivery_timers_key(tenant_id), f"{subscription_id}/{delivery_id}")
+        """Take a delivery out of its queue: no attempt is due any more."""
+        self.redis.zrem(delivery_queue_key(tenant_id, subscription_id), delivery_id)
 
-    def claim_delivery_timers(
-        self, tenant_id: str, now: float, lease_until: float, limit: int = 100
-    ) -> list[tuple[str, str]]:
-        """Claim due delivery attempts until ``lease_until``; (subscription, delivery) pairs."""
-        members = self.store._claim_timers(
-            keys=[delivery_timers_key(tenant_id)], args=[now, lease_until, limit]
-        )
-        pairs = []
-        for member in members:
-            subscription_id, _, delivery_id = _text(member).partition("/")
-            pairs.append((subscription_id, delivery_id))
-        return pairs
+    def due_subscriptions(self, tenant_ids: Sequence[str], now: float) -> dict[str, list[str]]:
+        """Per tenant, the subscriptions with an attempt due by ``now`` (one round trip)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tenant in tenant_ids:
+                pipe.zrangebyscore(delivery_due_key(tenant), "-inf", now)
+            answers = pipe.execute()
+        return {
+            tenant: [_text(s) for s in subs]
+            for tenant, subs in zip(tenant_ids, answers, strict=True)
+            if subs
+        }
+
+    def subscription_states(
+        self, wanted: Sequence[tuple[str, str]]
+    ) -> dict[str, SubscriptionState]:
+        """For (tenant, subscription id) pairs, each subscription (looked up under the
+        tenant, then under ``*``) and its breaker, in one round trip."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tenant, subscription_id in wanted:
+                for under in (tenant, "*"):
+                    pipe.hget(subs_key(under), subscription_id)
+                    pipe.hget(breakers_key(under), subscription_id)
+            answers = pipe.execute()
+        states: dict[str, SubscriptionState] = {}
+        for position, (tenant, subscription_id) in enumerate(wanted):
+            own, own_breaker, star, star_breaker = answers[4 * position : 4 * position + 4]
+            if own is not None:
+                found, breaker, under = own, own_breaker, tenant
+            elif star is not None:
+                found, breaker, under = star, star_breaker, "*"
+            else:
+                found, breaker, under = None, None, tenant
+            states[subscription_id] = SubscriptionState(
+                json.loads(found) if found is not None else None,
+                _text(breaker) if breaker is not None else None,
+                under,
+            )
+        return states
+
+    def claim_deliveries(
+        self, tenant_id: str, now: float, lease_until: float, quotas: Sequence[tuple[str, int]]
+    ) -> dict[str, list[str]]:
+        """Claim due attempts until ``lease_until``: at most ``quota`` per subscription.
+
+        Returns subscription id -> claimed delivery ids.
+        """
+        if not quotas:
+            return {}
+        keys = [delivery_due_key(tenant_id)]
+        args: list[Any] = [now, lease_until]
+        for subscription_id, quota in quotas:
+            keys.append(delivery_queue_key(tenant_id, subscription_id))
+            args += [subscription_id, quota]
+        claimed = self._claim(keys=keys, args=args)
+        return {
+            subscription_id: [_text(d) for d in ids]
+            for (subscription_id, _), ids in zip(quotas, claimed, strict=True)
+        }
+
+    def migrate_delivery_timers(self, tenant_ids: Sequence[str], batch: int = 1000) -> int:
+        """Move timers of the single per-tenant zset (older releases) into the
+        per-subscription queues, keeping their times and leases; returns how many."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tenant in tenant_ids:
+                pipe.exists(delivery_timers_key(tenant))
+            present = [t for t, n in zip(tenant_ids, pipe.execute(), strict=True) if n]
+        moved = 0
+        for tenant in present:
+            old = delivery_timers_key(tenant)
+            members = cast(
+                list[tuple[bytes, float]], self.redis.zrange(old, 0, batch - 1, withscores=True)
+            )
+            with self.redis.pipeline(transaction=True) as pipe:
+                for member, when in members:
+                    subscription_id, _, delivery_id = _text(member).partition("/")
+                    self._queue(pipe, tenant, subscription_id, delivery_id, float(when), True)
+                    pipe.zrem(old, member)
+                pipe.execute()
+            moved += len(members)
+        return moved
 
 
 def _call_log(meta: list[Any], raw_records: list[bytes]) -> CallLog:

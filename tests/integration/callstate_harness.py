@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import importlib.util
 import json
 import os
 import re
@@ -23,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -46,6 +48,23 @@ KEY_A = "key-tenant-a"
 KEY_B = "key-tenant-b"
 
 T = TypeVar("T")
+
+
+# -- test tools of other directories ------------------------------------------
+
+
+def load_webhook_kit() -> ModuleType:
+    """tests/subscriptions/webhook_kit.py (receiver, verifier), whether or not that
+    directory is on sys.path."""
+    if "webhook_kit" in sys.modules:
+        return sys.modules["webhook_kit"]
+    path = REPO / "tests" / "subscriptions" / "webhook_kit.py"
+    spec = importlib.util.spec_from_file_location("webhook_kit", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["webhook_kit"] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 # -- waiting ------------------------------------------------------------------

@@ -8,13 +8,9 @@ independent Standard Webhooks verifier of tests/subscriptions/webhook_kit.py.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -26,6 +22,7 @@ from callstate_harness import (
     Api,
     Launcher,
     accept_calls,
+    load_webhook_kit,
     wait_until,
 )
 from primevox_bodies import ALICE, EXPECTED, Call, scenario
@@ -33,20 +30,7 @@ from primevox_bodies import ALICE, EXPECTED, Call, scenario
 DELIVERED_WITHIN = 30.0
 
 
-def _load_webhook_kit() -> ModuleType:
-    """tests/subscriptions/webhook_kit.py, whether or not that directory is on sys.path."""
-    if "webhook_kit" in sys.modules:
-        return sys.modules["webhook_kit"]
-    path = Path(__file__).resolve().parents[1] / "subscriptions" / "webhook_kit.py"
-    spec = importlib.util.spec_from_file_location("webhook_kit", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["webhook_kit"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-kit = _load_webhook_kit()
+kit = load_webhook_kit()
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 
 Outcomes are made the way the service makes them: PrimeVOX events posted to
 the intake over the Flask test client, applied by an RQ SimpleWorker, then
-decided by the engine (grace 0). Deliveries go through ``Deliveries.dispatch``,
-``enqueue_due`` and the ``workers.delivery.deliver`` job on a SimpleWorker.
+decided by the engine (grace 0). Deliveries go through ``Deliveries.dispatch``
+and the delivery process's runner (workers/delivery_runner.py), in-process.
 """
 
 from __future__ import annotations
@@ -34,13 +34,6 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def job_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """What the ``deliver`` job reads through Settings.from_env()."""
-    monkeypatch.setenv("SUBSCRIPTION_ALLOW_PRIVATE", "1")
-    monkeypatch.setenv("DELIVERY_RETRY_SECONDS", ",".join(str(s) for s in RETRY_SCHEDULE))
-
-
-@pytest.fixture
 def receiver() -> Iterator[Receiver]:
     with Receiver() as running:
         yield running
@@ -54,7 +47,5 @@ def calls(
 
 
 @pytest.fixture
-def pump(
-    store: Store, settings: Settings, redis_client: fakeredis.FakeRedis, job_env: None
-) -> Pump:
+def pump(store: Store, settings: Settings, redis_client: fakeredis.FakeRedis) -> Pump:
     return Pump(store, settings, redis_client)

@@ -8,10 +8,9 @@ from typing import Any
 
 import fakeredis
 from flask.testing import FlaskClient
-from rq import SimpleWorker
-from rq.serializers import JSONSerializer
 
-from workers.delivery import Deliveries, deliveries_queue
+from workers.delivery import Deliveries
+from workers.delivery_runner import DeliveryRunner
 from workers.engine import Engine
 from workers.settings import Settings
 from workers.store import Store
@@ -51,6 +50,25 @@ def events_for(kind: str, tenant: str, call_uuid: str) -> list[dict[str, str]]:
             {"eventType": "inboundCallCompleted", **ids, **alice, **caller},
         ]
     raise ValueError(kind)
+
+
+def subscribe(
+    client: FlaskClient, url: str, auth: dict[str, str] = ADMIN, **extra: Any
+) -> dict[str, Any]:
+    answer = client.post("/v1/subscriptions", json={"url": url, **extra}, headers=auth)
+    assert answer.status_code == 201, answer.get_data(as_text=True)
+    made: dict[str, Any] = answer.get_json()
+    return made
+
+
+def deliveries(
+    client: FlaskClient, sub_id: str, status: str | None = None, auth: dict[str, str] = ADMIN
+) -> list[dict[str, Any]]:
+    query = f"?status={status}" if status else ""
+    answer = client.get(f"/v1/subscriptions/{sub_id}/deliveries{query}", headers=auth)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    found: list[dict[str, Any]] = answer.get_json()["deliveries"]
+    return found
 
 
 class Calls:
@@ -101,32 +119,18 @@ class Calls:
 
 
 class Pump:
-    """Runs the delivery machinery in-process until nothing is due."""
+    """Runs the delivery machinery in-process (the delivery process's runner) until idle."""
 
     def __init__(self, store: Store, settings: Settings, redis: fakeredis.FakeRedis) -> None:
         self.store = store
         self.redis = redis
         self.deliveries = Deliveries(store, settings)
-        self.queue = deliveries_queue(redis)
+        self.runner = DeliveryRunner(store, settings, threads=8)
 
     def dispatch(self) -> int:
         return sum(self.deliveries.dispatch(t) for t in self.store.tenants())
 
-    def attempts_due(self) -> int:
-        """Enqueue due attempts and run them (one SimpleWorker burst); returns how many."""
-        jobs = sum(self.deliveries.enqueue_due(t, self.queue) for t in self.store.tenants())
-        if jobs:
-            worker = SimpleWorker([self.queue], connection=self.redis, serializer=JSONSerializer)
-            worker.work(burst=True, logging_level="WARNING")
-        return jobs
-
-    def __call__(self, rounds: int = 20) -> int:
-        """Dispatch, then attempt until no attempt is due; returns how many attempts ran."""
+    def __call__(self) -> int:
+        """Dispatch, then attempt until nothing is due or under way; returns attempts made."""
         self.dispatch()
-        total = 0
-        for _ in range(rounds):
-            ran = self.attempts_due()
-            if not ran:
-                return total
-            total += ran
-        raise AssertionError(f"deliveries still due after {rounds} rounds")
+        return self.runner.run_until_idle()

@@ -1,7 +1,7 @@
 """Outcome records reach subscribers: dispatch, signed POSTs, retries, failures, replay.
 
-In-process: fakeredis, a real HTTP receiver on loopback, the ``deliver`` job run
-by an RQ SimpleWorker (retry schedule 0,0: three attempts at most).
+In-process: fakeredis, a real HTTP receiver on loopback, the delivery process's
+runner (retry schedule 0,0: three attempts at most).
 """
 
 from __future__ import annotations
@@ -9,36 +9,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import fakeredis
-import pytest
 from flask.testing import FlaskClient
-from inproc_kit import ADMIN, RETRY_SCHEDULE, T1, Calls, Pump
+from inproc_kit import ADMIN, RETRY_SCHEDULE, T1, Calls, Pump, deliveries, subscribe
 from webhook_kit import Receiver, always, failing_first, verifies, verify
 
+from workers.settings import Settings
 from workers.store import Store, SubscriptionStore, dispatch_cursor_key
 
 MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
-
-
-def subscribe(
-    client: FlaskClient, url: str, auth: dict[str, str] = ADMIN, **extra: Any
-) -> dict[str, Any]:
-    answer = client.post("/v1/subscriptions", json={"url": url, **extra}, headers=auth)
-    assert answer.status_code == 201, answer.get_data(as_text=True)
-    made: dict[str, Any] = answer.get_json()
-    return made
-
-
-def deliveries(
-    client: FlaskClient, sub_id: str, status: str | None = None, auth: dict[str, str] = ADMIN
-) -> list[dict[str, Any]]:
-    query = f"?status={status}" if status else ""
-    answer = client.get(f"/v1/subscriptions/{sub_id}/deliveries{query}", headers=auth)
-    assert answer.status_code == 200, answer.get_data(as_text=True)
-    found: list[dict[str, Any]] = answer.get_json()["deliveries"]
-    return found
 
 
 def bodies(receiver: Receiver, path: str | None = None) -> list[dict[str, Any]]:
@@ -292,15 +274,15 @@ def test_deleted_subscription_cancels_pending_deliveries(
 def test_worker_refuses_private_url_unless_allowed(
     client: FlaskClient,
     calls: Calls,
-    pump: Pump,
     receiver: Receiver,
-    monkeypatch: pytest.MonkeyPatch,
+    store: Store,
+    settings: Settings,
+    redis_client: fakeredis.FakeRedis,
 ) -> None:
-    """The deliver job re-checks the URL: without SUBSCRIPTION_ALLOW_PRIVATE nothing is POSTed."""
-    monkeypatch.setenv("SUBSCRIPTION_ALLOW_PRIVATE", "0")
+    """Each attempt re-checks the URL: without SUBSCRIPTION_ALLOW_PRIVATE nothing is POSTed."""
     sub = subscribe(client, receiver.url())
     calls.end("missed")
-    pump()
+    Pump(store, replace(settings, subscription_allow_private=False), redis_client)()
     assert receiver.received() == []
     [delivery] = deliveries(client, sub["id"])
     assert delivery["status"] == "failed"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -108,7 +109,8 @@ class Received:
     body: bytes
     status: int
     attempt: int  # 1 for the first request with this webhook-id, 2 for the next...
-    at: float
+    at: float  # time.monotonic() when answered
+    arrived_at: float  # time.time() when the request had arrived
 
     @property
     def webhook_id(self) -> str:
@@ -120,13 +122,31 @@ class Received:
 
 
 class Receiver:
-    """An HTTP server on 127.0.0.1 that records POSTs and answers as ``plan`` says."""
+    """An HTTP server that records POSTs and answers as ``plan`` says.
 
-    def __init__(self, plan: Plan | None = None) -> None:
+    ``delay`` (seconds, or a function of the path) holds each answer back,
+    e.g. longer than the sender's time box to play a receiver that hangs;
+    ``ssl_context`` serves HTTPS. ``peak(path)`` is the most requests it held
+    at once.
+    """
+
+    def __init__(
+        self,
+        plan: Plan | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        delay: float | Callable[[str], float] = 0.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.plan: Plan = plan or always(200)
+        self.delay = delay
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self._received: list[Received] = []
         self._attempts: dict[str, int] = {}
+        self._active: dict[str, int] = {}
+        self._peak: dict[str, int] = {}
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -134,28 +154,62 @@ class Receiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                status = receiver._answer(self.path, headers, body)
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                arrived = time.time()
+                receiver._enter(self.path)
+                try:
+                    delay = receiver.delay
+                    pause = delay(self.path) if callable(delay) else delay
+                    if pause and receiver._stopping.wait(pause):
+                        return
+                    status = receiver._answer(self.path, headers, body, arrived)
+                    self.send_response(status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                finally:
+                    receiver._leave(self.path)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                return  # a sender that gave up on a held answer is expected here
+
+        self.server = Server((host, port), Handler)
         self.server.daemon_threads = True
+        if ssl_context is not None:
+            self.server.socket = ssl_context.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
 
-    def _answer(self, path: str, headers: dict[str, str], body: bytes) -> int:
+    def _enter(self, path: str) -> None:
+        with self._lock:
+            self._active[path] = self._active.get(path, 0) + 1
+            self._peak[path] = max(self._peak.get(path, 0), self._active[path])
+
+    def _leave(self, path: str) -> None:
+        with self._lock:
+            self._active[path] -= 1
+
+    def active(self, path: str) -> int:
+        """How many requests for ``path`` it holds now."""
+        with self._lock:
+            return self._active.get(path, 0)
+
+    def peak(self, path: str) -> int:
+        """The most requests for ``path`` it held at one time."""
+        with self._lock:
+            return self._peak.get(path, 0)
+
+    def _answer(self, path: str, headers: dict[str, str], body: bytes, arrived: float) -> int:
         webhook_id = headers.get("webhook-id", "")
         with self._lock:
             attempt = self._attempts.get(webhook_id, 0) + 1
             self._attempts[webhook_id] = attempt
             status = self.plan(webhook_id, attempt)
             self._received.append(
-                Received(path, headers, body, status, attempt, time.monotonic())
+                Received(path, headers, body, status, attempt, time.monotonic(), arrived)
             )
         return status
 
@@ -163,14 +217,15 @@ class Receiver:
     def port(self) -> int:
         return int(self.server.server_address[1])
 
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    def url(self, path: str = "/hook", host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
 
     def start(self) -> Receiver:
         self.thread.start()
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(5)
