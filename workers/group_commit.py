@@ -50,10 +50,25 @@ class GroupCommit(Generic[Item, Result]):
 
     ``flush(items)`` returns one result or exception per item, in order; an
     exception it raises fails every item of that batch.
+
+    With ``queue_wait``, an item still queued behind a flush after that many
+    seconds is withdrawn (never sent) and its thread gets ``gave_up()``
+    raised: a stalled Redis must not hold every request thread for the whole
+    socket timeout. An item already in a batch being sent always waits for
+    its batch's answer, so a thread never reports a write that happened as
+    one that did not.
     """
 
-    def __init__(self, flush: Callable[[Sequence[Item]], Sequence[Result | BaseException]]) -> None:
+    def __init__(
+        self,
+        flush: Callable[[Sequence[Item]], Sequence[Result | BaseException]],
+        *,
+        queue_wait: float | None = None,
+        gave_up: Callable[[], BaseException] = lambda: TimeoutError("gave up waiting"),
+    ) -> None:
         self._flush = flush
+        self._queue_wait = queue_wait
+        self._gave_up = gave_up
         self._lock = threading.Lock()
         self._waiting: list[_Waiter[Item, Result]] = []
         self._flushing = False
@@ -66,12 +81,32 @@ class GroupCommit(Generic[Item, Result]):
             leader = not self._flushing
             self._flushing = True
         if not leader:
-            waiter.done.acquire()  # woken with a result, or to lead the next batch
+            self._wait(waiter)  # woken with a result, or to lead the next batch
         if waiter.leading:
             self._lead()
         if waiter.error is not None:
             raise waiter.error
         return waiter.result  # type: ignore[return-value]
+
+    def _wait(self, waiter: _Waiter[Item, Result]) -> None:
+        """Sleep until woken; give up if still queued after ``queue_wait``."""
+        if self._queue_wait is None:
+            waiter.done.acquire()
+            return
+        if waiter.done.acquire(timeout=self._queue_wait):
+            return
+        with self._lock:
+            # Leadership is handed over under this lock (its done lock released
+            # with it), and a batch leaves the queue under it too.
+            queued = waiter in self._waiting
+            handed = queued and waiter.done.acquire(blocking=False)
+            if queued and not handed:
+                self._waiting.remove(waiter)
+                raise self._gave_up()
+        if not handed:
+            # In a batch being sent: its answer is coming, and the batch's
+            # writes may already be in Redis.
+            waiter.done.acquire()
 
     def _lead(self) -> None:
         with self._lock:

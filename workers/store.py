@@ -115,6 +115,12 @@ class BudgetedPool(redis.BlockingConnectionPool):
 POOL_WAIT_SECONDS = 2.0
 
 
+def _accepts_busy() -> PoolExhausted:
+    return PoolExhausted(
+        f"events waiting to be written stayed queued for {POOL_WAIT_SECONDS} s behind a busy Redis"
+    )
+
+
 def connect(
     url: str,
     *,
@@ -299,7 +305,9 @@ class Store:
         self.retention_seconds = retention_seconds
         # The web process's many request threads share round trips (group_commit.py).
         self._group_commit: GroupCommit[tuple[dict[str, Any], str], bool] | None = (
-            GroupCommit(self.accept_many) if group_commit else None
+            GroupCommit(self.accept_many, queue_wait=POOL_WAIT_SECONDS, gave_up=_accepts_busy)
+            if group_commit
+            else None
         )
         self._commit_call: Script = client.register_script(_script("commit_call"))
         self._append_log: Script = client.register_script(_script("append_log"))

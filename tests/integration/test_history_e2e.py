@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 import sqlalchemy as sa
 from callstate_harness import (
     ADMIN_KEY,
@@ -126,6 +127,7 @@ def every_call(api: Api, query: str = "", key: str | None = None) -> list[Record
 
 def test_calls_expired_from_redis_are_still_found_exported_and_counted(
     launcher: Launcher,
+    redis_db: redis.Redis,
     history_url: str,  # noqa: F811
 ) -> None:
     """RETENTION_SECONDS=3: after Redis has dropped every call, search, CSV and stats
@@ -140,7 +142,19 @@ def test_calls_expired_from_redis_are_still_found_exported_and_counted(
         "Redis to expire every call",
         interval=0.5,
     )
-    # One more call per tenant publishes an outcome, which trims the streams by age.
+    # One more call per tenant publishes an outcome, which trims the streams by
+    # age: once the last record is older than the retention, all of them go.
+    newest_us = max(int(r["id"].partition("-")[0]) for r in api.outcomes())
+
+    def redis_now_us() -> int:
+        seconds, micros = redis_db.time()
+        return int(seconds) * 1_000_000 + int(micros)
+
+    wait_until(
+        lambda: redis_now_us() > newest_us + 3_200_000,
+        10,
+        "every outcome record older than RETENTION_SECONDS",
+    )
     post_calls(api, 2)
     wait_until(lambda: len(every_call(api)) == 26, 30, "the last 2 calls archived", interval=0.2)
     left = {r["call_uuid"] for r in api.outcomes()}

@@ -81,3 +81,43 @@ def test_a_failed_flush_fails_its_batch_and_the_next_one_works() -> None:
     with pytest.raises(ConnectionError):
         group.submit(1)
     assert group.submit(2) == 2
+
+
+def test_an_item_queued_behind_a_stalled_flush_gives_up_and_is_never_sent() -> None:
+    """A flush that hangs: items queued behind it get gave_up() after queue_wait and are
+    withdrawn; the stalled batch's own thread still gets its answer."""
+    release = threading.Event()
+    sent: list[int] = []
+
+    def flush(items: Sequence[int]) -> list[int]:
+        sent.extend(items)
+        if 0 in items:
+            release.wait(10)
+        return list(items)
+
+    group: GroupCommit[int, int] = GroupCommit(
+        flush, queue_wait=0.2, gave_up=lambda: TimeoutError("busy")
+    )
+    answers: dict[int, object] = {}
+
+    def submit(item: int) -> None:
+        try:
+            answers[item] = group.submit(item)
+        except TimeoutError as exc:
+            answers[item] = exc
+
+    first = threading.Thread(target=submit, args=(0,))
+    first.start()
+    time.sleep(0.05)  # item 0 is being flushed (stalled)
+    queued = [threading.Thread(target=submit, args=(n,)) for n in (1, 2)]
+    for thread in queued:
+        thread.start()
+    for thread in queued:
+        thread.join(5)
+    assert all(isinstance(answers[n], TimeoutError) for n in (1, 2)), answers
+    release.set()
+    first.join(5)
+    assert answers[0] == 0
+    assert sent == [0], "withdrawn items must never be sent"
+    # The queue is usable again afterwards.
+    assert group.submit(7) == 7
