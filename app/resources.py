@@ -10,7 +10,7 @@ from rq import Queue
 
 from workers.jobs import events_queue
 from workers.settings import Settings
-from workers.store import Store, connect
+from workers.store import RateLimiter, Store, connect
 
 EXTENSION = "callstate"
 
@@ -19,6 +19,8 @@ EXTENSION = "callstate"
 class Resources:
     store: Store
     queue: Queue
+    # The per-token webhook rate limit, when WEBHOOK_RATE_LIMIT sets one.
+    limiter: RateLimiter | None = None
 
 
 def init_app(app: Flask, client: redis.Redis | None = None) -> None:
@@ -32,7 +34,12 @@ def init_app(app: Flask, client: redis.Redis | None = None) -> None:
         client = connect(settings.redis_url, max_connections=settings.web_process_connections)
     # Request threads share Redis round trips for the writes that accept webhooks.
     store = Store(client, retention_seconds=settings.retention_seconds, group_commit=True)
-    app.extensions[EXTENSION] = Resources(store, events_queue(client))
+    limiter = (
+        RateLimiter(client, settings.webhook_rate_limit, settings.webhook_burst)
+        if settings.webhook_rate_limit > 0
+        else None
+    )
+    app.extensions[EXTENSION] = Resources(store, events_queue(client), limiter)
 
 
 def get_resources() -> Resources:

@@ -38,7 +38,6 @@ from typing import Any
 from flask import Flask
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
-from werkzeug.wsgi import ClosingIterator
 
 from app.errors import MESSAGES
 from app.intake import accept_webhook
@@ -84,10 +83,6 @@ def app_threads() -> int:
     return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_APP_THREADS
 
 
-def _nothing() -> None:
-    return None
-
-
 class WebhookPath:
     """WSGI middleware: serve webhook posts that need nothing of Flask, pass on the rest."""
 
@@ -110,28 +105,13 @@ class WebhookPath:
                 {"error": f"the request body did not arrive within {self.bodies.seconds:g} s"},
                 {"Connection": "close"},
             )
-        self.working.acquire()
-        try:
+        # The app's work (not a streamed answer's trickle: streams have their own
+        # limit, app.stream) runs on at most WEB_THREADS threads at once.
+        with self.working:
             length = self._length(environ)
             if length is not None:
-                return self._webhook(environ, start_response, length)
-            answer = self.wsgi_app(environ, start_response)
-        except BaseException:
-            self.working.release()
-            raise
-        if isinstance(answer, list):
-            self.working.release()
-            return answer
-        # A streamed answer keeps its thread until the server closes it.
-        return ClosingIterator(answer, [getattr(answer, "close", _nothing), self.working.release])
-
-    def _webhook(
-        self, environ: dict[str, Any], start_response: Callable[..., Any], length: int
-    ) -> list[bytes]:
-        try:
-            return self._accept(environ, start_response, length)
-        finally:
-            self.working.release()
+                return self._accept(environ, start_response, length)
+            return self.wsgi_app(environ, start_response)
 
     def _accept(
         self, environ: dict[str, Any], start_response: Callable[..., Any], length: int

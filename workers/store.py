@@ -24,6 +24,7 @@ Redis) and every Lua script touches one slot only::
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import queue
 import ssl
@@ -1311,3 +1312,30 @@ def _call_log(meta: list[Any], raw_records: list[bytes]) -> CallLog:
     if outcome is not None:
         decided = {"id": _text(outcome_id), **json.loads(outcome)}
     return CallLog(int(version or 0), records, int(revision or 0), decided)
+
+
+# -- per-token rate limit ---------------------------------------------------------
+#
+#   cs:rate:<digest>              hash   a webhook token's bucket {tokens, at}
+#
+# One key alone (any cluster slot): named by a digest of the token, never the
+# token itself (key names show in SCAN, MONITOR and slow logs).
+
+
+def rate_key(token: str) -> str:
+    return f"{PREFIX}:rate:{hashlib.sha256(token.encode('utf-8')).hexdigest()[:24]}"
+
+
+class RateLimiter:
+    """A token bucket per webhook token, in Redis, shared by every web process."""
+
+    def __init__(self, client: Redis, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._take: Script = client.register_script(_script("take_rate_token"))
+
+    def take(self, token: str) -> float:
+        """Take one event's token: 0.0 when taken, else the seconds until one is back.
+        Raises redis.RedisError."""
+        taken, wait = self._take(keys=[rate_key(token)], args=[self.rate, self.burst])
+        return 0.0 if int(taken) else float(wait)
