@@ -42,6 +42,7 @@ from workers.supervisor import board, callback_json, callbacks
 bp = Blueprint("supervisor", __name__, url_prefix="/v1")
 
 POLL_SECONDS = 0.5
+REFRESH_SECONDS = 60.0
 STATUSES = ("open", "resolved")
 MAX_NOTE = 500
 # Outcome ids are Redis server time; a call's are read from a little before it began.
@@ -87,7 +88,8 @@ def extensions_stream() -> Response | tuple[Response, int]:
     store = get_store()
     return snapshot_stream(
         "extensions",
-        lambda now: extensions_of(store.tenants() if follow_all else tenants, now),
+        lambda now, read: extensions_of(read, now),
+        lambda: store.tenants() if follow_all else tenants,
     )
 
 
@@ -132,7 +134,8 @@ def callbacks_stream() -> Response | tuple[Response, int]:
     store = get_store()
     return snapshot_stream(
         "callbacks",
-        lambda _: callbacks_of(store.tenants() if follow_all else tenants, status),
+        lambda _, read: callbacks_of(read, status),
+        lambda: store.tenants() if follow_all else tenants,
     )
 
 
@@ -214,28 +217,39 @@ def _decided_at(entry_id: str) -> datetime:
 
 
 def snapshot_stream(
-    event: str, read: Callable[[datetime], list[dict[str, Any]]]
+    event: str,
+    read: Callable[[datetime, list[str]], list[dict[str, Any]]],
+    tenants: Callable[[], list[str]],
 ) -> Response | tuple[Response, int]:
-    """``event: <event>`` with ``{"<event>": read(now), "server_time"}`` whenever it changes."""
+    """``event: <event>`` with ``{"<event>": read(now, tenants), "server_time"}`` whenever
+    it changes. Each poll reads the tenants' change stamps only; the answer is computed
+    again when a stamp moved, or every REFRESH_SECONDS (the day rolls over)."""
     if not outcome_stream._slots.acquire(blocking=False):
         return outcome_stream.too_many_streams()
     deadline = time.monotonic() + outcome_stream.STREAM_MAX_SECONDS
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    store = _supervisor()
 
     def events() -> Iterator[str]:
         last_body: str | None = None
-        last_sent = time.monotonic()
+        last_stamp: tuple[list[str], list[int]] | None = None
+        last_sent = computed = time.monotonic()
         yield "retry: 1000\n: connected\n\n"
         while outcome_stream.open_until(deadline):
             now = datetime.now(UTC)
             try:
-                body = dumps(read(now))
+                names = tenants()
+                stamp = (names, store.stamps(names))
+                body = last_body
+                if stamp != last_stamp or time.monotonic() - computed >= REFRESH_SECONDS:
+                    body = dumps(read(now, names))
+                    last_stamp, computed = stamp, time.monotonic()
             except redis.RedisError:
                 app.logger.warning("%s stream: redis unavailable", event)
                 yield ": redis unavailable, waiting\n\n"
                 time.sleep(1.0)
                 continue
-            if body != last_body:
+            if body is not None and body != last_body:
                 data = json.dumps({event: json.loads(body), "server_time": isoformat(now)})
                 yield f"event: {event}\ndata: {data}\n\n"
                 last_body, last_sent = body, time.monotonic()

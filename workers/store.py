@@ -1323,6 +1323,8 @@ def _call_log(meta: list[Any], raw_records: list[bytes]) -> CallLog:
 #   cs:{t:T}:sv:legs       hash   call uuid -> json list of the call's legs
 #   cs:{t:T}:sv:contacts   hash   call uuid -> json contact (missed / called back / answered)
 #   cs:{t:T}:sv:manual     hash   callback item id -> json {at, note}: resolved by hand
+#   cs:{t:T}:sv:stamp      string a counter each write above moves: readers that poll
+#                                 (the streams) recompute only when it moved
 #
 # Every entry is derived from one call's fold and replaced whole each time the
 # call is folded again, so the board and the callbacks are order-free like the
@@ -1352,12 +1354,17 @@ def manual_resolutions_key(tenant_id: str) -> str:
     return f"{tenant_tag(tenant_id)}:sv:manual"
 
 
+def supervisor_stamp_key(tenant_id: str) -> str:
+    return f"{tenant_tag(tenant_id)}:sv:stamp"
+
+
 def _supervisor_keys(tenant_id: str) -> list[str]:
     return [
         supervisor_calls_key(tenant_id),
         supervisor_versions_key(tenant_id),
         legs_key(tenant_id),
         contacts_key(tenant_id),
+        supervisor_stamp_key(tenant_id),
     ]
 
 
@@ -1442,8 +1449,18 @@ class SupervisorStore:
 
     def resolve_by_hand(self, tenant_id: str, item_id: str, resolution: dict[str, Any]) -> bool:
         """Record a manual resolution unless the item has one; False if it had."""
-        key = manual_resolutions_key(tenant_id)
-        return bool(self.redis.hsetnx(key, item_id, dumps(resolution)))
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(manual_resolutions_key(tenant_id), item_id, dumps(resolution))
+            pipe.incr(supervisor_stamp_key(tenant_id))
+            written, _ = pipe.execute()
+        return bool(written)
+
+    def stamps(self, tenant_ids: Sequence[str]) -> list[int]:
+        """Each tenant's change counter (one round trip): equal stamps, equal view."""
+        if not tenant_ids:
+            return []
+        raw = self.redis.mget([supervisor_stamp_key(t) for t in tenant_ids])
+        return [int(r) if r is not None else 0 for r in raw]
 
     def outcome_revisions(
         self, tenant_id: str, call_uuid: str, start_us: int, last_id: str, cap: int = 20_000

@@ -112,6 +112,33 @@ def test_board_stream_sends_the_board(client: FlaskClient, drain: Any) -> None:
     assert data["extensions"][0]["state"] == "ringing"
 
 
+def test_board_stream_sends_each_change(
+    client: FlaskClient, drain: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the first board, the stream sends a new one when a call changes it, and only then."""
+    monkeypatch.setattr(stream, "STREAM_MAX_SECONDS", 30)
+    call = Call("t1")
+    post(client, call.inbound(), call.ring(ALICE))
+    drain()
+    answer = client.get("/v1/extensions/live/stream", headers=T1, buffered=False)
+    boards: list[dict[str, str]] = []
+    try:
+        for chunk in answer.response:
+            text = chunk.decode() if isinstance(chunk, bytes) else chunk
+            if not text.startswith("event: extensions"):
+                continue
+            data = json.loads(text.split("data: ", 1)[1])
+            boards.append({e["number"]: e["state"] for e in data["extensions"]})
+            if len(boards) == 1:
+                post(client, call.answered(ALICE))
+                drain()
+            else:
+                break
+    finally:
+        answer.close()
+    assert boards == [{"101": "ringing"}, {"101": "on_call"}]
+
+
 # -- the timeline -------------------------------------------------------------------------
 
 

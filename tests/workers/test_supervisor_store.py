@@ -75,3 +75,14 @@ def test_bad_default_country(raw: str) -> None:
     """Anything else is a ConfigError naming the variable."""
     with pytest.raises(ConfigError, match="DEFAULT_COUNTRY"):
         country_code(raw)
+
+
+def test_every_write_moves_the_tenants_stamp(sv: SupervisorStore) -> None:
+    """A saved part and a manual resolution each move the tenant's stamp, no other's."""
+    assert sv.stamps(["t1", "t2"]) == [0, 0]
+    sv.save_parts("t1", [part(1, [LEG])], now=0.0)
+    first = sv.stamps(["t1", "t2"])
+    assert first[0] > 0 and first[1] == 0
+    sv.resolve_by_hand("t1", "cb_1", {"at": "2026-01-01T00:00:00Z", "note": "a"})
+    assert sv.stamps(["t1"])[0] > first[0]
+    assert sv.stamps([]) == []

@@ -1,5 +1,5 @@
 -- Replace one call's part in the supervisor's view (one tenant's keys only).
--- KEYS: sv:calls (zset), sv:versions, sv:legs, sv:contacts (hashes)
+-- KEYS: sv:calls (zset), sv:versions, sv:legs, sv:contacts (hashes), sv:stamp
 -- ARGV: call_uuid, version, legs json ("" none), contact json ("" none),
 --       settled score (us or +inf), prune before (us), prune batch
 -- Returns 1 if written, 0 if a newer fold of the call is stored already.
@@ -21,6 +21,7 @@ else
   redis.call('HSET', KEYS[4], uuid, ARGV[4])
 end
 redis.call('ZADD', KEYS[1], ARGV[5], uuid)
+redis.call('INCR', KEYS[5])
 -- Calls settled before retention go, a batch at a time (their logs are gone too).
 local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[6], 'LIMIT', 0, tonumber(ARGV[7]))
 if #old > 0 then
