@@ -100,9 +100,9 @@ def test_extensions_callbacks_and_a_calls_story(
     acme.ring(gone, "102", "Bob O'Neil")
     t = acme.hangup(gone)
     shown(browser, t, lambda: callback_numbers(browser) == ["+15557654321"], "the open callback")
-    shown(browser, t, lambda: ext_state(browser, "102") == "idle", "102 idle after the miss")
-    missed = row_text(browser, '#extensions tr[data-extension="102"] td[data-field="missed"]')
-    assert missed == "1"
+    missed = '#extensions tr[data-extension="102"] td[data-field="missed"]'
+    shown(browser, t, lambda: row_text(browser, missed) == "1", "102's missed ring counted")
+    assert ext_state(browser, "102") == "idle"
 
     # 102 dials the caller back as "+1 (555) 765-4321": the item is resolved and goes.
     back = f"acme-{uuid.uuid4()}"
