@@ -5,7 +5,9 @@ click on a call opens its story."""
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 import uuid
 from typing import Any
 
@@ -21,6 +23,14 @@ from tests.integration.test_wallboard_browser import (  # noqa: F401 - fixtures
     shown,
     status,
 )
+
+
+def get_json(running: Service, path: str) -> Any:
+    request = urllib.request.Request(
+        running.base_url + path, headers={"Authorization": f"Bearer {TENANT_KEY}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
 
 
 def ext_state(driver: Any, number: str) -> str | None:
@@ -145,6 +155,24 @@ def test_extensions_callbacks_and_a_calls_story(
     story = timeline_texts(browser)
     assert "102 Bob O'Neil dialled +1 (555) 765-4321" in story, story
 
+    browser.find_element("id", "timeline-close").click()
+
+    # Two more callers give up; one is resolved by hand with a note, one stays open.
+    by_hand, still = f"acme-{uuid.uuid4()}", f"acme-{uuid.uuid4()}"
+    for missed_call, number in ((by_hand, "+44 20 7946 0018"), (still, "(555) 010-9999")):
+        acme.arrive(missed_call, number, "Caller")
+        acme.queue(missed_call, "601", number)
+        t = acme.hangup(missed_call)
+    shown(browser, t, lambda: callback_numbers(browser) == ["+442079460018", "+15550109999"],
+          "two open callbacks, oldest first")  # fmt: skip
+    browser.find_element("css selector", "#callbacks tr[data-callback] button.resolve").click()
+    alert = browser.switch_to.alert
+    alert.send_keys("left a voicemail")
+    alert.accept()
+    wait_for(lambda: callback_numbers(browser) == ["+15550109999"], 5, "the note to resolve it")
+    resolved = get_json(service, "/v1/callbacks?status=resolved")["callbacks"]
+    assert {c["resolved_by"] for c in resolved} == {back, "left a voicemail"}
+
     text = str(page(browser, "return document.body.innerText"))
     assert "909" not in text and "+15550009999" not in text
     errors = [
@@ -152,7 +180,6 @@ def test_extensions_callbacks_and_a_calls_story(
         if entry.get("level") == "SEVERE" and entry.get("source") != "network"
     ]  # fmt: skip
     assert not errors, errors
-    browser.find_element("id", "timeline-close").click()
     height = int(page(browser, "return document.documentElement.scrollHeight"))
     browser.set_window_size(1600, max(1000, height + 20))
     assert browser.save_screenshot(str(ARTIFACTS / "wallboard-supervisor.png"))
