@@ -1467,7 +1467,11 @@ class SupervisorStore:
         """Each tenant's change counter (one round trip): equal stamps, equal view."""
         if not tenant_ids:
             return []
-        raw = self.redis.mget([supervisor_stamp_key(t) for t in tenant_ids])
+        # GETs in a pipeline, not one MGET: each tenant's stamp is in its own slot.
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tenant in tenant_ids:
+                pipe.get(supervisor_stamp_key(tenant))
+            raw = pipe.execute()
         return [int(r) if r is not None else 0 for r in raw]
 
     def outcome_revisions(
