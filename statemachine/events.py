@@ -33,9 +33,6 @@ class EventType(str, Enum):
     ENGINE_TIMEOUT = "callstate.timeout"
 
 
-MESSAGE_EVENT_TYPES = frozenset({EventType.INBOUND_MESSAGE.value, EventType.OUTBOUND_MESSAGE.value})
-
-
 @dataclass(frozen=True, order=True)
 class Party:
     """A phone party: an extension, a caller. Either part may be empty."""

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import structlog
@@ -73,18 +71,6 @@ class JsonFormatter(structlog.stdlib.ProcessorFormatter):
 
 def get_logger(name: str) -> Any:
     return structlog.get_logger(name)
-
-
-@contextmanager
-def bind_event(envelope: dict[str, Any]) -> Iterator[None]:
-    """Bind tenant and call to every log line written while handling one event."""
-    data = envelope.get("data") or {}
-    with structlog.contextvars.bound_contextvars(
-        tenant=envelope.get("tenant_id"),
-        call_uuid=data.get("call_uuid") or data.get("conversation_id"),
-        event_type=envelope.get("event_type"),
-    ):
-        yield
 
 
 def histogram_increments(name: str, seconds: float, buckets: tuple[float, ...]) -> dict[str, float]:

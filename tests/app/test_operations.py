@@ -21,7 +21,7 @@ from werkzeug.test import Client
 from app.access_log import AccessLog
 from tests.conftest import API_KEY, TOKEN
 from workers.engine import Engine
-from workers.observability import JsonFormatter, bind_event
+from workers.observability import JsonFormatter
 from workers.settings import Settings
 from workers.store import Store, call_key
 
@@ -79,16 +79,15 @@ def test_metrics_answer_while_redis_is_down() -> None:
 
 
 def test_log_lines_are_json_with_the_call_bound_and_no_secrets() -> None:
-    """A stdlib log line inside bind_event is one JSON object with tenant and call."""
+    """A stdlib log line under bound call context is one JSON object with tenant and call."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger("callstate.test")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    envelope = {"tenant_id": "t1", "event_type": "HangupCall", "data": {"call_uuid": "c7"}}
     try:
-        with bind_event(envelope):
+        with structlog.contextvars.bound_contextvars(tenant="t1", call_uuid="c7"):
             logger.info("applied")
     finally:
         logger.removeHandler(handler)
