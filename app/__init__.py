@@ -43,6 +43,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app import wallboard
 
     app.register_blueprint(wallboard.bp)
+    from app import supervisor
+
+    app.register_blueprint(supervisor.bp)
     from app import openapi
 
     app.register_blueprint(openapi.bp)

@@ -20,6 +20,7 @@ from flask import Blueprint, Response, jsonify
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from app import intake as intake_module
+from app import openapi_supervisor
 from app import schemas as intake_schemas
 from app.api import MAX_LIMIT, OUTCOME_KINDS
 from app.docs_page import json_text, prose
@@ -616,6 +617,7 @@ RESPONSE_SCHEMAS: dict[str, type[Schema]] = {
     "Stats": StatsDoc,
     "SubscriptionRequest": SubscriptionSchema,
     "RotateSecretRequest": RotateSchema,
+    **openapi_supervisor.SCHEMAS,
 }
 
 
@@ -1427,6 +1429,7 @@ def build_spec() -> dict[str, Any]:
             {"name": "sms", "description": "SMS/MMS conversations"},
             {"name": "subscriptions", "description": "outcome records pushed as webhooks"},
             {"name": "statistics", "description": "call-centre figures and the wallboard"},
+            {"name": "supervisor", "description": "the extension board and callbacks"},
             {"name": "operations", "description": "health, metrics and this description"},
         ],
         security=BEARER,
@@ -1467,7 +1470,7 @@ def build_spec() -> dict[str, Any]:
             "anyOf": [{"$ref": f"#/components/schemas/{e.name}"} for e in WEBHOOK_EVENTS],
         },
     )
-    for path, operations in _paths().items():
+    for path, operations in {**_paths(), **openapi_supervisor.paths()}.items():
         spec.path(path=path, operations=operations)
     return spec.to_dict()
 
