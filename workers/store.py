@@ -1844,9 +1844,11 @@ class SupervisorStore:
             return
         prune_before = int((now - self.store.retention_seconds) * 1_000_000)
         keys = _supervisor_keys(tenant_id)
-        with self.redis.pipeline(transaction=False) as pipe:
-            for part in parts:
-                args: list[Any] = [
+        calls = [
+            (
+                self._save,
+                keys,
+                [
                     part.call_uuid,
                     part.version,
                     dumps(list(part.legs)) if part.legs else "",
@@ -1854,9 +1856,14 @@ class SupervisorStore:
                     "+inf" if part.settled_us is None else part.settled_us,
                     prune_before,
                     self.PRUNE_BATCH,
-                ]
-                self._save(keys=keys, args=args, client=pipe)
-            pipe.execute()
+                ],
+            )
+            for part in parts
+        ]
+        # Through the store's script runner: a cluster's pipeline refuses scripts.
+        for answer in self.store._eval_many(calls):
+            if isinstance(answer, Exception):
+                raise answer
 
     def part(self, tenant_id: str, call_uuid: str) -> tuple[list[dict[str, Any]], Any, int]:
         """A call's stored legs, contact (None if none) and version (-1 if never stored)."""
@@ -1902,7 +1909,11 @@ class SupervisorStore:
         """Each tenant's change counter (one round trip): equal stamps, equal view."""
         if not tenant_ids:
             return []
-        raw = self.redis.mget([supervisor_stamp_key(t) for t in tenant_ids])
+        # GETs in a pipeline, not MGET: on a cluster each tenant's stamp is in its own slot.
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tenant_id in tenant_ids:
+                pipe.get(supervisor_stamp_key(tenant_id))
+            raw = pipe.execute()
         return [int(r) if r is not None else 0 for r in raw]
 
     def outcome_revisions(
@@ -1912,11 +1923,13 @@ class SupervisorStore:
         between ``start_us`` and ``last_id`` (its latest revision's id), reading at
         most ``cap`` entries of other calls on the way."""
         found: list[tuple[str, dict[str, Any]]] = []
+        # On a cluster a call's records go to its partition's stream.
+        stream = outcomes_key(tenant_id, partition_for(call_uuid), self.store.spread)
         cursor, read, batch = str(max(start_us, 0)), 0, 1000
         while read < cap:
             entries = cast(
                 list[tuple[bytes, dict[bytes, bytes]]],
-                self.redis.xrange(outcomes_key(tenant_id), min=cursor, max=last_id, count=batch),
+                self.redis.xrange(stream, min=cursor, max=last_id, count=batch),
             )
             for raw_id, fields in entries:
                 record = json.loads(fields[b"record"])
