@@ -1,6 +1,7 @@
-"""The supervisor's view end to end: real redis-server (and a Redis Cluster), the web and a worker process of
-2 RQ workers, realistic PrimeVOX bodies. The extension board, a call's timeline and the
-callbacks (resolved by a call dialled in another format, and by hand), tenant-sealed."""
+"""The supervisor's view end to end: real redis-server (and a Redis Cluster), the web
+and a worker process of 2 RQ workers, realistic PrimeVOX bodies. The extension board,
+a call's timeline and the callbacks (resolved by a call dialled in another format, and
+by hand), tenant-sealed."""
 
 from __future__ import annotations
 
