@@ -23,6 +23,8 @@ from app import intake as intake_module
 from app import openapi_supervisor
 from app import schemas as intake_schemas
 from app.api import MAX_LIMIT, OUTCOME_KINDS
+from app.docs_page import json_text, prose
+from app.docs_page import render as render_docs_page
 from app.history import CallSearchArgs
 from app.stats import GROUPINGS
 from app.subscriptions import RotateSchema, SubscriptionSchema
@@ -30,6 +32,8 @@ from statemachine.events import EventType
 from workers.store import POOL_WAIT_SECONDS
 
 bp = Blueprint("openapi", __name__)
+bp.add_app_template_filter(prose, "prose")
+bp.add_app_template_filter(json_text, "json_text")
 
 OPENAPI_VERSION = "3.1.0"
 OUTCOME_ID_PATTERN = r"^[0-9]{1,20}(-[0-9]{1,20})?$"
@@ -1488,6 +1492,4 @@ def openapi_json() -> Response:
 @bp.get("/docs")
 def docs() -> Response:
     """Serve the document as a self-contained HTML page."""
-    from app.docs_page import render
-
-    return Response(render(openapi_document()), mimetype="text/html")
+    return Response(render_docs_page(openapi_document()), mimetype="text/html")

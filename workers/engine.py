@@ -29,8 +29,6 @@ from workers.store import (
     CallPart,
     Store,
     SupervisorStore,
-    conversation_key,
-    other_events_key,
     partition_for,
     to_micros,
 )
@@ -106,7 +104,7 @@ class Engine:
         result = BatchResult()
         calls: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         homes: dict[str, int] = {}
-        logs: dict[tuple[str, int], list[tuple[str, dict[str, Any]]]] = {}
+        logs: dict[tuple[str, int, int], list[tuple[str, dict[str, Any]]]] = {}
         for partition, batch in batches.items():
             for field, envelope in batch:
                 kind = envelope.get("kind")
@@ -117,11 +115,13 @@ class Engine:
                     )
                     result.poisoned += 1
                 elif kind == "MessageEvent" and data.get("conversation_id"):
-                    base = conversation_key(tenant_id, data["conversation_id"])
-                    logs.setdefault((base, partition), []).append((field, envelope))
+                    base = self.store.conversation_key(tenant_id, data["conversation_id"])
+                    home = partition_for(data["conversation_id"])
+                    logs.setdefault((base, partition, home), []).append((field, envelope))
                 elif kind == "UnknownEvent":
-                    base = other_events_key(tenant_id)
-                    logs.setdefault((base, partition), []).append((field, envelope))
+                    base = self.store.other_events_key(tenant_id)
+                    home = partition_for("")
+                    logs.setdefault((base, partition, home), []).append((field, envelope))
                 elif isinstance(data.get("call_uuid"), str) and data["call_uuid"]:
                     uuid = data["call_uuid"]
                     if homes.setdefault(uuid, partition) != partition:
@@ -134,9 +134,9 @@ class Engine:
                 else:
                     self._poison(tenant_id, partition, field, envelope, "no call_uuid")
                     result.poisoned += 1
-        for (base, partition), items in logs.items():
+        for (base, partition, home), items in logs.items():
             self.store.append_log(
-                base, [e for _, e in items], tenant_id, [f for f, _ in items], partition
+                base, [e for _, e in items], tenant_id, [f for f, _ in items], partition, home
             )
             result.applied += [e for _, e in items]
         if calls:

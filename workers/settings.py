@@ -142,6 +142,12 @@ class Settings:
     """Everything both process types read from the environment."""
 
     redis_url: str = DEFAULT_REDIS_URL
+    # The plain Redis of RQ's queues; None: REDIS_URL's (required if that is a cluster).
+    rq_redis_url: str | None = None
+    # Durability (README "Redis Cluster"): a 202 waits until the accepted event
+    # is on this many replicas (WAIT), at most durable_wait_seconds; 0: off.
+    durable_replicas: int = 0
+    durable_wait_seconds: float = 1.0
     webhook_tokens: Mapping[str, str] = field(default_factory=dict)
     api_keys: Mapping[str, str] = field(default_factory=dict)
     outcome_grace_seconds: float = 5.0
@@ -208,6 +214,9 @@ class Settings:
         env = os.environ if env is None else env
         return cls(
             redis_url=env.get("REDIS_URL", "").strip() or DEFAULT_REDIS_URL,
+            rq_redis_url=env.get("RQ_REDIS_URL", "").strip() or None,
+            durable_replicas=_number(env, "DURABLE_REPLICAS", 0, 0),
+            durable_wait_seconds=_number(env, "DURABLE_WAIT_SECONDS", 1.0, 0.001),
             webhook_tokens=_with_single(
                 parse_bindings(env.get("WEBHOOK_TOKENS", ""), "WEBHOOK_TOKENS"),
                 env,

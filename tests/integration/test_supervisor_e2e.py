@@ -1,6 +1,7 @@
-"""The supervisor's view end to end: real redis-server, the web and a worker process of
-2 RQ workers, realistic PrimeVOX bodies. The extension board, a call's timeline and the
-callbacks (resolved by a call dialled in another format, and by hand), tenant-sealed."""
+"""The supervisor's view end to end: real redis-server (and a Redis Cluster), the web
+and a worker process of 2 RQ workers, realistic PrimeVOX bodies. The extension board,
+a call's timeline and the callbacks (resolved by a call dialled in another format, and
+by hand), tenant-sealed."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from callstate_harness import (
 from primevox_bodies import ALICE, BOB, CAROL, Call, scenario
 
 WITHIN = 15.0  # bounded waits, not performance claims
+# Every test here runs on one Redis and on a Redis Cluster (conftest.py: backend).
+pytestmark = pytest.mark.parametrize("backend", ["redis", "cluster"], indirect=True)
 
 
 @pytest.fixture

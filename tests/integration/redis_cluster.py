@@ -1,0 +1,190 @@
+"""A private Redis Cluster for tests: N masters with a replica each, on free loopback ports.
+
+Started as production would start one: ``redis-server --cluster-enabled yes`` per
+node, joined with ``redis-cli --cluster create``. A small ``cluster-node-timeout``
+makes a replica take over a killed master within a few seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+from callstate_harness import tail
+from redis.cluster import RedisCluster
+
+
+def free_cluster_port(attempts: int = 200) -> int:
+    """A free loopback port P with P + 10000 (the cluster bus) free too; P <= 55535."""
+    for _ in range(attempts):
+        port = random.randint(20000, 55000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+@dataclass
+class ClusterNode:
+    port: int
+    directory: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / f"node-{self.port}.log"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+@dataclass
+class RedisClusterServer:
+    """``masters`` masters and as many replicas; ``url`` names the first node."""
+
+    binary: str
+    directory: Path
+    masters: int = 3
+    replicas: int = 1
+    node_timeout_ms: int = 1000
+    nodes: list[ClusterNode] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        live = [n for n in self.nodes if n.alive()]
+        return (live or self.nodes)[0].url
+
+    def start(self) -> None:
+        cli = shutil.which("redis-cli") or str(Path(self.binary).with_name("redis-cli"))
+        count = self.masters * (1 + self.replicas)
+        for _ in range(count):
+            node = ClusterNode(free_cluster_port(), self.directory)
+            self._launch(node)
+            self.nodes.append(node)
+        for node in self.nodes:
+            self._wait_ping(node)
+        create = subprocess.run(
+            [cli, "--cluster", "create", *(n.address for n in self.nodes),
+             "--cluster-replicas", str(self.replicas), "--cluster-yes"],
+            capture_output=True,
+            timeout=60,
+        )  # fmt: skip
+        if create.returncode != 0:
+            self.stop()
+            raise RuntimeError(f"redis-cli --cluster create failed:\n{create.stdout.decode()}")
+        self.wait_ok()
+
+    def _launch(self, node: ClusterNode) -> None:
+        node.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port", str(node.port),
+                "--bind", "127.0.0.1",
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", f"nodes-{node.port}.conf",
+                "--cluster-node-timeout", str(self.node_timeout_ms),
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(self.directory),
+                "--logfile", str(node.log_path),
+                "--daemonize", "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def _wait_ping(self, node: ClusterNode, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        client = node.client()
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.RedisError):
+                if client.ping():
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"cluster node {node.port} would not start:\n{tail(node.log_path)}")
+
+    def wait_ok(self, timeout: float = 30.0) -> None:
+        """Wait until every live node says cluster_state:ok and agrees on all masters
+        covering the 16384 slots."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self._ok(n) for n in self.nodes if n.alive()):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("the cluster did not reach cluster_state:ok")
+
+    @staticmethod
+    def _ok(node: ClusterNode) -> bool:
+        try:
+            info = node.client().cluster("info")
+        except redis.RedisError:
+            return False
+        text = info if isinstance(info, str) else str(info)
+        if isinstance(info, dict):
+            slots = int(info.get("cluster_slots_ok", 0))
+            return info.get("cluster_state") == "ok" and slots == 16384
+        return "cluster_state:ok" in text
+
+    def client(self) -> RedisCluster:
+        return RedisCluster.from_url(self.url, socket_timeout=5)
+
+    def master_nodes(self) -> list[ClusterNode]:
+        """The live nodes that are masters right now."""
+        found = []
+        for node in self.nodes:
+            if not node.alive():
+                continue
+            with contextlib.suppress(redis.RedisError):
+                if node.client().info("replication").get("role") == "master":
+                    found.append(node)
+        return found
+
+    def flushall(self) -> None:
+        for node in self.master_nodes():
+            node.client().flushall()
+
+    def kill9(self, node: ClusterNode) -> None:
+        if node.process is not None and node.process.poll() is None:
+            node.process.send_signal(signal.SIGKILL)
+            node.process.wait(10)
+
+    def restart(self, node: ClusterNode) -> None:
+        """Start a killed node again (it rejoins from its nodes.conf, as a replica)."""
+        self._launch(node)
+        self._wait_ping(node)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            if node.process is not None and node.process.poll() is None:
+                node.process.terminate()
+        for node in self.nodes:
+            if node.process is not None:
+                try:
+                    node.process.wait(10)
+                except subprocess.TimeoutExpired:
+                    node.process.kill()
+                    node.process.wait()
