@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 from callstate_harness import Api, Launcher, RedisServer
-from redis_cluster import RedisClusterServer
+
+from bench.redis_cluster import RedisClusterServer
 
 REDIS_SERVER = shutil.which("redis-server")
 HERE = Path(__file__).resolve().parent

@@ -1,4 +1,5 @@
-"""A private Redis Cluster for tests: N masters with a replica each, on free loopback ports.
+"""A private Redis Cluster for tests and benchmarks: N masters with a replica
+each, on free loopback ports.
 
 Started as production would start one: ``redis-server --cluster-enabled yes`` per
 node, joined with ``redis-cli --cluster create``. A small ``cluster-node-timeout``
@@ -18,8 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
-from callstate_harness import tail
 from redis.cluster import RedisCluster
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text("utf-8", errors="replace")
+    except FileNotFoundError:
+        return "(no file)"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty)"
 
 
 def free_cluster_port(attempts: int = 200) -> int:
@@ -172,10 +180,22 @@ class RedisClusterServer:
             node.process.send_signal(signal.SIGKILL)
             node.process.wait(10)
 
-    def restart(self, node: ClusterNode) -> None:
-        """Start a killed node again (it rejoins from its nodes.conf, as a replica)."""
+    def restart(self, node: ClusterNode, timeout: float = 60.0) -> None:
+        """Start a killed node again (it rejoins from its nodes.conf, as a replica)
+        and wait until it holds its master's data (a failover needs a synced replica)."""
         self._launch(node)
         self._wait_ping(node)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.RedisError):
+                info = node.client().info("replication")
+                if info.get("role") == "master" or (
+                    info.get("master_link_status") == "up"
+                    and not int(info.get("master_sync_in_progress", 0))
+                ):
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"node {node.port} did not sync with its master")
 
     def stop(self) -> None:
         for node in self.nodes:
