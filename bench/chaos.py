@@ -131,7 +131,7 @@ def chaos_monkey(
             victim = rng.choice(cluster.master_nodes())
             cluster.kill9(victim)
             report.master_kills += 1
-            cluster.wait_ok(60)  # its replica took over
+            cluster.wait_failover(60)  # its replica took over
             cluster.restart(victim)  # back as the new master's replica
             cluster.wait_ok(60)
             next_master = time.monotonic() + master_every

@@ -145,6 +145,20 @@ class RedisClusterServer:
             time.sleep(0.1)
         raise RuntimeError("the cluster did not reach cluster_state:ok")
 
+    def wait_failover(self, timeout: float = 60.0) -> None:
+        """Wait until a replica has taken over every killed master: as many live
+        masters as the cluster was made with, and cluster_state:ok everywhere.
+
+        Restarting a killed master before that (no persistence here) would
+        bring it back empty *as the master*, and its replica would copy the
+        empty data set: a cluster without persistence must never do that."""
+        deadline = time.monotonic() + timeout
+        while len(self.master_nodes()) < self.masters:
+            if time.monotonic() >= deadline:
+                raise RuntimeError("no replica took over the killed master")
+            time.sleep(0.1)
+        self.wait_ok(max(1.0, deadline - time.monotonic()))
+
     @staticmethod
     def _ok(node: ClusterNode) -> bool:
         try:
