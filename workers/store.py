@@ -678,6 +678,13 @@ class Store:
                 warnings.append(
                     f"{where}appendonly is off: events accepted since the last save die with Redis"
                 )
+            if self.durable_replicas:
+                replicas = int(client.info("replication").get("connected_slaves", 0))
+                if replicas < self.durable_replicas:
+                    warnings.append(
+                        f"{where}DURABLE_REPLICAS is {self.durable_replicas} but this Redis has "
+                        f"{replicas} replica(s) connected: webhooks get 503 until enough are"
+                    )
         return warnings
 
     def connection_warnings(self, needed: int) -> list[str]:
