@@ -17,6 +17,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
@@ -94,6 +95,10 @@ class RedisClusterServer:
             self.nodes.append(node)
         for node in self.nodes:
             self._wait_ping(node)
+        if self.masters < 3:  # redis-cli --cluster create wants 3 masters or more
+            self._create_small()
+            self.wait_ok()
+            return
         create = subprocess.run(
             [cli, "--cluster", "create", *(n.address for n in self.nodes),
              "--cluster-replicas", str(self.replicas), "--cluster-yes"],
@@ -104,6 +109,32 @@ class RedisClusterServer:
             self.stop()
             raise RuntimeError(f"redis-cli --cluster create failed:\n{create.stdout.decode()}")
         self.wait_ok()
+
+    def _create_small(self) -> None:
+        """One or two masters (a benchmark's baseline): slots assigned by hand."""
+        masters, replicas = self.nodes[: self.masters], self.nodes[self.masters :]
+        share = 16384 // self.masters
+        for index, node in enumerate(masters):
+            last = 16383 if index == self.masters - 1 else (index + 1) * share - 1
+            client: Any = node.client()  # redis-py leaves execute_command untyped
+            client.execute_command("CLUSTER", "ADDSLOTSRANGE", index * share, last)
+            client.execute_command("CLUSTER", "SET-CONFIG-EPOCH", index + 1)
+        for node in self.nodes[1:]:
+            meet: Any = node.client()
+            meet.execute_command("CLUSTER", "MEET", "127.0.0.1", self.nodes[0].port)
+        for index, node in enumerate(replicas):
+            master: Any = masters[index % self.masters].client()
+            master_id = master.execute_command("CLUSTER", "MYID")
+            replica: Any = node.client()
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    replica.execute_command("CLUSTER", "REPLICATE", master_id)
+                    break
+                except redis.ResponseError:
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.1)  # the node does not know the master yet
 
     def _launch(self, node: ClusterNode) -> None:
         node.process = subprocess.Popen(

@@ -107,9 +107,16 @@ class Service:
         workdir: Path | None = None,
         cluster_masters: int = 0,
         node_timeout_ms: int = 1000,
+        separate_queues: bool = False,
     ) -> None:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="callstate-svc-"))
         self.redis = RedisServer(self.workdir)
+        # The Redis of RQ's queues: self.redis, but a second one with
+        # separate_queues on one Redis (a cluster's queues are on self.redis).
+        self.queues = self.redis
+        if separate_queues and not cluster_masters:
+            (self.workdir / "rq").mkdir(exist_ok=True)
+            self.queues = RedisServer(self.workdir / "rq")
         self.cluster: RedisClusterServer | None = None
         if cluster_masters:
             (self.workdir / "cluster").mkdir(exist_ok=True)
@@ -152,6 +159,9 @@ class Service:
 
     def start(self, workers: int = 1) -> Service:
         self.redis.start()
+        if self.queues is not self.redis:
+            self.queues.start()
+            self.env["RQ_REDIS_URL"] = self.queues.url
         if self.cluster is not None:
             self.cluster.start()
             self.env["REDIS_URL"] = self.cluster.url
@@ -168,7 +178,7 @@ class Service:
             return bool(response.status == 200)
 
     def workers_registered(self) -> int:
-        return len(list(self.redis.client().scan_iter(match="rq:worker:*", count=1000)))
+        return len(list(self.queues.client().scan_iter(match="rq:worker:*", count=1000)))
 
     def kill9(self, process: subprocess.Popen[bytes]) -> None:
         """SIGKILL a process and everything it forked (its process group)."""
@@ -192,6 +202,8 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.kill9(process)
         self.redis.stop()
+        if self.queues is not self.redis:
+            self.queues.stop()
         if self.cluster is not None:
             self.cluster.stop()
 
