@@ -38,6 +38,7 @@ class NodeFigures:
     cpu_seconds: float
     memory: int
     keys: int
+    by_command: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -57,12 +58,16 @@ def _snapshot(name: str, client: redis.Redis) -> NodeFigures:
     stats = client.info("commandstats")
     cpu = client.info("cpu")
     memory = client.info("memory")
+    by_command = {
+        k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items() if isinstance(v, dict)
+    }
     return NodeFigures(
         name,
-        sum(int(v["calls"]) for v in stats.values() if isinstance(v, dict)),
+        sum(by_command.values()),
         float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]),
         int(memory["used_memory"]),
         int(client.dbsize()),
+        by_command,
     )
 
 
@@ -73,6 +78,7 @@ def _delta(before: NodeFigures, after: NodeFigures) -> NodeFigures:
         after.cpu_seconds - before.cpu_seconds,
         after.memory - before.memory,
         after.keys - before.keys,
+        {k: n - before.by_command.get(k, 0) for k, n in after.by_command.items()},
     )
 
 
@@ -142,6 +148,14 @@ def report(layouts: list[Layout]) -> None:
             theirs = base.total(what) / max(base.events, 1)
             ratio = mine / theirs if theirs else float("nan")
             print(f"  state {unit} per event, all nodes: {ratio:.2f}x one Redis's")
+        every: dict[str, int] = {}
+        for node in layout.state:
+            for name, calls in node.by_command.items():
+                every[name] = every.get(name, 0) + calls
+        busiest = sorted(every.items(), key=lambda item: -item[1])[:6]
+        print("  busiest state commands per event: " + ", ".join(
+            f"{name} {calls / events:.1f}" for name, calls in busiest
+        ))
         if len(layout.state) > 1:
             top = max(n.commands for n in layout.state) / max(layout.total("commands"), 1)
             even = 1 / len(layout.state)
