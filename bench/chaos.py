@@ -3,11 +3,13 @@ restart Redis while it works, then count lost, duplicated and wrong outcomes.
 
     python -m bench.chaos [--duration 60] [--rate 8] [--kill-every 6] [--redis-every 20]
     python -m bench.chaos --cluster 3 --master-every 10 [--durable 1] [--redis-every 0]
+    python -m bench.chaos --cluster 3 --reshard-at 5 --kill-every 0 --redis-every 0
 
 With ``--cluster N`` call state lives on a Redis Cluster of N masters with a
 replica each (RQ on the plain Redis); ``--master-every`` kill -9s a master
 that often (its replica takes over; the killed node comes back as a replica)
-and ``--durable`` sets DURABLE_REPLICAS.
+and ``--durable`` sets DURABLE_REPLICAS; ``--reshard-at`` adds an empty
+master that many seconds in and rebalances slots onto it while traffic flows.
 
 Loopback only, bounded in time. The sender behaves like PrimeVOX: it retries
 a webhook until it gets a 2xx, so a 503 while Redis restarts costs a retry,
@@ -41,6 +43,7 @@ class Report:
     worker_kills: int = 0
     redis_restarts: int = 0
     master_kills: int = 0
+    reshards: int = 0
     lost_events: int = 0
     duplicated_events: int = 0
     missing_outcomes: int = 0
@@ -65,7 +68,7 @@ class Report:
         return (
             f"{self.calls} calls, {self.posts} webhooks ({self.retries} retried), "
             f"{self.worker_kills} workers killed, {self.redis_restarts} Redis restarts, "
-            f"{self.master_kills} cluster masters killed, "
+            f"{self.master_kills} cluster masters killed, {self.reshards} reshards, "
             f"{self.seconds:.0f} s\n"
             f"lost {self.lost} (events {self.lost_events}, outcomes {self.missing_outcomes}), "
             f"duplicated {self.duplicated} (events {self.duplicated_events}, "
@@ -120,13 +123,18 @@ def chaos_monkey(
     redis_every: float,
     rng: random.Random,
     master_every: float = 0.0,
+    reshard_at: float = 0.0,
 ) -> None:
+    start = time.monotonic()
     next_kill = time.monotonic() + kill_every
     next_redis = time.monotonic() + redis_every
     next_master = time.monotonic() + master_every
     while not stop.wait(0.2):
         now = time.monotonic()
         cluster = service.cluster
+        if reshard_at and cluster is not None and not report.reshards and now - start >= reshard_at:
+            cluster.add_master_and_rebalance()  # slots migrate under traffic
+            report.reshards += 1
         if master_every and cluster is not None and now >= next_master:
             victim = rng.choice(cluster.master_nodes())
             cluster.kill9(victim)
@@ -200,6 +208,7 @@ def run(
     cluster: int = 0,
     master_every: float = 0.0,
     durable: int = 0,
+    reshard_at: float = 0.0,
 ) -> Report:
     """Run traffic with chaos for ``duration`` seconds, then check everything."""
     rng = random.Random(seed)
@@ -231,6 +240,7 @@ def run(
                 redis_every,
                 random.Random(seed + 1),
                 master_every,
+                reshard_at,
             ),
             daemon=True,
         )
@@ -287,6 +297,12 @@ def main(argv: list[str] | None = None) -> int:
         "--master-every", type=float, default=0.0, help="seconds between master kill -9s"
     )
     parser.add_argument("--durable", type=int, default=0, help="DURABLE_REPLICAS")
+    parser.add_argument(
+        "--reshard-at",
+        type=float,
+        default=0.0,
+        help="seconds in: add an empty master and rebalance slots onto it under traffic",
+    )
     args = parser.parse_args(argv)
     report = run(
         args.duration,
@@ -299,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         cluster=args.cluster,
         master_every=args.master_every,
         durable=args.durable,
+        reshard_at=args.reshard_at,
     )
     for problem in report.problems[:20]:
         print(problem)

@@ -8,7 +8,8 @@ Redis of its own (``RQ_REDIS_URL``), so the state nodes' figures are call
 state only. The same simulated calls (``app.simulator``) are posted to each,
 every call's events in order, 16 calls at a time, and the run waits until
 every call has its outcome. Per node: commands (``INFO commandstats``), Redis
-CPU (``INFO cpu``) and memory (``used_memory``) per event, and the ratio of
+CPU (``INFO cpu``) and memory (``used_memory`` less replication backlog and
+client and AOF buffers) per event, and the ratio of
 the cluster's totals to one Redis's in the same run.
 """
 
@@ -65,7 +66,13 @@ def _snapshot(name: str, client: redis.Redis) -> NodeFigures:
         name,
         sum(by_command.values()),
         float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]),
-        int(memory["used_memory"]),
+        # What the data takes: replication backlogs, replicas' and clients'
+        # buffers and the AOF buffer come and go with load, not with calls kept.
+        int(memory["used_memory"])
+        - int(memory.get("mem_replication_backlog", 0))
+        - int(memory.get("mem_clients_slaves", 0))
+        - int(memory.get("mem_clients_normal", 0))
+        - int(memory.get("mem_aof_buffer", 0)),
         int(client.dbsize()),
         by_command,
     )

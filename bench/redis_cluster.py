@@ -87,7 +87,7 @@ class RedisClusterServer:
         return (live or self.nodes)[0].url
 
     def start(self) -> None:
-        cli = shutil.which("redis-cli") or str(Path(self.binary).with_name("redis-cli"))
+        cli = self._cli()
         count = self.masters * (1 + self.replicas)
         for _ in range(count):
             node = ClusterNode(free_cluster_port(), self.directory)
@@ -109,6 +109,49 @@ class RedisClusterServer:
             self.stop()
             raise RuntimeError(f"redis-cli --cluster create failed:\n{create.stdout.decode()}")
         self.wait_ok()
+
+    def _cli(self) -> str:
+        return shutil.which("redis-cli") or str(Path(self.binary).with_name("redis-cli"))
+
+    def add_master_and_rebalance(self, timeout: float = 300.0) -> ClusterNode:
+        """Grow by one empty master, then move slots onto it with ``redis-cli
+        --cluster rebalance --cluster-use-empty-masters`` (keys migrate while
+        clients keep working: they are redirected with ASK / MOVED)."""
+        node = ClusterNode(free_cluster_port(), self.directory)
+        self._launch(node)
+        self._wait_ping(node)
+        self.nodes.append(node)
+        entry = next(n for n in self.master_nodes() if n is not node)
+        add = subprocess.run(
+            [self._cli(), "--cluster", "add-node", node.address, entry.address],
+            capture_output=True, timeout=60,
+        )  # fmt: skip
+        if add.returncode != 0:
+            raise RuntimeError(f"add-node failed:\n{add.stdout.decode()}")
+        self.masters += 1
+        deadline = time.monotonic() + 30
+        while not all(self._knows(n, node) for n in self.nodes if n.alive()):
+            if time.monotonic() >= deadline:
+                raise RuntimeError("the cluster did not learn of the new node")
+            time.sleep(0.1)
+        moved = subprocess.run(
+            [self._cli(), "--cluster", "rebalance", entry.address,
+             "--cluster-use-empty-masters"],
+            capture_output=True, timeout=timeout,
+        )  # fmt: skip
+        if moved.returncode != 0:
+            raise RuntimeError(f"rebalance failed:\n{moved.stdout.decode()}")
+        self.wait_ok()
+        return node
+
+    @staticmethod
+    def _knows(node: ClusterNode, other: ClusterNode) -> bool:
+        try:
+            text = node.client().execute_command("CLUSTER", "NODES")  # type: ignore[no-untyped-call]
+        except redis.RedisError:
+            return False
+        listing = text.decode() if isinstance(text, bytes) else str(text)
+        return f"127.0.0.1:{other.port}@" in listing
 
     def _create_small(self) -> None:
         """One or two masters (a benchmark's baseline): slots assigned by hand."""
