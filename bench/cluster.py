@@ -1,7 +1,13 @@
 """Call state on a Redis Cluster: Redis commands, CPU and memory per event on
 each node, for one Redis and clusters of 1 and 3 masters, in one run.
 
-    python -m bench.cluster [--calls 600] [--seed 1]
+    python -m bench.cluster [--calls 600] [--seed 1] [--masters 0,1,3,6]
+    python -m bench.cluster --durability [--seconds 8]
+
+``--durability``: intake on a cluster of 3 masters (a replica each) with
+DURABLE_REPLICAS=0 and =1, one after the other in the same run: webhooks
+accepted a second from 16 keep-alive connections as fast as they are
+answered, and the 202's latency.
 
 Each layout runs the shipped web and worker (one worker process) with RQ on a
 Redis of its own (``RQ_REDIS_URL``), so the state nodes' figures are call
@@ -29,6 +35,7 @@ import redis
 
 from app.simulator import SimulatedCall, generate_call
 from bench.chaos import send_until_accepted
+from bench.common import KeepAlive, percentile
 from bench.service import Service, wait_for
 
 
@@ -169,12 +176,73 @@ def report(layouts: list[Layout]) -> None:
             print(f"  busiest node's share of commands: {top:.2f} (even: {even:.2f})")
 
 
+def intake_rate(durable: int, seconds: float, seed: int) -> tuple[float, float, float, int]:
+    """(accepted/s, p50 ms, p99 ms, refused) of intake on a cluster of 3 masters."""
+    rng = random.Random(seed)
+    posts = [p for _ in range(4000) for p in generate_call(rng, "acme", speed=1000.0).posts]
+    env = {"WORKER_CONCURRENCY": "1", "DURABLE_REPLICAS": str(durable)}
+    service = Service(env, cluster_masters=3)
+    latencies: list[float] = []
+    refused = 0
+    with service.start(workers=1):
+        path = f"/webhooks/primevox/{service.token}"
+        stop_at = time.monotonic() + seconds
+
+        def sender(k: int) -> tuple[list[float], int]:
+            client, mine, bad = KeepAlive(service.base_url), [], 0
+            try:
+                for post in posts[k::16]:
+                    if time.monotonic() >= stop_at:
+                        break
+                    body, content_type = post.body()
+                    sent = time.monotonic()
+                    status, _ = client.request("POST", path, body, {"Content-Type": content_type})
+                    if status == 202:
+                        mine.append(time.monotonic() - sent)
+                    else:
+                        bad += 1
+            finally:
+                client.close()
+            return mine, bad
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(16) as pool:
+            for mine, bad in pool.map(sender, range(16)):
+                latencies += mine
+                refused += bad
+        elapsed = time.monotonic() - started
+    return (
+        len(latencies) / elapsed,
+        1000 * percentile(latencies, 50),
+        1000 * percentile(latencies, 99),
+        refused,
+    )
+
+
+def durability(seconds: float, seed: int) -> None:
+    results = {}
+    for durable in (0, 1):
+        print(f"intake with DURABLE_REPLICAS={durable} ...", file=sys.stderr, flush=True)
+        results[durable] = intake_rate(durable, seconds, seed)
+    for durable, (rate, p50, p99, refused) in results.items():
+        print(
+            f"DURABLE_REPLICAS={durable}: {rate:7.0f} accepted/s  202 p50 {p50:6.2f} ms  "
+            f"p99 {p99:6.2f} ms  refused {refused}"
+        )
+    print(f"rate with DURABLE_REPLICAS=1: {results[1][0] / results[0][0]:.2f}x without")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=600)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--masters", default="0,1,3", help="layouts: 0 = one Redis")
+    parser.add_argument("--durability", action="store_true", help="DURABLE_REPLICAS' cost")
+    parser.add_argument("--seconds", type=float, default=8.0)
     args = parser.parse_args(argv)
+    if args.durability:
+        durability(args.seconds, args.seed)
+        return 0
     rng = random.Random(args.seed)
     tenants = [f"tenant-{n}" for n in range(8)]
     calls = [generate_call(rng, rng.choice(tenants), speed=1000.0) for _ in range(args.calls)]
