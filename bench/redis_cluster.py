@@ -187,6 +187,9 @@ class RedisClusterServer:
                 "--bind", "127.0.0.1",
                 "--cluster-enabled", "yes",
                 "--cluster-config-file", f"nodes-{node.port}.conf",
+                # Its own file: a replica's full sync writes one, and a node
+                # (re)started in this directory must not load another's data.
+                "--dbfilename", f"dump-{node.port}.rdb",
                 "--cluster-node-timeout", str(self.node_timeout_ms),
                 "--save", "",
                 "--appendonly", "no",
