@@ -98,6 +98,7 @@ class RedisClusterServer:
         if self.masters < 3:  # redis-cli --cluster create wants 3 masters or more
             self._create_small()
             self.wait_ok()
+            self.wait_replicas_synced()
             return
         create = subprocess.run(
             [cli, "--cluster", "create", *(n.address for n in self.nodes),
@@ -109,6 +110,29 @@ class RedisClusterServer:
             self.stop()
             raise RuntimeError(f"redis-cli --cluster create failed:\n{create.stdout.decode()}")
         self.wait_ok()
+        self.wait_replicas_synced()
+
+    def wait_replicas_synced(self, timeout: float = 60.0) -> None:
+        """Wait until every live replica holds its master's data (link up, no sync
+        under way): before that a master's WAIT counts no replica."""
+        deadline = time.monotonic() + timeout
+        for node in self.nodes:
+            while node.alive() and not self._synced(node):
+                if time.monotonic() >= deadline:
+                    raise RuntimeError(f"replica {node.port} did not sync with its master")
+                time.sleep(0.1)
+
+    @staticmethod
+    def _synced(node: ClusterNode) -> bool:
+        try:
+            info = node.client().info("replication")
+        except redis.RedisError:
+            return False
+        if info.get("role") == "master":
+            return True
+        return info.get("master_link_status") == "up" and not int(
+            info.get("master_sync_in_progress", 0)
+        )
 
     def _cli(self) -> str:
         return shutil.which("redis-cli") or str(Path(self.binary).with_name("redis-cli"))
@@ -277,16 +301,10 @@ class RedisClusterServer:
         self._launch(node)
         self._wait_ping(node)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(redis.RedisError):
-                info = node.client().info("replication")
-                if info.get("role") == "master" or (
-                    info.get("master_link_status") == "up"
-                    and not int(info.get("master_sync_in_progress", 0))
-                ):
-                    return
+        while not self._synced(node):
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"node {node.port} did not sync with its master")
             time.sleep(0.1)
-        raise RuntimeError(f"node {node.port} did not sync with its master")
 
     def stop(self) -> None:
         for node in self.nodes:
