@@ -15,6 +15,13 @@ What the process keeps from its gunicorn days, and how:
   worker processes start (what gunicorn's ``on_starting`` hook did).
 * The access log: one JSON line a request with the webhook token redacted
   (app/access_log.py); granian's own lines are JSON too.
+* Slow clients (slowloris): granian's admission limit (``backpressure``)
+  counts open connections, not requests, so it is set well above the thread
+  count (``CONNECTIONS_PER_PROCESS``): a few hundred idle or dribbling
+  connections do not lock honest senders out. Headers must arrive within
+  ``HEADER_READ_SECONDS`` (hyper closes the connection otherwise), and a
+  body within ``app.webhook_path.BODY_SECONDS`` on a reader thread, so no
+  slow client holds one of the app's threads.
 * SIGTERM: granian stops accepting, lets requests in flight finish and stops
   a worker that is still busy (an open stream) after ``GRACEFUL_SECONDS``,
   inside the platform's 30 s.
@@ -27,12 +34,26 @@ import os
 import sys
 from typing import Any
 
+from granian.http import HTTP1Settings
+
 from app.access_log import AccessLog
 
 DEFAULT_FACTORY = "app:create_app"
 _FACTORY = "CALLSTATE_WSGI_FACTORY"
 # Heroku sends SIGKILL 30 s after SIGTERM.
 GRACEFUL_SECONDS = 25
+# A sender's request line and headers (one packet for PrimeVOX) must all be in
+# within this; hyper's default is 30 s.
+HEADER_READ_SECONDS = 10
+# Connections one server process holds open at once (granian's backpressure
+# permits are held per connection, idle keep-alive included); more wait in
+# the listen backlog. Each costs a socket and a little Rust memory; requests
+# beyond WEB_THREADS wait for a thread inside the server.
+CONNECTIONS_PER_PROCESS = 512
+# Server threads beyond WEB_THREADS: each waits (at most BODY_SECONDS) for a
+# body still arriving, without running the app; as many as app.webhook_path
+# has BODY_READERS (not imported: this process must not load the app).
+BODY_WAITERS = 64
 
 
 def log_config() -> dict[str, Any]:
@@ -83,12 +104,15 @@ def server_options(env: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
         "address": "0.0.0.0",
         "port": _whole(env, "PORT", 5000),
         "workers": _whole(env, "WEB_CONCURRENCY", 2),
-        # The app's threads: a request (or an open stream) holds one.
-        "blocking_threads": threads,
-        # Requests a process takes in at once; more wait in the socket's backlog
-        # instead of in a queue in front of busy threads.
-        "backpressure": threads,
+        # The app's threads: a request (or an open stream) holds one while the app
+        # works (app.webhook_path bounds that to WEB_THREADS); the rest wait for
+        # bodies still arriving, so slow senders never take the app's threads.
+        "blocking_threads": threads + BODY_WAITERS,
+        # Connections a process holds at once (see the module's docstring): far
+        # more than threads, so slow or idle clients cannot fill them.
+        "backpressure": max(CONNECTIONS_PER_PROCESS, threads),
         "http": "1",
+        "http1_settings": HTTP1Settings(header_read_timeout=HEADER_READ_SECONDS * 1000),
         "websockets": False,
         # app.access_log writes the access log (cheaper, and redacted).
         "log_access": False,

@@ -12,17 +12,33 @@ Anything else -- another path or method, no token in the path (HTTP Basic
 auth), a body without Content-Length or over the size limit, debug mode --
 goes to Flask unchanged, so every answer, 413 and error handler included, is
 the one Flask would give.
+
+Slow bodies. granian hands the app a body that is still arriving: a read
+blocks its thread until the last byte is in, and neither granian nor hyper
+bounds how long that takes. So this layer reads every request body (any
+path) on a separate pool of ``BODY_READERS`` reader threads and waits at most
+``BODY_SECONDS`` for it; a body not in by then is answered ``408`` and the
+app's thread moves on. A client that dribbles its body holds one reader (not
+a web thread) until it finishes or goes away; past ``BODY_READERS`` such
+clients, bodies wait for a reader and time out the same way. Headers are
+bounded by the server itself (``app.serve``: header read timeout).
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import os
+import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from flask import Flask
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.wsgi import ClosingIterator
 
 from app.errors import MESSAGES
 from app.intake import accept_webhook
@@ -33,20 +49,93 @@ log = logging.getLogger("app")
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
+# A PrimeVOX body (under 2 KB) arrives in one packet: 10 s is generous for any
+# honest sender, and bounds what a slow one can hold.
+BODY_SECONDS = 10.0
+# Reader threads per process: a body still arriving holds one, blocked in the
+# server's Rust code with the GIL released (a few KB of memory each).
+BODY_READERS = 64
+DEFAULT_APP_THREADS = 16
+
+
+class BodyReader:
+    """Read request bodies on a pool of reader threads, each within a deadline."""
+
+    def __init__(self, readers: int = BODY_READERS, seconds: float = BODY_SECONDS) -> None:
+        self.seconds = seconds
+        self._pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="body-reader")
+
+    def read(self, stream: Any, size: int) -> bytes | None:
+        """Up to ``size`` bytes of ``stream`` (all of it when shorter), or None when
+        they did not arrive within the deadline."""
+        pool = self._pool
+        future = pool.submit(stream.read, size) if size >= 0 else pool.submit(stream.read)
+        try:
+            body: bytes = future.result(timeout=self.seconds)
+        except FutureTimeout:
+            future.cancel()  # still queued behind busy readers: never start it
+            return None
+        return body
+
+
+def app_threads() -> int:
+    """WEB_THREADS (app.serve checks it): threads that may run the app at once."""
+    raw = os.environ.get("WEB_THREADS", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_APP_THREADS
+
+
+def _nothing() -> None:
+    return None
+
 
 class WebhookPath:
     """WSGI middleware: serve webhook posts that need nothing of Flask, pass on the rest."""
 
-    def __init__(self, app: Flask, wsgi_app: WsgiApp) -> None:
+    def __init__(self, app: Flask, wsgi_app: WsgiApp, bodies: BodyReader | None = None) -> None:
         self.app = app
         self.wsgi_app = wsgi_app
+        self.bodies = bodies or BodyReader()
+        # The app's own work (everything once the body is in) runs on at most
+        # WEB_THREADS threads at once, as before the server had threads to spare
+        # for bodies still arriving: more would only queue for Redis connections.
+        self.working = threading.BoundedSemaphore(app_threads())
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        length = self._length(environ)
-        if length is None:
-            return self.wsgi_app(environ, start_response)
+        if not self._read_body_in_time(environ):
+            return self._answer(
+                start_response,
+                408,
+                {"error": f"the request body did not arrive within {self.bodies.seconds:g} s"},
+                {"Connection": "close"},
+            )
+        self.working.acquire()
+        try:
+            length = self._length(environ)
+            if length is not None:
+                return self._webhook(environ, start_response, length)
+            answer = self.wsgi_app(environ, start_response)
+        except BaseException:
+            self.working.release()
+            raise
+        if isinstance(answer, list):
+            self.working.release()
+            return answer
+        # A streamed answer keeps its thread until the server closes it.
+        return ClosingIterator(answer, [getattr(answer, "close", _nothing), self.working.release])
+
+    def _webhook(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], length: int
+    ) -> list[bytes]:
+        try:
+            return self._accept(environ, start_response, length)
+        finally:
+            self.working.release()
+
+    def _accept(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], length: int
+    ) -> list[bytes]:
         token = environ["PATH_INFO"][len(PREFIX) :]
         try:
             status, answer, headers = accept_webhook(
@@ -62,6 +151,15 @@ class WebhookPath:
         except Exception:
             log.exception("unhandled error")
             status, answer, headers = 500, {"error": MESSAGES[500]}, {}
+        return self._answer(start_response, status, answer, headers)
+
+    def _answer(
+        self,
+        start_response: Callable[..., Any],
+        status: int,
+        answer: dict[str, Any],
+        headers: dict[str, str],
+    ) -> list[bytes]:
         body = (self.app.json.dumps(answer, separators=(",", ":")) + "\n").encode()
         start_response(
             f"{status} {HTTP_STATUS_CODES[status].upper()}",
@@ -72,6 +170,30 @@ class WebhookPath:
             ],
         )
         return [body]
+
+    def _read_body_in_time(self, environ: dict[str, Any]) -> bool:
+        """Read the request's body within the deadline and put it back as a buffer
+        (False when it did not arrive in time). A body announced larger than the
+        limit is left unread: Flask answers 413 without reading it."""
+        raw = environ.get("CONTENT_LENGTH") or ""
+        max_length = self.app.config.get("MAX_CONTENT_LENGTH")
+        if raw.isdigit():
+            size = int(raw)
+            if size == 0 or (max_length is not None and size > max_length):
+                return True
+        elif "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            # One byte past the limit is enough for Flask to answer 413.
+            size = max_length + 1 if max_length is not None else -1
+        else:
+            return True
+        stream = environ.get("wsgi.input")
+        if stream is None:
+            return True
+        body = self.bodies.read(stream, size)
+        if body is None:
+            return False
+        environ["wsgi.input"] = io.BytesIO(body)
+        return True
 
     def _length(self, environ: dict[str, Any]) -> int | None:
         """The body's length if this request is one for the hot path, else None."""

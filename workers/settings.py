@@ -109,6 +109,34 @@ def _schedule(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tu
         raise ConfigError(f"{name} must be comma-separated whole seconds") from exc
 
 
+# ISO 3166 codes DEFAULT_COUNTRY also takes, for the countries seen most; any
+# other country is named by its calling code ("DEFAULT_COUNTRY=43").
+COUNTRY_CODES = {
+    "US": "1", "CA": "1", "PR": "1", "GB": "44", "IE": "353", "FR": "33", "DE": "49",
+    "ES": "34", "IT": "39", "NL": "31", "BE": "32", "CH": "41", "PT": "351", "AU": "61",
+    "NZ": "64", "MX": "52", "BR": "55", "IN": "91", "ZA": "27",
+}  # fmt: skip
+
+
+def country_code(raw: str) -> str:
+    """DEFAULT_COUNTRY as a calling code: ``US`` -> ``1``, ``+44`` -> ``44``, ``none`` -> "".
+
+    Raises ConfigError for anything else.
+    """
+    text = raw.strip()
+    if text.upper() in ("", "NONE"):
+        return "" if text else "1"
+    if text.upper() in COUNTRY_CODES:
+        return COUNTRY_CODES[text.upper()]
+    digits = text.removeprefix("+")
+    if digits.isascii() and digits.isdigit() and 1 <= len(digits) <= 3 and digits[0] != "0":
+        return digits
+    raise ConfigError(
+        "DEFAULT_COUNTRY must be a calling code such as 1 or 44, one of "
+        f"{', '.join(sorted(COUNTRY_CODES))}, or none (got {text[:20]!r})"
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything both process types read from the environment."""
@@ -156,6 +184,9 @@ class Settings:
     # the first time, doubling per failed probe up to 300 s.
     delivery_breaker_failures: int = 5
     delivery_breaker_seconds: float = 5.0
+    # Callbacks read national numbers in this country (a calling code such as
+    # "1", or "" for none: only international numbers match). DEFAULT_COUNTRY.
+    default_country: str = "1"
 
     @property
     def web_process_connections(self) -> int:
@@ -214,4 +245,5 @@ class Settings:
             delivery_max_in_flight=_number(env, "DELIVERY_MAX_IN_FLIGHT", 4, 1),
             delivery_breaker_failures=_number(env, "DELIVERY_BREAKER_FAILURES", 5, 0),
             delivery_breaker_seconds=_number(env, "DELIVERY_BREAKER_SECONDS", 5.0, 0.0),
+            default_country=country_code(env.get("DEFAULT_COUNTRY", "US")),
         )

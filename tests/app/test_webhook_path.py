@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from typing import Any
 
+import fakeredis
 import pytest
 from examples import CONTENT_TYPES, EXAMPLES
 from flask import Flask
 from werkzeug.test import Client, TestResponse
 
-from app.webhook_path import WebhookPath
+from app.webhook_path import BodyReader, WebhookPath
 from tests.conftest import TENANT_TOKEN, TOKEN
 
 BAD_BODIES = [
@@ -89,3 +91,42 @@ def test_what_the_hot_path_does_not_serve_still_gets_flasks_answer(app: Flask) -
         _same(answer, flask.open(path, method=method, headers=headers, data=data))
         statuses.append(answer.status_code)
     assert statuses == [202, 413, 405, 404]
+
+
+class _Silent:
+    """A request body whose bytes never come (a slow client): read blocks until released."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+
+    def read(self, size: int = -1) -> bytes:
+        self.released.wait(10)
+        return b""
+
+
+def test_a_body_that_does_not_arrive_in_time_is_408_and_the_app_never_runs(
+    app: Flask, redis_client: fakeredis.FakeRedis
+) -> None:
+    """A body still missing at the deadline: 408 with Connection: close, nothing queued,
+    and the app's thread is free again (the next request is answered)."""
+    assert isinstance(app.wsgi_app, WebhookPath)
+    app.wsgi_app.bodies = BodyReader(readers=2, seconds=0.2)
+    silent = _Silent()
+    path = f"/webhooks/primevox/{TOKEN}"
+    try:
+        answer = Client(app.wsgi_app).post(
+            path, data=b"x" * 120, environ_overrides={"wsgi.input": silent}
+        )
+    finally:
+        silent.released.set()
+    assert answer.status_code == 408
+    assert answer.headers["Connection"] == "close"
+    assert "did not arrive" in answer.get_json()["error"]
+    assert redis_client.dbsize() == 0
+    encoding, body = EXAMPLES["InboundCall"]
+    for _ in range(40):  # more requests than WEB_THREADS: every one gives its thread back
+        ok = Client(app.wsgi_app).post(
+            path, data=body, headers={"Content-Type": CONTENT_TYPES[encoding]}
+        )
+        assert ok.status_code == 202
+        assert Client(app.wsgi_app).get("/healthz").status_code == 200
