@@ -183,6 +183,14 @@ def is_cluster(url: str, **options: Any) -> bool:
     return int(info.get("cluster_enabled", 0) or 0) == 1
 
 
+def _is_cluster_if_up(url: str) -> bool:
+    """is_cluster, False when ``url`` does not answer (RQ waits for its Redis)."""
+    try:
+        return is_cluster(url)
+    except redis.RedisError:
+        return False
+
+
 def connect(
     url: str,
     *,
@@ -247,8 +255,11 @@ def open_redis(
 ) -> Connections:
     """Connect to REDIS_URL (a cluster if it is one) and RQ's Redis.
 
-    Asks REDIS_URL whether it is a cluster node, so Redis must answer: tries
-    for up to ``wait_seconds`` (calling ``on_retry`` after each failure), then
+    Asks REDIS_URL whether it is a cluster node. Without RQ_REDIS_URL only a
+    plain Redis can serve, so a Redis that does not answer is taken for one
+    (as before clusters: a process starts while Redis is down, and answers
+    503 until it is back). With RQ_REDIS_URL, REDIS_URL must answer: tries for
+    up to ``wait_seconds`` (calling ``on_retry`` after each failure), then
     raises redis.RedisError. Raises ConfigError when REDIS_URL is a cluster
     and RQ_REDIS_URL is unset, or when RQ_REDIS_URL is a cluster.
     """
@@ -258,6 +269,9 @@ def open_redis(
             cluster = is_cluster(settings.redis_url)
             break
         except redis.RedisError as exc:
+            if settings.rq_redis_url is None:
+                cluster = False
+                break
             if time.monotonic() >= deadline:
                 raise
             if on_retry is not None:
@@ -269,7 +283,7 @@ def open_redis(
             "REDIS_URL names a Redis Cluster, and RQ cannot keep its queues on a cluster "
             "(its commands span hash slots): set RQ_REDIS_URL to a plain Redis for the queues"
         )
-    if settings.rq_redis_url is not None and is_cluster(queues_url):
+    if settings.rq_redis_url is not None and _is_cluster_if_up(queues_url):
         raise ConfigError(
             "RQ_REDIS_URL names a Redis Cluster node; RQ needs a plain (non-cluster) Redis"
         )
