@@ -25,9 +25,10 @@ class Resources:
 
 
 def init_app(app: Flask, client: redis.Redis | None = None) -> None:
-    """Connect and register: REDIS_URL (asked once whether it is a cluster,
-    waiting up to 30 s for it to answer) and RQ_REDIS_URL. Raises ConfigError
-    (a cluster without RQ_REDIS_URL) or redis.RedisError (no answer).
+    """Connect and register: REDIS_URL (asked once whether it is a cluster;
+    with RQ_REDIS_URL set, waiting up to 30 s for it to answer) and
+    RQ_REDIS_URL. Raises ConfigError (a cluster without RQ_REDIS_URL) or
+    redis.RedisError (no answer).
 
     Each client holds at most this web process's share of WEB_REDIS_CONNECTIONS
     (per Redis server); a request beyond it waits briefly for one (then 503

@@ -140,10 +140,6 @@ class BudgetedPool(redis.BlockingConnectionPool):
             raise
 
 
-# On a cluster a drain session looks at its wake lists this often (it cannot
-# BLPOP across slots): the most a woken session's reaction is delayed.
-CLUSTER_WAKE_POLL_SECONDS = 0.01
-
 # How long a caller beyond the budget waits for a connection, by default: a
 # request waits this long, then answers 503 with Retry-After.
 POOL_WAIT_SECONDS = 2.0
@@ -185,6 +181,14 @@ def is_cluster(url: str, **options: Any) -> bool:
     finally:
         probe.close()
     return int(info.get("cluster_enabled", 0) or 0) == 1
+
+
+def _is_cluster_if_up(url: str) -> bool:
+    """is_cluster, False when ``url`` does not answer (RQ waits for its Redis)."""
+    try:
+        return is_cluster(url)
+    except redis.RedisError:
+        return False
 
 
 def connect(
@@ -251,8 +255,11 @@ def open_redis(
 ) -> Connections:
     """Connect to REDIS_URL (a cluster if it is one) and RQ's Redis.
 
-    Asks REDIS_URL whether it is a cluster node, so Redis must answer: tries
-    for up to ``wait_seconds`` (calling ``on_retry`` after each failure), then
+    Asks REDIS_URL whether it is a cluster node. Without RQ_REDIS_URL only a
+    plain Redis can serve, so a Redis that does not answer is taken for one
+    (as before clusters: a process starts while Redis is down, and answers
+    503 until it is back). With RQ_REDIS_URL, REDIS_URL must answer: tries for
+    up to ``wait_seconds`` (calling ``on_retry`` after each failure), then
     raises redis.RedisError. Raises ConfigError when REDIS_URL is a cluster
     and RQ_REDIS_URL is unset, or when RQ_REDIS_URL is a cluster.
     """
@@ -262,6 +269,9 @@ def open_redis(
             cluster = is_cluster(settings.redis_url)
             break
         except redis.RedisError as exc:
+            if settings.rq_redis_url is None:
+                cluster = False
+                break
             if time.monotonic() >= deadline:
                 raise
             if on_retry is not None:
@@ -273,7 +283,7 @@ def open_redis(
             "REDIS_URL names a Redis Cluster, and RQ cannot keep its queues on a cluster "
             "(its commands span hash slots): set RQ_REDIS_URL to a plain Redis for the queues"
         )
-    if settings.rq_redis_url is not None and is_cluster(queues_url):
+    if settings.rq_redis_url is not None and _is_cluster_if_up(queues_url):
         raise ConfigError(
             "RQ_REDIS_URL names a Redis Cluster node; RQ needs a plain (non-cluster) Redis"
         )
@@ -456,6 +466,9 @@ class Store:
         self.spread = self.cluster is not None if spread is None else spread
         # The cluster client's node-map methods, which redis-py leaves untyped.
         self._nodes: Any = self.cluster
+        # A drain session's wake listener on a cluster (wait_for_wake).
+        self._wake_listener: Any = None
+        self._wake_channels: set[str] = set()
         self.retention_seconds = retention_seconds
         self.durable_replicas = durable_replicas
         self.durable_wait_ms = max(1, int(durable_wait_seconds * 1000))
@@ -678,6 +691,13 @@ class Store:
                 warnings.append(
                     f"{where}appendonly is off: events accepted since the last save die with Redis"
                 )
+            if self.durable_replicas:
+                replicas = int(client.info("replication").get("connected_slaves", 0))
+                if replicas < self.durable_replicas:
+                    warnings.append(
+                        f"{where}DURABLE_REPLICAS is {self.durable_replicas} but this Redis has "
+                        f"{replicas} replica(s) connected: webhooks get 503 until enough are"
+                    )
         return warnings
 
     def connection_warnings(self, needed: int) -> list[str]:
@@ -833,8 +853,10 @@ class Store:
 
         A wake token says events arrived while a worker held the partition. On
         one Redis this is one BLPOP over every wake list. A cluster cannot block
-        on keys of several slots, so there the lists are looked at every
-        CLUSTER_WAKE_POLL_SECONDS (one pipeline per node) until the timeout.
+        on keys of several slots: there the drainer listens on the lists'
+        channels (intake publishes on them when it leaves a token) and takes
+        the tokens of the lists it hears about, and of those it starts to
+        listen to (a token may have come before).
         """
         if not partitions:
             time.sleep(timeout)
@@ -843,17 +865,53 @@ class Store:
         if self.cluster is None:
             popped = self.redis.blpop(list(keys), timeout=max(timeout, 0.001))
             return [] if popped is None else [keys[_text(popped[0])]]
+        try:
+            return self._listen_for_wake(keys, timeout)
+        except redis.RedisError:
+            self._forget_wake_listener()
+            raise
+
+    def _listen_for_wake(
+        self, keys: dict[str, tuple[str, int]], timeout: float
+    ) -> list[tuple[str, int]]:
+        if self._wake_listener is None:
+            self._wake_listener = self._nodes.pubsub(ignore_subscribe_messages=True)
+        listener = self._wake_listener
+        wanted = set(keys)
+        new, gone = wanted - self._wake_channels, self._wake_channels - wanted
+        if gone:
+            listener.unsubscribe(*gone)
+        if new:
+            listener.subscribe(*new)
+        self._wake_channels = wanted
+        heard = set(new)
         deadline = time.monotonic() + timeout
         while True:
-            with self.redis.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.lpop(key)
-                answers = pipe.execute()
-            woken = [part for part, token in zip(keys.values(), answers, strict=True) if token]
             left = deadline - time.monotonic()
-            if woken or left <= 0:
-                return woken
-            time.sleep(min(CLUSTER_WAKE_POLL_SECONDS, left))
+            message = listener.get_message(timeout=0 if heard else max(left, 0.0))
+            while message is not None:
+                if message.get("type") == "message":
+                    heard.add(_text(message["channel"]))
+                message = listener.get_message(timeout=0)
+            heard &= wanted
+            if heard:
+                with self.redis.pipeline(transaction=False) as pipe:
+                    for key in heard:
+                        pipe.lpop(key)
+                    tokens = pipe.execute()
+                woken = [keys[k] for k, token in zip(heard, tokens, strict=True) if token]
+                heard = set()
+                if woken:
+                    return woken
+            if deadline - time.monotonic() <= 0:
+                return []
+
+    def _forget_wake_listener(self) -> None:
+        listener, self._wake_listener = self._wake_listener, None
+        self._wake_channels = set()
+        if listener is not None:
+            with contextlib.suppress(redis.RedisError, OSError):
+                listener.close()
 
     def claim_doorbells(
         self, partitions: Sequence[tuple[str, int]], me: str, take_over: Sequence[str] = ()

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 from callstate_harness import Api, Launcher, RedisServer
-from redis_cluster import RedisClusterServer
+
+from bench.redis_cluster import RedisClusterServer
 
 REDIS_SERVER = shutil.which("redis-server")
 HERE = Path(__file__).resolve().parent
@@ -77,6 +78,8 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
     on free loopback ports (a replica takes over a killed master within seconds)."""
     if REDIS_SERVER is None:
         pytest.skip(SKIP_REASON)
+    if shutil.which("redis-cli") is None:
+        pytest.skip("!!! REDIS CLUSTER TESTS SKIPPED: redis-cli (redis-tools) is not installed !!!")
     cluster = RedisClusterServer(REDIS_SERVER, tmp_path_factory.mktemp("cluster"))
     cluster.start()
     try:
