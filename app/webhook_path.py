@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import ClosingIterator
@@ -88,6 +88,16 @@ def _nothing() -> None:
     return None
 
 
+# Set in the WSGI environ by every Flask response: whether its body is produced
+# while it is sent (an SSE stream), so still works on the app's behalf.
+STREAMED = "callstate.streamed"
+
+
+def _note_streamed(response: Response) -> Response:
+    request.environ[STREAMED] = response.is_streamed
+    return response
+
+
 class WebhookPath:
     """WSGI middleware: serve webhook posts that need nothing of Flask, pass on the rest."""
 
@@ -99,6 +109,7 @@ class WebhookPath:
         # WEB_THREADS threads at once, as before the server had threads to spare
         # for bodies still arriving: more would only queue for Redis connections.
         self.working = threading.BoundedSemaphore(app_threads())
+        app.after_request(_note_streamed)
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -119,7 +130,9 @@ class WebhookPath:
         except BaseException:
             self.working.release()
             raise
-        if isinstance(answer, list):
+        if not environ.get(STREAMED, False):
+            # The answer is computed (Flask's iterable only hands over its bytes):
+            # the app's work is over, whether or not the server ever calls close().
             self.working.release()
             return answer
         # A streamed answer keeps its thread until the server closes it.
