@@ -20,7 +20,7 @@ MAX_BODY_BYTES = 64 * 1024
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the Flask app. Raises ConfigError on a bad environment."""
     app = Flask(__name__)
-    app.config.from_mapping(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, JSON_SORT_KEYS=False)
+    app.config.from_mapping(MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
     overrides = dict(config or {})
     client = overrides.pop("REDIS_CLIENT", None)
     app.config["CALLSTATE_SETTINGS"] = (
@@ -43,6 +43,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app import wallboard
 
     app.register_blueprint(wallboard.bp)
+    from app import supervisor
+
+    app.register_blueprint(supervisor.bp)
     from app import openapi
 
     app.register_blueprint(openapi.bp)

@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 
 from app.auth import ALL_TENANTS, require_api_key
-from app.errors import BadQuery, error_response
+from app.errors import BadQuery, TenantForbidden, error_response
 from app.resources import get_store
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
@@ -27,17 +27,17 @@ OUTCOME_KINDS = ("answered", "missed", "voicemail", "outbound")
 
 def scoped_tenant(requested: str | None = None) -> str | None:
     """The one tenant the request reads, or None for every tenant (an admin key
-    that named none). Raises PermissionError for another tenant's name."""
+    that named none). Raises TenantForbidden for another tenant's name."""
     scope: str = g.scope
     if scope != ALL_TENANTS:
         if requested and requested != scope:
-            raise PermissionError(f"this API key may not read tenant {requested!r}")
+            raise TenantForbidden(f"this API key may not read tenant {requested!r}")
         return scope
     return requested or None
 
 
 def scoped_tenants(requested: str | None = None) -> list[str]:
-    """Tenants the key may read, narrowed to ``requested``. Raises PermissionError."""
+    """Tenants the key may read, narrowed to ``requested``. Raises TenantForbidden."""
     tenant = scoped_tenant(requested)
     return [tenant] if tenant is not None else get_store().tenants()
 
@@ -62,7 +62,7 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 
 
 def outcome_query() -> dict[str, Any]:
-    """Parse ``after``, ``limit``, ``tenant_id``, ``outcome``. Raises BadQuery/PermissionError."""
+    """Parse ``after``, ``limit``, ``tenant_id``, ``outcome``. Raises BadQuery/TenantForbidden."""
     after = request.args.get("after") or request.headers.get("Last-Event-ID") or None
     if after is not None and not is_outcome_id(after):
         raise BadQuery("after must be an outcome id such as 1764063000123456-0")

@@ -27,6 +27,14 @@ class BadQuery(ValueError):
     """A request's parameters or body are not usable; the message says why (400)."""
 
 
+class TenantForbidden(Exception):
+    """The API key may not read the tenant the request names (403).
+
+    Our own class, not the built-in PermissionError: a real permission error
+    (a file, a socket) must stay a 500 and be logged, not pass for a 403.
+    """
+
+
 def error_response(status: int, message: str | None = None, **extra: Any) -> tuple[Response, int]:
     """Build the JSON error answer every handler uses."""
     body = {"error": message or MESSAGES.get(status, "error"), **extra}
@@ -64,8 +72,8 @@ def register_error_handlers(app: Flask) -> None:
     def _bad_query(exc: BadQuery) -> tuple[Response, int]:
         return error_response(400, str(exc))
 
-    @app.errorhandler(PermissionError)
-    def _forbidden(exc: PermissionError) -> tuple[Response, int]:
+    @app.errorhandler(TenantForbidden)
+    def _forbidden(exc: TenantForbidden) -> tuple[Response, int]:
         return error_response(403, str(exc))
 
     @app.errorhandler(redis.RedisError)

@@ -143,7 +143,7 @@ def _micros(moment: datetime | None) -> int | None:
 
 
 def search_query() -> tuple[CallFilter, Position | None, dict[str, Any]]:
-    """Read the query string. Raises BadQuery (400) or PermissionError (403)."""
+    """Read the query string. Raises BadQuery (400) or TenantForbidden (403)."""
     try:
         args: dict[str, Any] = CallSearchArgs().load(request.args)
     except ValidationError as exc:

@@ -20,8 +20,11 @@ from flask import Blueprint, Response, jsonify
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from app import intake as intake_module
+from app import openapi_supervisor
 from app import schemas as intake_schemas
 from app.api import MAX_LIMIT, OUTCOME_KINDS
+from app.docs_page import json_text, prose
+from app.docs_page import render as render_docs_page
 from app.history import CallSearchArgs
 from app.stats import GROUPINGS
 from app.subscriptions import RotateSchema, SubscriptionSchema
@@ -29,6 +32,8 @@ from statemachine.events import EventType
 from workers.store import POOL_WAIT_SECONDS
 
 bp = Blueprint("openapi", __name__)
+bp.add_app_template_filter(prose, "prose")
+bp.add_app_template_filter(json_text, "json_text")
 
 OPENAPI_VERSION = "3.1.0"
 OUTCOME_ID_PATTERN = r"^[0-9]{1,20}(-[0-9]{1,20})?$"
@@ -612,6 +617,7 @@ RESPONSE_SCHEMAS: dict[str, type[Schema]] = {
     "Stats": StatsDoc,
     "SubscriptionRequest": SubscriptionSchema,
     "RotateSecretRequest": RotateSchema,
+    **openapi_supervisor.SCHEMAS,
 }
 
 
@@ -1423,6 +1429,7 @@ def build_spec() -> dict[str, Any]:
             {"name": "sms", "description": "SMS/MMS conversations"},
             {"name": "subscriptions", "description": "outcome records pushed as webhooks"},
             {"name": "statistics", "description": "call-centre figures and the wallboard"},
+            {"name": "supervisor", "description": "the extension board and callbacks"},
             {"name": "operations", "description": "health, metrics and this description"},
         ],
         security=BEARER,
@@ -1463,7 +1470,7 @@ def build_spec() -> dict[str, Any]:
             "anyOf": [{"$ref": f"#/components/schemas/{e.name}"} for e in WEBHOOK_EVENTS],
         },
     )
-    for path, operations in _paths().items():
+    for path, operations in {**_paths(), **openapi_supervisor.paths()}.items():
         spec.path(path=path, operations=operations)
     return spec.to_dict()
 
@@ -1485,6 +1492,4 @@ def openapi_json() -> Response:
 @bp.get("/docs")
 def docs() -> Response:
     """Serve the document as a self-contained HTML page."""
-    from app.docs_page import render
-
-    return Response(render(openapi_document()), mimetype="text/html")
+    return Response(render_docs_page(openapi_document()), mimetype="text/html")

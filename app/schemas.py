@@ -17,7 +17,6 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
 
 from statemachine.events import (
-    CallEvent,
     Did,
     Event,
     EventType,
@@ -411,7 +410,3 @@ def _quick_load(schema: Schema, body: dict[str, Any], received_at: datetime) -> 
         values[check.attr] = value
     event = schema.make(values)  # type: ignore[attr-defined]
     return event if isinstance(event, Event) else None
-
-
-def is_call_event(event: Event) -> bool:
-    return isinstance(event, CallEvent)

@@ -131,12 +131,38 @@ def clean_metrics_directory(env: dict[str, str] | os._Environ[str]) -> None:
             os.remove(os.path.join(directory, name))
 
 
+def check_configuration() -> str | None:
+    """What makes the configuration unusable (a bad variable, a Redis Cluster
+    without RQ_REDIS_URL), before any server process starts: each would fail
+    the same way, and be started again, for ever. None if nothing does; a Redis
+    that does not answer is not checked (each process waits for it)."""
+    import redis
+
+    from workers.settings import ConfigError, Settings
+    from workers.store import open_redis
+
+    try:
+        connections = open_redis(Settings.from_env(), wait_seconds=0)
+    except ConfigError as exc:
+        return str(exc)
+    except redis.RedisError:
+        return None
+    connections.state.close()
+    connections.queues.close()
+    return None
+
+
 def main(argv: list[str]) -> int:
     """Serve ``argv[0]`` (a WSGI app factory, default ``app:create_app``) until SIGTERM."""
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces
 
     env = os.environ
+    if not argv or argv[0] == DEFAULT_FACTORY:
+        problem = check_configuration()
+        if problem is not None:
+            print(f"configuration error: {problem}", file=sys.stderr)
+            return 2
     if argv:
         env[_FACTORY] = argv[0]  # the server's processes are forks: they see it
     options = server_options(env)

@@ -14,7 +14,7 @@ from threading import Lock
 
 import click
 
-from app.simulator import Post, generate_call, generate_sms
+from app.simulator import Post, generate_call, generate_call_back, generate_sms, wants_call_back
 
 
 def _default_token() -> str | None:
@@ -50,6 +50,12 @@ def post_webhook(url: str, post: Post, timeout: float = 10.0) -> int:
 @click.option("--speed", default=1.0, show_default=True, help="Run calls this much faster.")
 @click.option("--duplicates", default=0.1, show_default=True, help="Share of posts sent twice.")
 @click.option("--sms-rate", default=0.1, show_default=True, help="SMS exchanges a second.")
+@click.option(
+    "--call-backs",
+    default=0.6,
+    show_default=True,
+    help="Share of missed callers an agent dials back, 30-120 s (at speed 1) after the miss.",
+)
 @click.option("--seed", type=int, help="Repeatable traffic.")
 def simulate(
     base_url: str | None,
@@ -60,6 +66,7 @@ def simulate(
     speed: float,
     duplicates: float,
     sms_rate: float,
+    call_backs: float,
     seed: int | None,
 ) -> None:
     """Post calls of every kind (queues, ring groups, voicemail, abandons,
@@ -79,6 +86,13 @@ def simulate(
         for post in call.posts:
             n += 1
             heapq.heappush(due, (start + at + post.at, n, post))
+        if wants_call_back(call) and rng.random() < call_backs:
+            back = generate_call_back(rng, call, speed=speed)
+            kinds[back.kind] += 1
+            later = at + call.posts[-1].at + rng.uniform(30, 120) / speed
+            for post in back.posts:
+                n += 1
+                heapq.heappush(due, (start + later + post.at, n, post))
         at += rng.expovariate(rate)
     at = 0.0
     while sms_rate > 0 and at < duration:

@@ -100,6 +100,7 @@ class SimulatedCall:
     outcome: str
     missed_reason: str | None
     posts: list[Post] = field(default_factory=list)
+    caller_number: str = ""  # inbound calls: as the PBX wrote it ("", "anonymous" too)
 
 
 def _phone(rng: random.Random) -> str:
@@ -287,7 +288,48 @@ def generate_call(
                 )
             )
     posts.sort(key=lambda p: p.at)
-    return SimulatedCall(call_uuid, tenant_id, kind, outcome, reason, posts)
+    return SimulatedCall(call_uuid, tenant_id, kind, outcome, reason, posts, caller_num)
+
+
+# Missed calls an agent calls back: abandoned and no-answer ones (an unrouted
+# call reached nobody) from a number one can dial.
+CALLED_BACK_REASONS = ("abandoned", "no_answer")
+
+
+def wants_call_back(call: SimulatedCall) -> bool:
+    """Whether an agent would call this caller back: a missed call with a dialable number."""
+    return (
+        call.outcome == "missed"
+        and call.missed_reason in CALLED_BACK_REASONS
+        and any(ch.isdigit() for ch in call.caller_number)
+    )
+
+
+def _written_otherwise(number: str, rng: random.Random) -> str:
+    """The number as an agent might key it in: another format, the same E.164 number."""
+    digits = number.lstrip("+")
+    national = digits[1:] if len(digits) == 11 and digits.startswith("1") else digits
+    area, exchange, line = national[:3], national[3:6], national[6:]
+    return rng.choice(
+        [f"+1 ({area}) {exchange}-{line}", f"1{national}", national, f"{area}-{exchange}-{line}"]
+    )
+
+
+def generate_call_back(
+    rng: random.Random, missed: SimulatedCall, container_id: str = "pbx-1", speed: float = 1.0
+) -> SimulatedCall:
+    """An agent dials a missed caller back (``outboundCall`` with ``numberDialed`` the
+    caller's number, written another way): the call that resolves the caller's callback."""
+    call_uuid = str(uuid.UUID(int=rng.getrandbits(128)))
+    agent = rng.choice(sorted(AGENTS))
+    base = {"containerId": container_id, "tenantId": missed.tenant_id, "callUuid": call_uuid}
+    dialled = _written_otherwise(missed.caller_number, rng)
+    placed = {"eventType": "outboundCall", **base, "extNumber": agent, "extName": AGENTS[agent]}
+    posts = [Post(0.0, "outboundCall", {**placed, "numberDialed": dialled})]
+    t = rng.uniform(5, 60) / speed
+    ended = {"eventType": "inboundCallCompleted", **base, "extNumber": agent}
+    posts.append(Post(t, "inboundCallCompleted", {**ended, "extName": AGENTS[agent]}))
+    return SimulatedCall(call_uuid, missed.tenant_id, "call_back", "outbound", None, posts)
 
 
 def generate_sms(

@@ -35,9 +35,10 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.wsgi import ClosingIterator
 
 from app.errors import MESSAGES
 from app.intake import accept_webhook
@@ -83,6 +84,20 @@ def app_threads() -> int:
     return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_APP_THREADS
 
 
+def _nothing() -> None:
+    return None
+
+
+# Set in the WSGI environ by every Flask response: whether its body is produced
+# while it is sent (an SSE stream), so still works on the app's behalf.
+STREAMED = "callstate.streamed"
+
+
+def _note_streamed(response: Response) -> Response:
+    request.environ[STREAMED] = response.is_streamed
+    return response
+
+
 class WebhookPath:
     """WSGI middleware: serve webhook posts that need nothing of Flask, pass on the rest."""
 
@@ -94,6 +109,7 @@ class WebhookPath:
         # WEB_THREADS threads at once, as before the server had threads to spare
         # for bodies still arriving: more would only queue for Redis connections.
         self.working = threading.BoundedSemaphore(app_threads())
+        app.after_request(_note_streamed)
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -105,13 +121,30 @@ class WebhookPath:
                 {"error": f"the request body did not arrive within {self.bodies.seconds:g} s"},
                 {"Connection": "close"},
             )
-        # The app's work (not a streamed answer's trickle: streams have their own
-        # limit, app.stream) runs on at most WEB_THREADS threads at once.
-        with self.working:
+        self.working.acquire()
+        try:
             length = self._length(environ)
             if length is not None:
-                return self._accept(environ, start_response, length)
-            return self.wsgi_app(environ, start_response)
+                return self._webhook(environ, start_response, length)
+            answer = self.wsgi_app(environ, start_response)
+        except BaseException:
+            self.working.release()
+            raise
+        if not environ.get(STREAMED, False):
+            # The answer is computed (Flask's iterable only hands over its bytes):
+            # the app's work is over, whether or not the server ever calls close().
+            self.working.release()
+            return answer
+        # A streamed answer keeps its thread until the server closes it.
+        return ClosingIterator(answer, [getattr(answer, "close", _nothing), self.working.release])
+
+    def _webhook(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], length: int
+    ) -> list[bytes]:
+        try:
+            return self._accept(environ, start_response, length)
+        finally:
+            self.working.release()
 
     def _accept(
         self, environ: dict[str, Any], start_response: Callable[..., Any], length: int

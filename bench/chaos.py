@@ -2,6 +2,14 @@
 restart Redis while it works, then count lost, duplicated and wrong outcomes.
 
     python -m bench.chaos [--duration 60] [--rate 8] [--kill-every 6] [--redis-every 20]
+    python -m bench.chaos --cluster 3 --master-every 10 [--durable 1] [--redis-every 0]
+    python -m bench.chaos --cluster 3 --reshard-at 5 --kill-every 0 --redis-every 0
+
+With ``--cluster N`` call state lives on a Redis Cluster of N masters with a
+replica each (RQ on the plain Redis); ``--master-every`` kill -9s a master
+that often (its replica takes over; the killed node comes back as a replica)
+and ``--durable`` sets DURABLE_REPLICAS; ``--reshard-at`` adds an empty
+master that many seconds in and rebalances slots onto it while traffic flows.
 
 Loopback only, bounded in time. The sender behaves like PrimeVOX: it retries
 a webhook until it gets a 2xx, so a 503 while Redis restarts costs a retry,
@@ -34,6 +42,8 @@ class Report:
     retries: int = 0
     worker_kills: int = 0
     redis_restarts: int = 0
+    master_kills: int = 0
+    reshards: int = 0
     lost_events: int = 0
     duplicated_events: int = 0
     missing_outcomes: int = 0
@@ -58,6 +68,7 @@ class Report:
         return (
             f"{self.calls} calls, {self.posts} webhooks ({self.retries} retried), "
             f"{self.worker_kills} workers killed, {self.redis_restarts} Redis restarts, "
+            f"{self.master_kills} cluster masters killed, {self.reshards} reshards, "
             f"{self.seconds:.0f} s\n"
             f"lost {self.lost} (events {self.lost_events}, outcomes {self.missing_outcomes}), "
             f"duplicated {self.duplicated} (events {self.duplicated_events}, "
@@ -111,11 +122,27 @@ def chaos_monkey(
     kill_every: float,
     redis_every: float,
     rng: random.Random,
+    master_every: float = 0.0,
+    reshard_at: float = 0.0,
 ) -> None:
+    start = time.monotonic()
     next_kill = time.monotonic() + kill_every
     next_redis = time.monotonic() + redis_every
+    next_master = time.monotonic() + master_every
     while not stop.wait(0.2):
         now = time.monotonic()
+        cluster = service.cluster
+        if reshard_at and cluster is not None and not report.reshards and now - start >= reshard_at:
+            cluster.add_master_and_rebalance()  # slots migrate under traffic
+            report.reshards += 1
+        if master_every and cluster is not None and now >= next_master:
+            victim = rng.choice(cluster.master_nodes())
+            cluster.kill9(victim)
+            report.master_kills += 1
+            cluster.wait_failover(60)  # its replica took over
+            cluster.restart(victim)  # back as the new master's replica
+            cluster.wait_ok(60)
+            next_master = time.monotonic() + master_every
         if kill_every and now >= next_kill:
             workers = service.live("worker")
             if workers:
@@ -139,7 +166,12 @@ def check(service: Service, calls: list[SimulatedCall], report: Report) -> None:
         by_call.setdefault(record["call_uuid"], []).append(record)
     for call in calls:
         sent = {(p.event_type, json.dumps(p.fields, sort_keys=True)) for p in call.posts}
-        stored = get(service, f"/v1/calls/{call.call_uuid}")["events"]
+        try:
+            stored = get(service, f"/v1/calls/{call.call_uuid}")["events"]
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:
+                raise
+            stored = []  # not one event of the call is known
         seen = Counter((e["event_type"], json.dumps(e["fields"], sort_keys=True)) for e in stored)
         lost = sent - set(seen)
         doubled = [k for k, n in seen.items() if n > 1]
@@ -173,13 +205,19 @@ def run(
     seed: int = 1,
     settle_timeout: float = 90.0,
     progress: bool = True,
+    cluster: int = 0,
+    master_every: float = 0.0,
+    durable: int = 0,
+    reshard_at: float = 0.0,
 ) -> Report:
     """Run traffic with chaos for ``duration`` seconds, then check everything."""
     rng = random.Random(seed)
     report = Report()
     started = time.monotonic()
     env = {"OUTCOME_GRACE_SECONDS": "1", "PENDING_CHECK_SECONDS": "1", "WORKER_CONCURRENCY": "1"}
-    with Service(env).start(workers=workers) as service:
+    if durable:
+        env["DURABLE_REPLICAS"] = str(durable)
+    with Service(env, cluster_masters=cluster).start(workers=workers) as service:
         calls: list[SimulatedCall] = []
         schedule: list[tuple[float, Post]] = []
         at = 0.0
@@ -194,7 +232,16 @@ def run(
         stop = threading.Event()
         monkey = threading.Thread(
             target=chaos_monkey,
-            args=(service, report, stop, kill_every, redis_every, random.Random(seed + 1)),
+            args=(
+                service,
+                report,
+                stop,
+                kill_every,
+                redis_every,
+                random.Random(seed + 1),
+                master_every,
+                reshard_at,
+            ),
             daemon=True,
         )
         monkey.start()
@@ -245,6 +292,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--cluster", type=int, default=0, help="masters of a Redis Cluster")
+    parser.add_argument(
+        "--master-every", type=float, default=0.0, help="seconds between master kill -9s"
+    )
+    parser.add_argument("--durable", type=int, default=0, help="DURABLE_REPLICAS")
+    parser.add_argument(
+        "--reshard-at",
+        type=float,
+        default=0.0,
+        help="seconds in: add an empty master and rebalance slots onto it under traffic",
+    )
     args = parser.parse_args(argv)
     report = run(
         args.duration,
@@ -254,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
         args.redis_every,
         args.workers,
         args.seed,
+        cluster=args.cluster,
+        master_every=args.master_every,
+        durable=args.durable,
+        reshard_at=args.reshard_at,
     )
     for problem in report.problems[:20]:
         print(problem)

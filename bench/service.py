@@ -1,7 +1,11 @@
 """Run callstate as deployed, on this machine: a private redis-server and the
 Procfile's process types, each in its own process group (so a test can
 kill -9 one and everything it forked). Loopback only. Used by the benchmarks
-and the chaos script."""
+and the chaos script.
+
+With ``cluster_masters``, call state lives on a private Redis Cluster of that
+many masters (a replica each) and the redis-server holds only RQ's queues
+(``RQ_REDIS_URL``), as a deployment that outgrew one Redis would run."""
 
 from __future__ import annotations
 
@@ -20,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
+
+from bench.redis_cluster import RedisClusterServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,9 +101,31 @@ class RedisServer:
 class Service:
     """web and worker from the Procfile, plus their private Redis."""
 
-    def __init__(self, env: dict[str, str] | None = None, workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        workdir: Path | None = None,
+        cluster_masters: int = 0,
+        node_timeout_ms: int = 1000,
+        separate_queues: bool = False,
+    ) -> None:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="callstate-svc-"))
         self.redis = RedisServer(self.workdir)
+        # The Redis of RQ's queues: self.redis, but a second one with
+        # separate_queues on one Redis (a cluster's queues are on self.redis).
+        self.queues = self.redis
+        if separate_queues and not cluster_masters:
+            (self.workdir / "rq").mkdir(exist_ok=True)
+            self.queues = RedisServer(self.workdir / "rq")
+        self.cluster: RedisClusterServer | None = None
+        if cluster_masters:
+            (self.workdir / "cluster").mkdir(exist_ok=True)
+            self.cluster = RedisClusterServer(
+                shutil.which("redis-server") or "redis-server",
+                self.workdir / "cluster",
+                masters=cluster_masters,
+                node_timeout_ms=node_timeout_ms,
+            )
         self.port = free_port()
         self.token = "bench-token"
         self.key = "bench-key"
@@ -131,6 +159,13 @@ class Service:
 
     def start(self, workers: int = 1) -> Service:
         self.redis.start()
+        if self.queues is not self.redis:
+            self.queues.start()
+            self.env["RQ_REDIS_URL"] = self.queues.url
+        if self.cluster is not None:
+            self.cluster.start()
+            self.env["REDIS_URL"] = self.cluster.url
+            self.env["RQ_REDIS_URL"] = self.redis.url
         self.start_process("web")
         for _ in range(workers):
             self.start_process("worker")
@@ -143,7 +178,7 @@ class Service:
             return bool(response.status == 200)
 
     def workers_registered(self) -> int:
-        return len(list(self.redis.client().scan_iter(match="rq:worker:*", count=1000)))
+        return len(list(self.queues.client().scan_iter(match="rq:worker:*", count=1000)))
 
     def kill9(self, process: subprocess.Popen[bytes]) -> None:
         """SIGKILL a process and everything it forked (its process group)."""
@@ -167,6 +202,10 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.kill9(process)
         self.redis.stop()
+        if self.queues is not self.redis:
+            self.queues.stop()
+        if self.cluster is not None:
+            self.cluster.stop()
 
     def __enter__(self) -> Service:
         return self

@@ -33,9 +33,6 @@ class EventType(str, Enum):
     ENGINE_TIMEOUT = "callstate.timeout"
 
 
-MESSAGE_EVENT_TYPES = frozenset({EventType.INBOUND_MESSAGE.value, EventType.OUTBOUND_MESSAGE.value})
-
-
 @dataclass(frozen=True, order=True)
 class Party:
     """A phone party: an extension, a caller. Either part may be empty."""
@@ -247,6 +244,11 @@ _ALL_CLASSES: dict[str, type[Event]] = {
 }
 
 
+# The name a log record stores for each class: the keys above, declared once and
+# never derived from the class, so renaming a class does not orphan stored logs.
+_STORED_NAMES: dict[type[Event], str] = {cls: name for name, cls in _ALL_CLASSES.items()}
+
+
 def to_record(event: Event, fields_as_sent: dict[str, str], event_type: str) -> dict[str, Any]:
     """Serialise an event for the log: what was sent, and what we understood.
 
@@ -256,7 +258,7 @@ def to_record(event: Event, fields_as_sent: dict[str, str], event_type: str) -> 
     return {
         "id": event_id_for(event_type, fields_as_sent),
         "event_type": event_type,
-        "kind": type(event).__name__,
+        "kind": _STORED_NAMES[type(event)],
         "tenant_id": event.tenant_id,
         "container_id": event.container_id,
         "received_at": isoformat(event.received_at),

@@ -32,8 +32,8 @@ from workers.history.archiver import start_archiver
 from workers.housekeeper import Housekeeper
 from workers.jobs import events_queue
 from workers.observability import configure_logging, get_logger
-from workers.settings import Settings
-from workers.store import Store, connect
+from workers.settings import ConfigError, Settings
+from workers.store import Store, open_redis
 
 log = get_logger("callstate.worker")
 
@@ -100,12 +100,21 @@ def run_one(settings: Settings, role: str = "events") -> None:
     down with it, so unless a shutdown was asked for, we start a new worker.
     """
     # Waiting long for a connection is fine here (no client is waiting on us);
-    # the budget only bounds how many this process holds.
-    client = connect(
-        settings.redis_url, max_connections=settings.worker_process_connections, pool_wait=30.0
+    # the budget only bounds how many this process holds (of each Redis server).
+    connections = open_redis(
+        settings,
+        max_connections=settings.worker_process_connections,
+        pool_wait=30.0,
+        wait_seconds=float("inf"),
+        on_retry=lambda exc: log.warning("redis unavailable, retrying", error=str(exc)),
     )
-    store = Store(client, retention_seconds=settings.retention_seconds)
+    client = connections.queues
+    store = Store(
+        connections.state, retention_seconds=settings.retention_seconds, queues=client
+    )
     engine = Engine(store, settings)
+    # Drain jobs find this engine through their RQ connection.
+    jobs.register_engine(client, engine)
     if role == "events":
         # Call history (DATABASE_URL): a thread of its own, so a slow or absent
         # database never holds up events. It dies with the process; an
@@ -159,9 +168,28 @@ def run_many(events: int, deliveries: int) -> int:
     return max(codes, default=0)
 
 
+def check_redis(settings: Settings) -> None:
+    """Refuse to start on a Redis layout we cannot use (a cluster without
+    RQ_REDIS_URL). Raises ConfigError; a Redis that does not answer is left
+    to the workers, which wait for it."""
+    try:
+        connections = open_redis(settings, wait_seconds=0)
+    except redis.RedisError as exc:
+        log.warning("redis not answering at start; workers will wait for it", error=str(exc))
+        return
+    connections.state.close()
+    connections.queues.close()
+
+
 def main(argv: list[str]) -> int:
     configure_logging()
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+        if not {"--events", "--deliveries"} & set(argv):
+            check_redis(settings)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     if "--events" in argv:
         run_one(settings, "events")
         return 0

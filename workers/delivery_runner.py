@@ -37,7 +37,7 @@ from workers.breaker import Breaker
 from workers.delivery import DELIVERY_LEASE, Deliveries, Prepared, max_in_flight
 from workers.observability import get_logger
 from workers.settings import Settings
-from workers.store import Store, SubscriptionState, connect
+from workers.store import Store, SubscriptionState, open_redis
 from workers.webhooks import (
     DELIVERY_TIMEOUT_SECONDS,
     Attempt,
@@ -320,6 +320,15 @@ def run_process(
 
     for signum in signals:
         signal.signal(signum, stop)
-    client = connect(settings.redis_url)
-    store = Store(client, retention_seconds=settings.retention_seconds)
+    def still_wanted(exc: redis.RedisError) -> None:
+        log.warning("redis unavailable, retrying", error=str(exc))
+        if stopping.is_set():
+            raise SystemExit(0)
+
+    connections = open_redis(settings, wait_seconds=float("inf"), on_retry=still_wanted)
+    store = Store(
+        connections.state,
+        retention_seconds=settings.retention_seconds,
+        queues=connections.queues,
+    )
     DeliveryRunner(store, settings).run(stopping)

@@ -26,12 +26,13 @@ from workers.settings import Settings
 from workers.store import (
     CallCommit,
     CallLog,
+    CallPart,
     Store,
-    conversation_key,
-    other_events_key,
+    SupervisorStore,
     partition_for,
     to_micros,
 )
+from workers.supervisor import call_part
 
 MAX_ATTEMPTS = 50
 log = get_logger("callstate.engine")
@@ -80,6 +81,7 @@ class Engine:
         self.store = store
         self.settings = settings
         self.clock = clock
+        self.supervisor = SupervisorStore(store)
 
     # -- applying events --------------------------------------------------------
 
@@ -102,7 +104,7 @@ class Engine:
         result = BatchResult()
         calls: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         homes: dict[str, int] = {}
-        logs: dict[tuple[str, int], list[tuple[str, dict[str, Any]]]] = {}
+        logs: dict[tuple[str, int, int], list[tuple[str, dict[str, Any]]]] = {}
         for partition, batch in batches.items():
             for field, envelope in batch:
                 kind = envelope.get("kind")
@@ -113,11 +115,13 @@ class Engine:
                     )
                     result.poisoned += 1
                 elif kind == "MessageEvent" and data.get("conversation_id"):
-                    base = conversation_key(tenant_id, data["conversation_id"])
-                    logs.setdefault((base, partition), []).append((field, envelope))
+                    base = self.store.conversation_key(tenant_id, data["conversation_id"])
+                    home = partition_for(data["conversation_id"])
+                    logs.setdefault((base, partition, home), []).append((field, envelope))
                 elif kind == "UnknownEvent":
-                    base = other_events_key(tenant_id)
-                    logs.setdefault((base, partition), []).append((field, envelope))
+                    base = self.store.other_events_key(tenant_id)
+                    home = partition_for("")
+                    logs.setdefault((base, partition, home), []).append((field, envelope))
                 elif isinstance(data.get("call_uuid"), str) and data["call_uuid"]:
                     uuid = data["call_uuid"]
                     if homes.setdefault(uuid, partition) != partition:
@@ -130,9 +134,9 @@ class Engine:
                 else:
                     self._poison(tenant_id, partition, field, envelope, "no call_uuid")
                     result.poisoned += 1
-        for (base, partition), items in logs.items():
+        for (base, partition, home), items in logs.items():
             self.store.append_log(
-                base, [e for _, e in items], tenant_id, [f for f, _ in items], partition
+                base, [e for _, e in items], tenant_id, [f for f, _ in items], partition, home
             )
             result.applied += [e for _, e in items]
         if calls:
@@ -148,19 +152,19 @@ class Engine:
     ) -> None:
         logs = self.store.load_calls(tenant_id, list(calls))
         commits: list[CallCommit] = []
+        views: dict[str, CallView] = {}
         for call_uuid, items in calls.items():
             partition = homes[call_uuid]
             try:
-                commits.append(
-                    self._prepare(
-                        tenant_id,
-                        partition,
-                        call_uuid,
-                        logs[call_uuid],
-                        [e for _, e in items],
-                        [f for f, _ in items],
-                    )
+                commit, views[call_uuid] = self._prepare(
+                    tenant_id,
+                    partition,
+                    call_uuid,
+                    logs[call_uuid],
+                    [e for _, e in items],
+                    [f for f, _ in items],
                 )
+                commits.append(commit)
             except redis.RedisError:
                 raise
             except Exception:
@@ -177,8 +181,11 @@ class Engine:
                         self._poison(tenant_id, partition, field, envelope, repr(exc))
                         result.poisoned += 1
         answers = self.store.commit_calls(tenant_id, commits)
+        parts: list[CallPart] = []
         for commit, answer in zip(commits, answers, strict=True):
             items = calls[commit.call_uuid]
+            if answer is not None:
+                parts += self._parts(views[commit.call_uuid], answer[0])
             if answer is None:
                 # Another worker committed to this call meanwhile: do it alone.
                 result.conflicts += 1
@@ -190,6 +197,21 @@ class Engine:
                     commit.partition,
                 )
             result.applied += [e for _, e in items]
+        self._save_parts(tenant_id, parts)
+
+    def _parts(self, view: CallView, version: int) -> list[CallPart]:
+        """The call's part in the supervisor's view; none if deriving it fails (logged:
+        a bug there must not hold up the call itself)."""
+        try:
+            return [call_part(view, version, self.settings.default_country)]
+        except Exception as exc:  # the call is committed; its part can wait
+            log.error(
+                "supervisor view skipped a call", call_uuid=view.facts.call_uuid, error=repr(exc)
+            )
+            return []
+
+    def _save_parts(self, tenant_id: str, parts: Sequence[CallPart]) -> None:
+        self.supervisor.save_parts(tenant_id, parts, self.clock())
 
     def _prepare(
         self,
@@ -199,10 +221,10 @@ class Engine:
         log: CallLog,
         new_records: Sequence[dict[str, Any]],
         pending_done: Sequence[str],
-    ) -> CallCommit:
+    ) -> tuple[CallCommit, CallView]:
         view = view_of(tenant_id, call_uuid, _merge(log.records, new_records))
         started = view.started_at
-        return CallCommit(
+        commit = CallCommit(
             call_uuid=call_uuid,
             expected_version=log.version,
             new_records=new_records,
@@ -212,6 +234,7 @@ class Engine:
             pending_done=list(pending_done),
             partition=partition,
         )
+        return commit, view
 
     def _poison(
         self, tenant_id: str, partition: int, field: str, envelope: dict[str, Any], error: str
@@ -229,14 +252,14 @@ class Engine:
     ) -> tuple[int, bool, CallView]:
         for _ in range(MAX_ATTEMPTS):
             log_now = self.store.load_call(tenant_id, call_uuid)
-            commit = self._prepare(
+            commit, view = self._prepare(
                 tenant_id, partition, call_uuid, log_now, new_records, pending_done
             )
             try:
                 version, changed = self.store.commit_call(tenant_id, commit)
             except ConcurrentUpdate:
                 continue
-            view = view_of(tenant_id, call_uuid, _merge(log_now.records, new_records))
+            self._save_parts(tenant_id, self._parts(view, version))
             return version, changed, view
         raise TooManyConflicts(f"call {call_uuid} kept changing for {MAX_ATTEMPTS} attempts")
 
@@ -277,6 +300,9 @@ class Engine:
                 continue
             if self._events_still_waiting(tenant_id, call_uuid, view):
                 return "waiting"
+            # Again at the decision: a part lost between a commit and its write
+            # (a worker killed there) is back once the call is decided.
+            self._save_parts(tenant_id, self._parts(view, log.version))
             body = outcome_record(view)
             status, revision, _ = self.store.publish_outcome(
                 tenant_id,
@@ -345,6 +371,27 @@ class Engine:
 
     # -- rebuilding -------------------------------------------------------------
 
+    def _rebuild_part(
+        self, tenant_id: str, view: CallView, version: int, *, fix: bool
+    ) -> list[str]:
+        """Compare the call's stored part in the supervisor's view with its fold."""
+        call_uuid = view.facts.call_uuid
+        fresh = call_part(view, version, self.settings.default_country)
+        legs, contact, _ = self.supervisor.part(tenant_id, call_uuid)
+        differs = [
+            name
+            for name, stored, derived in (
+                ("legs", legs, list(fresh.legs)),
+                ("contact", contact, fresh.contact),
+            )
+            if stored != derived
+        ]
+        if not differs:
+            return []
+        if fix:
+            self._save_parts(tenant_id, [fresh])
+        return [f"{tenant_id}/{call_uuid}: supervisor view differs in {', '.join(differs)}"]
+
     def rebuild_call(self, tenant_id: str, call_uuid: str, *, fix: bool) -> list[str]:
         """Fold a call's log afresh and compare with what is stored.
 
@@ -365,6 +412,7 @@ class Engine:
             problems.append(f"{tenant_id}/{call_uuid}: view differs in {', '.join(keys)}")
             if fix:
                 self.store.replace_view(tenant_id, call_uuid, fresh)
+        problems += self._rebuild_part(tenant_id, view, log.version, fix=fix)
         if not view.is_live:
             body = outcome_record(view)
             decided = log.outcome

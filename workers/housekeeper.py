@@ -166,5 +166,5 @@ class Housekeeper(threading.Thread):
 
     def _stuck_in_transit(self, job_id: str) -> bool:
         """A job RQ moved off the queue but never started: its worker died in between."""
-        position: Any = self.store.redis.lpos(self.queue.intermediate_queue_key, job_id)
+        position: Any = self.queue.connection.lpos(self.queue.intermediate_queue_key, job_id)
         return position is not None

@@ -122,12 +122,22 @@ def _settings() -> Settings:
 _engines: dict[int, Engine] = {}
 
 
+def register_engine(queues: redis.Redis, engine: Engine) -> None:
+    """Make drain jobs run by workers on ``queues`` (RQ's Redis) use ``engine``
+    (its store may be elsewhere: a Redis Cluster)."""
+    _engines[id(queues)] = engine
+
+
 def engine_for(client: redis.Redis) -> Engine:
-    """The engine over ``client``, built once per connection."""
+    """The engine registered for RQ connection ``client``; else one over ``client``
+    itself (call state and queues on one Redis), built once per connection."""
     cached = _engines.get(id(client))
+    if cached is not None and cached.store.queues is client:
+        return cached
     if cached is None or cached.store.redis is not client:
         settings = _settings()
-        cached = Engine(Store(client, retention_seconds=settings.retention_seconds), settings)
+        store = Store(client, retention_seconds=settings.retention_seconds)
+        cached = Engine(store, settings)
         _engines[id(client)] = cached
     return cached
 
@@ -203,9 +213,7 @@ class DrainSession:
                 if now >= deadline or stopping.is_set() or idle >= IDLE_LINGER_SECONDS:
                     break
                 wait = min(WAKE_WAIT_SECONDS, deadline - now, IDLE_LINGER_SECONDS - idle)
-                woken = self.store.wait_for_wake(self.held, wait)
-                if woken is not None:
-                    self.dirty.add(woken)
+                self.dirty.update(self.store.wait_for_wake(self.held, wait))
             self._flush_stats()
             # Events still coming: keep every partition held through the
             # hand-over, so none of them rings a job of its own meanwhile.

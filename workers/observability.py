@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from json import dumps
 from typing import Any
 
 import structlog
@@ -49,36 +46,31 @@ def configure_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
 
 
-class JsonFormatter(logging.Formatter):
-    """Format stdlib records (RQ's, gunicorn's, Flask's) as the same JSON lines."""
+class JsonFormatter(structlog.stdlib.ProcessorFormatter):
+    """Format stdlib records (RQ's, granian's, Flask's) as structlog's own JSON lines.
 
-    def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
-            "event": record.getMessage(),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "timestamp": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-        }
-        data.update(structlog.contextvars.get_contextvars())
-        if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
-        return dumps(data, ensure_ascii=False, default=str)
+    The same processors stamp both kinds of line, so every line carries the
+    same fields and the same UTC ISO timestamp, and the bound call context.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            foreign_pre_chain=[
+                structlog.contextvars.merge_contextvars,
+                structlog.processors.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(ensure_ascii=False, default=str),
+            ],
+        )
 
 
 def get_logger(name: str) -> Any:
     return structlog.get_logger(name)
-
-
-@contextmanager
-def bind_event(envelope: dict[str, Any]) -> Iterator[None]:
-    """Bind tenant and call to every log line written while handling one event."""
-    data = envelope.get("data") or {}
-    with structlog.contextvars.bound_contextvars(
-        tenant=envelope.get("tenant_id"),
-        call_uuid=data.get("call_uuid") or data.get("conversation_id"),
-        event_type=envelope.get("event_type"),
-    ):
-        yield
 
 
 def histogram_increments(name: str, seconds: float, buckets: tuple[float, ...]) -> dict[str, float]:

@@ -109,11 +109,45 @@ def _schedule(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tu
         raise ConfigError(f"{name} must be comma-separated whole seconds") from exc
 
 
+# ISO 3166 codes DEFAULT_COUNTRY also takes, for the countries seen most; any
+# other country is named by its calling code ("DEFAULT_COUNTRY=43").
+COUNTRY_CODES = {
+    "US": "1", "CA": "1", "PR": "1", "GB": "44", "IE": "353", "FR": "33", "DE": "49",
+    "ES": "34", "IT": "39", "NL": "31", "BE": "32", "CH": "41", "PT": "351", "AU": "61",
+    "NZ": "64", "MX": "52", "BR": "55", "IN": "91", "ZA": "27",
+}  # fmt: skip
+
+
+def country_code(raw: str) -> str:
+    """DEFAULT_COUNTRY as a calling code: ``US`` -> ``1``, ``+44`` -> ``44``, ``none`` -> "".
+
+    Raises ConfigError for anything else.
+    """
+    text = raw.strip()
+    if text.upper() in ("", "NONE"):
+        return "" if text else "1"
+    if text.upper() in COUNTRY_CODES:
+        return COUNTRY_CODES[text.upper()]
+    digits = text.removeprefix("+")
+    if digits.isascii() and digits.isdigit() and 1 <= len(digits) <= 3 and digits[0] != "0":
+        return digits
+    raise ConfigError(
+        "DEFAULT_COUNTRY must be a calling code such as 1 or 44, one of "
+        f"{', '.join(sorted(COUNTRY_CODES))}, or none (got {text[:20]!r})"
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything both process types read from the environment."""
 
     redis_url: str = DEFAULT_REDIS_URL
+    # The plain Redis of RQ's queues; None: REDIS_URL's (required if that is a cluster).
+    rq_redis_url: str | None = None
+    # Durability (README "Redis Cluster"): a 202 waits until the accepted event
+    # is on this many replicas (WAIT), at most durable_wait_seconds; 0: off.
+    durable_replicas: int = 0
+    durable_wait_seconds: float = 1.0
     webhook_tokens: Mapping[str, str] = field(default_factory=dict)
     api_keys: Mapping[str, str] = field(default_factory=dict)
     outcome_grace_seconds: float = 5.0
@@ -160,6 +194,9 @@ class Settings:
         """The bucket size of the per-token limit: WEBHOOK_RATE_BURST, or ten
         seconds' worth of the rate (at least 1)."""
         return self.webhook_rate_burst or max(1, round(self.webhook_rate_limit * 10))
+    # Callbacks read national numbers in this country (a calling code such as
+    # "1", or "" for none: only international numbers match). DEFAULT_COUNTRY.
+    default_country: str = "1"
 
     @property
     def web_process_connections(self) -> int:
@@ -187,6 +224,9 @@ class Settings:
         env = os.environ if env is None else env
         return cls(
             redis_url=env.get("REDIS_URL", "").strip() or DEFAULT_REDIS_URL,
+            rq_redis_url=env.get("RQ_REDIS_URL", "").strip() or None,
+            durable_replicas=_number(env, "DURABLE_REPLICAS", 0, 0),
+            durable_wait_seconds=_number(env, "DURABLE_WAIT_SECONDS", 1.0, 0.001),
             webhook_tokens=_with_single(
                 parse_bindings(env.get("WEBHOOK_TOKENS", ""), "WEBHOOK_TOKENS"),
                 env,
@@ -217,4 +257,5 @@ class Settings:
             delivery_breaker_seconds=_number(env, "DELIVERY_BREAKER_SECONDS", 5.0, 0.0),
             webhook_rate_limit=_number(env, "WEBHOOK_RATE_LIMIT", 0.0, 0.0, "events a second"),
             webhook_rate_burst=_number(env, "WEBHOOK_RATE_BURST", 0, 0, "events"),
+            default_country=country_code(env.get("DEFAULT_COUNTRY", "US")),
         )

@@ -1,28 +1,40 @@
 """The one place that knows Redis: key names, Lua scripts, every read and write.
 
-Key layout. Every key of a tenant carries the hash tag ``{t:<tenant>}``, so a
-tenant's keys live in one Redis Cluster slot (or can be moved whole to another
-Redis) and every Lua script touches one slot only::
+Key layout. Every key of a tenant carries a hash tag, so the keys a Lua script
+or MULTI touches live in one Redis Cluster slot. Per-tenant keys (subscriptions,
+deliveries, ...) carry ``{t:<tenant>}`` (``tenant_tag``). The keys of calls and
+of what indexes them carry ``partition_tag``: on one Redis that is the same
+``{t:<tenant>}`` (so nothing was renamed when clusters came), on a Redis
+Cluster ``{t:<tenant>:<p>}``, one slot per (tenant, partition), so one large
+tenant spreads over every master. ``P`` below is that tag; a call's partition
+is ``partition_for(call uuid)``, so all of a call's keys share one slot::
 
-    cs:{t:T}:call:<uuid>:log       zset   event id -> received_at (us)
-    cs:{t:T}:call:<uuid>:records   hash   event id -> record json
-    cs:{t:T}:call:<uuid>           hash   v (log version), view, outcome, revision
-    cs:{t:T}:conv:<id>:log|records        an SMS conversation, same shape
-    cs:{t:T}:other:log|records            unknown events without a callUuid
-    cs:{t:T}:live                  zset   live call uuid -> started_at (us)
-    cs:{t:T}:timers                zset   call uuid -> when to look at it next
-    cs:{t:T}:pending:<p>           zset   accepted, not yet applied -> accepted at
-    cs:{t:T}:pending:<p>:events    hash   pending field -> envelope
-    cs:{t:T}:drain:<p>             string who drains partition p: job:<id> | worker:<name>
-    cs:{t:T}:wake:<p>              list   one token: partition p got events while a worker held it
-    cs:{t:T}:poisoned              hash   events that cannot be applied -> {envelope, error}
-    cs:{t:T}:outcomes              stream outcome records
+    cs:{P}:call:<uuid>:log         zset   event id -> received_at (us)
+    cs:{P}:call:<uuid>:records     hash   event id -> record json
+    cs:{P}:call:<uuid>             hash   v (log version), view, outcome, revision
+    cs:{P}:conv:<id>:log|records          an SMS conversation, same shape
+    cs:{P}:other:log|records              unknown events without a callUuid
+    cs:{P}:live                    zset   live call uuid -> started_at (us)
+    cs:{P}:timers                  zset   call uuid -> when to look at it next
+    cs:{P}:pending:<p>             zset   accepted, not yet applied -> accepted at
+    cs:{P}:pending:<p>:events      hash   pending field -> envelope
+    cs:{P}:drain:<p>               string who drains partition p: job:<id> | worker:<name>
+    cs:{P}:wake:<p>                list   one token: partition p got events while a worker held it
+    cs:{P}:poisoned                hash   events that cannot be applied -> {envelope, error}
+    cs:{P}:outcomes                stream outcome records
     cs:tenants                     set    tenants seen (a cross-tenant read iterates it)
     cs:alive:<worker>              string a worker's heartbeat (short TTL)
+
+On one Redis the per-partition indexes (live, timers, poisoned, outcomes) are
+one key per tenant; on a cluster, eight, and the reads that span them fan out
+(``Store.partitions``) and merge. RQ's own keys (``rq:*``) live on the Redis
+that ``RQ_REDIS_URL`` names, never on a cluster: its multi-key commands span
+slots.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -39,12 +51,14 @@ from urllib.parse import parse_qs, quote, unquote, urlparse
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.retry import Retry
 
 from statemachine.events import micros, parse_time
 from workers.exceptions import ConcurrentUpdate
 from workers.group_commit import GroupCommit
+from workers.settings import ConfigError, Settings
 
 PREFIX = "cs"
 TENANTS_KEY = f"{PREFIX}:tenants"
@@ -63,6 +77,22 @@ class PoolExhausted(redis.ConnectionError):
     Redis itself may be fine: the caller should answer "busy, retry shortly"
     (the web answers 503 with Retry-After), not "Redis is down".
     """
+
+
+class NotReplicated(redis.RedisError):
+    """Redis took a write but fewer replicas than DURABLE_REPLICAS confirmed it in time.
+
+    The write may still be applied (and survive); the caller answers as for an
+    unavailable Redis (503), and a retried delivery is deduplicated.
+    """
+
+
+# Answers of a node that does not hold the slot (now): nothing ran there.
+_REDIRECTS = (
+    redis.exceptions.MovedError,
+    redis.exceptions.AskError,
+    redis.exceptions.TryAgainError,
+)
 
 
 class SignalSafeLifoQueue(queue.LifoQueue[Any]):
@@ -122,21 +152,8 @@ def _accepts_busy() -> PoolExhausted:
     )
 
 
-def connect(
-    url: str,
-    *,
-    max_connections: int | None = None,
-    pool_wait: float = POOL_WAIT_SECONDS,
-    **options: Any,
-) -> Redis:
-    """Open a client for ``url`` (redis://, rediss://, unix://).
-
-    With ``max_connections`` the client never holds more than that many
-    connections (BudgetedPool; a caller waits up to ``pool_wait`` seconds for
-    one, then gets PoolExhausted); without, redis-py's unbounded default.
-    Heroku Redis serves TLS with a self-signed certificate, so rediss:// URLs
-    verify nothing unless the URL asks (``?ssl_cert_reqs=required``).
-    """
+def _options(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Our defaults for a client of ``url``, under what the caller passed."""
     parsed = urlparse(url)
     if parsed.scheme == "rediss" and "ssl_cert_reqs" not in parse_qs(parsed.query):
         options.setdefault("ssl_cert_reqs", ssl.CERT_NONE)
@@ -149,6 +166,64 @@ def connect(
     options.setdefault("socket_connect_timeout", 5)
     options.setdefault("socket_timeout", 10)
     options.setdefault("retry_on_timeout", True)
+    return options
+
+
+def is_cluster(url: str, **options: Any) -> bool:
+    """Whether ``url`` names a node of a Redis Cluster (``INFO cluster``).
+
+    Raises redis.RedisError if the node cannot be asked.
+    """
+    probe = redis.Redis.from_url(url, **_options(url, dict(options)))
+    try:
+        info = probe.info("cluster")
+    except redis.ResponseError:
+        return False  # INFO refused (some managed plans): not a cluster we could use
+    finally:
+        probe.close()
+    return int(info.get("cluster_enabled", 0) or 0) == 1
+
+
+def _is_cluster_if_up(url: str) -> bool:
+    """is_cluster, False when ``url`` does not answer (RQ waits for its Redis)."""
+    try:
+        return is_cluster(url)
+    except redis.RedisError:
+        return False
+
+
+def connect(
+    url: str,
+    *,
+    max_connections: int | None = None,
+    pool_wait: float = POOL_WAIT_SECONDS,
+    cluster: bool = False,
+    **options: Any,
+) -> Redis:
+    """Open a client for ``url`` (redis://, rediss://, unix://); with ``cluster``,
+    redis-py's RedisCluster client, ``url`` naming any node.
+
+    With ``max_connections`` the client never holds more than that many
+    connections (to each node of a cluster: the limit a server enforces is its
+    own; BudgetedPool; a caller waits up to ``pool_wait`` seconds for one, then
+    gets PoolExhausted); without, redis-py's unbounded default. Heroku Redis
+    serves TLS with a self-signed certificate, so rediss:// URLs verify
+    nothing unless the URL asks (``?ssl_cert_reqs=required``).
+    """
+    options = _options(url, options)
+    if cluster:
+        if max_connections is not None:
+            options.update(
+                connection_pool_class=BudgetedPool,
+                max_connections=max_connections,
+                timeout=pool_wait,
+                queue_class=SignalSafeLifoQueue,
+            )
+        # The cluster client's own retry covers redirects and failovers: it
+        # refreshes the slot map between attempts (a failover takes seconds).
+        options.pop("health_check_interval", None)
+        nodes: Redis = cast(Redis, RedisCluster.from_url(url, **options))
+        return nodes
     if max_connections is None:
         client: Redis = redis.Redis.from_url(url, **options)
         return client
@@ -156,6 +231,70 @@ def connect(
     budgeted: Redis = redis.Redis(connection_pool=pool)
     budgeted.auto_close_connection_pool = True
     return budgeted
+
+
+@dataclass(frozen=True)
+class Connections:
+    """The two Redis deployments a process talks to: call state, and RQ's queues
+    (the same client when RQ_REDIS_URL is unset)."""
+
+    state: Redis
+    queues: Redis
+
+    @property
+    def cluster(self) -> bool:
+        return isinstance(self.state, RedisCluster)
+
+
+def open_redis(
+    settings: Settings,
+    *,
+    max_connections: int | None = None,
+    pool_wait: float = POOL_WAIT_SECONDS,
+    wait_seconds: float = 30.0,
+    on_retry: Callable[[redis.RedisError], None] | None = None,
+) -> Connections:
+    """Connect to REDIS_URL (a cluster if it is one) and RQ's Redis.
+
+    Asks REDIS_URL whether it is a cluster node. Without RQ_REDIS_URL only a
+    plain Redis can serve, so a Redis that does not answer is taken for one
+    (as before clusters: a process starts while Redis is down, and answers
+    503 until it is back). With RQ_REDIS_URL, REDIS_URL must answer: tries for
+    up to ``wait_seconds`` (calling ``on_retry`` after each failure), then
+    raises redis.RedisError. Raises ConfigError when REDIS_URL is a cluster
+    and RQ_REDIS_URL is unset, or when RQ_REDIS_URL is a cluster.
+    """
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            cluster = is_cluster(settings.redis_url)
+            break
+        except redis.RedisError as exc:
+            if settings.rq_redis_url is None:
+                cluster = False
+                break
+            if time.monotonic() >= deadline:
+                raise
+            if on_retry is not None:
+                on_retry(exc)
+            time.sleep(1.0)
+    queues_url = settings.rq_redis_url or settings.redis_url
+    if cluster and settings.rq_redis_url is None:
+        raise ConfigError(
+            "REDIS_URL names a Redis Cluster, and RQ cannot keep its queues on a cluster "
+            "(its commands span hash slots): set RQ_REDIS_URL to a plain Redis for the queues"
+        )
+    if settings.rq_redis_url is not None and _is_cluster_if_up(queues_url):
+        raise ConfigError(
+            "RQ_REDIS_URL names a Redis Cluster node; RQ needs a plain (non-cluster) Redis"
+        )
+    state = connect(
+        settings.redis_url, max_connections=max_connections, pool_wait=pool_wait, cluster=cluster
+    )
+    if queues_url == settings.redis_url:
+        return Connections(state, state)
+    queues = connect(queues_url, max_connections=max_connections, pool_wait=pool_wait)
+    return Connections(state, queues)
 
 
 # -- keys -----------------------------------------------------------------
@@ -167,27 +306,16 @@ def _part(value: str) -> str:
 
 
 def tenant_tag(tenant_id: str) -> str:
+    """The tag of a tenant's own keys (subscriptions, deliveries): one slot per tenant."""
     return f"{PREFIX}:{{t:{_part(tenant_id)}}}"
 
 
-def call_key(tenant_id: str, call_uuid: str) -> str:
-    return f"{tenant_tag(tenant_id)}:call:{_part(call_uuid)}"
-
-
-def conversation_key(tenant_id: str, conversation_id: str) -> str:
-    return f"{tenant_tag(tenant_id)}:conv:{_part(conversation_id)}"
-
-
-def other_events_key(tenant_id: str) -> str:
-    return f"{tenant_tag(tenant_id)}:other"
-
-
-def live_key(tenant_id: str) -> str:
-    return f"{tenant_tag(tenant_id)}:live"
-
-
-def timers_key(tenant_id: str) -> str:
-    return f"{tenant_tag(tenant_id)}:timers"
+def partition_tag(tenant_id: str, partition: int, spread: bool = False) -> str:
+    """The tag of a partition's keys: the tenant's on one Redis; with ``spread``
+    (a cluster) one of its own, so a tenant's partitions spread over the masters."""
+    if not spread:
+        return tenant_tag(tenant_id)
+    return f"{PREFIX}:{{t:{_part(tenant_id)}:{partition}}}"
 
 
 # Accepted events wait in one of PARTITIONS pending sets per tenant, by call:
@@ -205,28 +333,51 @@ def partition_for(call_or_conversation: str) -> int:
     return zlib.crc32(call_or_conversation.encode("utf-8", "surrogatepass")) % PARTITIONS
 
 
-def pending_key(tenant_id: str, partition: int) -> str:
-    return f"{tenant_tag(tenant_id)}:pending:{partition}"
+def call_key(tenant_id: str, call_uuid: str, spread: bool = False) -> str:
+    tag = partition_tag(tenant_id, partition_for(call_uuid), spread)
+    return f"{tag}:call:{_part(call_uuid)}"
 
 
-def pending_events_key(tenant_id: str, partition: int) -> str:
-    return f"{tenant_tag(tenant_id)}:pending:{partition}:events"
+def conversation_key(tenant_id: str, conversation_id: str, spread: bool = False) -> str:
+    tag = partition_tag(tenant_id, partition_for(conversation_id), spread)
+    return f"{tag}:conv:{_part(conversation_id)}"
 
 
-def doorbell_key(tenant_id: str, partition: int) -> str:
-    return f"{tenant_tag(tenant_id)}:drain:{partition}"
+def other_events_key(tenant_id: str, spread: bool = False) -> str:
+    """Events without a call or conversation: partition_for("") like their pending set."""
+    return f"{partition_tag(tenant_id, partition_for(''), spread)}:other"
 
 
-def wake_key(tenant_id: str, partition: int) -> str:
-    return f"{tenant_tag(tenant_id)}:wake:{partition}"
+def live_key(tenant_id: str, partition: int = 0, spread: bool = False) -> str:
+    return f"{partition_tag(tenant_id, partition, spread)}:live"
 
 
-def poisoned_key(tenant_id: str) -> str:
-    return f"{tenant_tag(tenant_id)}:poisoned"
+def timers_key(tenant_id: str, partition: int = 0, spread: bool = False) -> str:
+    return f"{partition_tag(tenant_id, partition, spread)}:timers"
 
 
-def outcomes_key(tenant_id: str) -> str:
-    return f"{tenant_tag(tenant_id)}:outcomes"
+def pending_key(tenant_id: str, partition: int, spread: bool = False) -> str:
+    return f"{partition_tag(tenant_id, partition, spread)}:pending:{partition}"
+
+
+def pending_events_key(tenant_id: str, partition: int, spread: bool = False) -> str:
+    return f"{partition_tag(tenant_id, partition, spread)}:pending:{partition}:events"
+
+
+def doorbell_key(tenant_id: str, partition: int, spread: bool = False) -> str:
+    return f"{partition_tag(tenant_id, partition, spread)}:drain:{partition}"
+
+
+def wake_key(tenant_id: str, partition: int, spread: bool = False) -> str:
+    return f"{partition_tag(tenant_id, partition, spread)}:wake:{partition}"
+
+
+def poisoned_key(tenant_id: str, partition: int = 0, spread: bool = False) -> str:
+    return f"{partition_tag(tenant_id, partition, spread)}:poisoned"
+
+
+def outcomes_key(tenant_id: str, partition: int = 0, spread: bool = False) -> str:
+    return f"{partition_tag(tenant_id, partition, spread)}:outcomes"
 
 
 def alive_key(worker_name: str) -> str:
@@ -301,9 +452,27 @@ class Store:
         *,
         retention_seconds: float = 7 * 24 * 3600.0,
         group_commit: bool = False,
+        queues: Redis | None = None,
+        spread: bool | None = None,
+        durable_replicas: int = 0,
+        durable_wait_seconds: float = 1.0,
     ) -> None:
+        """``queues``: the Redis of RQ's queues (default: ``client``). ``spread``:
+        per-partition hash tags (default: whether ``client`` is a cluster client).
+        ``durable_replicas``: accepting an event waits until that many replicas
+        have it (WAIT), at most ``durable_wait_seconds``."""
         self.redis = client
+        self.cluster: RedisCluster | None = client if isinstance(client, RedisCluster) else None
+        self.queues = queues if queues is not None else client
+        self.spread = self.cluster is not None if spread is None else spread
+        # The cluster client's node-map methods, which redis-py leaves untyped.
+        self._nodes: Any = self.cluster
+        # A drain session's wake listener on a cluster (wait_for_wake).
+        self._wake_listener: Any = None
+        self._wake_channels: set[str] = set()
         self.retention_seconds = retention_seconds
+        self.durable_replicas = durable_replicas
+        self.durable_wait_ms = max(1, int(durable_wait_seconds * 1000))
         # The web process's many request threads share round trips (group_commit.py).
         self._group_commit: GroupCommit[tuple[dict[str, Any], str], bool] | None = (
             GroupCommit(self.accept_many, queue_wait=POOL_WAIT_SECONDS, gave_up=_accepts_busy)
@@ -324,52 +493,243 @@ class Store:
     def ttl_ms(self) -> int:
         return int(self.retention_seconds * 1000)
 
+    # -- layout -------------------------------------------------------------
+
+    def tag(self, tenant_id: str, partition: int) -> str:
+        """The hash tag of a tenant's partition in this deployment (see partition_tag)."""
+        return partition_tag(tenant_id, partition, self.spread)
+
+    @property
+    def partitions(self) -> range:
+        """The partitions whose per-partition indexes are distinct keys here: all
+        of them on a cluster, one (they share the tenant's keys) on one Redis."""
+        return range(PARTITIONS) if self.spread else range(1)
+
+    def _servers(self) -> list[tuple[str, redis.Redis]]:
+        """Each master holding call state, with its address (blank on one Redis)."""
+        if self.cluster is None:
+            return [("", self.redis)]
+        return [(node.name, node.redis_connection) for node in self._nodes.get_primaries()]
+
+    def _eval_many(
+        self,
+        calls: Sequence[tuple[Script, Sequence[str], Sequence[Any]]],
+        *,
+        wait_replicas: int = 0,
+        also: Sequence[tuple[Any, ...]] = (),
+    ) -> list[Any]:
+        """Run Lua scripts, one round trip per Redis node; per call its answer,
+        or its error (returned, not raised).
+
+        redis-py's cluster pipeline refuses scripts, so on a cluster the calls
+        are grouped by the node that holds their first key's slot, each group
+        a plain pipeline to that node. A call a node redirects (MOVED, ASK:
+        slots migrating or a failover; nothing ran) is run again alone through
+        the cluster client, which follows redirects. With ``wait_replicas``,
+        each group ends with WAIT on the same connection: a group that fewer
+        replicas acknowledged in time gets NotReplicated for every call.
+        ``also``: plain commands (name, key, ...) to send along, to the node of
+        their key; their answers are not looked at (best effort).
+        """
+        groups: dict[str, tuple[redis.Redis, list[int]]] = {}
+        extra: dict[str, list[tuple[Any, ...]]] = {}
+        if self.cluster is None:
+            groups[""] = (self.redis, list(range(len(calls))))
+            extra[""] = list(also)
+        else:
+            for index, (_, keys, _) in enumerate(calls):
+                node = self._nodes.get_node_from_key(keys[0])
+                groups.setdefault(node.name, (node.redis_connection, []))[1].append(index)
+            for command in also:
+                node = self._nodes.get_node_from_key(command[1])
+                groups.setdefault(node.name, (node.redis_connection, []))
+                extra.setdefault(node.name, []).append(command)
+        answers: list[Any] = [None] * len(calls)
+        redirected: list[int] = []
+        for name, (client, indexes) in groups.items():
+            try:
+                got = self._eval_on(
+                    client, [calls[i] for i in indexes], wait_replicas, extra.get(name, ())
+                )
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                # A node gone (a failover?): learn the new slot map for next time.
+                if not isinstance(exc, PoolExhausted):
+                    self._refresh_slots()
+                got = [exc] * len(indexes)
+            for index, answer in zip(indexes, got, strict=True):
+                answers[index] = answer
+                if isinstance(answer, _REDIRECTS) and self.cluster is not None:
+                    redirected.append(index)
+        if redirected:
+            self._refresh_slots()
+            for index in redirected:
+                answers[index] = self._eval_alone(calls[index], wait_replicas)
+        return answers
+
+    def _eval_alone(
+        self, call: tuple[Script, Sequence[str], Sequence[Any]], wait_replicas: int
+    ) -> Any:
+        """A redirected call, again, after the slot map was refreshed: on the node
+        that holds its slot now, else through the cluster client (it follows
+        ASK while a slot migrates; WAIT cannot follow it there)."""
+        assert self.cluster is not None
+        script, keys, args = call
+        try:
+            node = self._nodes.get_node_from_key(keys[0])
+            answer = self._eval_on(node.redis_connection, [call], wait_replicas)[0]
+            if not isinstance(answer, _REDIRECTS):
+                return answer
+            if wait_replicas:
+                return NotReplicated(f"slot of {keys[0]} is migrating: cannot WAIT for it")
+            return script(keys=list(keys), args=list(args))
+        except redis.RedisError as exc:
+            return exc
+
+    def _eval_on(
+        self,
+        client: redis.Redis,
+        calls: Sequence[tuple[Script, Sequence[str], Sequence[Any]]],
+        wait_replicas: int,
+        also: Sequence[tuple[Any, ...]] = (),
+    ) -> list[Any]:
+        """One pipeline of scripts (EVALSHA, loading any the server lacks) on one node."""
+        for _ in range(2):
+            with client.pipeline(transaction=False) as pipe:
+                for script, keys, args in calls:
+                    pipe.evalsha(script.sha, len(keys), *keys, *args)
+                for command in also:
+                    pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+                if wait_replicas:
+                    pipe.execute_command(  # type: ignore[no-untyped-call]
+                        "WAIT", wait_replicas, self.durable_wait_ms
+                    )
+                got = pipe.execute(raise_on_error=False)
+            missing = {
+                calls[i][0].sha: calls[i][0]
+                for i, a in enumerate(got[: len(calls)])
+                if isinstance(a, redis.exceptions.NoScriptError)
+            }
+            if not missing:
+                break
+            for script in missing.values():
+                client.script_load(script.script)
+        answers = got[: len(calls)]
+        if wait_replicas:
+            return [self._confirm_wait(got[-1], a, wait_replicas) for a in answers]
+        return list(answers)
+
+    def _confirm_wait(self, acked: Any, answer: Any, replicas: int) -> Any:
+        if isinstance(answer, BaseException):
+            return answer
+        if isinstance(acked, BaseException):
+            return acked
+        if int(acked) < replicas:
+            return NotReplicated(
+                f"the write reached {int(acked)} of {replicas} replica(s) "
+                f"within {self.durable_wait_ms} ms"
+            )
+        return answer
+
+    def _refresh_slots(self) -> None:
+        if self.cluster is not None:
+            with contextlib.suppress(redis.RedisError):
+                self.cluster.nodes_manager.initialize()
+
+    @staticmethod
+    def _raise_first(answers: Sequence[Any]) -> list[Any]:
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+        return list(answers)
+
     # -- health -------------------------------------------------------------
 
     def ping(self) -> bool:
-        """True if Redis answers. Never raises."""
+        """True if Redis answers (on a cluster: every master). Never raises."""
         try:
-            return bool(self.redis.ping())
+            return all(bool(client.ping()) for _, client in self._servers())
         except redis.RedisError:
             return False
 
-    def server_warnings(self) -> list[str]:
-        """Settings of the Redis server that put accepted events at risk. Raises RedisError."""
+    def cluster_problems(self) -> tuple[list[str], list[str]]:
+        """On a cluster: (what makes us unready, warnings), node by node: a node that
+        does not answer, a cluster_state not ok (unready); a replica down (warning).
+        Empty on one Redis. Never raises."""
+        if self.cluster is None:
+            return [], []
+        errors: list[str] = []
         warnings: list[str] = []
-        try:
-            config = cast(dict[str, str], self.redis.config_get("maxmemory-policy"))
-            config.update(cast(dict[str, str], self.redis.config_get("appendonly")))
-        except redis.ResponseError:
-            return ["cannot read Redis CONFIG (managed Redis): check persistence and eviction"]
-        if config.get("maxmemory-policy", "noeviction") != "noeviction":
-            warnings.append("maxmemory-policy is not noeviction: Redis may drop accepted events")
-        if config.get("appendonly") != "yes":
-            warnings.append("appendonly is off: events accepted since the last save die with Redis")
+        for node in self._nodes.get_nodes():
+            primary = node.server_type == "primary"
+            try:
+                info = cast(dict[str, Any], node.redis_connection.cluster("info"))
+                state = str(info.get("cluster_state", ""))
+            except redis.RedisError as exc:
+                (errors if primary else warnings).append(
+                    f"cluster node {node.name} ({'master' if primary else 'replica'}) "
+                    f"does not answer: {exc}"
+                )
+                continue
+            if state != "ok":
+                errors.append(f"cluster node {node.name} says cluster_state:{state}")
+        return errors, warnings
+
+    def server_warnings(self) -> list[str]:
+        """Settings of the Redis server(s) that put accepted events at risk. Raises RedisError."""
+        warnings: list[str] = []
+        for name, client in self._servers():
+            where = f"{name}: " if name else ""
+            try:
+                config = cast(dict[str, str], client.config_get("maxmemory-policy"))
+                config.update(cast(dict[str, str], client.config_get("appendonly")))
+            except redis.ResponseError:
+                return ["cannot read Redis CONFIG (managed Redis): check persistence and eviction"]
+            if config.get("maxmemory-policy", "noeviction") != "noeviction":
+                warnings.append(
+                    f"{where}maxmemory-policy is not noeviction: Redis may drop accepted events"
+                )
+            if config.get("appendonly") != "yes":
+                warnings.append(
+                    f"{where}appendonly is off: events accepted since the last save die with Redis"
+                )
+            if self.durable_replicas:
+                replicas = int(client.info("replication").get("connected_slaves", 0))
+                if replicas < self.durable_replicas:
+                    warnings.append(
+                        f"{where}DURABLE_REPLICAS is {self.durable_replicas} but this Redis has "
+                        f"{replicas} replica(s) connected: webhooks get 503 until enough are"
+                    )
         return warnings
 
     def connection_warnings(self, needed: int) -> list[str]:
-        """Redis's client limit against the connections our processes may hold
-        (``needed``: one web and one worker dyno at the configured budget). Raises RedisError."""
-        try:
-            clients: dict[str, Any] = self.redis.info("clients")
-            if "maxclients" not in clients:  # before Redis 7, INFO does not say
-                config = cast(dict[str, str], self.redis.config_get("maxclients"))
-                clients["maxclients"] = int(config["maxclients"])
-        except (redis.ResponseError, KeyError, ValueError):
-            return []  # a stand-in or a managed Redis that will not tell
-        limit, connected = int(clients["maxclients"]), int(clients["connected_clients"])
-        warnings = []
-        if limit < needed:
-            warnings.append(
-                f"Redis accepts {limit} clients but one web and one worker dyno may hold "
-                f"{needed}: lower WEB_REDIS_CONNECTIONS / WORKER_REDIS_CONNECTIONS "
-                "or use a larger Redis plan"
-            )
-        if connected >= 0.9 * limit:
-            warnings.append(
-                f"{connected} of Redis's {limit} client connections are in use: "
-                "more dynos would be refused"
-            )
+        """Each Redis server's client limit against the connections our processes
+        may hold (``needed``: one web and one worker dyno at the configured
+        budget). Raises RedisError."""
+        warnings: list[str] = []
+        servers = self._servers()
+        if self.queues is not self.redis:
+            servers.append(("RQ's Redis", self.queues))
+        for name, client in servers:
+            where = f"{name}: " if name else ""
+            try:
+                clients: dict[str, Any] = client.info("clients")
+                if "maxclients" not in clients:  # before Redis 7, INFO does not say
+                    config = cast(dict[str, str], client.config_get("maxclients"))
+                    clients["maxclients"] = int(config["maxclients"])
+            except (redis.ResponseError, KeyError, ValueError):
+                continue  # a stand-in or a managed Redis that will not tell
+            limit, connected = int(clients["maxclients"]), int(clients["connected_clients"])
+            if limit < needed:
+                warnings.append(
+                    f"{where}Redis accepts {limit} clients but one web and one worker dyno may "
+                    f"hold {needed}: lower WEB_REDIS_CONNECTIONS / WORKER_REDIS_CONNECTIONS "
+                    "or use a larger Redis plan"
+                )
+            if connected >= 0.9 * limit:
+                warnings.append(
+                    f"{where}{connected} of Redis's {limit} client connections are in use: "
+                    "more dynos would be refused"
+                )
         return warnings
 
     # -- pending events ---------------------------------------------------------
@@ -392,52 +752,50 @@ class Store:
     def accept_many(
         self, items: Sequence[tuple[dict[str, Any], str]]
     ) -> list[bool | redis.RedisError]:
-        """Accept several events in one round trip; per event, rung or its error.
+        """Accept several events in one round trip (per node of a cluster); per
+        event, rung or its error.
 
-        One script call per tenant (a tenant's keys share one slot). Raises
-        redis.RedisError when the round trip itself failed (none taken).
+        One script call per partition tag (on one Redis: per tenant). With
+        ``durable_replicas``, an event is accepted only once WAIT confirmed it
+        on that many replicas (else NotReplicated).
         """
-        by_tenant: dict[str, list[int]] = {}
+        by_tag: dict[str, list[int]] = {}
         for index, (envelope, _) in enumerate(items):
-            by_tenant.setdefault(envelope["tenant_id"], []).append(index)
-        calls = [self._accept_call(t, [items[i] for i in ix]) for t, ix in by_tenant.items()]
-        for _ in range(2):
-            with self.redis.pipeline(transaction=False) as pipe:
-                for keys, args in calls:
-                    pipe.evalsha(self._accept.sha, len(keys), *keys, *args)
-                # The tenants set lives outside the tenant's slot, so not in the script.
-                pipe.sadd(TENANTS_KEY, *by_tenant)
-                answers = pipe.execute(raise_on_error=False)[: len(calls)]
-            if not any(isinstance(a, redis.exceptions.NoScriptError) for a in answers):
-                break
-            self.redis.script_load(self._accept.script)
-        else:
-            raise redis.exceptions.NoScriptError("accept_events script could not be loaded")
+            tag = self.tag(envelope["tenant_id"], partition_of(envelope))
+            by_tag.setdefault(tag, []).append(index)
+        calls = [
+            (self._accept, *self._accept_call([items[i] for i in ix])) for ix in by_tag.values()
+        ]
+        # The tenants set lives outside every tenant's slot, so not in the script.
+        tenants = sorted({envelope["tenant_id"] for envelope, _ in items})
+        answers = self._eval_many(
+            calls, wait_replicas=self.durable_replicas, also=[("SADD", TENANTS_KEY, *tenants)]
+        )
         results: list[bool | redis.RedisError] = [False] * len(items)
-        for indexes, answer in zip(by_tenant.values(), answers, strict=True):
+        for indexes, answer in zip(by_tag.values(), answers, strict=True):
             for position, index in enumerate(indexes):
                 results[index] = (
                     answer if isinstance(answer, redis.RedisError) else bool(answer[position])
                 )
         return results
 
-    @staticmethod
     def _accept_call(
-        tenant: str, items: Sequence[tuple[dict[str, Any], str]]
+        self, items: Sequence[tuple[dict[str, Any], str]]
     ) -> tuple[list[str], list[Any]]:
-        """Keys and arguments of accept_events.lua for one tenant's events."""
+        """Keys and arguments of accept_events.lua for events under one tag."""
         keys: list[str] = []
         slots: dict[int, int] = {}
         args: list[Any] = [time.time()]
         for envelope, ring_as in items:
+            tenant = envelope["tenant_id"]
             partition = partition_of(envelope)
             if partition not in slots:
                 slots[partition] = len(slots)
                 keys += [
-                    pending_key(tenant, partition),
-                    pending_events_key(tenant, partition),
-                    doorbell_key(tenant, partition),
-                    wake_key(tenant, partition),
+                    pending_key(tenant, partition, self.spread),
+                    pending_events_key(tenant, partition, self.spread),
+                    doorbell_key(tenant, partition, self.spread),
+                    wake_key(tenant, partition, self.spread),
                 ]
             args += [slots[partition], pending_field(envelope), dumps(envelope), ring_as]
         return keys, args
@@ -446,12 +804,11 @@ class Store:
         self, tenant_id: str, partition: int, limit: int
     ) -> list[tuple[str, dict[str, Any]]]:
         """The partition's oldest pending events (they stay pending until applied)."""
-        fields = [
-            _text(f) for f in self.redis.zrange(pending_key(tenant_id, partition), 0, limit - 1)
-        ]
+        pending = pending_key(tenant_id, partition, self.spread)
+        fields = [_text(f) for f in self.redis.zrange(pending, 0, limit - 1)]
         if not fields:
             return []
-        payloads = self.redis.hmget(pending_events_key(tenant_id, partition), fields)
+        payloads = self.redis.hmget(pending_events_key(tenant_id, partition, self.spread), fields)
         taken: list[tuple[str, dict[str, Any]]] = []
         orphans: list[str] = []
         for field, payload in zip(fields, payloads, strict=True):
@@ -460,23 +817,27 @@ class Store:
             else:
                 taken.append((field, json.loads(payload)))
         if orphans:
-            self.redis.zrem(pending_key(tenant_id, partition), *orphans)
+            self.redis.zrem(pending, *orphans)
         return taken
 
     def take_pending_many(
         self, partitions: Sequence[tuple[str, int]], limit: int
     ) -> dict[tuple[str, int], list[tuple[str, dict[str, Any]]]]:
-        """The oldest pending events of several partitions, in one round trip;
-        clears their wake tokens. Partitions with nothing pending are left out."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            for tenant, number in partitions:
-                keys = [
-                    pending_key(tenant, number),
-                    pending_events_key(tenant, number),
-                    wake_key(tenant, number),
-                ]
-                self._take_pending(keys=keys, args=[limit], client=pipe)
-            answers = pipe.execute()
+        """The oldest pending events of several partitions, in one round trip (per
+        node); clears their wake tokens. Partitions with nothing pending are left out."""
+        calls = [
+            (
+                self._take_pending,
+                [
+                    pending_key(tenant, number, self.spread),
+                    pending_events_key(tenant, number, self.spread),
+                    wake_key(tenant, number, self.spread),
+                ],
+                [limit],
+            )
+            for tenant, number in partitions
+        ]
+        answers = self._raise_first(self._eval_many(calls))
         taken: dict[tuple[str, int], list[tuple[str, dict[str, Any]]]] = {}
         for part, flat in zip(partitions, answers, strict=True):
             if flat:
@@ -487,37 +848,93 @@ class Store:
 
     def wait_for_wake(
         self, partitions: Sequence[tuple[str, int]], timeout: float
-    ) -> tuple[str, int] | None:
-        """Block until one of the partitions has a wake token, and take it; return
-        that partition, or None when ``timeout`` passed first.
+    ) -> list[tuple[str, int]]:
+        """Block until some of the partitions have a wake token, and take them;
+        return those partitions, or none when ``timeout`` passed first.
 
-        A wake token says events arrived while a worker held the partition.
-        Needs every key on one Redis (not Cluster-ready: keys of several tenants).
+        A wake token says events arrived while a worker held the partition. On
+        one Redis this is one BLPOP over every wake list. A cluster cannot block
+        on keys of several slots: there the drainer listens on the lists'
+        channels (intake publishes on them when it leaves a token) and takes
+        the tokens of the lists it hears about, and of those it starts to
+        listen to (a token may have come before).
         """
         if not partitions:
             time.sleep(timeout)
-            return None
-        keys = {wake_key(t, n): (t, n) for t, n in partitions}
-        popped = self.redis.blpop(list(keys), timeout=max(timeout, 0.001))
-        return None if popped is None else keys[_text(popped[0])]
+            return []
+        keys = {wake_key(t, n, self.spread): (t, n) for t, n in partitions}
+        if self.cluster is None:
+            popped = self.redis.blpop(list(keys), timeout=max(timeout, 0.001))
+            return [] if popped is None else [keys[_text(popped[0])]]
+        try:
+            return self._listen_for_wake(keys, timeout)
+        except redis.RedisError:
+            self._forget_wake_listener()
+            raise
+
+    def _listen_for_wake(
+        self, keys: dict[str, tuple[str, int]], timeout: float
+    ) -> list[tuple[str, int]]:
+        if self._wake_listener is None:
+            self._wake_listener = self._nodes.pubsub(ignore_subscribe_messages=True)
+        listener = self._wake_listener
+        wanted = set(keys)
+        new, gone = wanted - self._wake_channels, self._wake_channels - wanted
+        if gone:
+            listener.unsubscribe(*gone)
+        if new:
+            listener.subscribe(*new)
+        self._wake_channels = wanted
+        heard = set(new)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            message = listener.get_message(timeout=0 if heard else max(left, 0.0))
+            while message is not None:
+                if message.get("type") == "message":
+                    heard.add(_text(message["channel"]))
+                message = listener.get_message(timeout=0)
+            heard &= wanted
+            if heard:
+                with self.redis.pipeline(transaction=False) as pipe:
+                    for key in heard:
+                        pipe.lpop(key)
+                    tokens = pipe.execute()
+                woken = [keys[k] for k, token in zip(heard, tokens, strict=True) if token]
+                heard = set()
+                if woken:
+                    return woken
+            if deadline - time.monotonic() <= 0:
+                return []
+
+    def _forget_wake_listener(self) -> None:
+        listener, self._wake_listener = self._wake_listener, None
+        self._wake_channels = set()
+        if listener is not None:
+            with contextlib.suppress(redis.RedisError, OSError):
+                listener.close()
 
     def claim_doorbells(
         self, partitions: Sequence[tuple[str, int]], me: str, take_over: Sequence[str] = ()
     ) -> list[tuple[str, int]]:
         """Make ``me`` the drainer of each partition whose doorbell is free, is
         ``me`` already, or names one of ``take_over``; returns those it holds."""
-        by_tenant: dict[str, list[int]] = {}
+        by_tag: dict[str, list[tuple[str, int]]] = {}
         for tenant, number in partitions:
-            by_tenant.setdefault(tenant, []).append(number)
-        with self.redis.pipeline(transaction=False) as pipe:
-            for tenant, numbers in by_tenant.items():
-                keys = [doorbell_key(tenant, n) for n in numbers]
-                self._claim_doorbells(keys=keys, args=[me, *take_over], client=pipe)
-            answers = pipe.execute()
+            by_tag.setdefault(self.tag(tenant, number), []).append((tenant, number))
+        calls = [
+            (
+                self._claim_doorbells,
+                [doorbell_key(t, n, self.spread) for t, n in parts],
+                [me, *take_over],
+            )
+            for parts in by_tag.values()
+        ]
+        answers = self._raise_first(self._eval_many(calls))
         return [
-            (tenant, number)
-            for (tenant, numbers), flags in zip(by_tenant.items(), answers, strict=True)
-            for number, flag in zip(numbers, flags, strict=True)
+            part
+            for parts, flags in zip(by_tag.values(), answers, strict=True)
+            for part, flag in zip(parts, flags, strict=True)
             if flag
         ]
 
@@ -528,37 +945,40 @@ class Store:
         their doorbells), or, with no successor, only those with nothing
         pending (checked atomically). Returns the partitions still to be
         drained by someone: handed over, or refused because events wait."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            for tenant, number in partitions:
-                if successor is None:
-                    keys = [pending_key(tenant, number), doorbell_key(tenant, number)]
-                    self._finish_drain(keys=keys, args=[me], client=pipe)
-                else:
-                    keys = [doorbell_key(tenant, number)]
-                    self._swap_doorbell(keys=keys, args=[me, successor], client=pipe)
-            answers = pipe.execute()
+        calls: list[tuple[Script, Sequence[str], Sequence[Any]]] = []
+        for tenant, number in partitions:
+            bell = doorbell_key(tenant, number, self.spread)
+            if successor is None:
+                keys = [pending_key(tenant, number, self.spread), bell]
+                calls.append((self._finish_drain, keys, [me]))
+            else:
+                calls.append((self._swap_doorbell, [bell], [me, successor]))
+        answers = self._raise_first(self._eval_many(calls))
         if successor is None:
             return [part for part, done in zip(partitions, answers, strict=True) if not done]
         return [part for part, swapped in zip(partitions, answers, strict=True) if swapped]
 
     def finish_drain(self, tenant_id: str, partition: int, holder: str) -> bool:
         """Let go of the partition if it is empty; False if there is more to drain."""
-        keys = [pending_key(tenant_id, partition), doorbell_key(tenant_id, partition)]
+        keys = [
+            pending_key(tenant_id, partition, self.spread),
+            doorbell_key(tenant_id, partition, self.spread),
+        ]
         return bool(self._finish_drain(keys=keys, args=[holder]))
 
     def claim_doorbell(self, tenant_id: str, partition: int, holder: str) -> None:
         """Say who drains the partition now (a drain job starting)."""
-        self.redis.set(doorbell_key(tenant_id, partition), holder)
+        self.redis.set(doorbell_key(tenant_id, partition, self.spread), holder)
 
     def doorbell(self, tenant_id: str, partition: int) -> str | None:
-        raw = self.redis.get(doorbell_key(tenant_id, partition))
+        raw = self.redis.get(doorbell_key(tenant_id, partition, self.spread))
         return _text(raw) if raw is not None else None
 
     def swap_doorbell(
         self, tenant_id: str, partition: int, expected: str | None, new: str | None
     ) -> bool:
         """Compare-and-set the partition's doorbell (None = absent)."""
-        keys = [doorbell_key(tenant_id, partition)]
+        keys = [doorbell_key(tenant_id, partition, self.spread)]
         return bool(self._swap_doorbell(keys=keys, args=[expected or "", new or ""]))
 
     def busy_partitions(self, tenant_ids: Sequence[str]) -> list[Partition]:
@@ -566,8 +986,8 @@ class Store:
         with self.redis.pipeline(transaction=False) as pipe:
             for tenant in tenant_ids:
                 for number in range(PARTITIONS):
-                    pipe.zrange(pending_key(tenant, number), 0, 0, withscores=True)
-                    pipe.zcard(pending_key(tenant, number))
+                    pipe.zrange(pending_key(tenant, number, self.spread), 0, 0, withscores=True)
+                    pipe.zcard(pending_key(tenant, number, self.spread))
             answers = pipe.execute()
         found: list[Partition] = []
         slots = [(t, n) for t in tenant_ids for n in range(PARTITIONS)]
@@ -582,27 +1002,33 @@ class Store:
         """Set aside an event that cannot be applied, for an operator; it no longer blocks."""
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(
-                poisoned_key(tenant_id),
+                poisoned_key(tenant_id, partition, self.spread),
                 field,
                 dumps({"envelope": envelope, "error": error[:2000], "at": time.time()}),
             )
-            pipe.zrem(pending_key(tenant_id, partition), field)
-            pipe.hdel(pending_events_key(tenant_id, partition), field)
+            pipe.zrem(pending_key(tenant_id, partition, self.spread), field)
+            pipe.hdel(pending_events_key(tenant_id, partition, self.spread), field)
             pipe.execute()
 
+    def _poisoned_keys(self, tenant_id: str) -> list[str]:
+        return [poisoned_key(tenant_id, p, self.spread) for p in self.partitions]
+
     def poisoned(self, tenant_id: str) -> dict[str, dict[str, Any]]:
-        return {
-            _text(k): json.loads(v) for k, v in self.redis.hgetall(poisoned_key(tenant_id)).items()
-        }
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key in self._poisoned_keys(tenant_id):
+                pipe.hgetall(key)
+            found = pipe.execute()
+        return {_text(k): json.loads(v) for each in found for k, v in each.items()}
 
     def unpoison(self, tenant_id: str, field: str) -> dict[str, Any] | None:
         """Take an event off the poisoned list (to accept it again); None if not there."""
-        raw = self.redis.hget(poisoned_key(tenant_id), field)
-        if raw is None:
-            return None
-        self.redis.hdel(poisoned_key(tenant_id), field)
-        envelope: dict[str, Any] = json.loads(raw)["envelope"]
-        return envelope
+        for key in self._poisoned_keys(tenant_id):
+            raw = self.redis.hget(key, field)
+            if raw is not None:
+                self.redis.hdel(key, field)
+                envelope: dict[str, Any] = json.loads(raw)["envelope"]
+                return envelope
+        return None
 
     def pending_events(self, tenant_id: str) -> list[tuple[str, dict[str, Any]]]:
         """Every pending event of a tenant, all partitions, oldest first in each."""
@@ -620,7 +1046,7 @@ class Store:
         with self.redis.pipeline(transaction=False) as pipe:
             for tenant in self.tenants():
                 for number in range(PARTITIONS):
-                    pipe.zcard(pending_key(tenant, number))
+                    pipe.zcard(pending_key(tenant, number, self.spread))
             return sum(cast(list[int], pipe.execute()))
 
     def add_stats(self, increments: dict[str, float]) -> None:
@@ -642,9 +1068,9 @@ class Store:
     def job_status(self, job_id: str) -> tuple[str | None, str | None]:
         """RQ's status of a job and the worker running it; (None, None) if gone.
 
-        Read straight from RQ's job hash: one round trip, no deserialising.
+        Read straight from RQ's job hash on RQ's Redis: one round trip, no deserialising.
         """
-        status, worker = self.redis.hmget(f"rq:job:{job_id}", ["status", "worker_name"])
+        status, worker = self.queues.hmget(f"rq:job:{job_id}", ["status", "worker_name"])
         return (
             _text(status) if status is not None else None,
             _text(worker) if worker is not None else None,
@@ -657,10 +1083,16 @@ class Store:
         return self.load_calls(tenant_id, [call_uuid])[call_uuid]
 
     def load_calls(self, tenant_id: str, call_uuids: Sequence[str]) -> dict[str, CallLog]:
-        """Read several calls at once: one round trip, one atomic snapshot."""
-        with self.redis.pipeline(transaction=True) as pipe:
+        """Read several calls at once: one round trip (per node of a cluster).
+
+        Each call's version is read before its records, so a commit landing in
+        between makes the records newer than the version, never older: the
+        commit built on them is then refused (ConcurrentUpdate) and retried.
+        On one Redis the whole read is one MULTI, an atomic snapshot.
+        """
+        with self.redis.pipeline(transaction=self.cluster is None) as pipe:
             for call_uuid in call_uuids:
-                base = call_key(tenant_id, call_uuid)
+                base = call_key(tenant_id, call_uuid, self.spread)
                 pipe.hmget(base, ["v", "revision", "outcome", "outcome_id"])
                 pipe.hvals(log_keys(base)[1])
             answers = pipe.execute()
@@ -685,20 +1117,42 @@ class Store:
     def commit_calls(
         self, tenant_id: str, commits: Sequence[CallCommit]
     ) -> list[tuple[int, bool] | None]:
-        """Commit several calls in one round trip; None for each that conflicted."""
+        """Commit several calls in one round trip (per node); None for each that conflicted."""
         calls = [self._commit_keys_args(tenant_id, c) for c in commits]
         if len(calls) == 1:
             answers = [self._commit_call(keys=calls[0][0], args=calls[0][1])]
         else:
-            with self.redis.pipeline(transaction=False) as pipe:
-                for keys, args in calls:
-                    self._commit_call(keys=keys, args=args, client=pipe)
-                answers = pipe.execute()
+            answers = self._raise_first(
+                self._eval_many([(self._commit_call, keys, args) for keys, args in calls])
+            )
+        for commit, answer in zip(commits, answers, strict=True):
+            if answer[0] and self._elsewhere(commit.call_uuid, commit.partition):
+                self._clear_pending(tenant_id, commit.partition, commit.pending_done)
         return [(int(a[1]), bool(a[2])) if a[0] else None for a in answers]
 
+    def _elsewhere(self, name: str, partition: int) -> bool:
+        """Whether the log of ``name`` (a call, a conversation) lives in another
+        slot than pending partition ``partition`` (only on a cluster, only for
+        events intake would not file so)."""
+        return self.spread and partition_for(name) != partition
+
+    def _clear_pending(self, tenant_id: str, partition: int, fields: Sequence[str]) -> None:
+        """Drop applied events from a partition's pending set (after a commit that
+        could not do it: another slot). Applying them again would change nothing."""
+        if not fields:
+            return
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(pending_key(tenant_id, partition, self.spread), *fields)
+            pipe.hdel(pending_events_key(tenant_id, partition, self.spread), *fields)
+            pipe.execute()
+
     def _commit_keys_args(self, tenant_id: str, commit: CallCommit) -> tuple[list[str], list[Any]]:
-        base = call_key(tenant_id, commit.call_uuid)
+        base = call_key(tenant_id, commit.call_uuid, self.spread)
         log, records = log_keys(base)
+        partition = partition_for(commit.call_uuid)
+        # Pending marks in another slot are cleared after the commit (_clear_pending).
+        elsewhere = self._elsewhere(commit.call_uuid, commit.partition)
+        done = [] if elsewhere else list(commit.pending_done)
         args: list[Any] = [
             commit.expected_version,
             commit.call_uuid,
@@ -710,15 +1164,16 @@ class Store:
         ]
         for record in commit.new_records:
             args += [record["id"], to_micros(record["received_at"]), dumps(record)]
-        args += [len(commit.pending_done), *commit.pending_done]
+        args += [len(done), *done]
+        pending = partition if elsewhere else commit.partition
         keys = [
             log,
             records,
             base,
-            live_key(tenant_id),
-            timers_key(tenant_id),
-            pending_key(tenant_id, commit.partition),
-            pending_events_key(tenant_id, commit.partition),
+            live_key(tenant_id, partition, self.spread),
+            timers_key(tenant_id, partition, self.spread),
+            pending_key(tenant_id, pending, self.spread),
+            pending_events_key(tenant_id, pending, self.spread),
         ]
         return keys, args
 
@@ -736,7 +1191,12 @@ class Store:
         Returns ("published", revision, id), ("unchanged", revision, None) or
         ("stale", 0, None) when the call moved on since it was read.
         """
-        keys = [call_key(tenant_id, call_uuid), timers_key(tenant_id), outcomes_key(tenant_id)]
+        partition = partition_for(call_uuid)
+        keys = [
+            call_key(tenant_id, call_uuid, self.spread),
+            timers_key(tenant_id, partition, self.spread),
+            outcomes_key(tenant_id, partition, self.spread),
+        ]
         args: list[str | int] = [
             expected_version,
             call_uuid,
@@ -755,27 +1215,42 @@ class Store:
     def claim_timers(
         self, tenant_id: str, now: float, lease_until: float, limit: int = 200
     ) -> list[str]:
-        """Claim the tenant's due timers until ``lease_until``; return the call uuids."""
-        members = self._claim_timers(keys=[timers_key(tenant_id)], args=[now, lease_until, limit])
-        return [_text(m) for m in members]
+        """Claim the tenant's due timers until ``lease_until`` (at most ``limit`` per
+        timers key); return the call uuids."""
+        calls = [
+            (self._claim_timers, [timers_key(tenant_id, p, self.spread)], [now, lease_until, limit])
+            for p in self.partitions
+        ]
+        answers = self._raise_first(self._eval_many(calls))
+        return [_text(m) for members in answers for m in members]
 
     def oldest_pending(self, tenant_id: str, partition: int) -> float | None:
         """When the partition's oldest unapplied event was accepted (None: none waits)."""
-        oldest = self.redis.zrange(pending_key(tenant_id, partition), 0, 0, withscores=True)
+        pending = pending_key(tenant_id, partition, self.spread)
+        oldest = self.redis.zrange(pending, 0, 0, withscores=True)
         return float(oldest[0][1]) if oldest else None
+
+    def _timers(self, tenant_id: str, call_uuid: str) -> str:
+        return timers_key(tenant_id, partition_for(call_uuid), self.spread)
 
     def rearm_timer(self, tenant_id: str, call_uuid: str, due: float) -> None:
         """Look at a call again at ``due`` (only if its timer still exists)."""
-        self.redis.zadd(timers_key(tenant_id), {call_uuid: due}, xx=True)
+        self.redis.zadd(self._timers(tenant_id, call_uuid), {call_uuid: due}, xx=True)
 
     def release_timer(self, tenant_id: str, call_uuid: str) -> None:
         """Drop a call's timer (the call is gone: expired or never existed)."""
-        self.redis.zrem(timers_key(tenant_id), call_uuid)
+        self.redis.zrem(self._timers(tenant_id, call_uuid), call_uuid)
 
     def drop_live(self, tenant_id: str, call_uuid: str) -> None:
-        self.redis.zrem(live_key(tenant_id), call_uuid)
+        self.redis.zrem(live_key(tenant_id, partition_for(call_uuid), self.spread), call_uuid)
 
     # -- plain logs (SMS, unknown events) ---------------------------------------
+
+    def conversation_key(self, tenant_id: str, conversation_id: str) -> str:
+        return conversation_key(tenant_id, conversation_id, self.spread)
+
+    def other_events_key(self, tenant_id: str) -> str:
+        return other_events_key(tenant_id, self.spread)
 
     def append_log(
         self,
@@ -784,21 +1259,31 @@ class Store:
         tenant_id: str,
         pending_done: Iterable[str] = (),
         partition: int = 0,
+        log_partition: int | None = None,
     ) -> int:
-        """Append records to a plain log; returns how many were new."""
+        """Append records to a plain log; returns how many were new.
+
+        ``log_partition``: the partition whose tag ``base`` carries, when it may
+        differ from the pending ``partition`` (on a cluster the pending marks
+        are then cleared in a second step)."""
         log, records_key = log_keys(base)
         done = list(pending_done)
+        elsewhere = log_partition is not None and self.spread and log_partition != partition
+        home = log_partition if elsewhere and log_partition is not None else partition
         args: list[Any] = [self.ttl_ms, len(records)]
         for record in records:
             args += [record["id"], to_micros(record["received_at"]), dumps(record)]
-        args += [len(done), *done]
+        args += [0] if elsewhere else [len(done), *done]
         keys = [
             log,
             records_key,
-            pending_key(tenant_id, partition),
-            pending_events_key(tenant_id, partition),
+            pending_key(tenant_id, home, self.spread),
+            pending_events_key(tenant_id, home, self.spread),
         ]
-        return int(self._append_log(keys=keys, args=args))
+        added = int(self._append_log(keys=keys, args=args))
+        if elsewhere:
+            self._clear_pending(tenant_id, partition, done)
+        return added
 
     def read_log(self, base: str, limit: int = 1000) -> list[dict[str, Any]]:
         """A plain log's records, oldest first."""
@@ -814,24 +1299,24 @@ class Store:
     def live_calls(self, tenant_ids: Iterable[str]) -> list[dict[str, Any]]:
         """The views of every live call of the given tenants, oldest first.
 
-        Costs one round trip for the indexes and one for the views: time grows
-        with live calls, not with calls ever seen.
+        Costs one round trip (per node) for the indexes and one for the views:
+        time grows with live calls, not with calls ever seen.
         """
-        tenants = list(tenant_ids)
+        indexes = [(t, live_key(t, p, self.spread)) for t in tenant_ids for p in self.partitions]
         with self.redis.pipeline(transaction=False) as pipe:
-            for tenant in tenants:
-                pipe.zrange(live_key(tenant), 0, -1, withscores=True)
-            indexes = pipe.execute()
+            for _, key in indexes:
+                pipe.zrange(key, 0, -1, withscores=True)
+            found = pipe.execute()
         wanted = [
             (tenant, _text(uuid), score)
-            for tenant, index in zip(tenants, indexes, strict=True)
+            for (tenant, _), index in zip(indexes, found, strict=True)
             for uuid, score in index
         ]
         if not wanted:
             return []
         with self.redis.pipeline(transaction=False) as pipe:
             for tenant, uuid, _ in wanted:
-                pipe.hget(call_key(tenant, uuid), "view")
+                pipe.hget(call_key(tenant, uuid, self.spread), "view")
             views = pipe.execute()
         calls = [
             (score, json.loads(view))
@@ -846,7 +1331,7 @@ class Store:
         log = self.load_call(tenant_id, call_uuid)
         if not log.records:
             return None
-        view = self.redis.hget(call_key(tenant_id, call_uuid), "view")
+        view = self.redis.hget(call_key(tenant_id, call_uuid, self.spread), "view")
         return {
             **(json.loads(view) if view else {}),
             "outcome": log.outcome,
@@ -861,8 +1346,19 @@ class Store:
         }
 
     def server_time_us(self) -> int:
-        seconds, micros = self.redis.time()
-        return int(seconds) * 1_000_000 + int(micros)
+        """Redis's clock in microseconds: on a cluster, the earliest of every master's.
+
+        Outcome ids are the clock of the master that wrote them, so every
+        record written after this read has a larger id, whichever master.
+        """
+        times = []
+        for _, client in self._servers():
+            seconds, micros = client.time()
+            times.append(int(seconds) * 1_000_000 + int(micros))
+        return min(times)
+
+    def _outcome_streams(self, tenant_ids: Sequence[str]) -> list[str]:
+        return [outcomes_key(t, p, self.spread) for t in tenant_ids for p in self.partitions]
 
     def read_outcomes(
         self,
@@ -872,37 +1368,41 @@ class Store:
         limit: int,
         outcome: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Outcome records after ``after``, oldest first, across tenants.
+        """Outcome records after ``after``, oldest first, across tenants (and
+        partitions: a cluster keeps one stream per tenant and partition).
 
         Returns (records, cursor) where cursor is the id to resume after (the
         last id looked at, even if filtered out), or ``after`` if nothing new.
 
-        Ids are server microseconds shared by all tenants' streams. A record is
-        returned only if its id is at most the server time read *before* the
-        streams: anything written later gets a larger id, so resuming from the
-        last id returned can never skip a record.
+        Ids are server microseconds. A record is returned only if its id is at
+        most the server time read *before* the streams (on a cluster the
+        earliest master's): anything written later gets a larger id, so
+        resuming from the last id returned can never skip a record. Records of
+        two streams may share an id; a page never ends between them (it may
+        then hold a few more than ``limit``).
         """
         horizon = self.server_time_us()
         start = f"({after}" if after else "-"
         found: list[tuple[tuple[int, int], str, dict[str, Any]]] = []
         batch = max(limit, 100)
-        cursors = dict.fromkeys(tenant_ids, start)
+        streams = self._outcome_streams(tenant_ids)
+        cursors = dict.fromkeys(streams, start)
         exhausted: set[str] = set()
         while True:
             with self.redis.pipeline(transaction=False) as pipe:
-                active = [t for t in tenant_ids if t not in exhausted]
-                for tenant in active:
-                    pipe.xrange(outcomes_key(tenant), min=cursors[tenant], max="+", count=batch)
+                active = [k for k in streams if k not in exhausted]
+                for stream in active:
+                    pipe.xrange(stream, min=cursors[stream], max="+", count=batch)
                 results = pipe.execute() if active else []
-            for tenant, entries in zip(active, results, strict=True):
+            for stream, entries in zip(active, results, strict=True):
                 if len(entries) < batch:
-                    exhausted.add(tenant)
+                    exhausted.add(stream)
                 for raw_id, fields in entries:
                     entry_id = _text(raw_id)
-                    cursors[tenant] = f"({entry_id}"
+                    cursors[stream] = f"({entry_id}"
                     key = _id_key(entry_id)
                     if key[0] > horizon:
-                        exhausted.add(tenant)
+                        exhausted.add(stream)
                         break
                     record = json.loads(
                         fields[b"record"] if b"record" in fields else fields["record"]
@@ -910,14 +1410,14 @@ class Store:
                     found.append((key, entry_id, record))
             found.sort(key=lambda item: item[0])
             matching = [item for item in found if outcome is None or item[2]["outcome"] == outcome]
-            if len(matching) >= limit or len(exhausted) == len(tenant_ids):
+            if len(matching) >= limit or len(exhausted) == len(streams):
                 break
         # Take the first `limit` matches; the cursor is the last record looked
         # at up to there, so filtered-out records are not read twice.
         out: list[dict[str, Any]] = []
         cursor = after
         for _, entry_id, record in found:
-            if len(out) >= limit:
+            if len(out) >= limit and entry_id != cursor:
                 break
             cursor = entry_id
             if outcome is None or record["outcome"] == outcome:
@@ -946,25 +1446,24 @@ class Store:
             return [], end
         batch = 1000
         found: list[tuple[tuple[int, int], dict[str, Any]]] = []
-        cursors = dict.fromkeys(tenant_ids, str(start_us))
-        active = list(tenant_ids)
+        active = self._outcome_streams(tenant_ids)
+        cursors = dict.fromkeys(active, str(start_us))
         while active:
             with self.redis.pipeline(transaction=False) as pipe:
-                for tenant in active:
-                    key = outcomes_key(tenant)
-                    pipe.xrange(key, min=cursors[tenant], max=str(end), count=batch)
+                for stream in active:
+                    pipe.xrange(stream, min=cursors[stream], max=str(end), count=batch)
                 results = pipe.execute()
             more: list[str] = []
-            for tenant, entries in zip(active, results, strict=True):
+            for stream, entries in zip(active, results, strict=True):
                 for raw_id, fields in entries:
                     entry_id = _text(raw_id)
                     record = json.loads(
                         fields[b"record"] if b"record" in fields else fields["record"]
                     )
                     found.append((_id_key(entry_id), {"id": entry_id, **record}))
-                    cursors[tenant] = f"({entry_id}"
+                    cursors[stream] = f"({entry_id}"
                 if len(entries) == batch:
-                    more.append(tenant)
+                    more.append(stream)
             if len(found) > max_records:
                 raise OverflowError(f"more than {max_records} outcome records in the window")
             active = more
@@ -972,18 +1471,19 @@ class Store:
         return [record for _, record in found], end
 
     def messages(self, tenant_id: str, conversation_id: str) -> list[dict[str, Any]]:
-        return self.read_log(conversation_key(tenant_id, conversation_id))
+        return self.read_log(self.conversation_key(tenant_id, conversation_id))
 
     def scan_calls(self, tenant_id: str) -> Iterator[str]:
-        """Every call uuid of a tenant still in Redis (for rebuilds)."""
-        pattern = f"{tenant_tag(tenant_id)}:call:*:log"
-        for key in self.redis.scan_iter(match=pattern, count=500):
-            name = _text(key)
-            yield _unpart(name[len(tenant_tag(tenant_id)) + len(":call:") : -len(":log")])
+        """Every call uuid of a tenant still in Redis (for rebuilds; every master)."""
+        for partition in self.partitions:
+            tag = self.tag(tenant_id, partition)
+            for key in self.redis.scan_iter(match=f"{tag}:call:*:log", count=500):
+                name = _text(key)
+                yield _unpart(name[len(tag) + len(":call:") : -len(":log")])
 
     def replace_view(self, tenant_id: str, call_uuid: str, view: dict[str, Any]) -> None:
         """Overwrite a stored view (rebuild found it differs from the log's fold)."""
-        self.redis.hset(call_key(tenant_id, call_uuid), "view", dumps(view))
+        self.redis.hset(call_key(tenant_id, call_uuid, self.spread), "view", dumps(view))
 
 
 def _id_key(entry_id: str) -> tuple[int, int]:
@@ -1076,10 +1576,11 @@ class SubscriptionStore:
 
     def save_subscription(self, subscription: dict[str, Any]) -> None:
         """Store a subscription, remembering its tenant: an admin must find it even
-        for a tenant that has not sent an event yet."""
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(subs_key(subscription["tenant_id"]), subscription["id"], dumps(subscription))
+        for a tenant that has not sent an event yet. Two slots on a cluster, so no
+        MULTI: the tenant is remembered first (a tenant without one is harmless)."""
+        with self.redis.pipeline(transaction=False) as pipe:
             pipe.sadd(SUBSCRIPTION_TENANTS_KEY, subscription["tenant_id"])
+            pipe.hset(subs_key(subscription["tenant_id"]), subscription["id"], dumps(subscription))
             pipe.execute()
 
     def subscription_tenants(self) -> list[str]:
@@ -1339,3 +1840,195 @@ class RateLimiter:
         Raises redis.RedisError."""
         taken, wait = self._take(keys=[rate_key(token)], args=[self.rate, self.burst])
         return 0.0 if int(taken) else float(wait)
+# -- the supervisor's view: extension legs, callback contacts, manual resolutions -------
+#
+#   cs:{t:T}:sv:calls      zset   call uuid -> when its part in the view last changed
+#                                 (its end, us; +inf while a leg is open): the read
+#                                 window of the board and what retention prunes
+#   cs:{t:T}:sv:versions   hash   call uuid -> the log version the entries below were
+#                                 derived from (an older fold never overwrites a newer)
+#   cs:{t:T}:sv:legs       hash   call uuid -> json list of the call's legs
+#   cs:{t:T}:sv:contacts   hash   call uuid -> json contact (missed / called back / answered)
+#   cs:{t:T}:sv:manual     hash   callback item id -> json {at, note}: resolved by hand
+#   cs:{t:T}:sv:stamp      string a counter each write above moves: readers that poll
+#                                 (the streams) recompute only when it moved
+#
+# Every entry is derived from one call's fold and replaced whole each time the
+# call is folded again, so the board and the callbacks are order-free like the
+# call itself, and `flask rebuild` writes them again from the logs. Only manual
+# resolutions are facts of their own (never rebuilt, never derived). Each
+# operation touches keys of one tenant only, never in a script with a call's
+# own keys.
+
+
+def supervisor_calls_key(tenant_id: str) -> str:
+    return f"{tenant_tag(tenant_id)}:sv:calls"
+
+
+def supervisor_versions_key(tenant_id: str) -> str:
+    return f"{tenant_tag(tenant_id)}:sv:versions"
+
+
+def legs_key(tenant_id: str) -> str:
+    return f"{tenant_tag(tenant_id)}:sv:legs"
+
+
+def contacts_key(tenant_id: str) -> str:
+    return f"{tenant_tag(tenant_id)}:sv:contacts"
+
+
+def manual_resolutions_key(tenant_id: str) -> str:
+    return f"{tenant_tag(tenant_id)}:sv:manual"
+
+
+def supervisor_stamp_key(tenant_id: str) -> str:
+    return f"{tenant_tag(tenant_id)}:sv:stamp"
+
+
+def _supervisor_keys(tenant_id: str) -> list[str]:
+    return [
+        supervisor_calls_key(tenant_id),
+        supervisor_versions_key(tenant_id),
+        legs_key(tenant_id),
+        contacts_key(tenant_id),
+        supervisor_stamp_key(tenant_id),
+    ]
+
+
+@dataclass(frozen=True)
+class CallPart:
+    """What one call, folded at ``version``, tells the supervisor's view."""
+
+    call_uuid: str
+    version: int
+    legs: Sequence[dict[str, Any]]  # Leg.as_json() of each extension's leg
+    contact: dict[str, Any] | None  # Contact.as_json(), or None
+    settled_us: int | None  # when the call's part stopped changing (us); None: still live
+
+
+@functools.cache
+def _save_parts_source() -> str:
+    return _script("save_call_parts")
+
+
+class SupervisorStore:
+    """The supervisor's view in Redis: per-call parts, replaced whole, and manual facts."""
+
+    PRUNE_BATCH = 100
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.redis = store.redis
+        self._save: Script = self.redis.register_script(_save_parts_source())
+
+    def save_parts(self, tenant_id: str, parts: Sequence[CallPart], now: float) -> None:
+        """Replace the stored parts of these calls (one round trip), unless a newer
+        fold of a call is stored already; prune calls settled before retention."""
+        if not parts:
+            return
+        prune_before = int((now - self.store.retention_seconds) * 1_000_000)
+        keys = _supervisor_keys(tenant_id)
+        calls = [
+            (
+                self._save,
+                keys,
+                [
+                    part.call_uuid,
+                    part.version,
+                    dumps(list(part.legs)) if part.legs else "",
+                    dumps(part.contact) if part.contact is not None else "",
+                    "+inf" if part.settled_us is None else part.settled_us,
+                    prune_before,
+                    self.PRUNE_BATCH,
+                ],
+            )
+            for part in parts
+        ]
+        # Through the store's script runner: a cluster's pipeline refuses scripts.
+        for answer in self.store._eval_many(calls):
+            if isinstance(answer, Exception):
+                raise answer
+
+    def part(self, tenant_id: str, call_uuid: str) -> tuple[list[dict[str, Any]], Any, int]:
+        """A call's stored legs, contact (None if none) and version (-1 if never stored)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(legs_key(tenant_id), call_uuid)
+            pipe.hget(contacts_key(tenant_id), call_uuid)
+            pipe.hget(supervisor_versions_key(tenant_id), call_uuid)
+            legs, contact, version = pipe.execute()
+        return (
+            json.loads(legs) if legs is not None else [],
+            json.loads(contact) if contact is not None else None,
+            int(version) if version is not None else -1,
+        )
+
+    def legs_since(self, tenant_id: str, since_us: int) -> list[dict[str, Any]]:
+        """The legs of every call live now or settled at or after ``since_us``."""
+        return [leg for raw in self.raw_legs_since(tenant_id, since_us) for leg in json.loads(raw)]
+
+    def raw_legs_since(self, tenant_id: str, since_us: int) -> list[bytes]:
+        """:meth:`legs_since`, as each call's stored JSON list (for a reader that caches)."""
+        uuids = cast(
+            list[bytes], self.redis.zrangebyscore(supervisor_calls_key(tenant_id), since_us, "+inf")
+        )
+        if not uuids:
+            return []
+        raw = cast(list[bytes | None], self.redis.hmget(legs_key(tenant_id), uuids))
+        return [legs for legs in raw if legs is not None]
+
+    def contacts(self, tenant_id: str) -> list[dict[str, Any]]:
+        """Every stored callback contact of the tenant (within retention)."""
+        return [json.loads(raw) for raw in self.raw_contacts(tenant_id)]
+
+    def raw_contacts(self, tenant_id: str) -> list[bytes]:
+        """:meth:`contacts`, each as its stored JSON (for a reader that caches)."""
+        return cast(list[bytes], self.redis.hvals(contacts_key(tenant_id)))
+
+    def manual_resolutions(self, tenant_id: str) -> dict[str, dict[str, Any]]:
+        """Item id -> {at, note} of every item resolved by hand."""
+        raw = self.redis.hgetall(manual_resolutions_key(tenant_id))
+        return {_text(k): json.loads(v) for k, v in raw.items()}
+
+    def resolve_by_hand(self, tenant_id: str, item_id: str, resolution: dict[str, Any]) -> bool:
+        """Record a manual resolution unless the item has one; False if it had."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(manual_resolutions_key(tenant_id), item_id, dumps(resolution))
+            pipe.incr(supervisor_stamp_key(tenant_id))
+            written, _ = pipe.execute()
+        return bool(written)
+
+    def stamps(self, tenant_ids: Sequence[str]) -> list[int]:
+        """Each tenant's change counter (one round trip): equal stamps, equal view."""
+        if not tenant_ids:
+            return []
+        # GETs in a pipeline, not MGET: on a cluster each tenant's stamp is in its own slot.
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tenant_id in tenant_ids:
+                pipe.get(supervisor_stamp_key(tenant_id))
+            raw = pipe.execute()
+        return [int(r) if r is not None else 0 for r in raw]
+
+    def outcome_revisions(
+        self, tenant_id: str, call_uuid: str, start_us: int, last_id: str, cap: int = 20_000
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """The call's outcome records (id, record), from the tenant's outcome stream
+        between ``start_us`` and ``last_id`` (its latest revision's id), reading at
+        most ``cap`` entries of other calls on the way."""
+        found: list[tuple[str, dict[str, Any]]] = []
+        # On a cluster a call's records go to its partition's stream.
+        stream = outcomes_key(tenant_id, partition_for(call_uuid), self.store.spread)
+        cursor, read, batch = str(max(start_us, 0)), 0, 1000
+        while read < cap:
+            entries = cast(
+                list[tuple[bytes, dict[bytes, bytes]]],
+                self.redis.xrange(stream, min=cursor, max=last_id, count=batch),
+            )
+            for raw_id, fields in entries:
+                record = json.loads(fields[b"record"])
+                if record.get("call_uuid") == call_uuid:
+                    found.append((_text(raw_id), record))
+            read += len(entries)
+            if len(entries) < batch:
+                break
+            cursor = f"({_text(entries[-1][0])}"
+        return found

@@ -15,7 +15,7 @@ from openapi_spec_validator import validate
 
 from app import openapi
 from app import schemas as intake_schemas
-from app.docs_page import Page
+from app.docs_page import Page, render
 from tests.conftest import TOKEN
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -192,4 +192,22 @@ def test_docs_page_shows_parameters_schemas_and_examples(client: FlaskClient) ->
     assert "id='schema-OutcomeRecord'" in page
     assert "<code>missed_reason</code>" in page
     assert "eventType=InboundCall" in page  # a form-encoded example body
-    assert "&quot;calls&quot;" in page  # a JSON example answer
+    assert '<pre>{\n  &#34;calls&#34;' in page  # a JSON example answer, escaped
+
+
+def test_docs_page_escapes_every_text_from_the_document(app: Flask) -> None:
+    """Markup in a title, summary, description or field name is shown, never run."""
+    hostile = "<script>alert(1)</script>"
+    spec = {
+        "openapi": "3.1.0",
+        "info": {"title": hostile, "description": f"see `{hostile}`"},
+        "paths": {"/x": {"get": {"summary": hostile, "operationId": hostile, "responses": {
+            "200": {"description": hostile, "content": {"application/json": {
+                "schema": {"type": "object", "properties": {hostile: {"type": "string"}}}}}},
+        }}}},
+    }
+    with app.test_request_context():
+        page = render(spec)
+    assert "<script" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<code>&lt;script&gt;" in page  # backticks still become code, escaped inside

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import fakeredis
@@ -20,7 +21,7 @@ from werkzeug.test import Client
 from app.access_log import AccessLog
 from tests.conftest import API_KEY, TOKEN
 from workers.engine import Engine
-from workers.observability import JsonFormatter, bind_event
+from workers.observability import JsonFormatter
 from workers.settings import Settings
 from workers.store import Store, call_key
 
@@ -78,16 +79,15 @@ def test_metrics_answer_while_redis_is_down() -> None:
 
 
 def test_log_lines_are_json_with_the_call_bound_and_no_secrets() -> None:
-    """A stdlib log line inside bind_event is one JSON object with tenant and call."""
+    """A stdlib log line under bound call context is one JSON object with tenant and call."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger("callstate.test")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    envelope = {"tenant_id": "t1", "event_type": "HangupCall", "data": {"call_uuid": "c7"}}
     try:
-        with bind_event(envelope):
+        with structlog.contextvars.bound_contextvars(tenant="t1", call_uuid="c7"):
             logger.info("applied")
     finally:
         logger.removeHandler(handler)
@@ -96,6 +96,37 @@ def test_log_lines_are_json_with_the_call_bound_and_no_secrets() -> None:
     record = json.loads(line)
     assert record["event"] == "applied" and record["tenant"] == "t1"
     assert record["call_uuid"] == "c7"
+    assert record["level"] == "info" and record["logger"] == "callstate.test"
+
+
+def test_stdlib_log_lines_are_stamped_in_utc_like_structlog_lines() -> None:
+    """A stdlib line's timestamp is ISO 8601 in UTC (a trailing Z), whatever the local zone."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("callstate.test.utc")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    zone = os.environ.get("TZ")
+    os.environ["TZ"] = "America/New_York"
+    time.tzset()
+    try:
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+        if zone is None:
+            os.environ.pop("TZ")
+        else:
+            os.environ["TZ"] = zone
+        time.tzset()
+    record = json.loads(stream.getvalue())
+    assert record["timestamp"].endswith("Z")
+    stamped = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - stamped).total_seconds()) < 60
+    assert record["level"] == "error" and "ValueError: boom" in record["exception"]
 
 
 def test_intake_never_logs_the_token(client: FlaskClient, caplog: Any) -> None:

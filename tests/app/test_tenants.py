@@ -147,3 +147,19 @@ def test_deliveries_never_cross_tenants(
         deliveries.dispatch(tenant)
     _, listed = read(client, "key-a", f"/v1/subscriptions/{sub}/deliveries")
     assert [d["payload"]["tenant_id"] for d in listed["deliveries"]] == ["alpha"]
+
+
+def test_a_real_permission_error_is_a_server_error_not_a_403(
+    redis_client: Any, settings: Settings
+) -> None:
+    """Only a key reading another tenant is a 403; an OS PermissionError stays a 500."""
+    from app import create_app
+
+    app = create_app({"TESTING": True, "PROPAGATE_EXCEPTIONS": False,
+                      "REDIS_CLIENT": redis_client, "CALLSTATE_SETTINGS": settings})
+
+    @app.get("/v1/_denied_file")
+    def _denied_file() -> str:
+        raise PermissionError("[Errno 13] Permission denied: '/var/secret'")
+
+    assert app.test_client().get("/v1/_denied_file").status_code == 500

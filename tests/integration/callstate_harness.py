@@ -564,7 +564,10 @@ class Launcher:
 
     redis_url: str
     directory: Path
-    redis_client: redis.Redis
+    redis_client: redis.Redis  # call state: a cluster client when redis_url is a cluster
+    # RQ's own Redis (RQ_REDIS_URL) when call state is on a cluster; None: redis_url.
+    rq_url: str | None = None
+    rq_client: redis.Redis | None = None
     port: int = field(default_factory=free_port)
     procs: list[Proc] = field(default_factory=list)
     env_overrides: dict[str, str] = field(default_factory=dict)
@@ -582,6 +585,7 @@ class Launcher:
             PYTHONUNBUFFERED="1",
             PORT=str(self.port),
             REDIS_URL=self.redis_url,
+            **({"RQ_REDIS_URL": self.rq_url} if self.rq_url else {}),
             WEBHOOK_TOKENS=f"{TOKEN_ALL}:*,{TOKEN_A}:{TENANT_A},{TOKEN_B}:{TENANT_B}",
             API_KEYS=f"{ADMIN_KEY}:*,{KEY_A}:{TENANT_A},{KEY_B}:{TENANT_B}",
             OUTCOME_GRACE_SECONDS="1",
@@ -639,14 +643,19 @@ class Launcher:
 
     # workers --------------------------------------------------------------------
 
+    @property
+    def queues(self) -> redis.Redis:
+        """The Redis of RQ's queues and registries."""
+        return self.rq_client if self.rq_client is not None else self.redis_client
+
     def rq_workers(self) -> dict[str, tuple[int, str]]:
         """Registered, not dead RQ workers: name -> (pid, queues it listens to)."""
         found: dict[str, tuple[int, str]] = {}
-        for key in self.redis_client.scan_iter(match="rq:worker:*", count=1000):
+        for key in self.queues.scan_iter(match="rq:worker:*", count=1000):
             name = key.decode()
             if name.count(":") != 2:
                 continue
-            pid, death, queues = self.redis_client.hmget(key, ["pid", "death", "queues"])
+            pid, death, queues = self.queues.hmget(key, ["pid", "death", "queues"])
             if pid is not None and death is None:
                 found[name.rsplit(":", 1)[1]] = (int(pid), (queues or b"").decode())
         return found
@@ -669,12 +678,12 @@ class Launcher:
         (moved off the queue, not started: only meaningful with one worker)."""
         names = set(self.workers_of(proc))
         held: dict[str, list[str]] = {"started": [], "in transit": []}
-        for member in self.redis_client.zrange(STARTED_REGISTRY_KEY, 0, -1):
+        for member in self.queues.zrange(STARTED_REGISTRY_KEY, 0, -1):
             job_id = member.decode().rsplit(":", 1)[0]
-            status, worker = self.redis_client.hmget(f"rq:job:{job_id}", ["status", "worker_name"])
+            status, worker = self.queues.hmget(f"rq:job:{job_id}", ["status", "worker_name"])
             if status == b"started" and worker is not None and worker.decode() in names:
                 held["started"].append(job_id)
-        held["in transit"] = [j.decode() for j in self.redis_client.lrange(INTERMEDIATE_KEY, 0, -1)]
+        held["in transit"] = [j.decode() for j in self.queues.lrange(INTERMEDIATE_KEY, 0, -1)]
         return held
 
     def kill_holding_a_job(
@@ -769,20 +778,26 @@ class Launcher:
 
     # redis reads ------------------------------------------------------------------
 
+    def _tags(self, tenant: str) -> list[str]:
+        """The hash tags of a tenant's keys: ``{t:<tenant>}`` on one Redis, and one
+        ``{t:<tenant>:<p>}`` per partition on a cluster."""
+        return [f"cs:{{t:{tenant}}}", *(f"cs:{{t:{tenant}:{p}}}" for p in range(8))]
+
     def pending(self, tenant: str) -> int:
         """Events of ``tenant`` accepted and not yet applied: the members of its
         pending sorted set(s) (``cs:{t:<tenant>}:pending``, or one per partition)."""
         total = 0
-        for key in self.redis_client.scan_iter(match=f"cs:{{t:{tenant}}}:pending*", count=1000):
-            if self.redis_client.type(key) == b"zset":
-                total += int(self.redis_client.zcard(key))
+        for tag in self._tags(tenant):
+            for key in self.redis_client.scan_iter(match=f"{tag}:pending*", count=1000):
+                if self.redis_client.type(key) == b"zset":
+                    total += int(self.redis_client.zcard(key))
         return total
 
     def timers(self, tenant: str) -> int:
-        return int(self.redis_client.zcard(f"cs:{{t:{tenant}}}:timers"))
+        return sum(int(self.redis_client.zcard(f"{tag}:timers")) for tag in self._tags(tenant))
 
     def queued(self) -> int:
-        return int(self.redis_client.llen(EVENTS_QUEUE_KEY))
+        return int(self.queues.llen(EVENTS_QUEUE_KEY))
 
     def quiet(self, tenant: str) -> bool:
         """Nothing left to happen for ``tenant``: no pending event, no timer, no queued job."""

@@ -16,6 +16,8 @@ import pytest
 import redis
 from callstate_harness import Api, Launcher, RedisServer
 
+from bench.redis_cluster import RedisClusterServer
+
 REDIS_SERVER = shutil.which("redis-server")
 HERE = Path(__file__).resolve().parent
 SKIP_REASON = (
@@ -70,26 +72,68 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServer]:
+    """A private Redis Cluster for the whole session: 3 masters, a replica each,
+    on free loopback ports (a replica takes over a killed master within seconds)."""
+    if REDIS_SERVER is None:
+        pytest.skip(SKIP_REASON)
+    if shutil.which("redis-cli") is None:
+        pytest.skip("!!! REDIS CLUSTER TESTS SKIPPED: redis-cli (redis-tools) is not installed !!!")
+    cluster = RedisClusterServer(REDIS_SERVER, tmp_path_factory.mktemp("cluster"))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture
-def redis_db(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    """A client of the private Redis, flushed before the test."""
-    client = redis_server.client()
-    client.flushall()
+def backend(request: pytest.FixtureRequest) -> str:
+    """Where call state lives: "redis" (one redis-server, RQ's queues too) or
+    "cluster" (the Redis Cluster; RQ's queues on the plain redis-server, as
+    RQ_REDIS_URL). A module runs on both with this pytestmark:
+    ``pytest.mark.parametrize("backend", ["redis", "cluster"], indirect=True)``."""
+    return str(getattr(request, "param", "redis"))
+
+
+@pytest.fixture
+def redis_db(
+    request: pytest.FixtureRequest, backend: str, redis_server: RedisServer
+) -> Iterator[redis.Redis]:
+    """A client of the Redis holding call state (the private Redis, or the cluster),
+    everything flushed before the test."""
+    plain = redis_server.client()
+    plain.flushall()
+    if backend == "cluster":
+        cluster: RedisClusterServer = request.getfixturevalue("redis_cluster")
+        cluster.wait_ok()
+        cluster.flushall()
+        client: redis.Redis = cluster.client()  # type: ignore[assignment]
+    else:
+        client = plain
     try:
         yield client
     finally:
         client.close()
+        plain.close()
 
 
 @pytest.fixture
 def launcher(
     request: pytest.FixtureRequest,
+    backend: str,
     redis_server: RedisServer,
     redis_db: redis.Redis,
     tmp_path: Path,
 ) -> Iterator[Launcher]:
     """Starts Procfile processes on demand; stops all of them (SIGTERM, then SIGKILL) after."""
-    runner = Launcher(redis_server.url, tmp_path, redis_db)
+    if backend == "cluster":
+        cluster: RedisClusterServer = request.getfixturevalue("redis_cluster")
+        queues, url = redis_server.client(), redis_server.url
+        runner = Launcher(cluster.url, tmp_path, redis_db, rq_url=url, rq_client=queues)
+    else:
+        runner = Launcher(redis_server.url, tmp_path, redis_db)
     request.node.stash[LAUNCHER] = runner
     try:
         yield runner

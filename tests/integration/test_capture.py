@@ -9,6 +9,9 @@ import pytest
 from callstate_harness import TENANT_A, Api, Launcher, post_at_once, wait_until
 from primevox_bodies import ALICE, BOB, Call, Ext, Fields, message, new_uuid
 
+# Every test here runs on one Redis and on a Redis Cluster (conftest.py: backend).
+pytestmark = pytest.mark.parametrize("backend", ["redis", "cluster"], indirect=True)
+
 # How long an accepted event may take to show in its call's log. The service
 # takes milliseconds; the bound is generous for a loaded CI machine but still
 # far below anything that would mean "lost until a reaper found it".

@@ -23,6 +23,9 @@ from callstate_harness import (
 )
 from primevox_bodies import ALICE, BOB, CAROL, EXPECTED, Call, Ext, Fields, message, scenario
 
+# Every test here runs on one Redis and on a Redis Cluster (conftest.py: backend).
+pytestmark = pytest.mark.parametrize("backend", ["redis", "cluster"], indirect=True)
+
 # Bounded waits, not performance claims: the grace is 1 s and a worker decides
 # within a housekeeper tick (0.25 s) after it, so 15 s means something is wrong.
 DECIDED_WITHIN = 15.0

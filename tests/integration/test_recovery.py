@@ -16,8 +16,12 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from callstate_harness import TENANT_A, Api, Launcher, Proc, Response, wait_until
 from primevox_bodies import ALICE, BOB, CAROL, Call, Fields
+
+# Every test here runs on one Redis and on a Redis Cluster (conftest.py: backend).
+pytestmark = pytest.mark.parametrize("backend", ["redis", "cluster"], indirect=True)
 
 RECOVERY_TIMEOUT = 30.0
 

@@ -30,6 +30,9 @@ from callstate_harness import (
 )
 from primevox_bodies import Call, Fields, scenario
 
+# Every test here runs on one Redis and on a Redis Cluster (conftest.py: backend).
+pytestmark = pytest.mark.parametrize("backend", ["redis", "cluster"], indirect=True)
+
 KINDS = ("answered", "abandoned", "voicemail", "outbound", "unrouted", "no_answer")
 
 

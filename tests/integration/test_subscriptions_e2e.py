@@ -27,6 +27,9 @@ from callstate_harness import (
 )
 from primevox_bodies import ALICE, EXPECTED, Call, scenario
 
+# Every test here runs on one Redis and on a Redis Cluster (conftest.py: backend).
+pytestmark = pytest.mark.parametrize("backend", ["redis", "cluster"], indirect=True)
+
 DELIVERED_WITHIN = 30.0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -102,13 +102,46 @@ def test_record_shape(event: Event, event_type: str) -> None:
                            "received_at", "fields", "data"}
     assert record["id"] == event_id_for(event_type, sent)
     assert record["event_type"] == event_type
-    assert record["kind"] == type(event).__name__
+    assert record["kind"] == STORED_NAMES[type(event)]
     assert (record["tenant_id"], record["container_id"]) == ("t1", "c1")
     assert record["received_at"] == "2024-03-09T23:59:59.999999Z"
     assert record["fields"] == sent
     assert json.loads(json.dumps(record["data"])) == record["data"]
     own = {f.name for f in fields(event)} - {"tenant_id", "container_id", "received_at"}
     assert set(record["data"]) == own
+
+
+# Names that logs already written hold: they must load for ever, whatever the
+# classes are called.
+STORED_NAMES: dict[type[Event], str] = {
+    InboundCall: "InboundCall",
+    HangupCall: "HangupCall",
+    ExtensionRinging: "ExtensionRinging",
+    RingGroupEntered: "RingGroupEntered",
+    QueueEntered: "QueueEntered",
+    ExtensionAnswered: "ExtensionAnswered",
+    ExtensionCallEnded: "ExtensionCallEnded",
+    VoicemailLeft: "VoicemailLeft",
+    OutboundCallPlaced: "OutboundCallPlaced",
+    CallTimedOut: "CallTimedOut",
+    UnknownCallEvent: "UnknownCallEvent",
+    MessageEvent: "MessageEvent",
+    UnknownEvent: "UnknownEvent",
+}
+
+
+def test_stored_names_do_not_follow_class_names() -> None:
+    """A record names its event by the registry's stored name, which a renamed class keeps."""
+
+    @dataclass(frozen=True)
+    class Renamed(HangupCall):
+        pass
+
+    record = to_record(HangupCall(**CALL, extension=ALICE), {}, "HangupCall")
+    assert record["kind"] == "HangupCall"
+    assert set(STORED_NAMES) == {type(e) for e, _ in EXAMPLES}
+    with pytest.raises(KeyError):  # an unregistered class cannot be stored under a made-up name
+        to_record(Renamed(**CALL), {}, "HangupCall")
 
 
 def test_engine_event_type_spelling() -> None:

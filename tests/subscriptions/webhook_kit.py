@@ -153,6 +153,11 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                if len(body) < length:
+                    # The sender died between its headers and its body (a worker
+                    # killed mid-attempt): no answer can reach it, so this is no
+                    # delivery, and recording it would count an empty one.
+                    return
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 arrived = time.time()
                 receiver._enter(self.path)

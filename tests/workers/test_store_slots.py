@@ -25,7 +25,17 @@ from workers.delivery import Deliveries
 from workers.delivery_runner import DeliveryRunner
 from workers.engine import Engine
 from workers.settings import Settings
-from workers.store import Store, tenant_tag
+from workers.store import (
+    Store,
+    call_key,
+    live_key,
+    outcomes_key,
+    partition_for,
+    partition_tag,
+    pending_key,
+    tenant_tag,
+    timers_key,
+)
 
 AWKWARD_TENANTS = ["acme", "t{1}", "a:b c", "Ünïcode-☎", "}{"]
 
@@ -53,14 +63,50 @@ def test_tenant_keys_share_one_slot_whatever_the_tenant_name() -> None:
         assert key_slot(f"{tag}:call:x:log".encode()) == key_slot(f"{tag}:live".encode())
 
 
+@pytest.fixture(params=["tenant tags", "partition tags"])
+def layout(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every Store of the test keys by tenant (one Redis) or by partition (a cluster)."""
+    if request.param == "partition tags":
+        original = Store.__init__
+
+        def spread(self: Store, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **{**kwargs, "spread": True})
+
+        monkeypatch.setattr(Store, "__init__", spread)
+    return str(request.param)
+
+
+def test_partition_tags_spread_a_tenant_and_keep_a_call_in_one_slot() -> None:
+    """On a cluster each partition of a tenant has its own slot, and all of one
+    call's keys (log, records, state, live and timer index, pending set,
+    outcomes) share its partition's slot."""
+    for tenant in AWKWARD_TENANTS:
+        slots = {key_slot(partition_tag(tenant, p, spread=True).encode()) for p in range(8)}
+        assert len(slots) == 8
+        call = "call-1"
+        p = partition_for(call)
+        keys = [
+            call_key(tenant, call, True) + ":log",
+            call_key(tenant, call, True),
+            live_key(tenant, p, True),
+            timers_key(tenant, p, True),
+            pending_key(tenant, p, True),
+            outcomes_key(tenant, p, True),
+        ]
+        assert len({key_slot(k.encode()) for k in keys}) == 1, keys
+        assert call_key(tenant, call) == call_key(tenant, call, False)  # one Redis: as before
+
+
 def test_every_script_call_stays_in_one_slot(
+    layout: str,
     client: FlaskClient,
     redis_client: fakeredis.FakeRedis,
     settings: Settings,
     drain: Any,
     script_keys: list[list[bytes]],
 ) -> None:
-    """A day of traffic for awkwardly named tenants runs no script across two slots."""
+    """A day of traffic for awkwardly named tenants runs no script across two slots,
+    keyed by tenant (one Redis) or by partition (a cluster)."""
     rng = random.Random(5)
     store = Store(redis_client)
     subscription = client.post(
@@ -95,3 +141,8 @@ def test_every_script_call_stays_in_one_slot(
     for keys in script_keys:
         slots = {key_slot(k) for k in keys}
         assert len(slots) == 1, f"script touched several slots: {keys}"
+    acme = {key_slot(keys[0]) for keys in script_keys if b"{t:acme" in keys[0]}
+    if layout == "partition tags":
+        assert len(acme) >= 3, "one tenant's scripts should spread over its partitions' slots"
+    else:
+        assert len(acme) == 1

@@ -24,6 +24,9 @@ for e = 0, n - 1 do
       local holder = redis.call('GET', KEYS[k + 3])
       if holder and string.sub(holder, 1, 7) == 'worker:' then
         redis.call('RPUSH', KEYS[k + 4], '1')
+        -- Say so on the wake list's channel too: on a Redis Cluster a drainer
+        -- cannot BLPOP lists of several slots, so it listens there instead.
+        redis.call('PUBLISH', KEYS[k + 4], '1')
       end
     end
   end
