@@ -84,8 +84,16 @@ def app_threads() -> int:
     return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_APP_THREADS
 
 
-def _nothing() -> None:
-    return None
+def _once(release: Callable[[], None]) -> Callable[[], None]:
+    """``release``, run on the first call only: a server (or a test client) may close
+    an answer more than once, and the thread must be given back exactly once."""
+    first = threading.Lock()
+
+    def run() -> None:
+        if first.acquire(blocking=False):
+            release()
+
+    return run
 
 
 # Set in the WSGI environ by every Flask response: whether its body is produced
@@ -136,7 +144,8 @@ class WebhookPath:
             self.working.release()
             return answer
         # A streamed answer keeps its thread until the server closes it.
-        return ClosingIterator(answer, [getattr(answer, "close", _nothing), self.working.release])
+        # (ClosingIterator calls the answer's own close() first by itself.)
+        return ClosingIterator(answer, _once(self.working.release))
 
     def _webhook(
         self, environ: dict[str, Any], start_response: Callable[..., Any], length: int
