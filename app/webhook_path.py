@@ -84,18 +84,6 @@ def app_threads() -> int:
     return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_APP_THREADS
 
 
-def _once(release: Callable[[], None]) -> Callable[[], None]:
-    """``release``, run on the first call only: a server (or a test client) may close
-    an answer more than once, and the thread must be given back exactly once."""
-    first = threading.Lock()
-
-    def run() -> None:
-        if first.acquire(blocking=False):
-            release()
-
-    return run
-
-
 # Set in the WSGI environ by every Flask response: whether its body is produced
 # while it is sent (an SSE stream), so still works on the app's behalf.
 STREAMED = "callstate.streamed"
@@ -104,6 +92,18 @@ STREAMED = "callstate.streamed"
 def _note_streamed(response: Response) -> Response:
     request.environ[STREAMED] = response.is_streamed
     return response
+
+
+def _once(release: Callable[[], None]) -> Callable[[], None]:
+    """``release``, run on the first call only."""
+    done = threading.Event()
+
+    def run() -> None:
+        if not done.is_set():
+            done.set()
+            release()
+
+    return run
 
 
 class WebhookPath:
@@ -143,9 +143,10 @@ class WebhookPath:
             # the app's work is over, whether or not the server ever calls close().
             self.working.release()
             return answer
-        # A streamed answer keeps its thread until the server closes it.
-        # (ClosingIterator calls the answer's own close() first by itself.)
-        return ClosingIterator(answer, _once(self.working.release))
+        # A streamed answer keeps its thread until the server closes it (once,
+        # however many times close() is called: a test client calls it twice).
+        # werkzeug's ClosingIterator closes ``answer`` itself, then releases.
+        return ClosingIterator(answer, [_once(self.working.release)])
 
     def _webhook(
         self, environ: dict[str, Any], start_response: Callable[..., Any], length: int
