@@ -23,6 +23,9 @@ is ``partition_for(call uuid)``, so all of a call's keys share one slot::
     cs:{P}:poisoned                hash   events that cannot be applied -> {envelope, error}
     cs:{P}:outcomes                stream outcome records
     cs:tenants                     set    tenants seen (a cross-tenant read iterates it)
+    cs:due:<kind>                  zset   tenant -> when it next has periodic work (see the end)
+    cs:call-tenants:<uuid>         set    tenants that posted that call (see the end)
+    cs:rate:<digest>               hash   a webhook token's rate-limit bucket (see the end)
     cs:alive:<worker>              string a worker's heartbeat (short TTL)
 
 On one Redis the per-partition indexes (live, timers, poisoned, outcomes) are
