@@ -1,0 +1,90 @@
+"""The cross-tenant due indexes: a mark is never later than the work it names.
+
+Writers mark with ZADD LT after the tenant's own write; a reader takes a due
+tenant for a lease and hands the mark back unless a writer moved it; the
+sweep puts back a mark that was lost.
+"""
+
+from __future__ import annotations
+
+import fakeredis
+from flask.testing import FlaskClient
+
+from tests.conftest import TOKEN
+from workers.store import (
+    PENDING_DUE_KEY,
+    TIMERS_DUE_KEY,
+    DueIndexes,
+    Store,
+    timers_key,
+)
+
+
+def score(client: fakeredis.FakeRedis, index: str, tenant: str) -> float | None:
+    value = client.zscore(index, tenant)
+    return None if value is None else float(value)
+
+
+def test_a_marked_tenant_is_taken_once_and_handed_back_with_what_is_left(
+    redis_client: fakeredis.FakeRedis, store: Store
+) -> None:
+    """take() returns a due tenant and hides it for the lease; release() sets the
+    mark to the next due time, or drops it when nothing is left."""
+    due = DueIndexes(store)
+    due.mark(TIMERS_DUE_KEY, "t1", 100.0)
+    due.mark(TIMERS_DUE_KEY, "t2", 500.0)
+    [(tenant, lease)] = due.take(TIMERS_DUE_KEY, until=200.0, now=200.0)
+    assert tenant == "t1"
+    assert due.take(TIMERS_DUE_KEY, until=200.0, now=200.0) == []  # leased
+    due.release(TIMERS_DUE_KEY, "t1", lease, 300.0)
+    assert score(redis_client, TIMERS_DUE_KEY, "t1") == 300.0
+    [(_, lease)] = due.take(TIMERS_DUE_KEY, until=300.0, now=300.0)
+    due.release(TIMERS_DUE_KEY, "t1", lease, None)
+    assert score(redis_client, TIMERS_DUE_KEY, "t1") is None
+    assert score(redis_client, TIMERS_DUE_KEY, "t2") == 500.0
+
+
+def test_a_mark_moved_earlier_during_the_lease_is_kept(
+    redis_client: fakeredis.FakeRedis, store: Store
+) -> None:
+    """Work armed while a reader holds the tenant (ZADD LT below the lease) is not
+    overwritten by the reader's hand-back, nor dropped."""
+    due = DueIndexes(store)
+    due.mark(PENDING_DUE_KEY, "t1", 100.0)
+    [(_, lease)] = due.take(PENDING_DUE_KEY, until=100.0, now=100.0)
+    due.mark(PENDING_DUE_KEY, "t1", 105.0)  # a writer, meanwhile
+    due.release(PENDING_DUE_KEY, "t1", lease, None)
+    assert score(redis_client, PENDING_DUE_KEY, "t1") == 105.0
+    due.release(PENDING_DUE_KEY, "t1", lease, 900.0)
+    assert score(redis_client, PENDING_DUE_KEY, "t1") == 105.0
+
+
+def test_marks_only_move_earlier(redis_client: fakeredis.FakeRedis, store: Store) -> None:
+    """A later mark never hides an earlier one."""
+    due = DueIndexes(store)
+    due.mark(TIMERS_DUE_KEY, "t1", 100.0)
+    due.mark(TIMERS_DUE_KEY, "t1", 400.0)
+    assert score(redis_client, TIMERS_DUE_KEY, "t1") == 100.0
+
+
+def test_the_sweep_puts_back_a_lost_mark(redis_client: fakeredis.FakeRedis, store: Store) -> None:
+    """A tenant with a timer but no mark (a crash between script and mark) is
+    marked again by the sweep, at its earliest timer."""
+    redis_client.sadd("cs:tenants", "t1", "t2")
+    redis_client.zadd(timers_key("t1"), {"c1": 250.0, "c2": 120.0})
+    assert DueIndexes(store).sweep() == 1
+    assert score(redis_client, TIMERS_DUE_KEY, "t1") == 120.0
+    assert score(redis_client, TIMERS_DUE_KEY, "t2") is None
+
+
+def test_accepting_an_event_marks_pending_and_the_calls_tenant(
+    client: FlaskClient, redis_client: fakeredis.FakeRedis
+) -> None:
+    """Intake marks the pending index and the call -> tenants index (expiring)."""
+    answer = client.post(
+        f"/webhooks/primevox/{TOKEN}", data="eventType=InboundCall&tenantId=t7&callUuid=c77"
+    )
+    assert answer.status_code == 202
+    assert score(redis_client, PENDING_DUE_KEY, "t7") is not None
+    assert Store(redis_client).call_tenants("c77") == ["t7"]
+    assert redis_client.pttl("cs:call-tenants:c77") > 0
