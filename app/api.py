@@ -134,7 +134,8 @@ def messages(conversation_id: str) -> tuple[Response, int]:
     """The messages of one SMS conversation, oldest first."""
     store = get_store()
     found: list[dict[str, Any]] = []
-    for tenant in scoped_tenants():
+    every = g.scope == ALL_TENANTS
+    for tenant in store.conversation_tenants(conversation_id) if every else scoped_tenants():
         found += store.messages(tenant, conversation_id)
     if not found:
         return error_response(404, "no such conversation")

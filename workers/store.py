@@ -778,10 +778,14 @@ class Store:
             ("ZADD", PENDING_DUE_KEY, "LT", *(x for t in tenants for x in (now, t))),
         ]
         for envelope, _ in items:
-            call_uuid = (envelope.get("data") or {}).get("call_uuid")
-            if call_uuid:
-                key = call_tenants_key(call_uuid)
-                also += [("SADD", key, envelope["tenant_id"]), ("PEXPIRE", key, self.ttl_ms)]
+            data = envelope.get("data") or {}
+            if data.get("call_uuid"):
+                key = call_tenants_key(data["call_uuid"])
+            elif data.get("conversation_id"):
+                key = conversation_tenants_key(data["conversation_id"])
+            else:
+                continue
+            also += [("SADD", key, envelope["tenant_id"]), ("PEXPIRE", key, self.ttl_ms)]
         answers = self._eval_many(calls, wait_replicas=self.durable_replicas, also=also)
         results: list[bool | redis.RedisError] = [False] * len(items)
         for indexes, answer in zip(by_tag.values(), answers, strict=True):
@@ -1352,6 +1356,11 @@ class Store:
         """The tenants that posted events of ``call_uuid`` within retention (almost
         always one): an every-tenant reader's way to a call without asking each."""
         return sorted(_text(t) for t in self.redis.smembers(call_tenants_key(call_uuid)))
+
+    def conversation_tenants(self, conversation_id: str) -> list[str]:
+        """The tenants that posted messages of ``conversation_id`` within retention."""
+        key = conversation_tenants_key(conversation_id)
+        return sorted(_text(t) for t in self.redis.smembers(key))
 
     def get_call(self, tenant_id: str, call_uuid: str) -> dict[str, Any] | None:
         """The call's view with its outcome and events, or None if unknown."""
@@ -2087,6 +2096,7 @@ class SupervisorStore:
 #   cs:due:deliveries             zset   tenant -> no later than its earliest delivery attempt
 #   cs:call-tenants:<uuid>        set    tenants that posted events of that call (expires
 #                                        with RETENTION_SECONDS after its last event)
+#   cs:conversation-tenants:<id>  set    the same for an SMS conversation
 #
 # Periodic work reads these instead of walking every tenant: an idle engine
 # with a thousand tenants looks at none of them. Each index is one key outside
@@ -2106,6 +2116,10 @@ DUE_LEASE_SECONDS = 15.0
 
 def call_tenants_key(call_uuid: str) -> str:
     return f"{PREFIX}:call-tenants:{_part(call_uuid)}"
+
+
+def conversation_tenants_key(conversation_id: str) -> str:
+    return f"{PREFIX}:conversation-tenants:{_part(conversation_id)}"
 
 
 class DueIndexes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import fakeredis
 from flask.testing import FlaskClient
 
-from tests.conftest import TOKEN
+from tests.conftest import API_KEY, TOKEN
 from workers.store import (
     PENDING_DUE_KEY,
     TIMERS_DUE_KEY,
@@ -88,3 +88,20 @@ def test_accepting_an_event_marks_pending_and_the_calls_tenant(
     assert score(redis_client, PENDING_DUE_KEY, "t7") is not None
     assert Store(redis_client).call_tenants("c77") == ["t7"]
     assert redis_client.pttl("cs:call-tenants:c77") > 0
+
+
+def test_an_every_tenant_key_reads_a_conversation_through_its_index(
+    client: FlaskClient, redis_client: fakeredis.FakeRedis
+) -> None:
+    """SMS posted once: the every-tenant key finds the conversation by the index;
+    an unknown conversation is 404 without asking any tenant."""
+    body = (
+        '{"eventType": "inboundMessage", "tenantID": "t8", "containerID": "c",'
+        ' "conversationID": "conv-8", "from": "+15551230000", "to": "+15550001000",'
+        ' "text": "hello"}'
+    )
+    answer = client.post(f"/webhooks/primevox/{TOKEN}", data=body, content_type="application/json")
+    assert answer.status_code == 202
+    assert Store(redis_client).conversation_tenants("conv-8") == ["t8"]
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    assert client.get("/v1/conversations/nope/messages", headers=headers).status_code == 404
