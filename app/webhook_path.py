@@ -84,10 +84,6 @@ def app_threads() -> int:
     return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_APP_THREADS
 
 
-def _nothing() -> None:
-    return None
-
-
 class WebhookPath:
     """WSGI middleware: serve webhook posts that need nothing of Flask, pass on the rest."""
 
@@ -122,8 +118,9 @@ class WebhookPath:
         if isinstance(answer, list):
             self.working.release()
             return answer
-        # A streamed answer keeps its thread until the server closes it.
-        return ClosingIterator(answer, [getattr(answer, "close", _nothing), self.working.release])
+        # A streamed answer keeps its thread until the server closes it. ClosingIterator
+        # calls the answer's own close first by itself: naming it again closed it twice.
+        return ClosingIterator(answer, [self.working.release])
 
     def _webhook(
         self, environ: dict[str, Any], start_response: Callable[..., Any], length: int
