@@ -21,7 +21,8 @@ from workers.jobs import enqueue_event
 @click.option("--fix", is_flag=True, help="Write the recomputed state and outcomes.")
 @click.option("--tenant", "tenants", multiple=True, help="Only these tenants (default: all).")
 def rebuild(fix: bool, tenants: tuple[str, ...]) -> None:
-    """Recompute every call's state and outcome from its event log and report differences.
+    """Recompute every call's state, outcome and part in the supervisor's view (its
+    extension legs and callback contact) from its event log and report differences.
 
     Exits 1 when a difference was found and not fixed.
     """

@@ -17,10 +17,12 @@ current snapshot first, so no ``Last-Event-ID`` is needed or used.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import redis
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -37,10 +39,12 @@ from statemachine.events import isoformat, micros
 from statemachine.state import CallView, fold
 from statemachine.timeline import OutcomeRevision, timeline
 from workers.store import SupervisorStore, dumps
-from workers.supervisor import board, callback_json, callbacks
+from workers.supervisor import board, callback_json, callbacks, day_start
 
 bp = Blueprint("supervisor", __name__, url_prefix="/v1")
 
+T = TypeVar("T")
+MEMO = "callstate_supervisor_memo"
 POLL_SECONDS = 0.5
 REFRESH_SECONDS = 60.0
 STATUSES = ("open", "resolved")
@@ -62,12 +66,45 @@ def _tenants() -> tuple[list[str], bool]:
 # -- the extension board ------------------------------------------------------------
 
 
+class Memo:
+    """Each tenant's latest board and callbacks in this process, reused while the tenant's
+    stamp stands (within one UTC day, for at most REFRESH_SECONDS): the streams and
+    requests of a process share one computation."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], tuple[int, datetime, float, Any]] = {}
+
+    def get(self, what: str, tenant: str, stamp: int, now: datetime, compute: Callable[[], T]) -> T:
+        key, day = (what, tenant), day_start(now)
+        with self._lock:
+            entry = self._entries.get(key)
+        if (
+            entry is not None
+            and entry[:2] == (stamp, day)
+            and time.monotonic() - entry[2] < REFRESH_SECONDS
+        ):
+            found: T = entry[3]
+            return found
+        value = compute()
+        with self._lock:
+            self._entries[key] = (stamp, day, time.monotonic(), value)
+        return value
+
+
+def _memo() -> Memo:
+    memo: Memo | None = current_app.extensions.get(MEMO)
+    if memo is None:
+        memo = current_app.extensions.setdefault(MEMO, Memo())
+    return memo
+
+
 def extensions_of(tenants: list[str], now: datetime) -> list[dict[str, Any]]:
-    store = _supervisor()
+    store, memo = _supervisor(), _memo()
     return [
         {**status.as_json(), "tenant_id": tenant}
-        for tenant in tenants
-        for status in board(store, tenant, now)
+        for tenant, stamp in zip(tenants, store.stamps(tenants), strict=True)
+        for status in memo.get("board", tenant, stamp, now, partial(board, store, tenant, now))
     ]
 
 
@@ -104,11 +141,11 @@ def _status() -> str | None:
 
 
 def callbacks_of(tenants: list[str], status: str | None) -> list[dict[str, Any]]:
-    store = _supervisor()
+    store, memo, now = _supervisor(), _memo(), datetime.now(UTC)
     items = [
         callback_json(item, tenant)
-        for tenant in tenants
-        for item in callbacks(store, tenant)
+        for tenant, stamp in zip(tenants, store.stamps(tenants), strict=True)
+        for item in memo.get("callbacks", tenant, stamp, now, partial(callbacks, store, tenant))
         if status is None or item.status.value == status
     ]
     items.sort(key=lambda item: (item["missed_at"], item["id"]))

@@ -1939,17 +1939,25 @@ class SupervisorStore:
 
     def legs_since(self, tenant_id: str, since_us: int) -> list[dict[str, Any]]:
         """The legs of every call live now or settled at or after ``since_us``."""
+        return [leg for raw in self.raw_legs_since(tenant_id, since_us) for leg in json.loads(raw)]
+
+    def raw_legs_since(self, tenant_id: str, since_us: int) -> list[bytes]:
+        """:meth:`legs_since`, as each call's stored JSON list (for a reader that caches)."""
         uuids = cast(
             list[bytes], self.redis.zrangebyscore(supervisor_calls_key(tenant_id), since_us, "+inf")
         )
         if not uuids:
             return []
-        raw = self.redis.hmget(legs_key(tenant_id), uuids)
-        return [leg for legs in raw if legs is not None for leg in json.loads(legs)]
+        raw = cast(list[bytes | None], self.redis.hmget(legs_key(tenant_id), uuids))
+        return [legs for legs in raw if legs is not None]
 
     def contacts(self, tenant_id: str) -> list[dict[str, Any]]:
         """Every stored callback contact of the tenant (within retention)."""
-        return [json.loads(raw) for raw in self.redis.hvals(contacts_key(tenant_id))]
+        return [json.loads(raw) for raw in self.raw_contacts(tenant_id)]
+
+    def raw_contacts(self, tenant_id: str) -> list[bytes]:
+        """:meth:`contacts`, each as its stored JSON (for a reader that caches)."""
+        return cast(list[bytes], self.redis.hvals(contacts_key(tenant_id)))
 
     def manual_resolutions(self, tenant_id: str) -> dict[str, dict[str, Any]]:
         """Item id -> {at, note} of every item resolved by hand."""

@@ -8,12 +8,14 @@ stored parts back into the board and the items. No Flask here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from statemachine.callbacks import (
     CallbackItem,
+    Contact,
     ManualResolution,
     ResolutionKind,
     callback_items,
@@ -21,7 +23,13 @@ from statemachine.callbacks import (
     contact_of,
 )
 from statemachine.events import isoformat, micros, parse_time
-from statemachine.extensions import ExtensionStatus, extension_board, leg_from_json, legs_of
+from statemachine.extensions import (
+    ExtensionStatus,
+    Leg,
+    extension_board,
+    leg_from_json,
+    legs_of,
+)
 from statemachine.state import CallView
 from workers.store import CallPart, SupervisorStore
 
@@ -58,12 +66,28 @@ def day_start(now: datetime) -> datetime:
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+# Each call's legs as read from Redis, by their stored JSON: a call's legs are
+# parsed once per process, not on every read of the board (most of its cost).
+_parsed: dict[bytes, tuple[Leg, ...]] = {}
+PARSED_MAX = 200_000
+
+
+def _legs_of(raw: bytes) -> tuple[Leg, ...]:
+    legs = _parsed.get(raw)
+    if legs is None:
+        legs = tuple(leg_from_json(leg) for leg in json.loads(raw))
+        if len(_parsed) >= PARSED_MAX:
+            _parsed.clear()
+        _parsed[raw] = legs
+    return legs
+
+
 def board(store: SupervisorStore, tenant_id: str, now: datetime) -> list[ExtensionStatus]:
     """The tenant's extension board at ``now`` (UTC), in extension-number order."""
     start = day_start(now)
     since = min(start, now - BOARD_WINDOW)
-    legs = [leg_from_json(leg) for leg in store.legs_since(tenant_id, micros(since))]
-    return list(extension_board(legs, start).values())
+    raw = store.raw_legs_since(tenant_id, micros(since))
+    return list(extension_board((leg for r in raw for leg in _legs_of(r)), start).values())
 
 
 def manual_of(raw: Mapping[str, Mapping[str, Any]]) -> dict[str, ManualResolution]:
@@ -73,9 +97,22 @@ def manual_of(raw: Mapping[str, Mapping[str, Any]]) -> dict[str, ManualResolutio
     }
 
 
+_contacts: dict[bytes, Contact] = {}
+
+
+def _contact_of(raw: bytes) -> Contact:
+    contact = _contacts.get(raw)
+    if contact is None:
+        contact = contact_from_json(json.loads(raw))
+        if len(_contacts) >= PARSED_MAX:
+            _contacts.clear()
+        _contacts[raw] = contact
+    return contact
+
+
 def callbacks(store: SupervisorStore, tenant_id: str) -> list[CallbackItem]:
     """Every callback item of the tenant, oldest miss first."""
-    contacts = [contact_from_json(c) for c in store.contacts(tenant_id)]
+    contacts = [_contact_of(raw) for raw in store.raw_contacts(tenant_id)]
     manual = manual_of(store.manual_resolutions(tenant_id))
     return callback_items(tenant_id, contacts, manual)
 

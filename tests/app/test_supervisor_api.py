@@ -15,7 +15,13 @@ import app.stream as stream
 import app.supervisor as supervisor
 from tests.conftest import API_KEY, TENANT_KEY, TOKEN
 from tests.integration.primevox_bodies import ALICE, BOB, Call, Fields
-from workers.store import contacts_key, legs_key, supervisor_calls_key, supervisor_versions_key
+from workers.store import (
+    contacts_key,
+    legs_key,
+    supervisor_calls_key,
+    supervisor_stamp_key,
+    supervisor_versions_key,
+)
 
 ADMIN = {"Authorization": f"Bearer {API_KEY}"}
 T1 = {"Authorization": f"Bearer {TENANT_KEY}"}
@@ -137,6 +143,30 @@ def test_board_stream_sends_each_change(
     finally:
         answer.close()
     assert boards == [{"101": "ringing"}, {"101": "on_call"}]
+
+
+def test_board_is_computed_again_only_when_the_tenant_changed(
+    client: FlaskClient, drain: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads of an unchanged tenant share one computation; a new event makes a new one."""
+    computed: list[str] = []
+    real = supervisor.board
+
+    def counting(store: Any, tenant: str, now: Any) -> Any:
+        computed.append(tenant)
+        return real(store, tenant, now)
+
+    monkeypatch.setattr(supervisor, "board", counting)
+    call = Call("t1")
+    post(client, call.inbound(), call.ring(ALICE))
+    drain()
+    assert board(client)["101"]["state"] == "ringing"
+    assert board(client)["101"]["state"] == "ringing"
+    assert computed == ["t1"]
+    post(client, call.answered(ALICE))
+    drain()
+    assert board(client)["101"]["state"] == "on_call"
+    assert computed == ["t1", "t1"]
 
 
 # -- the timeline -------------------------------------------------------------------------
@@ -299,10 +329,9 @@ def test_rebuild_writes_the_view_again_from_the_logs(
     note = {"note": "left a message"}
     assert client.post(f"/v1/callbacks/{by_hand}/resolve", json=note, headers=T1).status_code == 200
     before_board, before_items = board(client), items(client)
-    keys = [
-        f("t1") for f in (legs_key, contacts_key, supervisor_calls_key, supervisor_versions_key)
-    ]
-    redis_client.delete(*keys)
+    # As if lost: the parts and the stamp (the manual resolutions stay).
+    views = (legs_key, contacts_key, supervisor_calls_key, supervisor_versions_key)
+    redis_client.delete(*(f("t1") for f in (*views, supervisor_stamp_key)))
     assert board(client) == {} and items(client) == []
     runner = app.test_cli_runner()
     with app.app_context():
