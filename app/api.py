@@ -106,7 +106,10 @@ def filter_live(
 def get_call(call_uuid: str) -> tuple[Response, int]:
     """One call with its outcome and event log; 404 if unknown or another tenant's."""
     store = get_store()
-    for tenant in scoped_tenants():
+    # An every-tenant key looks only where the call was posted (an index kept at
+    # intake), never tenant by tenant.
+    tenants = store.call_tenants(call_uuid) if g.scope == ALL_TENANTS else scoped_tenants()
+    for tenant in tenants:
         call = store.get_call(tenant, call_uuid)
         if call is not None:
             return jsonify(call), 200

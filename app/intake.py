@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,19 @@ bp = Blueprint("intake", __name__)
 # The app's own logger (Flask names it after the import name, "app").
 log = logging.getLogger("app")
 MAX_FIELDS = 200
+# Fields that name things (every spelling the PBX uses).
+IDENTIFIERS = frozenset(
+    {
+        "eventType",
+        "tenantId",
+        "tenantID",
+        "callUuid",
+        "containerId",
+        "containerID",
+        "conversationId",
+        "conversationID",
+    }
+)
 
 
 def decode_body(body: bytes) -> dict[str, Any]:
@@ -38,6 +52,9 @@ def decode_body(body: bytes) -> dict[str, Any]:
 
     Form values that are not UTF-8 are read as Latin-1, which maps every byte
     to a character: an odd carrier encoding costs accents, never the event.
+    Identifiers (the event type, tenant, call, container, conversation) are
+    not guessed that way: in such a body they must be plain ASCII, or the
+    event would be filed under a name the PBX never meant.
     """
     stripped = body.lstrip()
     if not stripped:
@@ -64,6 +81,7 @@ def decode_body(body: bytes) -> dict[str, Any]:
             max_num_fields=MAX_FIELDS,
         )
     except UnicodeDecodeError:
+        encoding = "latin-1"  # percent-escapes that are not UTF-8
         pairs = parse_qsl(
             text, keep_blank_values=True, encoding="latin-1", max_num_fields=MAX_FIELDS
         )
@@ -72,6 +90,12 @@ def decode_body(body: bytes) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for key, value in pairs:
         fields.setdefault(key, value)  # a repeated key: the first one counts
+    if encoding != "utf-8":
+        for key in IDENTIFIERS.intersection(fields):
+            if not fields[key].isascii():
+                raise BadEvent(f"{key} is not valid UTF-8")
+        if not all(key.isascii() for key in fields):
+            raise BadEvent("field names must be valid UTF-8")
     return _scalars(fields)
 
 
@@ -134,6 +158,20 @@ def accept_webhook(
     if scope is None:
         EVENTS_REJECTED.labels("unauthorized").inc()
         return 401, {"error": "unknown webhook token"}, NO_HEADERS
+    if resources.limiter is not None and token:
+        try:
+            wait = resources.limiter.take(token)
+        except redis.RedisError as exc:
+            EVENTS_REJECTED.labels("unavailable").inc()
+            log.warning("could not check the rate limit: %s", type(exc).__name__)
+            return 503, *unavailable_answer(exc, "event store unavailable, retry later")
+        if wait > 0:
+            EVENTS_REJECTED.labels("rate_limited").inc()
+            return (
+                429,
+                {"error": f"over {settings.webhook_rate_limit:g} events a second for this token"},
+                {"Retry-After": str(max(1, math.ceil(wait)))},
+            )
     received_at = datetime.now(UTC)
     body = read_body()
     try:

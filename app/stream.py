@@ -110,6 +110,23 @@ def _chained(previous: Callable[[int, FrameType | None], Any] | int) -> Any:
     return handler
 
 
+# Longer than any outcome id ("<20 digits>-<20 digits>"): a client that sends
+# more is not resuming anything of ours.
+MAX_LAST_EVENT_ID = 41
+
+
+@bp.before_app_request
+def refuse_huge_last_event_id() -> None:
+    """Refuse, on every path (the live stream's too), a Last-Event-ID no stream of
+    ours could have sent. Raises BadQuery (400)."""
+    last_event_id = request.headers.get("Last-Event-ID")
+    if last_event_id is not None and len(last_event_id) > MAX_LAST_EVENT_ID:
+        raise BadQuery(
+            f"Last-Event-ID is {len(last_event_id)} characters long; an outcome id has at "
+            f"most {MAX_LAST_EVENT_ID}"
+        )
+
+
 def too_many_streams() -> tuple[Response, int]:
     response, status = error_response(503, "too many open streams here, retry shortly")
     response.headers["Retry-After"] = "2"

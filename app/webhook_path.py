@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import ClosingIterator
@@ -84,8 +84,26 @@ def app_threads() -> int:
     return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_APP_THREADS
 
 
-def _nothing() -> None:
-    return None
+# Set in the WSGI environ by every Flask response: whether its body is produced
+# while it is sent (an SSE stream), so still works on the app's behalf.
+STREAMED = "callstate.streamed"
+
+
+def _note_streamed(response: Response) -> Response:
+    request.environ[STREAMED] = response.is_streamed
+    return response
+
+
+def _once(release: Callable[[], None]) -> Callable[[], None]:
+    """``release``, run on the first call only."""
+    done = threading.Event()
+
+    def run() -> None:
+        if not done.is_set():
+            done.set()
+            release()
+
+    return run
 
 
 class WebhookPath:
@@ -99,6 +117,7 @@ class WebhookPath:
         # WEB_THREADS threads at once, as before the server had threads to spare
         # for bodies still arriving: more would only queue for Redis connections.
         self.working = threading.BoundedSemaphore(app_threads())
+        app.after_request(_note_streamed)
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -119,11 +138,15 @@ class WebhookPath:
         except BaseException:
             self.working.release()
             raise
-        if isinstance(answer, list):
+        if not environ.get(STREAMED, False):
+            # The answer is computed (Flask's iterable only hands over its bytes):
+            # the app's work is over, whether or not the server ever calls close().
             self.working.release()
             return answer
-        # A streamed answer keeps its thread until the server closes it.
-        return ClosingIterator(answer, [getattr(answer, "close", _nothing), self.working.release])
+        # A streamed answer keeps its thread until the server closes it (once,
+        # however many times close() is called: a test client calls it twice).
+        # werkzeug's ClosingIterator closes ``answer`` itself, then releases.
+        return ClosingIterator(answer, [_once(self.working.release)])
 
     def _webhook(
         self, environ: dict[str, Any], start_response: Callable[..., Any], length: int

@@ -141,6 +141,13 @@ class Deliveries:
         self.subs.add_deliveries(tenant_id, deliveries, new_cursor, now)
         return len(deliveries)
 
+    def undispatched(self, tenant_id: str) -> bool:
+        """Whether the tenant has outcome records not yet turned into deliveries."""
+        records, _ = self.store.read_outcomes(
+            [tenant_id], after=self.subs.dispatch_cursor(tenant_id), limit=1
+        )
+        return bool(records)
+
     def replay(self, tenant_id: str, delivery: dict[str, Any], now: float | None = None) -> None:
         """Try a (failed) delivery again from the start of its schedule."""
         now = time.time() if now is None else now

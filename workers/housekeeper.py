@@ -23,7 +23,13 @@ from workers.delivery import Deliveries
 from workers.engine import Engine
 from workers.jobs import enqueue_drain, new_job_id
 from workers.observability import get_logger
-from workers.store import Partition
+from workers.store import (
+    OUTCOMES_DUE_KEY,
+    PENDING_DUE_KEY,
+    TIMERS_DUE_KEY,
+    DueIndexes,
+    Partition,
+)
 
 log = get_logger("callstate.housekeeper")
 
@@ -31,6 +37,9 @@ HEARTBEAT_TTL = 5.0
 TIMER_LEASE = 15.0
 REAPER_LOCK = "cs:reaper-lock"
 DISPATCH_LOCK = "cs:dispatch-lock"
+# How often the reaper marks every tenant's work afresh: it heals a mark lost
+# between a script and its index write (a crash), at a few commands a tenant.
+SWEEP_SECONDS = 300.0
 WAITING_STATUSES = {"queued", "deferred", "scheduled"}
 
 
@@ -45,9 +54,11 @@ class Housekeeper(threading.Thread):
         self.worker_name = worker_name
         self.interval = interval
         self.stopping = threading.Event()
-        self._tenants: list[str] = []
-        self._tenants_read = 0.0
+        self.due = DueIndexes(self.store)
         self._last_reap = 0.0
+        # Mark every tenant afresh at start (indexes written by an older version
+        # may lack some) and then every SWEEP_SECONDS.
+        self._last_sweep = 0.0
         self._bells: dict[tuple[str, int], tuple[str | None, float]] = {}
         self.deliveries = Deliveries(self.store, engine.settings)
 
@@ -65,13 +76,6 @@ class Housekeeper(threading.Thread):
                 log.exception("housekeeping tick failed")
             self.stopping.wait(self.interval)
 
-    def tenants(self) -> list[str]:
-        now = time.monotonic()
-        if now - self._tenants_read > 2.0:
-            self._tenants = self.store.tenants()
-            self._tenants_read = now
-        return self._tenants
-
     def tick(self) -> None:
         self.store.heartbeat(self.worker_name, HEARTBEAT_TTL)
         self.decide_due()
@@ -82,11 +86,12 @@ class Housekeeper(threading.Thread):
             self.reap()
 
     def decide_due(self) -> int:
-        """Decide every call whose timer is due; returns how many were looked at."""
+        """Decide every call whose timer is due, in the tenants the timers index
+        names (not every tenant); returns how many were looked at."""
         now = self.engine.clock()
         lease = now + TIMER_LEASE
         count = 0
-        for tenant in self.tenants():
+        for tenant, taken in self.due.take(TIMERS_DUE_KEY, now, now):
             for call_uuid in self.store.claim_timers(tenant, now, lease):
                 count += 1
                 try:
@@ -94,23 +99,33 @@ class Housekeeper(threading.Thread):
                 except Exception:
                     # The lease runs out and the timer is claimed again later.
                     log.exception("deciding failed", tenant=tenant, call_uuid=call_uuid)
+            next_due = self.due.earliest_timers([tenant])[tenant]
+            self.due.release(TIMERS_DUE_KEY, tenant, taken, next_due)
         return count
 
     def dispatch(self) -> int:
         """Turn new outcome records into deliveries (one dispatcher at a time; the
-        delivery processes take them from there); returns how many."""
+        delivery processes take them from there), for the tenants that published
+        some; returns how many."""
         if not self.store.redis.set(DISPATCH_LOCK, self.worker_name, nx=True, px=5000):
             return 0
+        created = 0
         try:
-            return sum(self.deliveries.dispatch(tenant) for tenant in self.tenants())
+            now = time.time()
+            for tenant, taken in self.due.take(OUTCOMES_DUE_KEY, now, now):
+                created += self.deliveries.dispatch(tenant)
+                more = self.deliveries.undispatched(tenant)
+                self.due.release(OUTCOMES_DUE_KEY, tenant, taken, now if more else None)
+            return created
         finally:
             if self.store.redis.get(DISPATCH_LOCK) == self.worker_name.encode():
                 self.store.redis.delete(DISPATCH_LOCK)
 
     def reap(self) -> int:
-        """Ring again for partitions whose events wait and whose drainer is gone.
-
-        Returns how many drain jobs it enqueued. One reaper at a time.
+        """Ring again for partitions whose events wait and whose drainer is gone,
+        in the tenants the pending index names; now and then, mark every tenant's
+        work afresh (``DueIndexes.sweep``). Returns how many drain jobs it
+        enqueued. One reaper at a time.
         """
         if not self.store.redis.set(REAPER_LOCK, self.worker_name, nx=True, px=5000):
             return 0
@@ -119,9 +134,15 @@ class Housekeeper(threading.Thread):
             check = self.engine.settings.pending_check_seconds
             stale_after = max(30.0, 10 * check)
             now = time.time()
-            for partition in self.store.busy_partitions(self.tenants()):
-                if now - partition.oldest >= check:
-                    rescued += self._check(partition, stale_after)
+            if now - self._last_sweep >= SWEEP_SECONDS:
+                self._last_sweep = now
+                self.due.sweep()
+            for tenant, taken in self.due.take(PENDING_DUE_KEY, now, now):
+                for partition in self.store.busy_partitions([tenant]):
+                    if now - partition.oldest >= check:
+                        rescued += self._check(partition, stale_after)
+                oldest = self.due.oldest_pending([tenant])[tenant]
+                self.due.release(PENDING_DUE_KEY, tenant, taken, oldest)
         finally:
             # Release only our own lock.
             if self.store.redis.get(REAPER_LOCK) == self.worker_name.encode():

@@ -184,6 +184,16 @@ class Settings:
     # the first time, doubling per failed probe up to 300 s.
     delivery_breaker_failures: int = 5
     delivery_breaker_seconds: float = 5.0
+    # Webhook events a second one token may post (0: no limit), and the burst
+    # it may post at once before the rate applies.
+    webhook_rate_limit: float = 0.0
+    webhook_rate_burst: int = 0
+
+    @property
+    def webhook_burst(self) -> int:
+        """The bucket size of the per-token limit: WEBHOOK_RATE_BURST, or ten
+        seconds' worth of the rate (at least 1)."""
+        return self.webhook_rate_burst or max(1, round(self.webhook_rate_limit * 10))
     # Callbacks read national numbers in this country (a calling code such as
     # "1", or "" for none: only international numbers match). DEFAULT_COUNTRY.
     default_country: str = "1"
@@ -245,5 +255,7 @@ class Settings:
             delivery_max_in_flight=_number(env, "DELIVERY_MAX_IN_FLIGHT", 4, 1),
             delivery_breaker_failures=_number(env, "DELIVERY_BREAKER_FAILURES", 5, 0),
             delivery_breaker_seconds=_number(env, "DELIVERY_BREAKER_SECONDS", 5.0, 0.0),
+            webhook_rate_limit=_number(env, "WEBHOOK_RATE_LIMIT", 0.0, 0.0, "events a second"),
+            webhook_rate_burst=_number(env, "WEBHOOK_RATE_BURST", 0, 0, "events"),
             default_country=country_code(env.get("DEFAULT_COUNTRY", "US")),
         )

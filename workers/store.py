@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import queue
 import ssl
@@ -765,11 +766,20 @@ class Store:
         calls = [
             (self._accept, *self._accept_call([items[i] for i in ix])) for ix in by_tag.values()
         ]
-        # The tenants set lives outside every tenant's slot, so not in the script.
+        # The tenants set and the cross-tenant indexes live outside every
+        # tenant's slot, so not in the script: plain commands sent along.
         tenants = sorted({envelope["tenant_id"] for envelope, _ in items})
-        answers = self._eval_many(
-            calls, wait_replicas=self.durable_replicas, also=[("SADD", TENANTS_KEY, *tenants)]
-        )
+        now = time.time()
+        also: list[tuple[Any, ...]] = [
+            ("SADD", TENANTS_KEY, *tenants),
+            ("ZADD", PENDING_DUE_KEY, "LT", *(x for t in tenants for x in (now, t))),
+        ]
+        for envelope, _ in items:
+            call_uuid = (envelope.get("data") or {}).get("call_uuid")
+            if call_uuid:
+                key = call_tenants_key(call_uuid)
+                also += [("SADD", key, envelope["tenant_id"]), ("PEXPIRE", key, self.ttl_ms)]
+        answers = self._eval_many(calls, wait_replicas=self.durable_replicas, also=also)
         results: list[bool | redis.RedisError] = [False] * len(items)
         for indexes, answer in zip(by_tag.values(), answers, strict=True):
             for position, index in enumerate(indexes):
@@ -1127,6 +1137,13 @@ class Store:
         for commit, answer in zip(commits, answers, strict=True):
             if answer[0] and self._elsewhere(commit.call_uuid, commit.partition):
                 self._clear_pending(tenant_id, commit.partition, commit.pending_done)
+        armed = [
+            c.timer_due
+            for c, a in zip(commits, answers, strict=True)
+            if a[0] and c.timer_due is not None
+        ]
+        if armed:  # the cross-tenant timers index, outside the tenant's slot
+            self.redis.zadd(TIMERS_DUE_KEY, {tenant_id: min(armed)}, lt=True)
         return [(int(a[1]), bool(a[2])) if a[0] else None for a in answers]
 
     def _elsewhere(self, name: str, partition: int) -> bool:
@@ -1209,6 +1226,8 @@ class Store:
             return "stale", 0, None
         if result[0] == 2:
             return "unchanged", int(result[1]), None
+        # For the dispatcher: this tenant has an outcome to turn into deliveries.
+        self.redis.zadd(OUTCOMES_DUE_KEY, {tenant_id: time.time()}, lt=True)
         return "published", int(result[1]), _text(result[2])
 
     def claim_timers(
@@ -1234,7 +1253,8 @@ class Store:
 
     def rearm_timer(self, tenant_id: str, call_uuid: str, due: float) -> None:
         """Look at a call again at ``due`` (only if its timer still exists)."""
-        self.redis.zadd(self._timers(tenant_id, call_uuid), {call_uuid: due}, xx=True)
+        if self.redis.zadd(self._timers(tenant_id, call_uuid), {call_uuid: due}, xx=True, ch=True):
+            self.redis.zadd(TIMERS_DUE_KEY, {tenant_id: due}, lt=True)
 
     def release_timer(self, tenant_id: str, call_uuid: str) -> None:
         """Drop a call's timer (the call is gone: expired or never existed)."""
@@ -1324,6 +1344,11 @@ class Store:
         ]
         calls.sort(key=lambda item: (item[0], item[1]["call_uuid"]))
         return [view for _, view in calls]
+
+    def call_tenants(self, call_uuid: str) -> list[str]:
+        """The tenants that posted events of ``call_uuid`` within retention (almost
+        always one): an every-tenant reader's way to a call without asking each."""
+        return sorted(_text(t) for t in self.redis.smembers(call_tenants_key(call_uuid)))
 
     def get_call(self, tenant_id: str, call_uuid: str) -> dict[str, Any] | None:
         """The call's view with its outcome and events, or None if unknown."""
@@ -1815,6 +1840,33 @@ def _call_log(meta: list[Any], raw_records: list[bytes]) -> CallLog:
     return CallLog(int(version or 0), records, int(revision or 0), decided)
 
 
+# -- per-token rate limit ---------------------------------------------------------
+#
+#   cs:rate:<digest>              hash   a webhook token's bucket {tokens, at}
+#
+# One key alone (any cluster slot): named by a digest of the token, never the
+# token itself (key names show in SCAN, MONITOR and slow logs).
+
+
+def rate_key(token: str) -> str:
+    return f"{PREFIX}:rate:{hashlib.sha256(token.encode('utf-8')).hexdigest()[:24]}"
+
+
+class RateLimiter:
+    """A token bucket per webhook token, in Redis, shared by every web process."""
+
+    def __init__(self, client: Redis, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._take: Script = client.register_script(_script("take_rate_token"))
+
+    def take(self, token: str) -> float:
+        """Take one event's token: 0.0 when taken, else the seconds until one is back.
+        Raises redis.RedisError."""
+        taken, wait = self._take(keys=[rate_key(token)], args=[self.rate, self.burst])
+        return 0.0 if int(taken) else float(wait)
+
+
 # -- the supervisor's view: extension legs, callback contacts, manual resolutions -------
 #
 #   cs:{t:T}:sv:calls      zset   call uuid -> when its part in the view last changed
@@ -2007,3 +2059,113 @@ class SupervisorStore:
                 break
             cursor = f"({_text(entries[-1][0])}"
         return found
+
+
+# -- cross-tenant due indexes ----------------------------------------------------------
+#
+#   cs:due:timers                 zset   tenant -> no later than its earliest call timer
+#   cs:due:pending                zset   tenant -> no later than its oldest unapplied event
+#   cs:due:outcomes               zset   tenant -> when it published outcomes not yet dispatched
+#   cs:call-tenants:<uuid>        set    tenants that posted events of that call (expires
+#                                        with RETENTION_SECONDS after its last event)
+#
+# Periodic work reads these instead of walking every tenant: an idle engine
+# with a thousand tenants looks at none of them. Each index is one key outside
+# every tenant's slot, so no script touches both: writers mark a tenant with a
+# separate ZADD LT after the script that armed its work (a mark only ever
+# moves earlier: idempotent); a reader takes a due tenant by pushing its mark
+# a lease ahead, does the work, then (release_due.lua) sets the mark to what
+# is left, unless a writer moved it meanwhile. A marker lost on the way (a
+# crash between script and mark) is healed by ``DueIndexes.sweep``.
+
+TIMERS_DUE_KEY = f"{PREFIX}:due:timers"
+PENDING_DUE_KEY = f"{PREFIX}:due:pending"
+OUTCOMES_DUE_KEY = f"{PREFIX}:due:outcomes"
+DUE_LEASE_SECONDS = 15.0
+
+
+def call_tenants_key(call_uuid: str) -> str:
+    return f"{PREFIX}:call-tenants:{_part(call_uuid)}"
+
+
+class DueIndexes:
+    """The cross-tenant due indexes: which tenants have work, and when."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.redis = store.redis
+        self._release: Script = self.redis.register_script(_script("release_due"))
+
+    def mark(self, index: str, tenant_id: str, when: float) -> None:
+        """Note that ``tenant_id`` has work in ``index`` at ``when`` (or earlier)."""
+        self.redis.zadd(index, {tenant_id: when}, lt=True)
+
+    def take(
+        self, index: str, until: float, now: float, limit: int = 500
+    ) -> list[tuple[str, float]]:
+        """Tenants due by ``until``, each taken for a lease (its mark pushed to
+        ``now`` + DUE_LEASE_SECONDS, so a holder that dies hands it on); returns
+        (tenant, the lease mark) pairs for :meth:`release`."""
+        due = [_text(t) for t in self.redis.zrangebyscore(index, "-inf", until, 0, limit)]
+        if not due:
+            return []
+        lease = round(now + DUE_LEASE_SECONDS, 3)
+        self.redis.zadd(index, {tenant: lease for tenant in due}, xx=True)
+        return [(tenant, lease) for tenant in due]
+
+    def release(self, index: str, tenant_id: str, lease: float, next_due: float | None) -> None:
+        """Set the tenant's mark to ``next_due`` (None: drop it) unless it moved since
+        :meth:`take` set it to ``lease``."""
+        args = [tenant_id, repr(lease), "" if next_due is None else repr(next_due)]
+        self._release(keys=[index], args=args)
+
+    def earliest_timers(self, tenant_ids: Sequence[str]) -> dict[str, float | None]:
+        """Each tenant's earliest call timer (None: no timer), in one round trip."""
+        keys = [
+            (t, timers_key(t, p, self.store.spread))
+            for t in tenant_ids
+            for p in self.store.partitions
+        ]
+        return self._earliest(tenant_ids, keys)
+
+    def oldest_pending(self, tenant_ids: Sequence[str]) -> dict[str, float | None]:
+        """Each tenant's oldest unapplied event's acceptance time (None: none)."""
+        keys = [
+            (t, pending_key(t, p, self.store.spread)) for t in tenant_ids for p in range(PARTITIONS)
+        ]
+        return self._earliest(tenant_ids, keys)
+
+    def _earliest(
+        self, tenant_ids: Sequence[str], keys: Sequence[tuple[str, str]]
+    ) -> dict[str, float | None]:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for _, key in keys:
+                pipe.zrange(key, 0, 0, withscores=True)
+            answers = pipe.execute()
+        earliest: dict[str, float | None] = dict.fromkeys(tenant_ids)
+        for (tenant, _), first in zip(keys, answers, strict=True):
+            if first:
+                score = float(first[0][1])
+                known = earliest[tenant]
+                earliest[tenant] = score if known is None else min(known, score)
+        return earliest
+
+    def sweep(self, batch: int = 200) -> int:
+        """Mark every tenant's timers and pending events afresh (ZADD LT: never
+        later than they are); returns how many tenants have either. Heals a mark
+        lost on the way; costs a few commands per tenant, so it runs rarely."""
+        tenants = self.store.tenants()
+        marked = 0
+        for start in range(0, len(tenants), batch):
+            chunk = tenants[start : start + batch]
+            timers, pending = self.earliest_timers(chunk), self.oldest_pending(chunk)
+            with self.redis.pipeline(transaction=False) as pipe:
+                for tenant in chunk:
+                    timer, oldest = timers[tenant], pending[tenant]
+                    if timer is not None:
+                        pipe.zadd(TIMERS_DUE_KEY, {tenant: timer}, lt=True)
+                    if oldest is not None:
+                        pipe.zadd(PENDING_DUE_KEY, {tenant: oldest}, lt=True)
+                    marked += timer is not None or oldest is not None
+                pipe.execute()
+        return marked

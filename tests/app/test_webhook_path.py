@@ -130,3 +130,25 @@ def test_a_body_that_does_not_arrive_in_time_is_408_and_the_app_never_runs(
         )
         assert ok.status_code == 202
         assert Client(app.wsgi_app).get("/healthz").status_code == 200
+
+
+def test_a_computed_answer_frees_its_app_thread_even_if_never_closed(app: Flask) -> None:
+    """More requests than WEB_THREADS whose answers nobody closes all get answered; a
+    streamed answer holds its thread until it is closed."""
+
+    @app.get("/_streamed")
+    def _streamed() -> Any:
+        return app.response_class(iter([b"one", b"two"]), mimetype="text/event-stream")
+
+    middleware = app.wsgi_app
+    assert isinstance(middleware, WebhookPath)
+    threads = middleware.working._value  # type: ignore[attr-defined]
+    client = app.test_client()
+    for _ in range(3):  # each leaked, WEB_THREADS requests later the next would wait for ever
+        assert client.get("/healthz").status_code == 200
+    assert middleware.working._value == threads  # type: ignore[attr-defined]
+    stream = client.get("/_streamed")
+    assert middleware.working._value == threads - 1  # type: ignore[attr-defined]
+    assert stream.get_data() == b"onetwo"
+    stream.close()
+    assert middleware.working._value == threads  # type: ignore[attr-defined]

@@ -1,0 +1,26 @@
+-- A token bucket: take one token for one webhook event, or say how long to wait.
+-- KEYS[1] bucket hash {tokens, at}; ARGV rate (tokens a second), burst (bucket size).
+-- Returns {1, "0"} when taken, {0, seconds until one token is back} when not.
+-- The clock is Redis's own, so every web process shares one bucket and one time.
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local saved = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(saved[1]) or burst
+local at = tonumber(saved[2]) or now
+if now > at then
+  tokens = math.min(burst, tokens + (now - at) * rate)
+end
+local taken = 0
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  taken = 1
+else
+  wait = (1 - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'at', string.format('%.6f', now))
+-- A full bucket is the same as none: let it expire once it would have refilled.
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return {taken, string.format('%.6f', wait)}
