@@ -938,7 +938,15 @@ def _paths() -> dict[str, dict[str, Any]]:
         "202": _json(AcceptedDoc, "the event is durably queued and will be applied"),
         "400": _error("not an event: unparseable, no eventType, no callUuid, no tenant"),
         "401": _error("unknown webhook token, or a token of another tenant"),
+        "408": _error("the body did not arrive within 10 s of the headers; nothing was queued"),
         "413": _error("body larger than 64 KiB"),
+        "429": {
+            **_error(
+                "the token posted more than WEBHOOK_RATE_LIMIT events a second (only when "
+                "set): nothing was queued, retry after Retry-After seconds"
+            ),
+            "headers": RETRY_AFTER,
+        },
         "503": {
             **_error(
                 "Redis unavailable, or every Redis connection of this web process stayed "

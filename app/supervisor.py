@@ -222,7 +222,9 @@ def resolve(callback_id: str) -> tuple[Response, int]:
 def call_timeline(call_uuid: str) -> tuple[Response, int]:
     """The call's story in received order; 404 if unknown or another tenant's."""
     store = get_store()
-    for tenant in scoped_tenants():
+    # As GET /v1/calls/<uuid>: an every-tenant key looks only where the call was posted.
+    tenants = store.call_tenants(call_uuid) if g.scope == ALL_TENANTS else scoped_tenants()
+    for tenant in tenants:
         log = store.load_call(tenant, call_uuid)
         if not log.records:
             continue

@@ -37,7 +37,13 @@ from workers.breaker import Breaker
 from workers.delivery import DELIVERY_LEASE, Deliveries, Prepared, max_in_flight
 from workers.observability import get_logger
 from workers.settings import Settings
-from workers.store import Store, SubscriptionState, open_redis
+from workers.store import (
+    DELIVERIES_DUE_KEY,
+    DueIndexes,
+    Store,
+    SubscriptionState,
+    open_redis,
+)
 from workers.webhooks import (
     DELIVERY_TIMEOUT_SECONDS,
     Attempt,
@@ -55,7 +61,6 @@ CLAIM_EVERY = 0.25
 # On SIGTERM, attempts under way get this long to finish and be recorded; one
 # still unfinished is made again after its claim's lease.
 SHUTDOWN_WAIT = 8.0
-TENANTS_EVERY = 2.0
 MIGRATE_EVERY = 30.0
 # A subscription whose breaker is open is looked at again after at most this.
 PAUSED_LOOK_AGAIN = 1.0
@@ -99,8 +104,7 @@ class DeliveryRunner:
         self._unrecorded: list[_InFlight] = []
         self._running: Counter[str] = Counter()
         self._paused: dict[str, float] = {}  # subscription -> monotonic time to look again
-        self._tenants: list[str] = []
-        self._tenants_read = -TENANTS_EVERY
+        self.due = DueIndexes(store)
         self._migrated = -MIGRATE_EVERY
         self._claimed = -CLAIM_EVERY
 
@@ -134,7 +138,21 @@ class DeliveryRunner:
             return 0
         self._claimed = looked
         now = self.clock()
-        due = self.subs.due_subscriptions(self._tenant_list(), now)
+        self._migrate_now_and_then()
+        # Only the tenants the cross-tenant index says have an attempt due, each
+        # taken for a lease and handed back with what is left (DueIndexes).
+        taken = self.due.take(DELIVERIES_DUE_KEY, now, now)
+        try:
+            return self._start_due([tenant for tenant, _ in taken], free, now)
+        finally:
+            for tenant, lease in taken:
+                self.due.release(DELIVERIES_DUE_KEY, tenant, lease, self.subs.earliest_due(tenant))
+
+    def _start_due(self, tenants: list[str], free: int, now: float) -> int:
+        """Start as many due attempts of ``tenants`` as limits allow; returns how many."""
+        if not tenants:
+            return 0
+        due = self.subs.due_subscriptions(tenants, now)
         looked_at = time.monotonic()
         wanted = [
             (tenant, sub)
@@ -239,17 +257,13 @@ class DeliveryRunner:
         before, after = self.subs.update_breaker(state.stored_under, sub, take)
         return after != before
 
-    def _tenant_list(self) -> list[str]:
+    def _migrate_now_and_then(self) -> None:
         looked = time.monotonic()
-        if looked - self._tenants_read >= TENANTS_EVERY:
-            self._tenants = self.store.tenants()
-            self._tenants_read = looked
         if looked - self._migrated >= MIGRATE_EVERY:
             self._migrated = looked
-            moved = self.subs.migrate_delivery_timers(self._tenants)
+            moved = self.subs.migrate_delivery_timers(self.store.tenants())
             if moved:
                 log.warning("moved delivery timers into per-subscription queues", moved=moved)
-        return self._tenants
 
     # -- attempts ---------------------------------------------------------------------
 

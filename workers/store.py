@@ -23,6 +23,9 @@ is ``partition_for(call uuid)``, so all of a call's keys share one slot::
     cs:{P}:poisoned                hash   events that cannot be applied -> {envelope, error}
     cs:{P}:outcomes                stream outcome records
     cs:tenants                     set    tenants seen (a cross-tenant read iterates it)
+    cs:due:<kind>                  zset   tenant -> when it next has periodic work (see the end)
+    cs:call-tenants:<uuid>         set    tenants that posted that call (see the end)
+    cs:rate:<digest>               hash   a webhook token's rate-limit bucket (see the end)
     cs:alive:<worker>              string a worker's heartbeat (short TTL)
 
 On one Redis the per-partition indexes (live, timers, poisoned, outcomes) are
@@ -1696,6 +1699,8 @@ class SubscriptionStore:
                 self._queue(pipe, tenant_id, delivery["subscription_id"], delivery["id"], now, True)
             pipe.set(dispatch_cursor_key(tenant_id), cursor)
             pipe.execute()
+        if deliveries:
+            self.mark_due(tenant_id, now)
 
     # -- deliveries -----------------------------------------------------------
 
@@ -1741,6 +1746,18 @@ class SubscriptionStore:
         with self.redis.pipeline(transaction=True) as pipe:
             self._queue(pipe, tenant_id, subscription_id, delivery_id, due, False)
             pipe.execute()
+        self.mark_due(tenant_id, due)
+
+    def mark_due(self, tenant_id: str, due: float) -> None:
+        """Note in the cross-tenant index that the tenant has an attempt due at
+        ``due`` (after the tenant's own keys say so: never inside their MULTI,
+        the index lives in another slot)."""
+        self.redis.zadd(DELIVERIES_DUE_KEY, {tenant_id: due}, lt=True)
+
+    def earliest_due(self, tenant_id: str) -> float | None:
+        """When the tenant's earliest attempt is due (or its lease ends); None: none."""
+        first = self.redis.zrange(delivery_due_key(tenant_id), 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
 
     def finish_delivery_timer(self, tenant_id: str, subscription_id: str, delivery_id: str) -> None:
         """Take a delivery out of its queue: no attempt is due any more."""
@@ -1824,6 +1841,8 @@ class SubscriptionStore:
                     self._queue(pipe, tenant, subscription_id, delivery_id, float(when), True)
                     pipe.zrem(old, member)
                 pipe.execute()
+            if members:
+                self.mark_due(tenant, min(float(when) for _, when in members))
             moved += len(members)
         return moved
 
@@ -2066,6 +2085,7 @@ class SupervisorStore:
 #   cs:due:timers                 zset   tenant -> no later than its earliest call timer
 #   cs:due:pending                zset   tenant -> no later than its oldest unapplied event
 #   cs:due:outcomes               zset   tenant -> when it published outcomes not yet dispatched
+#   cs:due:deliveries             zset   tenant -> no later than its earliest delivery attempt
 #   cs:call-tenants:<uuid>        set    tenants that posted events of that call (expires
 #                                        with RETENTION_SECONDS after its last event)
 #
@@ -2081,6 +2101,7 @@ class SupervisorStore:
 TIMERS_DUE_KEY = f"{PREFIX}:due:timers"
 PENDING_DUE_KEY = f"{PREFIX}:due:pending"
 OUTCOMES_DUE_KEY = f"{PREFIX}:due:outcomes"
+DELIVERIES_DUE_KEY = f"{PREFIX}:due:deliveries"
 DUE_LEASE_SECONDS = 15.0
 
 
@@ -2150,10 +2171,31 @@ class DueIndexes:
                 earliest[tenant] = score if known is None else min(known, score)
         return earliest
 
+    def _undispatched(self, tenant_ids: Sequence[str]) -> list[str]:
+        """The tenants whose newest outcome record is past their dispatch cursor."""
+        partitions = list(self.store.partitions)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tenant in tenant_ids:
+                pipe.get(dispatch_cursor_key(tenant))
+                for p in partitions:
+                    pipe.xrevrange(outcomes_key(tenant, p, self.store.spread), count=1)
+            answers = pipe.execute()
+        found = []
+        step = 1 + len(partitions)
+        for index, tenant in enumerate(tenant_ids):
+            cursor, *newest = answers[index * step : (index + 1) * step]
+            ids = [_text(entries[0][0]) for entries in newest if entries]
+            if ids and (cursor is None or max(map(_id_key, ids)) > _id_key(_text(cursor))):
+                found.append(tenant)
+        return found
+
     def sweep(self, batch: int = 200) -> int:
-        """Mark every tenant's timers and pending events afresh (ZADD LT: never
-        later than they are); returns how many tenants have either. Heals a mark
-        lost on the way; costs a few commands per tenant, so it runs rarely."""
+        """Mark every tenant's timers, pending events and delivery attempts afresh
+        (ZADD LT: never later than they are), and for the dispatcher every tenant
+        where outcomes wait to be dispatched; returns how many tenants have timers
+        or pending events.
+        Heals a mark lost on the way (a crash between a script and its mark);
+        costs a few commands per tenant, so it runs rarely."""
         tenants = self.store.tenants()
         marked = 0
         for start in range(0, len(tenants), batch):
@@ -2167,5 +2209,16 @@ class DueIndexes:
                     if oldest is not None:
                         pipe.zadd(PENDING_DUE_KEY, {tenant: oldest}, lt=True)
                     marked += timer is not None or oldest is not None
+                for tenant in chunk:
+                    pipe.zrange(delivery_due_key(tenant), 0, 0, withscores=True)
+                firsts = pipe.execute()[-len(chunk) :]
+                for tenant, first in zip(chunk, firsts, strict=True):
+                    if first:
+                        pipe.zadd(DELIVERIES_DUE_KEY, {tenant: float(first[0][1])}, lt=True)
                 pipe.execute()
+                undispatched = self._undispatched(chunk)
+                if undispatched:
+                    self.redis.zadd(
+                        OUTCOMES_DUE_KEY, dict.fromkeys(undispatched, time.time()), lt=True
+                    )
         return marked
