@@ -8,7 +8,7 @@ import redis
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from workers.store import PoolExhausted
+from workers.store import NotReplicated, PoolExhausted
 
 MESSAGES = {
     400: "bad request",
@@ -54,6 +54,8 @@ def unavailable_answer(
     failed, a "busy" answer when this process's connections all stayed in use."""
     if isinstance(exc, PoolExhausted):
         message = "busy: every Redis connection of this process is in use, retry shortly"
+    elif isinstance(exc, NotReplicated):
+        message = "not confirmed on DURABLE_REPLICAS replica(s) in time, retry shortly"
     return {"error": message}, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 

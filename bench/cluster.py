@@ -35,7 +35,7 @@ import redis
 
 from app.simulator import SimulatedCall, generate_call
 from bench.chaos import send_until_accepted
-from bench.common import KeepAlive, percentile
+from bench.common import KeepAlive, percentile, timed_gets
 from bench.service import Service, wait_for
 
 
@@ -57,6 +57,8 @@ class Layout:
     seconds: float = 0.0
     state: list[NodeFigures] = field(default_factory=list)
     queues: NodeFigures | None = None
+    # Reads that fan out: path -> (median ms, state commands per read).
+    reads: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def total(self, what: str) -> float:
         return float(sum(getattr(n, what) for n in self.state))
@@ -136,7 +138,24 @@ def run_layout(name: str, masters: int, calls: list[SimulatedCall]) -> Layout:
         layout.seconds = time.monotonic() - started
         layout.state = [_delta(before[k], _snapshot(k, c)) for k, c in state.items()]
         layout.queues = _delta(rq_before, _snapshot("RQ's redis", rq_client))
+        headers = {"Authorization": f"Bearer {service.key}"}
+        for path in READS:
+            before = {k: _snapshot(k, c) for k, c in state.items()}
+            took = timed_gets(service.base_url, path.format(call=calls[0].call_uuid), 200, headers)
+            commands = sum(_delta(before[k], _snapshot(k, c)).commands for k, c in state.items())
+            # Each snapshot itself costs 3 commands (INFO x2, DBSIZE) on each node.
+            commands -= 3 * len(state)
+            layout.reads[path] = (1000 * percentile(took, 50), commands / 200)
     return layout
+
+
+# Reads that span partitions (all tenants, admin key), and one that does not.
+READS = (
+    "/v1/calls/live",
+    "/v1/outcomes?limit=100",
+    "/v1/outcomes?limit=100&tenant_id=tenant-0",
+    "/v1/calls/{call}",
+)
 
 
 def report(layouts: list[Layout]) -> None:
@@ -170,6 +189,12 @@ def report(layouts: list[Layout]) -> None:
         print("  busiest state commands per event: " + ", ".join(
             f"{name} {calls / events:.1f}" for name, calls in busiest
         ))
+        for path, (median, commands) in layout.reads.items():
+            base_median, base_commands = base.reads.get(path, (median, commands))
+            print(
+                f"  GET {path:<42} p50 {median:6.2f} ms ({median / base_median:.2f}x)  "
+                f"{commands:5.1f} state commands ({commands / max(base_commands, 0.01):.2f}x)"
+            )
         if len(layout.state) > 1:
             top = max(n.commands for n in layout.state) / max(layout.total("commands"), 1)
             even = 1 / len(layout.state)

@@ -28,7 +28,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from types import FrameType
 
 import redis
@@ -69,12 +68,6 @@ PAUSED_LOOK_AGAIN = 1.0
 CANCEL_BATCH = 100
 
 
-@dataclass(eq=False)
-class _InFlight:
-    prepared: Prepared
-    future: Future[Attempt]
-
-
 class DeliveryRunner:
     """Claims due attempts within each subscription's limits and runs them on threads."""
 
@@ -99,9 +92,14 @@ class DeliveryRunner:
         self.timeout = timeout
         self.clock = clock
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="callstate-delivery")
-        self._in_flight: set[_InFlight] = set()
-        self._finished: queue.SimpleQueue[_InFlight] = queue.SimpleQueue()
-        self._unrecorded: list[_InFlight] = []
+        # Attempts under way, by their future. A finished future is put on
+        # _finished by its done callback, the queue's own put: a callback that
+        # held the attempt (which holds the future, which holds its callbacks)
+        # made a reference cycle per attempt, freed only by a full collection,
+        # so the process's memory grew with the attempts made.
+        self._in_flight: dict[Future[Attempt], Prepared] = {}
+        self._finished: queue.SimpleQueue[Future[Attempt]] = queue.SimpleQueue()
+        self._unrecorded: list[Future[Attempt]] = []
         self._running: Counter[str] = Counter()
         self._paused: dict[str, float] = {}  # subscription -> monotonic time to look again
         self.due = DueIndexes(store)
@@ -278,10 +276,9 @@ class DeliveryRunner:
             resolve=self.resolve,
             ssl_context=self.ssl_context,
         )
-        attempt = _InFlight(prepared, future)
-        self._in_flight.add(attempt)
+        self._in_flight[future] = prepared
         self._running[prepared.subscription_id] += 1
-        future.add_done_callback(lambda _: self._finished.put(attempt))
+        future.add_done_callback(self._finished.put)
 
     def wait(self, timeout: float) -> None:
         """Sleep up to ``timeout``, waking as soon as an attempt finishes."""
@@ -297,12 +294,13 @@ class DeliveryRunner:
             except queue.Empty:
                 break
         while self._unrecorded:
-            attempt = self._unrecorded[0]
-            result = _outcome(attempt.future)
-            self.deliveries.record(attempt.prepared, result)  # may raise: kept for later
+            future = self._unrecorded[0]
+            prepared = self._in_flight[future]
+            result = _outcome(future)
+            self.deliveries.record(prepared, result)  # may raise: kept for later
             self._unrecorded.pop(0)
-            self._in_flight.discard(attempt)
-            sub = attempt.prepared.subscription_id
+            del self._in_flight[future]
+            sub = prepared.subscription_id
             self._running[sub] -= 1
             if self._running[sub] <= 0:
                 del self._running[sub]

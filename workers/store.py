@@ -1510,12 +1510,13 @@ class Store:
         return self.read_log(self.conversation_key(tenant_id, conversation_id))
 
     def scan_calls(self, tenant_id: str) -> Iterator[str]:
-        """Every call uuid of a tenant still in Redis (for rebuilds; every master)."""
-        for partition in self.partitions:
-            tag = self.tag(tenant_id, partition)
-            for key in self.redis.scan_iter(match=f"{tag}:call:*:log", count=500):
-                name = _text(key)
-                yield _unpart(name[len(tag) + len(":call:") : -len(":log")])
+        """Every call uuid of a tenant still in Redis (for rebuilds; one SCAN of
+        every master, whichever partition: ``?`` is the partition's digit, and
+        a tenant's part never holds a glob character, _part quotes them)."""
+        tag = f"{PREFIX}:{{t:{_part(tenant_id)}:?}}" if self.spread else tenant_tag(tenant_id)
+        for key in self.redis.scan_iter(match=f"{tag}:call:*:log", count=500):
+            name = _text(key)
+            yield _unpart(name.split("}:call:", 1)[1][: -len(":log")])
 
     def replace_view(self, tenant_id: str, call_uuid: str, view: dict[str, Any]) -> None:
         """Overwrite a stored view (rebuild found it differs from the log's fold)."""

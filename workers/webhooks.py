@@ -174,7 +174,7 @@ class _Cutoff:
     def __init__(self, seconds: float) -> None:
         self.connection: HTTPConnection | None = None
         self.fired = False
-        self._timer = threading.Timer(max(seconds, 0.0), self._fire)
+        self._timer: threading.Timer | None = threading.Timer(max(seconds, 0.0), self._fire)
         self._timer.daemon = True
         self._timer.start()
 
@@ -186,7 +186,14 @@ class _Cutoff:
                 sock.shutdown(socket.SHUT_RDWR)
 
     def cancel(self) -> None:
-        self._timer.cancel()
+        # The timer holds our bound method: while we hold the timer, that is a
+        # reference cycle, which reference counting never frees. Left to the
+        # cyclic collector, every attempt's timer (its thread's locks, events)
+        # waited for a full collection, rare in a long-lived process, so the
+        # delivery process's memory grew with the attempts made.
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
 
 
 def _connection(

@@ -92,9 +92,11 @@ def test_a_calls_timeline(service: Api) -> None:
         service.accept(body)
 
     def told() -> list[dict[str, Any]] | None:
-        steps: list[dict[str, Any]] = service.get_json(f"/v1/calls/{call.uuid}/timeline", KEY_A)[
-            "timeline"
-        ]
+        answer = service.get(f"/v1/calls/{call.uuid}/timeline", KEY_A)
+        if answer.status == 404:
+            return None  # no event of the call applied yet
+        assert answer.status == 200, answer.text
+        steps: list[dict[str, Any]] = answer.json()["timeline"]
         return steps if any(s["kind"] == "outcome" for s in steps) else None
 
     steps = wait_until(told, WITHIN, "the outcome in the timeline")

@@ -31,6 +31,20 @@ from workers.store import (
 )
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True, params=["tenant tags", "partition tags"])
+def layout(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with keys tagged by tenant (one Redis) and by partition
+    (a Redis Cluster's layout: a tenant's indexes are eight keys, read fanned out)."""
+    if request.param == "partition tags":
+        original = Store.__init__
+
+        def spread(self: Store, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **{**kwargs, "spread": True})
+
+        monkeypatch.setattr(Store, "__init__", spread)
+    return str(request.param)
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
@@ -119,7 +133,8 @@ def test_a_late_event_that_changes_the_outcome_makes_revision_2(
     first, second = outcomes(store)
     assert (first["outcome"], first["revision"]) == ("missed", 1)
     assert (second["outcome"], second["revision"]) == ("answered", 2)
-    assert json.loads(store.redis.hget(call_key("t1", "c1"), "outcome"))["revision"] == 2
+    stored = store.redis.hget(call_key("t1", "c1", store.spread), "outcome")
+    assert json.loads(stored)["revision"] == 2
 
 
 def test_a_late_event_that_changes_nothing_publishes_nothing(engine: Engine, store: Store) -> None:
@@ -185,7 +200,7 @@ def test_a_concurrent_commit_is_retried_not_overwritten(
     assert result.conflicts == 1
     types = [r["event_type"] for r in store.load_call("t1", "c1").records]
     assert types == ["InboundCall", "ExtensionAnswered", "HangupCall"]
-    view = json.loads(store.redis.hget(call_key("t1", "c1"), "view"))
+    view = json.loads(store.redis.hget(call_key("t1", "c1", store.spread), "view"))
     assert view["state"] == "ended" and view["answered_by"]["number"] == "101"
 
 
@@ -210,11 +225,13 @@ def test_reaper_rings_again_for_a_partition_whose_drainer_died(
     assert answer.status_code == 202
     queue = events_queue(redis_client)
     queue.empty()  # the drain job is lost...
-    partition = next(p for p in range(PARTITIONS) if redis_client.zcard(pending_key("t1", p)))
+    partition = next(
+        p for p in range(PARTITIONS) if redis_client.zcard(pending_key("t1", p, store.spread))
+    )
     store.claim_doorbell("t1", partition, "worker:dead-worker")  # ...held by a dead worker
-    redis_client.zadd(pending_key("t1", partition), {b"x": 0}, xx=True)
-    for field in redis_client.zrange(pending_key("t1", partition), 0, -1):
-        redis_client.zadd(pending_key("t1", partition), {field: time.time() - 60})
+    redis_client.zadd(pending_key("t1", partition, store.spread), {b"x": 0}, xx=True)
+    for field in redis_client.zrange(pending_key("t1", partition, store.spread), 0, -1):
+        redis_client.zadd(pending_key("t1", partition, store.spread), {field: time.time() - 60})
     keeper = Housekeeper(engine, queue, "live-worker")
     assert keeper.reap() == 1
     assert queue.count == 1
@@ -235,8 +252,8 @@ def test_no_outcome_while_events_accepted_in_time_still_wait(
     assert client.post(f"/webhooks/primevox/{TOKEN}", data=late).status_code == 202
     # Pretend the straggler was accepted before the call's end: a backlog.
     partition = partition_of({"data": {"call_uuid": "slow"}})
-    for field in store.redis.zrange(pending_key("t1", partition), 0, -1):
-        store.redis.zadd(pending_key("t1", partition), {field: 0})
+    for field in store.redis.zrange(pending_key("t1", partition, store.spread), 0, -1):
+        store.redis.zadd(pending_key("t1", partition, store.spread), {field: 0})
     assert engine.decide("t1", "slow") == "waiting"
     assert outcomes(store) == []
     drain()
