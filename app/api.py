@@ -8,6 +8,7 @@ exist (404), so a key cannot probe for other tenants' call ids.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
@@ -15,6 +16,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from app.auth import ALL_TENANTS, require_api_key
 from app.errors import BadQuery, TenantForbidden, error_response
 from app.resources import get_store
+from workers.store import Store
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 # ASCII digits only (``\d`` also takes other scripts' digits) and no trailing
@@ -40,6 +42,18 @@ def scoped_tenants(requested: str | None = None) -> list[str]:
     """Tenants the key may read, narrowed to ``requested``. Raises TenantForbidden."""
     tenant = scoped_tenant(requested)
     return [tenant] if tenant is not None else get_store().tenants()
+
+
+def every_tenant_lookup(store: Store, indexed: list[str]) -> list[str]:
+    """Where to look for one call or conversation: for a tenant-bound key its
+    tenant; for an every-tenant key the tenants the intake index names, and
+    every tenant only while the index does not yet cover all that is kept (an
+    upgrade, for one retention period)."""
+    if g.scope != ALL_TENANTS:
+        return scoped_tenants()
+    if indexed or store.call_index_complete(time.time()):
+        return indexed
+    return store.tenants()
 
 
 def is_outcome_id(text: str) -> bool:
@@ -108,7 +122,7 @@ def get_call(call_uuid: str) -> tuple[Response, int]:
     store = get_store()
     # An every-tenant key looks only where the call was posted (an index kept at
     # intake), never tenant by tenant.
-    tenants = store.call_tenants(call_uuid) if g.scope == ALL_TENANTS else scoped_tenants()
+    tenants = every_tenant_lookup(store, store.call_tenants(call_uuid))
     for tenant in tenants:
         call = store.get_call(tenant, call_uuid)
         if call is not None:
@@ -134,8 +148,8 @@ def messages(conversation_id: str) -> tuple[Response, int]:
     """The messages of one SMS conversation, oldest first."""
     store = get_store()
     found: list[dict[str, Any]] = []
-    every = g.scope == ALL_TENANTS
-    for tenant in store.conversation_tenants(conversation_id) if every else scoped_tenants():
+    tenants = every_tenant_lookup(store, store.conversation_tenants(conversation_id))
+    for tenant in tenants:
         found += store.messages(tenant, conversation_id)
     if not found:
         return error_response(404, "no such conversation")

@@ -29,7 +29,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import Schema, ValidationError, fields, validate
 
 import app.stream as outcome_stream
-from app.api import scoped_tenants
+from app.api import every_tenant_lookup, scoped_tenants
 from app.auth import ALL_TENANTS, require_api_key
 from app.errors import BadQuery, error_response
 from app.resources import get_store
@@ -223,7 +223,7 @@ def call_timeline(call_uuid: str) -> tuple[Response, int]:
     """The call's story in received order; 404 if unknown or another tenant's."""
     store = get_store()
     # As GET /v1/calls/<uuid>: an every-tenant key looks only where the call was posted.
-    tenants = store.call_tenants(call_uuid) if g.scope == ALL_TENANTS else scoped_tenants()
+    tenants = every_tenant_lookup(store, store.call_tenants(call_uuid))
     for tenant in tenants:
         log = store.load_call(tenant, call_uuid)
         if not log.records:

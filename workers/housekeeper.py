@@ -59,6 +59,7 @@ class Housekeeper(threading.Thread):
         # Mark every tenant afresh at start (indexes written by an older version
         # may lack some) and then every SWEEP_SECONDS.
         self._last_sweep = 0.0
+        self._call_index_started = False
         self._bells: dict[tuple[str, int], tuple[str | None, float]] = {}
         self.deliveries = Deliveries(self.store, engine.settings)
 
@@ -78,6 +79,9 @@ class Housekeeper(threading.Thread):
 
     def tick(self) -> None:
         self.store.heartbeat(self.worker_name, HEARTBEAT_TTL)
+        if not self._call_index_started:
+            self.store.start_call_index(time.time())
+            self._call_index_started = True
         self.decide_due()
         self.dispatch()
         now = time.time()

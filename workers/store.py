@@ -1357,6 +1357,21 @@ class Store:
         always one): an every-tenant reader's way to a call without asking each."""
         return sorted(_text(t) for t in self.redis.smembers(call_tenants_key(call_uuid)))
 
+    def start_call_index(self, now: float) -> None:
+        """Note, once, when the call and conversation indexes cover every call kept:
+        at once on a fresh install, one retention period from now where tenants
+        already have data (calls accepted before the indexes existed)."""
+        if self.redis.exists(CALL_INDEX_COMPLETE_KEY):
+            return
+        complete = now + self.retention_seconds if self.redis.scard(TENANTS_KEY) else now
+        self.redis.set(CALL_INDEX_COMPLETE_KEY, repr(complete), nx=True)
+
+    def call_index_complete(self, now: float) -> bool:
+        """Whether every call and conversation kept is in the indexes (else a
+        reader must also ask each tenant)."""
+        raw = self.redis.get(CALL_INDEX_COMPLETE_KEY)
+        return raw is not None and now >= float(raw)
+
     def conversation_tenants(self, conversation_id: str) -> list[str]:
         """The tenants that posted messages of ``conversation_id`` within retention."""
         key = conversation_tenants_key(conversation_id)
@@ -2098,6 +2113,9 @@ class SupervisorStore:
 #   cs:call-tenants:<uuid>        set    tenants that posted events of that call (expires
 #                                        with RETENTION_SECONDS after its last event)
 #   cs:conversation-tenants:<id>  set    the same for an SMS conversation
+#   cs:call-index-complete-at     string when those two cover every call kept (set once
+#                                        by a worker: now, or one retention later on an
+#                                        upgrade); before it, readers also ask each tenant
 #
 # Periodic work reads these instead of walking every tenant: an idle engine
 # with a thousand tenants looks at none of them. Each index is one key outside
@@ -2112,6 +2130,8 @@ TIMERS_DUE_KEY = f"{PREFIX}:due:timers"
 PENDING_DUE_KEY = f"{PREFIX}:due:pending"
 OUTCOMES_DUE_KEY = f"{PREFIX}:due:outcomes"
 DELIVERIES_DUE_KEY = f"{PREFIX}:due:deliveries"
+# When cs:call-tenants / cs:conversation-tenants cover every call kept (unix s).
+CALL_INDEX_COMPLETE_KEY = f"{PREFIX}:call-index-complete-at"
 DUE_LEASE_SECONDS = 15.0
 
 

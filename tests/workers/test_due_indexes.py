@@ -7,15 +7,20 @@ sweep puts back a mark that was lost.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import fakeredis
 from flask.testing import FlaskClient
 
 from tests.conftest import API_KEY, TOKEN
 from workers.store import (
+    CALL_INDEX_COMPLETE_KEY,
     PENDING_DUE_KEY,
     TIMERS_DUE_KEY,
     DueIndexes,
     Store,
+    call_tenants_key,
     timers_key,
 )
 
@@ -105,3 +110,22 @@ def test_an_every_tenant_key_reads_a_conversation_through_its_index(
     assert Store(redis_client).conversation_tenants("conv-8") == ["t8"]
     headers = {"Authorization": f"Bearer {API_KEY}"}
     assert client.get("/v1/conversations/nope/messages", headers=headers).status_code == 404
+
+
+def test_after_an_upgrade_an_every_tenant_key_still_finds_calls_older_than_the_index(
+    client: FlaskClient, redis_client: fakeredis.FakeRedis, store: Store, drain: Callable[[], None]
+) -> None:
+    """A call accepted before the call index existed is found by asking each tenant,
+    for one retention period after the upgrade; after it, only the index is read."""
+    for event in ("InboundCall", "HangupCall"):
+        answer = client.post(
+            f"/webhooks/primevox/{TOKEN}", data=f"eventType={event}&tenantId=t1&callUuid=old"
+        )
+        assert answer.status_code == 202
+    drain()
+    redis_client.delete(call_tenants_key("old"))  # as if accepted by an older release
+    store.start_call_index(time.time())  # tenants have data: complete one retention later
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    assert client.get("/v1/calls/old", headers=headers).status_code == 200
+    redis_client.set(CALL_INDEX_COMPLETE_KEY, "0")  # that retention period is over
+    assert client.get("/v1/calls/old", headers=headers).status_code == 404
