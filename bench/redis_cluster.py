@@ -158,13 +158,23 @@ class RedisClusterServer:
             if time.monotonic() >= deadline:
                 raise RuntimeError("the cluster did not learn of the new node")
             time.sleep(0.1)
-        moved = subprocess.run(
-            [self._cli(), "--cluster", "rebalance", entry.address,
-             "--cluster-use-empty-masters"],
-            capture_output=True, timeout=timeout,
-        )  # fmt: skip
-        if moved.returncode != 0:
-            raise RuntimeError(f"rebalance failed:\n{moved.stdout.decode()}")
+        # The new node must see the whole cluster (cluster_state:ok) first, or
+        # it answers MIGRATE with CLUSTERDOWN and leaves a slot half moved;
+        # redis-cli also wants every node to agree on the configuration.
+        self.wait_ok()
+        failures: list[str] = []
+        for _ in range(30):
+            moved = subprocess.run(
+                [self._cli(), "--cluster", "rebalance", entry.address,
+                 "--cluster-use-empty-masters"],
+                capture_output=True, timeout=timeout,
+            )  # fmt: skip
+            if moved.returncode == 0:
+                break
+            failures.append(moved.stdout.decode()[-1500:] + moved.stderr.decode()[-500:])
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("rebalance failed; first attempt:\n" + failures[0])
         self.wait_ok()
         return node
 

@@ -532,7 +532,9 @@ class Store:
         each group ends with WAIT on the same connection: a group that fewer
         replicas acknowledged in time gets NotReplicated for every call.
         ``also``: plain commands (name, key, ...) to send along, to the node of
-        their key; their answers are not looked at (best effort).
+        their key, idempotent ones only: on a cluster one that failed (a slot
+        moving, a node gone) is sent again through the cluster client, which
+        follows redirects; if that fails too it is dropped (best effort).
         """
         groups: dict[str, tuple[redis.Redis, list[int]]] = {}
         extra: dict[str, list[tuple[Any, ...]]] = {}
@@ -549,24 +551,37 @@ class Store:
                 extra.setdefault(node.name, []).append(command)
         answers: list[Any] = [None] * len(calls)
         redirected: list[int] = []
+        failed_also: list[tuple[Any, ...]] = []
         for name, (client, indexes) in groups.items():
+            sent_along = extra.get(name, ())
+            along: list[Any] = []
             try:
                 got = self._eval_on(
-                    client, [calls[i] for i in indexes], wait_replicas, extra.get(name, ())
+                    client, [calls[i] for i in indexes], wait_replicas, sent_along, along
                 )
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 # A node gone (a failover?): learn the new slot map for next time.
                 if not isinstance(exc, PoolExhausted):
                     self._refresh_slots()
                 got = [exc] * len(indexes)
+                along = [exc] * len(sent_along)
             for index, answer in zip(indexes, got, strict=True):
                 answers[index] = answer
                 if isinstance(answer, _REDIRECTS) and self.cluster is not None:
                     redirected.append(index)
+            failed_also += [
+                command
+                for command, answer in zip(sent_along, along, strict=True)
+                if isinstance(answer, BaseException)
+            ]
         if redirected:
             self._refresh_slots()
             for index in redirected:
                 answers[index] = self._eval_alone(calls[index], wait_replicas)
+        if failed_also and self.cluster is not None:
+            for command in failed_also:
+                with contextlib.suppress(redis.RedisError):
+                    self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
         return answers
 
     def _eval_alone(
@@ -594,8 +609,10 @@ class Store:
         calls: Sequence[tuple[Script, Sequence[str], Sequence[Any]]],
         wait_replicas: int,
         also: Sequence[tuple[Any, ...]] = (),
+        also_answers: list[Any] | None = None,
     ) -> list[Any]:
-        """One pipeline of scripts (EVALSHA, loading any the server lacks) on one node."""
+        """One pipeline of scripts (EVALSHA, loading any the server lacks) on one
+        node; the answers of ``also`` go into ``also_answers`` if given."""
         for _ in range(2):
             with client.pipeline(transaction=False) as pipe:
                 for script, keys, args in calls:
@@ -617,6 +634,8 @@ class Store:
             for script in missing.values():
                 client.script_load(script.script)
         answers = got[: len(calls)]
+        if also_answers is not None:
+            also_answers += got[len(calls) : len(calls) + len(also)]
         if wait_replicas:
             return [self._confirm_wait(got[-1], a, wait_replicas) for a in answers]
         return list(answers)
