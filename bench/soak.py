@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+import sys
 import threading
 import time
 import urllib.request
@@ -448,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
     warmup = args.warmup if args.warmup is not None else args.retention + 60
     if warmup >= args.minutes * 60:
         parser.error("the run must last longer than its warm-up")
+    # SIGTERM (a killed run) unwinds like Ctrl-C, so the service and its Redis stop too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print_machine()
     result = run(args.minutes, args.rate, args.interval, args.retention, warmup)
     return 0 if print_result(result, args.max_growth) else 1
