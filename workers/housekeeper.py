@@ -24,8 +24,10 @@ from workers.engine import Engine
 from workers.jobs import enqueue_drain, new_job_id
 from workers.observability import get_logger
 from workers.store import (
+    DISPATCH_LOCK_KEY,
     OUTCOMES_DUE_KEY,
     PENDING_DUE_KEY,
+    REAPER_LOCK_KEY,
     TIMERS_DUE_KEY,
     DueIndexes,
     Partition,
@@ -35,8 +37,8 @@ log = get_logger("callstate.housekeeper")
 
 HEARTBEAT_TTL = 5.0
 TIMER_LEASE = 15.0
-REAPER_LOCK = "cs:reaper-lock"
-DISPATCH_LOCK = "cs:dispatch-lock"
+# How long one reaper or dispatcher pass may hold its lock (a pass takes far less).
+LOCK_SECONDS = 5.0
 # How often the reaper marks every tenant's work afresh: it heals a mark lost
 # between a script and its index write (a crash), at a few commands a tenant.
 SWEEP_SECONDS = 300.0
@@ -111,7 +113,8 @@ class Housekeeper(threading.Thread):
         """Turn new outcome records into deliveries (one dispatcher at a time; the
         delivery processes take them from there), for the tenants that published
         some; returns how many."""
-        if not self.store.redis.set(DISPATCH_LOCK, self.worker_name, nx=True, px=5000):
+        lock = self.store.try_lock(DISPATCH_LOCK_KEY, LOCK_SECONDS)
+        if lock is None:
             return 0
         created = 0
         try:
@@ -122,8 +125,7 @@ class Housekeeper(threading.Thread):
                 self.due.release(OUTCOMES_DUE_KEY, tenant, taken, now if more else None)
             return created
         finally:
-            if self.store.redis.get(DISPATCH_LOCK) == self.worker_name.encode():
-                self.store.redis.delete(DISPATCH_LOCK)
+            self.store.release_lock(lock)
 
     def reap(self) -> int:
         """Ring again for partitions whose events wait and whose drainer is gone,
@@ -131,7 +133,8 @@ class Housekeeper(threading.Thread):
         work afresh (``DueIndexes.sweep``). Returns how many drain jobs it
         enqueued. One reaper at a time.
         """
-        if not self.store.redis.set(REAPER_LOCK, self.worker_name, nx=True, px=5000):
+        lock = self.store.try_lock(REAPER_LOCK_KEY, LOCK_SECONDS)
+        if lock is None:
             return 0
         rescued = 0
         try:
@@ -148,9 +151,7 @@ class Housekeeper(threading.Thread):
                 oldest = self.due.oldest_pending([tenant])[tenant]
                 self.due.release(PENDING_DUE_KEY, tenant, taken, oldest)
         finally:
-            # Release only our own lock.
-            if self.store.redis.get(REAPER_LOCK) == self.worker_name.encode():
-                self.store.redis.delete(REAPER_LOCK)
+            self.store.release_lock(lock)
         return rescued
 
     def _check(self, partition: Partition, stale_after: float) -> int:

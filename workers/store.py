@@ -56,6 +56,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
+from redis.lock import Lock
 from redis.retry import Retry
 
 from statemachine.events import micros, parse_time
@@ -66,6 +67,9 @@ from workers.settings import ConfigError, Settings
 PREFIX = "cs"
 TENANTS_KEY = f"{PREFIX}:tenants"
 STATS_KEY = f"{PREFIX}:stats"
+# Cross-process locks: one reaper, one dispatcher at a time among all workers.
+REAPER_LOCK_KEY = f"{PREFIX}:reaper-lock"
+DISPATCH_LOCK_KEY = f"{PREFIX}:dispatch-lock"
 SUBSCRIPTION_TENANTS_KEY = f"{PREFIX}:subscription-tenants"
 
 Redis = redis.Redis
@@ -1093,6 +1097,20 @@ class Store:
 
     def stats(self) -> dict[str, float]:
         return {_text(k): float(v) for k, v in self.redis.hgetall(STATS_KEY).items()}
+
+    def try_lock(self, name: str, seconds: float) -> Lock | None:
+        """Take the lock ``name`` for at most ``seconds``, without waiting; None if
+        another process holds it. redis-py's Lock: a random token per holder, and a
+        release that deletes the key only if it still holds our token, in one script
+        (a get-then-delete could delete a lock that expired and was taken meanwhile)."""
+        lock = self.redis.lock(name, timeout=seconds, blocking=False)
+        return lock if lock.acquire() else None
+
+    @staticmethod
+    def release_lock(lock: Lock) -> None:
+        """Give back a lock from :meth:`try_lock`; nothing if it expired meanwhile."""
+        with contextlib.suppress(redis.exceptions.LockError):
+            lock.release()
 
     def heartbeat(self, worker_name: str, ttl_seconds: float) -> None:
         self.redis.set(alive_key(worker_name), "1", px=int(ttl_seconds * 1000))
