@@ -1,15 +1,16 @@
 """Test tools for outbound webhooks: an independent Standard Webhooks verifier and a receiver.
 
-The verifier is written from the Standard Webhooks specification
-(https://www.standardwebhooks.com), not from ``workers.webhooks``, so the two
-check each other:
+The verifier checks ``workers.webhooks`` against an independent implementation:
+the expected signature comes from ``standardwebhooks``, the reference library
+of the Standard Webhooks specification (https://www.standardwebhooks.com):
 
 * the secret is ``whsec_`` + base64 of the key bytes;
 * the signed content is ``{webhook-id}.{webhook-timestamp}.{body}``;
 * the signature is base64 HMAC-SHA256 of it, sent as ``v1,<b64>``; the header
   may hold several, separated by spaces (while a rotated secret is honoured);
 * signatures are compared in constant time and the timestamp must be within
-  a tolerance of now (replay protection).
+  a tolerance of now (replay protection). Here, not in the library, so a test
+  can set "now"; the library's own ``verify`` reads the clock.
 
 The receiver is an ``http.server`` on a loopback port in a thread that answers
 each POST with the status its ``plan`` chooses and records what it got.
@@ -19,16 +20,17 @@ Used by ``tests/subscriptions`` and, loaded by path, by the integration tests.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from standardwebhooks import Webhook
 
 TOLERANCE_SECONDS = 5 * 60
 
@@ -37,15 +39,12 @@ class WebhookVerificationError(Exception):
     """The message is not signed by any of the given secrets (or is too old/new)."""
 
 
-def _key(secret: str) -> bytes:
-    text = secret[len("whsec_") :] if secret.startswith("whsec_") else secret
-    return base64.b64decode(text, validate=True)
-
-
 def expected_signature(secret: str, msg_id: str, timestamp: str, body: bytes) -> str:
-    """The base64 signature (without ``v1,``) the spec prescribes."""
-    content = msg_id.encode() + b"." + timestamp.encode() + b"." + body
-    return base64.b64encode(hmac.new(_key(secret), content, hashlib.sha256).digest()).decode()
+    """The base64 signature (without ``v1,``) as the Standard Webhooks reference
+    library computes it: an implementation independent of ours. Its payload is
+    text, as every outbound body is (UTF-8 JSON)."""
+    moment = datetime.fromtimestamp(int(timestamp), tz=UTC)
+    return Webhook(secret).sign(msg_id, moment, body.decode("utf-8")).partition(",")[2]
 
 
 def verify(
