@@ -142,6 +142,7 @@ def check_configuration() -> str | None:
     from workers.store import open_redis
 
     try:
+        import app.stream  # noqa: F401  # its stream limits are read when it loads
         connections = open_redis(Settings.from_env(), wait_seconds=0)
     except ConfigError as exc:
         return str(exc)

@@ -29,6 +29,7 @@ from app.api import is_outcome_id, outcome_query
 from app.auth import require_api_key
 from app.errors import BadQuery, error_response
 from app.resources import get_store
+from workers.settings import env_number
 
 bp = Blueprint("stream", __name__, url_prefix="/v1")
 
@@ -36,13 +37,11 @@ POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 15.0
 
 
-def _limit(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
-    return int(raw) if raw.isdigit() else default
-
-
-MAX_STREAMS_PER_PROCESS = _limit("MAX_STREAMS_PER_PROCESS", 8)
-STREAM_MAX_SECONDS = _limit("STREAM_MAX_SECONDS", 300)
+# Read when the module loads (the semaphore below is sized by it), with the same
+# parser and the same ConfigError as every other setting: a bad value stops the
+# web process at start instead of falling back silently.
+MAX_STREAMS_PER_PROCESS = env_number(os.environ, "MAX_STREAMS_PER_PROCESS", 8, 1)
+STREAM_MAX_SECONDS = env_number(os.environ, "STREAM_MAX_SECONDS", 300.0, 1.0)
 _slots = threading.BoundedSemaphore(MAX_STREAMS_PER_PROCESS)
 
 

@@ -56,7 +56,7 @@ def _with_single(
     return {**bindings, secret: "*"}
 
 
-def _number(
+def env_number(
     env: Mapping[str, str], name: str, default: Number, minimum: Number, unit: str = "seconds"
 ) -> Number:
     """``env[name]`` as the type of ``default`` (seconds, or a whole count), at least
@@ -225,8 +225,8 @@ class Settings:
         return cls(
             redis_url=env.get("REDIS_URL", "").strip() or DEFAULT_REDIS_URL,
             rq_redis_url=env.get("RQ_REDIS_URL", "").strip() or None,
-            durable_replicas=_number(env, "DURABLE_REPLICAS", 0, 0),
-            durable_wait_seconds=_number(env, "DURABLE_WAIT_SECONDS", 1.0, 0.001),
+            durable_replicas=env_number(env, "DURABLE_REPLICAS", 0, 0),
+            durable_wait_seconds=env_number(env, "DURABLE_WAIT_SECONDS", 1.0, 0.001),
             webhook_tokens=_with_single(
                 parse_bindings(env.get("WEBHOOK_TOKENS", ""), "WEBHOOK_TOKENS"),
                 env,
@@ -236,26 +236,28 @@ class Settings:
             api_keys=_with_single(
                 parse_bindings(env.get("API_KEYS", ""), "API_KEYS"), env, "API_KEY", "API_KEYS"
             ),
-            outcome_grace_seconds=_number(env, "OUTCOME_GRACE_SECONDS", 5.0, 0.0),
-            call_timeout_seconds=_number(env, "CALL_TIMEOUT_SECONDS", 4 * 3600.0, 0.0),
-            retention_seconds=_number(env, "RETENTION_SECONDS", 7 * 24 * 3600.0, 0.0),
-            pending_check_seconds=_number(env, "PENDING_CHECK_SECONDS", 3.0, 0.0),
+            outcome_grace_seconds=env_number(env, "OUTCOME_GRACE_SECONDS", 5.0, 0.0),
+            call_timeout_seconds=env_number(env, "CALL_TIMEOUT_SECONDS", 4 * 3600.0, 0.0),
+            retention_seconds=env_number(env, "RETENTION_SECONDS", 7 * 24 * 3600.0, 0.0),
+            pending_check_seconds=env_number(env, "PENDING_CHECK_SECONDS", 3.0, 0.0),
             delivery_retry_seconds=_schedule(env, "DELIVERY_RETRY_SECONDS", DEFAULT_RETRY_SCHEDULE),
             subscription_allow_private=env.get("SUBSCRIPTION_ALLOW_PRIVATE", "").strip().lower()
             in _TRUE,
-            service_level_seconds=_number(env, "SERVICE_LEVEL_SECONDS", 20.0, 0.0),
-            web_redis_connections=_number(env, "WEB_REDIS_CONNECTIONS", 10, 1),
-            worker_redis_connections=_number(env, "WORKER_REDIS_CONNECTIONS", 8, 1),
-            web_concurrency=_number(env, "WEB_CONCURRENCY", 2, 1),
-            worker_concurrency=_number(env, "WORKER_CONCURRENCY", 1, 1),
-            delivery_concurrency=_number(env, "DELIVERY_CONCURRENCY", 1, 1),
+            service_level_seconds=env_number(env, "SERVICE_LEVEL_SECONDS", 20.0, 0.0),
+            web_redis_connections=env_number(env, "WEB_REDIS_CONNECTIONS", 10, 1),
+            worker_redis_connections=env_number(env, "WORKER_REDIS_CONNECTIONS", 8, 1),
+            web_concurrency=env_number(env, "WEB_CONCURRENCY", 2, 1),
+            worker_concurrency=env_number(env, "WORKER_CONCURRENCY", 1, 1),
+            delivery_concurrency=env_number(env, "DELIVERY_CONCURRENCY", 1, 1),
             database_url=database_url(env.get("DATABASE_URL", "")),
-            history_retention_days=_number(env, "HISTORY_RETENTION_DAYS", 0.0, 0.0, "days") or None,
-            delivery_threads=_number(env, "DELIVERY_THREADS", 32, 1),
-            delivery_max_in_flight=_number(env, "DELIVERY_MAX_IN_FLIGHT", 4, 1),
-            delivery_breaker_failures=_number(env, "DELIVERY_BREAKER_FAILURES", 5, 0),
-            delivery_breaker_seconds=_number(env, "DELIVERY_BREAKER_SECONDS", 5.0, 0.0),
-            webhook_rate_limit=_number(env, "WEBHOOK_RATE_LIMIT", 0.0, 0.0, "events a second"),
-            webhook_rate_burst=_number(env, "WEBHOOK_RATE_BURST", 0, 0, "events"),
+            history_retention_days=(
+                env_number(env, "HISTORY_RETENTION_DAYS", 0.0, 0.0, "days") or None
+            ),
+            delivery_threads=env_number(env, "DELIVERY_THREADS", 32, 1),
+            delivery_max_in_flight=env_number(env, "DELIVERY_MAX_IN_FLIGHT", 4, 1),
+            delivery_breaker_failures=env_number(env, "DELIVERY_BREAKER_FAILURES", 5, 0),
+            delivery_breaker_seconds=env_number(env, "DELIVERY_BREAKER_SECONDS", 5.0, 0.0),
+            webhook_rate_limit=env_number(env, "WEBHOOK_RATE_LIMIT", 0.0, 0.0, "events a second"),
+            webhook_rate_burst=env_number(env, "WEBHOOK_RATE_BURST", 0, 0, "events"),
             default_country=country_code(env.get("DEFAULT_COUNTRY", "US")),
         )

@@ -189,3 +189,25 @@ def test_the_outcome_stream_is_trimmed_by_age(redis_client: fakeredis.FakeRedis)
     engine.decide("t1", "new")
     records, _ = store.read_outcomes(["t1"], after=None, limit=10)
     assert [r["call_uuid"] for r in records] == ["new"]
+
+
+def test_a_bad_stream_limit_stops_the_process_instead_of_falling_back(
+    monkeypatch: Any,
+) -> None:
+    """MAX_STREAMS_PER_PROCESS or STREAM_MAX_SECONDS that is not a number is a ConfigError."""
+    import importlib
+
+    import pytest
+
+    from app import stream
+    from workers.settings import ConfigError
+
+    try:
+        for name, value in (("MAX_STREAMS_PER_PROCESS", "lots"), ("STREAM_MAX_SECONDS", "-5")):
+            monkeypatch.setenv(name, value)
+            with pytest.raises(ConfigError, match=name):
+                importlib.reload(stream)
+            monkeypatch.delenv(name)
+    finally:
+        importlib.reload(stream)
+    assert stream.MAX_STREAMS_PER_PROCESS == 8 and stream.STREAM_MAX_SECONDS == 300
