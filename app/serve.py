@@ -37,6 +37,7 @@ from typing import Any
 from granian.http import HTTP1Settings
 
 from app.access_log import AccessLog
+from workers.settings import ConfigError, env_number
 
 DEFAULT_FACTORY = "app:create_app"
 _FACTORY = "CALLSTATE_WSGI_FACTORY"
@@ -77,15 +78,6 @@ def log_config() -> dict[str, Any]:
     }
 
 
-def _whole(env: dict[str, str] | os._Environ[str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise SystemExit(f"{name} must be a whole number of at least 1, not {raw!r}")
-    return int(raw)
-
-
 def wsgi_app() -> AccessLog:
     """What each server process serves: the app (``create_app``, or the factory
     ``python -m app.serve`` was given) behind the access log."""
@@ -96,14 +88,14 @@ def wsgi_app() -> AccessLog:
 
 def server_options(env: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
     """granian's settings from the environment (PORT, WEB_CONCURRENCY, WEB_THREADS)."""
-    threads = _whole(env, "WEB_THREADS", 16)
+    threads = env_number(env, "WEB_THREADS", 16, 1)
     return {
         "target": "app.serve:wsgi_app",
         "factory": True,
         "interface": "wsgi",
         "address": "0.0.0.0",
-        "port": _whole(env, "PORT", 5000),
-        "workers": _whole(env, "WEB_CONCURRENCY", 2),
+        "port": env_number(env, "PORT", 5000, 1),
+        "workers": env_number(env, "WEB_CONCURRENCY", 2, 1),
         # The app's threads: a request (or an open stream) holds one while the app
         # works (app.webhook_path bounds that to WEB_THREADS); the rest wait for
         # bodies still arriving, so slow senders never take the app's threads.
@@ -138,7 +130,7 @@ def check_configuration() -> str | None:
     that does not answer is not checked (each process waits for it)."""
     import redis
 
-    from workers.settings import ConfigError, Settings
+    from workers.settings import Settings
     from workers.store import open_redis
 
     try:
@@ -166,7 +158,11 @@ def main(argv: list[str]) -> int:
             return 2
     if argv:
         env[_FACTORY] = argv[0]  # the server's processes are forks: they see it
-    options = server_options(env)
+    try:
+        options = server_options(env)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     options["interface"] = Interfaces.WSGI
     options["http"] = HTTPModes.http1
     clean_metrics_directory(env)

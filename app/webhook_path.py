@@ -43,6 +43,7 @@ from werkzeug.wsgi import ClosingIterator
 from app.errors import MESSAGES
 from app.intake import accept_webhook
 from app.resources import EXTENSION
+from workers.settings import env_number
 
 PREFIX = "/webhooks/primevox/"
 log = logging.getLogger("app")
@@ -79,9 +80,8 @@ class BodyReader:
 
 
 def app_threads() -> int:
-    """WEB_THREADS (app.serve checks it): threads that may run the app at once."""
-    raw = os.environ.get("WEB_THREADS", "").strip()
-    return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_APP_THREADS
+    """WEB_THREADS: threads that may run the app at once. Raises ConfigError."""
+    return env_number(os.environ, "WEB_THREADS", DEFAULT_APP_THREADS, 1)
 
 
 # Set in the WSGI environ by every Flask response: whether its body is produced

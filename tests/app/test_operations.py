@@ -211,3 +211,18 @@ def test_a_bad_stream_limit_stops_the_process_instead_of_falling_back(
     finally:
         importlib.reload(stream)
     assert stream.MAX_STREAMS_PER_PROCESS == 8 and stream.STREAM_MAX_SECONDS == 300
+
+
+def test_server_settings_are_checked_like_every_other_setting() -> None:
+    """PORT, WEB_CONCURRENCY and WEB_THREADS that are not whole numbers >= 1 are a ConfigError."""
+    import pytest
+
+    from app.serve import server_options
+    from workers.settings import ConfigError
+
+    assert server_options({"PORT": "8080"})["port"] == 8080
+    for name in ("PORT", "WEB_CONCURRENCY", "WEB_THREADS"):
+        with pytest.raises(ConfigError, match=name):
+            server_options({name: "0"})
+        with pytest.raises(ConfigError, match=name):
+            server_options({name: "two"})
