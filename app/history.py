@@ -29,6 +29,7 @@ from app import history_csv, stats
 from app.api import MAX_LIMIT, OUTCOME_KINDS, scoped_tenant
 from app.auth import require_api_key
 from app.errors import BadQuery, error_response
+from statemachine.events import micros
 from workers.history.archiver import lag
 from workers.history.database import create_engine
 from workers.history.exceptions import BadCursor
@@ -139,7 +140,7 @@ class CallSearchArgs(Schema):
 
 
 def _micros(moment: datetime | None) -> int | None:
-    return stats.to_micros(moment) if moment is not None else None
+    return micros(moment) if moment is not None else None
 
 
 def search_query() -> tuple[CallFilter, Position | None, dict[str, Any]]:

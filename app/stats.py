@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from statemachine.events import isoformat, micros, parse_time
+from statemachine.events import isoformat, parse_time
+from statemachine.outcome import OutcomeId
 from workers.history.records import extensions_of
 
 GROUPINGS = ("queue", "extension", "did", "hour", "day", "tenant")
@@ -55,14 +56,9 @@ def start_of_day(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def to_micros(moment: datetime) -> int:
-    return micros(moment)
-
-
-def record_key(record: dict[str, Any]) -> tuple[int, int]:
-    """A record id ``<us>-<seq>`` as a sortable pair."""
-    us, _, seq = str(record["id"]).partition("-")
-    return int(us), int(seq or 0)
+def record_key(record: dict[str, Any]) -> OutcomeId:
+    """A record's id, in the feed's order."""
+    return OutcomeId.of(record)
 
 
 # -- which records count ---------------------------------------------------------
@@ -107,7 +103,7 @@ def _started(record: dict[str, Any]) -> datetime:
     for name in ("started_at", "ended_at"):
         if record.get(name):
             return parse_time(record[name])
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=record_key(record)[0])
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=record_key(record).micros)
 
 
 def _hour(record: dict[str, Any]) -> str:
@@ -297,7 +293,7 @@ def is_missed_inbound(call: dict[str, Any]) -> bool:
     return call.get("direction") != "outbound" and call["outcome"] == "missed"
 
 
-def missed_order(call: dict[str, Any]) -> tuple[datetime, tuple[int, int]]:
+def missed_order(call: dict[str, Any]) -> tuple[datetime, OutcomeId]:
     """The callback list's order (newest end first, when reversed)."""
     ended = _when(call, "ended_at", "started_at") or datetime.min.replace(tzinfo=UTC)
     return ended, record_key(call)

@@ -38,7 +38,8 @@ from app.errors import BadQuery
 from app.history import get_history
 from app.history_stats import HistoryWindow, reaches_past_retention, summarize_history
 from app.resources import get_store
-from statemachine.events import isoformat
+from statemachine.events import isoformat, micros
+from statemachine.outcome import OutcomeId
 from workers.settings import Settings
 
 bp = Blueprint("wallboard", __name__)
@@ -91,7 +92,7 @@ def get_stats() -> tuple[Response, int]:
     missed_limit = int(_number("missed_limit", 50, MAX_MISSED))
     tenants = scoped_tenants(request.args.get("tenant_id"))
     # Before 1970 there are no records (and no stream ids): start there.
-    start_us, end_us = max(0, stats.to_micros(start)), stats.to_micros(end) - 1
+    start_us, end_us = max(0, micros(start)), micros(end) - 1
     store = get_store()
     history = get_history()
     source = "redis"
@@ -136,8 +137,8 @@ def get_stats() -> tuple[Response, int]:
     return response, 200
 
 
-def _id_order(entry_id: str) -> tuple[int, int]:
-    return stats.record_key({"id": entry_id})
+def _id_order(entry_id: str) -> OutcomeId:
+    return OutcomeId.parse(entry_id)
 
 
 # -- GET /v1/calls/live/stream ---------------------------------------------------------

@@ -2,10 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from statemachine.state import CallView, Direction, wait_and_talk
+
+
+@dataclass(frozen=True, order=True)
+class OutcomeId:
+    """An outcome record's id, ``<us>-<seq>`` (``-<seq>`` optional, meaning 0): the
+    microsecond it was published at and a sequence within it. Ordered as the
+    feed is, so ids from several streams merge and a reader resumes after one."""
+
+    micros: int
+    seq: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> OutcomeId:
+        """Read an id. Raises ValueError for anything but ``<digits>[-<digits>]``."""
+        us, sep, seq = text.partition("-")
+        if not _digits(us) or (sep and not _digits(seq)):
+            raise ValueError(f"not an outcome id: {text!r}")
+        return cls(int(us), int(seq or 0))
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any]) -> OutcomeId:
+        """The id of an outcome record. Raises KeyError/ValueError."""
+        return cls.parse(str(record["id"]))
+
+    def __str__(self) -> str:
+        return f"{self.micros}-{self.seq}"
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 class Outcome(str, Enum):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from statemachine.events import isoformat
+from statemachine.outcome import OutcomeId
 from workers.breaker import Breaker, BreakerPolicy
 from workers.observability import get_logger
 from workers.settings import Settings
@@ -41,10 +42,6 @@ def _now_iso(now: float) -> str | None:
     return isoformat(datetime.fromtimestamp(now, UTC))
 
 
-def _record_micros(record_id: str) -> int:
-    return int(record_id.partition("-")[0])
-
-
 def matches(subscription: dict[str, Any], record: dict[str, Any]) -> bool:
     """Does this subscription want this outcome record?"""
     if not subscription.get("enabled", True):
@@ -55,7 +52,7 @@ def matches(subscription: dict[str, Any], record: dict[str, Any]) -> bool:
     if kinds and record["outcome"] not in kinds:
         return False
     # Only outcomes decided after the subscription was made.
-    return _record_micros(record["id"]) >= int(subscription["created_us"])
+    return OutcomeId.of(record).micros >= int(subscription["created_us"])
 
 
 def delivery_id_for(subscription_id: str, record_id: str) -> str:

@@ -60,6 +60,7 @@ from redis.lock import Lock
 from redis.retry import Retry
 
 from statemachine.events import micros, parse_time
+from statemachine.outcome import OutcomeId
 from workers.exceptions import ConcurrentUpdate
 from workers.group_commit import GroupCommit
 from workers.settings import ConfigError, Settings
@@ -1471,7 +1472,7 @@ class Store:
         """
         horizon = self.server_time_us()
         start = f"({after}" if after else "-"
-        found: list[tuple[tuple[int, int], str, dict[str, Any]]] = []
+        found: list[tuple[OutcomeId, str, dict[str, Any]]] = []
         batch = max(limit, 100)
         streams = self._outcome_streams(tenant_ids)
         cursors = dict.fromkeys(streams, start)
@@ -1488,8 +1489,8 @@ class Store:
                 for raw_id, fields in entries:
                     entry_id = _text(raw_id)
                     cursors[stream] = f"({entry_id}"
-                    key = _id_key(entry_id)
-                    if key[0] > horizon:
+                    key = OutcomeId.parse(entry_id)
+                    if key.micros > horizon:
                         exhausted.add(stream)
                         break
                     record = json.loads(
@@ -1533,7 +1534,7 @@ class Store:
         if end < start_us:
             return [], end
         batch = 1000
-        found: list[tuple[tuple[int, int], dict[str, Any]]] = []
+        found: list[tuple[OutcomeId, dict[str, Any]]] = []
         active = self._outcome_streams(tenant_ids)
         cursors = dict.fromkeys(active, str(start_us))
         while active:
@@ -1548,7 +1549,7 @@ class Store:
                     record = json.loads(
                         fields[b"record"] if b"record" in fields else fields["record"]
                     )
-                    found.append((_id_key(entry_id), {"id": entry_id, **record}))
+                    found.append((OutcomeId.parse(entry_id), {"id": entry_id, **record}))
                     cursors[stream] = f"({entry_id}"
                 if len(entries) == batch:
                     more.append(stream)
@@ -1573,11 +1574,6 @@ class Store:
     def replace_view(self, tenant_id: str, call_uuid: str, view: dict[str, Any]) -> None:
         """Overwrite a stored view (rebuild found it differs from the log's fold)."""
         self.redis.hset(call_key(tenant_id, call_uuid, self.spread), "view", dumps(view))
-
-
-def _id_key(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def _unpart(value: str) -> str:
@@ -2256,7 +2252,10 @@ class DueIndexes:
         for index, tenant in enumerate(tenant_ids):
             cursor, *newest = answers[index * step : (index + 1) * step]
             ids = [_text(entries[0][0]) for entries in newest if entries]
-            if ids and (cursor is None or max(map(_id_key, ids)) > _id_key(_text(cursor))):
+            newest_id = max(map(OutcomeId.parse, ids)) if ids else None
+            if newest_id is not None and (
+                cursor is None or newest_id > OutcomeId.parse(_text(cursor))
+            ):
                 found.append(tenant)
         return found
 

@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 import app.wallboard as wallboard
 from app import stats
+from statemachine.events import micros
 from tests.conftest import API_KEY, TENANT_KEY, TOKEN
 from workers.engine import Engine
 from workers.settings import ConfigError, Settings
@@ -25,7 +26,7 @@ US = 1_000_000
 
 
 def us(moment: datetime) -> int:
-    return stats.to_micros(moment)
+    return micros(moment)
 
 
 def iso(moment: datetime) -> str:
