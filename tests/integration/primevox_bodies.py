@@ -1,4 +1,4 @@
-"""PrimeVOX webhook bodies as the PBX sends them (as the PBX documents them).
+"""PrimeVOX webhook bodies exactly as the PBX documents and sends them.
 
 Field names and their casing are the PBX's own: ``extensionNumber`` on
 ExtensionAnswered, ``containerID`` on SMS, and so on. Every builder returns
