@@ -23,17 +23,18 @@ import contextlib
 import queue
 import signal
 import ssl
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import FrameType
+from typing import Protocol
 
 import redis
 
 from workers.breaker import Breaker
 from workers.delivery import DELIVERY_LEASE, Deliveries, Prepared, max_in_flight
+from workers.jobs import StopFlag
 from workers.observability import get_logger
 from workers.settings import Settings
 from workers.store import (
@@ -52,6 +53,12 @@ from workers.webhooks import (
 )
 
 log = get_logger("callstate.deliveries")
+
+class Stopping(Protocol):
+    """What tells the runner to stop: a StopFlag, or a threading.Event in tests."""
+
+    def is_set(self) -> bool: ...
+
 
 TICK = 0.1  # how often finished attempts are looked for (at once when one finishes)
 # How often due attempts are looked for when none finished meanwhile: one
@@ -108,17 +115,17 @@ class DeliveryRunner:
 
     # -- the loop -------------------------------------------------------------------
 
-    def run(self, stopping: threading.Event) -> None:
+    def run(self, stopping: Stopping) -> None:
         """Deliver until ``stopping`` is set, then finish the attempts under way."""
         while not stopping.is_set():
             try:
                 self.step()
             except redis.RedisError as exc:
                 log.warning("deliveries paused: redis unavailable", error=str(exc))
-                stopping.wait(1.0)
+                self._pause(stopping, 1.0)
             except Exception:
                 log.exception("delivery step failed")
-                stopping.wait(1.0)
+                self._pause(stopping, 1.0)
             self.wait(TICK)
         self.finish(min(SHUTDOWN_WAIT, self.timeout))
         self.pool.shutdown(wait=False)
@@ -280,6 +287,13 @@ class DeliveryRunner:
         self._running[prepared.subscription_id] += 1
         future.add_done_callback(self._finished.put)
 
+    def _pause(self, stopping: Stopping, seconds: float) -> None:
+        """Wait ``seconds`` (recording attempts that finish meanwhile), or less if asked
+        to stop: polled, because the stop flag may be a signal handler's plain flag."""
+        deadline = time.monotonic() + seconds
+        while not stopping.is_set() and time.monotonic() < deadline:
+            self.wait(min(TICK, max(deadline - time.monotonic(), 0.0)))
+
     def wait(self, timeout: float) -> None:
         """Sleep up to ``timeout``, waking as soon as an attempt finishes."""
         with contextlib.suppress(queue.Empty):
@@ -325,7 +339,11 @@ def run_process(
     settings: Settings, signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)
 ) -> None:
     """Run the delivery process until SIGTERM/SIGINT (``python -m workers --deliveries``)."""
-    stopping = threading.Event()
+    # A plain flag, not a threading.Event: the platform signals the whole process
+    # group and the worker's supervisor forwards its own SIGTERM, so a second
+    # signal can land while the handler is inside Event.set, whose lock is not
+    # re-entrant: the handler would wait on itself and the process never exit.
+    stopping = StopFlag()
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
         stopping.set()
