@@ -33,8 +33,8 @@ from urllib.parse import urlparse
 
 import redis
 
-from app.simulator import Post, SimulatedCall, generate_call
 from bench.service import ROOT, Service, free_port, procfile, wait_for
+from devtools.simulator import Post, SimulatedCall, generate_call
 from workers.store import PARTITIONS, STATS_KEY, pending_key, timers_key
 
 _STARTED = time.monotonic()

@@ -12,7 +12,7 @@ Four servers on this machine, in the same run:
 * **bare+Redis**: bare Flask plus one Redis Lua write per request, on our
   server: what any intake that answers only once the event is in Redis pays.
 
-The same load generator (wrk, realistic PrimeVOX bodies from app.simulator,
+The same load generator (wrk, realistic PrimeVOX bodies from devtools.simulator,
 one body list for all) hits them in rotating order. It measures:
 
 1. requests/s at saturation (wrk, closed loop), and the servers' CPU per
