@@ -20,6 +20,17 @@ class HealthChecks(StoreBase):
         except redis.RedisError:
             return False
 
+    def ping_queues(self) -> bool:
+        """True if RQ's Redis answers (nothing more to ask when it is the call-state
+        Redis: ``ping`` did). Never raises."""
+        if self.queues is self.redis:
+            return True
+        try:
+            self.queues.ping()
+        except redis.RedisError:
+            return False
+        return True
+
     def cluster_problems(self) -> tuple[list[str], list[str]]:
         """On a cluster: (what makes us unready, warnings), node by node: a node that
         does not answer, a cluster_state not ok (unready); a replica down (warning).

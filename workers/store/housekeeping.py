@@ -4,6 +4,7 @@ heartbeats, and what RQ's keys say about a job."""
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import redis
 from redis.lock import Lock
@@ -56,3 +57,8 @@ class Housekeeping(StoreBase):
             _text(status) if status is not None else None,
             _text(worker) if worker is not None else None,
         )
+
+    def job_in_rq_list(self, list_key: str, job_id: str) -> bool:
+        """Whether RQ's list ``list_key`` (named by RQ's API; on RQ's Redis) holds ``job_id``."""
+        position: Any = self.queues.lpos(list_key, job_id)
+        return position is not None
