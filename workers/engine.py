@@ -5,6 +5,9 @@ Every change follows the same path: read the call's log at a version, fold it
 with what the fold says, refusing if the log moved meanwhile. A refused commit
 is simply read and folded again, so any number of workers can work on one
 call at once and none of them overwrites a newer state.
+
+Past 400 lines on purpose: applying, deciding and rebuilding share that one
+loop and its conflict rules; apart they could drift.
 """
 
 from __future__ import annotations
