@@ -7,24 +7,28 @@ exist (404), so a key cannot probe for other tenants' call ids.
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import g
 
 from app.auth import ALL_TENANTS, require_api_key
-from app.errors import BadQuery, TenantForbidden, error_response
+from app.call_schemas import (
+    CallSchema,
+    LastEventIdHeader,
+    LiveCallArgs,
+    LiveCallListSchema,
+    MessageListSchema,
+    OutcomePageArgs,
+    OutcomePageSchema,
+)
+from app.errors import TenantForbidden, error_response
 from app.resources import get_store
+from app.rest import FORBIDDEN, UNAUTHORIZED, UNAVAILABLE, ApiBlueprint, error_doc, path_param
+from app.schema_fields import EXAMPLE_CALL_UUID, EXAMPLE_CONVERSATION
 from workers.store import Store
 
-bp = Blueprint("api", __name__, url_prefix="/v1")
-# ASCII digits only (``\d`` also takes other scripts' digits) and no trailing
-# newline (``$`` allows one): Redis refuses both, which would read as a 503.
-OUTCOME_ID = re.compile(r"^[0-9]{1,20}(-[0-9]{1,20})?\Z")
-MAX_STREAM_ID_PART = 2**64 - 1
-MAX_LIMIT = 1000
-OUTCOME_KINDS = ("answered", "missed", "voicemail", "outbound")
+bp = ApiBlueprint("api", __name__, url_prefix="/v1")
 
 
 def scoped_tenant(requested: str | None = None) -> str | None:
@@ -56,51 +60,32 @@ def every_tenant_lookup(store: Store, indexed: list[str]) -> list[str]:
     return store.tenants()
 
 
-def is_outcome_id(text: str) -> bool:
-    """Whether ``text`` is an outcome id Redis can read after: ``<us>[-<seq>]``, each a
-    64-bit unsigned, short of the very last id (nothing can follow that one)."""
-    if not OUTCOME_ID.match(text):
-        return False
-    parts = [int(part) for part in text.split("-")]
-    return max(parts) <= MAX_STREAM_ID_PART and parts != [MAX_STREAM_ID_PART] * 2
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    # isascii: "²".isdigit() is true but int("²") raises.
-    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
-        raise BadQuery(f"{name} must be a whole number from {low} to {high}")
-    return int(raw)
-
-
-def outcome_query() -> dict[str, Any]:
-    """Parse ``after``, ``limit``, ``tenant_id``, ``outcome``. Raises BadQuery/TenantForbidden."""
-    after = request.args.get("after") or request.headers.get("Last-Event-ID") or None
-    if after is not None and not is_outcome_id(after):
-        raise BadQuery("after must be an outcome id such as 1764063000123456-0")
-    outcome = request.args.get("outcome") or None
-    if outcome is not None and outcome not in OUTCOME_KINDS:
-        raise BadQuery(f"outcome must be one of {', '.join(OUTCOME_KINDS)}")
+def outcome_query(args: dict[str, Any]) -> dict[str, Any]:
+    """The outcome reading ``args`` (OutcomeArgs) asks for, in the key's tenants.
+    Raises TenantForbidden."""
     return {
-        "after": after,
-        "limit": _int_arg("limit", 100, 1, MAX_LIMIT),
-        "outcome": outcome,
-        "tenants": scoped_tenants(request.args.get("tenant_id")),
+        "after": args.get("after"),
+        "limit": args.get("limit"),
+        "outcome": args.get("outcome"),
+        "tenants": scoped_tenants(args.get("tenant_id")),
         # An admin key with no tenant filter follows tenants that appear later too.
-        "all_tenants": g.scope == ALL_TENANTS and not request.args.get("tenant_id"),
+        "all_tenants": g.scope == ALL_TENANTS and not args.get("tenant_id"),
     }
 
 
-@bp.get("/calls/live")
+@bp.get("/calls/live", tags=["calls"])
 @require_api_key
-def live_calls() -> Response:
-    """Calls that started and have not ended, optionally filtered."""
-    tenants = scoped_tenants(request.args.get("tenant_id"))
-    container = request.args.get("container_id")
-    queue = request.args.get("queue")
-    return jsonify({"calls": filter_live(get_store().live_calls(tenants), container, queue)})
+@bp.arguments(LiveCallArgs, location="query")
+@bp.response(200, LiveCallListSchema, description="the live calls")
+@bp.alt_response(401, **UNAUTHORIZED)
+@bp.alt_response(403, **FORBIDDEN)
+@bp.alt_response(503, **UNAVAILABLE)
+@bp.doc(operationId="listLiveCalls")
+def live_calls(args: dict[str, str]) -> dict[str, Any]:
+    """Calls that have started and not ended, oldest first"""
+    tenants = scoped_tenants(args.get("tenant_id"))
+    calls = get_store().live_calls(tenants)
+    return {"calls": filter_live(calls, args.get("container_id"), args.get("queue"))}
 
 
 def filter_live(
@@ -115,10 +100,19 @@ def filter_live(
     ]
 
 
-@bp.get("/calls/<call_uuid>")
+@bp.get(
+    "/calls/<call_uuid>",
+    tags=["calls"],
+    parameters=[path_param("call_uuid", "the PBX's callUuid", EXAMPLE_CALL_UUID)],
+)
 @require_api_key
-def get_call(call_uuid: str) -> tuple[Response, int]:
-    """One call with its outcome and event log; 404 if unknown or another tenant's."""
+@bp.response(200, CallSchema, description="the call")
+@bp.alt_response(401, **UNAUTHORIZED)
+@bp.alt_response(404, **error_doc("no such call, or another tenant's"))
+@bp.alt_response(503, **UNAVAILABLE)
+@bp.doc(operationId="getCall")
+def get_call(call_uuid: str) -> Any:
+    """One call with its latest outcome and its event log"""
     store = get_store()
     # An every-tenant key looks only where the call was posted (an index kept at
     # intake), never tenant by tenant.
@@ -126,26 +120,43 @@ def get_call(call_uuid: str) -> tuple[Response, int]:
     for tenant in tenants:
         call = store.get_call(tenant, call_uuid)
         if call is not None:
-            return jsonify(call), 200
+            return call
     return error_response(404, "no such call")
 
 
-@bp.get("/outcomes")
+@bp.get("/outcomes", tags=["outcomes"])
 @require_api_key
-def outcomes() -> Response:
-    """Outcome records in the order they were decided, paged with ``after``."""
-    query = outcome_query()
+@bp.arguments(LastEventIdHeader, location="headers")
+@bp.arguments(OutcomePageArgs, location="query")
+@bp.response(200, OutcomePageSchema, description="a page of records")
+@bp.alt_response(400, **error_doc("a bad after, limit or outcome"))
+@bp.alt_response(401, **UNAUTHORIZED)
+@bp.alt_response(403, **FORBIDDEN)
+@bp.alt_response(503, **UNAVAILABLE)
+@bp.doc(operationId="listOutcomes")
+def outcomes(_headers: dict[str, str], args: dict[str, Any]) -> dict[str, Any]:
+    """Final outcome records in the order they were decided"""
+    query = outcome_query(args)
     records, cursor = get_store().read_outcomes(
         query["tenants"], after=query["after"], limit=query["limit"], outcome=query["outcome"]
     )
     more = len(records) >= query["limit"]
-    return jsonify({"outcomes": records, "next": cursor if more else None})
+    return {"outcomes": records, "next": cursor if more else None}
 
 
-@bp.get("/conversations/<conversation_id>/messages")
+@bp.get(
+    "/conversations/<conversation_id>/messages",
+    tags=["sms"],
+    parameters=[path_param("conversation_id", "the PBX's conversationID", EXAMPLE_CONVERSATION)],
+)
 @require_api_key
-def messages(conversation_id: str) -> tuple[Response, int]:
-    """The messages of one SMS conversation, oldest first."""
+@bp.response(200, MessageListSchema, description="the messages")
+@bp.alt_response(401, **UNAUTHORIZED)
+@bp.alt_response(404, **error_doc("no such conversation, or another tenant's"))
+@bp.alt_response(503, **UNAVAILABLE)
+@bp.doc(operationId="listMessages")
+def messages(conversation_id: str) -> Any:
+    """The messages of one SMS conversation, oldest first"""
     store = get_store()
     found: list[dict[str, Any]] = []
     tenants = every_tenant_lookup(store, store.conversation_tenants(conversation_id))
@@ -154,19 +165,4 @@ def messages(conversation_id: str) -> tuple[Response, int]:
     if not found:
         return error_response(404, "no such conversation")
     found.sort(key=lambda r: (r["received_at"], r["id"]))
-    return jsonify({"messages": [_message(r) for r in found]}), 200
-
-
-def _message(record: dict[str, Any]) -> dict[str, Any]:
-    data = record["data"]
-    return {
-        "id": record["id"],
-        "conversation_id": data["conversation_id"],
-        "tenant_id": record["tenant_id"],
-        "container_id": record["container_id"],
-        "direction": data["direction"],
-        "from": data["from_number"],
-        "to": data["to_number"],
-        "text": data["text"],
-        "received_at": record["received_at"],
-    }
+    return {"messages": found}

@@ -26,8 +26,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from app import history_csv, stats
-from app.api import MAX_LIMIT, OUTCOME_KINDS, scoped_tenant
+from app.api import scoped_tenant
 from app.auth import require_api_key
+from app.call_schemas import MAX_LIMIT, OUTCOME_KINDS
 from app.errors import BadQuery, error_response
 from statemachine.events import micros
 from workers.history.archiver import lag

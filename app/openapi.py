@@ -14,22 +14,45 @@ from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
-from apispec import APISpec
-from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Blueprint, Response, jsonify
-from marshmallow import EXCLUDE, Schema, fields, validate
+from flask import Blueprint, Flask, Response, jsonify
+from marshmallow import Schema, fields, validate
 
 from app import openapi_supervisor
-from app.api import MAX_LIMIT, OUTCOME_KINDS
+from app.call_schemas import (
+    OUTCOME_KINDS,
+    CallEventSchema,
+    CallHistoryPageSchema,
+    CallSchema,
+    DidSchema,
+    LiveCallListSchema,
+    LiveCallSchema,
+    LiveSnapshotSchema,
+    MessageListSchema,
+    MessageSchema,
+    OutcomePageSchema,
+    OutcomeRecordSchema,
+    PartySchema,
+    party,
+)
 from app.docs_page import json_text, prose
 from app.docs_page import render as render_docs_page
 from app.history import CallSearchArgs
-from app.openapi_webhooks import (
+from app.openapi_webhooks import add_webhook_schemas
+from app.rest import ApiBlueprint, DocumentedApi, sse_event
+from app.schema_fields import (
     EXAMPLE_CALL_UUID,
-    EXAMPLE_CONTAINER,
     EXAMPLE_CONVERSATION,
+    EXAMPLE_OUTCOME_ID,
+    EXAMPLE_SUBSCRIPTION,
     EXAMPLE_TENANT,
-    add_webhook_schemas,
+    EXAMPLE_TIME,
+    OUTCOME_ID_PATTERN,
+    Answer,
+    ErrorAnswer,
+    Timestamp,
+    ex,
+    text,
+    time_field,
 )
 from app.stats import GROUPINGS
 from app.subscriptions import RotateSchema, SubscriptionSchema
@@ -40,226 +63,12 @@ bp.add_app_template_filter(prose, "prose")
 bp.add_app_template_filter(json_text, "json_text")
 
 OPENAPI_VERSION = "3.1.0"
-OUTCOME_ID_PATTERN = r"^[0-9]{1,20}(-[0-9]{1,20})?$"
-EXAMPLE_TIME = "2025-11-25T10:00:00.000000Z"
-EXAMPLE_OUTCOME_ID = "1764064805123456-0"
-EXAMPLE_SUBSCRIPTION = "sub_3f9a1c0d2e4b6a8c"
-
-
-def _ex(value: Any, description: str | None = None) -> dict[str, Any]:
-    """Field metadata: an example, and a description when the name does not say it all."""
-    meta: dict[str, Any] = {"example": value}
-    if description:
-        meta["description"] = description
-    return meta
-
-
-def _time(description: str, *, nullable: bool = True) -> fields.DateTime:
-    return fields.DateTime(
-        required=True, allow_none=nullable, metadata=_ex(EXAMPLE_TIME, description + " (UTC)")
-    )
-
-
-def _text(example: Any, description: str | None = None, *, nullable: bool = True) -> fields.String:
-    return fields.String(required=True, allow_none=nullable, metadata=_ex(example, description))
-
+_ex = ex
+_text = text
+_time = time_field
+Doc = Answer
 
 # -- response schemas ----------------------------------------------------------------
-
-
-class Doc(Schema):
-    """A response schema. Open (no additionalProperties: false): the API may add fields."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-
-class PartyDoc(Doc):
-    """A person or extension: a number and a name, either possibly empty."""
-
-    number = fields.String(required=True, metadata=_ex("101"))
-    name = fields.String(required=True, metadata=_ex("Alice Émond"))
-
-
-class DidDoc(Doc):
-    """The customer's number that was called, as the PBX describes it."""
-
-    number = fields.String(required=True, metadata=_ex("+15550001000"))
-    description = fields.String(required=True, metadata=_ex("Main line, front desk"))
-    group = fields.String(required=True, metadata=_ex("Sales & Support"))
-
-
-def _party(description: str, *, example_null: bool = False) -> fields.Nested:
-    meta: dict[str, Any] = {"description": description}
-    if example_null:
-        meta["example"] = None
-    return fields.Nested(PartyDoc, required=True, allow_none=True, metadata=meta)
-
-
-LIVE_STATES = ("new", "queued", "ringing", "answered", "dialing")
-
-
-class LiveCallDoc(Doc):
-    """A call as the engine sees it now."""
-
-    call_uuid = _text(EXAMPLE_CALL_UUID, "the PBX's callUuid", nullable=False)
-    tenant_id = _text(EXAMPLE_TENANT, nullable=False)
-    container_id = _text(EXAMPLE_CONTAINER, "empty when no event carried one", nullable=False)
-    direction = fields.String(
-        required=True, validate=validate.OneOf(("inbound", "outbound")), metadata=_ex("inbound")
-    )
-    state = fields.String(
-        required=True,
-        validate=validate.OneOf(LIVE_STATES),
-        metadata=_ex("ringing", "new, queued, ringing, answered or dialing (outbound)"),
-    )
-    caller = _party("who called (null for outbound calls)")
-    did = fields.Nested(
-        DidDoc,
-        required=True,
-        allow_none=True,
-        metadata={"description": "the number called, when an InboundCall was seen"},
-    )
-    number_dialed = _text(None, "outbound: the number the extension dialed")
-    extension = _party("outbound: the extension that placed the call", example_null=True)
-    queue = _text("600", "the queue the caller entered")
-    ring_group = _text(None, "the ring group the caller entered")
-    ringing = fields.List(
-        fields.Nested(PartyDoc),
-        required=True,
-        metadata={"description": "extensions ringing now"},
-    )
-    rang = fields.List(
-        fields.Nested(PartyDoc),
-        required=True,
-        metadata={"description": "extensions that rang, in order, no repeats"},
-    )
-    answered_by = _party("the first extension to answer", example_null=True)
-    started_at = _time("the call's first event")
-    answered_at = _time("when it was answered")
-    ended_at = _time("when it ended; null while live")
-    last_event_at = _time("the call's latest event")
-
-
-class CallEventDoc(Doc):
-    """One entry of a call's event log: the event as the PBX sent it."""
-
-    event_type = fields.String(required=True, metadata=_ex("ringAttempt"))
-    received_at = _time("when the engine received it", nullable=False)
-    fields_ = fields.Dict(
-        data_key="fields",
-        keys=fields.String(),
-        values=fields.String(),
-        required=True,
-        metadata=_ex(
-            {
-                "eventType": "ringAttempt",
-                "eventTarget": "extension",
-                "tenantId": EXAMPLE_TENANT,
-                "callUuid": EXAMPLE_CALL_UUID,
-                "extNumber": "101",
-                "extName": "Alice Émond",
-            },
-            "the body's fields, as sent",
-        ),
-    )
-
-
-class OutcomeRecordDoc(Doc):
-    """What happened to one call; a later revision supersedes an earlier one."""
-
-    id = fields.String(
-        required=True,
-        validate=validate.Regexp(OUTCOME_ID_PATTERN),
-        metadata=_ex(
-            EXAMPLE_OUTCOME_ID, "record id, increasing; use with after= and Last-Event-ID"
-        ),
-    )
-    revision = fields.Integer(
-        required=True, validate=validate.Range(min=1), metadata=_ex(1, "1, then 2, 3… if revised")
-    )
-    call_uuid = _text(EXAMPLE_CALL_UUID, nullable=False)
-    tenant_id = _text(EXAMPLE_TENANT, nullable=False)
-    container_id = _text(EXAMPLE_CONTAINER, nullable=False)
-    direction = fields.String(
-        required=True, validate=validate.OneOf(("inbound", "outbound")), metadata=_ex("inbound")
-    )
-    outcome = fields.String(
-        required=True, validate=validate.OneOf(OUTCOME_KINDS), metadata=_ex("answered")
-    )
-    missed_reason = fields.String(
-        required=True,
-        allow_none=True,
-        validate=validate.OneOf(("abandoned", "no_answer", "unrouted")),
-        metadata=_ex(None, "for missed calls: abandoned, no_answer or unrouted"),
-    )
-    answered_by = _party("the extension that answered")
-    voicemail_box = _party("for voicemail: the box", example_null=True)
-    caller = _party("who called")
-    did = fields.Nested(DidDoc, required=True, allow_none=True)
-    number_dialed = _text(None, "outbound: the number dialed")
-    extension = _party("outbound: the extension that placed the call", example_null=True)
-    queue = _text("600")
-    ring_group = _text(None)
-    rang = fields.List(
-        fields.Nested(PartyDoc),
-        required=True,
-        metadata={"description": "extensions that rang, in order, no repeats"},
-    )
-    started_at = _time("the call's first event")
-    answered_at = _time("when it was answered")
-    ended_at = _time("when it ended", nullable=False)
-    wait_seconds = fields.Float(
-        required=True,
-        allow_none=True,
-        metadata=_ex(12.5, "start to answer, or start to end when unanswered; null if unknown"),
-    )
-    talk_seconds = fields.Float(
-        required=True,
-        allow_none=True,
-        metadata=_ex(95.2, "answer to end; 0 when unanswered; null if unknown"),
-    )
-    ended_by = fields.String(
-        required=True, validate=validate.OneOf(("hangup", "timeout")), metadata=_ex("hangup")
-    )
-
-
-class CallDoc(LiveCallDoc):
-    """One call: its state, its latest outcome and its event log."""
-
-    state = fields.String(
-        required=True,
-        validate=validate.OneOf((*LIVE_STATES, "ended")),
-        metadata=_ex("ended"),
-    )
-    answered_by = _party("the first extension to answer")
-    outcome = fields.Nested(
-        OutcomeRecordDoc,
-        required=True,
-        allow_none=True,
-        metadata={"description": "the latest outcome revision; null until decided"},
-    )
-    events = fields.List(
-        fields.Nested(CallEventDoc),
-        required=True,
-        metadata={"description": "the call's event log, in received order"},
-    )
-
-
-class MessageDoc(Doc):
-    """One SMS/MMS message."""
-
-    id = _text("5d41402abc4b2a76b9719d911017c592", "event id", nullable=False)
-    conversation_id = _text(EXAMPLE_CONVERSATION, nullable=False)
-    tenant_id = _text(EXAMPLE_TENANT, nullable=False)
-    container_id = _text(EXAMPLE_CONTAINER, nullable=False)
-    direction = fields.String(
-        required=True, validate=validate.OneOf(("inbound", "outbound")), metadata=_ex("inbound")
-    )
-    from_ = fields.String(data_key="from", required=True, metadata=_ex("+15551230000"))
-    to = fields.String(required=True, metadata=_ex("+15550001000"))
-    text = fields.String(required=True, metadata=_ex("Can you call me back?"))
-    received_at = _time("when the engine received it", nullable=False)
 
 
 class BreakerDoc(Doc):
@@ -348,50 +157,8 @@ class DeliveryDoc(Doc):
     next_attempt_at = _time("the next attempt, if one is due")
     delivered_at = _time("when a receiver took it (2xx)")
     payload = fields.Nested(
-        OutcomeRecordDoc, required=True, metadata={"description": "the body posted"}
+        OutcomeRecordSchema, required=True, metadata={"description": "the body posted"}
     )
-
-
-class CallHistoryPageDoc(Doc):
-    """A page of call history: each call as its latest outcome record, newest start first."""
-
-    calls = fields.List(fields.Nested(OutcomeRecordDoc), required=True)
-    next = fields.String(
-        required=True,
-        allow_none=True,
-        metadata=_ex(None, "pass as cursor= for the next page; null: this was the last"),
-    )
-
-
-class ErrorDoc(Doc):
-    """Every error answer."""
-
-    error = fields.String(required=True, metadata=_ex("no such call"))
-    fields_ = fields.Dict(
-        data_key="fields",
-        metadata=_ex(
-            {"tenantId": ["tenantId is missing"]}, "for invalid bodies: the problem with each field"
-        ),
-    )
-
-
-class LiveCallListDoc(Doc):
-    calls = fields.List(fields.Nested(LiveCallDoc), required=True)
-
-
-class OutcomePageDoc(Doc):
-    outcomes = fields.List(fields.Nested(OutcomeRecordDoc), required=True)
-    next = fields.String(
-        required=True,
-        allow_none=True,
-        metadata=_ex(
-            EXAMPLE_OUTCOME_ID, "pass as after= for the next page; null when this page was the last"
-        ),
-    )
-
-
-class MessageListDoc(Doc):
-    messages = fields.List(fields.Nested(MessageDoc), required=True)
 
 
 class SubscriptionListDoc(Doc):
@@ -450,13 +217,6 @@ class ReadyDoc(Doc):
         metadata=_ex([], "Redis settings that put accepted events at risk; archive lag"),
     )
     history = fields.Nested(HistoryHealthDoc, required=True)
-
-
-class LiveSnapshotDoc(Doc):
-    """One event of the live-calls stream: every live call, as ``/v1/calls/live`` lists them."""
-
-    calls = fields.List(fields.Nested(LiveCallDoc), required=True)
-    server_time = _time("when the snapshot was taken", nullable=False)
 
 
 def _count(description: str) -> fields.Integer:
@@ -539,11 +299,11 @@ class MissedCallDoc(Doc):
     id = _text(EXAMPLE_OUTCOME_ID, "the outcome record's id", nullable=False)
     call_uuid = _text(EXAMPLE_CALL_UUID, nullable=False)
     tenant_id = _text(EXAMPLE_TENANT, nullable=False)
-    caller = _party("who called")
-    did = fields.Nested(DidDoc, required=True, allow_none=True)
+    caller = party("who called")
+    did = fields.Nested(DidSchema, required=True, allow_none=True)
     queue = _text("600")
     ring_group = _text(None)
-    rang = fields.List(fields.Nested(PartyDoc), required=True)
+    rang = fields.List(fields.Nested(PartySchema), required=True)
     missed_reason = fields.String(
         required=True,
         allow_none=True,
@@ -583,20 +343,20 @@ class StatsDoc(Doc):
 
 
 RESPONSE_SCHEMAS: dict[str, type[Schema]] = {
-    "Party": PartyDoc,
-    "Did": DidDoc,
-    "LiveCall": LiveCallDoc,
-    "CallEvent": CallEventDoc,
-    "OutcomeRecord": OutcomeRecordDoc,
-    "Call": CallDoc,
-    "Message": MessageDoc,
+    "Party": PartySchema,
+    "Did": DidSchema,
+    "LiveCall": LiveCallSchema,
+    "CallEvent": CallEventSchema,
+    "OutcomeRecord": OutcomeRecordSchema,
+    "Call": CallSchema,
+    "Message": MessageSchema,
     "Subscription": SubscriptionDoc,
     "SubscriptionWithSecret": SubscriptionWithSecretDoc,
     "Delivery": DeliveryDoc,
-    "Error": ErrorDoc,
-    "LiveCallList": LiveCallListDoc,
-    "OutcomePage": OutcomePageDoc,
-    "MessageList": MessageListDoc,
+    "Error": ErrorAnswer,
+    "LiveCallList": LiveCallListSchema,
+    "OutcomePage": OutcomePageSchema,
+    "MessageList": MessageListSchema,
     "SubscriptionList": SubscriptionListDoc,
     "DeliveryList": DeliveryListDoc,
     "Replayed": ReplayedDoc,
@@ -604,8 +364,8 @@ RESPONSE_SCHEMAS: dict[str, type[Schema]] = {
     "Health": HealthDoc,
     "HistoryHealth": HistoryHealthDoc,
     "Ready": ReadyDoc,
-    "CallHistoryPage": CallHistoryPageDoc,
-    "LiveSnapshot": LiveSnapshotDoc,
+    "CallHistoryPage": CallHistoryPageSchema,
+    "LiveSnapshot": LiveSnapshotSchema,
     "StatsFigures": StatsFiguresDoc,
     "StatsGroup": StatsGroupDoc,
     "StatsWindow": StatsWindowDoc,
@@ -693,29 +453,6 @@ TOO_MANY_STREAMS = {
 }
 
 
-def sse_event(event: str, data_schema: str, *, id_pattern: bool = False) -> dict[str, Any]:
-    """One Server-Sent Event as a schema (as OpenAPI 3.2's ``itemSchema`` has it):
-    ``event``, ``id`` and ``data``, the JSON text of ``data_schema``."""
-    properties: dict[str, Any] = {
-        "event": {"type": "string", "enum": [event]},
-        "data": {
-            "type": "string",
-            "contentMediaType": "application/json",
-            "contentSchema": {"$ref": f"#/components/schemas/{data_schema}"},
-        },
-        "id": {"type": "string"},
-        "retry": {"type": "integer", "minimum": 0},
-    }
-    if id_pattern:
-        properties["id"]["pattern"] = OUTCOME_ID_PATTERN
-    return {
-        "type": "object",
-        "description": f"each event: `event: {event}`, `data:` the JSON of a {data_schema}",
-        "properties": properties,
-        "required": ["event", "data"],
-    }
-
-
 def _paths() -> dict[str, dict[str, Any]]:
     """Every endpoint: path -> method -> operation (schemas named or as marshmallow classes)."""
     intake_responses = {
@@ -783,20 +520,6 @@ def _paths() -> dict[str, dict[str, Any]]:
                 "requestBody": intake_body,
                 "responses": intake_responses,
                 "security": [{"webhookBasic": []}],
-            }
-        },
-        "/v1/calls/live": {
-            "get": {
-                "tags": ["calls"],
-                "operationId": "listLiveCalls",
-                "summary": "Calls that have started and not ended, oldest first",
-                "parameters": LIVE_FILTERS,
-                "responses": {
-                    "200": _json(LiveCallListDoc, "the live calls"),
-                    "401": UNAUTHORIZED,
-                    "403": FORBIDDEN,
-                    "503": UNAVAILABLE,
-                },
             }
         },
         "/v1/calls/live/stream": {
@@ -885,7 +608,7 @@ def _paths() -> dict[str, dict[str, Any]]:
                     "200": {
                         "description": "a page of calls, or the CSV",
                         "content": {
-                            "application/json": {"schema": CallHistoryPageDoc},
+                            "application/json": {"schema": CallHistoryPageSchema},
                             "text/csv": {"schema": {"type": "string"}},
                         },
                     },
@@ -894,89 +617,6 @@ def _paths() -> dict[str, dict[str, Any]]:
                     "403": FORBIDDEN,
                     "501": _error("history is not configured (no DATABASE_URL)"),
                     "503": _error("the history database is unavailable: retry"),
-                },
-            }
-        },
-        "/v1/calls/{call_uuid}": {
-            "get": {
-                "tags": ["calls"],
-                "operationId": "getCall",
-                "summary": "One call with its latest outcome and its event log",
-                "parameters": [_path("call_uuid", "the PBX's callUuid", EXAMPLE_CALL_UUID)],
-                "responses": {
-                    "200": _json(CallDoc, "the call"),
-                    "401": UNAUTHORIZED,
-                    "404": _error("no such call, or another tenant's"),
-                    "503": UNAVAILABLE,
-                },
-            }
-        },
-        "/v1/outcomes": {
-            "get": {
-                "tags": ["outcomes"],
-                "operationId": "listOutcomes",
-                "summary": "Final outcome records in the order they were decided",
-                "parameters": [
-                    *OUTCOME_FILTERS,
-                    _query(
-                        "limit",
-                        "page size",
-                        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100},
-                    ),
-                    LAST_EVENT_ID,
-                ],
-                "responses": {
-                    "200": _json(OutcomePageDoc, "a page of records"),
-                    "400": _error("a bad after, limit or outcome"),
-                    "401": UNAUTHORIZED,
-                    "403": FORBIDDEN,
-                    "503": UNAVAILABLE,
-                },
-            }
-        },
-        "/v1/outcomes/stream": {
-            "get": {
-                "tags": ["outcomes"],
-                "operationId": "streamOutcomes",
-                "summary": "Outcome records as Server-Sent Events",
-                "description": "Every record after Last-Event-ID (or after=), then new ones as "
-                "they are decided: `id: <record id>`, `event: outcome`, `data: <the record "
-                "as JSON, an OutcomeRecord>`, and a keep-alive comment every 15 s. The "
-                "stream closes after STREAM_MAX_SECONDS; reconnect with Last-Event-ID and "
-                "nothing is skipped.",
-                "parameters": [*OUTCOME_FILTERS, LAST_EVENT_ID],
-                "responses": {
-                    "200": {
-                        "description": "the event stream",
-                        "content": {
-                            "text/event-stream": {
-                                "schema": sse_event("outcome", "OutcomeRecord", id_pattern=True),
-                                "example": f"id: {EXAMPLE_OUTCOME_ID}\nevent: outcome\n"
-                                f'data: {{"id": "{EXAMPLE_OUTCOME_ID}", "outcome": "missed", '
-                                '"revision": 1, ...}\n\n',
-                            }
-                        },
-                    },
-                    "400": _error("a bad after, Last-Event-ID or outcome"),
-                    "401": UNAUTHORIZED,
-                    "403": FORBIDDEN,
-                    "503": TOO_MANY_STREAMS,
-                },
-            }
-        },
-        "/v1/conversations/{conversation_id}/messages": {
-            "get": {
-                "tags": ["sms"],
-                "operationId": "listMessages",
-                "summary": "The messages of one SMS conversation, oldest first",
-                "parameters": [
-                    _path("conversation_id", "the PBX's conversationID", EXAMPLE_CONVERSATION)
-                ],
-                "responses": {
-                    "200": _json(MessageListDoc, "the messages"),
-                    "401": UNAUTHORIZED,
-                    "404": _error("no such conversation, or another tenant's"),
-                    "503": UNAVAILABLE,
                 },
             }
         },
@@ -1199,34 +839,52 @@ def _version() -> str:
         return "0"
 
 
+INFO = {
+    "description": "What happened to every call, live and afterwards: callstate "
+    "receives the webhooks a PrimeVOX PBX posts for every call step and SMS, and "
+    "answers live calls, outcome records and SMS conversations. Every list answers "
+    "a JSON object with the list under a plural key; every error answers "
+    '`{"error": "<what was wrong>"}` with its status. Timestamps are ISO-8601 UTC.'
+}
+TAGS = [
+    {"name": "webhook intake", "description": "where the PBX posts"},
+    {"name": "calls", "description": "live calls and one call's history"},
+    {"name": "outcomes", "description": "what happened to each call that ended"},
+    {"name": "sms", "description": "SMS/MMS conversations"},
+    {"name": "subscriptions", "description": "outcome records pushed as webhooks"},
+    {"name": "statistics", "description": "call-centre figures and the wallboard"},
+    {"name": "supervisor", "description": "the extension board and callbacks"},
+    {"name": "operations", "description": "health, metrics and this description"},
+]
+
+
+def _documented_blueprints() -> list[ApiBlueprint]:
+    """The blueprints whose operations are generated from their routes' schemas."""
+    from app import api, stream
+
+    return [api.bp, stream.bp]
+
+
 def build_spec() -> dict[str, Any]:
-    """Build the OpenAPI document as a dict."""
-    plugin = MarshmallowPlugin()
-    spec = APISpec(
-        title="callstate",
-        version=_version(),
-        openapi_version=OPENAPI_VERSION,
-        plugins=[plugin],
-        info={
-            "description": "What happened to every call, live and afterwards: callstate "
-            "receives the webhooks a PrimeVOX PBX posts for every call step and SMS, and "
-            "answers live calls, outcome records and SMS conversations. Every list answers "
-            "a JSON object with the list under a plural key; every error answers "
-            '`{"error": "<what was wrong>"}` with its status. Timestamps are ISO-8601 UTC.'
+    """Build the OpenAPI document as a dict.
+
+    The operations of the documented blueprints are generated by flask-smorest
+    from their routes, on an app of their own (the document needs no Redis
+    and no settings); the other operations are written out in ``_paths()``.
+    """
+    api = DocumentedApi(
+        Flask(__name__),
+        spec_kwargs={
+            "title": "callstate",
+            "version": _version(),
+            "openapi_version": OPENAPI_VERSION,
+            "info": INFO,
+            "security": BEARER,
         },
-        tags=[
-            {"name": "webhook intake", "description": "where the PBX posts"},
-            {"name": "calls", "description": "live calls and one call's history"},
-            {"name": "outcomes", "description": "what happened to each call that ended"},
-            {"name": "sms", "description": "SMS/MMS conversations"},
-            {"name": "subscriptions", "description": "outcome records pushed as webhooks"},
-            {"name": "statistics", "description": "call-centre figures and the wallboard"},
-            {"name": "supervisor", "description": "the extension board and callbacks"},
-            {"name": "operations", "description": "health, metrics and this description"},
-        ],
-        security=BEARER,
     )
-    plugin.map_to_openapi_type(fields.Url, "string", "uri")  # type: ignore[no-untyped-call]
+    api.register_field(fields.Url, "string", "uri")
+    api.register_field(Timestamp, "string", "date-time")
+    spec, plugin = api.spec, api.ma_plugin
     spec.components.security_scheme(
         "bearerAuth",
         {
@@ -1247,9 +905,28 @@ def build_spec() -> dict[str, Any]:
         doc = schema.__dict__.get("__doc__")
         spec.components.schema(name, {"description": doc} if doc else None, schema=schema)
     add_webhook_schemas(spec, plugin)
+    for blueprint in _documented_blueprints():
+        api.register_blueprint(blueprint)
     for path, operations in {**_paths(), **openapi_supervisor.paths()}.items():
         spec.path(path=path, operations=operations)
-    return spec.to_dict()
+    document: dict[str, Any] = spec.to_dict()
+    # flask-smorest adds a tag per blueprint; the document's tags are ours.
+    document["tags"] = TAGS
+    _as_written_out(document["paths"])
+    return document
+
+
+def _as_written_out(paths: dict[str, dict[str, Any]]) -> None:
+    """Generated operations in the shape of the rest of the document: path-level
+    parameters (where flask-smorest puts a route's) moved into each operation,
+    where /docs reads them, and a docstring's wrapped lines joined into one paragraph."""
+    for item in paths.values():
+        shared = item.pop("parameters", [])
+        for operation in item.values():
+            if shared:
+                operation["parameters"] = [*shared, *operation.get("parameters", [])]
+            if "description" in operation:
+                operation["description"] = " ".join(operation["description"].split("\n"))
 
 
 @lru_cache(maxsize=1)

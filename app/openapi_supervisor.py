@@ -195,8 +195,8 @@ def paths() -> dict[str, dict[str, Any]]:
         _json,
         _path,
         _query,
-        sse_event,
     )
+    from app.rest import sse_event
 
     status = _query(
         "status",

@@ -23,15 +23,23 @@ from types import FrameType
 from typing import Any
 
 import redis
-from flask import Blueprint, Response, current_app, request, stream_with_context
+from flask import Response, current_app, request, stream_with_context
 
-from app.api import is_outcome_id, outcome_query
+from app.api import outcome_query
 from app.auth import require_api_key
+from app.call_schemas import (
+    LastEventIdHeader,
+    OutcomePageArgs,
+    OutcomeRecordSchema,
+    is_outcome_id,
+)
 from app.errors import BadQuery, error_response
 from app.resources import get_store
+from app.rest import FORBIDDEN, TOO_MANY_STREAMS, UNAUTHORIZED, ApiBlueprint, error_doc, sse_event
+from app.schema_fields import EXAMPLE_OUTCOME_ID
 from workers.settings import Settings
 
-bp = Blueprint("stream", __name__, url_prefix="/v1")
+bp = ApiBlueprint("stream", __name__, url_prefix="/v1")
 
 POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 15.0
@@ -148,15 +156,44 @@ def event_stream(events: Iterator[str]) -> Response:
     return response
 
 
+OUTCOME_RECORD = OutcomeRecordSchema()
+
+
 def sse(record: dict[str, Any]) -> str:
-    return f"id: {record['id']}\nevent: outcome\ndata: {json.dumps(record, sort_keys=True)}\n\n"
+    """One outcome record as a Server-Sent Event, dumped through its schema."""
+    data = json.dumps(OUTCOME_RECORD.dump(record), sort_keys=True)
+    return f"id: {record['id']}\nevent: outcome\ndata: {data}\n\n"
 
 
-@bp.get("/outcomes/stream")
+@bp.get("/outcomes/stream", tags=["outcomes"])
 @require_api_key
-def outcome_stream() -> Response | tuple[Response, int]:
-    """Every outcome record after ``Last-Event-ID``/``after``, then new ones as they come."""
-    query = outcome_query()
+# limit is read (and checked) as on /v1/outcomes, though a stream pages by itself.
+@bp.arguments(LastEventIdHeader, location="headers")
+@bp.arguments(OutcomePageArgs, location="query")
+@bp.response(
+    200,
+    sse_event("outcome", "OutcomeRecord", id_pattern=True),
+    content_type="text/event-stream",
+    description="the event stream",
+    example=f"id: {EXAMPLE_OUTCOME_ID}\nevent: outcome\n"
+    f'data: {{"id": "{EXAMPLE_OUTCOME_ID}", "outcome": "missed", "revision": 1, ...}}\n\n',
+)
+@bp.alt_response(400, **error_doc("a bad after, Last-Event-ID or outcome"))
+@bp.alt_response(401, **UNAUTHORIZED)
+@bp.alt_response(403, **FORBIDDEN)
+@bp.alt_response(503, **TOO_MANY_STREAMS)
+@bp.doc(operationId="streamOutcomes")
+def outcome_stream(
+    _headers: dict[str, str], args: dict[str, Any]
+) -> Response | tuple[Response, int]:
+    """Outcome records as Server-Sent Events
+
+    Every record after Last-Event-ID (or after=), then new ones as they are decided:
+    `id: <record id>`, `event: outcome`, `data: <the record as JSON, an OutcomeRecord>`,
+    and a keep-alive comment every 15 s. The stream closes after STREAM_MAX_SECONDS;
+    reconnect with Last-Event-ID and nothing is skipped.
+    """
+    query = outcome_query(args)
     # An EventSource reconnects to the URL it was made with (any ?after= too)
     # and sends the id of the last record it got: resume from there.
     last_event_id = request.headers.get("Last-Event-ID")

@@ -14,8 +14,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from app.api import OUTCOME_KINDS
 from app.auth import ALL_TENANTS, require_api_key
+from app.call_schemas import OUTCOME_KINDS
 from app.errors import BadQuery, error_response
 from app.resources import get_store
 from statemachine.events import isoformat

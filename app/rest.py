@@ -1,0 +1,207 @@
+"""flask-smorest, set up to answer the way the rest of the API does.
+
+Routes of an :class:`ApiBlueprint` dump their answers through the response
+schema that documents them (``@bp.response``) and parse their query arguments
+with schemas (``@bp.arguments(..., location="query")``); the OpenAPI operations
+are generated from the same declarations (app/openapi.py).
+
+What differs from flask-smorest's defaults, to keep the API's answers:
+
+- A query argument that does not parse answers 400 ``{"error": "<the field's
+  message>"}`` (BadQuery, app/errors.py), not webargs' 422: each field says
+  what was wrong in the words the API always used, and when several are wrong
+  the first declared field speaks.
+- Errors are answered by app/errors.py alone; flask-smorest's error handler and
+  its generated ``default``/422 responses are off. Error answers are documented
+  where they can happen, with the Error schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn, TypeVar
+
+import flask
+from flask_smorest import Api, Blueprint
+from flask_smorest.spec.plugins import FlaskPlugin
+from marshmallow import Schema, ValidationError
+from webargs.flaskparser import FlaskParser
+
+from app.errors import BadQuery
+from app.schema_fields import OUTCOME_ID_PATTERN, ErrorAnswer
+from workers.store import POOL_WAIT_SECONDS
+
+
+def first_message(messages: Any) -> str:
+    """The first message of a marshmallow error structure (dicts keep field order)."""
+    if isinstance(messages, Mapping):
+        return first_message(next(iter(messages.values())))
+    if isinstance(messages, list | tuple):
+        return first_message(messages[0])
+    return str(messages)
+
+
+class QueryParser(FlaskParser):
+    """webargs' parser, raising BadQuery (400) with the first field's own message."""
+
+    DEFAULT_VALIDATION_STATUS = 400
+
+    def handle_error(
+        self,
+        error: ValidationError,
+        req: flask.Request,
+        schema: Schema,
+        *,
+        error_status_code: int | None,
+        error_headers: Mapping[str, str] | None,
+    ) -> NoReturn:
+        raise BadQuery(first_message(error.messages))
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ApiBlueprint(Blueprint):  # type: ignore[misc]
+    """A blueprint whose routes are documented from their schemas.
+
+    The methods below only restate flask-smorest's decorators with types
+    (it ships none), so that the views they decorate stay typed.
+    """
+
+    ARGUMENTS_PARSER = QueryParser()
+
+    def get(self, rule: str, **options: Any) -> Callable[[F], F]:
+        decorator: Callable[[F], F] = super().get(rule, **options)
+        return decorator
+
+    def post(self, rule: str, **options: Any) -> Callable[[F], F]:
+        decorator: Callable[[F], F] = super().post(rule, **options)
+        return decorator
+
+    def delete(self, rule: str, **options: Any) -> Callable[[F], F]:
+        decorator: Callable[[F], F] = super().delete(rule, **options)
+        return decorator
+
+    def before_app_request(self, f: F) -> F:
+        registered: F = super().before_app_request(f)
+        return registered
+
+    def arguments(self, schema: Any, **options: Any) -> Callable[[F], F]:
+        decorator: Callable[[F], F] = super().arguments(schema, **options)
+        return decorator
+
+    def response(self, status_code: int, schema: Any = None, **options: Any) -> Callable[[F], F]:
+        decorator: Callable[[F], F] = super().response(status_code, schema, **options)
+        return decorator
+
+    def alt_response(self, status_code: int, **options: Any) -> Callable[[F], F]:
+        decorator: Callable[[F], F] = super().alt_response(status_code, **options)
+        return decorator
+
+    def doc(self, **kwargs: Any) -> Callable[[F], F]:
+        decorator: Callable[[F], F] = super().doc(**kwargs)
+        return decorator
+
+    def _prepare_arguments_doc(
+        self, doc: dict[str, Any], doc_info: dict[str, Any], **kwargs: Any
+    ) -> dict[str, Any]:
+        # flask-smorest documents a generic error answer for every parsed
+        # argument; ours are documented per route, with their reasons.
+        arguments = doc_info.get("arguments")
+        if arguments:
+            arguments.pop("responses", None)
+        result: dict[str, Any] = super()._prepare_arguments_doc(doc, doc_info, **kwargs)
+        return result
+
+
+class RoutePlugin(FlaskPlugin):  # type: ignore[misc]
+    """flask-smorest's Flask plugin, which also takes paths written out by hand
+    (no Flask rule) while some operations are not generated yet."""
+
+    def path_helper(
+        self, rule: Any = None, operations: Any = None, parameters: Any = None, **kwargs: Any
+    ) -> str | None:
+        if rule is None:
+            return None
+        path: str = super().path_helper(rule, operations, parameters, **kwargs)
+        return path
+
+
+class DocumentedApi(Api):  # type: ignore[misc]
+    """The Api that turns ApiBlueprints into OpenAPI operations (nothing else)."""
+
+    DEFAULT_ERROR_RESPONSE_NAME = None
+    ERROR_SCHEMA = ErrorAnswer
+
+    def __init__(self, app: flask.Flask, *, spec_kwargs: dict[str, Any]) -> None:
+        super().__init__(app, spec_kwargs={"flask_plugin": RoutePlugin(), **spec_kwargs})
+
+    def _register_error_handlers(self) -> None:
+        """app/errors.py answers every error."""
+
+    def _register_responses(self) -> None:
+        """No generic responses: each route documents its own, with the Error schema
+        registered by its name (the generic ones would register it under another)."""
+
+    def _register_etag_headers(self) -> None:
+        """No ETags."""
+
+    def _register_pagination_header(self) -> None:
+        """Pages say ``next`` in their body, not in a header."""
+
+
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}
+
+
+def error_doc(description: str, **extra: Any) -> dict[str, Any]:
+    """``alt_response`` arguments of an error answer: the Error schema and why."""
+    return {"schema": ErrorAnswer, "description": description, **extra}
+
+
+UNAVAILABLE = error_doc(
+    "Redis is unavailable, or every Redis connection of this web process stayed "
+    f"busy for {POOL_WAIT_SECONDS:g} s (WEB_REDIS_CONNECTIONS): retry after Retry-After "
+    "seconds",
+    headers=RETRY_AFTER,
+)
+UNAUTHORIZED = error_doc("missing or unknown API key")
+FORBIDDEN = error_doc("a tenant key asked for another tenant")
+TOO_MANY_STREAMS = error_doc(
+    "too many open streams in this process: retry after Retry-After seconds",
+    headers=RETRY_AFTER,
+)
+
+
+def path_param(name: str, description: str, example: str) -> dict[str, Any]:
+    """The OpenAPI description of a path parameter."""
+    return {
+        "in": "path",
+        "name": name,
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "minLength": 1},
+        "example": example,
+    }
+
+
+def sse_event(event: str, data_schema: str, *, id_pattern: bool = False) -> dict[str, Any]:
+    """One Server-Sent Event as a schema (as OpenAPI 3.2's ``itemSchema`` has it):
+    ``event``, ``id`` and ``data``, the JSON text of ``data_schema``."""
+    properties: dict[str, Any] = {
+        "event": {"type": "string", "enum": [event]},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": f"#/components/schemas/{data_schema}"},
+        },
+        "id": {"type": "string"},
+        "retry": {"type": "integer", "minimum": 0},
+    }
+    if id_pattern:
+        properties["id"]["pattern"] = OUTCOME_ID_PATTERN
+    return {
+        "type": "object",
+        "description": f"each event: `event: {event}`, `data:` the JSON of a {data_schema}",
+        "properties": properties,
+        "required": ["event", "data"],
+    }
