@@ -8,7 +8,7 @@ is derived from this list:
 
 - the log's stored names and classes (:mod:`statemachine.event_log`);
 - the intake: known types, spelling variants, which schema checks a body
-  (``app.schemas``, which holds one marshmallow schema per declaration);
+  (``app.schemas``; ``app.event_schemas`` holds one schema per declaration);
 - the OpenAPI webhook bodies, their examples and descriptions
   (``app.openapi_webhooks``);
 - the sample bodies the simulator, the tests' examples and the integration
@@ -16,11 +16,11 @@ is derived from this list:
 
 Adding an event type: write its dataclass (:mod:`statemachine.events`),
 declare it here, give it a ``facts_of`` handler if it belongs to a call
-(:mod:`statemachine.state`) and an intake schema (``app.schemas``). Importing
-this module fails if a declared call event has no ``facts_of`` handler, and
-importing ``app.schemas`` fails if a declared event has no schema or a schema
-no declaration, so a forgotten piece stops the process at start, not as a
-poisoned event later.
+(:mod:`statemachine.state`) and an intake schema (``app.event_schemas``).
+Importing this module fails if a declared call event has no ``facts_of``
+handler, and importing ``app.event_schemas`` fails if a declared event has no
+schema or a schema no declaration, so a forgotten piece stops the process at
+start, not as a poisoned event later.
 
 Pure data and standard library, like the rest of :mod:`statemachine`: the
 marshmallow schemas stay in ``app`` and attach themselves by title.

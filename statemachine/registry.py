@@ -4,7 +4,7 @@ The declarations themselves live in :mod:`statemachine.primevox`; this module
 says what one declaration is (:class:`Declared`), builds every lookup the rest
 of the code needs from the list of them (:class:`Registry`), and checks the
 list when it is built, so a registry that contradicts itself never loads.
-:func:`check_handlers` and ``app.schemas.check_schemas`` check the pieces
+:func:`check_handlers` and ``app.event_schemas.check_schemas`` check the pieces
 declared elsewhere (the fold's handlers, the intake's schemas) against it.
 """
 

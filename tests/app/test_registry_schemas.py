@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from app import schema_fields
-from app.schemas import SCHEMAS, _schema_for, canonical_type, check_schemas, load_event
+from app.event_schemas import SCHEMAS, check_schemas
+from app.schemas import _schema_for, canonical_type, load_event
 from statemachine.primevox import EVENTS
 from statemachine.registry import Declared, RegistryError
 
