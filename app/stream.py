@@ -37,6 +37,7 @@ from app.errors import BadQuery, error_response
 from app.resources import get_store
 from app.rest import FORBIDDEN, TOO_MANY_STREAMS, UNAUTHORIZED, ApiBlueprint, error_doc, sse_event
 from app.schema_fields import EXAMPLE_OUTCOME_ID
+from statemachine.outcome import OutcomeRecord
 from workers.settings import Settings
 
 bp = ApiBlueprint("stream", __name__, url_prefix="/v1")
@@ -159,7 +160,7 @@ def event_stream(events: Iterator[str]) -> Response:
 OUTCOME_RECORD = OutcomeRecordSchema()
 
 
-def sse(record: dict[str, Any]) -> str:
+def sse(record: OutcomeRecord) -> str:
     """One outcome record as a Server-Sent Event, dumped through its schema."""
     data = json.dumps(OUTCOME_RECORD.dump(record), sort_keys=True)
     return f"id: {record['id']}\nevent: outcome\ndata: {data}\n\n"

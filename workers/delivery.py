@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from statemachine.events import isoformat
-from statemachine.outcome import OutcomeId
+from statemachine.outcome import OutcomeId, OutcomeRecord
 from workers.breaker import Breaker, BreakerPolicy
 from workers.observability import get_logger
 from workers.settings import Settings
@@ -42,7 +42,7 @@ def _now_iso(now: float) -> str | None:
     return isoformat(datetime.fromtimestamp(now, UTC))
 
 
-def matches(subscription: dict[str, Any], record: dict[str, Any]) -> bool:
+def matches(subscription: dict[str, Any], record: OutcomeRecord) -> bool:
     """Does this subscription want this outcome record?"""
     if not subscription.get("enabled", True):
         return False
@@ -59,9 +59,7 @@ def delivery_id_for(subscription_id: str, record_id: str) -> str:
     return f"{subscription_id}_{record_id}"
 
 
-def new_delivery(
-    subscription: dict[str, Any], record: dict[str, Any], now: float
-) -> dict[str, Any]:
+def new_delivery(subscription: dict[str, Any], record: OutcomeRecord, now: float) -> dict[str, Any]:
     delivery_id = delivery_id_for(subscription["id"], record["id"])
     return {
         "id": delivery_id,
