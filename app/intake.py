@@ -25,7 +25,9 @@ from app.metrics import EVENTS_RECEIVED, EVENTS_REJECTED
 from app.resources import Resources, get_resources
 from app.schemas import BadEvent, load_event
 from statemachine.envelope import Envelope
-from statemachine.events import CallEvent, EventType, MessageEvent, to_record
+from statemachine.event_log import to_record
+from statemachine.events import CallEvent, MessageEvent
+from statemachine.primevox import EVENTS
 from workers.jobs import enqueue_event
 from workers.settings import Settings
 
@@ -205,4 +207,4 @@ def accept_webhook(
     return 202, answer, NO_HEADERS
 
 
-_KNOWN = {member.value for member in EventType} - {EventType.ENGINE_TIMEOUT.value}
+_KNOWN = set(EVENTS.known_types)

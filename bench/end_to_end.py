@@ -84,7 +84,7 @@ from bench.common import (
 from bench.service import wait_for
 from devtools.simulator import Post
 from statemachine.envelope import Envelope
-from statemachine.events import to_record
+from statemachine.event_log import to_record
 from workers.engine import Engine, view_of
 from workers.jobs import BATCH_SIZE, enqueue_drain, events_queue, new_job_id
 from workers.settings import Settings

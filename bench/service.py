@@ -9,18 +9,15 @@ many masters (a replica each) and the redis-server holds only RQ's queues
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import redis
-
 from bench.redis_cluster import RedisClusterServer
+from devtools.redis_server import RedisServer
 from devtools.service import (
     ROOT,
     ServiceProcess,
@@ -46,45 +43,6 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: flo
             pass
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-class RedisServer:
-    """A private redis-server; AOF on, so a restart keeps what it acknowledged."""
-
-    def __init__(self, directory: Path, port: int | None = None) -> None:
-        if shutil.which("redis-server") is None:
-            raise RuntimeError("redis-server is not installed")
-        self.directory = directory
-        self.port = port or free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server", "--bind", "127.0.0.1", "--port", str(self.port),
-                "--dir", str(self.directory), "--save", "", "--appendonly", "yes",
-                "--appendfsync", "everysec", "--maxmemory-policy", "noeviction",
-            ],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for(lambda: bool(self.client().ping()), 10, "redis-server to answer")
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, socket_timeout=5)
-
-    def stop(self) -> None:
-        """Shut down as an operator would (SHUTDOWN flushes the AOF)."""
-        if self.process is None:
-            return
-        with contextlib.suppress(redis.RedisError):
-            self.client().shutdown(nosave=False)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
 
 
 class Service:

@@ -114,8 +114,16 @@ class ServiceProcess:
     def running(self) -> bool:
         return self.popen.poll() is None
 
+    # The leader's exit as subprocess.Popen tells it (callers written for Popen).
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
     def poll(self) -> int | None:
         return self.popen.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.popen.wait(timeout)
 
     def signal_group(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):

@@ -38,10 +38,10 @@ from types import FrameType
 
 import redis
 
+from devtools.redis_server import RedisServer
 from devtools.service import (
     ROOT,
     ServiceError,
-    free_port,
     procfile_env,
     start_procfile_process,
     stop_all,
@@ -78,31 +78,6 @@ def _dev_secrets() -> dict[str, str]:
         DEV_ENV.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
         DEV_ENV.chmod(0o600)
     return {**values, **given}
-
-
-def _start_redis_server() -> tuple[str, subprocess.Popen[bytes]]:
-    DEV_REDIS_DIR.mkdir(exist_ok=True)
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--bind", "127.0.0.1",
-            "--port", str(port),
-            "--dir", str(DEV_REDIS_DIR),
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-            "--maxmemory-policy", "noeviction",
-            "--save", "",
-        ],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    for _ in range(100):
-        if _answers(url):
-            return url, process
-        time.sleep(0.05)
-    process.kill()
-    raise SystemExit("redis-server did not start")
 
 
 def _prepare_history() -> str:
@@ -234,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     env = _dev_secrets()
     env["PORT"] = str(args.port)
     env["DATABASE_URL"] = _prepare_history()
-    redis_process: subprocess.Popen[bytes] | None = None
+    redis_server: RedisServer | None = None
     url = os.environ.get("REDIS_URL", "").strip()
     if args.embedded:
         mode = "embedded"
@@ -243,7 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     elif _answers("redis://127.0.0.1:6379/0"):
         url, mode = "redis://127.0.0.1:6379/0", "local redis-server at 127.0.0.1:6379"
     elif shutil.which("redis-server"):
-        url, redis_process = _start_redis_server()
+        DEV_REDIS_DIR.mkdir(exist_ok=True)
+        redis_server = RedisServer(DEV_REDIS_DIR)
+        try:
+            redis_server.start()
+        except ServiceError as exc:
+            raise SystemExit(str(exc)) from None
+        url = redis_server.url
         mode = f"redis-server started here ({url}, data in .dev-redis/)"
     else:
         mode = "embedded"
@@ -265,9 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run_procfile(env, demo=args.demo, port=args.port)
     finally:
-        if redis_process is not None:
-            redis_process.terminate()
-            redis_process.wait(timeout=10)
+        if redis_server is not None:
+            redis_server.stop()
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -23,8 +23,9 @@ import redis
 
 from statemachine import CallView, fold, from_record, outcome_record, to_record
 from statemachine.envelope import Envelope
-from statemachine.events import CallEvent, CallTimedOut, EventType, micros, parse_time
+from statemachine.events import CallEvent, CallTimedOut, micros, parse_time
 from statemachine.outcome import OutcomeBody
+from statemachine.primevox import ENGINE_TIMEOUT
 from workers.exceptions import BadEnvelope, ConcurrentUpdate, TooManyConflicts
 from workers.observability import OUTCOME_BUCKETS, get_logger, histogram_increments
 from workers.settings import Settings
@@ -375,9 +376,7 @@ class Engine:
         )
         # One timeout per call: the same id every time, so two deciders racing
         # on one call record it once (the earliest is kept).
-        record = to_record(
-            event, {"callUuid": view.facts.call_uuid}, EventType.ENGINE_TIMEOUT.value
-        )
+        record = to_record(event, {"callUuid": view.facts.call_uuid}, ENGINE_TIMEOUT)
         return cast(Envelope, record)
 
     # -- rebuilding -------------------------------------------------------------

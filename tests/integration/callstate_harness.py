@@ -15,7 +15,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -31,6 +30,7 @@ from urllib.parse import urlencode
 
 import redis
 
+from devtools.redis_server import RedisServer as SharedRedisServer
 from devtools.service import (
     ServiceProcess,
     procfile_env,
@@ -113,69 +113,11 @@ def wait_until(
 # -- redis-server ---------------------------------------------------------------
 
 
-@dataclass
-class RedisServer:
-    """A private redis-server on a loopback port, no persistence."""
+class RedisServer(SharedRedisServer):
+    """A private redis-server on a loopback port, no persistence, its log kept."""
 
-    binary: str
-    directory: Path
-    port: int = 0
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def log_path(self) -> Path:
-        return self.directory / "redis.log"
-
-    def start(self, attempts: int = 5) -> None:
-        """Start it and wait for PING; retries on another port if one was taken meanwhile."""
-        problem = ""
-        for _ in range(attempts):
-            self.port = free_port()
-            self.process = subprocess.Popen(
-                [
-                    self.binary,
-                    "--port", str(self.port),
-                    "--bind", "127.0.0.1",
-                    "--save", "",
-                    "--appendonly", "no",
-                    "--dir", str(self.directory),
-                    "--logfile", str(self.log_path),
-                    "--daemonize", "no",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            client = self.client()
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and self.process.poll() is None:
-                try:
-                    if client.ping():
-                        return
-                except redis.RedisError:
-                    time.sleep(0.05)
-            problem = tail(self.log_path)
-            self.stop()
-        raise RuntimeError(f"redis-server would not start:\n{problem}")
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, socket_timeout=10)
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+    def __init__(self, binary: str, directory: Path) -> None:
+        super().__init__(directory, durable=False, binary=binary)
 
 
 @dataclass

@@ -16,12 +16,11 @@ from workers.exceptions import ConcurrentUpdate
 from workers.store.base import StoreBase
 from workers.store.keys import (
     CALL_INDEX_COMPLETE_KEY,
-    PREFIX,
     TENANTS_KEY,
     TIMERS_DUE_KEY,
-    _part,
-    _unpart,
     call_key,
+    call_logs_pattern,
+    call_of_log_key,
     call_tenants_key,
     conversation_tenants_key,
     live_key,
@@ -29,7 +28,6 @@ from workers.store.keys import (
     partition_for,
     pending_events_key,
     pending_key,
-    tenant_tag,
     timers_key,
 )
 from workers.store.values import _text, dumps, to_micros
@@ -277,12 +275,10 @@ class CallStore(StoreBase):
 
     def scan_calls(self, tenant_id: str) -> Iterator[str]:
         """Every call uuid of a tenant still in Redis (for rebuilds; one SCAN of
-        every master, whichever partition: ``?`` is the partition's digit, and
-        a tenant's part never holds a glob character, _part quotes them)."""
-        tag = f"{PREFIX}:{{t:{_part(tenant_id)}:?}}" if self.spread else tenant_tag(tenant_id)
-        for key in self.redis.scan_iter(match=f"{tag}:call:*:log", count=500):
-            name = _text(key)
-            yield _unpart(name.split("}:call:", 1)[1][: -len(":log")])
+        every master, whichever partition)."""
+        pattern = call_logs_pattern(tenant_id, self.spread)
+        for key in self.redis.scan_iter(match=pattern, count=500):
+            yield call_of_log_key(_text(key))
 
     def replace_view(self, tenant_id: str, call_uuid: str, view: dict[str, Any]) -> None:
         """Overwrite a stored view (rebuild found it differs from the log's fold)."""

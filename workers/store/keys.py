@@ -62,6 +62,10 @@ def _part(value: str) -> str:
     return quote(value, safe="._@+=-")
 
 
+def _unpart(value: str) -> str:
+    return unquote(value)
+
+
 def tenant_tag(tenant_id: str) -> str:
     """The tag of a tenant's own keys (subscriptions, deliveries): one slot per tenant."""
     return f"{PREFIX}:{{t:{_part(tenant_id)}}}"
@@ -93,6 +97,19 @@ def partition_for(call_or_conversation: str) -> int:
 def call_key(tenant_id: str, call_uuid: str, spread: bool = False) -> str:
     tag = partition_tag(tenant_id, partition_for(call_uuid), spread)
     return f"{tag}:call:{_part(call_uuid)}"
+
+
+def call_logs_pattern(tenant_id: str, spread: bool = False) -> str:
+    """A SCAN pattern matching the log key of each call of a tenant, every
+    partition: ``?`` is the partition's digit, and a tenant's part never holds
+    a glob character (_part quotes them)."""
+    tag = f"{PREFIX}:{{t:{_part(tenant_id)}:?}}" if spread else tenant_tag(tenant_id)
+    return f"{tag}:call:*:log"
+
+
+def call_of_log_key(key: str) -> str:
+    """The call uuid of a key that ``call_logs_pattern`` matched."""
+    return _unpart(key.split("}:call:", 1)[1][: -len(":log")])
 
 
 def conversation_key(tenant_id: str, conversation_id: str, spread: bool = False) -> str:
@@ -144,10 +161,6 @@ def alive_key(worker_name: str) -> str:
 def log_keys(base: str) -> tuple[str, str]:
     """The two keys of one log: the ordered ids and the records."""
     return f"{base}:log", f"{base}:records"
-
-
-def _unpart(value: str) -> str:
-    return unquote(value)
 
 
 def pending_field(envelope: Envelope) -> str:
