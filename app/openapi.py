@@ -19,8 +19,8 @@ from flask import Blueprint, Flask, Response, jsonify
 from marshmallow import Schema, fields, validate
 
 from app import intake as intake_module
-from app import openapi_supervisor
 from app import schemas as intake_schemas
+from app import supervisor_schemas
 from app.call_schemas import (
     OUTCOME_KINDS,
     CallEventSchema,
@@ -288,7 +288,7 @@ RESPONSE_SCHEMAS: dict[str, type[Schema]] = {
     "Stats": StatsDoc,
     "SubscriptionRequest": SubscriptionSchema,
     "RotateSecretRequest": RotateSchema,
-    **openapi_supervisor.SCHEMAS,
+    **supervisor_schemas.SCHEMAS,
 }
 
 
@@ -866,9 +866,9 @@ TAGS = [
 
 def _documented_blueprints() -> list[ApiBlueprint]:
     """The blueprints whose operations are generated from their routes' schemas."""
-    from app import api, stream, subscriptions
+    from app import api, stream, subscriptions, supervisor
 
-    return [api.bp, stream.bp, subscriptions.bp]
+    return [api.bp, stream.bp, subscriptions.bp, supervisor.bp]
 
 
 def build_spec() -> dict[str, Any]:
@@ -928,7 +928,7 @@ def build_spec() -> dict[str, Any]:
     )
     for blueprint in _documented_blueprints():
         api.register_blueprint(blueprint)
-    for path, operations in {**_paths(), **openapi_supervisor.paths()}.items():
+    for path, operations in _paths().items():
         spec.path(path=path, operations=operations)
     document: dict[str, Any] = spec.to_dict()
     # flask-smorest adds a tag per blueprint; the document's tags are ours.
