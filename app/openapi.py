@@ -39,7 +39,6 @@ from app.call_schemas import (
 )
 from app.docs_page import json_text, prose
 from app.docs_page import render as render_docs_page
-from app.history import CallSearchArgs
 from app.rest import ApiBlueprint, DocumentedApi, sse_event
 from app.schema_fields import (
     EXAMPLE_CALL_UUID,
@@ -720,33 +719,6 @@ def _paths() -> dict[str, dict[str, Any]]:
                 },
             }
         },
-        "/v1/calls": {
-            "get": {
-                "tags": ["calls"],
-                "operationId": "searchCallHistory",
-                "summary": "Call history: search every archived call, JSON pages or CSV",
-                "description": "Calls from the history database (DATABASE_URL), found long "
-                "after Redis retention: each as its latest outcome record, newest started_at "
-                "first. Page with limit and the answer's next as cursor. With Accept: text/csv "
-                "or format=csv: a CSV of every matching call (limit caps it), one call a row, "
-                "columns as the README lists.",
-                "parameters": [{"in": "query", "schema": CallSearchArgs}],
-                "responses": {
-                    "200": {
-                        "description": "a page of calls, or the CSV",
-                        "content": {
-                            "application/json": {"schema": CallHistoryPageSchema},
-                            "text/csv": {"schema": {"type": "string"}},
-                        },
-                    },
-                    "400": _error("a bad filter, limit or cursor"),
-                    "401": UNAUTHORIZED,
-                    "403": FORBIDDEN,
-                    "501": _error("history is not configured (no DATABASE_URL)"),
-                    "503": _error("the history database is unavailable: retry"),
-                },
-            }
-        },
         "/wallboard": {
             "get": {
                 "tags": ["statistics"],
@@ -866,9 +838,9 @@ TAGS = [
 
 def _documented_blueprints() -> list[ApiBlueprint]:
     """The blueprints whose operations are generated from their routes' schemas."""
-    from app import api, stream, subscriptions, supervisor
+    from app import api, history, stream, subscriptions, supervisor
 
-    return [api.bp, stream.bp, subscriptions.bp, supervisor.bp]
+    return [api.bp, stream.bp, history.bp, subscriptions.bp, supervisor.bp]
 
 
 def build_spec() -> dict[str, Any]:
