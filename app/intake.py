@@ -13,7 +13,7 @@ import logging
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qsl
 
 import redis
@@ -24,7 +24,6 @@ from app.errors import unavailable_answer
 from app.metrics import EVENTS_RECEIVED, EVENTS_REJECTED
 from app.resources import Resources, get_resources
 from app.schemas import BadEvent, load_event
-from statemachine.envelope import Envelope
 from statemachine.event_log import to_record
 from statemachine.events import CallEvent, MessageEvent
 from statemachine.primevox import EVENTS
@@ -186,7 +185,7 @@ def accept_webhook(
     if not may_access(scope, event.tenant_id):
         EVENTS_REJECTED.labels("wrong_tenant").inc()
         return 401, {"error": "this webhook token may not post events of that tenant"}, NO_HEADERS
-    envelope = cast(Envelope, to_record(event, fields_as_sent, event_type))
+    envelope = to_record(event, fields_as_sent, event_type)
     try:
         enqueue_event(resources.store, resources.queue, envelope)
     except redis.RedisError as exc:

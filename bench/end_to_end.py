@@ -51,7 +51,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import redis
 
@@ -122,7 +122,7 @@ def envelopes_of(posts: list[Post]) -> list[Envelope]:
     for post in posts:
         fields = decode_body(post.body()[0])
         event_type, event = load_event(fields, datetime.now(UTC))
-        out.append(cast(Envelope, to_record(event, fields, event_type)))
+        out.append(to_record(event, fields, event_type))
     return out
 
 

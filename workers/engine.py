@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
 
 import redis
 
@@ -53,11 +52,8 @@ class BatchResult:
     conflicts: int = 0
 
 
-def _merge(
-    records: Sequence[Mapping[str, Any]], new: Sequence[Envelope]
-) -> list[Mapping[str, Any]]:
-    """The log (its Envelopes, as read back) with ``new`` added: a duplicate keeps
-    its earliest receipt."""
+def _merge(records: Sequence[Envelope], new: Sequence[Envelope]) -> list[Envelope]:
+    """The log with ``new`` added: a duplicate keeps its earliest receipt."""
     by_id = {r["id"]: r for r in records}
     for record in new:
         current = by_id.get(record["id"])
@@ -66,14 +62,12 @@ def _merge(
     return sorted(by_id.values(), key=lambda r: (to_micros(r["received_at"]), r["id"]))
 
 
-def view_of(tenant_id: str, call_uuid: str, records: Sequence[Mapping[str, Any]]) -> CallView:
-    """Fold a call's log records (Envelopes) into its view. Raises BadEnvelope on a
-    bad record."""
+def view_of(tenant_id: str, call_uuid: str, records: Sequence[Envelope]) -> CallView:
+    """Fold a call's log records into its view. Raises BadEnvelope on a bad record."""
     events: list[CallEvent] = []
     for record in records:
         try:
-            # from_record reads a plain dict; it only reads.
-            event = from_record(cast(dict[str, Any], record))
+            event = from_record(record)
         except (KeyError, TypeError, ValueError) as exc:
             raise BadEnvelope(f"log record {record.get('id')!r} is unreadable: {exc}") from exc
         if isinstance(event, CallEvent):
@@ -376,8 +370,7 @@ class Engine:
         )
         # One timeout per call: the same id every time, so two deciders racing
         # on one call record it once (the earliest is kept).
-        record = to_record(event, {"callUuid": view.facts.call_uuid}, ENGINE_TIMEOUT)
-        return cast(Envelope, record)
+        return to_record(event, {"callUuid": view.facts.call_uuid}, ENGINE_TIMEOUT)
 
     # -- rebuilding -------------------------------------------------------------
 

@@ -38,8 +38,7 @@ class CallLog:
     """A call's log as read at one version, with what was last decided."""
 
     version: int
-    # Envelopes (statemachine/envelope.py), in received order.
-    records: list[dict[str, Any]]
+    records: list[Envelope]
     revision: int
     outcome: OutcomeRecord | None
 
