@@ -4,7 +4,9 @@ Each schema checks one event kind as the PBX spells it and its ``post_load``
 builds the matching dataclass from :mod:`statemachine.events`. The kinds are
 the ones declared in :mod:`statemachine.primevox`: ``SCHEMAS`` holds one
 schema per declaration, by its title, and importing this module fails if a
-declaration has no schema here or a schema no declaration. Spelling variants
+declaration has no schema here or a schema no declaration. A plain extension
+event (``extNumber``/``extName`` and the call's own fields) needs none
+written: one schema builds any such class. Spelling variants
 (``containerID``, ``extensionNumber``…) are folded onto one spelling before
 loading. Which schema a body goes to, and the quick path, are
 :mod:`app.schemas`'s.
@@ -13,16 +15,14 @@ loading. Which schema a body goes to, and the quick path, are
 from __future__ import annotations
 
 import re
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
 
 from statemachine.events import (
     Did,
-    ExtensionAnswered,
-    ExtensionCallEnded,
-    ExtensionRinging,
-    HangupCall,
+    ExtensionEvent,
     InboundCall,
     MessageEvent,
     OutboundCallPlaced,
@@ -31,7 +31,6 @@ from statemachine.events import (
     RingGroupEntered,
     UnknownCallEvent,
     UnknownEvent,
-    VoicemailLeft,
 )
 from statemachine.primevox import ALIASES, EVENTS
 from statemachine.registry import Registry, RegistryError
@@ -113,12 +112,24 @@ class CallEventSchema(EventSchema):
         }
 
 
-class ExtensionEventSchema(CallEventSchema):
+class _ExtensionFields(CallEventSchema):
     ext_number = _text("extNumber", 200)
     ext_name = _text("extName", 200)
 
     def extension(self, data: dict[str, Any]) -> Party:
         return Party(data["ext_number"], data["ext_name"])
+
+
+class ExtensionEventSchema(_ExtensionFields):
+    """Any event whose class is a plain :class:`ExtensionEvent`: it builds that class."""
+
+    def __init__(self, event_class: type[ExtensionEvent]) -> None:
+        super().__init__()
+        self.event_class = event_class
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> ExtensionEvent:
+        return self.event_class(**self.common(data), extension=self.extension(data))
 
 
 class InboundCallSchema(CallEventSchema):
@@ -131,18 +142,6 @@ class InboundCallSchema(CallEventSchema):
     def make(self, data: dict[str, Any], **_: Any) -> InboundCall:
         did = Did(data["did_number"], data["did_description"], data["did_group"])
         return InboundCall(**self.common(data), did=did, cid_prefix=data["cid_prefix"])
-
-
-class HangupCallSchema(ExtensionEventSchema):
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> HangupCall:
-        return HangupCall(**self.common(data), extension=self.extension(data))
-
-
-class ExtensionRingingSchema(ExtensionEventSchema):
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> ExtensionRinging:
-        return ExtensionRinging(**self.common(data), extension=self.extension(data))
 
 
 class RingGroupEnteredSchema(CallEventSchema):
@@ -161,25 +160,7 @@ class QueueEnteredSchema(CallEventSchema):
         return QueueEntered(**self.common(data), queue=data["queue_number"])
 
 
-class ExtensionAnsweredSchema(ExtensionEventSchema):
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> ExtensionAnswered:
-        return ExtensionAnswered(**self.common(data), extension=self.extension(data))
-
-
-class ExtensionCallEndedSchema(ExtensionEventSchema):
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> ExtensionCallEnded:
-        return ExtensionCallEnded(**self.common(data), extension=self.extension(data))
-
-
-class VoicemailLeftSchema(ExtensionEventSchema):
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> VoicemailLeft:
-        return VoicemailLeft(**self.common(data), extension=self.extension(data))
-
-
-class OutboundCallSchema(ExtensionEventSchema):
+class OutboundCallSchema(_ExtensionFields):
     number_dialed = _text("numberDialed", 200)
 
     @post_load
@@ -237,22 +218,31 @@ class UnknownEventSchema(EventSchema):
         )
 
 
-# One schema per declared PBX event (statemachine.primevox), by its title.
-SCHEMAS: dict[str, Schema] = {
-    "InboundCallEvent": InboundCallSchema(),
-    "HangupCallEvent": HangupCallSchema(),
-    "ExtensionRingAttemptEvent": ExtensionRingingSchema(),
-    "RingGroupRingAttemptEvent": RingGroupEnteredSchema(),
-    "QueueEnteredEvent": QueueEnteredSchema(),
-    "ExtensionAnsweredEvent": ExtensionAnsweredSchema(),
-    "InboundCallCompletedEvent": ExtensionCallEndedSchema(),
-    "VoicemailHangupEvent": VoicemailLeftSchema(),
-    "OutboundCallEvent": OutboundCallSchema(),
-    "InboundMessageEvent": MessageSchema(),
-    "OutboundMessageEvent": OutboundMessageSchema(),
-    "UnknownCallEvent": UnknownCallEventSchema(),
-    "UnknownEvent": UnknownEventSchema(),
-}
+def schemas_for(registry: Registry) -> dict[str, Schema]:
+    """One schema per event the PBX sends, by the declaration's title.
+
+    A plain extension event (its class an :class:`ExtensionEvent` with no
+    fields of its own) gets the shared :class:`ExtensionEventSchema`; every
+    other event names its schema here.
+    """
+    plain = {f.name for f in dataclass_fields(ExtensionEvent)}
+    shared: dict[str, Schema] = {
+        d.title: ExtensionEventSchema(d.event_class)
+        for d in registry.from_pbx
+        if issubclass(d.event_class, ExtensionEvent)
+        and {f.name for f in dataclass_fields(d.event_class)} == plain
+    }
+    return {
+        **shared,
+        "InboundCallEvent": InboundCallSchema(),
+        "RingGroupRingAttemptEvent": RingGroupEnteredSchema(),
+        "QueueEnteredEvent": QueueEnteredSchema(),
+        "OutboundCallEvent": OutboundCallSchema(),
+        "InboundMessageEvent": MessageSchema(),
+        "OutboundMessageEvent": OutboundMessageSchema(),
+        "UnknownCallEvent": UnknownCallEventSchema(),
+        "UnknownEvent": UnknownEventSchema(),
+    }
 
 
 def check_schemas(registry: Registry, schemas: dict[str, Schema]) -> None:
@@ -264,4 +254,5 @@ def check_schemas(registry: Registry, schemas: dict[str, Schema]) -> None:
         raise RegistryError("; ".join(problems))
 
 
+SCHEMAS = schemas_for(EVENTS)
 check_schemas(EVENTS, SCHEMAS)

@@ -15,12 +15,13 @@ is derived from this list:
   tests' builders start from.
 
 Adding an event type: write its dataclass (:mod:`statemachine.events`),
-declare it here, give it a ``facts_of`` handler if it belongs to a call
-(:mod:`statemachine.state`) and an intake schema (``app.event_schemas``).
-Importing this module fails if a declared call event has no ``facts_of``
-handler, and importing ``app.event_schemas`` fails if a declared event has no
-schema or a schema no declaration, so a forgotten piece stops the process at
-start, not as a poisoned event later.
+declare it here and give it a ``facts_of`` handler (:mod:`statemachine.state`).
+That is all for an event about one extension (a plain ``ExtensionEvent``: the
+shared intake schema builds it); an event with fields of its own also names
+its schema in ``app.event_schemas``. Importing this module fails if a declared
+call event has no ``facts_of`` handler, and importing ``app.event_schemas``
+fails if a declared event has no schema or a schema no declaration, so a
+forgotten piece stops the process at start, not as a poisoned event later.
 
 Pure data and standard library, like the rest of :mod:`statemachine`: the
 marshmallow schemas stay in ``app`` and attach themselves by title.
