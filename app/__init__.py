@@ -40,9 +40,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in (intake.bp, api.bp, stream.bp, subscriptions.bp, health.bp, metrics.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(history.bp)
-    from app import wallboard
+    from app import live_stream, stats_api, wallboard
 
-    app.register_blueprint(wallboard.bp)
+    for blueprint in (stats_api.bp, live_stream.bp, wallboard.bp):
+        app.register_blueprint(blueprint)
     from app import supervisor
 
     app.register_blueprint(supervisor.bp)

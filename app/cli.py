@@ -12,7 +12,6 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app.resources import get_resources, get_store
-from app.simulate_cli import simulate
 from workers.engine import Engine
 from workers.jobs import enqueue_event
 
@@ -186,5 +185,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(rebuild)
     app.cli.add_command(outcomes)
     app.cli.add_command(failed)
-    app.cli.add_command(simulate)
     app.cli.add_command(history)

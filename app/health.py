@@ -7,7 +7,7 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from app.errors import error_response
 from app.history import history_health, history_warnings
-from app.resources import get_resources, get_store
+from app.resources import get_store
 from workers.settings import Settings
 
 bp = Blueprint("health", __name__)
@@ -34,12 +34,8 @@ def readyz() -> tuple[Response, int]:
     unready, warnings = store.cluster_problems()
     if unready:
         return error_response(503, "redis cluster unavailable: " + "; ".join(unready))
-    queues = get_resources().queue.connection
-    if queues is not store.redis:
-        try:
-            queues.ping()
-        except redis.RedisError:
-            return error_response(503, "RQ's redis (RQ_REDIS_URL) unavailable")
+    if not store.ping_queues():
+        return error_response(503, "RQ's redis (RQ_REDIS_URL) unavailable")
     settings: Settings = current_app.config["CALLSTATE_SETTINGS"]
     try:
         warnings += store.server_warnings()

@@ -24,7 +24,9 @@ from app.errors import unavailable_answer
 from app.metrics import EVENTS_RECEIVED, EVENTS_REJECTED
 from app.resources import Resources, get_resources
 from app.schemas import BadEvent, load_event
-from statemachine.events import CallEvent, EventType, MessageEvent, to_record
+from statemachine.event_log import to_record
+from statemachine.events import CallEvent, MessageEvent
+from statemachine.primevox import EVENTS
 from workers.jobs import enqueue_event
 from workers.settings import Settings
 
@@ -204,4 +206,4 @@ def accept_webhook(
     return 202, answer, NO_HEADERS
 
 
-_KNOWN = {member.value for member in EventType} - {EventType.ENGINE_TIMEOUT.value}
+_KNOWN = set(EVENTS.known_types)

@@ -10,11 +10,10 @@ scrape time, so every web process reports the same engine-wide figures.
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from collections.abc import Iterator
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -110,7 +109,7 @@ _HISTORY = HistoryCollector()
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if current_app.config["CALLSTATE_SETTINGS"].metrics_directory:
         own = CollectorRegistry()
         multiprocess.MultiProcessCollector(own)  # type: ignore[no-untyped-call]
     else:

@@ -37,7 +37,7 @@ from typing import Any
 from granian.http import HTTP1Settings
 
 from app.access_log import AccessLog
-from workers.settings import ConfigError, env_number
+from workers.settings import ConfigError, Settings
 
 DEFAULT_FACTORY = "app:create_app"
 _FACTORY = "CALLSTATE_WSGI_FACTORY"
@@ -86,16 +86,16 @@ def wsgi_app() -> AccessLog:
     return AccessLog(factory())
 
 
-def server_options(env: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
-    """granian's settings from the environment (PORT, WEB_CONCURRENCY, WEB_THREADS)."""
-    threads = env_number(env, "WEB_THREADS", 16, 1)
+def server_options(settings: Settings) -> dict[str, Any]:
+    """granian's settings (PORT, WEB_CONCURRENCY, WEB_THREADS)."""
+    threads = settings.web_threads
     return {
         "target": "app.serve:wsgi_app",
         "factory": True,
         "interface": "wsgi",
         "address": "0.0.0.0",
-        "port": env_number(env, "PORT", 5000, 1),
-        "workers": env_number(env, "WEB_CONCURRENCY", 2, 1),
+        "port": settings.port,
+        "workers": settings.web_concurrency,
         # The app's threads: a request (or an open stream) holds one while the app
         # works (app.webhook_path bounds that to WEB_THREADS); the rest wait for
         # bodies still arriving, so slow senders never take the app's threads.
@@ -114,28 +114,25 @@ def server_options(env: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
     }
 
 
-def clean_metrics_directory(env: dict[str, str] | os._Environ[str]) -> None:
+def clean_metrics_directory(directory: str | None) -> None:
     """Empty PROMETHEUS_MULTIPROC_DIR: prometheus-client needs a clean one per run."""
-    directory = env.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         os.makedirs(directory, exist_ok=True)
         for name in os.listdir(directory):
             os.remove(os.path.join(directory, name))
 
 
-def check_configuration() -> str | None:
-    """What makes the configuration unusable (a bad variable, a Redis Cluster
-    without RQ_REDIS_URL), before any server process starts: each would fail
-    the same way, and be started again, for ever. None if nothing does; a Redis
-    that does not answer is not checked (each process waits for it)."""
+def check_redis_layout(settings: Settings) -> str | None:
+    """What makes the Redis layout unusable (a Redis Cluster without
+    RQ_REDIS_URL), before any server process starts: each would fail the same
+    way, and be started again, for ever. None if nothing does; a Redis that does
+    not answer is not checked (each process waits for it)."""
     import redis
 
-    from workers.settings import Settings
     from workers.store import open_redis
 
     try:
-        import app.stream  # noqa: F401  # its stream limits are read when it loads
-        connections = open_redis(Settings.from_env(), wait_seconds=0)
+        connections = open_redis(settings, wait_seconds=0)
     except ConfigError as exc:
         return str(exc)
     except redis.RedisError:
@@ -150,22 +147,22 @@ def main(argv: list[str]) -> int:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces
 
-    env = os.environ
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     if not argv or argv[0] == DEFAULT_FACTORY:
-        problem = check_configuration()
+        problem = check_redis_layout(settings)
         if problem is not None:
             print(f"configuration error: {problem}", file=sys.stderr)
             return 2
     if argv:
-        env[_FACTORY] = argv[0]  # the server's processes are forks: they see it
-    try:
-        options = server_options(env)
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
+        os.environ[_FACTORY] = argv[0]  # the server's processes are forks: they see it
+    options = server_options(settings)
     options["interface"] = Interfaces.WSGI
     options["http"] = HTTPModes.http1
-    clean_metrics_directory(env)
+    clean_metrics_directory(settings.metrics_directory)
     Granian(**options).serve()
     return 0
 

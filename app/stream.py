@@ -38,7 +38,7 @@ from app.fast_dump import compile_dump
 from app.resources import get_store
 from app.rest import FORBIDDEN, TOO_MANY_STREAMS, UNAUTHORIZED, ApiBlueprint, error_doc, sse_event
 from app.schema_fields import EXAMPLE_OUTCOME_ID
-from workers.settings import env_number
+from workers.settings import Settings
 
 bp = ApiBlueprint("stream", __name__, url_prefix="/v1")
 
@@ -46,11 +46,12 @@ POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 15.0
 
 
-# Read when the module loads (the semaphore below is sized by it), with the same
-# parser and the same ConfigError as every other setting: a bad value stops the
-# web process at start instead of falling back silently.
-MAX_STREAMS_PER_PROCESS = env_number(os.environ, "MAX_STREAMS_PER_PROCESS", 8, 1)
-STREAM_MAX_SECONDS = env_number(os.environ, "STREAM_MAX_SECONDS", 300.0, 1.0)
+# Read when the module loads (the semaphore below is sized by it), as part of the
+# settings every process reads: a bad value is a ConfigError that stops the web
+# process at start instead of falling back silently.
+_LIMITS = Settings.from_env()
+MAX_STREAMS_PER_PROCESS = _LIMITS.max_streams_per_process
+STREAM_MAX_SECONDS = _LIMITS.stream_max_seconds
 _slots = threading.BoundedSemaphore(MAX_STREAMS_PER_PROCESS)
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -43,7 +42,7 @@ from werkzeug.wsgi import ClosingIterator
 from app.errors import MESSAGES
 from app.intake import accept_webhook
 from app.resources import EXTENSION
-from workers.settings import env_number
+from workers.settings import Settings
 
 PREFIX = "/webhooks/primevox/"
 log = logging.getLogger("app")
@@ -56,7 +55,6 @@ BODY_SECONDS = 10.0
 # Reader threads per process: a body still arriving holds one, blocked in the
 # server's Rust code with the GIL released (a few KB of memory each).
 BODY_READERS = 64
-DEFAULT_APP_THREADS = 16
 
 
 class BodyReader:
@@ -77,11 +75,6 @@ class BodyReader:
             future.cancel()  # still queued behind busy readers: never start it
             return None
         return body
-
-
-def app_threads() -> int:
-    """WEB_THREADS: threads that may run the app at once. Raises ConfigError."""
-    return env_number(os.environ, "WEB_THREADS", DEFAULT_APP_THREADS, 1)
 
 
 # Set in the WSGI environ by every Flask response: whether its body is produced
@@ -116,7 +109,8 @@ class WebhookPath:
         # The app's own work (everything once the body is in) runs on at most
         # WEB_THREADS threads at once, as before the server had threads to spare
         # for bodies still arriving: more would only queue for Redis connections.
-        self.working = threading.BoundedSemaphore(app_threads())
+        settings: Settings = app.config["CALLSTATE_SETTINGS"]
+        self.working = threading.BoundedSemaphore(settings.web_threads)
         app.after_request(_note_streamed)
 
     def __call__(

@@ -31,8 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.simulator import Post, SimulatedCall, generate_call
 from bench.service import Service, wait_for
+from devtools.simulator import Post, SimulatedCall, generate_call
 
 
 @dataclass

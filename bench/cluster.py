@@ -11,7 +11,7 @@ answered, and the 202's latency.
 
 Each layout runs the shipped web and worker (one worker process) with RQ on a
 Redis of its own (``RQ_REDIS_URL``), so the state nodes' figures are call
-state only. The same simulated calls (``app.simulator``) are posted to each,
+state only. The same simulated calls (``devtools.simulator``) are posted to each,
 every call's events in order, 16 calls at a time, and the run waits until
 every call has its outcome. Per node: commands (``INFO commandstats``), Redis
 CPU (``INFO cpu``) and memory (``used_memory`` less replication backlog and
@@ -33,10 +33,10 @@ from typing import Any
 
 import redis
 
-from app.simulator import SimulatedCall, generate_call
 from bench.chaos import send_until_accepted
 from bench.common import KeepAlive, percentile, timed_gets
 from bench.service import Service, wait_for
+from devtools.simulator import SimulatedCall, generate_call
 
 
 @dataclass
@@ -186,9 +186,10 @@ def report(layouts: list[Layout]) -> None:
             for name, calls in node.by_command.items():
                 every[name] = every.get(name, 0) + calls
         busiest = sorted(every.items(), key=lambda item: -item[1])[:6]
-        print("  busiest state commands per event: " + ", ".join(
-            f"{name} {calls / events:.1f}" for name, calls in busiest
-        ))
+        print(
+            "  busiest state commands per event: "
+            + ", ".join(f"{name} {calls / events:.1f}" for name, calls in busiest)
+        )
         for path, (median, commands) in layout.reads.items():
             base_median, base_commands = base.reads.get(path, (median, commands))
             print(

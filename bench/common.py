@@ -33,8 +33,9 @@ from urllib.parse import urlparse
 
 import redis
 
-from app.simulator import Post, SimulatedCall, generate_call
-from bench.service import ROOT, Service, free_port, procfile, wait_for
+from bench.service import Service, free_port
+from devtools.service import ROOT, wait_healthy
+from devtools.simulator import Post, SimulatedCall, generate_call
 from workers.store import PARTITIONS, STATS_KEY, pending_key, timers_key
 
 _STARTED = time.monotonic()
@@ -533,25 +534,13 @@ class BenchService(Service):
     def add_web(self) -> str:
         """Start one more web process (Procfile's command) on a port of its own."""
         port = free_port()
-        kind = "web"
-        index = len(self.processes.get(kind, []))
-        env = {
-            **self.env,
-            "PORT": str(port),
-            "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / f"metrics-{index}"),
-        }
-        log = open(self.workdir / f"{kind}-{index}.log", "ab")  # noqa: SIM115
-        process = subprocess.Popen(
-            ["bash", "-c", procfile()[kind]],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        index = len(self.processes.get("web", []))
+        metrics = self.workdir / f"metrics-{index}"
+        process = self.start_process(
+            "web", {"PORT": str(port), "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
         )
-        self.processes.setdefault(kind, []).append(process)
         url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _healthy(url), 30, f"the web process on port {port}")
+        wait_healthy(url, process, 30)
         self.web_urls.append(url)
         return url
 
@@ -577,14 +566,6 @@ class BenchService(Service):
         RQ's children included)."""
         roots = {p.pid for p in self.live(kind)}
         return [pid for pid in descendants(roots) if _is_python(pid)]
-
-
-def _healthy(url: str) -> bool:
-    client = KeepAlive(url, timeout=2)
-    try:
-        return client.request("GET", "/healthz")[0] == 200
-    finally:
-        client.close()
 
 
 def descendants(roots: set[int]) -> list[int]:

@@ -57,7 +57,6 @@ import redis
 
 from app.intake import decode_body
 from app.schemas import load_event
-from app.simulator import Post
 from bench.common import (
     BenchService,
     CpuMeter,
@@ -83,7 +82,8 @@ from bench.common import (
     wait_applied,
 )
 from bench.service import wait_for
-from statemachine.events import to_record
+from devtools.simulator import Post
+from statemachine.event_log import to_record
 from workers.engine import Engine, view_of
 from workers.jobs import BATCH_SIZE, enqueue_drain, events_queue, new_job_id
 from workers.settings import Settings

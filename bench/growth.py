@@ -43,7 +43,6 @@ from typing import cast
 
 import redis
 
-from app.simulator import generate_call
 from bench.common import (
     BenchService,
     KeepAlive,
@@ -56,6 +55,7 @@ from bench.common import (
     traffic,
 )
 from bench.service import wait_for
+from devtools.simulator import generate_call
 from workers.store import (
     Store,
     call_key,

@@ -12,7 +12,7 @@ Four servers on this machine, in the same run:
 * **bare+Redis**: bare Flask plus one Redis Lua write per request, on our
   server: what any intake that answers only once the event is in Redis pays.
 
-The same load generator (wrk, realistic PrimeVOX bodies from app.simulator,
+The same load generator (wrk, realistic PrimeVOX bodies from devtools.simulator,
 one body list for all) hits them in rotating order. It measures:
 
 1. requests/s at saturation (wrk, closed loop), and the servers' CPU per
@@ -32,11 +32,8 @@ machine in production). Loopback only; every run is bounded by --seconds.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
 import statistics
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +57,8 @@ from bench.common import (
     write_bodies,
     wrk_script,
 )
-from bench.service import ROOT, free_port, wait_for
+from bench.service import free_port, wait_for
+from devtools.service import ServiceProcess, start_process, stop_all
 
 GOALS = {  # (top, bottom): the least top / bottom req/s that meets issue 11's goal
     ("ours", "bare gunicorn"): 1.0,
@@ -102,9 +100,7 @@ def _answers(base_url: str) -> bool:
         client.close()
 
 
-def start_bare(
-    service: BenchService, with_redis: bool, server: str
-) -> tuple[subprocess.Popen[bytes], str]:
+def start_bare(service: BenchService, with_redis: bool, server: str) -> tuple[ServiceProcess, str]:
     """A bare Flask baseline (bench.bare_app; ``with_redis``: one Lua write to the
     service's Redis per request) on ``server``: OUR_SERVER is the Procfile's web
     command's server with its settings (``python -m app.serve``), GUNICORN is
@@ -125,25 +121,11 @@ def start_bare(
         ]  # fmt: skip
     else:
         command = [sys.executable, "-m", "app.serve", "bench.bare_app:create_app"]
-    log = open(service.workdir / f"bare-{port}.log", "ab")  # noqa: SIM115
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    name = f"bare-{port}"
+    process = start_process(name, command, env, stdout_path=service.workdir / f"{name}.log")
     base_url = f"http://127.0.0.1:{port}"
     wait_for(lambda: _answers(base_url), 30, f"bare Flask on {server} to answer")
     return process, base_url
-
-
-def stop_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM a process group we started; SIGKILL it after 30 s."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def saturate(target: Target, bodies: Path, args: argparse.Namespace) -> Saturation:
@@ -311,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     bodies = write_bodies(traffic(args.events).posts)
     env = {"WORKER_CONCURRENCY": "1"}
     service = BenchService(env)
-    bare_processes: list[subprocess.Popen[bytes]] = []
+    bare_processes: list[ServiceProcess] = []
     try:
         progress(f"starting redis, web and {args.workers} worker(s); and the bare baselines")
         service.start(workers=args.workers)
@@ -345,8 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile or args.profile_only:
             profile_ours(service, ours, bodies, args)
     finally:
-        for process in bare_processes:
-            stop_group(process)
+        stop_all(bare_processes, grace=30)
         service.stop()
         bodies.unlink(missing_ok=True)
     return 0

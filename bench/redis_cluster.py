@@ -22,13 +22,7 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text("utf-8", errors="replace")
-    except FileNotFoundError:
-        return "(no file)"
-    return "\n".join(text.splitlines()[-lines:]) or "(empty)"
+from devtools.service import tail
 
 
 def free_cluster_port(attempts: int = 200) -> int:

@@ -28,7 +28,6 @@ import sys
 import time
 from dataclasses import dataclass
 
-from app.simulator import SimulatedCall
 from bench.chaos import Report, all_outcomes, check, get
 from bench.common import (
     BenchService,
@@ -44,6 +43,7 @@ from bench.common import (
     wait_applied,
 )
 from bench.service import wait_for
+from devtools.simulator import SimulatedCall
 
 TENANTS = ("acme", "globex")
 

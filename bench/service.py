@@ -1,7 +1,7 @@
 """Run callstate as deployed, on this machine: a private redis-server and the
 Procfile's process types, each in its own process group (so a test can
-kill -9 one and everything it forked). Loopback only. Used by the benchmarks
-and the chaos script.
+kill -9 one and everything it forked), started and stopped by devtools.service.
+Loopback only. Used by the benchmarks and the chaos script.
 
 With ``cluster_masters``, call state lives on a private Redis Cluster of that
 many masters (a replica each) and the redis-server holds only RQ's queues
@@ -9,32 +9,27 @@ many masters (a replica each) and the redis-server holds only RQ's queues
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-import redis
-
 from bench.redis_cluster import RedisClusterServer
+from devtools.redis_server import RedisServer
+from devtools.service import (
+    ROOT,
+    ServiceProcess,
+    answers_health,
+    free_port,
+    procfile_env,
+    start_procfile_process,
+    stop_all,
+    wait_healthy,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = ["ROOT", "RedisServer", "Service", "free_port", "wait_for"]
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
@@ -48,54 +43,6 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: flo
             pass
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def procfile() -> dict[str, str]:
-    lines = (ROOT / "Procfile").read_text().splitlines()
-    return dict(
-        (m.group(1), m.group(2))
-        for m in (re.match(r"^(\w+):\s*(.+)$", line) for line in lines)
-        if m
-    )
-
-
-class RedisServer:
-    """A private redis-server; AOF on, so a restart keeps what it acknowledged."""
-
-    def __init__(self, directory: Path, port: int | None = None) -> None:
-        if shutil.which("redis-server") is None:
-            raise RuntimeError("redis-server is not installed")
-        self.directory = directory
-        self.port = port or free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server", "--bind", "127.0.0.1", "--port", str(self.port),
-                "--dir", str(self.directory), "--save", "", "--appendonly", "yes",
-                "--appendfsync", "everysec", "--maxmemory-policy", "noeviction",
-            ],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for(lambda: bool(self.client().ping()), 10, "redis-server to answer")
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, socket_timeout=5)
-
-    def stop(self) -> None:
-        """Shut down as an operator would (SHUTDOWN flushes the AOF)."""
-        if self.process is None:
-            return
-        with contextlib.suppress(redis.RedisError):
-            self.client().shutdown(nosave=False)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
 
 
 class Service:
@@ -129,30 +76,33 @@ class Service:
         self.port = free_port()
         self.token = "bench-token"
         self.key = "bench-key"
-        self.env = {
-            **os.environ,
-            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
-            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-            "PORT": str(self.port),
-            "REDIS_URL": self.redis.url,
-            "WEBHOOK_TOKENS": f"{self.token}:*",
-            "API_KEYS": f"{self.key}:*",
-            "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "metrics"),
-            **(env or {}),
-        }
-        self.processes: dict[str, list[subprocess.Popen[bytes]]] = {}
+        self.env = procfile_env(
+            {
+                "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+                "PORT": str(self.port),
+                "REDIS_URL": self.redis.url,
+                "WEBHOOK_TOKENS": f"{self.token}:*",
+                "API_KEYS": f"{self.key}:*",
+                "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "metrics"),
+                **(env or {}),
+            }
+        )
+        self.processes: dict[str, list[ServiceProcess]] = {}
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.webhook_url = f"{self.base_url}/webhooks/primevox/{self.token}"
 
-    def start_process(self, kind: str) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / f"{kind}-{len(self.processes.get(kind, []))}.log", "ab")  # noqa: SIM115
-        process = subprocess.Popen(
-            ["bash", "-c", procfile()[kind]],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+    def start_process(
+        self, kind: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+    ) -> ServiceProcess:
+        """Start the Procfile's ``kind`` (with ``env`` over the service's environment,
+        in ``cwd``); its output goes to ``<kind>-<n>.log`` in the work directory."""
+        name = f"{kind}-{len(self.processes.get(kind, []))}"
+        process = start_procfile_process(
+            kind,
+            name,
+            {**self.env, **(env or {})},
+            cwd=cwd,
+            stdout_path=self.workdir / f"{name}.log",
         )
         self.processes.setdefault(kind, []).append(process)
         return process
@@ -166,41 +116,29 @@ class Service:
             self.cluster.start()
             self.env["REDIS_URL"] = self.cluster.url
             self.env["RQ_REDIS_URL"] = self.redis.url
-        self.start_process("web")
+        web = self.start_process("web")
         for _ in range(workers):
             self.start_process("worker")
-        wait_for(self.healthy, 30, "the web process to answer /healthz")
+        wait_healthy(self.base_url, web, 30)
         wait_for(lambda: self.workers_registered() >= workers, 30, "the workers to register")
         return self
 
     def healthy(self) -> bool:
-        with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=2) as response:
-            return bool(response.status == 200)
+        return answers_health(self.base_url)
 
     def workers_registered(self) -> int:
         return len(list(self.queues.client().scan_iter(match="rq:worker:*", count=1000)))
 
-    def kill9(self, process: subprocess.Popen[bytes]) -> None:
+    def kill9(self, process: ServiceProcess) -> None:
         """SIGKILL a process and everything it forked (its process group)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        process.kill9()
 
-    def live(self, kind: str) -> list[subprocess.Popen[bytes]]:
-        return [p for p in self.processes.get(kind, []) if p.poll() is None]
+    def live(self, kind: str) -> list[ServiceProcess]:
+        return [p for p in self.processes.get(kind, []) if p.running()]
 
     def stop(self) -> None:
         """SIGTERM everything (as Heroku does), SIGKILL what is left after 30 s."""
-        every = [p for ps in self.processes.values() for p in ps if p.poll() is None]
-        for process in every:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for process in every:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                self.kill9(process)
+        stop_all([p for ps in self.processes.values() for p in ps], grace=30)
         self.redis.stop()
         if self.queues is not self.redis:
             self.queues.stop()

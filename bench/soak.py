@@ -4,7 +4,7 @@
 
 Starts the Procfile's web and worker on a private redis-server (bench/service.py),
 subscribes one local receiver to every outcome, and posts simulated PrimeVOX
-calls (app/simulator.py: every kind, duplicates included) open-loop at
+calls (devtools/simulator.py: every kind, duplicates included) open-loop at
 ``--rate`` webhooks a second. Every ``--interval`` seconds it records web and
 worker RSS, open file descriptors, Redis ``used_memory`` and connected clients,
 events pending and RQ's queue length, and the p99 from a 202 to the event's
@@ -38,9 +38,9 @@ from typing import Any
 import redis
 from rq import Queue
 
-from app.simulator import Post, SimulatedCall
 from bench.common import BenchService, KeepAlive, percentile, print_machine, progress, traffic
 from bench.soak_analysis import MEMORY_CURVES, Trend, clear_leak, flat_for_an_hour, trend
+from devtools.simulator import Post, SimulatedCall
 from workers.settings import EVENTS_QUEUE
 from workers.store import PARTITIONS, call_key, pending_key
 

@@ -25,9 +25,9 @@ from typing import Any
 import redis
 
 from app import create_app
-from app.simulator import Post, generate_call
 from bench.common import print_machine, progress, ratio, spread
 from bench.service import RedisServer
+from devtools.simulator import Post, generate_call
 from statemachine.events import isoformat, micros
 from workers.engine import Engine
 from workers.settings import Settings

@@ -34,7 +34,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from bench.common import commandstats, commandstats_delta, progress, ratio
-from bench.service import ROOT, Service, procfile, wait_for
+from bench.service import ROOT, Service, wait_for
+from devtools.service import ServiceProcess
 
 IDLE_SECONDS = 10.0
 
@@ -47,18 +48,10 @@ class CodeService(Service):
         self.root = root
         self.env["PYTHONPATH"] = str(root)
 
-    def start_process(self, kind: str) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / f"{kind}.log", "ab")  # noqa: SIM115
-        process = subprocess.Popen(
-            ["bash", "-c", procfile()[kind]],
-            cwd=self.root,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.processes.setdefault(kind, []).append(process)
-        return process
+    def start_process(
+        self, kind: str, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> ServiceProcess:
+        return super().start_process(kind, env, cwd or self.root)
 
 
 def call_events(tenant: str, call: str) -> list[dict[str, str]]:

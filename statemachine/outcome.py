@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, TypedDict
 
 from statemachine.state import CallView, Direction, wait_and_talk
 
@@ -70,6 +70,43 @@ def classify(view: CallView) -> tuple[Outcome, MissedReason | None]:
     if view.rang or view.ring_group is not None:
         return Outcome.MISSED, MissedReason.NO_ANSWER
     return Outcome.MISSED, MissedReason.UNROUTED
+
+
+class OutcomeBody(TypedDict):
+    """What was decided about an ended call (``outcome_record``), before the store
+    numbers it. Parties are ``{"number", "name"}``, a DID also has ``description``
+    and ``group``; times are ISO-8601 UTC; ``outcome``, ``missed_reason``,
+    ``direction`` and ``ended_by`` are their enums' values."""
+
+    call_uuid: str
+    tenant_id: str
+    container_id: str
+    direction: str
+    outcome: str
+    missed_reason: str | None
+    answered_by: dict[str, str] | None
+    voicemail_box: dict[str, str] | None
+    caller: dict[str, str] | None
+    did: dict[str, str] | None
+    number_dialed: str | None
+    extension: dict[str, str] | None
+    queue: str | None
+    ring_group: str | None
+    rang: list[dict[str, str]]
+    started_at: str | None
+    answered_at: str | None
+    ended_at: str | None
+    wait_seconds: float | None
+    talk_seconds: float | None
+    ended_by: str
+
+
+class OutcomeRecord(OutcomeBody):
+    """An outcome record as published: its body with the feed's ``id`` (an
+    OutcomeId's text) and the call's ``revision`` (1, then 2... per change)."""
+
+    id: str
+    revision: int
 
 
 def outcome_record(view: CallView) -> dict[str, Any]:

@@ -96,7 +96,7 @@ def run_one(settings: Settings, role: str = "events") -> None:
     """Run one SimpleWorker until SIGTERM, waiting out Redis outages.
 
     RQ's work loop gives up ("unhandled exception, quitting") on some Redis
-    errors; a worker process that exits would take honcho's other processes
+    errors; a worker process that exits would take bin/start's other processes
     down with it, so unless a shutdown was asked for, we start a new worker.
     """
     # Waiting long for a connection is fine here (no client is waiting on us);

@@ -5,6 +5,9 @@ Every change follows the same path: read the call's log at a version, fold it
 with what the fold says, refusing if the log moved meanwhile. A refused commit
 is simply read and folded again, so any number of workers can work on one
 call at once and none of them overwrites a newer state.
+
+Past 400 lines on purpose: applying, deciding and rebuilding share that one
+loop and its conflict rules; apart they could drift.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from typing import Any
 import redis
 
 from statemachine import CallView, fold, from_record, outcome_record, to_record
-from statemachine.events import CallEvent, CallTimedOut, EventType, micros, parse_time
+from statemachine.events import CallEvent, CallTimedOut, micros, parse_time
+from statemachine.primevox import ENGINE_TIMEOUT
 from workers.exceptions import BadEnvelope, ConcurrentUpdate, TooManyConflicts
 from workers.observability import OUTCOME_BUCKETS, get_logger, histogram_increments
 from workers.settings import Settings
@@ -367,7 +371,7 @@ class Engine:
         )
         # One timeout per call: the same id every time, so two deciders racing
         # on one call record it once (the earliest is kept).
-        return to_record(event, {"callUuid": view.facts.call_uuid}, EventType.ENGINE_TIMEOUT.value)
+        return to_record(event, {"callUuid": view.facts.call_uuid}, ENGINE_TIMEOUT)
 
     # -- rebuilding -------------------------------------------------------------
 

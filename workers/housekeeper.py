@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 import redis
 from rq import Queue
@@ -192,5 +191,4 @@ class Housekeeper(threading.Thread):
 
     def _stuck_in_transit(self, job_id: str) -> bool:
         """A job RQ moved off the queue but never started: its worker died in between."""
-        position: Any = self.queue.connection.lpos(self.queue.intermediate_queue_key, job_id)
-        return position is not None
+        return self.store.job_in_rq_list(self.queue.intermediate_queue_key, job_id)

@@ -1,4 +1,4 @@
-"""``bin/start --embedded`` (``python -m app.dev --embedded``) does what the real
+"""``bin/start --embedded`` (``python -m devtools.start --embedded``) does what the real
 processes do: events, timers (outcome grace, call timeout) and outbound webhooks,
 retried and signed, in its one process on the in-memory stand-in."""
 
@@ -39,7 +39,7 @@ def embedded(tmp_path: Path) -> Iterator[tuple[Api, subprocess.Popen[bytes]]]:
     )
     log = (tmp_path / "embedded.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.dev", "--embedded", "--port", str(port)],
+        [sys.executable, "-m", "devtools.start", "--embedded", "--port", str(port)],
         cwd=REPO,
         env=env,
         stdin=subprocess.DEVNULL,

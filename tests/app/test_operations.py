@@ -218,11 +218,11 @@ def test_server_settings_are_checked_like_every_other_setting() -> None:
     import pytest
 
     from app.serve import server_options
-    from workers.settings import ConfigError
+    from workers.settings import ConfigError, Settings
 
-    assert server_options({"PORT": "8080"})["port"] == 8080
+    assert server_options(Settings.from_env({"PORT": "8080"}))["port"] == 8080
     for name in ("PORT", "WEB_CONCURRENCY", "WEB_THREADS"):
         with pytest.raises(ConfigError, match=name):
-            server_options({name: "0"})
+            server_options(Settings.from_env({name: "0"}))
         with pytest.raises(ConfigError, match=name):
-            server_options({name: "two"})
+            server_options(Settings.from_env({name: "two"}))

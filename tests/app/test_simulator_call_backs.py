@@ -7,7 +7,13 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from app.simulator import Post, SimulatedCall, generate_call, generate_call_back, wants_call_back
+from devtools.simulator import (
+    Post,
+    SimulatedCall,
+    generate_call,
+    generate_call_back,
+    wants_call_back,
+)
 from statemachine.phone_numbers import e164
 from tests.conftest import TENANT_KEY, TOKEN
 

@@ -10,7 +10,7 @@ import fakeredis
 import pytest
 from flask.testing import FlaskClient
 
-import app.wallboard as wallboard
+import app.stats_api as stats_api
 from app import stats
 from statemachine.events import micros
 from tests.conftest import API_KEY, TENANT_KEY, TOKEN
@@ -446,7 +446,7 @@ def test_a_window_too_large_is_refused(
     client: FlaskClient, redis_client: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """More records in the window than the web process will hold: 400, ask for less."""
-    monkeypatch.setattr(wallboard, "MAX_WINDOW_RECORDS", 2)
+    monkeypatch.setattr(stats_api, "MAX_WINDOW_RECORDS", 2)
     for n in range(3):
         put(redis_client, record(call=f"c{n}", at=10 + n))
     answer = client.get(f"/v1/stats?{window(0, 60)}", headers=ADMIN)

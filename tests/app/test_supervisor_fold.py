@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from app.simulator import Post, generate_call, generate_call_back, wants_call_back
+from devtools.simulator import Post, generate_call, generate_call_back, wants_call_back
 from statemachine import CallEvent, from_record
 from statemachine.callbacks import tenant_callbacks
 from statemachine.extensions import tenant_board

@@ -8,13 +8,14 @@ import json
 import re
 import threading
 from collections.abc import Iterator
+from importlib import resources
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
+import app.live_stream as live_stream
 import app.stream as stream
-import app.wallboard as wallboard
 from tests.conftest import API_KEY, TENANT_KEY, TOKEN
 
 ADMIN = {"Authorization": f"Bearer {API_KEY}"}
@@ -25,7 +26,7 @@ URL = "/v1/calls/live/stream"
 @pytest.fixture(autouse=True)
 def quick_streams(monkeypatch: pytest.MonkeyPatch) -> None:
     """Streams poll often and end after a fraction of a second."""
-    monkeypatch.setattr(wallboard, "LIVE_POLL_SECONDS", 0.01)
+    monkeypatch.setattr(live_stream, "LIVE_POLL_SECONDS", 0.01)
     monkeypatch.setattr(stream, "STREAM_MAX_SECONDS", 0.2)
 
 
@@ -99,6 +100,13 @@ def test_content_security_policy_allows_only_the_pages_own_script(client: FlaskC
     assert f"script-src 'sha256-{digest}'" in policy
     assert "default-src 'none'" in policy and "connect-src 'self'" in policy
     assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+
+
+def test_the_template_renders_the_shell_as_written(client: FlaskClient) -> None:
+    """The served page is the template's text, byte for byte, without its Jinja comments."""
+    template = resources.files("app").joinpath("templates/wallboard.html").read_text("utf-8")
+    shell = re.sub(r"\{#-.*?-#\}\n|\{#.*?#\}\n", "", template, flags=re.S)
+    assert client.get("/wallboard").get_data(as_text=True) == shell
 
 
 def test_page_keeps_the_key_out_of_urls_and_html(client: FlaskClient) -> None:

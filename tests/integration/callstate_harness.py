@@ -1,7 +1,8 @@
 """Real processes for the integration tests: redis-server, the Procfile's web and worker.
 
-Only the standard library and redis-py (a dependency of the project) are used:
-HTTP goes through ``urllib.request``.
+The Procfile's processes are started and stopped by devtools.service, the
+launcher of ``bin/start`` and the benchmarks too; beyond it only the standard
+library and redis-py are used: HTTP goes through ``urllib.request``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -30,8 +30,22 @@ from urllib.parse import urlencode
 
 import redis
 
+from devtools.redis_server import RedisServer as SharedRedisServer
+from devtools.service import (
+    ServiceProcess,
+    procfile_env,
+    start_procfile_process,
+    stop_all,
+    wait_healthy,
+)
+from devtools.service import free_port as free_port
+from devtools.service import procfile_commands as procfile_commands
+from devtools.service import tail as tail
+
 REPO = Path(__file__).resolve().parents[2]
 PROCFILE = REPO / "Procfile"
+# One Procfile process, in its own process group, logging to files.
+Proc = ServiceProcess
 EVENTS_QUEUE = "callstate-events"
 EVENTS_QUEUE_KEY = f"rq:queue:{EVENTS_QUEUE}"
 INTERMEDIATE_KEY = f"{EVENTS_QUEUE_KEY}:intermediate"
@@ -96,172 +110,14 @@ def wait_until(
         time.sleep(interval)
 
 
-# -- ports and the Procfile ---------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port free on the loopback interface right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def procfile_commands(path: Path = PROCFILE) -> dict[str, str]:
-    """The process types of a Procfile: ``name -> command line``."""
-    commands: dict[str, str] = {}
-    for line in path.read_text("utf-8").splitlines():
-        match = re.match(r"^([A-Za-z0-9_-]+):\s*(.+?)\s*$", line)
-        if match and not line.lstrip().startswith("#"):
-            commands[match.group(1)] = match.group(2)
-    return commands
-
-
 # -- redis-server ---------------------------------------------------------------
 
 
-@dataclass
-class RedisServer:
-    """A private redis-server on a loopback port, no persistence."""
+class RedisServer(SharedRedisServer):
+    """A private redis-server on a loopback port, no persistence, its log kept."""
 
-    binary: str
-    directory: Path
-    port: int = 0
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def log_path(self) -> Path:
-        return self.directory / "redis.log"
-
-    def start(self, attempts: int = 5) -> None:
-        """Start it and wait for PING; retries on another port if one was taken meanwhile."""
-        problem = ""
-        for _ in range(attempts):
-            self.port = free_port()
-            self.process = subprocess.Popen(
-                [
-                    self.binary,
-                    "--port", str(self.port),
-                    "--bind", "127.0.0.1",
-                    "--save", "",
-                    "--appendonly", "no",
-                    "--dir", str(self.directory),
-                    "--logfile", str(self.log_path),
-                    "--daemonize", "no",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            client = self.client()
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and self.process.poll() is None:
-                try:
-                    if client.ping():
-                        return
-                except redis.RedisError:
-                    time.sleep(0.05)
-            problem = tail(self.log_path)
-            self.stop()
-        raise RuntimeError(f"redis-server would not start:\n{problem}")
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, socket_timeout=10)
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-
-# -- service processes ----------------------------------------------------------
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text("utf-8", errors="replace")
-    except FileNotFoundError:
-        return "(no file)"
-    return "\n".join(text.splitlines()[-lines:]) or "(empty)"
-
-
-def _group_gone(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-@dataclass
-class Proc:
-    """One Procfile process, in its own process group, logging to files."""
-
-    name: str
-    command: str
-    popen: subprocess.Popen[bytes]
-    stdout_path: Path
-    stderr_path: Path
-    killed: bool = False
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def running(self) -> bool:
-        return self.popen.poll() is None
-
-    def signal_group(self, signum: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signum)
-
-    def kill9(self) -> None:
-        """SIGKILL the process and every child (its whole process group)."""
-        self.killed = True
-        self.signal_group(signal.SIGKILL)
-        self.popen.wait(10)
-        wait_until(lambda: _group_gone(self.pid), 10, f"process group of {self.name} to die")
-
-    def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM the group; SIGKILL whatever is left after ``grace`` seconds."""
-        if not _group_gone(self.pid):
-            self.signal_group(signal.SIGTERM)
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline and not _group_gone(self.pid):
-                self.popen.poll()  # reap the leader so it stops counting
-                time.sleep(0.05)
-            if not _group_gone(self.pid):
-                self.signal_group(signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(10)
-
-    def tails(self, lines: int = 40) -> str:
-        state = "running" if self.running() else f"exited {self.popen.returncode}"
-        return (
-            f"--- {self.name} (pid {self.pid}, {state}) stdout {self.stdout_path}\n"
-            f"{tail(self.stdout_path, lines)}\n"
-            f"--- {self.name} stderr {self.stderr_path}\n{tail(self.stderr_path, lines)}"
-        )
-
-    def output(self) -> str:
-        """Everything the process wrote so far, stdout then stderr."""
-        return "\n".join(
-            p.read_text("utf-8", errors="replace")
-            for p in (self.stdout_path, self.stderr_path)
-            if p.exists()
-        )
+    def __init__(self, binary: str, directory: Path) -> None:
+        super().__init__(directory, durable=False, binary=binary)
 
 
 @dataclass
@@ -579,9 +435,7 @@ class Launcher:
             for k, v in os.environ.items()
             if not k.startswith(("PROMETHEUS_", "WORKER_", "WEB_", "CALL_", "OUTCOME_", "PENDING_"))
         }
-        venv_bin = str(Path(sys.executable).parent)
         env.update(
-            PATH=f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
             PYTHONUNBUFFERED="1",
             PORT=str(self.port),
             REDIS_URL=self.redis_url,
@@ -597,26 +451,21 @@ class Launcher:
         )
         env.update(self.env_overrides)
         env.update(overrides or {})
-        return env
+        return procfile_env(base=env)
 
     def start(self, kind: str, overrides: Mapping[str, str] | None = None) -> Proc:
         """Run the Procfile's ``kind`` command line via ``bash -c`` in a new session."""
-        command = procfile_commands()[kind]
         self._count += 1
         name = f"{kind}.{self._count}"
-        stdout_path = self.directory / f"{name}.out"
-        stderr_path = self.directory / f"{name}.err"
-        with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
-            popen = subprocess.Popen(
-                ["bash", "-c", command],
-                cwd=REPO,
-                env=self.env(overrides),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-            )
-        proc = Proc(name, command, popen, stdout_path, stderr_path)
+        proc = start_procfile_process(
+            kind,
+            name,
+            self.env(overrides),
+            cwd=REPO,
+            procfile=PROCFILE,
+            stdout_path=self.directory / f"{name}.out",
+            stderr_path=self.directory / f"{name}.err",
+        )
         self.procs.append(proc)
         return proc
 
@@ -632,14 +481,7 @@ class Launcher:
         return proc
 
     def wait_web(self, proc: Proc, timeout: float = 30.0) -> None:
-        api = self.api
-
-        def up() -> bool:
-            if not proc.running():
-                raise AssertionError(f"web exited while starting:\n{proc.tails()}")
-            return api.healthy()
-
-        wait_until(up, timeout, "GET /healthz to answer 200", detail=proc.tails)
+        wait_healthy(self.api.base_url, proc, timeout)
 
     # workers --------------------------------------------------------------------
 
@@ -753,21 +595,7 @@ class Launcher:
     def stop_all(self, grace: float = 10.0) -> list[str]:
         """SIGTERM every process group at once, SIGKILL what is left after ``grace``
         seconds; returns the names of those that had to be killed."""
-        live = [p for p in self.procs if not _group_gone(p.pid)]
-        for proc in live:
-            proc.signal_group(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and not all(_group_gone(p.pid) for p in live):
-            for proc in live:
-                proc.popen.poll()  # reap leaders so they stop counting
-            time.sleep(0.05)
-        forced = [p for p in live if not _group_gone(p.pid)]
-        for proc in forced:
-            proc.signal_group(signal.SIGKILL)
-        for proc in live:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.popen.wait(10)
-        return [p.name for p in forced]
+        return [p.name for p in stop_all(self.procs, grace)]
 
     def tails(self) -> str:
         return "\n".join(proc.tails() for proc in self.procs)

@@ -54,7 +54,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from app import openapi
+from app import openapi, openapi_webhooks
 from bench.service import Service, wait_for
 
 MAX_EXAMPLES = 50
@@ -137,7 +137,7 @@ class Seeded:
             )
             assert made.status_code == 201, made.text
             self.subscription_ids.append(made.json()["id"])
-        samples = openapi.WEBHOOK_SAMPLES
+        samples = openapi_webhooks.WEBHOOK_SAMPLES
         ids = {"tenantId": samples["tenantId"], "containerId": samples["containerId"]}
         caller = {"callerIdNum": samples["callerIdNum"], "callerIdName": samples["callerIdName"]}
         call = {**ids, **caller, "callUuid": samples["callUuid"]}
@@ -343,7 +343,12 @@ def test_the_live_document_is_the_one_this_code_builds(seeded: Seeded) -> None:
 
 def test_the_seeded_history_is_visible(seeded: Seeded) -> None:
     """The service the document is tested against has calls, outcomes and deliveries to show."""
-    assert seeded.get(f"/v1/calls/{openapi.EXAMPLE_CALL_UUID}")["outcome"]["outcome"] == "answered"
+    assert (
+        seeded.get(f"/v1/calls/{openapi_webhooks.EXAMPLE_CALL_UUID}")["outcome"]["outcome"]
+        == "answered"
+    )
     assert seeded.get("/v1/calls/live")["calls"]
-    assert seeded.get(f"/v1/conversations/{openapi.EXAMPLE_CONVERSATION}/messages")["messages"]
+    assert seeded.get(f"/v1/conversations/{openapi_webhooks.EXAMPLE_CONVERSATION}/messages")[
+        "messages"
+    ]
     assert seeded.delivery_ids

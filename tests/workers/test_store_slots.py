@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from redis.cluster import key_slot
 from redis.commands.core import ScriptCommands
 
-from app.simulator import generate_call, generate_sms
+from devtools.simulator import generate_call, generate_sms
 from tests.conftest import API_KEY, TOKEN
 from workers.delivery import Deliveries
 from workers.delivery_runner import DeliveryRunner

@@ -14,7 +14,13 @@ from threading import Lock
 
 import click
 
-from app.simulator import Post, generate_call, generate_call_back, generate_sms, wants_call_back
+from devtools.simulator import (
+    Post,
+    generate_call,
+    generate_call_back,
+    generate_sms,
+    wants_call_back,
+)
 
 
 def _default_token() -> str | None:

@@ -13,7 +13,9 @@ Call history goes to ``DATABASE_URL`` if set (a local PostgreSQL, say), else
 to a SQLite file, ``.dev-history.sqlite3``, kept between runs; its tables are
 migrated before anything starts, as the Procfile's ``release`` does on a deploy.
 
-Web and worker run from the Procfile (through honcho), like on Heroku. Tokens
+Web and worker run from the Procfile (devtools.service), like on Heroku: each in
+a process group of its own, its output shown here behind its name; Ctrl-C, or
+one of them stopping, stops both (SIGTERM, SIGKILL after 10 s). Tokens
 and keys are made up once and kept in ``.callstate-dev.env`` so the webhook
 URL stays the same between runs (unless both WEBHOOK_TOKENS and API_KEYS are
 set in the environment: then those are used and no file is written).
@@ -22,32 +24,33 @@ set in the environment: then those are used and no file is written).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
-from pathlib import Path
+from types import FrameType
 
 import redis
 
-ROOT = Path(__file__).resolve().parent.parent
+from devtools.redis_server import RedisServer
+from devtools.service import (
+    ROOT,
+    ServiceError,
+    procfile_env,
+    start_procfile_process,
+    stop_all,
+    wait_healthy,
+)
+
 DEV_ENV = ROOT / ".callstate-dev.env"
 DEV_REDIS_DIR = ROOT / ".dev-redis"
 DEV_HISTORY = ROOT / ".dev-history.sqlite3"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _answers(url: str) -> bool:
@@ -75,31 +78,6 @@ def _dev_secrets() -> dict[str, str]:
         DEV_ENV.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
         DEV_ENV.chmod(0o600)
     return {**values, **given}
-
-
-def _start_redis_server() -> tuple[str, subprocess.Popen[bytes]]:
-    DEV_REDIS_DIR.mkdir(exist_ok=True)
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--bind", "127.0.0.1",
-            "--port", str(port),
-            "--dir", str(DEV_REDIS_DIR),
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-            "--maxmemory-policy", "noeviction",
-            "--save", "",
-        ],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    for _ in range(100):
-        if _answers(url):
-            return url, process
-        time.sleep(0.05)
-    process.kill()
-    raise SystemExit("redis-server did not start")
 
 
 def _prepare_history() -> str:
@@ -200,12 +178,8 @@ def _start_demo(env: dict[str, str], port: int) -> None:
 
     def run() -> None:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(600):
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
+        with contextlib.suppress(ServiceError):
+            wait_healthy(url, None, timeout=60)
         print(f"demo: posting simulated calls to {url} (watch the wallboard)", flush=True)
         subprocess.run(
             [sys.executable, "-m", "flask", "--app", "app", "simulate", url,
@@ -235,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     env = _dev_secrets()
     env["PORT"] = str(args.port)
     env["DATABASE_URL"] = _prepare_history()
-    redis_process: subprocess.Popen[bytes] | None = None
+    redis_server: RedisServer | None = None
     url = os.environ.get("REDIS_URL", "").strip()
     if args.embedded:
         mode = "embedded"
@@ -244,7 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     elif _answers("redis://127.0.0.1:6379/0"):
         url, mode = "redis://127.0.0.1:6379/0", "local redis-server at 127.0.0.1:6379"
     elif shutil.which("redis-server"):
-        url, redis_process = _start_redis_server()
+        DEV_REDIS_DIR.mkdir(exist_ok=True)
+        redis_server = RedisServer(DEV_REDIS_DIR)
+        try:
+            redis_server.start()
+        except ServiceError as exc:
+            raise SystemExit(str(exc)) from None
+        url = redis_server.url
         mode = f"redis-server started here ({url}, data in .dev-redis/)"
     else:
         mode = "embedded"
@@ -262,26 +242,37 @@ def main(argv: list[str] | None = None) -> int:
         return _run_embedded(env, args.port)
 
     env["REDIS_URL"] = url
-    # The Procfile's commands (python and what it runs) must be this environment's.
-    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
     print(_banner(env, args.port, mode), flush=True)
-    honcho = subprocess.Popen(
-        # web and worker only: the Procfile's release (migrations) ran above.
-        [sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "start", "web", "worker"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-    )
-    if args.demo:
-        _start_demo(env, args.port)
     try:
-        return honcho.wait()
-    except KeyboardInterrupt:
-        honcho.send_signal(signal.SIGINT)
-        return honcho.wait()
+        return _run_procfile(env, demo=args.demo, port=args.port)
     finally:
-        if redis_process is not None:
-            redis_process.terminate()
-            redis_process.wait(timeout=10)
+        if redis_server is not None:
+            redis_server.stop()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _run_procfile(env: dict[str, str], demo: bool, port: int) -> int:
+    """web and worker from the Procfile until Ctrl-C, SIGTERM or one of them stops;
+    then both are stopped. Returns the exit status of the one that stopped first."""
+    # web and worker only: the Procfile's release (migrations) ran before.
+    processes = [
+        start_procfile_process(kind, kind, procfile_env(env)) for kind in ("web", "worker")
+    ]
+    if demo:
+        _start_demo(env, port)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        while all(process.running() for process in processes):
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stopped = [process for process in processes if not process.running()]
+        stop_all(processes, grace=10)
+    return stopped[0].popen.returncode if stopped else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,68 @@
+"""``GET /v1/calls/live/stream``: Server-Sent Events, ``event: live`` with the
+whole list of live calls each time it changes. It shares the outcome stream's
+per-process slots (``app.stream``), so a web process never parks more than
+``MAX_STREAMS_PER_PROCESS`` threads on streams of either kind."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import redis
+from flask import Blueprint, Response, current_app, g, request
+
+import app.stream as outcome_stream
+from app.api import filter_live, scoped_tenants
+from app.auth import ALL_TENANTS, require_api_key
+from app.resources import get_store
+from statemachine.events import isoformat
+
+bp = Blueprint("live_stream", __name__)
+
+LIVE_POLL_SECONDS = 0.25
+
+
+@bp.get("/v1/calls/live/stream")
+@require_api_key
+def live_stream() -> Response | tuple[Response, int]:
+    """``event: live`` with every live call (same filters as /v1/calls/live) on each change."""
+    requested = request.args.get("tenant_id")
+    tenants = scoped_tenants(requested)
+    follow_all = g.scope == ALL_TENANTS and not requested
+    container = request.args.get("container_id")
+    queue = request.args.get("queue")
+    if not outcome_stream._slots.acquire(blocking=False):
+        return outcome_stream.too_many_streams()
+    store = get_store()
+    deadline = time.monotonic() + outcome_stream.STREAM_MAX_SECONDS
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def events() -> Iterator[str]:
+        last_body: str | None = None
+        last_sent = time.monotonic()
+        yield "retry: 1000\n: connected\n\n"
+        while outcome_stream.open_until(deadline):
+            try:
+                calls = store.live_calls(store.tenants() if follow_all else tenants)
+            except redis.RedisError:
+                app.logger.warning("live stream: redis unavailable")
+                yield ": redis unavailable, waiting\n\n"
+                time.sleep(1.0)
+                continue
+            calls = filter_live(calls, container, queue)
+            body = json.dumps(calls, sort_keys=True, ensure_ascii=False)
+            if body != last_body:
+                server_time = isoformat(datetime.now(UTC))
+                yield (
+                    f'event: live\ndata: {{"calls": {body}, "server_time": "{server_time}"}}\n\n'
+                )
+                last_body = body
+                last_sent = time.monotonic()
+            elif time.monotonic() - last_sent >= outcome_stream.KEEPALIVE_SECONDS:
+                yield ": keep-alive\n\n"
+                last_sent = time.monotonic()
+            time.sleep(LIVE_POLL_SECONDS)
+
+    return outcome_stream.event_stream(events())
