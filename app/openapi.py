@@ -36,6 +36,7 @@ from app.call_schemas import (
 )
 from app.docs_page import json_text, prose
 from app.docs_page import render as render_docs_page
+from app.health import HealthAnswer, HistoryHealthAnswer, ReadyAnswer
 from app.openapi_webhooks import add_webhook_schemas
 from app.rest import ApiBlueprint, DocumentedApi, sse_event
 from app.schema_fields import (
@@ -90,39 +91,6 @@ class AcceptedDoc(Doc):
     received_at = _time("when it was received", nullable=False)
     call_uuid = fields.String(metadata=_ex(EXAMPLE_CALL_UUID, "call events"))
     conversation_id = fields.String(metadata=_ex(EXAMPLE_CONVERSATION, "SMS events"))
-
-
-class HealthDoc(Doc):
-    status = fields.String(required=True, validate=validate.OneOf(("ok",)))
-
-
-class HistoryHealthDoc(Doc):
-    """The call history archive (DATABASE_URL), as /readyz sees it."""
-
-    configured = fields.Boolean(required=True, metadata=_ex(True, "DATABASE_URL is set"))
-    reachable = fields.Boolean(
-        required=True, allow_none=True, metadata=_ex(True, "the database answered; null: none")
-    )
-    lag_seconds = fields.Float(
-        required=True,
-        allow_none=True,
-        metadata=_ex(0.0, "age of the oldest outcome record not archived yet; 0: none waits"),
-    )
-    archived_to = fields.String(
-        required=True,
-        allow_none=True,
-        metadata=_ex(EXAMPLE_OUTCOME_ID, "every outcome record up to this id is archived"),
-    )
-
-
-class ReadyDoc(Doc):
-    status = fields.String(required=True, validate=validate.OneOf(("ready",)))
-    warnings = fields.List(
-        fields.String(),
-        required=True,
-        metadata=_ex([], "Redis settings that put accepted events at risk; archive lag"),
-    )
-    history = fields.Nested(HistoryHealthDoc, required=True)
 
 
 def _count(description: str) -> fields.Integer:
@@ -267,9 +235,9 @@ RESPONSE_SCHEMAS: dict[str, type[Schema]] = {
     "DeliveryList": DeliveryListSchema,
     "Replayed": ReplayedSchema,
     "Accepted": AcceptedDoc,
-    "Health": HealthDoc,
-    "HistoryHealth": HistoryHealthDoc,
-    "Ready": ReadyDoc,
+    "Health": HealthAnswer,
+    "HistoryHealth": HistoryHealthAnswer,
+    "Ready": ReadyAnswer,
     "CallHistoryPage": CallHistoryPageSchema,
     "LiveSnapshot": LiveSnapshotSchema,
     "StatsFigures": StatsFiguresDoc,
@@ -516,28 +484,6 @@ def _paths() -> dict[str, dict[str, Any]]:
                 },
             }
         },
-        "/healthz": {
-            "get": {
-                "tags": ["operations"],
-                "operationId": "healthz",
-                "summary": "The process is up (says nothing about Redis)",
-                "security": [],
-                "responses": {"200": _json(HealthDoc, "up")},
-            }
-        },
-        "/readyz": {
-            "get": {
-                "tags": ["operations"],
-                "operationId": "readyz",
-                "summary": "Redis answers; lists Redis settings that put events at risk, "
-                "and the call history archive's state",
-                "security": [],
-                "responses": {
-                    "200": _json(ReadyDoc, "ready"),
-                    "503": UNAVAILABLE,
-                },
-            }
-        },
         "/metrics": {
             "get": {
                 "tags": ["operations"],
@@ -618,9 +564,9 @@ TAGS = [
 
 def _documented_blueprints() -> list[ApiBlueprint]:
     """The blueprints whose operations are generated from their routes' schemas."""
-    from app import api, history, stream, subscriptions, supervisor
+    from app import api, health, history, stream, subscriptions, supervisor
 
-    return [api.bp, stream.bp, history.bp, subscriptions.bp, supervisor.bp]
+    return [api.bp, stream.bp, history.bp, subscriptions.bp, supervisor.bp, health.bp]
 
 
 def build_spec() -> dict[str, Any]:
