@@ -32,7 +32,6 @@ from app.call_schemas import (
     OutcomePageSchema,
     OutcomeRecordSchema,
     PartySchema,
-    party,
 )
 from app.docs_page import json_text, prose
 from app.docs_page import render as render_docs_page
@@ -44,7 +43,6 @@ from app.schema_fields import (
     EXAMPLE_CONVERSATION,
     EXAMPLE_OUTCOME_ID,
     EXAMPLE_SUBSCRIPTION,
-    EXAMPLE_TENANT,
     EXAMPLE_TIME,
     OUTCOME_ID_PATTERN,
     Answer,
@@ -54,7 +52,14 @@ from app.schema_fields import (
     text,
     time_field,
 )
-from app.stats import GROUPINGS
+from app.stats_schemas import (
+    FollowUpSchema,
+    MissedCallSchema,
+    StatsFiguresSchema,
+    StatsGroupSchema,
+    StatsSchema,
+    StatsWindowSchema,
+)
 from app.subscription_schemas import (
     DeliveryListSchema,
     DeliverySchema,
@@ -93,129 +98,6 @@ class AcceptedDoc(Doc):
     conversation_id = fields.String(metadata=_ex(EXAMPLE_CONVERSATION, "SMS events"))
 
 
-def _count(description: str) -> fields.Integer:
-    return fields.Integer(
-        required=True, validate=validate.Range(min=0), metadata=_ex(0, description)
-    )
-
-
-def _seconds(description: str, *, nullable: bool = True) -> fields.Float:
-    return fields.Float(required=True, allow_none=nullable, metadata=_ex(14.2, description))
-
-
-class StatsFiguresDoc(Doc):
-    """Call-centre figures of a set of calls (each call counted once, at its latest revision)."""
-
-    offered = _count("inbound calls")
-    answered = _count("inbound calls answered (by this extension, when grouped by extension)")
-    missed = _count("abandoned + no_answer + unrouted")
-    abandoned = _count("the caller gave up in a queue")
-    no_answer = _count("extensions rang, nobody answered")
-    unrouted = _count("never queued or rung")
-    voicemail = _count("voicemail left")
-    elsewhere = _count("grouped by extension: presented here, answered or voicemailed elsewhere")
-    abandon_rate = fields.Float(
-        required=True, allow_none=True, metadata=_ex(0.05, "abandoned / offered; null if none")
-    )
-    service_level = fields.Float(
-        required=True,
-        allow_none=True,
-        metadata=_ex(0.8, "answered within service_level_seconds / offered; null if none"),
-    )
-    answered_in_service_level = _count("answered within service_level_seconds")
-    avg_wait_seconds = _seconds("mean wait of inbound calls")
-    max_wait_seconds = _seconds("longest wait")
-    avg_answer_seconds = _seconds("mean wait of answered calls")
-    talk_seconds = _seconds("total talk time of answered inbound calls", nullable=False)
-    avg_talk_seconds = _seconds("mean talk time of answered calls")
-    outbound = _count("outbound calls")
-    outbound_talk_seconds = _seconds("total talk time of outbound calls", nullable=False)
-
-
-class StatsGroupDoc(StatsFiguresDoc):
-    """The figures of one group."""
-
-    key = _text("600", "the queue, extension, DID, hour, day or tenant; null: calls without one")
-
-
-class StatsWindowDoc(Doc):
-    from_ = fields.DateTime(data_key="from", required=True, metadata=_ex(EXAMPLE_TIME))
-    to = fields.DateTime(required=True, metadata=_ex(EXAMPLE_TIME))
-    group_by = fields.String(
-        required=True, allow_none=True, validate=validate.OneOf(GROUPINGS), metadata=_ex("queue")
-    )
-    service_level_seconds = fields.Float(required=True, metadata=_ex(20.0))
-    tenants = fields.List(fields.String(), required=True, metadata=_ex([EXAMPLE_TENANT]))
-    source = fields.String(
-        required=True,
-        validate=validate.OneOf(("redis", "history")),
-        metadata=_ex(
-            "redis", "history: the window reaches past Redis retention, read from DATABASE_URL"
-        ),
-    )
-
-
-class FollowUpDoc(Doc):
-    """What happened after a missed call: the number called back, or the caller answered later."""
-
-    kind = fields.String(
-        required=True,
-        validate=validate.OneOf(("called_back", "answered")),
-        metadata=_ex("called_back"),
-    )
-    at = _time("when the later call started", nullable=False)
-    call_uuid = _text(EXAMPLE_CALL_UUID, nullable=False)
-
-
-class MissedCallDoc(Doc):
-    """A missed inbound call, for the callback list."""
-
-    id = _text(EXAMPLE_OUTCOME_ID, "the outcome record's id", nullable=False)
-    call_uuid = _text(EXAMPLE_CALL_UUID, nullable=False)
-    tenant_id = _text(EXAMPLE_TENANT, nullable=False)
-    caller = party("who called")
-    did = fields.Nested(DidSchema, required=True, allow_none=True)
-    queue = _text("600")
-    ring_group = _text(None)
-    rang = fields.List(fields.Nested(PartySchema), required=True)
-    missed_reason = fields.String(
-        required=True,
-        allow_none=True,
-        validate=validate.OneOf(("abandoned", "no_answer", "unrouted")),
-        metadata=_ex("abandoned"),
-    )
-    started_at = _time("the call's first event")
-    ended_at = _time("when it ended")
-    wait_seconds = _seconds("how long the caller waited")
-    follow_up = fields.Nested(
-        FollowUpDoc, required=True, allow_none=True, metadata={"description": "null: none yet"}
-    )
-
-
-class StatsDoc(Doc):
-    """Call-centre figures over a window of outcome decisions."""
-
-    window = fields.Nested(StatsWindowDoc, required=True)
-    cursor = fields.String(
-        required=True,
-        metadata=_ex(
-            EXAMPLE_OUTCOME_ID,
-            "every record decided up to this id is counted: follow the outcome stream from it",
-        ),
-    )
-    groups = fields.List(
-        fields.Nested(StatsGroupDoc),
-        required=True,
-        metadata={"description": "sorted by key, null last; empty without group_by"},
-    )
-    totals = fields.Nested(StatsFiguresDoc, required=True)
-    missed_calls = fields.List(
-        fields.Nested(MissedCallDoc),
-        required=True,
-        metadata={"description": "the callback list: missed inbound calls, newest first"},
-    )
-
-
 RESPONSE_SCHEMAS: dict[str, type[Schema]] = {
     "Party": PartySchema,
     "Did": DidSchema,
@@ -240,12 +122,12 @@ RESPONSE_SCHEMAS: dict[str, type[Schema]] = {
     "Ready": ReadyAnswer,
     "CallHistoryPage": CallHistoryPageSchema,
     "LiveSnapshot": LiveSnapshotSchema,
-    "StatsFigures": StatsFiguresDoc,
-    "StatsGroup": StatsGroupDoc,
-    "StatsWindow": StatsWindowDoc,
-    "FollowUp": FollowUpDoc,
-    "MissedCall": MissedCallDoc,
-    "Stats": StatsDoc,
+    "StatsFigures": StatsFiguresSchema,
+    "StatsGroup": StatsGroupSchema,
+    "StatsWindow": StatsWindowSchema,
+    "FollowUp": FollowUpSchema,
+    "MissedCall": MissedCallSchema,
+    "Stats": StatsSchema,
     "SubscriptionRequest": SubscriptionSchema,
     "RotateSecretRequest": RotateSchema,
     **supervisor_schemas.SCHEMAS,
@@ -422,51 +304,6 @@ def _paths() -> dict[str, dict[str, Any]]:
                 },
             }
         },
-        "/v1/stats": {
-            "get": {
-                "tags": ["statistics"],
-                "operationId": "getStats",
-                "summary": "Call-centre figures over a window, grouped, with the callback list",
-                "description": "The window holds the calls whose first outcome revision was "
-                "decided in it, each counted once with its latest revision there. Default "
-                "window: today (UTC) so far.",
-                "parameters": [
-                    _query(
-                        "from",
-                        "window start, ISO-8601 date or time (no offset: UTC); default: "
-                        "today's midnight UTC",
-                        {"type": "string", "example": "2025-11-25T00:00:00Z"},
-                    ),
-                    _query(
-                        "to",
-                        "window end (exclusive), ISO-8601; default: now",
-                        {"type": "string", "example": "2025-11-26T00:00:00Z"},
-                    ),
-                    _query(
-                        "group_by", "group the figures", {"type": "string", "enum": list(GROUPINGS)}
-                    ),
-                    _query(
-                        "service_level_seconds",
-                        "answered within this wait counts toward the service level "
-                        "(default SERVICE_LEVEL_SECONDS)",
-                        {"type": "number", "minimum": 0, "maximum": 86400},
-                    ),
-                    _query(
-                        "missed_limit",
-                        "at most this many missed calls",
-                        {"type": "integer", "minimum": 0, "maximum": 500, "default": 50},
-                    ),
-                    TENANT_FILTER,
-                ],
-                "responses": {
-                    "200": _json(StatsDoc, "the figures"),
-                    "400": _error("a bad parameter, or a window with too many records"),
-                    "401": UNAUTHORIZED,
-                    "403": FORBIDDEN,
-                    "503": UNAVAILABLE,
-                },
-            }
-        },
         "/wallboard": {
             "get": {
                 "tags": ["statistics"],
@@ -564,9 +401,17 @@ TAGS = [
 
 def _documented_blueprints() -> list[ApiBlueprint]:
     """The blueprints whose operations are generated from their routes' schemas."""
-    from app import api, health, history, stream, subscriptions, supervisor
+    from app import api, health, history, stats_api, stream, subscriptions, supervisor
 
-    return [api.bp, stream.bp, history.bp, subscriptions.bp, supervisor.bp, health.bp]
+    return [
+        api.bp,
+        stream.bp,
+        history.bp,
+        stats_api.bp,
+        subscriptions.bp,
+        supervisor.bp,
+        health.bp,
+    ]
 
 
 def build_spec() -> dict[str, Any]:
