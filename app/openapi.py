@@ -37,13 +37,12 @@ from app.docs_page import json_text, prose
 from app.docs_page import render as render_docs_page
 from app.health import HealthAnswer, HistoryHealthAnswer, ReadyAnswer
 from app.openapi_webhooks import add_webhook_schemas
-from app.rest import ApiBlueprint, DocumentedApi, sse_event
+from app.rest import ApiBlueprint, DocumentedApi
 from app.schema_fields import (
     EXAMPLE_CALL_UUID,
     EXAMPLE_CONVERSATION,
     EXAMPLE_OUTCOME_ID,
     EXAMPLE_SUBSCRIPTION,
-    EXAMPLE_TIME,
     OUTCOME_ID_PATTERN,
     Answer,
     ErrorAnswer,
@@ -278,32 +277,6 @@ def _paths() -> dict[str, dict[str, Any]]:
                 "security": [{"webhookBasic": []}],
             }
         },
-        "/v1/calls/live/stream": {
-            "get": {
-                "tags": ["calls"],
-                "operationId": "streamLiveCalls",
-                "summary": "Live calls as Server-Sent Events, on every change",
-                "description": "`event: live` with every live call (the same filters as "
-                "/v1/calls/live) when the list changes, and a keep-alive comment every 15 s. "
-                "The stream closes after STREAM_MAX_SECONDS; reconnect.",
-                "parameters": LIVE_FILTERS,
-                "responses": {
-                    "200": {
-                        "description": "the event stream",
-                        "content": {
-                            "text/event-stream": {
-                                "schema": sse_event("live", "LiveSnapshot"),
-                                "example": 'event: live\ndata: {"calls": [...], '
-                                f'"server_time": "{EXAMPLE_TIME}"}}\n\n',
-                            }
-                        },
-                    },
-                    "401": UNAUTHORIZED,
-                    "403": FORBIDDEN,
-                    "503": TOO_MANY_STREAMS,
-                },
-            }
-        },
         "/wallboard": {
             "get": {
                 "tags": ["statistics"],
@@ -401,10 +374,20 @@ TAGS = [
 
 def _documented_blueprints() -> list[ApiBlueprint]:
     """The blueprints whose operations are generated from their routes' schemas."""
-    from app import api, health, history, stats_api, stream, subscriptions, supervisor
+    from app import (
+        api,
+        health,
+        history,
+        live_stream,
+        stats_api,
+        stream,
+        subscriptions,
+        supervisor,
+    )
 
     return [
         api.bp,
+        live_stream.bp,
         stream.bp,
         history.bp,
         stats_api.bp,
