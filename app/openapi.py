@@ -14,7 +14,7 @@ from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify
+from flask import Flask, Response, jsonify
 from marshmallow import Schema, fields, validate
 
 from app import supervisor_schemas
@@ -71,7 +71,7 @@ from app.subscription_schemas import (
 )
 from workers.store import POOL_WAIT_SECONDS
 
-bp = Blueprint("openapi", __name__)
+bp = ApiBlueprint("openapi", __name__)
 bp.add_app_template_filter(prose, "prose")
 bp.add_app_template_filter(json_text, "json_text")
 
@@ -294,55 +294,6 @@ def _paths() -> dict[str, dict[str, Any]]:
                 },
             }
         },
-        "/metrics": {
-            "get": {
-                "tags": ["operations"],
-                "operationId": "metrics",
-                "summary": "Prometheus metrics: events received/rejected/applied, queue depth, "
-                "latencies, outcomes, deliveries",
-                "security": [],
-                "responses": {
-                    "200": {
-                        "description": "Prometheus text exposition format",
-                        "content": {
-                            "text/plain": {
-                                "schema": {"type": "string"},
-                                "example": "# TYPE callstate_events_pending gauge\n"
-                                "callstate_events_pending 0.0\n",
-                            }
-                        },
-                    }
-                },
-            }
-        },
-        "/openapi.json": {
-            "get": {
-                "tags": ["operations"],
-                "operationId": "openapi",
-                "summary": "This description of the API (OpenAPI 3.1)",
-                "security": [],
-                "responses": {
-                    "200": {
-                        "description": "the OpenAPI document",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    }
-                },
-            }
-        },
-        "/docs": {
-            "get": {
-                "tags": ["operations"],
-                "operationId": "docs",
-                "summary": "This description of the API, as a page to read",
-                "security": [],
-                "responses": {
-                    "200": {
-                        "description": "an HTML page",
-                        "content": {"text/html": {"schema": {"type": "string"}}},
-                    }
-                },
-            }
-        },
     }
 
 
@@ -379,6 +330,7 @@ def _documented_blueprints() -> list[ApiBlueprint]:
         health,
         history,
         live_stream,
+        metrics,
         stats_api,
         stream,
         subscriptions,
@@ -394,6 +346,8 @@ def _documented_blueprints() -> list[ApiBlueprint]:
         subscriptions.bp,
         supervisor.bp,
         health.bp,
+        metrics.bp,
+        bp,
     ]
 
 
@@ -467,15 +421,19 @@ def openapi_document() -> dict[str, Any]:
     return build_spec()
 
 
-@bp.get("/openapi.json")
+@bp.get("/openapi.json", tags=["operations"])
+@bp.response(200, {"type": "object"}, description="the OpenAPI document")
+@bp.doc(operationId="openapi", security=[])
 def openapi_json() -> Response:
-    """Serve the OpenAPI document (no credentials needed)."""
+    """This description of the API (OpenAPI 3.1)"""
     response = jsonify(openapi_document())
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 
 
-@bp.get("/docs")
+@bp.get("/docs", tags=["operations"])
+@bp.response(200, {"type": "string"}, content_type="text/html", description="an HTML page")
+@bp.doc(operationId="docs", security=[])
 def docs() -> Response:
-    """Serve the document as a self-contained HTML page."""
+    """This description of the API, as a page to read"""
     return Response(render_docs_page(openapi_document()), mimetype="text/html")
