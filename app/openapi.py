@@ -15,7 +15,7 @@ from importlib import metadata
 from typing import Any
 
 from flask import Flask, Response, jsonify
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from app import supervisor_schemas
 from app.call_schemas import (
@@ -36,11 +36,10 @@ from app.call_schemas import (
 from app.docs_page import json_text, prose
 from app.docs_page import render as render_docs_page
 from app.health import HealthAnswer, HistoryHealthAnswer, ReadyAnswer
+from app.intake_schemas import AcceptedSchema
 from app.openapi_webhooks import add_webhook_schemas
 from app.rest import ApiBlueprint, DocumentedApi
 from app.schema_fields import (
-    EXAMPLE_CALL_UUID,
-    EXAMPLE_CONVERSATION,
     EXAMPLE_OUTCOME_ID,
     EXAMPLE_SUBSCRIPTION,
     OUTCOME_ID_PATTERN,
@@ -84,19 +83,6 @@ Doc = Answer
 # -- response schemas ----------------------------------------------------------------
 
 
-class AcceptedDoc(Doc):
-    """The intake's answer: the event is durably queued."""
-
-    status = fields.String(required=True, validate=validate.OneOf(("accepted",)))
-    event_id = _text(
-        "9b2f3c4d5e6f7a8b9c0d1e2f3a4b5c6d", "the event's id (a hash of its content)", nullable=False
-    )
-    event_type = _text("ringAttempt", "the eventType, as the PBX spells it", nullable=False)
-    received_at = _time("when it was received", nullable=False)
-    call_uuid = fields.String(metadata=_ex(EXAMPLE_CALL_UUID, "call events"))
-    conversation_id = fields.String(metadata=_ex(EXAMPLE_CONVERSATION, "SMS events"))
-
-
 RESPONSE_SCHEMAS: dict[str, type[Schema]] = {
     "Party": PartySchema,
     "Did": DidSchema,
@@ -115,7 +101,7 @@ RESPONSE_SCHEMAS: dict[str, type[Schema]] = {
     "SubscriptionList": SubscriptionListSchema,
     "DeliveryList": DeliveryListSchema,
     "Replayed": ReplayedSchema,
-    "Accepted": AcceptedDoc,
+    "Accepted": AcceptedSchema,
     "Health": HealthAnswer,
     "HistoryHealth": HistoryHealthAnswer,
     "Ready": ReadyAnswer,
@@ -210,73 +196,7 @@ TOO_MANY_STREAMS = {
 
 def _paths() -> dict[str, dict[str, Any]]:
     """Every endpoint: path -> method -> operation (schemas named or as marshmallow classes)."""
-    intake_responses = {
-        "202": _json(AcceptedDoc, "the event is durably queued and will be applied"),
-        "400": _error("not an event: unparseable, no eventType, no callUuid, no tenant"),
-        "401": _error("unknown webhook token, or a token of another tenant"),
-        "408": _error("the body did not arrive within 10 s of the headers; nothing was queued"),
-        "413": _error("body larger than 64 KiB"),
-        "429": {
-            **_error(
-                "the token posted more than WEBHOOK_RATE_LIMIT events a second (only when "
-                "set): nothing was queued, retry after Retry-After seconds"
-            ),
-            "headers": RETRY_AFTER,
-        },
-        "503": {
-            **_error(
-                "Redis unavailable, or every Redis connection of this web process stayed "
-                f"busy for {POOL_WAIT_SECONDS:g} s: nothing was queued, retry after "
-                "Retry-After seconds"
-            ),
-            "headers": RETRY_AFTER,
-        },
-    }
-    intake_body = {
-        "required": True,
-        "description": "One PrimeVOX event, JSON or URL-encoded; the body decides, "
-        "whatever the Content-Type says.",
-        "content": {
-            "application/x-www-form-urlencoded": {"schema": "WebhookEvent"},
-            "application/json": {"schema": "WebhookEvent"},
-        },
-    }
-    intake_description = (
-        "PrimeVOX posts every call step and SMS here. Answers 202 only once the event "
-        "is durably queued; the same event twice changes nothing; an unknown eventType "
-        "is kept without changing any state."
-    )
     return {
-        "/webhooks/primevox/{token}": {
-            "post": {
-                "tags": ["webhook intake"],
-                "operationId": "receiveWebhook",
-                "summary": "Receive one PrimeVOX event (token in the URL)",
-                "description": intake_description,
-                "parameters": [
-                    _path(
-                        "token",
-                        "a webhook token from WEBHOOK_TOKENS; it may post only its tenant's events",
-                        "whk_0123456789abcdef",
-                    )
-                ],
-                "requestBody": intake_body,
-                "responses": intake_responses,
-                "security": [],
-            }
-        },
-        "/webhooks/primevox": {
-            "post": {
-                "tags": ["webhook intake"],
-                "operationId": "receiveWebhookBasicAuth",
-                "summary": "Receive one PrimeVOX event (token as the Basic-auth password)",
-                "description": intake_description
-                + " For senders that put credentials in the URL (https://user:<token>@host/…).",
-                "requestBody": intake_body,
-                "responses": intake_responses,
-                "security": [{"webhookBasic": []}],
-            }
-        },
         "/wallboard": {
             "get": {
                 "tags": ["statistics"],
@@ -329,6 +249,7 @@ def _documented_blueprints() -> list[ApiBlueprint]:
         api,
         health,
         history,
+        intake,
         live_stream,
         metrics,
         stats_api,
@@ -338,6 +259,7 @@ def _documented_blueprints() -> list[ApiBlueprint]:
     )
 
     return [
+        intake.bp,
         api.bp,
         live_stream.bp,
         stream.bp,
