@@ -277,6 +277,7 @@ def stop_all(processes: Iterable[ServiceProcess], grace: float = 10.0) -> list[S
     forced = [p for p in live if not group_gone(p.pid)]
     for process in forced:
         process.signal_group(signal.SIGKILL)
+    wait_group_gone(forced, 10)
     for process in live:
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.popen.wait(10)
