@@ -13,7 +13,7 @@ import logging
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
 import redis
@@ -24,7 +24,10 @@ from app.errors import unavailable_answer
 from app.metrics import EVENTS_RECEIVED, EVENTS_REJECTED
 from app.resources import Resources, get_resources
 from app.schemas import BadEvent, load_event
-from statemachine.events import CallEvent, EventType, MessageEvent, to_record
+from statemachine.envelope import Envelope
+from statemachine.event_log import to_record
+from statemachine.events import CallEvent, MessageEvent
+from statemachine.primevox import EVENTS
 from workers.jobs import enqueue_event
 from workers.settings import Settings
 
@@ -183,7 +186,7 @@ def accept_webhook(
     if not may_access(scope, event.tenant_id):
         EVENTS_REJECTED.labels("wrong_tenant").inc()
         return 401, {"error": "this webhook token may not post events of that tenant"}, NO_HEADERS
-    envelope = to_record(event, fields_as_sent, event_type)
+    envelope = cast(Envelope, to_record(event, fields_as_sent, event_type))
     try:
         enqueue_event(resources.store, resources.queue, envelope)
     except redis.RedisError as exc:
@@ -204,4 +207,4 @@ def accept_webhook(
     return 202, answer, NO_HEADERS
 
 
-_KNOWN = {member.value for member in EventType} - {EventType.ENGINE_TIMEOUT.value}
+_KNOWN = set(EVENTS.known_types)

@@ -1,7 +1,10 @@
 """marshmallow schemas: a raw PrimeVOX body in, a typed event out.
 
 Each schema checks one event kind as the PBX spells it and its ``post_load``
-builds the matching dataclass from :mod:`statemachine.events`. Spelling
+builds the matching dataclass from :mod:`statemachine.events`. The kinds are
+the ones declared in :mod:`statemachine.primevox`: ``SCHEMAS`` holds one
+schema per declaration, by its title, and importing this module fails if a
+declaration has no schema here or a schema no declaration. Spelling
 variants (``containerID``, ``extensionNumber``…) are folded onto one spelling
 before loading, and ``eventType`` is matched without regard to case, so a PBX
 that changes its casing does not lose us events.
@@ -19,7 +22,6 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre
 from statemachine.events import (
     Did,
     Event,
-    EventType,
     ExtensionAnswered,
     ExtensionCallEnded,
     ExtensionRinging,
@@ -34,19 +36,13 @@ from statemachine.events import (
     UnknownEvent,
     VoicemailLeft,
 )
+from statemachine.primevox import ALIASES, EVENTS
+from statemachine.registry import Declared, Registry, RegistryError
 
 RECEIVED_AT = "__received_at"
 MAX_ID_LENGTH = 200
 MAX_TEXT_LENGTH = 2000
 
-# One spelling per field, whatever the event used.
-ALIASES = {
-    "containerID": "containerId",
-    "tenantID": "tenantId",
-    "conversationID": "conversationId",
-    "extensionNumber": "extNumber",
-    "extensionName": "extName",
-}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -243,23 +239,40 @@ class UnknownEventSchema(EventSchema):
         )
 
 
+# One schema per declared PBX event (statemachine.primevox), by its title.
 SCHEMAS: dict[str, Schema] = {
-    EventType.INBOUND_CALL.value: InboundCallSchema(),
-    EventType.HANGUP_CALL.value: HangupCallSchema(),
-    EventType.EXTENSION_ANSWERED.value: ExtensionAnsweredSchema(),
-    EventType.INBOUND_CALL_COMPLETED.value: ExtensionCallEndedSchema(),
-    EventType.VOICEMAIL_HANGUP.value: VoicemailLeftSchema(),
-    EventType.OUTBOUND_CALL.value: OutboundCallSchema(),
-    EventType.QUEUE_ENTERED.value: QueueEnteredSchema(),
-    EventType.INBOUND_MESSAGE.value: MessageSchema(),
-    EventType.OUTBOUND_MESSAGE.value: OutboundMessageSchema(),
+    "InboundCallEvent": InboundCallSchema(),
+    "HangupCallEvent": HangupCallSchema(),
+    "ExtensionRingAttemptEvent": ExtensionRingingSchema(),
+    "RingGroupRingAttemptEvent": RingGroupEnteredSchema(),
+    "QueueEnteredEvent": QueueEnteredSchema(),
+    "ExtensionAnsweredEvent": ExtensionAnsweredSchema(),
+    "InboundCallCompletedEvent": ExtensionCallEndedSchema(),
+    "VoicemailHangupEvent": VoicemailLeftSchema(),
+    "OutboundCallEvent": OutboundCallSchema(),
+    "InboundMessageEvent": MessageSchema(),
+    "OutboundMessageEvent": OutboundMessageSchema(),
+    "UnknownCallEvent": UnknownCallEventSchema(),
+    "UnknownEvent": UnknownEventSchema(),
 }
-RING_SCHEMAS = {"extension": ExtensionRingingSchema(), "ringgroup": RingGroupEnteredSchema()}
-UNKNOWN_CALL_SCHEMA = UnknownCallEventSchema()
-UNKNOWN_SCHEMA = UnknownEventSchema()
-_BY_LOWER = {name.lower(): name for name in [*SCHEMAS, EventType.RING_ATTEMPT.value]}
-# The engine writes this type itself; a sender may not.
-_RESERVED = EventType.ENGINE_TIMEOUT.value.lower()
+
+
+def check_schemas(registry: Registry, schemas: dict[str, Schema]) -> None:
+    """Raise RegistryError unless every event the PBX sends has a schema, and no other does."""
+    declared = {d.title for d in registry.from_pbx}
+    problems = [f"no intake schema for {t}" for t in sorted(declared - set(schemas))]
+    problems += [f"intake schema for undeclared {t}" for t in sorted(set(schemas) - declared)]
+    if problems:
+        raise RegistryError("; ".join(problems))
+
+
+check_schemas(EVENTS, SCHEMAS)
+
+UNKNOWN_CALL_SCHEMA = SCHEMAS[EVENTS.unknown(with_call=True).title]
+UNKNOWN_SCHEMA = SCHEMAS[EVENTS.unknown(with_call=False).title]
+_BY_LOWER = {name.lower(): name for name in EVENTS.known_types}
+# The engine writes these types itself; a sender may not.
+_RESERVED = {name.lower() for name in EVENTS.reserved_types}
 
 
 class BadEvent(ValueError):
@@ -276,17 +289,27 @@ def canonical_type(raw: str) -> str:
     return _BY_LOWER.get(raw.strip().lower(), raw)
 
 
+def _declared_for(event_type: str, body: dict[str, Any]) -> Declared | None:
+    """The declared event a body is, or None for a type nobody declared."""
+    candidates = EVENTS.for_type(event_type)
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    # Several events share this eventType (ringAttempt): eventTarget says which...
+    target = str(body.get("eventTarget", "")).strip().lower()
+    for declared in candidates:
+        if (declared.target or "").lower() == target:
+            return declared
+    # ...and without a known one, the first whose own field is filled.
+    for declared in candidates:
+        if body.get(declared.tells_apart):
+            return declared
+    return candidates[0]
+
+
 def _schema_for(event_type: str, body: dict[str, Any]) -> Schema:
-    if event_type == EventType.RING_ATTEMPT.value:
-        target = str(body.get("eventTarget", "")).strip().lower()
-        if target not in RING_SCHEMAS:
-            # No (known) eventTarget: the fields tell which kind of ring it is.
-            target = (
-                "ringgroup" if body.get("rgNumber") and not body.get("extNumber") else "extension"
-            )
-        return RING_SCHEMAS[target]
-    if event_type in SCHEMAS:
-        return SCHEMAS[event_type]
+    declared = _declared_for(event_type, body)
+    if declared is not None:
+        return SCHEMAS[declared.title]
     return UNKNOWN_CALL_SCHEMA if body.get("callUuid") else UNKNOWN_SCHEMA
 
 
@@ -313,7 +336,7 @@ def load_event(body: dict[str, Any], received_at: datetime) -> tuple[str, Event]
     if len(raw_type) > MAX_ID_LENGTH or _CONTROL.search(raw_type):
         raise BadEvent("eventType is not a plausible event type")
     event_type = canonical_type(raw_type)
-    if event_type.lower() == _RESERVED:
+    if event_type.lower() in _RESERVED:
         raise BadEvent(f"eventType {raw_type!r} is reserved for the engine")
     schema = _schema_for(event_type, body)
     event = _quick_load(schema, body, received_at)

@@ -5,7 +5,9 @@ from the call's start and the outcome the engine must reach); ``flask
 simulate`` posts a stream of them to a callstate URL in real time. The chaos
 script and the benchmarks use the same generator, so what they check is what
 a real PBX sends: form bodies for calls, JSON for SMS, every spelling
-variant, duplicates (a sender's retries) and end events that race.
+variant, duplicates (a sender's retries) and end events that race. Event
+types and targets are named by their key in the event registry
+(:mod:`statemachine.primevox`), which spells them as the PBX does.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
+
+from statemachine.primevox import EVENTS
 
 FIRST = [
     "José",
@@ -103,6 +107,13 @@ class SimulatedCall:
     caller_number: str = ""  # inbound calls: as the PBX wrote it ("", "anonymous" too)
 
 
+def _typed(key: str) -> dict[str, str]:
+    """``eventType`` (and ``eventTarget``) of a declared event, as the PBX spells them."""
+    declared = EVENTS.by_key[key]
+    target = {"eventTarget": declared.target} if declared.target else {}
+    return {"eventType": declared.event_type, **target}
+
+
 def _phone(rng: random.Random) -> str:
     style = rng.random()
     digits = f"{rng.randint(201, 989)}555{rng.randint(1000, 9999)}"
@@ -137,16 +148,19 @@ def generate_call(
     posts: list[Post] = []
     t = 0.0
 
-    def add(delay: float, event_type: str, **fields: str) -> None:
+    def add(delay: float, key: str, **fields: str) -> None:
+        """The event the registry declares under ``key`` (see statemachine.primevox)."""
         nonlocal t
         t += delay / speed
-        posts.append(Post(t, event_type, {"eventType": event_type, **base, **fields}))
+        declared = EVENTS.by_key[key]
+        target = {"eventTarget": declared.target} if declared.target else {}
+        fields = {"eventType": declared.event_type, **base, **target, **fields}
+        posts.append(Post(t, declared.event_type, fields))
 
     def inbound() -> None:
         add(
             0,
             "InboundCall",
-            eventTarget="phoneNumber",
             didNumber=did[0],
             didDescription=did[1],
             didGroup=did[2],
@@ -158,8 +172,7 @@ def generate_call(
     def ring(ext: str) -> None:
         add(
             rng.uniform(0.5, 3),
-            "ringAttempt",
-            eventTarget="extension",
+            "ringAttempt.extension",
             extNumber=ext,
             extName=AGENTS[ext],
             callerIdNum=caller_num,
@@ -196,8 +209,8 @@ def generate_call(
         )
 
     def queue_entered() -> None:
-        add(rng.uniform(0.5, 2), "queueEntered", eventTarget="queue",
-            queueNumber=rng.choice(QUEUES), callerIdNum=caller_num)  # fmt: skip
+        add(rng.uniform(0.5, 2), "queueEntered", queueNumber=rng.choice(QUEUES),
+            callerIdNum=caller_num)  # fmt: skip
 
     agents = rng.sample(sorted(AGENTS), 3)
     if kind == "queue_answered":
@@ -228,8 +241,7 @@ def generate_call(
         inbound()
         add(
             rng.uniform(0.5, 2),
-            "ringAttempt",
-            eventTarget="ringGroup",
+            "ringAttempt.ringGroup",
             rgNumber=rng.choice(RING_GROUPS),
             callerIdNum=caller_num,
         )
@@ -324,11 +336,11 @@ def generate_call_back(
     agent = rng.choice(sorted(AGENTS))
     base = {"containerId": container_id, "tenantId": missed.tenant_id, "callUuid": call_uuid}
     dialled = _written_otherwise(missed.caller_number, rng)
-    placed = {"eventType": "outboundCall", **base, "extNumber": agent, "extName": AGENTS[agent]}
-    posts = [Post(0.0, "outboundCall", {**placed, "numberDialed": dialled})]
+    placed = {**_typed("outboundCall"), **base, "extNumber": agent, "extName": AGENTS[agent]}
+    posts = [Post(0.0, placed["eventType"], {**placed, "numberDialed": dialled})]
     t = rng.uniform(5, 60) / speed
-    ended = {"eventType": "inboundCallCompleted", **base, "extNumber": agent}
-    posts.append(Post(t, "inboundCallCompleted", {**ended, "extName": AGENTS[agent]}))
+    ended = {**_typed("inboundCallCompleted"), **base, "extNumber": agent}
+    posts.append(Post(t, ended["eventType"], {**ended, "extName": AGENTS[agent]}))
     return SimulatedCall(call_uuid, missed.tenant_id, "call_back", "outbound", None, posts)
 
 
@@ -342,9 +354,9 @@ def generate_sms(
     posts = []
     for i, text in enumerate(texts):
         inbound = i % 2 == 0
-        event_type = "inboundMessage" if inbound else "outboundMessage"
-        posts.append(Post(i * 2.0, event_type, {
-            "eventType": event_type, "toNumber": ours if inbound else outsider,
+        typed = _typed("inboundMessage" if inbound else "outboundMessage")
+        posts.append(Post(i * 2.0, typed["eventType"], {
+            **typed, "toNumber": ours if inbound else outsider,
             "fromNumber": outsider if inbound else ours, "containerID": container_id,
             "tenantID": tenant_id, "conversationID": conversation, "messageText": text,
         }, "json"))  # fmt: skip

@@ -6,7 +6,8 @@ can be tested with plain values.
 
 from __future__ import annotations
 
-from statemachine.events import CallEvent, Event, EventType, from_record, to_record
+from statemachine.event_log import from_record, to_record
+from statemachine.events import CallEvent, Event
 from statemachine.outcome import Outcome, classify, outcome_record
 from statemachine.state import CallFacts, CallStatus, CallView, apply, fold
 
@@ -16,7 +17,6 @@ __all__ = [
     "CallStatus",
     "CallView",
     "Event",
-    "EventType",
     "Outcome",
     "apply",
     "classify",

@@ -1,8 +1,10 @@
 """Typed PrimeVOX events: what the engine folds.
 
 The edge (marshmallow schemas in ``app``) turns raw webhook bodies into these
-dataclasses; the log stores each one as a *record* (``to_record``) so a worker
-can rebuild it (``from_record``) without ever seeing the raw body again.
+dataclasses; the log stores each one as a *record*
+(:mod:`statemachine.event_log`) so a worker can rebuild it without ever
+seeing the raw body again. Which ``eventType`` becomes which class is
+declared in :mod:`statemachine.primevox`.
 """
 
 from __future__ import annotations
@@ -11,26 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
-from enum import Enum
-from typing import Any, ClassVar
-
-
-class EventType(str, Enum):
-    """Every ``eventType`` the PBX sends, spelled as it sends them, plus our own."""
-
-    INBOUND_CALL = "InboundCall"
-    HANGUP_CALL = "HangupCall"
-    RING_ATTEMPT = "ringAttempt"
-    EXTENSION_ANSWERED = "ExtensionAnswered"
-    INBOUND_CALL_COMPLETED = "inboundCallCompleted"
-    VOICEMAIL_HANGUP = "voicemailHangup"
-    OUTBOUND_CALL = "outboundCall"
-    QUEUE_ENTERED = "queueEntered"
-    INBOUND_MESSAGE = "inboundMessage"
-    OUTBOUND_MESSAGE = "outboundMessage"
-    # Written by the engine itself, never by the PBX: the call went silent for
-    # CALL_TIMEOUT_SECONDS. Logged like any event so a rebuild sees it too.
-    ENGINE_TIMEOUT = "callstate.timeout"
+from typing import Any
 
 
 @dataclass(frozen=True, order=True)
@@ -99,8 +82,6 @@ def event_id_for(event_type: str, fields_as_sent: dict[str, str]) -> str:
 class Event:
     """What every event has: where it belongs and when we received it."""
 
-    event_type: ClassVar[str]
-
     tenant_id: str
     container_id: str
     received_at: datetime
@@ -129,7 +110,6 @@ class CallEvent(Event):
 
 @dataclass(frozen=True)
 class InboundCall(CallEvent):
-    event_type: ClassVar[str] = EventType.INBOUND_CALL.value
     did: Did = field(default_factory=Did)
     cid_prefix: str = ""
 
@@ -138,13 +118,11 @@ class InboundCall(CallEvent):
 class HangupCall(CallEvent):
     """The call ended. ``extension`` is filled when a person had answered."""
 
-    event_type: ClassVar[str] = EventType.HANGUP_CALL.value
     extension: Party = field(default_factory=Party)
 
 
 @dataclass(frozen=True)
 class ExtensionRinging(CallEvent):
-    event_type: ClassVar[str] = EventType.RING_ATTEMPT.value
     extension: Party = field(default_factory=Party)
 
 
@@ -152,19 +130,16 @@ class ExtensionRinging(CallEvent):
 class RingGroupEntered(CallEvent):
     """``ringAttempt`` with ``eventTarget=ringGroup``: same type, another meaning."""
 
-    event_type: ClassVar[str] = EventType.RING_ATTEMPT.value
     ring_group: str = ""
 
 
 @dataclass(frozen=True)
 class QueueEntered(CallEvent):
-    event_type: ClassVar[str] = EventType.QUEUE_ENTERED.value
     queue: str = ""
 
 
 @dataclass(frozen=True)
 class ExtensionAnswered(CallEvent):
-    event_type: ClassVar[str] = EventType.EXTENSION_ANSWERED.value
     extension: Party = field(default_factory=Party)
 
 
@@ -172,19 +147,16 @@ class ExtensionAnswered(CallEvent):
 class ExtensionCallEnded(CallEvent):
     """``inboundCallCompleted``: the extension's leg of the call ended."""
 
-    event_type: ClassVar[str] = EventType.INBOUND_CALL_COMPLETED.value
     extension: Party = field(default_factory=Party)
 
 
 @dataclass(frozen=True)
 class VoicemailLeft(CallEvent):
-    event_type: ClassVar[str] = EventType.VOICEMAIL_HANGUP.value
     extension: Party = field(default_factory=Party)
 
 
 @dataclass(frozen=True)
 class OutboundCallPlaced(CallEvent):
-    event_type: ClassVar[str] = EventType.OUTBOUND_CALL.value
     extension: Party = field(default_factory=Party)
     number_dialed: str = ""
 
@@ -193,14 +165,11 @@ class OutboundCallPlaced(CallEvent):
 class CallTimedOut(CallEvent):
     """Written by the engine when a live call has been silent too long."""
 
-    event_type: ClassVar[str] = EventType.ENGINE_TIMEOUT.value
-
 
 @dataclass(frozen=True)
 class UnknownCallEvent(CallEvent):
     """An ``eventType`` we do not know yet: kept in the log, changes nothing."""
 
-    event_type: ClassVar[str] = "unknown"
     original_type: str = ""
 
 
@@ -208,7 +177,6 @@ class UnknownCallEvent(CallEvent):
 class MessageEvent(Event):
     """An SMS/MMS, inbound or outbound, in a conversation."""
 
-    event_type: ClassVar[str] = "message"
     conversation_id: str = ""
     direction: str = "inbound"
     from_number: str = ""
@@ -220,68 +188,4 @@ class MessageEvent(Event):
 class UnknownEvent(Event):
     """An unknown ``eventType`` with no ``callUuid``: kept for inspection only."""
 
-    event_type: ClassVar[str] = "unknown"
     original_type: str = ""
-
-
-CALL_EVENT_CLASSES: dict[str, type[CallEvent]] = {
-    "InboundCall": InboundCall,
-    "HangupCall": HangupCall,
-    "ExtensionRinging": ExtensionRinging,
-    "RingGroupEntered": RingGroupEntered,
-    "QueueEntered": QueueEntered,
-    "ExtensionAnswered": ExtensionAnswered,
-    "ExtensionCallEnded": ExtensionCallEnded,
-    "VoicemailLeft": VoicemailLeft,
-    "OutboundCallPlaced": OutboundCallPlaced,
-    "CallTimedOut": CallTimedOut,
-    "UnknownCallEvent": UnknownCallEvent,
-}
-_ALL_CLASSES: dict[str, type[Event]] = {
-    **CALL_EVENT_CLASSES,
-    "MessageEvent": MessageEvent,
-    "UnknownEvent": UnknownEvent,
-}
-
-
-# The name a log record stores for each class: the keys above, declared once and
-# never derived from the class, so renaming a class does not orphan stored logs.
-_STORED_NAMES: dict[type[Event], str] = {cls: name for name, cls in _ALL_CLASSES.items()}
-
-
-def to_record(event: Event, fields_as_sent: dict[str, str], event_type: str) -> dict[str, Any]:
-    """Serialise an event for the log: what was sent, and what we understood.
-
-    ``event_type`` is the type as the PBX spelled it (unknown types included),
-    which is also what identifies the event together with its fields.
-    """
-    return {
-        "id": event_id_for(event_type, fields_as_sent),
-        "event_type": event_type,
-        "kind": _STORED_NAMES[type(event)],
-        "tenant_id": event.tenant_id,
-        "container_id": event.container_id,
-        "received_at": isoformat(event.received_at),
-        "fields": fields_as_sent,
-        "data": event.data(),
-    }
-
-
-def from_record(record: dict[str, Any]) -> Event:
-    """Rebuild the typed event from a log record. Raises KeyError/ValueError on a bad record."""
-    cls = _ALL_CLASSES[record["kind"]]
-    kwargs: dict[str, Any] = {
-        "tenant_id": record["tenant_id"],
-        "container_id": record["container_id"],
-        "received_at": parse_time(record["received_at"]),
-    }
-    for f in fields(cls):
-        if f.name in kwargs or f.name not in record["data"]:
-            continue
-        value = record["data"][f.name]
-        if f.name in {"caller", "extension"}:
-            value = Party(**value)
-        elif f.name == "did":
-            value = Did(**value)
-        kwargs[f.name] = value
-    return cls(**kwargs)

@@ -169,7 +169,8 @@ class _Story:
     @singledispatchmethod
     def step(self, event: CallEvent) -> Step:
         """The step of one event (rings received together are told by :meth:`rings`)."""
-        return Step(event.received_at, StepKind.UNKNOWN, f"{event.event_type} received")
+        # Every declared call event has its own step below; this names any other class.
+        return Step(event.received_at, StepKind.UNKNOWN, f"{type(event).__name__} received")
 
     @step.register
     def _(self, event: InboundCall) -> Step:

@@ -26,8 +26,9 @@ import json
 from typing import Final
 from urllib.parse import urlencode
 
-FORM: Final = "form"
-JSON: Final = "json"
+from statemachine.primevox import EVENTS
+from statemachine.registry import FORM, JSON
+
 CONTENT_TYPES: Final[dict[str, str]] = {
     FORM: "application/x-www-form-urlencoded",
     JSON: "application/json",
@@ -43,131 +44,111 @@ DID_NUMBER: Final = "+15551234567"
 CALLER_NUMBER: Final = "5551234567"
 CALLER_NAME: Final = "José O'Brien-Núñez, Jr."
 
-# One entry per body the PBX sends; the name says the event (and variant).
-FIELDS: Final[dict[str, dict[str, str]]] = {
+# This file's values for each event the PBX sends, by the registry's key for it
+# (statemachine.primevox); the rest of each body -- its fields, their order and
+# spelling -- is the registry's sample, so a newly declared event is here too.
+_VALUES: Final[dict[str, dict[str, str]]] = {
     "InboundCall": {
-        "eventType": "InboundCall",
-        "eventTarget": "phoneNumber",
-        "containerId": CONTAINER_ID,
-        "tenantId": TENANT_ID,
         "didNumber": DID_NUMBER,
         "didDescription": "Main line \u2013 Søren's Café & Bar (24/7)",
         "didGroup": "Sales/Support",
         "cidPrefix": "VIP: ",
-        "callUuid": CALL_UUID,
         "callerIdNum": CALLER_NUMBER,
         "callerIdName": CALLER_NAME,
     },
     "HangupCall": {
-        "eventType": "HangupCall",
-        "containerId": CONTAINER_ID,
-        "tenantId": TENANT_ID,
         "extNumber": "101",
         "extName": "Zoë Müller-Lüdenscheidt",
-        "callUuid": CALL_UUID,
         "callerIdName": CALLER_NAME,
         "callerIdNum": CALLER_NUMBER,
     },
-    "HangupCall.unanswered": {
-        "eventType": "HangupCall",
-        "containerId": CONTAINER_ID,
-        "tenantId": TENANT_ID,
-        "extNumber": "",
-        "extName": "",
-        "callUuid": CALL_UUID,
-        "callerIdName": "ANONYMOUS",
-        "callerIdNum": "anonymous",
-    },
     "ringAttempt.extension": {
-        "eventType": "ringAttempt",
-        "eventTarget": "extension",
-        "containerId": CONTAINER_ID,
-        "tenantId": TENANT_ID,
         "extNumber": "101",
         "extName": "Zoë Müller-Lüdenscheidt",
-        "callUuid": CALL_UUID,
         "callerIdNum": CALLER_NUMBER,
     },
-    "ringAttempt.ringGroup": {
-        "eventType": "ringAttempt",
-        "eventTarget": "ringGroup",
-        "containerId": CONTAINER_ID,
-        "tenantId": TENANT_ID,
-        "rgNumber": "600",
-        "callUuid": CALL_UUID,
-        "callerIdNum": "+15551234567",
-    },
-    "queueEntered": {
-        "eventType": "queueEntered",
-        "eventTarget": "queue",
-        "containerId": CONTAINER_ID,
-        "tenantId": TENANT_ID,
-        "queueNumber": "700",
-        "callUuid": CALL_UUID,
-        "callerIdNum": "anonymous",
-    },
+    "ringAttempt.ringGroup": {"rgNumber": "600", "callerIdNum": "+15551234567"},
+    "queueEntered": {"queueNumber": "700", "callerIdNum": "anonymous"},
     "ExtensionAnswered": {
-        "eventType": "ExtensionAnswered",
-        "containerId": CONTAINER_ID,
-        "tenantId": TENANT_ID,
-        "callUuid": CALL_UUID,
         "callerIdNum": CALLER_NUMBER,
         "callerIdName": CALLER_NAME,
         "extensionNumber": "102",
         "extensionName": "Ana-María d'Souza (Front desk)",
     },
     "inboundCallCompleted": {
-        "eventType": "inboundCallCompleted",
-        "containerId": CONTAINER_ID,
-        "tenantId": TENANT_ID,
         "extNumber": "102",
         "extName": "Ana-María d'Souza (Front desk)",
-        "callUuid": CALL_UUID,
         "callerIdName": CALLER_NAME,
         "callerIdNum": CALLER_NUMBER,
     },
     "voicemailHangup": {
-        "eventType": "voicemailHangup",
-        "containerId": CONTAINER_ID,
-        "tenantId": TENANT_ID,
         "extNumber": "103",
         "extName": "Björn Ærøskøbing & Co.",
-        "callUuid": CALL_UUID,
         "callerIdName": "",
         "callerIdNum": "",
     },
     "outboundCall": {
-        "eventType": "outboundCall",
-        "containerId": CONTAINER_ID,
-        "tenantId": TENANT_ID,
         "extNumber": "104",
         "extName": "François L'Écuyer",
         "callUuid": OUTBOUND_CALL_UUID,
         "numberDialed": "+15557654321",
     },
     "inboundMessage": {
-        "eventType": "inboundMessage",
         "toNumber": DID_NUMBER,
         "fromNumber": "+15559876543",
-        "containerID": CONTAINER_ID,
-        "tenantID": TENANT_ID,
-        "conversationID": CONVERSATION_ID,
-        "messageText": "Hi! Running 10 min late 🚗\nSee you at 3:30 \u2014 Zoë & \"the crew\"",
+        "messageText": 'Hi! Running 10 min late 🚗\nSee you at 3:30 \u2014 Zoë & "the crew"',
     },
     "outboundMessage": {
-        "eventType": "outboundMessage",
         "toNumber": "+15559876543",
         "fromNumber": DID_NUMBER,
-        "containerID": CONTAINER_ID,
-        "tenantID": TENANT_ID,
-        "conversationID": CONVERSATION_ID,
         "messageText": "No problem, Zoë. Table for 4 at Søren's Café ☕ <3",
     },
 }
-
-ENCODINGS: Final[dict[str, str]] = {
-    name: JSON if name.endswith("Message") else FORM for name in FIELDS
+# Other bodies of the same events: name -> (the registry's key, values).
+_VARIANTS: Final[dict[str, tuple[str, dict[str, str]]]] = {
+    "HangupCall.unanswered": (
+        "HangupCall",
+        {"extNumber": "", "extName": "", "callerIdName": "ANONYMOUS", "callerIdNum": "anonymous"},
+    ),
 }
+_IDS: Final = {
+    "containerId": CONTAINER_ID,
+    "tenantId": TENANT_ID,
+    "callUuid": CALL_UUID,
+    "conversationId": CONVERSATION_ID,
+}
+
+
+def _filled(key: str, values: dict[str, str]) -> dict[str, str]:
+    """The registry's sample of ``key`` with this file's ids and ``values`` (no new fields)."""
+    body = EVENTS.sample(key)
+    for name in body:
+        body[name] = _IDS.get(EVENTS.canonical_field(name), body[name])
+    stray = set(values) - set(body)
+    if stray:
+        raise ValueError(f"{key} has no fields {sorted(stray)}")
+    return {**body, **values}
+
+
+def _every_example() -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    fields: dict[str, dict[str, str]] = {}
+    encodings: dict[str, str] = {}
+    for declared in EVENTS.from_pbx:
+        if not declared.event_type:
+            continue  # the catch-alls: any other type, no one body
+        key = EVENTS.key_of(declared)
+        for name, (base, values) in [(key, (key, _VALUES.get(key, {}))), *_variants_of(key)]:
+            fields[name] = _filled(base, values)
+            encodings[name] = declared.encoding
+    return fields, encodings
+
+
+def _variants_of(key: str) -> list[tuple[str, tuple[str, dict[str, str]]]]:
+    return [(name, variant) for name, variant in _VARIANTS.items() if variant[0] == key]
+
+
+# One entry per body the PBX sends; the name says the event (and variant).
+FIELDS, ENCODINGS = _every_example()
 MESSAGE_EXAMPLES: Final = tuple(name for name, enc in ENCODINGS.items() if enc == JSON)
 CALL_EXAMPLES: Final = tuple(name for name, enc in ENCODINGS.items() if enc == FORM)
 # Whole calls, in the order the PBX sends their events.

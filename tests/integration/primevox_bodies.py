@@ -2,13 +2,17 @@
 
 Field names and their casing are the PBX's own: ``extensionNumber`` on
 ExtensionAnswered, ``containerID`` on SMS, and so on. Every builder returns
-the fields as a dict of text, in the order the PBX documents them.
+the fields as a dict of text, in the order the PBX documents them: each
+starts from the event registry's sample body (statemachine.primevox), so a
+newly declared event can be built with ``Call.event`` at once.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+
+from statemachine.primevox import EVENTS
 
 Fields = dict[str, str]
 
@@ -39,89 +43,63 @@ class Call:
     caller_name: str = "Zoë D'Arcy-Smith"
     did: str = "+15550001000"
 
-    def _base(self, event_type: str, **extra: str) -> Fields:
-        return {"eventType": event_type, **extra}
-
-    def _ids(self) -> Fields:
-        return {"containerId": self.container, "tenantId": self.tenant}
+    def event(self, key: str, **values: str) -> Fields:
+        """Any declared event of this call: the registry's sample of ``key``
+        (statemachine.primevox) with this call's ids and ``values`` in it."""
+        return _filled(
+            key,
+            {"containerId": self.container, "tenantId": self.tenant, "callUuid": self.uuid},
+            values,
+        )
 
     def inbound(self) -> Fields:
-        return {
-            "eventType": "InboundCall",
-            "eventTarget": "phoneNumber",
-            **self._ids(),
-            "didNumber": self.did,
-            "didDescription": "Main line, front desk",
-            "didGroup": "Sales & Support",
-            "cidPrefix": "",
-            "callUuid": self.uuid,
-            "callerIdNum": self.caller_number,
-            "callerIdName": self.caller_name,
-        }
+        return self.event(
+            "InboundCall",
+            didNumber=self.did,
+            callerIdNum=self.caller_number,
+            callerIdName=self.caller_name,
+        )
 
     def hangup(self, ext: Ext | None = None) -> Fields:
-        return {
-            "eventType": "HangupCall",
-            **self._ids(),
-            "extNumber": ext.number if ext else "",
-            "extName": ext.name if ext else "",
-            "callUuid": self.uuid,
-            "callerIdName": self.caller_name,
-            "callerIdNum": self.caller_number,
-        }
+        return self.event(
+            "HangupCall",
+            extNumber=ext.number if ext else "",
+            extName=ext.name if ext else "",
+            callerIdName=self.caller_name,
+            callerIdNum=self.caller_number,
+        )
 
     def ring(self, ext: Ext) -> Fields:
-        return {
-            "eventType": "ringAttempt",
-            "eventTarget": "extension",
-            **self._ids(),
-            "extNumber": ext.number,
-            "extName": ext.name,
-            "callUuid": self.uuid,
-            "callerIdNum": self.caller_number,
-        }
+        return self.event(
+            "ringAttempt.extension",
+            extNumber=ext.number,
+            extName=ext.name,
+            callerIdNum=self.caller_number,
+        )
 
     def ring_group(self, number: str = "600") -> Fields:
-        return {
-            "eventType": "ringAttempt",
-            "eventTarget": "ringGroup",
-            **self._ids(),
-            "rgNumber": number,
-            "callUuid": self.uuid,
-            "callerIdNum": self.caller_number,
-        }
+        return self.event("ringAttempt.ringGroup", rgNumber=number, callerIdNum=self.caller_number)
 
     def queue(self, number: str = "700") -> Fields:
-        return {
-            "eventType": "queueEntered",
-            "eventTarget": "queue",
-            **self._ids(),
-            "queueNumber": number,
-            "callUuid": self.uuid,
-            "callerIdNum": self.caller_number,
-        }
+        return self.event("queueEntered", queueNumber=number, callerIdNum=self.caller_number)
 
     def answered(self, ext: Ext) -> Fields:
-        return {
-            "eventType": "ExtensionAnswered",
-            **self._ids(),
-            "callUuid": self.uuid,
-            "callerIdNum": self.caller_number,
-            "callerIdName": self.caller_name,
-            "extensionNumber": ext.number,
-            "extensionName": ext.name,
-        }
+        return self.event(
+            "ExtensionAnswered",
+            callerIdNum=self.caller_number,
+            callerIdName=self.caller_name,
+            extensionNumber=ext.number,
+            extensionName=ext.name,
+        )
 
-    def _ext_event(self, event_type: str, ext: Ext) -> Fields:
-        return {
-            "eventType": event_type,
-            **self._ids(),
-            "extNumber": ext.number,
-            "extName": ext.name,
-            "callUuid": self.uuid,
-            "callerIdName": self.caller_name,
-            "callerIdNum": self.caller_number,
-        }
+    def _ext_event(self, key: str, ext: Ext) -> Fields:
+        return self.event(
+            key,
+            extNumber=ext.number,
+            extName=ext.name,
+            callerIdName=self.caller_name,
+            callerIdNum=self.caller_number,
+        )
 
     def completed(self, ext: Ext) -> Fields:
         return self._ext_event("inboundCallCompleted", ext)
@@ -130,17 +108,23 @@ class Call:
         return self._ext_event("voicemailHangup", ext)
 
     def outbound(self, ext: Ext, dialed: str = "+15559876543") -> Fields:
-        return {
-            "eventType": "outboundCall",
-            **self._ids(),
-            "extNumber": ext.number,
-            "extName": ext.name,
-            "callUuid": self.uuid,
-            "numberDialed": dialed,
-        }
+        return self.event(
+            "outboundCall", extNumber=ext.number, extName=ext.name, numberDialed=dialed
+        )
 
     def unknown(self, event_type: str = "callParked") -> Fields:
-        return {"eventType": event_type, **self._ids(), "callUuid": self.uuid, "parkSlot": "71"}
+        return {**self.event("UnknownCallEvent"), "eventType": event_type}
+
+
+def _filled(key: str, ids: Fields, values: Fields) -> Fields:
+    """The registry's sample of ``key`` with ``ids`` (under any spelling) and ``values``."""
+    body = EVENTS.sample(key)
+    for name in body:
+        body[name] = ids.get(EVENTS.canonical_field(name), body[name])
+    stray = set(values) - set(body)
+    if stray:
+        raise ValueError(f"{key} has no fields {sorted(stray)}")
+    return {**body, **values}
 
 
 def message(
@@ -154,15 +138,15 @@ def message(
 ) -> Fields:
     """An SMS event, JSON-spelled (containerID, tenantID, conversationID)."""
     inbound = direction == "inbound"
-    return {
-        "eventType": "inboundMessage" if inbound else "outboundMessage",
-        "toNumber": customer if inbound else outsider,
-        "fromNumber": outsider if inbound else customer,
-        "containerID": container,
-        "tenantID": tenant,
-        "conversationID": conversation,
-        "messageText": text,
-    }
+    return _filled(
+        "inboundMessage" if inbound else "outboundMessage",
+        {"containerId": container, "tenantId": tenant, "conversationId": conversation},
+        {
+            "toNumber": customer if inbound else outsider,
+            "fromNumber": outsider if inbound else customer,
+            "messageText": text,
+        },
+    )
 
 
 # -- whole calls, in the order the PBX sends their events --------------------------

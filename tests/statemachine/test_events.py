@@ -12,12 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from statemachine.event_log import from_record, to_record
 from statemachine.events import (
-    CALL_EVENT_CLASSES,
     CallTimedOut,
     Did,
     Event,
-    EventType,
     ExtensionAnswered,
     ExtensionCallEnded,
     ExtensionRinging,
@@ -32,12 +31,11 @@ from statemachine.events import (
     UnknownEvent,
     VoicemailLeft,
     event_id_for,
-    from_record,
     isoformat,
     micros,
     parse_time,
-    to_record,
 )
+from statemachine.primevox import EVENTS
 
 WHEN = datetime(2024, 3, 9, 23, 59, 59, 999_999, tzinfo=UTC)
 COMMON: dict[str, Any] = {"tenant_id": "t1", "container_id": "c1", "received_at": WHEN}
@@ -64,7 +62,7 @@ EXAMPLES: list[tuple[Event, str]] = [
                   text="héllo\nwörld 👋 <b>&amp;</b>"), "outboundMessage"),
     (UnknownEvent(**COMMON, original_type="presenceChanged"), "presenceChanged"),
 ]
-ALL_KINDS = {*CALL_EVENT_CLASSES, "MessageEvent", "UnknownEvent"}
+ALL_KINDS = {*EVENTS.call_event_classes, "MessageEvent", "UnknownEvent"}
 
 
 def fields_for(event: Event, event_type: str) -> dict[str, str]:
@@ -145,11 +143,12 @@ def test_stored_names_do_not_follow_class_names() -> None:
 
 
 def test_engine_event_type_spelling() -> None:
-    """Each class carries the eventType the PBX (or the engine) spells."""
-    assert InboundCall.event_type == EventType.INBOUND_CALL.value == "InboundCall"
-    assert ExtensionRinging.event_type == RingGroupEntered.event_type == "ringAttempt"
-    assert ExtensionCallEnded.event_type == "inboundCallCompleted"
-    assert CallTimedOut.event_type == "callstate.timeout"
+    """Each class is declared with the eventType the PBX (or the engine) spells."""
+    types = {d.event_class: d.event_type for d in EVENTS.declared}
+    assert types[InboundCall] == "InboundCall"
+    assert types[ExtensionRinging] == types[RingGroupEntered] == "ringAttempt"
+    assert types[ExtensionCallEnded] == "inboundCallCompleted"
+    assert types[CallTimedOut] == "callstate.timeout"
 
 
 def test_record_id_ignores_received_at() -> None:

@@ -8,7 +8,8 @@ from typing import Any
 import fakeredis
 import pytest
 
-from statemachine.events import InboundCall, Party, to_record
+from statemachine.event_log import to_record
+from statemachine.events import InboundCall, Party
 from workers import jobs
 from workers.engine import Engine
 from workers.jobs import DrainSession, enqueue_drain, enqueue_event, events_queue

@@ -15,7 +15,9 @@ import fakeredis
 import pytest
 from flask.testing import FlaskClient
 
-from statemachine.events import ExtensionAnswered, HangupCall, InboundCall, Party, to_record
+from statemachine.event_log import to_record
+from statemachine.events import ExtensionAnswered, HangupCall, InboundCall, Party
+from statemachine.primevox import EVENTS
 from tests.conftest import API_KEY, TOKEN
 from workers.engine import Engine
 from workers.housekeeper import Housekeeper
@@ -54,8 +56,9 @@ def at(seconds: float) -> datetime:
 
 def envelope(event: Any, fields: dict[str, str] | None = None) -> dict[str, Any]:
     """A log record for ``event``; distinct fields make distinct events."""
-    sent = fields or {"eventType": event.event_type, "at": str(event.received_at)}
-    return to_record(event, sent, event.event_type)
+    event_type = next(d.event_type for d in EVENTS.declared if d.event_class is type(event))
+    sent = fields or {"eventType": event_type, "at": str(event.received_at)}
+    return to_record(event, sent, event_type)
 
 
 def inbound(s: float, uuid: str = "c1") -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fakeredis
 
-from workers.jobs import events_queue
+from workers.jobs import enqueue_drain, events_queue
 from workers.store import Store
 
 
@@ -25,3 +25,15 @@ def test_rqs_own_redis_is_asked_only_when_it_is_another() -> None:
     down = fakeredis.FakeServer()
     down.connected = False  # fakeredis's stand-in for a Redis that does not answer
     assert not Store(state, queues=fakeredis.FakeRedis(server=down)).ping_queues()
+
+
+def test_a_jobs_status_is_read_from_rqs_job_hash(store: Store) -> None:
+    """job_status gives RQ's status of a queued drain job and no worker; (None, None) once gone."""
+    queue = events_queue(store.queues)
+    enqueue_drain(queue, "t1", 0, "job-9")
+    status, worker = store.job_status("job-9")
+    assert status == "queued" and not worker
+    job = queue.fetch_job("job-9")
+    assert job is not None
+    job.delete()
+    assert store.job_status("job-9") == (None, None)

@@ -6,20 +6,21 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from redis.commands.core import Script
 
+from statemachine.envelope import Envelope
+from statemachine.outcome import OutcomeRecord
 from workers.exceptions import ConcurrentUpdate
 from workers.store.base import StoreBase
 from workers.store.keys import (
     CALL_INDEX_COMPLETE_KEY,
-    PREFIX,
     TENANTS_KEY,
     TIMERS_DUE_KEY,
-    _part,
-    _unpart,
     call_key,
+    call_logs_pattern,
+    call_of_log_key,
     call_tenants_key,
     conversation_tenants_key,
     live_key,
@@ -27,7 +28,6 @@ from workers.store.keys import (
     partition_for,
     pending_events_key,
     pending_key,
-    tenant_tag,
     timers_key,
 )
 from workers.store.values import _text, dumps, to_micros
@@ -38,9 +38,10 @@ class CallLog:
     """A call's log as read at one version, with what was last decided."""
 
     version: int
+    # Envelopes (statemachine/envelope.py), in received order.
     records: list[dict[str, Any]]
     revision: int
-    outcome: dict[str, Any] | None
+    outcome: OutcomeRecord | None
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class CallCommit:
 
     call_uuid: str
     expected_version: int
-    new_records: Sequence[dict[str, Any]]
+    new_records: Sequence[Envelope]
     view: dict[str, Any]
     live_since: int | None
     timer_due: float | None
@@ -63,9 +64,9 @@ def _call_log(meta: list[Any], raw_records: list[bytes]) -> CallLog:
         (json.loads(raw) for raw in raw_records),
         key=lambda r: (to_micros(r["received_at"]), r["id"]),
     )
-    decided = None
+    decided: OutcomeRecord | None = None
     if outcome is not None:
-        decided = {"id": _text(outcome_id), **json.loads(outcome)}
+        decided = cast(OutcomeRecord, {"id": _text(outcome_id), **json.loads(outcome)})
     return CallLog(int(version or 0), records, int(revision or 0), decided)
 
 
@@ -274,12 +275,10 @@ class CallStore(StoreBase):
 
     def scan_calls(self, tenant_id: str) -> Iterator[str]:
         """Every call uuid of a tenant still in Redis (for rebuilds; one SCAN of
-        every master, whichever partition: ``?`` is the partition's digit, and
-        a tenant's part never holds a glob character, _part quotes them)."""
-        tag = f"{PREFIX}:{{t:{_part(tenant_id)}:?}}" if self.spread else tenant_tag(tenant_id)
-        for key in self.redis.scan_iter(match=f"{tag}:call:*:log", count=500):
-            name = _text(key)
-            yield _unpart(name.split("}:call:", 1)[1][: -len(":log")])
+        every master, whichever partition)."""
+        pattern = call_logs_pattern(tenant_id, self.spread)
+        for key in self.redis.scan_iter(match=pattern, count=500):
+            yield call_of_log_key(_text(key))
 
     def replace_view(self, tenant_id: str, call_uuid: str, view: dict[str, Any]) -> None:
         """Overwrite a stored view (rebuild found it differs from the log's fold)."""

@@ -8,6 +8,7 @@ from typing import Any
 
 import redis
 from redis.lock import Lock
+from rq.job import Job
 
 from workers.store.base import StoreBase
 from workers.store.keys import STATS_KEY, alive_key
@@ -50,9 +51,10 @@ class Housekeeping(StoreBase):
     def job_status(self, job_id: str) -> tuple[str | None, str | None]:
         """RQ's status of a job and the worker running it; (None, None) if gone.
 
-        Read straight from RQ's job hash on RQ's Redis: one round trip, no deserialising.
+        Read straight from RQ's job hash on RQ's Redis (named by RQ's ``Job.key_for``):
+        one round trip, no deserialising.
         """
-        status, worker = self.queues.hmget(f"rq:job:{job_id}", ["status", "worker_name"])
+        status, worker = self.queues.hmget(Job.key_for(job_id), ["status", "worker_name"])
         return (
             _text(status) if status is not None else None,
             _text(worker) if worker is not None else None,

@@ -43,9 +43,9 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from typing import Any
 from urllib.parse import quote, unquote
 
+from statemachine.envelope import Envelope
 from workers.store.values import to_micros
 
 PREFIX = "cs"
@@ -60,6 +60,10 @@ SUBSCRIPTION_TENANTS_KEY = f"{PREFIX}:subscription-tenants"
 def _part(value: str) -> str:
     """Make an outside value safe inside a key: no braces, colons or spaces."""
     return quote(value, safe="._@+=-")
+
+
+def _unpart(value: str) -> str:
+    return unquote(value)
 
 
 def tenant_tag(tenant_id: str) -> str:
@@ -80,7 +84,7 @@ def partition_tag(tenant_id: str, partition: int, spread: bool = False) -> str:
 PARTITIONS = 8
 
 
-def partition_of(envelope: dict[str, Any]) -> int:
+def partition_of(envelope: Envelope) -> int:
     """The partition of an event: all events of one call (or conversation) share one."""
     data = envelope.get("data") or {}
     return partition_for(data.get("call_uuid") or data.get("conversation_id") or "")
@@ -93,6 +97,19 @@ def partition_for(call_or_conversation: str) -> int:
 def call_key(tenant_id: str, call_uuid: str, spread: bool = False) -> str:
     tag = partition_tag(tenant_id, partition_for(call_uuid), spread)
     return f"{tag}:call:{_part(call_uuid)}"
+
+
+def call_logs_pattern(tenant_id: str, spread: bool = False) -> str:
+    """A SCAN pattern matching the log key of each call of a tenant, every
+    partition: ``?`` is the partition's digit, and a tenant's part never holds
+    a glob character (_part quotes them)."""
+    tag = f"{PREFIX}:{{t:{_part(tenant_id)}:?}}" if spread else tenant_tag(tenant_id)
+    return f"{tag}:call:*:log"
+
+
+def call_of_log_key(key: str) -> str:
+    """The call uuid of a key that ``call_logs_pattern`` matched."""
+    return _unpart(key.split("}:call:", 1)[1][: -len(":log")])
 
 
 def conversation_key(tenant_id: str, conversation_id: str, spread: bool = False) -> str:
@@ -146,11 +163,7 @@ def log_keys(base: str) -> tuple[str, str]:
     return f"{base}:log", f"{base}:records"
 
 
-def _unpart(value: str) -> str:
-    return unquote(value)
-
-
-def pending_field(envelope: dict[str, Any]) -> str:
+def pending_field(envelope: Envelope) -> str:
     """Name an accepted delivery: the event id plus when this copy arrived."""
     return f"{envelope['id']}@{to_micros(envelope['received_at'])}"
 

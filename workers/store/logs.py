@@ -8,6 +8,7 @@ from typing import Any
 
 from redis.commands.core import Script
 
+from statemachine.envelope import Envelope
 from workers.store.base import StoreBase
 from workers.store.keys import (
     conversation_key,
@@ -33,7 +34,7 @@ class PlainLogs(StoreBase):
     def append_log(
         self,
         base: str,
-        records: Sequence[dict[str, Any]],
+        records: Sequence[Envelope],
         tenant_id: str,
         pending_done: Iterable[str] = (),
         partition: int = 0,

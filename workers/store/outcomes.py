@@ -10,7 +10,7 @@ from typing import Any
 
 from redis.commands.core import Script
 
-from statemachine.outcome import OutcomeId
+from statemachine.outcome import OutcomeBody, OutcomeId
 from workers.store.base import StoreBase
 from workers.store.keys import (
     OUTCOMES_DUE_KEY,
@@ -33,7 +33,7 @@ class Outcomes(StoreBase):
         call_uuid: str,
         *,
         expected_version: int,
-        body: dict[str, Any],
+        body: OutcomeBody,
         claimed_score: float | None,
     ) -> tuple[str, int, str | None]:
         """Publish ``body`` as the call's next outcome revision if it is new.

@@ -1,0 +1,185 @@
+"""This code against an older revision, side by side in one run: intake, end to
+end and the read API.
+
+    python -m bench.versions --before <git rev> [--rounds 3] [--events 2000]
+
+Both codes run at once, each its Procfile's web and one worker on a private
+redis-server (the older revision checked out in a temporary git worktree).
+Both get the same seed traffic (whole simulated calls, every kind), then
+rounds alternate between them (A B, then B A, ...), each round measuring:
+
+* intake: the same fresh ``--events`` webhooks posted by wrk as fast as the
+  service takes them (events/s until Redis holds them all);
+* end to end: events/s from the first POST until every one is applied;
+* reads: wrk for ``--seconds`` on ``GET /v1/calls/live``, ``GET /v1/outcomes?limit=100``
+  and ``GET /v1/calls/<uuid>``: requests/s and p99.
+
+Prints the median of each figure per code and the ratio now/before. Only the
+service being measured is busy: the other one idles between its rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.common import (
+    Traffic,
+    WrkResult,
+    _lua_string,
+    _temp_lua,
+    applied_total,
+    post_all,
+    print_machine,
+    progress,
+    ratio,
+    run_wrk,
+    traffic,
+    wait_applied,
+)
+from bench.service import ROOT, Service
+from bench.tenants import CodeService, checkout
+
+TENANTS = ("acme", "globex")
+
+# wrk: GET one path in a loop with the API key; 200s counted as accepted.
+_GET_LUA = r"""
+wrk.method = "GET"
+wrk.path = %(path)s
+wrk.headers["Authorization"] = %(auth)s
+local created = {}
+function setup(thread) table.insert(created, thread) end
+function init(args) accepted, refused = 0, 0 end
+function response(status, headers, body)
+  if status == 200 then accepted = accepted + 1 else refused = refused + 1 end
+end
+function done(summary, latency, requests)
+  local a, r = 0, 0
+  for _, t in ipairs(created) do a = a + t:get("accepted"); r = r + t:get("refused") end
+  io.write(string.format(
+    'WRKJSON {"requests":%%d,"seconds":%%.6f,"accepted":%%d,"refused":%%d,' ..
+    '"errors":%%d,"p50_us":%%d,"p90_us":%%d,"p99_us":%%d,"p999_us":%%d,"max_us":%%d}\n',
+    summary.requests, summary.duration / 1e6, a, r,
+    summary.errors.connect + summary.errors.read + summary.errors.write +
+    summary.errors.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency:percentile(99.9), latency.max))
+end
+"""
+
+
+@dataclass
+class Figures:
+    """Every round's figures of one code, by name."""
+
+    values: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, name: str, value: float) -> None:
+        self.values.setdefault(name, []).append(value)
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.values[name])
+
+
+def get_rate(service: Service, path: str, seconds: float) -> WrkResult:
+    script = _temp_lua(
+        _GET_LUA % {"path": _lua_string(path), "auth": _lua_string(f"Bearer {service.key}")}
+    )
+    try:
+        result = run_wrk(service.base_url, script, threads=2, connections=8, seconds=seconds)
+    finally:
+        script.unlink(missing_ok=True)
+    if result.refused or not result.accepted:
+        raise RuntimeError(f"GET {path}: {result.refused} non-200 answers of {result.requests}")
+    return result
+
+
+def post_and_apply(service: Service, load: Traffic, figures: Figures) -> None:
+    """Post every webhook of ``load``; intake and end-to-end events/s."""
+    client = service.redis.client()
+    target = applied_total(client) + len(load.posts)
+    started = time.monotonic()
+    _, intake_seconds = post_all(
+        [service.base_url], _webhook_path(service), load.posts, client, TENANTS
+    )
+    applied_at = wait_applied(client, TENANTS, target, 300, "applying")
+    figures.add("intake events/s", len(load.posts) / intake_seconds)
+    figures.add("end-to-end events/s", len(load.posts) / (applied_at - started))
+
+
+def _webhook_path(service: Service) -> str:
+    return service.webhook_url.removeprefix(service.base_url)
+
+
+def measure_reads(service: Service, call_uuid: str, seconds: float, figures: Figures) -> None:
+    for label, path in (
+        ("live calls", "/v1/calls/live"),
+        ("outcomes page", "/v1/outcomes?limit=100"),
+        ("one call", f"/v1/calls/{call_uuid}"),
+    ):
+        result = get_rate(service, path, seconds)
+        figures.add(f"GET {label} req/s", result.rate)
+        figures.add(f"GET {label} p99 ms", result.p99_ms)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", required=True, help="the older git revision")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--events", type=int, default=2000, help="webhooks posted per round")
+    parser.add_argument("--seed-events", type=int, default=3000)
+    parser.add_argument("--seconds", type=float, default=4.0, help="each read run")
+    args = parser.parse_args()
+    print_machine()
+    env = {"OUTCOME_GRACE_SECONDS": "1"}
+    with checkout(args.before) as before_root:
+        services: dict[str, Service] = {
+            "before": CodeService(before_root, env),
+            "now": CodeService(ROOT, env),
+        }
+        figures = {name: Figures() for name in services}
+        try:
+            roots = {"before": before_root, "now": ROOT}
+            for name, service in services.items():
+                progress(f"starting {name}: {_describe(roots[name])}")
+                service.start()
+            seed = traffic(args.seed_events, seed=1, tenants=TENANTS)
+            for name, service in services.items():
+                progress(f"{name}: seeding {len(seed.posts)} webhooks")
+                post_and_apply(service, seed, Figures())
+            time.sleep(3.0)  # let the seed calls' outcomes be decided
+            one_call = seed.calls[0].call_uuid
+            for number in range(args.rounds):
+                load = traffic(args.events, seed=100 + number, tenants=TENANTS)
+                order = list(services) if number % 2 == 0 else list(reversed(services))
+                for name in order:
+                    progress(f"round {number + 1}/{args.rounds}: {name}")
+                    post_and_apply(services[name], load, figures[name])
+                    time.sleep(2.0)  # outcomes of the round decided before the reads
+                    measure_reads(services[name], one_call, args.seconds, figures[name])
+        finally:
+            for service in services.values():
+                service.stop()
+    print(f"\nmedians of {args.rounds} rounds; ratio now/before (higher is better for rates,")
+    print("lower for p99)\n")
+    print(f"{'figure':28} {'before':>10} {'now':>10}  ratio")
+    for name in figures["now"].values:
+        before, now = figures["before"].median(name), figures["now"].median(name)
+        print(f"{name:28} {before:10.1f} {now:10.1f}  {ratio(now, before)}")
+
+
+def _describe(root: Path) -> str:
+    return subprocess.run(
+        ["git", "-C", str(root), "log", "-1", "--format=%h %s"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()[:60]
+
+
+if __name__ == "__main__":
+    main()
