@@ -134,8 +134,7 @@ class ServiceProcess:
         self.killed = True
         self.signal_group(signal.SIGKILL)
         self.popen.wait(10)
-        wait_group_gone([self], 10)
-        if not group_gone(self.pid):
+        if not wait_group_gone([self], 10):
             raise ServiceError(f"process group of {self.name} did not die")
 
     def stop(self, grace: float = 10.0) -> None:
