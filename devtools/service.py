@@ -5,9 +5,9 @@ One launcher for ``bin/start`` (devtools/start.py), the benchmarks
 
 - the environment a Procfile command needs here (this interpreter's ``python``
   first on ``PATH``, so the Procfile runs what is installed in this environment);
-- each process type started as ``bash -c <Procfile command>`` in a session of
-  its own, so a signal reaches the process and everything it forked, as a
-  dyno's processes are signalled together;
+- each process type started as ``bash -c <Procfile command>`` leading a process
+  group of its own, so a signal reaches the process and everything it forked,
+  as a dyno's processes are signalled together;
 - its output kept in log files, or shown on this terminal behind its name;
 - waiting for ``GET /healthz`` to answer 200;
 - stopping as the platform does: SIGTERM to every process group at once,
@@ -171,7 +171,7 @@ def start_process(
     stderr_path: Path | None = None,
 ) -> ServiceProcess:
     """Start ``command`` (a string runs through ``bash -c``, as the platform runs
-    a Procfile line) in a new session.
+    a Procfile line), leading a new process group.
 
     Output: stdout to ``stdout_path`` and stderr to ``stderr_path`` (appended),
     both to ``stdout_path`` without a ``stderr_path``, or, with no path at all,
