@@ -15,6 +15,7 @@ from typing import Any
 import flask
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
+from app.fast_dump import FastAnswer
 from app.schema_fields import (
     EXAMPLE_CALL_UUID,
     EXAMPLE_CONTAINER,
@@ -228,11 +229,11 @@ class MessageSchema(Answer):
     received_at = time_field("when the engine received it", nullable=False)
 
 
-class LiveCallListSchema(Answer):
+class LiveCallListSchema(FastAnswer):
     calls = fields.List(fields.Nested(LiveCallSchema), required=True)
 
 
-class OutcomePageSchema(Answer):
+class OutcomePageSchema(FastAnswer):
     outcomes = fields.List(fields.Nested(OutcomeRecordSchema), required=True)
     next = fields.String(
         required=True,

@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 import sqlalchemy as sa
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Flask, Response, current_app, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -28,8 +28,15 @@ from prometheus_client.registry import Collector
 from app import history_csv, stats
 from app.api import scoped_tenant
 from app.auth import require_api_key
-from app.call_schemas import MAX_LIMIT, OUTCOME_KINDS
+from app.call_schemas import (
+    DIRECTIONS,
+    MAX_LIMIT,
+    MISSED_REASONS,
+    OUTCOME_KINDS,
+    CallHistoryPageSchema,
+)
 from app.errors import BadQuery, error_response
+from app.rest import FORBIDDEN, UNAUTHORIZED, ApiBlueprint, error_doc
 from statemachine.events import micros
 from workers.history.archiver import lag
 from workers.history.database import create_engine
@@ -38,13 +45,11 @@ from workers.history.search import CallFilter, Position, page, stream
 from workers.settings import Settings
 from workers.store import Store
 
-bp = Blueprint("history", __name__, url_prefix="/v1")
+bp = ApiBlueprint("history", __name__, url_prefix="/v1")
 
 EXTENSION = "callstate_history"
 NOT_CONFIGURED = "call history is not configured: set DATABASE_URL"
 UNAVAILABLE = "history database unavailable, try again"
-MISSED_REASONS = ("abandoned", "no_answer", "unrouted")
-DIRECTIONS = ("inbound", "outbound")
 # The database could not be reached or dropped the connection: a 503, not a bug.
 UNREACHABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 
@@ -184,10 +189,35 @@ def wants_csv(args: dict[str, Any]) -> bool:
     return best == "text/csv"
 
 
-@bp.get("/calls")
+@bp.get("/calls", tags=["calls"])
 @require_api_key
+@bp.alt_response(400, **error_doc("a bad filter, limit or cursor"))
+@bp.alt_response(401, **UNAUTHORIZED)
+@bp.alt_response(403, **FORBIDDEN)
+@bp.alt_response(501, **error_doc("history is not configured (no DATABASE_URL)"))
+@bp.alt_response(503, **error_doc("the history database is unavailable: retry"))
+@bp.doc(
+    operationId="searchCallHistory",
+    # Read in the view, after the check that history is configured (501 first).
+    parameters=[{"in": "query", "schema": CallSearchArgs}],
+    responses={
+        200: {
+            "description": "a page of calls, or the CSV",
+            "content": {
+                "application/json": {"schema": CallHistoryPageSchema},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 def search_calls() -> Response:
-    """Archived calls matching the filters, newest start first; JSON pages or CSV."""
+    """Call history: search every archived call, JSON pages or CSV
+
+    Calls from the history database (DATABASE_URL), found long after Redis retention:
+    each as its latest outcome record, newest started_at first. Page with limit and the
+    answer's next as cursor. With Accept: text/csv or format=csv: a CSV of every
+    matching call (limit caps it), one call a row, columns as the README lists.
+    """
     engine = require_history()
     where, after, args = search_query()
     if wants_csv(args):
@@ -196,7 +226,9 @@ def search_calls() -> Response:
     if limit > MAX_LIMIT:
         raise BadQuery(f"limit: a page holds at most {MAX_LIMIT} calls (the CSV has no limit)")
     records, position = page(engine, where, after, limit)
-    # The records are stored as the JSON they were published as: no need to parse them.
+    # The records are stored as the JSON text they were published as, each the keys
+    # OutcomeRecordSchema shows (tests/history/test_calls_schema.py): a page of up to
+    # 1,000 is answered without parsing and dumping them again.
     following = json.dumps(position.encode() if position is not None else None)
     body = '{"calls":[' + ",".join(records) + '],"next":' + following + "}"
     return Response(body, mimetype="application/json")

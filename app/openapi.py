@@ -17,7 +17,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify
 from marshmallow import Schema, fields, validate
 
-from app import openapi_supervisor
+from app import supervisor_schemas
 from app.call_schemas import (
     OUTCOME_KINDS,
     CallEventSchema,
@@ -36,7 +36,6 @@ from app.call_schemas import (
 )
 from app.docs_page import json_text, prose
 from app.docs_page import render as render_docs_page
-from app.history import CallSearchArgs
 from app.openapi_webhooks import add_webhook_schemas
 from app.rest import ApiBlueprint, DocumentedApi, sse_event
 from app.schema_fields import (
@@ -55,7 +54,16 @@ from app.schema_fields import (
     time_field,
 )
 from app.stats import GROUPINGS
-from app.subscriptions import RotateSchema, SubscriptionSchema
+from app.subscription_schemas import (
+    DeliveryListSchema,
+    DeliverySchema,
+    ReplayedSchema,
+    RotateSchema,
+    SubscriptionAnswer,
+    SubscriptionListSchema,
+    SubscriptionSchema,
+    SubscriptionWithSecretAnswer,
+)
 from workers.store import POOL_WAIT_SECONDS
 
 bp = Blueprint("openapi", __name__)
@@ -69,108 +77,6 @@ _time = time_field
 Doc = Answer
 
 # -- response schemas ----------------------------------------------------------------
-
-
-class BreakerDoc(Doc):
-    """The subscription's circuit breaker: open pauses its deliveries until a probe."""
-
-    state = fields.String(
-        required=True,
-        validate=validate.OneOf(("closed", "open", "half_open")),
-        metadata=_ex("closed", "closed: delivering; open: paused; half_open: a probe is out"),
-    )
-    consecutive_failures = fields.Integer(
-        required=True, validate=validate.Range(min=0), metadata=_ex(0, "failed attempts in a row")
-    )
-    opened_at = _time("when it opened; null while closed")
-    next_probe_at = _time("while open: when the next due delivery goes out as a probe")
-    last_error = _text(None, "why the last failed attempt failed")
-
-
-class SubscriptionDoc(Doc):
-    """An outbound webhook subscription (its secrets are never shown again)."""
-
-    id = _text(EXAMPLE_SUBSCRIPTION, nullable=False)
-    tenant_id = _text(EXAMPLE_TENANT, "the tenant, or * for every tenant", nullable=False)
-    url = fields.String(
-        required=True, metadata={**_ex("https://example.com/hooks/callstate"), "format": "uri"}
-    )
-    outcomes = fields.List(
-        fields.String(validate=validate.OneOf(OUTCOME_KINDS)),
-        required=True,
-        allow_none=True,
-        metadata=_ex(["missed"], "the outcome kinds delivered; null for all"),
-    )
-    enabled = fields.Boolean(
-        required=True, metadata=_ex(True, "false once a receiver answered 410 Gone")
-    )
-    disabled_reason = fields.String(metadata=_ex("receiver answered 410 Gone"))
-    created_at = _time("when it was made", nullable=False)
-    max_in_flight = fields.Integer(
-        required=True,
-        validate=validate.Range(min=1),
-        metadata=_ex(4, "attempts to it under way at once, per delivery process"),
-    )
-    breaker = fields.Nested(BreakerDoc, required=True)
-
-
-class SubscriptionWithSecretDoc(SubscriptionDoc):
-    """A subscription as made or rotated: the one time its new secret is shown."""
-
-    secret = fields.String(
-        required=True,
-        validate=validate.Regexp(r"^whsec_[A-Za-z0-9+/=]+$"),
-        metadata=_ex("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "Standard Webhooks signing secret"),
-    )
-
-
-DELIVERY_STATUSES = ("pending", "succeeded", "failed", "cancelled")
-
-
-class DeliveryDoc(Doc):
-    """One outcome record's delivery to one subscription, with its attempts."""
-
-    id = _text(f"{EXAMPLE_SUBSCRIPTION}_{EXAMPLE_OUTCOME_ID}", nullable=False)
-    webhook_id = _text(
-        "msg_2b7e151628aed2a6abf7158809cf4f3c",
-        "the webhook-id header, the same on every retry",
-        nullable=False,
-    )
-    subscription_id = _text(EXAMPLE_SUBSCRIPTION, nullable=False)
-    tenant_id = _text(EXAMPLE_TENANT, nullable=False)
-    outcome_id = _text(EXAMPLE_OUTCOME_ID, nullable=False)
-    call_uuid = _text(EXAMPLE_CALL_UUID, nullable=False)
-    outcome = fields.String(
-        required=True, validate=validate.OneOf(OUTCOME_KINDS), metadata=_ex("missed")
-    )
-    revision = fields.Integer(required=True, validate=validate.Range(min=1), metadata=_ex(1))
-    status = fields.String(
-        required=True, validate=validate.OneOf(DELIVERY_STATUSES), metadata=_ex("succeeded")
-    )
-    attempts = fields.Integer(required=True, validate=validate.Range(min=0), metadata=_ex(1))
-    last_status = fields.Integer(
-        required=True, allow_none=True, metadata=_ex(200, "the receiver's last HTTP status")
-    )
-    last_error = _text(None, "why the last attempt failed")
-    created_at = _time("when the delivery was made", nullable=False)
-    last_attempt_at = _time("the last attempt")
-    next_attempt_at = _time("the next attempt, if one is due")
-    delivered_at = _time("when a receiver took it (2xx)")
-    payload = fields.Nested(
-        OutcomeRecordSchema, required=True, metadata={"description": "the body posted"}
-    )
-
-
-class SubscriptionListDoc(Doc):
-    subscriptions = fields.List(fields.Nested(SubscriptionDoc), required=True)
-
-
-class DeliveryListDoc(Doc):
-    deliveries = fields.List(fields.Nested(DeliveryDoc), required=True)
-
-
-class ReplayedDoc(Doc):
-    delivery = fields.Nested(DeliveryDoc, required=True)
 
 
 class AcceptedDoc(Doc):
@@ -350,16 +256,16 @@ RESPONSE_SCHEMAS: dict[str, type[Schema]] = {
     "OutcomeRecord": OutcomeRecordSchema,
     "Call": CallSchema,
     "Message": MessageSchema,
-    "Subscription": SubscriptionDoc,
-    "SubscriptionWithSecret": SubscriptionWithSecretDoc,
-    "Delivery": DeliveryDoc,
+    "Subscription": SubscriptionAnswer,
+    "SubscriptionWithSecret": SubscriptionWithSecretAnswer,
+    "Delivery": DeliverySchema,
     "Error": ErrorAnswer,
     "LiveCallList": LiveCallListSchema,
     "OutcomePage": OutcomePageSchema,
     "MessageList": MessageListSchema,
-    "SubscriptionList": SubscriptionListDoc,
-    "DeliveryList": DeliveryListDoc,
-    "Replayed": ReplayedDoc,
+    "SubscriptionList": SubscriptionListSchema,
+    "DeliveryList": DeliveryListSchema,
+    "Replayed": ReplayedSchema,
     "Accepted": AcceptedDoc,
     "Health": HealthDoc,
     "HistoryHealth": HistoryHealthDoc,
@@ -374,7 +280,7 @@ RESPONSE_SCHEMAS: dict[str, type[Schema]] = {
     "Stats": StatsDoc,
     "SubscriptionRequest": SubscriptionSchema,
     "RotateSecretRequest": RotateSchema,
-    **openapi_supervisor.SCHEMAS,
+    **supervisor_schemas.SCHEMAS,
 }
 
 
@@ -593,154 +499,6 @@ def _paths() -> dict[str, dict[str, Any]]:
                 },
             }
         },
-        "/v1/calls": {
-            "get": {
-                "tags": ["calls"],
-                "operationId": "searchCallHistory",
-                "summary": "Call history: search every archived call, JSON pages or CSV",
-                "description": "Calls from the history database (DATABASE_URL), found long "
-                "after Redis retention: each as its latest outcome record, newest started_at "
-                "first. Page with limit and the answer's next as cursor. With Accept: text/csv "
-                "or format=csv: a CSV of every matching call (limit caps it), one call a row, "
-                "columns as the README lists.",
-                "parameters": [{"in": "query", "schema": CallSearchArgs}],
-                "responses": {
-                    "200": {
-                        "description": "a page of calls, or the CSV",
-                        "content": {
-                            "application/json": {"schema": CallHistoryPageSchema},
-                            "text/csv": {"schema": {"type": "string"}},
-                        },
-                    },
-                    "400": _error("a bad filter, limit or cursor"),
-                    "401": UNAUTHORIZED,
-                    "403": FORBIDDEN,
-                    "501": _error("history is not configured (no DATABASE_URL)"),
-                    "503": _error("the history database is unavailable: retry"),
-                },
-            }
-        },
-        "/v1/subscriptions": {
-            "get": {
-                "tags": ["subscriptions"],
-                "operationId": "listSubscriptions",
-                "summary": "The key's subscriptions (an admin key: all of them)",
-                "responses": {
-                    "200": _json(SubscriptionListDoc, "the subscriptions"),
-                    "401": UNAUTHORIZED,
-                    "503": UNAVAILABLE,
-                },
-            },
-            "post": {
-                "tags": ["subscriptions"],
-                "operationId": "createSubscription",
-                "summary": "Subscribe a URL to outcome records",
-                "description": "Every outcome record (every revision) decided from now on and "
-                "matching `outcomes` is POSTed to `url`, signed the Standard Webhooks way with "
-                "the secret in the answer. URLs on loopback/private networks are refused unless "
-                "SUBSCRIPTION_ALLOW_PRIVATE=1. `tenant_id`: an admin key's choice (absent: all "
-                "tenants); a tenant key may only name its own.",
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": SubscriptionSchema}},
-                },
-                "responses": {
-                    "201": _json(SubscriptionWithSecretDoc, "made; the secret is shown only now"),
-                    "400": _error("not a JSON object, an invalid field, or a refused URL"),
-                    "401": UNAUTHORIZED,
-                    "403": _error("a tenant key named another tenant"),
-                    "503": UNAVAILABLE,
-                },
-            },
-        },
-        "/v1/subscriptions/{subscription_id}": {
-            "get": {
-                "tags": ["subscriptions"],
-                "operationId": "getSubscription",
-                "summary": "One subscription",
-                "parameters": [SUBSCRIPTION_ID],
-                "responses": {
-                    "200": _json(SubscriptionDoc, "the subscription"),
-                    "401": UNAUTHORIZED,
-                    "404": _error("no such subscription"),
-                    "503": UNAVAILABLE,
-                },
-            },
-            "delete": {
-                "tags": ["subscriptions"],
-                "operationId": "deleteSubscription",
-                "summary": "Remove a subscription (its pending deliveries are cancelled)",
-                "parameters": [SUBSCRIPTION_ID],
-                "responses": {
-                    "204": {"description": "removed"},
-                    "401": UNAUTHORIZED,
-                    "404": _error("no such subscription"),
-                    "503": UNAVAILABLE,
-                },
-            },
-        },
-        "/v1/subscriptions/{subscription_id}/rotate-secret": {
-            "post": {
-                "tags": ["subscriptions"],
-                "operationId": "rotateSubscriptionSecret",
-                "summary": "Make a new secret; the old one keeps signing for grace_seconds",
-                "parameters": [SUBSCRIPTION_ID],
-                "requestBody": {
-                    "required": False,
-                    "content": {"application/json": {"schema": RotateSchema}},
-                },
-                "responses": {
-                    "200": _json(SubscriptionWithSecretDoc, "rotated; the new secret"),
-                    "400": _error("not a JSON object, or a bad grace_seconds"),
-                    "401": UNAUTHORIZED,
-                    "404": _error("no such subscription"),
-                    "503": UNAVAILABLE,
-                },
-            }
-        },
-        "/v1/subscriptions/{subscription_id}/deliveries": {
-            "get": {
-                "tags": ["subscriptions"],
-                "operationId": "listDeliveries",
-                "summary": "The subscription's deliveries, newest first",
-                "parameters": [
-                    SUBSCRIPTION_ID,
-                    _query(
-                        "status",
-                        "only deliveries in this status",
-                        {"type": "string", "enum": list(DELIVERY_STATUSES)},
-                    ),
-                ],
-                "responses": {
-                    "200": _json(DeliveryListDoc, "the deliveries"),
-                    "401": UNAUTHORIZED,
-                    "404": _error("no such subscription"),
-                    "503": UNAVAILABLE,
-                },
-            }
-        },
-        "/v1/subscriptions/{subscription_id}/deliveries/{delivery_id}/replay": {
-            "post": {
-                "tags": ["subscriptions"],
-                "operationId": "replayDelivery",
-                "summary": "Deliver again, with the same webhook-id, from the start of the "
-                "retry schedule",
-                "parameters": [
-                    SUBSCRIPTION_ID,
-                    _path(
-                        "delivery_id",
-                        "the delivery's id",
-                        f"{EXAMPLE_SUBSCRIPTION}_{EXAMPLE_OUTCOME_ID}",
-                    ),
-                ],
-                "responses": {
-                    "202": _json(ReplayedDoc, "queued again"),
-                    "401": UNAUTHORIZED,
-                    "404": _error("no such subscription or delivery"),
-                    "503": UNAVAILABLE,
-                },
-            }
-        },
         "/wallboard": {
             "get": {
                 "tags": ["statistics"],
@@ -860,9 +618,9 @@ TAGS = [
 
 def _documented_blueprints() -> list[ApiBlueprint]:
     """The blueprints whose operations are generated from their routes' schemas."""
-    from app import api, stream
+    from app import api, history, stream, subscriptions, supervisor
 
-    return [api.bp, stream.bp]
+    return [api.bp, stream.bp, history.bp, subscriptions.bp, supervisor.bp]
 
 
 def build_spec() -> dict[str, Any]:
@@ -907,7 +665,7 @@ def build_spec() -> dict[str, Any]:
     add_webhook_schemas(spec, plugin)
     for blueprint in _documented_blueprints():
         api.register_blueprint(blueprint)
-    for path, operations in {**_paths(), **openapi_supervisor.paths()}.items():
+    for path, operations in _paths().items():
         spec.path(path=path, operations=operations)
     document: dict[str, Any] = spec.to_dict()
     # flask-smorest adds a tag per blueprint; the document's tags are ours.

@@ -11,51 +11,34 @@ import secrets
 import time
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from flask import Response, current_app, g, request
+from marshmallow import ValidationError
 
 from app.auth import ALL_TENANTS, require_api_key
-from app.call_schemas import OUTCOME_KINDS
 from app.errors import BadQuery, error_response
 from app.resources import get_store
+from app.rest import UNAUTHORIZED, UNAVAILABLE, ApiBlueprint, error_doc, path_param
+from app.schema_fields import EXAMPLE_OUTCOME_ID, EXAMPLE_SUBSCRIPTION
+from app.subscription_schemas import (
+    DeliveryArgs,
+    DeliveryListSchema,
+    ReplayedSchema,
+    RotateSchema,
+    SubscriptionAnswer,
+    SubscriptionListSchema,
+    SubscriptionSchema,
+    SubscriptionWithSecretAnswer,
+)
 from statemachine.events import isoformat
 from workers.breaker import Breaker
-from workers.delivery import Deliveries, max_in_flight, public_delivery
+from workers.delivery import Deliveries, max_in_flight
 from workers.store import SubscriptionStore
 from workers.webhooks import UnsafeURL, check_url, new_secret
 
-bp = Blueprint("subscriptions", __name__, url_prefix="/v1/subscriptions")
-ROTATION_GRACE_SECONDS = 24 * 3600
+bp = ApiBlueprint("subscriptions", __name__, url_prefix="/v1/subscriptions")
 # Tenants that have subscriptions stored under them. An admin may subscribe for
 # a tenant that has sent no event yet (so is not in Store.tenants()); without
 # this set, the admin key could not list, read or delete that subscription.
-
-
-class SubscriptionSchema(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
-    outcomes = fields.List(fields.String(validate=validate.OneOf(OUTCOME_KINDS)), load_default=None)
-    tenant_id = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
-    max_in_flight = fields.Integer(
-        load_default=None,
-        validate=validate.Range(min=1, max=100),
-        metadata={
-            "example": 4,
-            "description": "attempts to it under way at once, per delivery process "
-            "(default DELIVERY_MAX_IN_FLIGHT)",
-        },
-    )
-
-
-class RotateSchema(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    grace_seconds = fields.Integer(
-        load_default=ROTATION_GRACE_SECONDS, validate=validate.Range(min=0, max=30 * 24 * 3600)
-    )
 
 
 def _subs() -> SubscriptionStore:
@@ -63,12 +46,14 @@ def _subs() -> SubscriptionStore:
 
 
 def _public(subscription: dict[str, Any], breaker: str | None = None) -> dict[str, Any]:
-    """A subscription as shown: no secrets; its in-flight limit and its breaker's state."""
-    hidden = {"secrets", "created_us"}
-    shown = {k: v for k, v in subscription.items() if k not in hidden}
-    shown["max_in_flight"] = max_in_flight(subscription, current_app.config["CALLSTATE_SETTINGS"])
-    shown["breaker"] = Breaker.from_json(breaker).shown()
-    return shown
+    """A subscription with its in-flight limit and its breaker's state (the answer
+    schemas pick what is shown)."""
+    settings = current_app.config["CALLSTATE_SETTINGS"]
+    return {
+        **subscription,
+        "max_in_flight": max_in_flight(subscription, settings),
+        "breaker": Breaker.from_json(breaker).shown(),
+    }
 
 
 def _shown(subscriptions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -113,10 +98,33 @@ def _json_body() -> dict[str, Any]:
     return data
 
 
-@bp.post("")
+SUBSCRIPTION_ID = path_param("subscription_id", "the subscription's id", EXAMPLE_SUBSCRIPTION)
+NO_SUCH_SUBSCRIPTION = error_doc("no such subscription")
+
+
+@bp.post("", tags=["subscriptions"])
 @require_api_key
-def create() -> tuple[Response, int]:
-    """Subscribe a URL to outcome records (all kinds, or those listed)."""
+@bp.response(201, SubscriptionWithSecretAnswer, description="made; the secret is shown only now")
+@bp.alt_response(400, **error_doc("not a JSON object, an invalid field, or a refused URL"))
+@bp.alt_response(401, **UNAUTHORIZED)
+@bp.alt_response(403, **error_doc("a tenant key named another tenant"))
+@bp.alt_response(503, **UNAVAILABLE)
+@bp.doc(
+    operationId="createSubscription",
+    requestBody={
+        "required": True,
+        "content": {"application/json": {"schema": SubscriptionSchema}},
+    },
+)
+def create() -> Any:
+    """Subscribe a URL to outcome records
+
+    Every outcome record (every revision) decided from now on and matching `outcomes`
+    is POSTed to `url`, signed the Standard Webhooks way with the secret in the answer.
+    URLs on loopback/private networks are refused unless SUBSCRIPTION_ALLOW_PRIVATE=1.
+    `tenant_id`: an admin key's choice (absent: all tenants); a tenant key may only
+    name its own.
+    """
     try:
         data = SubscriptionSchema().load(_json_body())
     except ValidationError as exc:
@@ -147,7 +155,7 @@ def create() -> tuple[Response, int]:
         "secrets": [{"secret": secret, "expires_at": None}],
     }
     _subs().save_subscription(subscription)
-    return jsonify({**_public(subscription), "secret": secret}), 201
+    return {**_public(subscription), "secret": secret}
 
 
 def isoformat_us(micros: int) -> str | None:
@@ -156,26 +164,43 @@ def isoformat_us(micros: int) -> str | None:
     return isoformat(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros))
 
 
-@bp.get("")
+@bp.get("", tags=["subscriptions"])
 @require_api_key
-def list_subscriptions() -> Response:
+@bp.response(200, SubscriptionListSchema, description="the subscriptions")
+@bp.alt_response(401, **UNAUTHORIZED)
+@bp.alt_response(503, **UNAVAILABLE)
+@bp.doc(operationId="listSubscriptions")
+def list_subscriptions() -> Any:
+    """The key's subscriptions (an admin key: all of them)"""
     subs = _subs()
     found = [s for tenant in _storage_tenants() for s in subs.subscriptions(tenant)]
-    return jsonify({"subscriptions": _shown(found)})
+    return {"subscriptions": _shown(found)}
 
 
-@bp.get("/<subscription_id>")
+@bp.get("/<subscription_id>", tags=["subscriptions"], parameters=[SUBSCRIPTION_ID])
 @require_api_key
-def get_subscription(subscription_id: str) -> tuple[Response, int]:
+@bp.response(200, SubscriptionAnswer, description="the subscription")
+@bp.alt_response(401, **UNAUTHORIZED)
+@bp.alt_response(404, **NO_SUCH_SUBSCRIPTION)
+@bp.alt_response(503, **UNAVAILABLE)
+@bp.doc(operationId="getSubscription")
+def get_subscription(subscription_id: str) -> Any:
+    """One subscription"""
     subscription = _find(subscription_id)
     if subscription is None:
         return error_response(404, "no such subscription")
-    return jsonify(_shown([subscription])[0]), 200
+    return _shown([subscription])[0]
 
 
-@bp.delete("/<subscription_id>")
+@bp.delete("/<subscription_id>", tags=["subscriptions"], parameters=[SUBSCRIPTION_ID])
 @require_api_key
+@bp.response(204, description="removed")
+@bp.alt_response(401, **UNAUTHORIZED)
+@bp.alt_response(404, **NO_SUCH_SUBSCRIPTION)
+@bp.alt_response(503, **UNAVAILABLE)
+@bp.doc(operationId="deleteSubscription")
 def delete(subscription_id: str) -> tuple[Response, int]:
+    """Remove a subscription (its pending deliveries are cancelled)"""
     subscription = _find(subscription_id)
     if subscription is None:
         return error_response(404, "no such subscription")
@@ -183,10 +208,19 @@ def delete(subscription_id: str) -> tuple[Response, int]:
     return Response(status=204), 204
 
 
-@bp.post("/<subscription_id>/rotate-secret")
+@bp.post("/<subscription_id>/rotate-secret", tags=["subscriptions"], parameters=[SUBSCRIPTION_ID])
 @require_api_key
-def rotate_secret(subscription_id: str) -> tuple[Response, int]:
-    """Make a new secret; the old one keeps signing for ``grace_seconds`` (default 24 h)."""
+@bp.response(200, SubscriptionWithSecretAnswer, description="rotated; the new secret")
+@bp.alt_response(400, **error_doc("not a JSON object, or a bad grace_seconds"))
+@bp.alt_response(401, **UNAUTHORIZED)
+@bp.alt_response(404, **NO_SUCH_SUBSCRIPTION)
+@bp.alt_response(503, **UNAVAILABLE)
+@bp.doc(
+    operationId="rotateSubscriptionSecret",
+    requestBody={"required": False, "content": {"application/json": {"schema": RotateSchema}}},
+)
+def rotate_secret(subscription_id: str) -> Any:
+    """Make a new secret; the old one keeps signing for grace_seconds"""
     subscription = _find(subscription_id)
     if subscription is None:
         return error_response(404, "no such subscription")
@@ -203,17 +237,23 @@ def rotate_secret(subscription_id: str) -> tuple[Response, int]:
     ]
     subscription["secrets"] = [{"secret": secret, "expires_at": None}, *kept]
     _subs().save_subscription(subscription)
-    return jsonify({**_shown([subscription])[0], "secret": secret}), 200
+    return {**_shown([subscription])[0], "secret": secret}
 
 
-@bp.get("/<subscription_id>/deliveries")
+@bp.get("/<subscription_id>/deliveries", tags=["subscriptions"], parameters=[SUBSCRIPTION_ID])
 @require_api_key
-def deliveries(subscription_id: str) -> tuple[Response, int]:
-    """The subscription's deliveries, newest first; ``status`` filters."""
+@bp.arguments(DeliveryArgs, location="query")
+@bp.response(200, DeliveryListSchema, description="the deliveries")
+@bp.alt_response(401, **UNAUTHORIZED)
+@bp.alt_response(404, **NO_SUCH_SUBSCRIPTION)
+@bp.alt_response(503, **UNAVAILABLE)
+@bp.doc(operationId="listDeliveries")
+def deliveries(args: dict[str, str], subscription_id: str) -> Any:
+    """The subscription's deliveries, newest first"""
     subscription = _find(subscription_id)
     if subscription is None:
         return error_response(404, "no such subscription")
-    status = request.args.get("status")
+    status = args.get("status")
     subs = _subs()
     tenants = (
         get_store().tenants()
@@ -224,13 +264,27 @@ def deliveries(subscription_id: str) -> tuple[Response, int]:
     found.sort(key=lambda d: (d["created_at"], d["id"]), reverse=True)
     if status:
         found = [d for d in found if d["status"] == status]
-    return jsonify({"deliveries": [public_delivery(d) for d in found]}), 200
+    return {"deliveries": found}
 
 
-@bp.post("/<subscription_id>/deliveries/<delivery_id>/replay")
+@bp.post(
+    "/<subscription_id>/deliveries/<delivery_id>/replay",
+    tags=["subscriptions"],
+    parameters=[
+        SUBSCRIPTION_ID,
+        path_param(
+            "delivery_id", "the delivery's id", f"{EXAMPLE_SUBSCRIPTION}_{EXAMPLE_OUTCOME_ID}"
+        ),
+    ],
+)
 @require_api_key
-def replay(subscription_id: str, delivery_id: str) -> tuple[Response, int]:
-    """Deliver again (same webhook-id), from the start of the retry schedule."""
+@bp.response(202, ReplayedSchema, description="queued again")
+@bp.alt_response(401, **UNAUTHORIZED)
+@bp.alt_response(404, **error_doc("no such subscription or delivery"))
+@bp.alt_response(503, **UNAVAILABLE)
+@bp.doc(operationId="replayDelivery")
+def replay(subscription_id: str, delivery_id: str) -> Any:
+    """Deliver again, with the same webhook-id, from the start of the retry schedule"""
     subscription = _find(subscription_id)
     if subscription is None:
         return error_response(404, "no such subscription")
@@ -246,5 +300,5 @@ def replay(subscription_id: str, delivery_id: str) -> tuple[Response, int]:
             Deliveries(get_store(), current_app.config["CALLSTATE_SETTINGS"]).replay(
                 tenant, delivery
             )
-            return jsonify({"delivery": public_delivery(delivery)}), 202
+            return {"delivery": delivery}
     return error_response(404, "no such delivery")

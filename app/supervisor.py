@@ -25,14 +25,37 @@ from functools import partial
 from typing import Any, TypeVar
 
 import redis
-from flask import Blueprint, Response, current_app, g, jsonify, request
-from marshmallow import Schema, ValidationError, fields, validate
+from flask import Response, current_app, g, request
+from marshmallow import ValidationError
 
 import app.stream as outcome_stream
 from app.api import every_tenant_lookup, scoped_tenants
 from app.auth import ALL_TENANTS, require_api_key
 from app.errors import BadQuery, error_response
+from app.fast_dump import compile_dump
 from app.resources import get_store
+from app.rest import (
+    FORBIDDEN,
+    TOO_MANY_STREAMS,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    ApiBlueprint,
+    error_doc,
+    path_param,
+    sse_event,
+)
+from app.schema_fields import EXAMPLE_CALL_UUID, EXAMPLE_TIME
+from app.supervisor_schemas import (
+    EXAMPLE_CALLBACK,
+    CallbackArgs,
+    CallbackListSchema,
+    CallbackSchema,
+    ExtensionBoardSchema,
+    ExtensionSchema,
+    ResolveSchema,
+    TenantArgs,
+    TimelineSchema,
+)
 from statemachine import CallEvent, from_record
 from statemachine.callbacks import ResolutionKind
 from statemachine.events import isoformat, micros
@@ -41,14 +64,12 @@ from statemachine.timeline import OutcomeRevision, timeline
 from workers.store import SupervisorStore, dumps
 from workers.supervisor import board, callback_json, callbacks, day_start
 
-bp = Blueprint("supervisor", __name__, url_prefix="/v1")
+bp = ApiBlueprint("supervisor", __name__, url_prefix="/v1")
 
 T = TypeVar("T")
 MEMO = "callstate_supervisor_memo"
 POLL_SECONDS = 0.5
 REFRESH_SECONDS = 60.0
-STATUSES = ("open", "resolved")
-MAX_NOTE = 500
 # Outcome ids are Redis server time; a call's are read from a little before it began.
 REVISION_MARGIN = timedelta(minutes=1)
 
@@ -57,10 +78,48 @@ def _supervisor() -> SupervisorStore:
     return SupervisorStore(get_store())
 
 
-def _tenants() -> tuple[list[str], bool]:
+def _tenants(args: dict[str, str]) -> tuple[list[str], bool]:
     """The tenants to read, and whether to follow tenants that appear later (admin, no filter)."""
-    requested = request.args.get("tenant_id") or None
+    requested = args.get("tenant_id")
     return scoped_tenants(requested), g.scope == ALL_TENANTS and requested is None
+
+
+SCOPE = (
+    " A tenant's key reads its tenant; an admin key reads the tenant named by `tenant_id`, "
+    "or every tenant (each entry has `tenant_id`)."
+)
+STREAM = (
+    "`event: {event}` with the whole list (as the list endpoint answers it) when it changes, "
+    "and a keep-alive comment every 15 s. Each event is a snapshot: a reconnect starts with "
+    "the current one. The stream closes after STREAM_MAX_SECONDS; reconnect."
+)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def documented_stream(event: str, schema: str, operation_id: str) -> Callable[[F], F]:
+    """The OpenAPI description of a snapshot stream's answers."""
+    decorators = [
+        bp.response(
+            200,
+            sse_event(event, schema),
+            content_type="text/event-stream",
+            description="the event stream",
+            example=f'event: {event}\ndata: {{"{event}": [...], '
+            f'"server_time": "{EXAMPLE_TIME}"}}\n\n',
+        ),
+        bp.alt_response(400, **error_doc("a bad filter")),
+        bp.alt_response(401, **UNAUTHORIZED),
+        bp.alt_response(403, **FORBIDDEN),
+        bp.alt_response(503, **TOO_MANY_STREAMS),
+        bp.doc(operationId=operation_id, description=STREAM.format(event=event)),
+    ]
+
+    def decorate(view: F) -> F:
+        for decorator in decorators:
+            view = decorator(view)
+        return view
+
+    return decorate
 
 
 # -- the extension board ------------------------------------------------------------
@@ -99,29 +158,47 @@ def _memo() -> Memo:
     return memo
 
 
+dump_extension = compile_dump(ExtensionSchema())
+dump_callback = compile_dump(CallbackSchema())
+
+
 def extensions_of(tenants: list[str], now: datetime) -> list[dict[str, Any]]:
+    """The board's entries, as ExtensionSchema shows them."""
     store, memo = _supervisor(), _memo()
     return [
-        {**status.as_json(), "tenant_id": tenant}
+        dump_extension({**status.as_json(), "tenant_id": tenant})
         for tenant, stamp in zip(tenants, store.stamps(tenants), strict=True)
         for status in memo.get("board", tenant, stamp, now, partial(board, store, tenant, now))
     ]
 
 
-@bp.get("/extensions/live")
+@bp.get("/extensions/live", tags=["supervisor"])
 @require_api_key
-def extensions_live() -> Response:
-    """Every extension seen today or in the last 24 h: ringing, on_call or idle."""
-    tenants, _ = _tenants()
+@bp.arguments(TenantArgs, location="query")
+@bp.response(200, ExtensionBoardSchema, description="the board")
+@bp.alt_response(401, **UNAUTHORIZED)
+@bp.alt_response(403, **FORBIDDEN)
+@bp.alt_response(503, **UNAVAILABLE)
+@bp.doc(
+    operationId="listExtensions",
+    description="Derived from the call events (PrimeVOX sends no agent status). Lists every "
+    "extension with a leg live now or ended today or in the last 24 h, in number order. "
+    "Today is the UTC day." + SCOPE,
+)
+def extensions_live(args: dict[str, str]) -> dict[str, Any]:
+    """The extension board: who rings, talks or is idle, with today's figures"""
+    tenants, _ = _tenants(args)
     now = datetime.now(UTC)
-    return jsonify({"extensions": extensions_of(tenants, now), "server_time": isoformat(now)})
+    return {"extensions": extensions_of(tenants, now), "server_time": isoformat(now)}
 
 
-@bp.get("/extensions/live/stream")
+@bp.get("/extensions/live/stream", tags=["supervisor"])
 @require_api_key
-def extensions_stream() -> Response | tuple[Response, int]:
-    """``event: extensions`` with the whole board each time it changes."""
-    tenants, follow_all = _tenants()
+@bp.arguments(TenantArgs, location="query")
+@documented_stream("extensions", "ExtensionBoard", "streamExtensions")
+def extensions_stream(args: dict[str, str]) -> Response | tuple[Response, int]:
+    """The extension board as Server-Sent Events, on every change"""
+    tenants, follow_all = _tenants(args)
     store = get_store()
     return snapshot_stream(
         "extensions",
@@ -133,17 +210,11 @@ def extensions_stream() -> Response | tuple[Response, int]:
 # -- callbacks --------------------------------------------------------------------------
 
 
-def _status() -> str | None:
-    status = request.args.get("status") or None
-    if status is not None and status not in STATUSES:
-        raise BadQuery("status must be open or resolved")
-    return status
-
-
 def callbacks_of(tenants: list[str], status: str | None) -> list[dict[str, Any]]:
+    """The callback items, as CallbackSchema shows them."""
     store, memo, now = _supervisor(), _memo(), datetime.now(UTC)
     items = [
-        callback_json(item, tenant)
+        dump_callback(callback_json(item, tenant))
         for tenant, stamp in zip(tenants, store.stamps(tenants), strict=True)
         for item in memo.get("callbacks", tenant, stamp, now, partial(callbacks, store, tenant))
         if status is None or item.status.value == status
@@ -152,22 +223,37 @@ def callbacks_of(tenants: list[str], status: str | None) -> list[dict[str, Any]]
     return items
 
 
-@bp.get("/callbacks")
+@bp.get("/callbacks", tags=["supervisor"])
 @require_api_key
-def list_callbacks() -> Response:
-    """Missed callers, oldest miss first; ``status`` narrows to open or resolved ones."""
-    status = _status()
-    tenants, _ = _tenants()
+@bp.arguments(CallbackArgs, location="query")
+@bp.response(200, CallbackListSchema, description="the items, oldest miss first")
+@bp.alt_response(400, **error_doc("status is not open or resolved"))
+@bp.alt_response(401, **UNAUTHORIZED)
+@bp.alt_response(403, **FORBIDDEN)
+@bp.alt_response(503, **UNAVAILABLE)
+@bp.doc(
+    operationId="listCallbacks",
+    description="An abandoned or no_answer inbound call opens an item for the caller's "
+    "number; the first later outbound call to that number, or inbound call from it that was "
+    "answered, resolves it (numbers compared as E.164, national ones read in "
+    "DEFAULT_COUNTRY)." + SCOPE,
+)
+def list_callbacks(args: dict[str, str]) -> dict[str, Any]:
+    """Missed callers and whether somebody reached them since"""
+    status = args.get("status")
+    tenants, _ = _tenants(args)
     now = isoformat(datetime.now(UTC))
-    return jsonify({"callbacks": callbacks_of(tenants, status), "server_time": now})
+    return {"callbacks": callbacks_of(tenants, status), "server_time": now}
 
 
-@bp.get("/callbacks/stream")
+@bp.get("/callbacks/stream", tags=["supervisor"])
 @require_api_key
-def callbacks_stream() -> Response | tuple[Response, int]:
-    """``event: callbacks`` with every item (of ``status``) each time the list changes."""
-    status = _status()
-    tenants, follow_all = _tenants()
+@bp.arguments(CallbackArgs, location="query")
+@documented_stream("callbacks", "CallbackList", "streamCallbacks")
+def callbacks_stream(args: dict[str, str]) -> Response | tuple[Response, int]:
+    """Callback items as Server-Sent Events, on every change"""
+    status = args.get("status")
+    tenants, follow_all = _tenants(args)
     store = get_store()
     return snapshot_stream(
         "callbacks",
@@ -176,15 +262,29 @@ def callbacks_stream() -> Response | tuple[Response, int]:
     )
 
 
-class ResolveSchema(Schema):
-    note = fields.String(required=True, validate=validate.Length(min=1, max=MAX_NOTE))
-
-
-@bp.post("/callbacks/<callback_id>/resolve")
+@bp.post(
+    "/callbacks/<callback_id>/resolve",
+    tags=["supervisor"],
+    parameters=[path_param("callback_id", "the item's id", EXAMPLE_CALLBACK)],
+)
 @require_api_key
-def resolve(callback_id: str) -> tuple[Response, int]:
-    """Mark an open item resolved by hand, with a note. 404 unknown id; 409 if it
-    was resolved already (a retry with the same note answers 200)."""
+@bp.response(200, CallbackSchema, description="the item, resolved")
+@bp.alt_response(400, **error_doc("no JSON object, or a missing, blank or too long note"))
+@bp.alt_response(401, **UNAUTHORIZED)
+@bp.alt_response(404, **error_doc("no such item, or another tenant's"))
+@bp.alt_response(409, **error_doc("resolved already (the body's `callback` says how)"))
+@bp.alt_response(503, **UNAVAILABLE)
+@bp.doc(
+    operationId="resolveCallback",
+    requestBody={"required": True, "content": {"application/json": {"schema": ResolveSchema}}},
+)
+def resolve(callback_id: str) -> Any:
+    """Mark a callback item resolved by hand, with a note
+
+    The same note again answers 200 (a retry); an item resolved already otherwise answers
+    409 with the item. A call that reached the number before the note was given still
+    wins: the earliest resolution counts.
+    """
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise BadQuery('body must be a JSON object such as {"note": "called from my mobile"}')
@@ -208,19 +308,34 @@ def resolve(callback_id: str) -> tuple[Response, int]:
             resolution.kind is not ResolutionKind.MANUAL or resolution.note != note
         ):
             return error_response(
-                409, "this callback is resolved already", callback=callback_json(item, tenant)
+                409,
+                "this callback is resolved already",
+                callback=dump_callback(callback_json(item, tenant)),
             )
-        return jsonify(callback_json(item, tenant)), 200
+        return callback_json(item, tenant)
     return error_response(404, "no such callback")
 
 
 # -- a call's timeline ------------------------------------------------------------------
 
 
-@bp.get("/calls/<call_uuid>/timeline")
+@bp.get(
+    "/calls/<call_uuid>/timeline",
+    tags=["calls"],
+    parameters=[path_param("call_uuid", "the PBX's callUuid", EXAMPLE_CALL_UUID)],
+)
 @require_api_key
-def call_timeline(call_uuid: str) -> tuple[Response, int]:
-    """The call's story in received order; 404 if unknown or another tenant's."""
+@bp.response(200, TimelineSchema, description="the story")
+@bp.alt_response(401, **UNAUTHORIZED)
+@bp.alt_response(404, **error_doc("no such call, or another tenant's"))
+@bp.alt_response(503, **UNAVAILABLE)
+@bp.doc(operationId="getCallTimeline")
+def call_timeline(call_uuid: str) -> Any:
+    """A call's story: every webhook in received order, in words
+
+    With the waits, rings and talks it tells and the outcome and its revisions, computed
+    from the call's log.
+    """
     store = get_store()
     # As GET /v1/calls/<uuid>: an every-tenant key looks only where the call was posted.
     tenants = every_tenant_lookup(store, store.call_tenants(call_uuid))
@@ -242,7 +357,7 @@ def call_timeline(call_uuid: str) -> tuple[Response, int]:
                 for entry_id, record in found.items()
             ]
         steps = [step.as_json() for step in timeline(events, revisions)]
-        return jsonify({"call_uuid": call_uuid, "tenant_id": tenant, "timeline": steps}), 200
+        return {"call_uuid": call_uuid, "tenant_id": tenant, "timeline": steps}
     return error_response(404, "no such call")
 
 

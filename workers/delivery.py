@@ -16,7 +16,6 @@ leased; when the lease runs out the attempt is made again with the same
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -271,10 +270,3 @@ class Deliveries:
         self.subs.save_delivery(tenant_id, delivery)
         self.subs.finish_delivery_timer(tenant_id, delivery["subscription_id"], delivery["id"])
         return str(delivery["status"])
-
-
-def public_delivery(delivery: dict[str, Any]) -> dict[str, Any]:
-    """A delivery as the API shows it (the body parsed back into an object)."""
-    shown = {k: v for k, v in delivery.items() if k not in ("body", "subscription_tenant")}
-    shown["payload"] = json.loads(delivery["body"])
-    return shown

@@ -1,0 +1,23 @@
+"""A subscription is shown through its answer schema: a field stored for the
+service's own use (secrets, and any added later) never leaves it."""
+
+from __future__ import annotations
+
+from flask.testing import FlaskClient
+from inproc_kit import ADMIN
+
+from app.subscription_schemas import SubscriptionAnswer, SubscriptionWithSecretAnswer
+from workers.store import Store, SubscriptionStore
+
+
+def test_an_internal_field_stored_later_is_not_shown(client: FlaskClient, store: Store) -> None:
+    made = client.post("/v1/subscriptions", json={"url": "https://example.com/h"}, headers=ADMIN)
+    assert made.status_code == 201
+    assert set(made.get_json()) == set(SubscriptionWithSecretAnswer().fields) - {"disabled_reason"}
+    subs = SubscriptionStore(store)
+    stored = subs.subscription("*", made.get_json()["id"])
+    assert stored is not None and stored["secrets"]
+    subs.save_subscription({**stored, "internal_only": "never shown"})
+    shown = client.get(f"/v1/subscriptions/{stored['id']}", headers=ADMIN).get_json()
+    assert set(shown) == set(SubscriptionAnswer().fields) - {"disabled_reason"}
+    assert "secrets" not in shown and "created_us" not in shown and "internal_only" not in shown
