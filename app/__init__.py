@@ -42,8 +42,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(history.bp)
     from app import live_stream, stats_api, wallboard
 
-    for blueprint in (stats_api.bp, live_stream.bp, wallboard.bp):
-        app.register_blueprint(blueprint)
+    for reader in (stats_api.bp, live_stream.bp, wallboard.bp):
+        app.register_blueprint(reader)
     from app import supervisor
 
     app.register_blueprint(supervisor.bp)

@@ -17,12 +17,14 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import redis
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Response, current_app, jsonify, request
 
 from app.auth import may_access, tenant_for
 from app.errors import unavailable_answer
+from app.intake_schemas import INTAKE_DESCRIPTION, documented_intake, dump_accepted
 from app.metrics import EVENTS_RECEIVED, EVENTS_REJECTED
 from app.resources import Resources, get_resources
+from app.rest import ApiBlueprint, path_param
 from app.schemas import BadEvent, load_event
 from statemachine.event_log import to_record
 from statemachine.events import CallEvent, MessageEvent
@@ -30,7 +32,7 @@ from statemachine.primevox import EVENTS
 from workers.jobs import enqueue_event
 from workers.settings import Settings
 
-bp = Blueprint("intake", __name__)
+bp = ApiBlueprint("intake", __name__)
 # The app's own logger (Flask names it after the import name, "app").
 log = logging.getLogger("app")
 MAX_FIELDS = 200
@@ -133,10 +135,44 @@ def _token(path_token: str | None) -> str | None:
     return None
 
 
-@bp.post("/webhooks/primevox/<token>")
-@bp.post("/webhooks/primevox")
-def receive(token: str | None = None) -> tuple[Response, int]:
-    """Accept one PrimeVOX event."""
+@bp.post(
+    "/webhooks/primevox/<token>",
+    tags=["webhook intake"],
+    parameters=[
+        path_param(
+            "token",
+            "a webhook token from WEBHOOK_TOKENS; it may post only its tenant's events",
+            "whk_0123456789abcdef",
+        )
+    ],
+)
+@documented_intake(
+    bp,
+    operationId="receiveWebhook",
+    summary="Receive one PrimeVOX event (token in the URL)",
+    description=INTAKE_DESCRIPTION,
+    security=[],
+)
+def receive(token: str) -> tuple[Response, int]:
+    """Accept one PrimeVOX event (app/webhook_path.py answers it before Flask does)."""
+    return _receive(token)
+
+
+@bp.post("/webhooks/primevox", tags=["webhook intake"])
+@documented_intake(
+    bp,
+    operationId="receiveWebhookBasicAuth",
+    summary="Receive one PrimeVOX event (token as the Basic-auth password)",
+    description=INTAKE_DESCRIPTION
+    + " For senders that put credentials in the URL (https://user:<token>@host/…).",
+    security=[{"webhookBasic": []}],
+)
+def receive_basic_auth() -> tuple[Response, int]:
+    """Accept one PrimeVOX event, the token as the Basic-auth password."""
+    return _receive(None)
+
+
+def _receive(token: str | None) -> tuple[Response, int]:
     status, answer, headers = accept_webhook(
         current_app.config["CALLSTATE_SETTINGS"],
         get_resources(),
@@ -203,7 +239,7 @@ def accept_webhook(
         answer["call_uuid"] = event.call_uuid
     elif isinstance(event, MessageEvent):
         answer["conversation_id"] = event.conversation_id
-    return 202, answer, NO_HEADERS
+    return 202, dump_accepted(answer), NO_HEADERS
 
 
 _KNOWN = set(EVENTS.known_types)

@@ -11,28 +11,51 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import redis
-from flask import Blueprint, Response, current_app, g, request
+from flask import Response, current_app, g
 
 import app.stream as outcome_stream
 from app.api import filter_live, scoped_tenants
 from app.auth import ALL_TENANTS, require_api_key
+from app.call_schemas import LiveCallArgs, LiveCallSchema
+from app.fast_dump import compile_dump
 from app.resources import get_store
+from app.rest import FORBIDDEN, TOO_MANY_STREAMS, UNAUTHORIZED, ApiBlueprint, sse_event
+from app.schema_fields import EXAMPLE_TIME
 from statemachine.events import isoformat
 
-bp = Blueprint("live_stream", __name__)
+bp = ApiBlueprint("live_stream", __name__)
+# Planned from the schema (app/fast_dump.py): every stream polls four times a second.
+dump_live_call = compile_dump(LiveCallSchema())
 
 LIVE_POLL_SECONDS = 0.25
 
 
-@bp.get("/v1/calls/live/stream")
+@bp.get("/v1/calls/live/stream", tags=["calls"])
 @require_api_key
-def live_stream() -> Response | tuple[Response, int]:
-    """``event: live`` with every live call (same filters as /v1/calls/live) on each change."""
-    requested = request.args.get("tenant_id")
+@bp.arguments(LiveCallArgs, location="query")
+@bp.response(
+    200,
+    sse_event("live", "LiveSnapshot"),
+    content_type="text/event-stream",
+    description="the event stream",
+    example=f'event: live\ndata: {{"calls": [...], "server_time": "{EXAMPLE_TIME}"}}\n\n',
+)
+@bp.alt_response(401, **UNAUTHORIZED)
+@bp.alt_response(403, **FORBIDDEN)
+@bp.alt_response(503, **TOO_MANY_STREAMS)
+@bp.doc(operationId="streamLiveCalls")
+def live_stream(args: dict[str, str]) -> Response | tuple[Response, int]:
+    """Live calls as Server-Sent Events, on every change
+
+    `event: live` with every live call (the same filters as /v1/calls/live) when the list
+    changes, and a keep-alive comment every 15 s. The stream closes after
+    STREAM_MAX_SECONDS; reconnect.
+    """
+    requested = args.get("tenant_id")
     tenants = scoped_tenants(requested)
     follow_all = g.scope == ALL_TENANTS and not requested
-    container = request.args.get("container_id")
-    queue = request.args.get("queue")
+    container = args.get("container_id")
+    queue = args.get("queue")
     if not outcome_stream._slots.acquire(blocking=False):
         return outcome_stream.too_many_streams()
     store = get_store()
@@ -51,8 +74,8 @@ def live_stream() -> Response | tuple[Response, int]:
                 yield ": redis unavailable, waiting\n\n"
                 time.sleep(1.0)
                 continue
-            calls = filter_live(calls, container, queue)
-            body = json.dumps(calls, sort_keys=True, ensure_ascii=False)
+            shown = [dump_live_call(call) for call in filter_live(calls, container, queue)]
+            body = json.dumps(shown, sort_keys=True, ensure_ascii=False)
             if body != last_body:
                 server_time = isoformat(datetime.now(UTC))
                 yield (

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, current_app
+from flask import Response, current_app
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -31,6 +31,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from app.history import HistoryCollector
+from app.rest import ApiBlueprint
 from workers.observability import LATENCY_BUCKETS, OUTCOME_BUCKETS
 
 EVENTS_RECEIVED = Counter(
@@ -40,7 +41,7 @@ EVENTS_REJECTED = Counter(
     "callstate_events_rejected_total", "Webhook posts refused, by reason", ["reason"]
 )
 
-bp = Blueprint("metrics", __name__)
+bp = ApiBlueprint("metrics", __name__)
 
 HISTOGRAMS = {
     "apply_seconds": ("Time to apply one event (read, fold, commit)", LATENCY_BUCKETS),
@@ -107,8 +108,22 @@ _ENGINE = EngineCollector()
 _HISTORY = HistoryCollector()
 
 
-@bp.get("/metrics")
+@bp.get("/metrics", tags=["operations"])
+@bp.response(
+    200,
+    {"type": "string"},
+    content_type="text/plain",
+    description="Prometheus text exposition format",
+    example="# TYPE callstate_events_pending gauge\ncallstate_events_pending 0.0\n",
+)
+@bp.doc(
+    operationId="metrics",
+    security=[],
+    summary="Prometheus metrics: events received/rejected/applied, queue depth, latencies, "
+    "outcomes, deliveries",
+)
 def metrics() -> Response:
+    """This process's and the engine's metrics, for Prometheus to scrape."""
     if current_app.config["CALLSTATE_SETTINGS"].metrics_directory:
         own = CollectorRegistry()
         multiprocess.MultiProcessCollector(own)  # type: ignore[no-untyped-call]

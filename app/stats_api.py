@@ -7,65 +7,54 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Response, current_app
 
 from app import stats
 from app.api import scoped_tenants
 from app.auth import require_api_key
 from app.errors import BadQuery
+from app.fast_dump import compile_dump
 from app.history import get_history
 from app.history_stats import HistoryWindow, reaches_past_retention, summarize_history
 from app.resources import get_store
+from app.rest import FORBIDDEN, UNAUTHORIZED, UNAVAILABLE, ApiBlueprint, error_doc
+from app.stats_schemas import StatsArgs, StatsSchema
 from statemachine.events import isoformat, micros
 from statemachine.outcome import OutcomeId
 from workers.settings import Settings
 
-bp = Blueprint("stats_api", __name__)
+bp = ApiBlueprint("stats_api", __name__)
 
 MAX_WINDOW_RECORDS = 100_000
-MAX_MISSED = 500
+# The answer's bytes follow the order the body is built in (json.dumps, unsorted).
+dump_stats = compile_dump(StatsSchema(), in_record_order=True)
 
 
-def _instant(name: str) -> datetime | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return stats.parse_instant(raw)
-    except ValueError:
-        raise BadQuery(f"{name} must be an ISO-8601 time such as 2026-11-25T00:00:00Z") from None
-
-
-def _number(name: str, default: float, high: float) -> float:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= high:
-        raise BadQuery(f"{name} must be a number from 0 to {high:g}")
-    return value
-
-
-@bp.get("/v1/stats")
+@bp.get("/v1/stats", tags=["statistics"])
 @require_api_key
-def get_stats() -> tuple[Response, int]:
-    """Call-centre figures over ``from``..``to`` (default: today UTC so far), grouped."""
+@bp.arguments(StatsArgs, location="query")
+@bp.response(200, StatsSchema, description="the figures")
+@bp.alt_response(400, **error_doc("a bad parameter, or a window with too many records"))
+@bp.alt_response(401, **UNAUTHORIZED)
+@bp.alt_response(403, **FORBIDDEN)
+@bp.alt_response(503, **UNAVAILABLE)
+@bp.doc(operationId="getStats")
+def get_stats(args: dict[str, Any]) -> tuple[Response, int]:
+    """Call-centre figures over a window, grouped, with the callback list
+
+    The window holds the calls whose first outcome revision was decided in it, each
+    counted once with its latest revision there. Default window: today (UTC) so far.
+    """
     settings: Settings = current_app.config["CALLSTATE_SETTINGS"]
     now = datetime.now(UTC)
-    start = _instant("from") or stats.start_of_day(now)
-    end = _instant("to") or now
-    if start >= end:
-        raise BadQuery("from must be before to")
-    group_by = request.args.get("group_by") or None
-    if group_by is not None and group_by not in stats.GROUPINGS:
-        raise BadQuery(f"group_by must be one of {', '.join(stats.GROUPINGS)}")
-    service_level = _number("service_level_seconds", settings.service_level_seconds, 86400)
-    missed_limit = int(_number("missed_limit", 50, MAX_MISSED))
-    tenants = scoped_tenants(request.args.get("tenant_id"))
+    start = args.get("from_") or stats.start_of_day(now)
+    end = args.get("to") or now
+    group_by = args.get("group_by")
+    service_level = args.get("service_level_seconds", settings.service_level_seconds)
+    missed_limit = args["missed_limit"]
+    tenants = scoped_tenants(args.get("tenant_id"))
     # Before 1970 there are no records (and no stream ids): start there.
     start_us, end_us = max(0, micros(start)), micros(end) - 1
     store = get_store()
@@ -107,6 +96,6 @@ def get_stats() -> tuple[Response, int]:
         "missed_calls": missed,
     }
     response = current_app.response_class(
-        json.dumps(body, ensure_ascii=False), mimetype="application/json"
+        json.dumps(dump_stats(body), ensure_ascii=False), mimetype="application/json"
     )
     return response, 200

@@ -17,10 +17,12 @@ from app.call_schemas import (
     OutcomeRecordSchema,
 )
 from app.fast_dump import FastAnswer, compile_dump
-from tests.conftest import TOKEN
+from app.stats_schemas import StatsSchema
+from tests.conftest import API_KEY, TOKEN
 from workers.engine import Engine
 from workers.store import Store
 
+ADMIN = {"Authorization": f"Bearer {API_KEY}"}
 ENDED = {
     "answered": examples.ANSWERED_CALL,
     "voicemail": examples.VOICEMAIL_CALL,
@@ -86,3 +88,17 @@ def test_a_record_with_fields_missing_and_extra_dumps_alike() -> None:
     record = {"id": "1-0", "caller": None, "rang": [{"number": "1", "name": "", "x": 1}], "x": 2}
     schema = OutcomeRecordSchema()
     assert compile_dump(schema)(record) == schema.dump(record)
+
+
+def test_the_stats_answer_keeps_its_order_and_what_marshmallow_dumps(
+    client: FlaskClient, records: dict[str, Any]
+) -> None:
+    """/v1/stats is encoded without sorted keys: the plan keeps the body's own order
+    and holds the same keys and values as marshmallow's dump."""
+    answer = client.get(
+        "/v1/stats?from=2020-01-01&to=2100-01-01&group_by=queue", headers=ADMIN
+    ).get_json()
+    assert answer["missed_calls"] and answer["groups"]
+    planned = compile_dump(StatsSchema(), in_record_order=True)(answer)
+    assert planned == StatsSchema().dump(answer) == answer
+    assert list(planned["missed_calls"][0]["caller"]) == list(answer["missed_calls"][0]["caller"])
