@@ -1,43 +1,31 @@
-"""One marshmallow schema per declared PrimeVOX event: its fields in, its dataclass out.
+"""One marshmallow schema per declared PrimeVOX event, built from its declaration.
 
-Each schema checks one event kind as the PBX spells it and its ``post_load``
-builds the matching dataclass from :mod:`statemachine.events`. The kinds are
-the ones declared in :mod:`statemachine.primevox`: ``SCHEMAS`` holds one
-schema per declaration, by its title, and importing this module fails if a
-declaration has no schema here or a schema no declaration. A plain extension
-event (``extNumber``/``extName`` and the call's own fields) needs none
-written: one schema builds any such class. Spelling variants
-(``containerID``, ``extensionNumber``…) are folded onto one spelling before
-loading. Which schema a body goes to, and the quick path, are
-:mod:`app.schemas`'s.
+No schema is written by hand: :func:`schema_for` reads the declared class's
+fields (:mod:`statemachine.wire` says, on each, which body field fills it and
+what that field must be) and makes one marshmallow field per body field, in
+the class's order; its ``post_load`` builds the class, with the fields the
+declaration fixes. ``SCHEMAS`` holds one schema per event the PBX sends, by
+the declaration's title. Spelling variants (``containerID``,
+``extensionNumber``…) are folded onto one spelling before loading. Which
+schema a body goes to, and the quick path, are :mod:`app.schemas`'s.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import fields as dataclass_fields
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast, get_type_hints
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
 
-from statemachine.events import (
-    Did,
-    ExtensionEvent,
-    InboundCall,
-    MessageEvent,
-    OutboundCallPlaced,
-    Party,
-    QueueEntered,
-    RingGroupEntered,
-    UnknownCallEvent,
-    UnknownEvent,
-)
+from statemachine.events import Event
 from statemachine.primevox import ALIASES, EVENTS
-from statemachine.registry import Registry, RegistryError
+from statemachine.registry import Declared, Registry, RegistryError
+from statemachine.wire import MAX_ID_LENGTH as MAX_ID_LENGTH
+from statemachine.wire import Text, readings
 
 RECEIVED_AT = "__received_at"
-MAX_ID_LENGTH = 200
-MAX_TEXT_LENGTH = 2000
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -48,43 +36,26 @@ def refuse_control_characters(value: str) -> None:
         raise ValidationError("must not contain control characters")
 
 
-def _id_field(key: str, *, required: bool) -> fields.String:
-    if required:
+def text_field(text: Text) -> fields.String:
+    """The marshmallow field that checks one body field as ``text`` says."""
+    key, limit = text.key, text.max_length
+    checks: list[Any] = []
+    if text.identifier and text.required:
+        # An identifier the body must have must also be non-empty; say so by name.
+        error = f"{key} must be 1 to {limit} characters"
+        checks.append(validate.Length(min=1, max=limit, error=error))
+    elif limit is not None:
+        checks.append(validate.Length(max=limit))
+    if text.identifier:
+        checks.append(refuse_control_characters)
+    if text.required:
         return fields.String(
             data_key=key,
             required=True,
-            validate=[
-                validate.Length(
-                    min=1, max=MAX_ID_LENGTH, error=f"{key} must be 1 to {MAX_ID_LENGTH} characters"
-                ),
-                refuse_control_characters,
-            ],
+            validate=checks,
             error_messages={"required": f"{key} is missing"},
         )
-    return fields.String(
-        data_key=key,
-        load_default="",
-        validate=[validate.Length(max=MAX_ID_LENGTH), refuse_control_characters],
-    )
-
-
-def _text(key: str, max_length: int = MAX_TEXT_LENGTH) -> fields.String:
-    return fields.String(data_key=key, load_default="", validate=validate.Length(max=max_length))
-
-
-class EventSchema(Schema):
-    """What every event carries: its tenant, its container, when we got it."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    tenant_id = _id_field("tenantId", required=True)
-    container_id = _id_field("containerId", required=False)
-    received_at = fields.AwareDateTime(data_key=RECEIVED_AT, required=True)
-
-    @pre_load
-    def fold_spellings(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        return fold_spellings(data)
+    return fields.String(data_key=key, load_default="", validate=checks)
 
 
 def fold_spellings(data: dict[str, Any]) -> dict[str, Any]:
@@ -97,162 +68,76 @@ def fold_spellings(data: dict[str, Any]) -> dict[str, Any]:
     return folded
 
 
-class CallEventSchema(EventSchema):
-    call_uuid = _id_field("callUuid", required=True)
-    caller_number = _text("callerIdNum", 200)
-    caller_name = _text("callerIdName", 200)
+@dataclass(frozen=True)
+class _Fill:
+    """How ``make`` fills one dataclass field: from one loaded value, or a value built of parts."""
 
-    def common(self, data: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "tenant_id": data["tenant_id"],
-            "container_id": data["container_id"],
-            "received_at": data["received_at"],
-            "call_uuid": data["call_uuid"],
-            "caller": Party(data["caller_number"], data["caller_name"]),
-        }
+    name: str
+    attrs: tuple[tuple[str, str], ...] = ()  # (keyword of ``build``, loaded attribute)
+    build: Callable[..., object] | None = None
 
 
-class _ExtensionFields(CallEventSchema):
-    ext_number = _text("extNumber", 200)
-    ext_name = _text("extName", 200)
+class EventSchema(Schema):
+    """The schema of one declared event: its body's fields in, its dataclass out.
 
-    def extension(self, data: dict[str, Any]) -> Party:
-        return Party(data["ext_number"], data["ext_name"])
+    Its fields are added per event by :func:`schema_for`, each named after
+    the dataclass field it fills (``caller_number`` for a part of ``caller``).
+    """
 
+    class Meta:
+        unknown = EXCLUDE
 
-class ExtensionEventSchema(_ExtensionFields):
-    """Any event whose class is a plain :class:`ExtensionEvent`: it builds that class."""
-
-    def __init__(self, event_class: type[ExtensionEvent]) -> None:
+    def __init__(
+        self, event_class: type[Event], fills: tuple[_Fill, ...], fixed: Mapping[str, str]
+    ) -> None:
         super().__init__()
         self.event_class = event_class
+        self.fills = fills
+        self.fixed = dict(fixed)
+
+    @pre_load
+    def fold_spellings(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        return fold_spellings(data)
 
     @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> ExtensionEvent:
-        return self.event_class(**self.common(data), extension=self.extension(data))
+    def make(self, data: dict[str, Any], **_: Any) -> Event:
+        values: dict[str, Any] = dict(self.fixed)
+        for fill in self.fills:
+            if fill.build is None:
+                values[fill.name] = data[fill.name]
+            else:
+                values[fill.name] = fill.build(**{kw: data[attr] for kw, attr in fill.attrs})
+        return self.event_class(**values)
 
 
-class InboundCallSchema(CallEventSchema):
-    did_number = _text("didNumber", 200)
-    did_description = _text("didDescription")
-    did_group = _text("didGroup")
-    cid_prefix = _text("cidPrefix", 200)
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> InboundCall:
-        did = Did(data["did_number"], data["did_description"], data["did_group"])
-        return InboundCall(**self.common(data), did=did, cid_prefix=data["cid_prefix"])
-
-
-class RingGroupEnteredSchema(CallEventSchema):
-    rg_number = _text("rgNumber", 200)
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> RingGroupEntered:
-        return RingGroupEntered(**self.common(data), ring_group=data["rg_number"])
-
-
-class QueueEnteredSchema(CallEventSchema):
-    queue_number = _text("queueNumber", 200)
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> QueueEntered:
-        return QueueEntered(**self.common(data), queue=data["queue_number"])
+def schema_for(declared: Declared) -> EventSchema:
+    """The schema of one declared event, from its class's readings and what it fixes."""
+    event_class = declared.event_class
+    types = get_type_hints(event_class)
+    loaded: dict[str, fields.Field[Any]] = {}
+    fills: list[_Fill] = []
+    for name, reading in readings(event_class):
+        if reading.whole is not None:
+            loaded[name] = text_field(reading.whole)
+            fills.append(_Fill(name))
+        elif reading.parts:
+            attrs = tuple((kw, f"{name}_{kw}") for kw, _ in reading.parts)
+            loaded.update({f"{name}_{kw}": text_field(t) for kw, t in reading.parts})
+            fills.append(_Fill(name, attrs, types[name]))
+        else:
+            loaded[name] = fields.AwareDateTime(data_key=RECEIVED_AT, required=True)
+            fills.append(_Fill(name))
+    if len(loaded) != sum(len(f.attrs) or 1 for f in fills):
+        raise RegistryError(f"{declared.title}: two of its fields load under one name")
+    schema_class = cast(
+        type[EventSchema], EventSchema.from_dict(loaded, name=f"{declared.title}Schema")
+    )
+    return schema_class(event_class, tuple(fills), declared.fixed)
 
 
-class OutboundCallSchema(_ExtensionFields):
-    number_dialed = _text("numberDialed", 200)
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> OutboundCallPlaced:
-        return OutboundCallPlaced(
-            **self.common(data), extension=self.extension(data), number_dialed=data["number_dialed"]
-        )
-
-
-class MessageSchema(EventSchema):
-    conversation_id = _id_field("conversationId", required=True)
-    from_number = _text("fromNumber", 200)
-    to_number = _text("toNumber", 200)
-    # MMS bodies may carry MIME attachments: the whole body limit applies.
-    text = fields.String(data_key="messageText", load_default="")
-
-    direction = "inbound"
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> MessageEvent:
-        return MessageEvent(
-            tenant_id=data["tenant_id"],
-            container_id=data["container_id"],
-            received_at=data["received_at"],
-            conversation_id=data["conversation_id"],
-            direction=self.direction,
-            from_number=data["from_number"],
-            to_number=data["to_number"],
-            text=data["text"],
-        )
-
-
-class OutboundMessageSchema(MessageSchema):
-    direction = "outbound"
-
-
-class UnknownCallEventSchema(CallEventSchema):
-    original_type = fields.String(data_key="eventType", required=True)
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> UnknownCallEvent:
-        return UnknownCallEvent(**self.common(data), original_type=data["original_type"])
-
-
-class UnknownEventSchema(EventSchema):
-    original_type = fields.String(data_key="eventType", required=True)
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> UnknownEvent:
-        return UnknownEvent(
-            tenant_id=data["tenant_id"],
-            container_id=data["container_id"],
-            received_at=data["received_at"],
-            original_type=data["original_type"],
-        )
-
-
-def schemas_for(registry: Registry) -> dict[str, Schema]:
-    """One schema per event the PBX sends, by the declaration's title.
-
-    A plain extension event (its class an :class:`ExtensionEvent` with no
-    fields of its own) gets the shared :class:`ExtensionEventSchema`; every
-    other event names its schema here.
-    """
-    plain = {f.name for f in dataclass_fields(ExtensionEvent)}
-    shared: dict[str, Schema] = {
-        d.title: ExtensionEventSchema(d.event_class)
-        for d in registry.from_pbx
-        if issubclass(d.event_class, ExtensionEvent)
-        and {f.name for f in dataclass_fields(d.event_class)} == plain
-    }
-    return {
-        **shared,
-        "InboundCallEvent": InboundCallSchema(),
-        "RingGroupRingAttemptEvent": RingGroupEnteredSchema(),
-        "QueueEnteredEvent": QueueEnteredSchema(),
-        "OutboundCallEvent": OutboundCallSchema(),
-        "InboundMessageEvent": MessageSchema(),
-        "OutboundMessageEvent": OutboundMessageSchema(),
-        "UnknownCallEvent": UnknownCallEventSchema(),
-        "UnknownEvent": UnknownEventSchema(),
-    }
-
-
-def check_schemas(registry: Registry, schemas: dict[str, Schema]) -> None:
-    """Raise RegistryError unless every event the PBX sends has a schema, and no other does."""
-    declared = {d.title for d in registry.from_pbx}
-    problems = [f"no intake schema for {t}" for t in sorted(declared - set(schemas))]
-    problems += [f"intake schema for undeclared {t}" for t in sorted(set(schemas) - declared)]
-    if problems:
-        raise RegistryError("; ".join(problems))
+def schemas_for(registry: Registry) -> dict[str, EventSchema]:
+    """One schema per event the PBX sends, by the declaration's title."""
+    return {d.title: schema_for(d) for d in registry.from_pbx}
 
 
 SCHEMAS = schemas_for(EVENTS)
-check_schemas(EVENTS, SCHEMAS)

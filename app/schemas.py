@@ -20,6 +20,7 @@ from app.event_schemas import (
     MAX_ID_LENGTH,
     RECEIVED_AT,
     SCHEMAS,
+    EventSchema,
     fold_spellings,
     refuse_control_characters,
 )
@@ -65,7 +66,7 @@ def _declared_for(event_type: str, body: dict[str, Any]) -> Declared | None:
     return candidates[0]
 
 
-def _schema_for(event_type: str, body: dict[str, Any]) -> Schema:
+def _schema_for(event_type: str, body: dict[str, Any]) -> EventSchema:
     declared = _declared_for(event_type, body)
     if declared is not None:
         return SCHEMAS[declared.title]
@@ -164,7 +165,7 @@ def _checks(schema: Schema) -> tuple[_Check, ...] | None:
 _CHECKS: dict[int, tuple[_Check, ...] | None] = {}
 
 
-def _quick_load(schema: Schema, body: dict[str, Any], received_at: datetime) -> Event | None:
+def _quick_load(schema: EventSchema, body: dict[str, Any], received_at: datetime) -> Event | None:
     """The event, if every field is plainly valid; None means "ask Schema.load"."""
     key = id(schema)
     if key not in _CHECKS:
@@ -190,5 +191,5 @@ def _quick_load(schema: Schema, body: dict[str, Any], received_at: datetime) -> 
         if check.identifier and CONTROL_CHARACTERS.search(value):
             return None
         values[check.attr] = value
-    event = schema.make(values)  # type: ignore[attr-defined]
+    event = schema.make(values)
     return event if isinstance(event, Event) else None

@@ -1,7 +1,8 @@
 """Typed PrimeVOX events: what the engine folds.
 
 The edge (marshmallow schemas in ``app``) turns raw webhook bodies into these
-dataclasses; the log stores each one as a *record*
+dataclasses, reading each field from the body field its ``metadata`` names
+(:mod:`statemachine.wire`); the log stores each one as a *record*
 (:mod:`statemachine.event_log`) so a worker can rebuild it without ever
 seeing the raw body again. Which ``eventType`` becomes which class is
 declared in :mod:`statemachine.primevox`.
@@ -14,6 +15,8 @@ import json
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from statemachine.wire import LONG_TEXT, RECEIVED, identifier, read, text
 
 
 @dataclass(frozen=True, order=True)
@@ -78,13 +81,19 @@ def event_id_for(event_type: str, fields_as_sent: dict[str, str]) -> str:
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+# An unknown event keeps the eventType as the PBX spelled it.
+_TYPE_AS_SENT = read(text("eventType", max_length=None, required=True))
+# MMS bodies may carry MIME attachments: the whole body limit applies.
+_MESSAGE_TEXT = read(text("messageText", max_length=None))
+
+
 @dataclass(frozen=True)
 class Event:
     """What every event has: where it belongs and when we received it."""
 
-    tenant_id: str
-    container_id: str
-    received_at: datetime
+    tenant_id: str = field(metadata=read(identifier("tenantId", required=True)))
+    container_id: str = field(metadata=read(identifier("containerId")))
+    received_at: datetime = field(metadata=RECEIVED)
 
     def data(self) -> dict[str, Any]:
         """Return the event's own fields (beyond the common ones) as JSON values."""
@@ -104,25 +113,33 @@ class Event:
 class CallEvent(Event):
     """An event about one call, named by the PBX's ``callUuid``."""
 
-    call_uuid: str = ""
-    caller: Party = field(default_factory=Party)
+    call_uuid: str = field(default="", metadata=read(identifier("callUuid", required=True)))
+    caller: Party = field(
+        default_factory=Party,
+        metadata=read(number=text("callerIdNum"), name=text("callerIdName")),
+    )
 
 
 @dataclass(frozen=True)
 class ExtensionEvent(CallEvent):
-    """A call event about one extension (``extNumber``/``extName``, however spelled).
+    """A call event about one extension (``extNumber``/``extName``, however spelled)."""
 
-    An event of this shape and nothing more needs no intake schema of its own
-    (``app.event_schemas`` builds any such class).
-    """
-
-    extension: Party = field(default_factory=Party)
+    extension: Party = field(
+        default_factory=Party, metadata=read(number=text("extNumber"), name=text("extName"))
+    )
 
 
 @dataclass(frozen=True)
 class InboundCall(CallEvent):
-    did: Did = field(default_factory=Did)
-    cid_prefix: str = ""
+    did: Did = field(
+        default_factory=Did,
+        metadata=read(
+            number=text("didNumber"),
+            description=text("didDescription", max_length=LONG_TEXT),
+            group=text("didGroup", max_length=LONG_TEXT),
+        ),
+    )
+    cid_prefix: str = field(default="", metadata=read(text("cidPrefix")))
 
 
 @dataclass(frozen=True)
@@ -139,12 +156,12 @@ class ExtensionRinging(ExtensionEvent):
 class RingGroupEntered(CallEvent):
     """``ringAttempt`` with ``eventTarget=ringGroup``: same type, another meaning."""
 
-    ring_group: str = ""
+    ring_group: str = field(default="", metadata=read(text("rgNumber")))
 
 
 @dataclass(frozen=True)
 class QueueEntered(CallEvent):
-    queue: str = ""
+    queue: str = field(default="", metadata=read(text("queueNumber")))
 
 
 @dataclass(frozen=True)
@@ -164,7 +181,7 @@ class VoicemailLeft(ExtensionEvent):
 
 @dataclass(frozen=True)
 class OutboundCallPlaced(ExtensionEvent):
-    number_dialed: str = ""
+    number_dialed: str = field(default="", metadata=read(text("numberDialed")))
 
 
 @dataclass(frozen=True)
@@ -176,22 +193,27 @@ class CallTimedOut(CallEvent):
 class UnknownCallEvent(CallEvent):
     """An ``eventType`` we do not know yet: kept in the log, changes nothing."""
 
-    original_type: str = ""
+    original_type: str = field(default="", metadata=_TYPE_AS_SENT)
 
 
 @dataclass(frozen=True)
 class MessageEvent(Event):
-    """An SMS/MMS, inbound or outbound, in a conversation."""
+    """An SMS/MMS, inbound or outbound, in a conversation.
 
-    conversation_id: str = ""
+    ``direction`` is not in the body: each declaration fixes it.
+    """
+
+    conversation_id: str = field(
+        default="", metadata=read(identifier("conversationId", required=True))
+    )
     direction: str = "inbound"
-    from_number: str = ""
-    to_number: str = ""
-    text: str = ""
+    from_number: str = field(default="", metadata=read(text("fromNumber")))
+    to_number: str = field(default="", metadata=read(text("toNumber")))
+    text: str = field(default="", metadata=_MESSAGE_TEXT)
 
 
 @dataclass(frozen=True)
 class UnknownEvent(Event):
     """An unknown ``eventType`` with no ``callUuid``: kept for inspection only."""
 
-    original_type: str = ""
+    original_type: str = field(default="", metadata=_TYPE_AS_SENT)

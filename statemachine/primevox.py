@@ -3,28 +3,29 @@
 Each :class:`~statemachine.registry.Declared` below says, for one body the PBX
 posts: its ``eventType`` (and ``eventTarget``), the dataclass it becomes, the
 name the log stores it under, the webhook form that configures it, its
-fields in the PBX's order and spelling, and what it means. Everything else
-is derived from this list:
+fields in the PBX's order and spelling, and what it means. The dataclass's
+fields say which body field each is read from and how it is checked
+(:mod:`statemachine.wire`). Everything else is derived from these:
 
 - the log's stored names and classes (:mod:`statemachine.event_log`);
 - the intake: known types, spelling variants, which schema checks a body
-  (``app.schemas``; ``app.event_schemas`` holds one schema per declaration);
+  (``app.schemas``), and the schema itself (``app.event_schemas`` builds one
+  per declaration from its class's readings);
 - the OpenAPI webhook bodies, their examples and descriptions
   (``app.openapi_webhooks``);
 - the sample bodies the simulator, the tests' examples and the integration
   tests' builders start from.
 
-Adding an event type: write its dataclass (:mod:`statemachine.events`),
-declare it here and give it a ``facts_of`` handler (:mod:`statemachine.state`).
-That is all for an event about one extension (a plain ``ExtensionEvent``: the
-shared intake schema builds it); an event with fields of its own also names
-its schema in ``app.event_schemas``. Importing this module fails if a declared
-call event has no ``facts_of`` handler, and importing ``app.event_schemas``
-fails if a declared event has no schema or a schema no declaration, so a
+Adding an event type: write its dataclass (:mod:`statemachine.events`), each
+field saying where the body carries it, declare it here and give it a
+``facts_of`` handler (:mod:`statemachine.state`). That is all, whatever its
+fields: no intake schema is written. Importing this module fails if a
+declared call event has no ``facts_of`` handler, or a field of an event the
+PBX sends is neither read from its body nor fixed by its declaration, so a
 forgotten piece stops the process at start, not as a poisoned event later.
 
 Pure data and standard library, like the rest of :mod:`statemachine`: the
-marshmallow schemas stay in ``app`` and attach themselves by title.
+marshmallow schemas stay in ``app``, built from these declarations.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from statemachine.events import (
     UnknownEvent,
     VoicemailLeft,
 )
-from statemachine.registry import ENGINE, JSON, Declared, Registry, check_handlers
+from statemachine.registry import ENGINE, JSON, Declared, Registry, check_handlers, check_readings
 from statemachine.state import facts_of
 
 # Written by the engine itself, never by the PBX: the call went silent for
@@ -202,6 +203,7 @@ EVENTS = Registry(
             form="phone number",
             encoding=JSON,
             fields=_MESSAGE,
+            fixed={"direction": "inbound"},
         ),
         Declared(
             "OutboundMessageEvent",
@@ -212,6 +214,7 @@ EVENTS = Registry(
             form="phone number",
             encoding=JSON,
             fields=_MESSAGE,
+            fixed={"direction": "outbound"},
             sample_values={
                 "fromNumber": EXAMPLE_VALUES["toNumber"],
                 "toNumber": EXAMPLE_VALUES["fromNumber"],
@@ -252,3 +255,4 @@ EVENTS = Registry(
 )
 
 check_handlers(EVENTS, facts_of)
+check_readings(EVENTS)

@@ -4,18 +4,19 @@ The declarations themselves live in :mod:`statemachine.primevox`; this module
 says what one declaration is (:class:`Declared`), builds every lookup the rest
 of the code needs from the list of them (:class:`Registry`), and checks the
 list when it is built, so a registry that contradicts itself never loads.
-:func:`check_handlers` and ``app.event_schemas.check_schemas`` check the pieces
-declared elsewhere (the fold's handlers, the intake's schemas) against it.
+:func:`check_handlers` and :func:`check_readings` check the pieces declared
+elsewhere (the fold's handlers, the dataclasses' readings) against it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Protocol
 
 from statemachine.events import CallEvent, Event
+from statemachine.wire import keys_read, readings
 
 FORM = "form"
 JSON = "json"
@@ -41,6 +42,11 @@ class Declared:
     registry's example values, or from ``sample_values`` where this event
     differs. ``tells_apart`` is the field that says this event is meant when
     several share an ``eventType`` and the body has no known ``eventTarget``.
+
+    Which body field fills which field of ``event_class`` is said on the
+    dataclass (:mod:`statemachine.wire`), so the intake's schema is derived,
+    not written; ``fixed`` sets the fields this event's body does not carry
+    (an SMS's direction, which the type says).
     """
 
     title: str
@@ -56,6 +62,7 @@ class Declared:
     sent_by: str = PBX
     sample_type: str = ""
     sample_values: Mapping[str, str] = field(default_factory=dict, hash=False)
+    fixed: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 class Registry:
@@ -213,3 +220,30 @@ def check_handlers(registry: Registry, facts_of: Dispatcher) -> None:
     )
     if missing:
         raise RegistryError(f"no facts_of handler for {', '.join(missing)}")
+
+
+def check_readings(registry: Registry) -> None:
+    """Raise RegistryError unless the intake can build every event the PBX sends from its body.
+
+    Each field of the event's class must be read from the body
+    (:mod:`statemachine.wire`) or fixed by its declaration, and each field
+    the declaration lists must be one its class reads (but for the
+    catch-alls, which keep whatever a body has). Without this, a field
+    added to a class and not read would silently keep its default.
+    """
+    problems: list[str] = []
+    for declared in registry.from_pbx:
+        read = {name for name, _ in readings(declared.event_class)}
+        every = [f.name for f in fields(declared.event_class)]
+        unfilled = [n for n in every if n not in read and n not in declared.fixed]
+        if unfilled:
+            problems.append(f"{declared.title}: fields {unfilled} neither read nor fixed")
+        wrong = sorted(n for n in declared.fixed if n in read or n not in every)
+        if wrong:
+            problems.append(f"{declared.title}: fixes {wrong}, not unread fields of its class")
+        keys = keys_read(declared.event_class)
+        ignored = [n for n in declared.fields if registry.canonical_field(n) not in keys]
+        if declared.event_type and ignored:
+            problems.append(f"{declared.title}: its class reads no {ignored}")
+    if problems:
+        raise RegistryError("event registry: " + "; ".join(problems))

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import pytest
 
 from statemachine.events import CallEvent, HangupCall, InboundCall
 from statemachine.primevox import ALIASES, EVENTS, EXAMPLE_VALUES
-from statemachine.registry import Declared, Registry, RegistryError, check_handlers
+from statemachine.registry import (
+    Declared,
+    Registry,
+    RegistryError,
+    check_handlers,
+    check_readings,
+)
 from statemachine.state import CallFacts, facts_of
+from statemachine.wire import read, readings, text
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,67 @@ def test_declarations_that_contradict_each_other_do_not_load(extra: Declared, pr
     with pytest.raises(RegistryError) as refused:
         _with(extra)
     assert problem in str(refused.value)
+
+
+@dataclass(frozen=True)
+class CallHeld(CallEvent):
+    """An event whose own field is read from the body, and one its declaration fixes."""
+
+    slot: str = field(default="", metadata=read(text("parkSlot")))
+    origin: str = ""
+
+
+HELD = Declared("CallHeldEvent", "callHeld", CallHeld, "CallHeld", "held", fixed={"origin": "pbx"})
+
+
+def test_the_declared_events_are_all_read_from_their_bodies() -> None:
+    check_readings(EVENTS)
+    check_readings(_with(HELD))
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        (PARKED, "CallParkedEvent: fields ['slot'] neither read nor fixed"),
+        (replace(HELD, fixed={}), "CallHeldEvent: fields ['origin'] neither read nor fixed"),
+        (
+            replace(HELD, fixed={"origin": "pbx", "slot": "1"}),
+            "CallHeldEvent: fixes ['slot'], not unread fields of its class",
+        ),
+        (
+            replace(HELD, fixed={"origin": "pbx", "colour": "red"}),
+            "CallHeldEvent: fixes ['colour'], not unread fields of its class",
+        ),
+        (
+            replace(HELD, fields=("parkSlot", "lotId")),
+            "CallHeldEvent: its class reads no ['lotId']",
+        ),
+    ],
+)
+def test_a_field_the_intake_cannot_fill_does_not_load(extra: Declared, problem: str) -> None:
+    registry = Registry(
+        [*EVENTS.declared, extra],
+        aliases=ALIASES,
+        example_values={**EXAMPLE_VALUES, "parkSlot": "71", "lotId": "l"},
+    )
+    with pytest.raises(RegistryError) as refused:
+        check_readings(registry)
+    assert problem in str(refused.value)
+
+
+def test_a_reading_takes_one_field_or_the_parts_of_a_value() -> None:
+    with pytest.raises(TypeError):
+        read()
+    with pytest.raises(TypeError):
+        read(text("a"), number=text("b"))
+    assert [name for name, _ in readings(CallHeld)] == [
+        "tenant_id",
+        "container_id",
+        "received_at",
+        "call_uuid",
+        "caller",
+        "slot",
+    ]
 
 
 def test_samples_follow_the_pbx_order_and_spelling() -> None:
