@@ -121,9 +121,11 @@ def schema_for(declared: Declared) -> EventSchema:
             loaded[name] = text_field(reading.whole)
             fills.append(_Fill(name))
         elif reading.parts:
-            attrs = tuple((kw, f"{name}_{kw}") for kw, _ in reading.parts)
-            loaded.update({f"{name}_{kw}": text_field(t) for kw, t in reading.parts})
-            fills.append(_Fill(name, attrs, types[name]))
+            attrs: list[tuple[str, str]] = []
+            for keyword, part in reading.parts:
+                attrs.append((keyword, f"{name}_{keyword}"))
+                loaded[f"{name}_{keyword}"] = text_field(part)
+            fills.append(_Fill(name, tuple(attrs), types[name]))
         else:
             loaded[name] = fields.AwareDateTime(data_key=RECEIVED_AT, required=True)
             fills.append(_Fill(name))

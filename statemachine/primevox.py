@@ -18,11 +18,13 @@ fields say which body field each is read from and how it is checked
 
 Adding an event type: write its dataclass (:mod:`statemachine.events`), each
 field saying where the body carries it, declare it here and give it a
-``facts_of`` handler (:mod:`statemachine.state`). That is all, whatever its
-fields: no intake schema is written. Importing this module fails if a
-declared call event has no ``facts_of`` handler, or a field of an event the
-PBX sends is neither read from its body nor fixed by its declaration, so a
-forgotten piece stops the process at start, not as a poisoned event later.
+``facts_of`` handler (:mod:`statemachine.state`) and, for a call event, its
+step in the call's story (:mod:`statemachine.timeline`). That is all,
+whatever its fields: no intake schema is written. Importing this module
+fails if a declared call event has no ``facts_of`` handler or no timeline
+step, or a field of an event the PBX sends is neither read from its body nor
+fixed by its declaration, so a forgotten piece stops the process at start,
+not as a poisoned event (or a story naming a class) later.
 
 Pure data and standard library, like the rest of :mod:`statemachine`: the
 marshmallow schemas stay in ``app``, built from these declarations.
@@ -47,6 +49,7 @@ from statemachine.events import (
 )
 from statemachine.registry import ENGINE, JSON, Declared, Registry, check_handlers, check_readings
 from statemachine.state import facts_of
+from statemachine.timeline import STEPS
 
 # Written by the engine itself, never by the PBX: the call went silent for
 # CALL_TIMEOUT_SECONDS. Logged like any event so a rebuild sees it too.
@@ -255,4 +258,5 @@ EVENTS = Registry(
 )
 
 check_handlers(EVENTS, facts_of)
+check_handlers(EVENTS, STEPS, what="timeline step")
 check_readings(EVENTS)

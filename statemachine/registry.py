@@ -208,18 +208,22 @@ class Dispatcher(Protocol):
     def registry(self) -> Mapping[Any, Callable[..., object]]: ...
 
 
-def check_handlers(registry: Registry, facts_of: Dispatcher) -> None:
-    """Raise RegistryError unless every declared call event has its own ``facts_of`` handler.
+def check_handlers(
+    registry: Registry, handlers: Dispatcher, *, what: str = "facts_of handler"
+) -> None:
+    """Raise RegistryError unless every declared call event has its own handler in ``handlers``.
 
-    Its own: a subclass does not silently fold as its parent does. Without one,
-    the fold would refuse the event at run time (a poisoned event); this makes
-    it a failure to start instead.
+    Its own: a subclass is not silently handled as its parent is. Without a
+    ``facts_of`` handler the fold would refuse the event at run time (a
+    poisoned event); without a timeline step (``what="timeline step"``) the
+    call's story would name the class instead of telling what happened. This
+    makes either a failure to start instead.
     """
     missing = sorted(
-        cls.__name__ for cls in registry.call_event_classes.values() if cls not in facts_of.registry
+        cls.__name__ for cls in registry.call_event_classes.values() if cls not in handlers.registry
     )
     if missing:
-        raise RegistryError(f"no facts_of handler for {', '.join(missing)}")
+        raise RegistryError(f"no {what} for {', '.join(missing)}")
 
 
 def check_readings(registry: Registry) -> None:

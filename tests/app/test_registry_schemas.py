@@ -10,11 +10,11 @@ import pytest
 from marshmallow import ValidationError
 
 from app import schema_fields
-from app.event_schemas import RECEIVED_AT, SCHEMAS, schemas_for
+from app.event_schemas import RECEIVED_AT, SCHEMAS, schema_for, schemas_for
 from app.schemas import _quick_load, _schema_for, canonical_type, load_event
 from statemachine.events import CallEvent, ExtensionEvent, Party
 from statemachine.primevox import ALIASES, EVENTS, EXAMPLE_VALUES
-from statemachine.registry import Declared, Registry, check_readings
+from statemachine.registry import Declared, Registry, RegistryError, check_readings
 from statemachine.wire import LONG_TEXT, identifier, read, text
 
 AT = datetime(2025, 11, 25, 9, 41, 7, tzinfo=UTC)
@@ -146,3 +146,16 @@ def test_a_new_events_fields_are_checked_as_its_dataclass_says(
     with pytest.raises(ValidationError) as refused:
         _load(schema, body)
     assert refused.value.messages == problem
+
+
+@dataclass(frozen=True)
+class CallerNumbered(CallEvent):
+    """Its own field would load under the name of a part of ``caller``."""
+
+    caller_number: str = field(default="", metadata=read(text("otherNumber")))
+
+
+def test_two_fields_loading_under_one_name_do_not_make_a_schema() -> None:
+    declared = Declared("NumberedEvent", "numbered", CallerNumbered, "Numbered", "numbered")
+    with pytest.raises(RegistryError, match="two of its fields load under one name"):
+        schema_for(declared)

@@ -16,6 +16,7 @@ from statemachine.registry import (
     check_readings,
 )
 from statemachine.state import CallFacts, facts_of
+from statemachine.timeline import STEPS
 from statemachine.wire import read, readings, text
 
 
@@ -82,38 +83,51 @@ def test_declarations_that_contradict_each_other_do_not_load(extra: Declared, pr
     assert problem in str(refused.value)
 
 
+def test_the_declared_call_events_all_have_timeline_steps() -> None:
+    check_handlers(EVENTS, STEPS, what="timeline step")
+
+
+def test_a_call_event_without_its_own_timeline_step_fails_the_check() -> None:
+    """Without one, the call's story would say "CallParked received"."""
+    late = Declared("LateHangupEvent", "lateHangup", LateHangup, "LateHangup", "late")
+    with pytest.raises(RegistryError, match="no timeline step for CallParked, LateHangup"):
+        check_handlers(_with(PARKED, late), STEPS, what="timeline step")
+
+
 @dataclass(frozen=True)
-class CallHeld(CallEvent):
+class CallOnHold(CallEvent):
     """An event whose own field is read from the body, and one its declaration fixes."""
 
     slot: str = field(default="", metadata=read(text("parkSlot")))
     origin: str = ""
 
 
-HELD = Declared("CallHeldEvent", "callHeld", CallHeld, "CallHeld", "held", fixed={"origin": "pbx"})
+ON_HOLD = Declared(
+    "CallOnHoldEvent", "callOnHold", CallOnHold, "CallOnHold", "held", fixed={"origin": "pbx"}
+)
 
 
 def test_the_declared_events_are_all_read_from_their_bodies() -> None:
     check_readings(EVENTS)
-    check_readings(_with(HELD))
+    check_readings(_with(ON_HOLD))
 
 
 @pytest.mark.parametrize(
     ("extra", "problem"),
     [
         (PARKED, "CallParkedEvent: fields ['slot'] neither read nor fixed"),
-        (replace(HELD, fixed={}), "CallHeldEvent: fields ['origin'] neither read nor fixed"),
+        (replace(ON_HOLD, fixed={}), "CallOnHoldEvent: fields ['origin'] neither read nor fixed"),
         (
-            replace(HELD, fixed={"origin": "pbx", "slot": "1"}),
-            "CallHeldEvent: fixes ['slot'], not unread fields of its class",
+            replace(ON_HOLD, fixed={"origin": "pbx", "slot": "1"}),
+            "CallOnHoldEvent: fixes ['slot'], not unread fields of its class",
         ),
         (
-            replace(HELD, fixed={"origin": "pbx", "colour": "red"}),
-            "CallHeldEvent: fixes ['colour'], not unread fields of its class",
+            replace(ON_HOLD, fixed={"origin": "pbx", "colour": "red"}),
+            "CallOnHoldEvent: fixes ['colour'], not unread fields of its class",
         ),
         (
-            replace(HELD, fields=("parkSlot", "lotId")),
-            "CallHeldEvent: its class reads no ['lotId']",
+            replace(ON_HOLD, fields=("parkSlot", "lotId")),
+            "CallOnHoldEvent: its class reads no ['lotId']",
         ),
     ],
 )
@@ -133,7 +147,7 @@ def test_a_reading_takes_one_field_or_the_parts_of_a_value() -> None:
         read()
     with pytest.raises(TypeError):
         read(text("a"), number=text("b"))
-    assert [name for name, _ in readings(CallHeld)] == [
+    assert [name for name, _ in readings(CallOnHold)] == [
         "tenant_id",
         "container_id",
         "received_at",
