@@ -36,6 +36,7 @@ from urllib.parse import urlencode
 from bench.common import commandstats, commandstats_delta, progress, ratio
 from bench.service import ROOT, Service, wait_for
 from devtools.service import ServiceProcess
+from statemachine.primevox import EVENTS
 
 IDLE_SECONDS = 10.0
 
@@ -54,14 +55,15 @@ class CodeService(Service):
         return super().start_process(kind, env, cwd or self.root)
 
 
+# One answered call, as the registry's keys of its events (statemachine.primevox):
+# it rings extension 101, which answers, then hangs up.
+ANSWERED_CALL = ("InboundCall", "ringAttempt.extension", "ExtensionAnswered", "HangupCall")
+
+
 def call_events(tenant: str, call: str) -> list[dict[str, str]]:
-    ids = {"tenantId": tenant, "containerId": "c1", "callUuid": call, "callerIdNum": "+15551230000"}
-    return [
-        {"eventType": "InboundCall", "didNumber": "+15550001000", **ids},
-        {"eventType": "ringAttempt", "eventTarget": "extension", "extNumber": "101", **ids},
-        {"eventType": "ExtensionAnswered", "extensionNumber": "101", **ids},
-        {"eventType": "HangupCall", "extNumber": "101", **ids},
-    ]
+    """The four form bodies of one answered call: the registry's samples, with our ids."""
+    ids = {"tenantId": tenant, "containerId": "c1", "callUuid": call}
+    return [EVENTS.sample(key, ids=ids) for key in ANSWERED_CALL]
 
 
 def post(service: Service, fields: dict[str, str]) -> None:
