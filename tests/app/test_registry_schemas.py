@@ -159,3 +159,16 @@ def test_two_fields_loading_under_one_name_do_not_make_a_schema() -> None:
     declared = Declared("NumberedEvent", "numbered", CallerNumbered, "Numbered", "numbered")
     with pytest.raises(RegistryError, match="two of its fields load under one name"):
         schema_for(declared)
+
+
+@dataclass(frozen=True)
+class NamedOnly(CallEvent):
+    """Reads only the second field of a Party: it could not be built by position."""
+
+    agent: Party = field(default_factory=Party, metadata=read(name=text("agentName")))
+
+
+def test_a_value_read_in_part_must_read_its_first_fields() -> None:
+    declared = Declared("NamedOnlyEvent", "namedOnly", NamedOnly, "NamedOnly", "named")
+    with pytest.raises(RegistryError, match="agent must read the first fields of its class"):
+        schema_for(declared)
