@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import fields
-from typing import Any, cast
+from typing import Any, cast, get_type_hints
 
 from statemachine.envelope import Envelope
 from statemachine.events import Did, Event, Party, event_id_for, isoformat, parse_time
@@ -45,13 +45,27 @@ def from_record(record: Mapping[str, Any]) -> Event:
         "container_id": record["container_id"],
         "received_at": parse_time(record["received_at"]),
     }
+    values = _VALUE_FIELDS.get(cls)
+    if values is None:
+        values = _value_fields(cls)
     for f in fields(cls):
         if f.name in kwargs or f.name not in record["data"]:
             continue
         value = record["data"][f.name]
-        if f.name in {"caller", "extension"}:
-            value = Party(**value)
-        elif f.name == "did":
-            value = Did(**value)
+        if f.name in values:
+            value = values[f.name](**value)
         kwargs[f.name] = value
     return cls(**kwargs)
+
+
+_VALUE_FIELDS: dict[type[Event], dict[str, type[Party | Did]]] = {}
+
+
+def _value_fields(cls: type[Event]) -> dict[str, type[Party | Did]]:
+    """The fields of ``cls`` holding a Party or a Did, which ``data`` stores as JSON objects."""
+    if cls not in _VALUE_FIELDS:
+        hints = get_type_hints(cls)
+        _VALUE_FIELDS[cls] = {
+            f.name: hints[f.name] for f in fields(cls) if hints[f.name] in (Party, Did)
+        }
+    return _VALUE_FIELDS[cls]

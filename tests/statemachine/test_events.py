@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from statemachine.event_log import from_record, to_record
 from statemachine.events import (
+    CallEvent,
     CallTimedOut,
     Did,
     Event,
@@ -164,6 +165,26 @@ def test_from_record_uses_defaults_for_missing_data() -> None:
     record = to_record(HangupCall(**CALL, extension=ALICE), {}, "HangupCall")
     del record["data"]["extension"]
     assert from_record(record) == HangupCall(**CALL)
+
+
+@dataclass(frozen=True)
+class CallParked(CallEvent):
+    """A new event holding a value of its own (a Party under a new name)."""
+
+    slot: str = ""
+    parked_by: Party = field(default_factory=Party)
+
+
+def test_a_new_events_own_values_come_back_from_its_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The log rebuilds every Party or Did field by its type, whatever the field's name."""
+    monkeypatch.setitem(EVENTS.classes, "CallParked", CallParked)
+    monkeypatch.setitem(EVENTS.stored_names, CallParked, "CallParked")
+    event = CallParked(**CALL, slot="71", parked_by=ALICE)
+    record = json.loads(json.dumps(to_record(event, {}, "callParked")))
+    assert record["data"]["parked_by"] == {"number": ALICE.number, "name": ALICE.name}
+    assert from_record(record) == event
 
 
 def test_from_record_rejects_bad_records() -> None:
