@@ -26,6 +26,7 @@ from app.errors import TenantForbidden, error_response
 from app.resources import get_store
 from app.rest import FORBIDDEN, UNAUTHORIZED, UNAVAILABLE, ApiBlueprint, error_doc, path_param
 from app.schema_fields import EXAMPLE_CALL_UUID, EXAMPLE_CONVERSATION
+from statemachine.envelope import Envelope
 from workers.store import Store
 
 bp = ApiBlueprint("api", __name__, url_prefix="/v1")
@@ -158,7 +159,7 @@ def outcomes(_headers: dict[str, str], args: dict[str, Any]) -> dict[str, Any]:
 def messages(conversation_id: str) -> Any:
     """The messages of one SMS conversation, oldest first"""
     store = get_store()
-    found: list[dict[str, Any]] = []
+    found: list[Envelope] = []
     tenants = every_tenant_lookup(store, store.conversation_tenants(conversation_id))
     for tenant in tenants:
         found += store.messages(tenant, conversation_id)

@@ -12,6 +12,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app.resources import get_resources, get_store
+from statemachine.outcome import OutcomeRecord
 from workers.engine import Engine
 from workers.jobs import enqueue_event
 
@@ -46,7 +47,7 @@ def rebuild(fix: bool, tenants: tuple[str, ...]) -> None:
 outcomes = click.Group("outcomes", help="Watch and list outcome records.")
 
 
-def _one_line(record: dict[str, Any]) -> str:
+def _one_line(record: OutcomeRecord) -> str:
     """A person's line for one outcome: when, what, who, how long."""
     caller = (record.get("caller") or {}).get("number") or "unknown caller"
     what = record["outcome"]

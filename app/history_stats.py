@@ -19,12 +19,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from app import stats
+from statemachine.outcome import OutcomeRecord
 from workers.history.records import decided_us
 from workers.history.search import window_records
 from workers.history.writer import read_cursor
 from workers.store import Store
-
-Record = dict[str, Any]
 
 
 def reaches_past_retention(store: Store, start_us: int) -> bool:
@@ -58,10 +57,10 @@ class HistoryWindow:
             self.tenants, later_from, end_us, max_records=max_later_records
         )
 
-    def calls(self) -> Iterator[Record]:
+    def calls(self) -> Iterator[OutcomeRecord]:
         """The window's calls, each once at its latest revision (a fresh stream each time)."""
         with self.engine.connect() as connection:
-            archived: Iterator[Record] = iter(())
+            archived: Iterator[OutcomeRecord] = iter(())
             if self.archive_end_us >= self.start_us:
                 archived = window_records(
                     connection, self.tenants, self.start_us, self.archive_end_us
@@ -73,10 +72,10 @@ def summarize_history(
     window: HistoryWindow, group_by: str | None, service_level: float, missed_limit: int
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(``stats.summarize``'s answer, ``stats.missed_calls``'s answer) for the window."""
-    newest: list[tuple[Any, int, Record]] = []
+    newest: list[tuple[Any, int, OutcomeRecord]] = []
     order = count()
 
-    def keep_newest_missed(calls: Iterator[Record]) -> Iterator[Record]:
+    def keep_newest_missed(calls: Iterator[OutcomeRecord]) -> Iterator[OutcomeRecord]:
         for call in calls:
             if missed_limit and stats.is_missed_inbound(call):
                 item = (stats.missed_order(call), next(order), call)

@@ -25,12 +25,8 @@ from statemachine.registry import JSON, Declared
 # What the intake's ``_identifier`` validator refuses, as a JSON Schema pattern.
 NO_CONTROL_PATTERN = r"^[^\u0000-\u001f\u007f]*$"
 # Example values of the PBX's fields, for the documentation and for schemathesis's
-# examples; the read API's answers show the same ids.
+# examples (the read API's answers show the same ids: tests/app/test_registry_schemas.py).
 WEBHOOK_SAMPLES = EVENTS.example_values
-EXAMPLE_TENANT = WEBHOOK_SAMPLES["tenantId"]
-EXAMPLE_CONTAINER = WEBHOOK_SAMPLES["containerId"]
-EXAMPLE_CALL_UUID = WEBHOOK_SAMPLES["callUuid"]
-EXAMPLE_CONVERSATION = WEBHOOK_SAMPLES["conversationId"]
 
 
 @dataclass(frozen=True)

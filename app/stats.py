@@ -17,13 +17,13 @@ The definitions, as the README's "Wallboard and statistics" states them:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from statemachine.events import isoformat, parse_time
-from statemachine.outcome import OutcomeId
+from statemachine.outcome import OutcomeId, OutcomeRecord
 from workers.history.records import extensions_of
 
 GROUPINGS = ("queue", "extension", "did", "hour", "day", "tenant")
@@ -56,7 +56,7 @@ def start_of_day(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def record_key(record: dict[str, Any]) -> OutcomeId:
+def record_key(record: Mapping[str, Any]) -> OutcomeId:
     """A record's id, in the feed's order."""
     return OutcomeId.of(record)
 
@@ -64,7 +64,7 @@ def record_key(record: dict[str, Any]) -> OutcomeId:
 # -- which records count ---------------------------------------------------------
 
 
-def calls_in_window(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def calls_in_window(records: Iterable[OutcomeRecord]) -> list[OutcomeRecord]:
     """One record per call: its latest revision among ``records`` (the records
     decided in a window), for the calls whose revision 1 is among them.
 
@@ -72,7 +72,7 @@ def calls_in_window(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     the window and is counted there, so consecutive windows never count a
     call twice. Oldest decision first.
     """
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    latest: dict[tuple[str, str], OutcomeRecord] = {}
     first: dict[tuple[str, str], int] = {}
     for record in records:
         call = (record["tenant_id"], record["call_uuid"])
@@ -98,7 +98,7 @@ def _number(party: Any) -> str | None:
     return None
 
 
-def _started(record: dict[str, Any]) -> datetime:
+def _started(record: Mapping[str, Any]) -> datetime:
     """When the call started (its end, or its decision, if the start is unknown), UTC."""
     for name in ("started_at", "ended_at"):
         if record.get(name):
@@ -106,17 +106,17 @@ def _started(record: dict[str, Any]) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=record_key(record).micros)
 
 
-def _hour(record: dict[str, Any]) -> str:
+def _hour(record: Mapping[str, Any]) -> str:
     """The UTC hour the call started."""
     return _started(record).strftime("%Y-%m-%dT%H:00:00Z")
 
 
-def _day(record: dict[str, Any]) -> str:
+def _day(record: Mapping[str, Any]) -> str:
     """The UTC day the call started."""
     return _started(record).strftime("%Y-%m-%d")
 
 
-def group_keys(record: dict[str, Any], group_by: str) -> list[Key]:
+def group_keys(record: OutcomeRecord, group_by: str) -> list[Key]:
     """The group(s) a call belongs to; None = the call has no such attribute.
 
     Only ``extension`` can put a call in several groups. Raises ValueError
@@ -184,7 +184,7 @@ class Tally:
     outbound: int = 0
     outbound_talk_total: int = 0  # microseconds: exact, whatever the order calls come in
 
-    def add(self, record: dict[str, Any], extension: str | None = None) -> None:
+    def add(self, record: OutcomeRecord, extension: str | None = None) -> None:
         """Count one call. ``extension``: count it as that extension's (answered
         only if that extension answered, voicemail only if it was that box)."""
         if record.get("direction") == "outbound":
@@ -249,7 +249,7 @@ class Tally:
 
 
 def summarize(
-    calls: Iterable[dict[str, Any]], group_by: str | None, service_level_seconds: float
+    calls: Iterable[OutcomeRecord], group_by: str | None, service_level_seconds: float
 ) -> dict[str, Any]:
     """``{"groups": [{"key": ..., **figures}], "totals": figures}`` for ``calls``
     (as ``calls_in_window`` returns them; read once, so a stream will do).
@@ -282,30 +282,30 @@ def phone_key(number: Any) -> str | None:
     return digits[-10:] if len(digits) >= 3 else None
 
 
-def _when(record: dict[str, Any], *names: str) -> datetime | None:
+def _when(record: Mapping[str, Any], *names: str) -> datetime | None:
     for name in names:
         if record.get(name):
             return parse_time(record[name])
     return None
 
 
-def is_missed_inbound(call: dict[str, Any]) -> bool:
+def is_missed_inbound(call: OutcomeRecord) -> bool:
     return call.get("direction") != "outbound" and call["outcome"] == "missed"
 
 
-def missed_order(call: dict[str, Any]) -> tuple[datetime, OutcomeId]:
+def missed_order(call: OutcomeRecord) -> tuple[datetime, OutcomeId]:
     """The callback list's order (newest end first, when reversed)."""
     ended = _when(call, "ended_at", "started_at") or datetime.min.replace(tzinfo=UTC)
     return ended, record_key(call)
 
 
-def caller_key(call: dict[str, Any]) -> tuple[str, str] | None:
+def caller_key(call: OutcomeRecord) -> tuple[str, str] | None:
     """(tenant, the caller's number as phone_key reduces it), or None if anonymous."""
     number = phone_key(_number(call.get("caller")))
     return (call["tenant_id"], number) if number else None
 
 
-def contact_key(call: dict[str, Any]) -> tuple[str, str] | None:
+def contact_key(call: OutcomeRecord) -> tuple[str, str] | None:
     """(tenant, number) a call reached that can follow up a missed call from that
     number: an outbound call's number dialed, an answered call's caller."""
     if call.get("direction") == "outbound":
@@ -316,7 +316,7 @@ def contact_key(call: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def missed_calls(calls: Sequence[dict[str, Any]], limit: int = 50) -> list[dict[str, Any]]:
+def missed_calls(calls: Sequence[OutcomeRecord], limit: int = 50) -> list[dict[str, Any]]:
     """Inbound missed calls of ``calls``, newest first: the callback list.
 
     Each carries ``follow_up``: the first later call that reached the same
@@ -324,7 +324,7 @@ def missed_calls(calls: Sequence[dict[str, Any]], limit: int = 50) -> list[dict[
     ``{"kind": "answered"}`` (the caller called again and was answered), with
     its ``at`` and ``call_uuid``; else null.
     """
-    contacts: dict[tuple[str, str], list[tuple[datetime, str, dict[str, Any]]]] = {}
+    contacts: dict[tuple[str, str], list[tuple[datetime, str, OutcomeRecord]]] = {}
     for call in calls:
         key = contact_key(call)
         kind = "called_back" if call.get("direction") == "outbound" else "answered"
@@ -370,8 +370,8 @@ def missed_calls(calls: Sequence[dict[str, Any]], limit: int = 50) -> list[dict[
 
 
 def merge_later(
-    archived: Iterable[dict[str, Any]], later: Sequence[dict[str, Any]]
-) -> Iterator[dict[str, Any]]:
+    archived: Iterable[OutcomeRecord], later: Sequence[OutcomeRecord]
+) -> Iterator[OutcomeRecord]:
     """Complete a window read from the archive with the records decided after it.
 
     ``archived``: the window's calls as the archive holds them up to its cursor
@@ -381,7 +381,7 @@ def merge_later(
     call first decided later counts if its revision 1 is among ``later``.
     The same calls as ``calls_in_window`` over all the window's records.
     """
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    latest: dict[tuple[str, str], OutcomeRecord] = {}
     first: dict[tuple[str, str], int] = {}
     for record in later:
         call = (record["tenant_id"], record["call_uuid"])
@@ -400,5 +400,5 @@ def merge_later(
             yield record
 
 
-def _revision(record: dict[str, Any]) -> int:
+def _revision(record: OutcomeRecord) -> int:
     return int(record.get("revision") or 1)

@@ -38,6 +38,7 @@ from app.fast_dump import compile_dump
 from app.resources import get_store
 from app.rest import FORBIDDEN, TOO_MANY_STREAMS, UNAUTHORIZED, ApiBlueprint, error_doc, sse_event
 from app.schema_fields import EXAMPLE_OUTCOME_ID
+from statemachine.outcome import OutcomeRecord
 from workers.settings import Settings
 
 bp = ApiBlueprint("stream", __name__, url_prefix="/v1")
@@ -162,7 +163,7 @@ def event_stream(events: Iterator[str]) -> Response:
 dump_outcome_record = compile_dump(OutcomeRecordSchema())
 
 
-def sse(record: dict[str, Any]) -> str:
+def sse(record: OutcomeRecord) -> str:
     """One outcome record as a Server-Sent Event, as its schema dumps it."""
     data = json.dumps(dump_outcome_record(record), sort_keys=True)
     return f"id: {record['id']}\nevent: outcome\ndata: {data}\n\n"

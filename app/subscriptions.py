@@ -32,6 +32,7 @@ from app.subscription_schemas import (
 from statemachine.events import isoformat
 from workers.breaker import Breaker
 from workers.delivery import Deliveries, max_in_flight
+from workers.delivery_records import SigningSecret, Subscription
 from workers.store import SubscriptionStore
 from workers.webhooks import UnsafeURL, check_url, new_secret
 
@@ -45,7 +46,7 @@ def _subs() -> SubscriptionStore:
     return SubscriptionStore(get_store())
 
 
-def _public(subscription: dict[str, Any], breaker: str | None = None) -> dict[str, Any]:
+def _public(subscription: Subscription, breaker: str | None = None) -> dict[str, Any]:
     """A subscription with its in-flight limit and its breaker's state (the answer
     schemas pick what is shown)."""
     settings = current_app.config["CALLSTATE_SETTINGS"]
@@ -56,9 +57,9 @@ def _public(subscription: dict[str, Any], breaker: str | None = None) -> dict[st
     }
 
 
-def _shown(subscriptions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _shown(subscriptions: list[Subscription]) -> list[dict[str, Any]]:
     """Subscriptions as shown, each with its breaker (read per tenant stored under)."""
-    by_tenant: dict[str, list[dict[str, Any]]] = {}
+    by_tenant: dict[str, list[Subscription]] = {}
     for subscription in subscriptions:
         by_tenant.setdefault(subscription["tenant_id"], []).append(subscription)
     breakers: dict[str, str | None] = {}
@@ -78,7 +79,7 @@ def _storage_tenants() -> list[str]:
     return [g.scope]
 
 
-def _find(subscription_id: str) -> dict[str, Any] | None:
+def _find(subscription_id: str) -> Subscription | None:
     subs = _subs()
     for tenant in _storage_tenants():
         found = subs.subscription(tenant, subscription_id)
@@ -143,7 +144,7 @@ def create() -> Any:
     store = get_store()
     created_us = store.server_time_us()
     secret = new_secret()
-    subscription = {
+    subscription: Subscription = {
         "id": f"sub_{secrets.token_hex(8)}",
         "tenant_id": tenant,
         "url": data["url"],
@@ -230,7 +231,7 @@ def rotate_secret(subscription_id: str) -> Any:
         return error_response(400, "invalid rotation", fields=exc.messages)
     now = time.time()
     secret = new_secret()
-    kept = [
+    kept: list[SigningSecret] = [
         {"secret": s["secret"], "expires_at": min(s["expires_at"] or now + grace, now + grace)}
         for s in subscription["secrets"]
         if s["expires_at"] is None or s["expires_at"] > now

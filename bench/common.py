@@ -187,6 +187,11 @@ if mode == "rate" then
   end
 end
 
+"""
+
+# Every wrk script ends with this done(): one WRKJSON line that finish_wrk reads.
+# Each thread counts its answers in "accepted" and "refused".
+WRK_DONE_LUA = r"""
 function done(summary, latency, requests)
   local a, r = 0, 0
   for _, t in ipairs(created) do
@@ -238,7 +243,7 @@ def wrk_script(
 ) -> Path:
     """A wrk script posting the bodies of ``bodies`` to ``path`` (modes: see _WRK_LUA)."""
     return _temp_lua(
-        _WRK_LUA
+        (_WRK_LUA + WRK_DONE_LUA)
         % {
             "path": _lua_string(path),
             "bodies": _lua_string(str(bodies)),

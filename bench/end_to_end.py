@@ -83,6 +83,7 @@ from bench.common import (
 )
 from bench.service import wait_for
 from devtools.simulator import Post
+from statemachine.envelope import Envelope
 from statemachine.event_log import to_record
 from workers.engine import Engine, view_of
 from workers.jobs import BATCH_SIZE, enqueue_drain, events_queue, new_job_id
@@ -115,7 +116,7 @@ APPLY_GRACE_SECONDS = 3600.0
 # -- envelopes and pending sets -------------------------------------------------
 
 
-def envelopes_of(posts: list[Post]) -> list[dict[str, Any]]:
+def envelopes_of(posts: list[Post]) -> list[Envelope]:
     """What intake would store for each post (same parse and validation code)."""
     out = []
     for post in posts:
@@ -125,7 +126,7 @@ def envelopes_of(posts: list[Post]) -> list[dict[str, Any]]:
     return out
 
 
-def fill_pending(client: redis.Redis, envelopes: list[dict[str, Any]]) -> None:
+def fill_pending(client: redis.Redis, envelopes: list[Envelope]) -> None:
     """Put envelopes in their pending sets, doorbells held by HOLDER (pipelined)."""
     tenants = {e["tenant_id"] for e in envelopes}
     with client.pipeline(transaction=False) as pipe:
@@ -153,9 +154,9 @@ class Prepared:
     timer_due: float | None
 
 
-def prepare_views(envelopes: list[dict[str, Any]]) -> dict[str, Prepared]:
+def prepare_views(envelopes: list[Envelope]) -> dict[str, Prepared]:
     """Fold every call once, outside the timed loop."""
-    by_call: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    by_call: dict[str, dict[str, Envelope]] = defaultdict(dict)
     for envelope in envelopes:
         records = by_call[envelope["data"]["call_uuid"]]
         current = records.get(envelope["id"])
@@ -186,7 +187,7 @@ def raw_drain(store: Store, tenant: str, prepared: dict[str, Prepared]) -> int:
     applied = 0
     for number in range(PARTITIONS):
         while batch := store.take_pending(tenant, number, BATCH_SIZE):
-            calls: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+            calls: dict[str, list[tuple[str, Envelope]]] = defaultdict(list)
             for name, envelope in batch:
                 calls[envelope["data"]["call_uuid"]].append((name, envelope))
             logs = store.load_calls(tenant, list(calls))

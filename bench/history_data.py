@@ -12,7 +12,8 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+
+from statemachine.outcome import OutcomeRecord
 
 EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
 EXTENSIONS = [f"{n}" for n in range(101, 141)]
@@ -49,7 +50,7 @@ def _caller(rng: random.Random) -> dict[str, str] | None:
 
 def outcome_record(
     rng: random.Random, index: int, *, tenant: str, started: datetime, decided_us: int, seq: int = 0
-) -> dict[str, Any]:
+) -> OutcomeRecord:
     """One call's outcome record, decided at ``decided_us`` (its id)."""
     outbound = rng.random() < 0.15
     queue = None if outbound or rng.random() < 0.3 else rng.choice(QUEUES)
@@ -116,12 +117,12 @@ def outcome_records(
     tenants: tuple[str, ...] = ("acme", "globex"),
     start: datetime = EPOCH,
     spacing_seconds: float = 30.0,
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[OutcomeRecord]:
     """The records of ``calls`` calls in decision order (increasing ids), calls
     ``spacing_seconds`` apart, tenants taking turns; every REVISED_EVERY-th
     call also gets a revision 2 (another outcome) three calls later."""
     rng = random.Random(seed)
-    revise: dict[int, dict[str, Any]] = {}
+    revise: dict[int, OutcomeRecord] = {}
     for index in range(calls):
         started = start + timedelta(seconds=index * spacing_seconds)
         decided = _us(started + DECIDED_AFTER)
@@ -136,7 +137,7 @@ def outcome_records(
             yield revised(earlier, f"{decided}-9")
 
 
-def revised(record: dict[str, Any], record_id: str) -> dict[str, Any]:
+def revised(record: OutcomeRecord, record_id: str) -> OutcomeRecord:
     """The next revision of ``record``: a straggling answer turned it into ``answered``."""
     number = (record["rang"] or [{"number": "101", "name": "Agent 101"}])[-1]
     return {

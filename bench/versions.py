@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import (
+    WRK_DONE_LUA,
     Traffic,
     WrkResult,
     _lua_string,
@@ -46,7 +47,8 @@ from bench.tenants import CodeService, checkout
 
 TENANTS = ("acme", "globex")
 
-# wrk: GET one path in a loop with the API key; 200s counted as accepted.
+# wrk: GET one path in a loop with the API key; 200s counted as accepted
+# (common's done() reports them).
 _GET_LUA = r"""
 wrk.method = "GET"
 wrk.path = %(path)s
@@ -56,18 +58,6 @@ function setup(thread) table.insert(created, thread) end
 function init(args) accepted, refused = 0, 0 end
 function response(status, headers, body)
   if status == 200 then accepted = accepted + 1 else refused = refused + 1 end
-end
-function done(summary, latency, requests)
-  local a, r = 0, 0
-  for _, t in ipairs(created) do a = a + t:get("accepted"); r = r + t:get("refused") end
-  io.write(string.format(
-    'WRKJSON {"requests":%%d,"seconds":%%.6f,"accepted":%%d,"refused":%%d,' ..
-    '"errors":%%d,"p50_us":%%d,"p90_us":%%d,"p99_us":%%d,"p999_us":%%d,"max_us":%%d}\n',
-    summary.requests, summary.duration / 1e6, a, r,
-    summary.errors.connect + summary.errors.read + summary.errors.write +
-    summary.errors.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency:percentile(99.9), latency.max))
 end
 """
 
@@ -87,7 +77,8 @@ class Figures:
 
 def get_rate(service: Service, path: str, seconds: float) -> WrkResult:
     script = _temp_lua(
-        _GET_LUA % {"path": _lua_string(path), "auth": _lua_string(f"Bearer {service.key}")}
+        (_GET_LUA + WRK_DONE_LUA)
+        % {"path": _lua_string(path), "auth": _lua_string(f"Bearer {service.key}")}
     )
     try:
         result = run_wrk(service.base_url, script, threads=2, connections=8, seconds=seconds)

@@ -8,14 +8,16 @@ class can be renamed without migrating stored logs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields
-from typing import Any
+from typing import Any, cast
 
+from statemachine.envelope import Envelope
 from statemachine.events import Did, Event, Party, event_id_for, isoformat, parse_time
 from statemachine.primevox import EVENTS
 
 
-def to_record(event: Event, fields_as_sent: dict[str, str], event_type: str) -> dict[str, Any]:
+def to_record(event: Event, fields_as_sent: dict[str, str], event_type: str) -> Envelope:
     """Serialise an event for the log: what was sent, and what we understood.
 
     ``event_type`` is the type as the PBX spelled it (unknown types included),
@@ -27,14 +29,16 @@ def to_record(event: Event, fields_as_sent: dict[str, str], event_type: str) -> 
         "kind": EVENTS.stored_names[type(event)],
         "tenant_id": event.tenant_id,
         "container_id": event.container_id,
-        "received_at": isoformat(event.received_at),
+        # Every event has its receipt time, so this is never None.
+        "received_at": cast(str, isoformat(event.received_at)),
         "fields": fields_as_sent,
         "data": event.data(),
     }
 
 
-def from_record(record: dict[str, Any]) -> Event:
-    """Rebuild the typed event from a log record. Raises KeyError/ValueError on a bad record."""
+def from_record(record: Mapping[str, Any]) -> Event:
+    """Rebuild the typed event from a log record (an Envelope, or any JSON object
+    read back). Raises KeyError/ValueError on a bad record."""
     cls = EVENTS.classes[record["kind"]]
     kwargs: dict[str, Any] = {
         "tenant_id": record["tenant_id"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from statemachine.state import CallView, Direction, wait_and_talk
 
@@ -95,21 +95,22 @@ class OutcomeBody(TypedDict):
     rang: list[dict[str, str]]
     started_at: str | None
     answered_at: str | None
-    ended_at: str | None
+    ended_at: str
     wait_seconds: float | None
     talk_seconds: float | None
     ended_by: str
 
 
 class OutcomeRecord(OutcomeBody):
-    """An outcome record as published: its body with the feed's ``id`` (an
-    OutcomeId's text) and the call's ``revision`` (1, then 2... per change)."""
+    """An outcome record as published: its body with the call's ``revision`` (1,
+    then 2... per change), and ``id`` (an OutcomeId's text), the feed entry's id,
+    which a record read from the feed carries."""
 
-    id: str
     revision: int
+    id: NotRequired[str]
 
 
-def outcome_record(view: CallView) -> dict[str, Any]:
+def outcome_record(view: CallView) -> OutcomeBody:
     """Build the outcome record of an ended call, without ``id`` and ``revision``.
 
     Those two are the store's: it numbers a record only if it differs from the

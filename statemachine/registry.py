@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from statemachine.events import CallEvent, Event
@@ -21,6 +22,7 @@ JSON = "json"
 # Who writes an event: the PBX posts it, or the engine writes it into a log itself.
 PBX = "pbx"
 ENGINE = "engine"
+EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
 class RegistryError(TypeError):
@@ -115,18 +117,31 @@ class Registry:
         """Field (one spelling) -> as this event's body spells it, where the two differ."""
         return {self.aliases[key]: key for key in declared.fields if key in self.aliases}
 
-    def sample(self, key: str) -> dict[str, str]:
-        """A body of this event as the PBX sends it, fields in the PBX's order."""
+    def sample(
+        self, key: str, values: Mapping[str, str] = EMPTY, *, ids: Mapping[str, str] = EMPTY
+    ) -> dict[str, str]:
+        """A body of this event as the PBX sends it, fields in the PBX's order.
+
+        ``ids`` (by a field's one spelling) replace the example values of the
+        fields this event has, under whichever spelling it uses; ``values`` (by
+        the body's own spelling) replace any field, and must name one it has.
+        """
         declared = self.by_key[key]
         body = {"eventType": declared.event_type or declared.sample_type}
         if declared.target:
             body["eventTarget"] = declared.target
         for name in declared.fields:
-            if name in declared.sample_values:
+            canonical = self.canonical_field(name)
+            if canonical in ids:
+                body[name] = ids[canonical]
+            elif name in declared.sample_values:
                 body[name] = declared.sample_values[name]
             else:
-                body[name] = self.example_values[self.canonical_field(name)]
-        return body
+                body[name] = self.example_values[canonical]
+        stray = set(values) - set(body)
+        if stray:
+            raise KeyError(f"{key} has no fields {sorted(stray)}")
+        return {**body, **values}
 
     def _check(self) -> None:
         problems: list[str] = []

@@ -18,11 +18,11 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from statemachine.events import isoformat
-from statemachine.outcome import OutcomeId
+from statemachine.outcome import OutcomeId, OutcomeRecord
 from workers.breaker import Breaker, BreakerPolicy
+from workers.delivery_records import Delivery, Subscription
 from workers.observability import get_logger
 from workers.settings import Settings
 from workers.store import Store, SubscriptionStore, dumps
@@ -41,7 +41,7 @@ def _now_iso(now: float) -> str | None:
     return isoformat(datetime.fromtimestamp(now, UTC))
 
 
-def matches(subscription: dict[str, Any], record: dict[str, Any]) -> bool:
+def matches(subscription: Subscription, record: OutcomeRecord) -> bool:
     """Does this subscription want this outcome record?"""
     if not subscription.get("enabled", True):
         return False
@@ -58,9 +58,7 @@ def delivery_id_for(subscription_id: str, record_id: str) -> str:
     return f"{subscription_id}_{record_id}"
 
 
-def new_delivery(
-    subscription: dict[str, Any], record: dict[str, Any], now: float
-) -> dict[str, Any]:
+def new_delivery(subscription: Subscription, record: OutcomeRecord, now: float) -> Delivery:
     delivery_id = delivery_id_for(subscription["id"], record["id"])
     return {
         "id": delivery_id,
@@ -84,7 +82,7 @@ def new_delivery(
     }
 
 
-def max_in_flight(subscription: dict[str, Any], settings: Settings) -> int:
+def max_in_flight(subscription: Subscription, settings: Settings) -> int:
     """Attempts to this subscription under way at once, per delivery process."""
     return int(subscription.get("max_in_flight") or settings.delivery_max_in_flight)
 
@@ -94,9 +92,9 @@ class Prepared:
     """One attempt ready to go, and what to record it against."""
 
     tenant_id: str
-    subscription: dict[str, Any]
+    subscription: Subscription
     stored_under: str  # the tenant (or "*") the subscription is stored under
-    delivery: dict[str, Any]
+    delivery: Delivery
     body: bytes
     headers: dict[str, str]
     started: float
@@ -144,10 +142,10 @@ class Deliveries:
         )
         return bool(records)
 
-    def replay(self, tenant_id: str, delivery: dict[str, Any], now: float | None = None) -> None:
+    def replay(self, tenant_id: str, delivery: Delivery, now: float | None = None) -> None:
         """Try a (failed) delivery again from the start of its schedule."""
         now = time.time() if now is None else now
-        delivery.update(status="pending", attempts=0, next_attempt_at=_now_iso(now))
+        delivery.update({"status": "pending", "attempts": 0, "next_attempt_at": _now_iso(now)})
         self.subs.save_delivery(tenant_id, delivery)
         self.subs.schedule_delivery(tenant_id, delivery["subscription_id"], delivery["id"], now)
 
@@ -164,7 +162,7 @@ class Deliveries:
         self,
         tenant_id: str,
         delivery_id: str,
-        subscription: dict[str, Any] | None,
+        subscription: Subscription | None,
         stored_under: str,
         subscription_id: str,
         now: float | None = None,
@@ -178,7 +176,9 @@ class Deliveries:
             self.subs.finish_delivery_timer(tenant_id, subscription_id, delivery_id)
             return None
         if subscription is None or not subscription.get("enabled", True):
-            delivery.update(status="cancelled", last_error="subscription deleted or disabled")
+            delivery.update(
+                {"status": "cancelled", "last_error": "subscription deleted or disabled"}
+            )
             self._finish(tenant_id, delivery)
             return None
         body = delivery["body"].encode()
@@ -186,7 +186,7 @@ class Deliveries:
         live_secrets = [
             s["secret"]
             for s in subscription["secrets"]
-            if s.get("expires_at") is None or s["expires_at"] > now
+            if (expires_at := s.get("expires_at")) is None or expires_at > now
         ]
         headers = {
             "content-type": "application/json",
@@ -205,16 +205,22 @@ class Deliveries:
         tenant_id, delivery = prepared.tenant_id, prepared.delivery
         subscription_id, started = prepared.subscription_id, prepared.started
         delivery.update(
-            attempts=delivery["attempts"] + 1,
-            last_status=result.status,
-            last_error=result.error,
-            last_attempt_at=_now_iso(started),
+            {
+                "attempts": delivery["attempts"] + 1,
+                "last_status": result.status,
+                "last_error": result.error,
+                "last_attempt_at": _now_iso(started),
+            }
         )
         if result.status != 410:
             self._move_breaker(prepared, result)
         if result.ok:
             delivery.update(
-                status="succeeded", delivered_at=_now_iso(time.time()), next_attempt_at=None
+                {
+                    "status": "succeeded",
+                    "delivered_at": _now_iso(time.time()),
+                    "next_attempt_at": None,
+                }
             )
             self.store.add_stats({"deliveries:succeeded": 1})
             return self._finish(tenant_id, delivery)
@@ -225,15 +231,17 @@ class Deliveries:
                 subscription["disabled_reason"] = "receiver answered 410 Gone"
                 self.subs.save_subscription(subscription)
             delivery.update(
-                status="failed",
-                next_attempt_at=None,
-                last_error="receiver answered 410 Gone: subscription disabled",
+                {
+                    "status": "failed",
+                    "next_attempt_at": None,
+                    "last_error": "receiver answered 410 Gone: subscription disabled",
+                }
             )
             self.store.add_stats({"deliveries:gone": 1})
             return self._finish(tenant_id, delivery)
         schedule = self.settings.delivery_retry_seconds
         if delivery["attempts"] > len(schedule):
-            delivery.update(status="failed", next_attempt_at=None)
+            delivery.update({"status": "failed", "next_attempt_at": None})
             self.store.add_stats({"deliveries:failed": 1})
             log.warning("delivery failed for good", delivery_id=delivery["id"], tenant=tenant_id)
             return self._finish(tenant_id, delivery)
@@ -266,7 +274,7 @@ class Deliveries:
                 next_probe_in=round((opened.retry_at or now) - now, 1),
             )
 
-    def _finish(self, tenant_id: str, delivery: dict[str, Any]) -> str:
+    def _finish(self, tenant_id: str, delivery: Delivery) -> str:
         self.subs.save_delivery(tenant_id, delivery)
         self.subs.finish_delivery_timer(tenant_id, delivery["subscription_id"], delivery["id"])
         return str(delivery["status"])

@@ -17,12 +17,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import redis
 
 from statemachine import CallView, fold, from_record, outcome_record, to_record
+from statemachine.envelope import Envelope
 from statemachine.events import CallEvent, CallTimedOut, micros, parse_time
+from statemachine.outcome import OutcomeBody
 from statemachine.primevox import ENGINE_TIMEOUT
 from workers.exceptions import BadEnvelope, ConcurrentUpdate, TooManyConflicts
 from workers.observability import OUTCOME_BUCKETS, get_logger, histogram_increments
@@ -46,14 +47,12 @@ log = get_logger("callstate.engine")
 class BatchResult:
     """What applying a batch did: the envelopes applied, how many were set aside."""
 
-    applied: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    applied: list[Envelope] = dataclasses.field(default_factory=list)
     poisoned: int = 0
     conflicts: int = 0
 
 
-def _merge(
-    records: Sequence[dict[str, Any]], new: Sequence[dict[str, Any]]
-) -> list[dict[str, Any]]:
+def _merge(records: Sequence[Envelope], new: Sequence[Envelope]) -> list[Envelope]:
     """The log with ``new`` added: a duplicate keeps its earliest receipt."""
     by_id = {r["id"]: r for r in records}
     for record in new:
@@ -63,7 +62,7 @@ def _merge(
     return sorted(by_id.values(), key=lambda r: (to_micros(r["received_at"]), r["id"]))
 
 
-def view_of(tenant_id: str, call_uuid: str, records: Sequence[dict[str, Any]]) -> CallView:
+def view_of(tenant_id: str, call_uuid: str, records: Sequence[Envelope]) -> CallView:
     """Fold a call's log records into its view. Raises BadEnvelope on a bad record."""
     events: list[CallEvent] = []
     for record in records:
@@ -90,7 +89,7 @@ class Engine:
     # -- applying events --------------------------------------------------------
 
     def apply_batch(
-        self, tenant_id: str, partition: int, batch: Sequence[tuple[str, dict[str, Any]]]
+        self, tenant_id: str, partition: int, batch: Sequence[tuple[str, Envelope]]
     ) -> BatchResult:
         """Apply a partition's pending events: all of a call's at once, every call's
         read in one round trip and committed in another.
@@ -101,14 +100,14 @@ class Engine:
         return self.apply_batches(tenant_id, {partition: batch})
 
     def apply_batches(
-        self, tenant_id: str, batches: Mapping[int, Sequence[tuple[str, dict[str, Any]]]]
+        self, tenant_id: str, batches: Mapping[int, Sequence[tuple[str, Envelope]]]
     ) -> BatchResult:
         """Apply pending events of several partitions of one tenant together:
         still one round trip to read every call and one to commit them."""
         result = BatchResult()
-        calls: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        calls: dict[str, list[tuple[str, Envelope]]] = {}
         homes: dict[str, int] = {}
-        logs: dict[tuple[str, int, int], list[tuple[str, dict[str, Any]]]] = {}
+        logs: dict[tuple[str, int, int], list[tuple[str, Envelope]]] = {}
         for partition, batch in batches.items():
             for field, envelope in batch:
                 kind = envelope.get("kind")
@@ -151,7 +150,7 @@ class Engine:
         self,
         tenant_id: str,
         homes: dict[str, int],
-        calls: dict[str, list[tuple[str, dict[str, Any]]]],
+        calls: dict[str, list[tuple[str, Envelope]]],
         result: BatchResult,
     ) -> None:
         logs = self.store.load_calls(tenant_id, list(calls))
@@ -223,7 +222,7 @@ class Engine:
         partition: int,
         call_uuid: str,
         log: CallLog,
-        new_records: Sequence[dict[str, Any]],
+        new_records: Sequence[Envelope],
         pending_done: Sequence[str],
     ) -> tuple[CallCommit, CallView]:
         view = view_of(tenant_id, call_uuid, _merge(log.records, new_records))
@@ -241,7 +240,7 @@ class Engine:
         return commit, view
 
     def _poison(
-        self, tenant_id: str, partition: int, field: str, envelope: dict[str, Any], error: str
+        self, tenant_id: str, partition: int, field: str, envelope: Envelope, error: str
     ) -> None:
         log.error("event set aside as poisoned", tenant=tenant_id, field=field, error=error)
         self.store.poison(tenant_id, partition, field, envelope, error)
@@ -250,7 +249,7 @@ class Engine:
         self,
         tenant_id: str,
         call_uuid: str,
-        new_records: Sequence[dict[str, Any]],
+        new_records: Sequence[Envelope],
         pending_done: Sequence[str] = (),
         partition: int = 0,
     ) -> tuple[int, bool, CallView]:
@@ -336,7 +335,7 @@ class Engine:
         self.store.rearm_timer(tenant_id, call_uuid, self.clock() + 0.5)
         return True
 
-    def _count_outcome(self, tenant_id: str, body: dict[str, Any], revision: int) -> None:
+    def _count_outcome(self, tenant_id: str, body: OutcomeBody, revision: int) -> None:
         ended = parse_time(body["ended_at"]).timestamp()
         self.store.add_stats(
             {
@@ -361,7 +360,7 @@ class Engine:
             and self.clock() >= last.timestamp() + self.settings.call_timeout_seconds
         )
 
-    def _timeout_record(self, view: CallView) -> dict[str, Any]:
+    def _timeout_record(self, view: CallView) -> Envelope:
         now = datetime.fromtimestamp(self.clock(), UTC)
         event = CallTimedOut(
             tenant_id=view.facts.tenant_id,
@@ -423,7 +422,7 @@ class Engine:
             if decided is not None:
                 decided_body = {k: decided.get(k) for k in body}
                 if decided_body != body:
-                    keys = sorted(k for k in body if decided_body.get(k) != body[k])
+                    keys = sorted(k for k, value in body.items() if decided_body.get(k) != value)
                     problems.append(
                         f"{tenant_id}/{call_uuid}: outcome differs in {', '.join(keys)}"
                     )

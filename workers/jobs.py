@@ -24,6 +24,7 @@ import redis
 from rq import Queue, get_current_job
 from rq.serializers import JSONSerializer
 
+from statemachine.envelope import Envelope
 from statemachine.events import parse_time
 from workers.engine import Engine
 from workers.observability import applied_increments, get_logger
@@ -99,7 +100,7 @@ def enqueue_drain(
     )
 
 
-def enqueue_event(store: Store, queue: Queue, envelope: dict[str, Any]) -> bool:
+def enqueue_event(store: Store, queue: Queue, envelope: Envelope) -> bool:
     """Accept an event: keep it pending, and enqueue a drain job if none is coming.
 
     When this returns, the event is in Redis and a drain job for its partition
@@ -230,7 +231,7 @@ class DrainSession:
         looking = sorted(self.dirty)
         taken = self.store.take_pending_many(looking, BATCH_SIZE)
         self.dirty = {part for part, batch in taken.items() if len(batch) >= BATCH_SIZE}
-        by_tenant: dict[str, dict[int, list[tuple[str, dict[str, Any]]]]] = {}
+        by_tenant: dict[str, dict[int, list[tuple[str, Envelope]]]] = {}
         for (tenant, number), batch in taken.items():
             by_tenant.setdefault(tenant, {})[number] = batch
         for tenant, batches in by_tenant.items():
@@ -267,7 +268,7 @@ class DrainSession:
             (tenant, number), *more = handed
             enqueue_drain(self.queue, tenant, number, successor, more)
 
-    def _count(self, envelopes: list[dict[str, Any]], seconds: float) -> None:
+    def _count(self, envelopes: list[Envelope], seconds: float) -> None:
         """Add up applied events: counts, apply time (the batch's, shared), webhook-to-state age."""
         if not envelopes:
             return

@@ -338,6 +338,7 @@ class _Environment(Env):
         self.add_parser("database_url", _database_url)
         self.add_parser("country_code", _country_code)
 
+    # environs' hook for where a value comes from (its FileAwareEnv overrides it too).
     def _get_value(self, env_key: str, default: Any) -> Any:
         return self._source.get(env_key, "").strip() or default
 

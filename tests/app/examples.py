@@ -119,17 +119,6 @@ _IDS: Final = {
 }
 
 
-def _filled(key: str, values: dict[str, str]) -> dict[str, str]:
-    """The registry's sample of ``key`` with this file's ids and ``values`` (no new fields)."""
-    body = EVENTS.sample(key)
-    for name in body:
-        body[name] = _IDS.get(EVENTS.canonical_field(name), body[name])
-    stray = set(values) - set(body)
-    if stray:
-        raise ValueError(f"{key} has no fields {sorted(stray)}")
-    return {**body, **values}
-
-
 def _every_example() -> tuple[dict[str, dict[str, str]], dict[str, str]]:
     fields: dict[str, dict[str, str]] = {}
     encodings: dict[str, str] = {}
@@ -138,7 +127,7 @@ def _every_example() -> tuple[dict[str, dict[str, str]], dict[str, str]]:
             continue  # the catch-alls: any other type, no one body
         key = EVENTS.key_of(declared)
         for name, (base, values) in [(key, (key, _VALUES.get(key, {}))), *_variants_of(key)]:
-            fields[name] = _filled(base, values)
+            fields[name] = EVENTS.sample(base, values, ids=_IDS)
             encodings[name] = declared.encoding
     return fields, encodings
 

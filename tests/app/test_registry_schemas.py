@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from app import schema_fields
 from app.schemas import SCHEMAS, _schema_for, canonical_type, check_schemas, load_event
 from statemachine.primevox import EVENTS
 from statemachine.registry import Declared, RegistryError
@@ -34,3 +35,12 @@ def test_each_sample_is_checked_by_its_own_schema_into_its_class(declared: Decla
     event_type, event = load_event(body, AT)
     assert type(event) is declared.event_class
     assert event_type == body["eventType"]
+
+
+def test_the_read_apis_examples_name_the_webhook_examples_ids() -> None:
+    """A documented answer shows the call, tenant and conversation the webhook examples send."""
+    values = EVENTS.example_values
+    assert values["tenantId"] == schema_fields.EXAMPLE_TENANT
+    assert values["containerId"] == schema_fields.EXAMPLE_CONTAINER
+    assert values["callUuid"] == schema_fields.EXAMPLE_CALL_UUID
+    assert values["conversationId"] == schema_fields.EXAMPLE_CONVERSATION

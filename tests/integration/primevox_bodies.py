@@ -46,11 +46,8 @@ class Call:
     def event(self, key: str, **values: str) -> Fields:
         """Any declared event of this call: the registry's sample of ``key``
         (statemachine.primevox) with this call's ids and ``values`` in it."""
-        return _filled(
-            key,
-            {"containerId": self.container, "tenantId": self.tenant, "callUuid": self.uuid},
-            values,
-        )
+        ids = {"containerId": self.container, "tenantId": self.tenant, "callUuid": self.uuid}
+        return EVENTS.sample(key, values, ids=ids)
 
     def inbound(self) -> Fields:
         return self.event(
@@ -116,17 +113,6 @@ class Call:
         return {**self.event("UnknownCallEvent"), "eventType": event_type}
 
 
-def _filled(key: str, ids: Fields, values: Fields) -> Fields:
-    """The registry's sample of ``key`` with ``ids`` (under any spelling) and ``values``."""
-    body = EVENTS.sample(key)
-    for name in body:
-        body[name] = ids.get(EVENTS.canonical_field(name), body[name])
-    stray = set(values) - set(body)
-    if stray:
-        raise ValueError(f"{key} has no fields {sorted(stray)}")
-    return {**body, **values}
-
-
 def message(
     direction: str,
     tenant: str,
@@ -138,14 +124,14 @@ def message(
 ) -> Fields:
     """An SMS event, JSON-spelled (containerID, tenantID, conversationID)."""
     inbound = direction == "inbound"
-    return _filled(
+    return EVENTS.sample(
         "inboundMessage" if inbound else "outboundMessage",
-        {"containerId": container, "tenantId": tenant, "conversationId": conversation},
         {
             "toNumber": customer if inbound else outsider,
             "fromNumber": outsider if inbound else customer,
             "messageText": text,
         },
+        ids={"containerId": container, "tenantId": tenant, "conversationId": conversation},
     )
 
 

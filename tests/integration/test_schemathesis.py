@@ -54,7 +54,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from app import openapi, openapi_webhooks
+from app import openapi, openapi_webhooks, schema_fields
 from bench.service import Service, wait_for
 
 MAX_EXAMPLES = 50
@@ -344,11 +344,11 @@ def test_the_live_document_is_the_one_this_code_builds(seeded: Seeded) -> None:
 def test_the_seeded_history_is_visible(seeded: Seeded) -> None:
     """The service the document is tested against has calls, outcomes and deliveries to show."""
     assert (
-        seeded.get(f"/v1/calls/{openapi_webhooks.EXAMPLE_CALL_UUID}")["outcome"]["outcome"]
+        seeded.get(f"/v1/calls/{schema_fields.EXAMPLE_CALL_UUID}")["outcome"]["outcome"]
         == "answered"
     )
     assert seeded.get("/v1/calls/live")["calls"]
-    assert seeded.get(f"/v1/conversations/{openapi_webhooks.EXAMPLE_CONVERSATION}/messages")[
+    assert seeded.get(f"/v1/conversations/{schema_fields.EXAMPLE_CONVERSATION}/messages")[
         "messages"
     ]
     assert seeded.delivery_ids

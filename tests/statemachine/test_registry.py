@@ -105,3 +105,11 @@ def test_stored_names_are_the_ones_logs_hold() -> None:
             "UnknownEvent",
         ]
     )
+
+
+def test_a_sample_takes_ids_under_its_own_spelling_and_refuses_stray_values() -> None:
+    sms = EVENTS.sample("inboundMessage", {"messageText": "hi"}, ids={"tenantId": "t9"})
+    assert (sms["tenantID"], sms["messageText"]) == ("t9", "hi")
+    assert "tenantId" not in sms
+    with pytest.raises(KeyError, match="parkSlot"):
+        EVENTS.sample("HangupCall", {"parkSlot": "71"})

@@ -6,18 +6,20 @@ contract's "Outcome records", with ``id`` and ``revision``). No I/O here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from statemachine.events import micros, parse_time
+from statemachine.outcome import OutcomeRecord
 from workers.store import dumps
 
 
-def decided_us(record: dict[str, Any]) -> int:
+def decided_us(record: Mapping[str, Any]) -> int:
     """When a record was decided: its id is ``<server microseconds>-<seq>``."""
     return int(str(record["id"]).partition("-")[0])
 
 
-def started_us(record: dict[str, Any]) -> int:
+def started_us(record: Mapping[str, Any]) -> int:
     """The call's start in microseconds (its end when the start is unknown): the sort key."""
     moment = record.get("started_at") or record.get("ended_at")
     if not moment:
@@ -31,7 +33,7 @@ def _number(party: Any) -> str | None:
     return None
 
 
-def extensions_of(record: dict[str, Any]) -> list[str]:
+def extensions_of(record: Mapping[str, Any]) -> list[str]:
     """The extensions a call was presented to, in order, no repeats: an outbound
     call's placing extension; an inbound call's rung extensions, the one that
     answered and the voicemail box."""
@@ -47,7 +49,7 @@ def extensions_of(record: dict[str, Any]) -> list[str]:
     return found
 
 
-def call_row(record: dict[str, Any]) -> dict[str, Any]:
+def call_row(record: OutcomeRecord) -> dict[str, Any]:
     """The ``history_calls`` row of a record (``first_*`` as if it were the first)."""
     decided = decided_us(record)
     revision = int(record.get("revision") or 1)
@@ -70,7 +72,7 @@ def call_row(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def revision_row(record: dict[str, Any]) -> dict[str, Any]:
+def revision_row(record: OutcomeRecord) -> dict[str, Any]:
     """The ``history_revisions`` row of a record."""
     return {
         "tenant_id": record["tenant_id"],
@@ -82,7 +84,7 @@ def revision_row(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def extension_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+def extension_rows(record: OutcomeRecord) -> list[dict[str, Any]]:
     """The ``history_extensions`` rows of a record."""
     start = started_us(record)
     return [

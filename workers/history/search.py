@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from statemachine.outcome import OutcomeRecord
 from workers.history.exceptions import BadCursor
 from workers.history.schema import calls, extensions, revisions
 
@@ -172,7 +173,7 @@ def window_records(
     tenant_ids: Sequence[str] | None,
     start_us: int,
     end_us: int,
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[OutcomeRecord]:
     """For /v1/stats: each call whose revision 1 was decided from ``start_us`` to
     ``end_us`` (both included), at its latest revision decided by ``end_us``.
 
@@ -214,5 +215,5 @@ def window_records(
         statement
     )
     for row in result:
-        record: dict[str, Any] = json.loads(row[0])
+        record: OutcomeRecord = json.loads(row[0])
         yield record

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from statemachine.outcome import OutcomeRecord
 from workers.history import records as rows
 from workers.history.exceptions import CursorMoved
 from workers.history.schema import OUTCOMES_CURSOR, calls, cursor, extensions, revisions
@@ -77,13 +78,13 @@ def _insert_rows(
     connection.execute(on_conflict(dialect.insert(table)), list(values))
 
 
-def _revision(record: dict[str, Any]) -> int:
+def _revision(record: OutcomeRecord) -> int:
     return int(record.get("revision") or 1)
 
 
-def _latest_per_call(records: Sequence[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
+def _latest_per_call(records: Sequence[OutcomeRecord]) -> dict[Key, OutcomeRecord]:
     """Each call's latest record here."""
-    latest: dict[Key, dict[str, Any]] = {}
+    latest: dict[Key, OutcomeRecord] = {}
     for record in records:
         key = (record["tenant_id"], record["call_uuid"])
         if key not in latest or _revision(record) > _revision(latest[key]):
@@ -91,10 +92,10 @@ def _latest_per_call(records: Sequence[dict[str, Any]]) -> dict[Key, dict[str, A
     return latest
 
 
-def _call_rows(records: Sequence[dict[str, Any]], keys: set[Key]) -> list[dict[str, Any]]:
+def _call_rows(records: Sequence[OutcomeRecord], keys: set[Key]) -> list[dict[str, Any]]:
     """The calls rows of ``keys``: from each call's latest record here, ``first_*``
     from its earliest."""
-    first: dict[Key, dict[str, Any]] = {}
+    first: dict[Key, OutcomeRecord] = {}
     for record in records:
         key = (record["tenant_id"], record["call_uuid"])
         if key in keys and (key not in first or _revision(record) < _revision(first[key])):
@@ -112,7 +113,7 @@ def _call_rows(records: Sequence[dict[str, Any]], keys: set[Key]) -> list[dict[s
 
 def write_records(
     connection: sa.Connection,
-    records: Sequence[dict[str, Any]],
+    records: Sequence[OutcomeRecord],
     *,
     expected_cursor: object = KEEP_CURSOR,
 ) -> int:
@@ -164,7 +165,7 @@ def write_records(
 
 
 def archive(
-    engine: sa.Engine, records: Sequence[dict[str, Any]], expected_cursor: str | None
+    engine: sa.Engine, records: Sequence[OutcomeRecord], expected_cursor: str | None
 ) -> int:
     """Write a batch and move the cursor past it, in one transaction (see write_records)."""
     with engine.begin() as connection:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from redis.commands.core import Script
 
+from statemachine.envelope import Envelope
+from statemachine.outcome import OutcomeRecord
 from workers.exceptions import ConcurrentUpdate
 from workers.store.base import StoreBase
 from workers.store.keys import (
@@ -36,9 +38,9 @@ class CallLog:
     """A call's log as read at one version, with what was last decided."""
 
     version: int
-    records: list[dict[str, Any]]
+    records: list[Envelope]
     revision: int
-    outcome: dict[str, Any] | None
+    outcome: OutcomeRecord | None
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class CallCommit:
 
     call_uuid: str
     expected_version: int
-    new_records: Sequence[dict[str, Any]]
+    new_records: Sequence[Envelope]
     view: dict[str, Any]
     live_since: int | None
     timer_due: float | None
@@ -61,9 +63,9 @@ def _call_log(meta: list[Any], raw_records: list[bytes]) -> CallLog:
         (json.loads(raw) for raw in raw_records),
         key=lambda r: (to_micros(r["received_at"]), r["id"]),
     )
-    decided = None
+    decided: OutcomeRecord | None = None
     if outcome is not None:
-        decided = {"id": _text(outcome_id), **json.loads(outcome)}
+        decided = cast(OutcomeRecord, {"id": _text(outcome_id), **json.loads(outcome)})
     return CallLog(int(version or 0), records, int(revision or 0), decided)
 
 

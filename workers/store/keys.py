@@ -43,9 +43,9 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from typing import Any
 from urllib.parse import quote, unquote
 
+from statemachine.envelope import Envelope
 from workers.store.values import to_micros
 
 PREFIX = "cs"
@@ -84,7 +84,7 @@ def partition_tag(tenant_id: str, partition: int, spread: bool = False) -> str:
 PARTITIONS = 8
 
 
-def partition_of(envelope: dict[str, Any]) -> int:
+def partition_of(envelope: Envelope) -> int:
     """The partition of an event: all events of one call (or conversation) share one."""
     data = envelope.get("data") or {}
     return partition_for(data.get("call_uuid") or data.get("conversation_id") or "")
@@ -163,7 +163,7 @@ def log_keys(base: str) -> tuple[str, str]:
     return f"{base}:log", f"{base}:records"
 
 
-def pending_field(envelope: dict[str, Any]) -> str:
+def pending_field(envelope: Envelope) -> str:
     """Name an accepted delivery: the event id plus when this copy arrived."""
     return f"{envelope['id']}@{to_micros(envelope['received_at'])}"
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from redis.commands.core import Script
 
+from statemachine.envelope import Envelope
 from workers.store.base import StoreBase
 from workers.store.keys import (
     conversation_key,
@@ -33,7 +34,7 @@ class PlainLogs(StoreBase):
     def append_log(
         self,
         base: str,
-        records: Sequence[dict[str, Any]],
+        records: Sequence[Envelope],
         tenant_id: str,
         pending_done: Iterable[str] = (),
         partition: int = 0,
@@ -63,7 +64,7 @@ class PlainLogs(StoreBase):
             self._clear_pending(tenant_id, partition, done)
         return added
 
-    def read_log(self, base: str, limit: int = 1000) -> list[dict[str, Any]]:
+    def read_log(self, base: str, limit: int = 1000) -> list[Envelope]:
         """A plain log's records, oldest first."""
         log, records_key = log_keys(base)
         ids = [_text(i) for i in self.redis.zrange(log, 0, limit - 1)]
@@ -72,5 +73,5 @@ class PlainLogs(StoreBase):
         raw = self.redis.hmget(records_key, ids)
         return [json.loads(r) for r in raw if r is not None]
 
-    def messages(self, tenant_id: str, conversation_id: str) -> list[dict[str, Any]]:
+    def messages(self, tenant_id: str, conversation_id: str) -> list[Envelope]:
         return self.read_log(self.conversation_key(tenant_id, conversation_id))

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from redis.commands.core import Script
 
-from statemachine.outcome import OutcomeId
+from statemachine.outcome import OutcomeBody, OutcomeId, OutcomeRecord
 from workers.store.base import StoreBase
 from workers.store.keys import (
     OUTCOMES_DUE_KEY,
@@ -33,7 +32,7 @@ class Outcomes(StoreBase):
         call_uuid: str,
         *,
         expected_version: int,
-        body: dict[str, Any],
+        body: OutcomeBody,
         claimed_score: float | None,
     ) -> tuple[str, int, str | None]:
         """Publish ``body`` as the call's next outcome revision if it is new.
@@ -86,7 +85,7 @@ class Outcomes(StoreBase):
         after: str | None,
         limit: int,
         outcome: str | None = None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[OutcomeRecord], str | None]:
         """Outcome records after ``after``, oldest first, across tenants (and
         partitions: a cluster keeps one stream per tenant and partition).
 
@@ -102,7 +101,7 @@ class Outcomes(StoreBase):
         """
         horizon = self.server_time_us()
         start = f"({after}" if after else "-"
-        found: list[tuple[OutcomeId, str, dict[str, Any]]] = []
+        found: list[tuple[OutcomeId, str, OutcomeRecord]] = []
         batch = max(limit, 100)
         streams = self._outcome_streams(tenant_ids)
         cursors = dict.fromkeys(streams, start)
@@ -133,7 +132,7 @@ class Outcomes(StoreBase):
                 break
         # Take the first `limit` matches; the cursor is the last record looked
         # at up to there, so filtered-out records are not read twice.
-        out: list[dict[str, Any]] = []
+        out: list[OutcomeRecord] = []
         cursor = after
         for _, entry_id, record in found:
             if len(out) >= limit and entry_id != cursor:
@@ -150,7 +149,7 @@ class Outcomes(StoreBase):
         end_us: int,
         *,
         max_records: int = 100_000,
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[OutcomeRecord], int]:
         """Outcome records decided from ``start_us`` to ``end_us`` (server
         microseconds, both included), oldest first, across tenants.
 
@@ -164,7 +163,7 @@ class Outcomes(StoreBase):
         if end < start_us:
             return [], end
         batch = 1000
-        found: list[tuple[OutcomeId, dict[str, Any]]] = []
+        found: list[tuple[OutcomeId, OutcomeRecord]] = []
         active = self._outcome_streams(tenant_ids)
         cursors = dict.fromkeys(active, str(start_us))
         while active:
@@ -176,7 +175,7 @@ class Outcomes(StoreBase):
             for stream, entries in zip(active, results, strict=True):
                 for raw_id, fields in entries:
                     entry_id = _text(raw_id)
-                    record = json.loads(
+                    record: OutcomeRecord = json.loads(
                         fields[b"record"] if b"record" in fields else fields["record"]
                     )
                     found.append((OutcomeId.parse(entry_id), {"id": entry_id, **record}))

@@ -14,6 +14,7 @@ from typing import Any, cast
 import redis
 from redis.commands.core import Script
 
+from statemachine.envelope import Envelope
 from workers.group_commit import GroupCommit
 from workers.store.base import StoreBase
 from workers.store.connection import POOL_WAIT_SECONDS, PoolExhausted
@@ -54,7 +55,7 @@ class PendingEvents(StoreBase):
     """Accepting events, and handing partitions from drainer to drainer."""
 
     # The web process's many request threads share round trips (group_commit.py).
-    _group_commit: GroupCommit[tuple[dict[str, Any], str], bool] | None
+    _group_commit: GroupCommit[tuple[Envelope, str], bool] | None
     _accept: Script
     _take_pending: Script
     _claim_doorbells: Script
@@ -64,7 +65,7 @@ class PendingEvents(StoreBase):
     _wake_listener: Any
     _wake_channels: set[str]
 
-    def accept(self, envelope: dict[str, Any], ring_as: str) -> bool:
+    def accept(self, envelope: Envelope, ring_as: str) -> bool:
         """Keep an accepted event until it is applied; ring its partition's doorbell.
 
         Returns True if the doorbell was free and now says ``ring_as``: the
@@ -79,9 +80,7 @@ class PendingEvents(StoreBase):
             raise result
         return result
 
-    def accept_many(
-        self, items: Sequence[tuple[dict[str, Any], str]]
-    ) -> list[bool | redis.RedisError]:
+    def accept_many(self, items: Sequence[tuple[Envelope, str]]) -> list[bool | redis.RedisError]:
         """Accept several events in one round trip (per node of a cluster); per
         event, rung or its error.
 
@@ -122,9 +121,7 @@ class PendingEvents(StoreBase):
                 )
         return results
 
-    def _accept_call(
-        self, items: Sequence[tuple[dict[str, Any], str]]
-    ) -> tuple[list[str], list[Any]]:
+    def _accept_call(self, items: Sequence[tuple[Envelope, str]]) -> tuple[list[str], list[Any]]:
         """Keys and arguments of accept_events.lua for events under one tag."""
         keys: list[str] = []
         slots: dict[int, int] = {}
@@ -145,14 +142,14 @@ class PendingEvents(StoreBase):
 
     def take_pending(
         self, tenant_id: str, partition: int, limit: int
-    ) -> list[tuple[str, dict[str, Any]]]:
+    ) -> list[tuple[str, Envelope]]:
         """The partition's oldest pending events (they stay pending until applied)."""
         pending = pending_key(tenant_id, partition, self.spread)
         fields = [_text(f) for f in self.redis.zrange(pending, 0, limit - 1)]
         if not fields:
             return []
         payloads = self.redis.hmget(pending_events_key(tenant_id, partition, self.spread), fields)
-        taken: list[tuple[str, dict[str, Any]]] = []
+        taken: list[tuple[str, Envelope]] = []
         orphans: list[str] = []
         for field, payload in zip(fields, payloads, strict=True):
             if payload is None:
@@ -165,7 +162,7 @@ class PendingEvents(StoreBase):
 
     def take_pending_many(
         self, partitions: Sequence[tuple[str, int]], limit: int
-    ) -> dict[tuple[str, int], list[tuple[str, dict[str, Any]]]]:
+    ) -> dict[tuple[str, int], list[tuple[str, Envelope]]]:
         """The oldest pending events of several partitions, in one round trip (per
         node); clears their wake tokens. Partitions with nothing pending are left out."""
         calls = [
@@ -181,7 +178,7 @@ class PendingEvents(StoreBase):
             for tenant, number in partitions
         ]
         answers = self._raise_first(self._eval_many(calls))
-        taken: dict[tuple[str, int], list[tuple[str, dict[str, Any]]]] = {}
+        taken: dict[tuple[str, int], list[tuple[str, Envelope]]] = {}
         for part, flat in zip(partitions, answers, strict=True):
             if flat:
                 taken[part] = [
@@ -346,7 +343,7 @@ class PendingEvents(StoreBase):
         return float(oldest[0][1]) if oldest else None
 
     def poison(
-        self, tenant_id: str, partition: int, field: str, envelope: dict[str, Any], error: str
+        self, tenant_id: str, partition: int, field: str, envelope: Envelope, error: str
     ) -> None:
         """Set aside an event that cannot be applied, for an operator; it no longer blocks."""
         with self.redis.pipeline(transaction=True) as pipe:
@@ -369,19 +366,19 @@ class PendingEvents(StoreBase):
             found = pipe.execute()
         return {_text(k): json.loads(v) for each in found for k, v in each.items()}
 
-    def unpoison(self, tenant_id: str, field: str) -> dict[str, Any] | None:
+    def unpoison(self, tenant_id: str, field: str) -> Envelope | None:
         """Take an event off the poisoned list (to accept it again); None if not there."""
         for key in self._poisoned_keys(tenant_id):
             raw = self.redis.hget(key, field)
             if raw is not None:
                 self.redis.hdel(key, field)
-                envelope: dict[str, Any] = json.loads(raw)["envelope"]
+                envelope: Envelope = json.loads(raw)["envelope"]
                 return envelope
         return None
 
-    def pending_events(self, tenant_id: str) -> list[tuple[str, dict[str, Any]]]:
+    def pending_events(self, tenant_id: str) -> list[tuple[str, Envelope]]:
         """Every pending event of a tenant, all partitions, oldest first in each."""
-        found: list[tuple[str, dict[str, Any]]] = []
+        found: list[tuple[str, Envelope]] = []
         for number in range(PARTITIONS):
             found += self.take_pending(tenant_id, number, 10_000)
         return found

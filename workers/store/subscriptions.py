@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 import redis
 from redis.commands.core import Script
 
+from workers.delivery_records import Delivery, Subscription
 from workers.store.keys import (
     DELIVERIES_DUE_KEY,
     SUBSCRIPTION_TENANTS_KEY,
@@ -43,7 +44,7 @@ def _claim_deliveries_source() -> str:
 class SubscriptionState:
     """What the delivery process reads about a subscription before claiming for it."""
 
-    subscription: dict[str, Any] | None  # None: deleted
+    subscription: Subscription | None  # None: deleted
     breaker: str | None  # its breaker's json, None while it never failed
     stored_under: str  # the tenant (or "*") it is stored under
 
@@ -58,7 +59,7 @@ class SubscriptionStore:
 
     # -- subscriptions --------------------------------------------------------
 
-    def save_subscription(self, subscription: dict[str, Any]) -> None:
+    def save_subscription(self, subscription: Subscription) -> None:
         """Store a subscription, remembering its tenant: an admin must find it even
         for a tenant that has not sent an event yet. Two slots on a cluster, so no
         MULTI: the tenant is remembered first (a tenant without one is harmless)."""
@@ -71,12 +72,12 @@ class SubscriptionStore:
         """Tenants (``*`` included) that have or had a subscription."""
         return sorted(_text(t) for t in self.redis.smembers(SUBSCRIPTION_TENANTS_KEY))
 
-    def subscriptions(self, tenant_id: str) -> list[dict[str, Any]]:
+    def subscriptions(self, tenant_id: str) -> list[Subscription]:
         """Subscriptions stored under ``tenant_id`` (``*`` for all-tenant ones), oldest first."""
         raw = self.redis.hvals(subs_key(tenant_id))
         return sorted((json.loads(r) for r in raw), key=lambda s: (s["created_at"], s["id"]))
 
-    def subscription(self, tenant_id: str, subscription_id: str) -> dict[str, Any] | None:
+    def subscription(self, tenant_id: str, subscription_id: str) -> Subscription | None:
         raw = self.redis.hget(subs_key(tenant_id), subscription_id)
         return json.loads(raw) if raw is not None else None
 
@@ -137,7 +138,7 @@ class SubscriptionStore:
         return _text(raw) if raw is not None else None
 
     def add_deliveries(
-        self, tenant_id: str, deliveries: Sequence[dict[str, Any]], cursor: str, now: float
+        self, tenant_id: str, deliveries: Sequence[Delivery], cursor: str, now: float
     ) -> None:
         """Create deliveries (once each, by id), queue them, move the cursor: one MULTI.
 
@@ -160,17 +161,17 @@ class SubscriptionStore:
 
     # -- deliveries -----------------------------------------------------------
 
-    def delivery(self, tenant_id: str, delivery_id: str) -> dict[str, Any] | None:
+    def delivery(self, tenant_id: str, delivery_id: str) -> Delivery | None:
         raw = self.redis.get(delivery_key(tenant_id, delivery_id))
         return json.loads(raw) if raw is not None else None
 
-    def save_delivery(self, tenant_id: str, delivery: dict[str, Any]) -> None:
+    def save_delivery(self, tenant_id: str, delivery: Delivery) -> None:
         ttl = int(self.store.retention_seconds * 1000)
         self.redis.set(delivery_key(tenant_id, delivery["id"]), dumps(delivery), px=ttl)
 
     def deliveries(
         self, tenant_id: str, subscription_id: str, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    ) -> list[Delivery]:
         """A subscription's deliveries in this tenant, newest first."""
         ids = [
             _text(i)

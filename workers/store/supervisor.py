@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from redis.commands.core import Script
 
+from statemachine.outcome import OutcomeRecord
 from workers.store.keys import (
     _supervisor_keys,
     contacts_key,
@@ -150,11 +151,11 @@ class SupervisorStore:
 
     def outcome_revisions(
         self, tenant_id: str, call_uuid: str, start_us: int, last_id: str, cap: int = 20_000
-    ) -> list[tuple[str, dict[str, Any]]]:
+    ) -> list[tuple[str, OutcomeRecord]]:
         """The call's outcome records (id, record), from the tenant's outcome stream
         between ``start_us`` and ``last_id`` (its latest revision's id), reading at
         most ``cap`` entries of other calls on the way."""
-        found: list[tuple[str, dict[str, Any]]] = []
+        found: list[tuple[str, OutcomeRecord]] = []
         # On a cluster a call's records go to its partition's stream.
         stream = outcomes_key(tenant_id, partition_for(call_uuid), self.store.spread)
         cursor, read, batch = str(max(start_us, 0)), 0, 1000
