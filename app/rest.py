@@ -102,6 +102,18 @@ class ApiBlueprint(Blueprint):  # type: ignore[misc]
         decorator: Callable[[F], F] = super().doc(**kwargs)
         return decorator
 
+    def errors(self, *statuses: int) -> Callable[[F], F]:
+        """Document the API's usual error answers: 401 (no key), 403 (another
+        tenant), 503 (Redis); a route's own reasons go in ``alt_response``."""
+        decorators = [self.alt_response(status, **USUAL_ERRORS[status]) for status in statuses]
+
+        def decorate(view: F) -> F:
+            for decorator in decorators:
+                view = decorator(view)
+            return view
+
+        return decorate
+
     def _prepare_arguments_doc(
         self, doc: dict[str, Any], doc_info: dict[str, Any], **kwargs: Any
     ) -> dict[str, Any]:
@@ -166,6 +178,7 @@ UNAVAILABLE = error_doc(
 )
 UNAUTHORIZED = error_doc("missing or unknown API key")
 FORBIDDEN = error_doc("a tenant key asked for another tenant")
+USUAL_ERRORS = {401: UNAUTHORIZED, 403: FORBIDDEN, 503: UNAVAILABLE}
 TOO_MANY_STREAMS = error_doc(
     "too many open streams in this process: retry after Retry-After seconds",
     headers=RETRY_AFTER,

@@ -35,10 +35,7 @@ from app.errors import BadQuery, error_response
 from app.fast_dump import compile_dump
 from app.resources import get_store
 from app.rest import (
-    FORBIDDEN,
     TOO_MANY_STREAMS,
-    UNAUTHORIZED,
-    UNAVAILABLE,
     ApiBlueprint,
     error_doc,
     path_param,
@@ -108,8 +105,7 @@ def documented_stream(event: str, schema: str, operation_id: str) -> Callable[[F
             f'"server_time": "{EXAMPLE_TIME}"}}\n\n',
         ),
         bp.alt_response(400, **error_doc("a bad filter")),
-        bp.alt_response(401, **UNAUTHORIZED),
-        bp.alt_response(403, **FORBIDDEN),
+        bp.errors(401, 403),
         bp.alt_response(503, **TOO_MANY_STREAMS),
         bp.doc(operationId=operation_id, description=STREAM.format(event=event)),
     ]
@@ -174,11 +170,9 @@ def extensions_of(tenants: list[str], now: datetime) -> list[dict[str, Any]]:
 
 @bp.get("/extensions/live", tags=["supervisor"])
 @require_api_key
-@bp.arguments(TenantArgs, location="query")
+@bp.arguments(TenantArgs(), location="query")
 @bp.response(200, ExtensionBoardSchema, description="the board")
-@bp.alt_response(401, **UNAUTHORIZED)
-@bp.alt_response(403, **FORBIDDEN)
-@bp.alt_response(503, **UNAVAILABLE)
+@bp.errors(401, 403, 503)
 @bp.doc(
     operationId="listExtensions",
     description="Derived from the call events (PrimeVOX sends no agent status). Lists every "
@@ -194,7 +188,7 @@ def extensions_live(args: dict[str, str]) -> dict[str, Any]:
 
 @bp.get("/extensions/live/stream", tags=["supervisor"])
 @require_api_key
-@bp.arguments(TenantArgs, location="query")
+@bp.arguments(TenantArgs(), location="query")
 @documented_stream("extensions", "ExtensionBoard", "streamExtensions")
 def extensions_stream(args: dict[str, str]) -> Response | tuple[Response, int]:
     """The extension board as Server-Sent Events, on every change"""
@@ -225,12 +219,10 @@ def callbacks_of(tenants: list[str], status: str | None) -> list[dict[str, Any]]
 
 @bp.get("/callbacks", tags=["supervisor"])
 @require_api_key
-@bp.arguments(CallbackArgs, location="query")
+@bp.arguments(CallbackArgs(), location="query")
 @bp.response(200, CallbackListSchema, description="the items, oldest miss first")
 @bp.alt_response(400, **error_doc("status is not open or resolved"))
-@bp.alt_response(401, **UNAUTHORIZED)
-@bp.alt_response(403, **FORBIDDEN)
-@bp.alt_response(503, **UNAVAILABLE)
+@bp.errors(401, 403, 503)
 @bp.doc(
     operationId="listCallbacks",
     description="An abandoned or no_answer inbound call opens an item for the caller's "
@@ -248,7 +240,7 @@ def list_callbacks(args: dict[str, str]) -> dict[str, Any]:
 
 @bp.get("/callbacks/stream", tags=["supervisor"])
 @require_api_key
-@bp.arguments(CallbackArgs, location="query")
+@bp.arguments(CallbackArgs(), location="query")
 @documented_stream("callbacks", "CallbackList", "streamCallbacks")
 def callbacks_stream(args: dict[str, str]) -> Response | tuple[Response, int]:
     """Callback items as Server-Sent Events, on every change"""
@@ -270,10 +262,9 @@ def callbacks_stream(args: dict[str, str]) -> Response | tuple[Response, int]:
 @require_api_key
 @bp.response(200, CallbackSchema, description="the item, resolved")
 @bp.alt_response(400, **error_doc("no JSON object, or a missing, blank or too long note"))
-@bp.alt_response(401, **UNAUTHORIZED)
+@bp.errors(401, 503)
 @bp.alt_response(404, **error_doc("no such item, or another tenant's"))
 @bp.alt_response(409, **error_doc("resolved already (the body's `callback` says how)"))
-@bp.alt_response(503, **UNAVAILABLE)
 @bp.doc(
     operationId="resolveCallback",
     requestBody={"required": True, "content": {"application/json": {"schema": ResolveSchema}}},
@@ -326,9 +317,8 @@ def resolve(callback_id: str) -> Any:
 )
 @require_api_key
 @bp.response(200, TimelineSchema, description="the story")
-@bp.alt_response(401, **UNAUTHORIZED)
+@bp.errors(401, 503)
 @bp.alt_response(404, **error_doc("no such call, or another tenant's"))
-@bp.alt_response(503, **UNAVAILABLE)
 @bp.doc(operationId="getCallTimeline")
 def call_timeline(call_uuid: str) -> Any:
     """A call's story: every webhook in received order, in words
