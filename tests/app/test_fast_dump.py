@@ -72,6 +72,18 @@ def test_each_planned_dump_equals_marshmallows(records: dict[str, Any]) -> None:
             assert planned(record) == schema.dump(record)
 
 
+def test_the_engines_records_are_what_their_schemas_show(records: dict[str, Any]) -> None:
+    """An outcome record or live call with the schema's fields passes as it is: the
+    engine's records, nested parties and DIDs included, are exactly those shapes."""
+    for schema, found in (
+        (OutcomeRecordSchema(), records["outcomes"]),
+        (LiveCallSchema(), records["live"]),
+    ):
+        for record in found:
+            assert schema.dump(record) == record
+            assert compile_dump(schema)(record) is record
+
+
 def test_the_fast_answers_dump_as_marshmallow_does(records: dict[str, Any]) -> None:
     """The page and list answers, including an empty one and a last page."""
     for schema, answer in (
