@@ -181,7 +181,7 @@ class OutcomeRecordSchema(Answer):
     )
 
 
-class CallSchema(LiveCallSchema):
+class CallSchema(FastAnswer, LiveCallSchema):
     """One call: its state, its latest outcome and its event log."""
 
     state = fields.String(

@@ -61,6 +61,17 @@ class QueryParser(FlaskParser):
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _documentation_only(decorator: Callable[[F], F]) -> Callable[[F], F]:
+    """flask-smorest's decorator, keeping the documentation it adds to a view but not
+    the wrapper it puts around it (each a call per request, for nothing)."""
+
+    def document(view: F) -> F:
+        view._apidoc = decorator(view)._apidoc  # type: ignore[attr-defined]
+        return view
+
+    return document
+
+
 class ApiBlueprint(Blueprint):  # type: ignore[misc]
     """A blueprint whose routes are documented from their schemas.
 
@@ -95,12 +106,10 @@ class ApiBlueprint(Blueprint):  # type: ignore[misc]
         return decorator
 
     def alt_response(self, status_code: int, **options: Any) -> Callable[[F], F]:
-        decorator: Callable[[F], F] = super().alt_response(status_code, **options)
-        return decorator
+        return _documentation_only(super().alt_response(status_code, **options))
 
     def doc(self, **kwargs: Any) -> Callable[[F], F]:
-        decorator: Callable[[F], F] = super().doc(**kwargs)
-        return decorator
+        return _documentation_only(super().doc(**kwargs))
 
     def errors(self, *statuses: int) -> Callable[[F], F]:
         """Document the API's usual error answers: 401 (no key), 403 (another
