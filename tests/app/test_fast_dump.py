@@ -8,6 +8,7 @@ from typing import Any
 import examples
 import pytest
 from flask.testing import FlaskClient
+from marshmallow import Schema
 
 from app.call_schemas import (
     CallSchema,
@@ -69,7 +70,7 @@ def test_each_planned_dump_equals_marshmallows(records: dict[str, Any]) -> None:
     ):
         planned = compile_dump(schema)
         for record in found:
-            assert planned(record) == schema.dump(record)
+            assert planned(record) == Schema.dump(schema, record)  # marshmallow's own
 
 
 def test_the_engines_records_are_what_their_schemas_show(records: dict[str, Any]) -> None:
@@ -87,6 +88,7 @@ def test_the_engines_records_are_what_their_schemas_show(records: dict[str, Any]
 def test_the_fast_answers_dump_as_marshmallow_does(records: dict[str, Any]) -> None:
     """The page and list answers, including an empty one and a last page."""
     for schema, answer in (
+        (CallSchema(), records["calls"][0]),
         (OutcomePageSchema(), {"outcomes": records["outcomes"], "next": "1-0"}),
         (OutcomePageSchema(), {"outcomes": [], "next": None}),
         (LiveCallListSchema(), {"calls": records["live"]}),
