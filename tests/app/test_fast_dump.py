@@ -43,8 +43,8 @@ LIVE = {
 @pytest.fixture
 def records(client: FlaskClient, drain: Any, engine: Engine, store: Store) -> dict[str, Any]:
     """Outcome records, live calls and calls as the store holds them."""
-    for prefix, calls in (("ended", ENDED), ("live", LIVE)):
-        for name, events in calls.items():
+    for prefix, scenarios in (("ended", ENDED), ("live", LIVE)):
+        for name, events in scenarios.items():
             for event in events:
                 content_type, body = examples.body_for(event, call_uuid=f"{prefix}-{name}")
                 answer = client.post(
