@@ -124,13 +124,13 @@ def get_call(call_uuid: str) -> Any:
 
 @bp.get("/outcomes", tags=["outcomes"])
 @require_api_key
-@bp.arguments(LastEventIdHeader(), location="headers")
+@bp.documents_arguments(LastEventIdHeader(), location="headers")
 @bp.arguments(OutcomePageArgs(), location="query")
 @bp.response(200, OutcomePageSchema, description="a page of records")
 @bp.alt_response(400, **error_doc("a bad after, limit or outcome"))
 @bp.errors(401, 403, 503)
 @bp.doc(operationId="listOutcomes")
-def outcomes(_headers: dict[str, str], args: dict[str, Any]) -> dict[str, Any]:
+def outcomes(args: dict[str, Any]) -> dict[str, Any]:
     """Final outcome records in the order they were decided"""
     query = outcome_query(args)
     records, cursor = get_store().read_outcomes(

@@ -101,6 +101,11 @@ class ApiBlueprint(Blueprint):  # type: ignore[misc]
         decorator: Callable[[F], F] = super().arguments(schema, **options)
         return decorator
 
+    def documents_arguments(self, schema: Any, **options: Any) -> Callable[[F], F]:
+        """Arguments described but not parsed here: the view (or a query schema)
+        reads them itself, and a request pays for no second parse."""
+        return _documentation_only(super().arguments(schema, **options))
+
     def response(self, status_code: int, schema: Any = None, **options: Any) -> Callable[[F], F]:
         decorator: Callable[[F], F] = super().response(status_code, schema, **options)
         return decorator

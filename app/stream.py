@@ -172,7 +172,7 @@ def sse(record: OutcomeRecord) -> str:
 @bp.get("/outcomes/stream", tags=["outcomes"])
 @require_api_key
 # limit is read (and checked) as on /v1/outcomes, though a stream pages by itself.
-@bp.arguments(LastEventIdHeader(), location="headers")
+@bp.documents_arguments(LastEventIdHeader(), location="headers")
 @bp.arguments(OutcomePageArgs(), location="query")
 @bp.response(
     200,
@@ -187,7 +187,7 @@ def sse(record: OutcomeRecord) -> str:
 @bp.alt_response(503, **TOO_MANY_STREAMS)
 @bp.doc(operationId="streamOutcomes")
 def outcome_stream(
-    _headers: dict[str, str], args: dict[str, Any]
+    args: dict[str, Any],
 ) -> Response | tuple[Response, int]:
     """Outcome records as Server-Sent Events
 
