@@ -233,14 +233,15 @@ class LiveCallListSchema(FastAnswer):
     calls = fields.List(fields.Nested(LiveCallSchema), required=True)
 
 
+def next_page(example: str | None, description: str) -> fields.String:
+    """Where the next page starts; null after the last."""
+    return fields.String(required=True, allow_none=True, metadata=ex(example, description))
+
+
 class OutcomePageSchema(FastAnswer):
     outcomes = fields.List(fields.Nested(OutcomeRecordSchema), required=True)
-    next = fields.String(
-        required=True,
-        allow_none=True,
-        metadata=ex(
-            EXAMPLE_OUTCOME_ID, "pass as after= for the next page; null when this page was the last"
-        ),
+    next = next_page(
+        EXAMPLE_OUTCOME_ID, "pass as after= for the next page; null when this page was the last"
     )
 
 
@@ -252,11 +253,7 @@ class CallHistoryPageSchema(Answer):
     """A page of call history: each call as its latest outcome record, newest start first."""
 
     calls = fields.List(fields.Nested(OutcomeRecordSchema), required=True)
-    next = fields.String(
-        required=True,
-        allow_none=True,
-        metadata=ex(None, "pass as cursor= for the next page; null: this was the last"),
-    )
+    next = next_page(None, "pass as cursor= for the next page; null: this was the last")
 
 
 class LiveSnapshotSchema(Answer):
