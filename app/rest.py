@@ -61,6 +61,17 @@ class QueryParser(FlaskParser):
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def stacked(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """Several decorators as one, applied in the order given."""
+
+    def decorate(view: F) -> F:
+        for decorator in decorators:
+            view = decorator(view)
+        return view
+
+    return decorate
+
+
 def _documentation_only(decorator: Callable[[F], F]) -> Callable[[F], F]:
     """flask-smorest's decorator, keeping the documentation it adds to a view but not
     the wrapper it puts around it (each a call per request, for nothing)."""
@@ -119,14 +130,7 @@ class ApiBlueprint(Blueprint):  # type: ignore[misc]
     def errors(self, *statuses: int) -> Callable[[F], F]:
         """Document the API's usual error answers: 401 (no key), 403 (another
         tenant), 503 (Redis); a route's own reasons go in ``alt_response``."""
-        decorators = [self.alt_response(status, **USUAL_ERRORS[status]) for status in statuses]
-
-        def decorate(view: F) -> F:
-            for decorator in decorators:
-                view = decorator(view)
-            return view
-
-        return decorate
+        return stacked(*(self.alt_response(status, **USUAL_ERRORS[status]) for status in statuses))
 
     def _prepare_arguments_doc(
         self, doc: dict[str, Any], doc_info: dict[str, Any], **kwargs: Any

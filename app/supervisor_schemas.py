@@ -4,10 +4,12 @@ schemas (the streams send the same snapshots as the lists)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from marshmallow import Schema, fields, pre_load, validate
 
+from app.rest import TOO_MANY_STREAMS, ApiBlueprint, error_doc, sse_event, stacked
 from app.schema_fields import EXAMPLE_CALL_UUID as EXAMPLE_CALL
 from app.schema_fields import EXAMPLE_TIME, Answer, Count, Number, Timestamp, ex
 
@@ -187,6 +189,40 @@ class CallbackArgs(GivenArgs):
         metadata={"description": "only open or only resolved items"},
     )
     tenant_id = tenant_filter()
+
+
+# -- the routes' description ----------------------------------------------------------
+
+SCOPE = (
+    " A tenant's key reads its tenant; an admin key reads the tenant named by `tenant_id`, "
+    "or every tenant (each entry has `tenant_id`)."
+)
+STREAM = (
+    "`event: {event}` with the whole list (as the list endpoint answers it) when it changes, "
+    "and a keep-alive comment every 15 s. Each event is a snapshot: a reconnect starts with "
+    "the current one. The stream closes after STREAM_MAX_SECONDS; reconnect."
+)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def documented_stream(
+    bp: ApiBlueprint, event: str, schema: str, operation_id: str
+) -> Callable[[F], F]:
+    """The OpenAPI description of a snapshot stream's answers."""
+    return stacked(
+        bp.response(
+            200,
+            sse_event(event, schema),
+            content_type="text/event-stream",
+            description="the event stream",
+            example=f'event: {event}\ndata: {{"{event}": [...], '
+            f'"server_time": "{EXAMPLE_TIME}"}}\n\n',
+        ),
+        bp.alt_response(400, **error_doc("a bad filter")),
+        bp.errors(401, 403),
+        bp.alt_response(503, **TOO_MANY_STREAMS),
+        bp.doc(operationId=operation_id, description=STREAM.format(event=event)),
+    )
 
 
 SCHEMAS: dict[str, type[Schema]] = {
