@@ -5,9 +5,9 @@ One launcher for ``bin/start`` (devtools/start.py), the benchmarks
 
 - the environment a Procfile command needs here (this interpreter's ``python``
   first on ``PATH``, so the Procfile runs what is installed in this environment);
-- each process type started as ``bash -c <Procfile command>`` in a session of
-  its own, so a signal reaches the process and everything it forked, as a
-  dyno's processes are signalled together;
+- each process type started as ``bash -c <Procfile command>`` leading a process
+  group of its own, so a signal reaches the process and everything it forked,
+  as a dyno's processes are signalled together;
 - its output kept in log files, or shown on this terminal behind its name;
 - waiting for ``GET /healthz`` to answer 200;
 - stopping as the platform does: SIGTERM to every process group at once,
@@ -134,8 +134,7 @@ class ServiceProcess:
         self.killed = True
         self.signal_group(signal.SIGKILL)
         self.popen.wait(10)
-        wait_group_gone([self], 10)
-        if not group_gone(self.pid):
+        if not wait_group_gone([self], 10):
             raise ServiceError(f"process group of {self.name} did not die")
 
     def stop(self, grace: float = 10.0) -> None:
@@ -172,7 +171,7 @@ def start_process(
     stderr_path: Path | None = None,
 ) -> ServiceProcess:
     """Start ``command`` (a string runs through ``bash -c``, as the platform runs
-    a Procfile line) in a new session.
+    a Procfile line), leading a new process group.
 
     Output: stdout to ``stdout_path`` and stderr to ``stderr_path`` (appended),
     both to ``stdout_path`` without a ``stderr_path``, or, with no path at all,
@@ -277,6 +276,7 @@ def stop_all(processes: Iterable[ServiceProcess], grace: float = 10.0) -> list[S
     forced = [p for p in live if not group_gone(p.pid)]
     for process in forced:
         process.signal_group(signal.SIGKILL)
+    wait_group_gone(forced, 10)
     for process in live:
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.popen.wait(10)
