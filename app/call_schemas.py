@@ -28,12 +28,17 @@ from app.schema_fields import (
     ex,
     text,
     time_field,
+    values,
 )
+from statemachine.outcome import MissedReason, Outcome
+from statemachine.state import CallStatus, Direction, EndedBy
 
-OUTCOME_KINDS = ("answered", "missed", "voicemail", "outbound")
-MISSED_REASONS = ("abandoned", "no_answer", "unrouted")
-LIVE_STATES = ("new", "queued", "ringing", "answered", "dialing")
-DIRECTIONS = ("inbound", "outbound")
+# In the order the API has always listed them (a 400 answer names them so).
+OUTCOME_KINDS = values((Outcome.ANSWERED, Outcome.MISSED, Outcome.VOICEMAIL, Outcome.OUTBOUND))
+MISSED_REASONS = values(MissedReason)
+CALL_STATES = values(CallStatus)
+LIVE_STATES = values(state for state in CallStatus if state is not CallStatus.ENDED)
+DIRECTIONS = values(Direction)
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 
@@ -177,7 +182,7 @@ class OutcomeRecordSchema(Answer):
         metadata=ex(95.2, "answer to end; 0 when unanswered; null if unknown"),
     )
     ended_by = fields.String(
-        required=True, validate=validate.OneOf(("hangup", "timeout")), metadata=ex("hangup")
+        required=True, validate=validate.OneOf(values(EndedBy)), metadata=ex("hangup")
     )
 
 
@@ -186,7 +191,7 @@ class CallSchema(FastAnswer, LiveCallSchema):
 
     state = fields.String(
         required=True,
-        validate=validate.OneOf((*LIVE_STATES, "ended")),
+        validate=validate.OneOf(CALL_STATES),
         metadata=ex("ended"),
     )
     answered_by = party("the first extension to answer")

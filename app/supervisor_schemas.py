@@ -11,26 +11,16 @@ from marshmallow import Schema, fields, pre_load, validate
 
 from app.rest import TOO_MANY_STREAMS, ApiBlueprint, error_doc, sse_event, stacked
 from app.schema_fields import EXAMPLE_CALL_UUID as EXAMPLE_CALL
-from app.schema_fields import EXAMPLE_TIME, Answer, Count, Number, Timestamp, ex
+from app.schema_fields import EXAMPLE_TIME, Answer, Count, Number, Timestamp, ex, values
+from statemachine.callbacks import CALLBACK_REASONS, CallbackStatus, ResolutionKind
+from statemachine.extensions import ExtensionState
+from statemachine.outcome import MissedReason
+from statemachine.timeline import StepKind
 
 EXAMPLE_CALLBACK = "cb_4e1f0c9a2b7d3e5f6a8b9c0d"
 MAX_NOTE = 500
-STATUSES = ("open", "resolved")
-STEP_KINDS = (
-    "call",
-    "outbound",
-    "queue",
-    "ring_group",
-    "ring",
-    "answer",
-    "talk",
-    "leg_end",
-    "voicemail",
-    "hangup",
-    "timeout",
-    "unknown",
-    "outcome",
-)
+STATUSES = values(CallbackStatus)
+STEP_KINDS = values(StepKind)
 
 
 def _text(example: Any, description: str, *, nullable: bool = False) -> fields.String:
@@ -55,7 +45,9 @@ class ExtensionSchema(Answer):
     name = _text("Alice Émond", "the name its latest call gave it (may be empty)")
     state = fields.String(
         required=True,
-        validate=validate.OneOf(("ringing", "on_call", "idle")),
+        validate=validate.OneOf(
+            values((ExtensionState.RINGING, ExtensionState.ON_CALL, ExtensionState.IDLE))
+        ),
         metadata=ex("on_call", "ringing, on_call (talking or dialling) or idle"),
     )
     since = _time("when the current state began (idle: when its last leg ended)", nullable=True)
@@ -105,7 +97,7 @@ class TimelineSchema(Answer):
     timeline = fields.List(fields.Nested(TimelineStepSchema), required=True)
 
 
-RESOLVED_KINDS = ("called_back", "answered", "manual")
+RESOLVED_KINDS = values(ResolutionKind)
 
 
 class CallbackSchema(Answer):
@@ -118,7 +110,7 @@ class CallbackSchema(Answer):
     missed_at = _time("when the missed call ended")
     missed_reason = fields.String(
         required=True,
-        validate=validate.OneOf(("abandoned", "no_answer")),
+        validate=validate.OneOf(values(r for r in MissedReason if r in CALLBACK_REASONS)),
         metadata=ex("abandoned"),
     )
     status = fields.String(

@@ -4,9 +4,10 @@ or kept internal (listed here)."""
 
 from __future__ import annotations
 
-from app.call_schemas import OutcomeRecordSchema
+from app.call_schemas import OUTCOME_KINDS, OutcomeRecordSchema
+from app.schema_fields import values
 from app.subscription_schemas import DeliverySchema, SubscriptionAnswer
-from statemachine.outcome import OutcomeRecord
+from statemachine.outcome import Outcome, OutcomeRecord
 from workers.delivery_records import Delivery, Subscription
 
 # Stored for the service's own use, never shown.
@@ -32,3 +33,10 @@ def test_a_delivery_is_shown_but_its_internal_fields() -> None:
     """The body posted is shown parsed, as ``payload``."""
     stored = set(Delivery.__annotations__)
     assert _shown(DeliverySchema) == stored - DELIVERY_INTERNAL | {"payload"}
+
+
+def test_the_outcome_kinds_listed_are_every_kind_the_engine_decides() -> None:
+    """The API lists them in its own order (its 400 answer names them so); the set is
+    the engine's."""
+    assert set(OUTCOME_KINDS) == set(values(Outcome))
+    assert len(OUTCOME_KINDS) == len(Outcome)
