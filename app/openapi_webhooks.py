@@ -2,8 +2,8 @@
 
 Each PrimeVOX event declared in :mod:`statemachine.primevox` becomes one
 component schema: its fields from the marshmallow schema that checks it
-(``app.schemas``, by its ``data_key`` names, so what is documented is what
-is validated), its spellings, examples and description from the
+(``app.event_schemas``, by its ``data_key`` names, so what is documented is
+what is validated), its spellings, examples and description from the
 declaration. ``WebhookEvent`` is their union. ``app.openapi`` adds them to
 the document.
 """
@@ -17,12 +17,13 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema
 
+from app import event_schemas
 from app import intake as intake_module
-from app import schemas as intake_schemas
+from app.event_schemas import refuse_control_characters
 from statemachine.primevox import EVENTS
 from statemachine.registry import JSON, Declared
 
-# What the intake's ``_identifier`` validator refuses, as a JSON Schema pattern.
+# What the intake's identifier validator refuses, as a JSON Schema pattern.
 NO_CONTROL_PATTERN = r"^[^\u0000-\u001f\u007f]*$"
 # Example values of the PBX's fields, for the documentation and for schemathesis's
 # examples (the read API's answers show the same ids: tests/app/test_registry_schemas.py).
@@ -45,7 +46,7 @@ class WebhookEvent:
         return self.declared.event_type
 
 
-WEBHOOK_EVENTS = [WebhookEvent(d, intake_schemas.SCHEMAS[d.title]) for d in EVENTS.from_pbx]
+WEBHOOK_EVENTS = [WebhookEvent(d, event_schemas.SCHEMAS[d.title]) for d in EVENTS.from_pbx]
 _ALIASES_BY_CANONICAL = {canonical: alias for alias, canonical in EVENTS.aliases.items()}
 
 
@@ -63,7 +64,7 @@ def _webhook_body(event: WebhookEvent, plugin: MarshmallowPlugin) -> dict[str, A
     else:
         type_property.update(
             minLength=1,
-            maxLength=intake_schemas.MAX_ID_LENGTH,
+            maxLength=event_schemas.MAX_ID_LENGTH,
             pattern=NO_CONTROL_PATTERN,
             description="an eventType the engine does not know",
             example=declared.sample_type,
@@ -79,11 +80,11 @@ def _webhook_body(event: WebhookEvent, plugin: MarshmallowPlugin) -> dict[str, A
     }
     for name, field in event.schema.fields.items():
         key = field.data_key or name
-        if key in (intake_schemas.RECEIVED_AT, "eventType"):
+        if key in (event_schemas.RECEIVED_AT, "eventType"):
             continue
         spelled = spellings.get(key, key)
         prop: dict[str, Any] = dict(plugin.converter.field2property(field))
-        if any(getattr(v, "__name__", "") == "_identifier" for v in field.validators):
+        if refuse_control_characters in field.validators:
             prop["pattern"] = NO_CONTROL_PATTERN
         other = _ALIASES_BY_CANONICAL.get(key) if spelled == key else key
         if other:

@@ -1,272 +1,31 @@
-"""marshmallow schemas: a raw PrimeVOX body in, a typed event out.
+"""A raw PrimeVOX body in, a typed event out: which schema checks it, and loading it.
 
-Each schema checks one event kind as the PBX spells it and its ``post_load``
-builds the matching dataclass from :mod:`statemachine.events`. The kinds are
-the ones declared in :mod:`statemachine.primevox`: ``SCHEMAS`` holds one
-schema per declaration, by its title, and importing this module fails if a
-declaration has no schema here or a schema no declaration. Spelling
-variants (``containerID``, ``extensionNumber``…) are folded onto one spelling
-before loading, and ``eventType`` is matched without regard to case, so a PBX
-that changes its casing does not lose us events.
+The schemas themselves, one per event declared in :mod:`statemachine.primevox`,
+are in :mod:`app.event_schemas`. A body goes to its schema by ``eventType``,
+matched without regard to case (so a PBX that changes its casing does not lose
+us events), and by ``eventTarget`` where several events share a type; a type
+nobody declared goes to a catch-all, so it is kept rather than refused.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
-from statemachine.events import (
-    Did,
-    Event,
-    ExtensionAnswered,
-    ExtensionCallEnded,
-    ExtensionRinging,
-    HangupCall,
-    InboundCall,
-    MessageEvent,
-    OutboundCallPlaced,
-    Party,
-    QueueEntered,
-    RingGroupEntered,
-    UnknownCallEvent,
-    UnknownEvent,
-    VoicemailLeft,
+from app.event_schemas import (
+    CONTROL_CHARACTERS,
+    MAX_ID_LENGTH,
+    RECEIVED_AT,
+    SCHEMAS,
+    fold_spellings,
+    refuse_control_characters,
 )
-from statemachine.primevox import ALIASES, EVENTS
-from statemachine.registry import Declared, Registry, RegistryError
-
-RECEIVED_AT = "__received_at"
-MAX_ID_LENGTH = 200
-MAX_TEXT_LENGTH = 2000
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _identifier(value: str) -> None:
-    if _CONTROL.search(value):
-        raise ValidationError("must not contain control characters")
-
-
-def _id_field(key: str, *, required: bool) -> fields.String:
-    if required:
-        return fields.String(
-            data_key=key,
-            required=True,
-            validate=[
-                validate.Length(
-                    min=1, max=MAX_ID_LENGTH, error=f"{key} must be 1 to {MAX_ID_LENGTH} characters"
-                ),
-                _identifier,
-            ],
-            error_messages={"required": f"{key} is missing"},
-        )
-    return fields.String(
-        data_key=key,
-        load_default="",
-        validate=[validate.Length(max=MAX_ID_LENGTH), _identifier],
-    )
-
-
-def _text(key: str, max_length: int = MAX_TEXT_LENGTH) -> fields.String:
-    return fields.String(data_key=key, load_default="", validate=validate.Length(max=max_length))
-
-
-class EventSchema(Schema):
-    """What every event carries: its tenant, its container, when we got it."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    tenant_id = _id_field("tenantId", required=True)
-    container_id = _id_field("containerId", required=False)
-    received_at = fields.AwareDateTime(data_key=RECEIVED_AT, required=True)
-
-    @pre_load
-    def fold_spellings(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        return fold_spellings(data)
-
-
-def fold_spellings(data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` with every spelling variant under its one spelling (that one wins)."""
-    folded = dict(data)
-    for variant, canonical in ALIASES.items():
-        if variant in folded:
-            value = folded.pop(variant)
-            folded.setdefault(canonical, value)
-    return folded
-
-
-class CallEventSchema(EventSchema):
-    call_uuid = _id_field("callUuid", required=True)
-    caller_number = _text("callerIdNum", 200)
-    caller_name = _text("callerIdName", 200)
-
-    def common(self, data: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "tenant_id": data["tenant_id"],
-            "container_id": data["container_id"],
-            "received_at": data["received_at"],
-            "call_uuid": data["call_uuid"],
-            "caller": Party(data["caller_number"], data["caller_name"]),
-        }
-
-
-class ExtensionEventSchema(CallEventSchema):
-    ext_number = _text("extNumber", 200)
-    ext_name = _text("extName", 200)
-
-    def extension(self, data: dict[str, Any]) -> Party:
-        return Party(data["ext_number"], data["ext_name"])
-
-
-class InboundCallSchema(CallEventSchema):
-    did_number = _text("didNumber", 200)
-    did_description = _text("didDescription")
-    did_group = _text("didGroup")
-    cid_prefix = _text("cidPrefix", 200)
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> InboundCall:
-        did = Did(data["did_number"], data["did_description"], data["did_group"])
-        return InboundCall(**self.common(data), did=did, cid_prefix=data["cid_prefix"])
-
-
-class HangupCallSchema(ExtensionEventSchema):
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> HangupCall:
-        return HangupCall(**self.common(data), extension=self.extension(data))
-
-
-class ExtensionRingingSchema(ExtensionEventSchema):
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> ExtensionRinging:
-        return ExtensionRinging(**self.common(data), extension=self.extension(data))
-
-
-class RingGroupEnteredSchema(CallEventSchema):
-    rg_number = _text("rgNumber", 200)
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> RingGroupEntered:
-        return RingGroupEntered(**self.common(data), ring_group=data["rg_number"])
-
-
-class QueueEnteredSchema(CallEventSchema):
-    queue_number = _text("queueNumber", 200)
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> QueueEntered:
-        return QueueEntered(**self.common(data), queue=data["queue_number"])
-
-
-class ExtensionAnsweredSchema(ExtensionEventSchema):
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> ExtensionAnswered:
-        return ExtensionAnswered(**self.common(data), extension=self.extension(data))
-
-
-class ExtensionCallEndedSchema(ExtensionEventSchema):
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> ExtensionCallEnded:
-        return ExtensionCallEnded(**self.common(data), extension=self.extension(data))
-
-
-class VoicemailLeftSchema(ExtensionEventSchema):
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> VoicemailLeft:
-        return VoicemailLeft(**self.common(data), extension=self.extension(data))
-
-
-class OutboundCallSchema(ExtensionEventSchema):
-    number_dialed = _text("numberDialed", 200)
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> OutboundCallPlaced:
-        return OutboundCallPlaced(
-            **self.common(data), extension=self.extension(data), number_dialed=data["number_dialed"]
-        )
-
-
-class MessageSchema(EventSchema):
-    conversation_id = _id_field("conversationId", required=True)
-    from_number = _text("fromNumber", 200)
-    to_number = _text("toNumber", 200)
-    # MMS bodies may carry MIME attachments: the whole body limit applies.
-    text = fields.String(data_key="messageText", load_default="")
-
-    direction = "inbound"
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> MessageEvent:
-        return MessageEvent(
-            tenant_id=data["tenant_id"],
-            container_id=data["container_id"],
-            received_at=data["received_at"],
-            conversation_id=data["conversation_id"],
-            direction=self.direction,
-            from_number=data["from_number"],
-            to_number=data["to_number"],
-            text=data["text"],
-        )
-
-
-class OutboundMessageSchema(MessageSchema):
-    direction = "outbound"
-
-
-class UnknownCallEventSchema(CallEventSchema):
-    original_type = fields.String(data_key="eventType", required=True)
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> UnknownCallEvent:
-        return UnknownCallEvent(**self.common(data), original_type=data["original_type"])
-
-
-class UnknownEventSchema(EventSchema):
-    original_type = fields.String(data_key="eventType", required=True)
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> UnknownEvent:
-        return UnknownEvent(
-            tenant_id=data["tenant_id"],
-            container_id=data["container_id"],
-            received_at=data["received_at"],
-            original_type=data["original_type"],
-        )
-
-
-# One schema per declared PBX event (statemachine.primevox), by its title.
-SCHEMAS: dict[str, Schema] = {
-    "InboundCallEvent": InboundCallSchema(),
-    "HangupCallEvent": HangupCallSchema(),
-    "ExtensionRingAttemptEvent": ExtensionRingingSchema(),
-    "RingGroupRingAttemptEvent": RingGroupEnteredSchema(),
-    "QueueEnteredEvent": QueueEnteredSchema(),
-    "ExtensionAnsweredEvent": ExtensionAnsweredSchema(),
-    "InboundCallCompletedEvent": ExtensionCallEndedSchema(),
-    "VoicemailHangupEvent": VoicemailLeftSchema(),
-    "OutboundCallEvent": OutboundCallSchema(),
-    "InboundMessageEvent": MessageSchema(),
-    "OutboundMessageEvent": OutboundMessageSchema(),
-    "UnknownCallEvent": UnknownCallEventSchema(),
-    "UnknownEvent": UnknownEventSchema(),
-}
-
-
-def check_schemas(registry: Registry, schemas: dict[str, Schema]) -> None:
-    """Raise RegistryError unless every event the PBX sends has a schema, and no other does."""
-    declared = {d.title for d in registry.from_pbx}
-    problems = [f"no intake schema for {t}" for t in sorted(declared - set(schemas))]
-    problems += [f"intake schema for undeclared {t}" for t in sorted(set(schemas) - declared)]
-    if problems:
-        raise RegistryError("; ".join(problems))
-
-
-check_schemas(EVENTS, SCHEMAS)
+from statemachine.events import Event
+from statemachine.primevox import EVENTS
+from statemachine.registry import Declared
 
 UNKNOWN_CALL_SCHEMA = SCHEMAS[EVENTS.unknown(with_call=True).title]
 UNKNOWN_SCHEMA = SCHEMAS[EVENTS.unknown(with_call=False).title]
@@ -333,7 +92,7 @@ def load_event(body: dict[str, Any], received_at: datetime) -> tuple[str, Event]
     raw_type = body.get("eventType")
     if not isinstance(raw_type, str) or not raw_type.strip():
         raise BadEvent("not an event: eventType is missing")
-    if len(raw_type) > MAX_ID_LENGTH or _CONTROL.search(raw_type):
+    if len(raw_type) > MAX_ID_LENGTH or CONTROL_CHARACTERS.search(raw_type):
         raise BadEvent("eventType is not a plausible event type")
     event_type = canonical_type(raw_type)
     if event_type.lower() in _RESERVED:
@@ -393,7 +152,7 @@ def _checks(schema: Schema) -> tuple[_Check, ...] | None:
         for validator in field.validators:
             if isinstance(validator, validate.Length) and validator.equal is None:
                 minimum, maximum = validator.min or 0, validator.max
-            elif validator is _identifier:
+            elif validator is refuse_control_characters:
                 identifier = True
             else:
                 return None
@@ -428,7 +187,7 @@ def _quick_load(schema: Schema, body: dict[str, Any], received_at: datetime) -> 
             check.max_length is not None and len(value) > check.max_length
         ):
             return None
-        if check.identifier and _CONTROL.search(value):
+        if check.identifier and CONTROL_CHARACTERS.search(value):
             return None
         values[check.attr] = value
     event = schema.make(values)  # type: ignore[attr-defined]

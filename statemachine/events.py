@@ -109,21 +109,30 @@ class CallEvent(Event):
 
 
 @dataclass(frozen=True)
+class ExtensionEvent(CallEvent):
+    """A call event about one extension (``extNumber``/``extName``, however spelled).
+
+    An event of this shape and nothing more needs no intake schema of its own
+    (``app.event_schemas`` builds any such class).
+    """
+
+    extension: Party = field(default_factory=Party)
+
+
+@dataclass(frozen=True)
 class InboundCall(CallEvent):
     did: Did = field(default_factory=Did)
     cid_prefix: str = ""
 
 
 @dataclass(frozen=True)
-class HangupCall(CallEvent):
+class HangupCall(ExtensionEvent):
     """The call ended. ``extension`` is filled when a person had answered."""
-
-    extension: Party = field(default_factory=Party)
 
 
 @dataclass(frozen=True)
-class ExtensionRinging(CallEvent):
-    extension: Party = field(default_factory=Party)
+class ExtensionRinging(ExtensionEvent):
+    """``ringAttempt`` with ``eventTarget=extension``: the extension is ringing."""
 
 
 @dataclass(frozen=True)
@@ -139,25 +148,22 @@ class QueueEntered(CallEvent):
 
 
 @dataclass(frozen=True)
-class ExtensionAnswered(CallEvent):
-    extension: Party = field(default_factory=Party)
+class ExtensionAnswered(ExtensionEvent):
+    """The extension answered (the PBX spells it ``extensionNumber``/``extensionName``)."""
 
 
 @dataclass(frozen=True)
-class ExtensionCallEnded(CallEvent):
+class ExtensionCallEnded(ExtensionEvent):
     """``inboundCallCompleted``: the extension's leg of the call ended."""
 
-    extension: Party = field(default_factory=Party)
+
+@dataclass(frozen=True)
+class VoicemailLeft(ExtensionEvent):
+    """The caller left a voicemail at the extension and hung up."""
 
 
 @dataclass(frozen=True)
-class VoicemailLeft(CallEvent):
-    extension: Party = field(default_factory=Party)
-
-
-@dataclass(frozen=True)
-class OutboundCallPlaced(CallEvent):
-    extension: Party = field(default_factory=Party)
+class OutboundCallPlaced(ExtensionEvent):
     number_dialed: str = ""
 
 

@@ -8,19 +8,20 @@ is derived from this list:
 
 - the log's stored names and classes (:mod:`statemachine.event_log`);
 - the intake: known types, spelling variants, which schema checks a body
-  (``app.schemas``, which holds one marshmallow schema per declaration);
+  (``app.schemas``; ``app.event_schemas`` holds one schema per declaration);
 - the OpenAPI webhook bodies, their examples and descriptions
   (``app.openapi_webhooks``);
 - the sample bodies the simulator, the tests' examples and the integration
   tests' builders start from.
 
 Adding an event type: write its dataclass (:mod:`statemachine.events`),
-declare it here, give it a ``facts_of`` handler if it belongs to a call
-(:mod:`statemachine.state`) and an intake schema (``app.schemas``). Importing
-this module fails if a declared call event has no ``facts_of`` handler, and
-importing ``app.schemas`` fails if a declared event has no schema or a schema
-no declaration, so a forgotten piece stops the process at start, not as a
-poisoned event later.
+declare it here and give it a ``facts_of`` handler (:mod:`statemachine.state`).
+That is all for an event about one extension (a plain ``ExtensionEvent``: the
+shared intake schema builds it); an event with fields of its own also names
+its schema in ``app.event_schemas``. Importing this module fails if a declared
+call event has no ``facts_of`` handler, and importing ``app.event_schemas``
+fails if a declared event has no schema or a schema no declaration, so a
+forgotten piece stops the process at start, not as a poisoned event later.
 
 Pure data and standard library, like the rest of :mod:`statemachine`: the
 marshmallow schemas stay in ``app`` and attach themselves by title.

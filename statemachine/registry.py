@@ -4,7 +4,7 @@ The declarations themselves live in :mod:`statemachine.primevox`; this module
 says what one declaration is (:class:`Declared`), builds every lookup the rest
 of the code needs from the list of them (:class:`Registry`), and checks the
 list when it is built, so a registry that contradicts itself never loads.
-:func:`check_handlers` and ``app.schemas.check_schemas`` check the pieces
+:func:`check_handlers` and ``app.event_schemas.check_schemas`` check the pieces
 declared elsewhere (the fold's handlers, the intake's schemas) against it.
 """
 
@@ -55,7 +55,7 @@ class Declared:
     tells_apart: str = ""
     sent_by: str = PBX
     sample_type: str = ""
-    sample_values: Mapping[str, str] = field(default_factory=dict)
+    sample_values: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 class Registry:
@@ -105,10 +105,14 @@ class Registry:
 
     def unknown(self, *, with_call: bool) -> Declared:
         """The catch-all for a type nobody declared, with or without a ``callUuid``."""
-        for declared in self.from_pbx:
-            if not declared.event_type and issubclass(declared.event_class, CallEvent) == with_call:
-                return declared
-        raise LookupError("no catch-all declared")
+        return self._catch_alls(with_call)[0]
+
+    def _catch_alls(self, with_call: bool) -> list[Declared]:
+        return [
+            d
+            for d in self.from_pbx
+            if not d.event_type and issubclass(d.event_class, CallEvent) == with_call
+        ]
 
     def canonical_field(self, key: str) -> str:
         return self.aliases.get(key, key)
@@ -161,12 +165,7 @@ class Registry:
             if len(shared) > 1 and not all(d.tells_apart for d in shared):
                 problems.append(f"{event_type}: events sharing a type need tells_apart")
         for with_call in (True, False):
-            catch_alls = [
-                d
-                for d in self.from_pbx
-                if not d.event_type and issubclass(d.event_class, CallEvent) == with_call
-            ]
-            if len(catch_alls) != 1:
+            if len(self._catch_alls(with_call)) != 1:
                 problems.append(f"need one catch-all event with_call={with_call}")
         for declared in self.declared:
             if declared.sent_by not in (PBX, ENGINE) or declared.encoding not in (FORM, JSON):

@@ -126,14 +126,11 @@ def _every_example() -> tuple[dict[str, dict[str, str]], dict[str, str]]:
         if not declared.event_type:
             continue  # the catch-alls: any other type, no one body
         key = EVENTS.key_of(declared)
-        for name, (base, values) in [(key, (key, _VALUES.get(key, {}))), *_variants_of(key)]:
-            fields[name] = EVENTS.sample(base, values, ids=_IDS)
+        variants = {name: values for name, (base, values) in _VARIANTS.items() if base == key}
+        for name, values in {key: _VALUES.get(key, {}), **variants}.items():
+            fields[name] = EVENTS.sample(key, values, ids=_IDS)
             encodings[name] = declared.encoding
     return fields, encodings
-
-
-def _variants_of(key: str) -> list[tuple[str, tuple[str, dict[str, str]]]]:
-    return [(name, variant) for name, variant in _VARIANTS.items() if variant[0] == key]
 
 
 # One entry per body the PBX sends; the name says the event (and variant).

@@ -13,13 +13,13 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from app.schemas import (
-    ALIASES,
     RECEIVED_AT,
     SCHEMAS,
     _quick_load,
     _schema_for,
     canonical_type,
 )
+from statemachine.primevox import ALIASES
 
 AT = datetime(2025, 11, 25, 9, 41, 7, 123456, tzinfo=UTC)
 EVERY_SCHEMA = list(SCHEMAS.values())
