@@ -14,6 +14,12 @@ What differs from flask-smorest's defaults, to keep the API's answers:
 - Errors are answered by app/errors.py alone; flask-smorest's error handler and
   its generated ``default``/422 responses are off. Error answers are documented
   where they can happen, with the Error schema.
+- The serving app registers these blueprints as plain Flask blueprints: no Api
+  object there, so nothing of flask-smorest runs per request but the query parse
+  and the dump. :class:`DocumentedApi` builds the document on an app of its own
+  (app/openapi.py), and the decorators that only document (``alt_response``,
+  ``doc``, ``errors``, ``documents_arguments``) leave no wrapper behind.
+- Hot answers dump through a plan of their schema (app/fast_dump.py).
 """
 
 from __future__ import annotations
