@@ -24,7 +24,7 @@ from app.call_schemas import (
 )
 from app.errors import TenantForbidden, error_response
 from app.resources import get_store
-from app.rest import FORBIDDEN, UNAUTHORIZED, UNAVAILABLE, ApiBlueprint, error_doc, path_param
+from app.rest import ApiBlueprint, error_doc, path_param
 from app.schema_fields import EXAMPLE_CALL_UUID, EXAMPLE_CONVERSATION
 from statemachine.envelope import Envelope
 from workers.store import Store
@@ -76,11 +76,9 @@ def outcome_query(args: dict[str, Any]) -> dict[str, Any]:
 
 @bp.get("/calls/live", tags=["calls"])
 @require_api_key
-@bp.arguments(LiveCallArgs, location="query")
+@bp.arguments(LiveCallArgs(), location="query")
 @bp.response(200, LiveCallListSchema, description="the live calls")
-@bp.alt_response(401, **UNAUTHORIZED)
-@bp.alt_response(403, **FORBIDDEN)
-@bp.alt_response(503, **UNAVAILABLE)
+@bp.errors(401, 403, 503)
 @bp.doc(operationId="listLiveCalls")
 def live_calls(args: dict[str, str]) -> dict[str, Any]:
     """Calls that have started and not ended, oldest first"""
@@ -108,9 +106,8 @@ def filter_live(
 )
 @require_api_key
 @bp.response(200, CallSchema, description="the call")
-@bp.alt_response(401, **UNAUTHORIZED)
+@bp.errors(401, 503)
 @bp.alt_response(404, **error_doc("no such call, or another tenant's"))
-@bp.alt_response(503, **UNAVAILABLE)
 @bp.doc(operationId="getCall")
 def get_call(call_uuid: str) -> Any:
     """One call with its latest outcome and its event log"""
@@ -127,15 +124,13 @@ def get_call(call_uuid: str) -> Any:
 
 @bp.get("/outcomes", tags=["outcomes"])
 @require_api_key
-@bp.arguments(LastEventIdHeader, location="headers")
-@bp.arguments(OutcomePageArgs, location="query")
+@bp.documents_arguments(LastEventIdHeader(), location="headers")
+@bp.arguments(OutcomePageArgs(), location="query")
 @bp.response(200, OutcomePageSchema, description="a page of records")
 @bp.alt_response(400, **error_doc("a bad after, limit or outcome"))
-@bp.alt_response(401, **UNAUTHORIZED)
-@bp.alt_response(403, **FORBIDDEN)
-@bp.alt_response(503, **UNAVAILABLE)
+@bp.errors(401, 403, 503)
 @bp.doc(operationId="listOutcomes")
-def outcomes(_headers: dict[str, str], args: dict[str, Any]) -> dict[str, Any]:
+def outcomes(args: dict[str, Any]) -> dict[str, Any]:
     """Final outcome records in the order they were decided"""
     query = outcome_query(args)
     records, cursor = get_store().read_outcomes(
@@ -152,9 +147,8 @@ def outcomes(_headers: dict[str, str], args: dict[str, Any]) -> dict[str, Any]:
 )
 @require_api_key
 @bp.response(200, MessageListSchema, description="the messages")
-@bp.alt_response(401, **UNAUTHORIZED)
+@bp.errors(401, 503)
 @bp.alt_response(404, **error_doc("no such conversation, or another tenant's"))
-@bp.alt_response(503, **UNAVAILABLE)
 @bp.doc(operationId="listMessages")
 def messages(conversation_id: str) -> Any:
     """The messages of one SMS conversation, oldest first"""

@@ -28,12 +28,17 @@ from app.schema_fields import (
     ex,
     text,
     time_field,
+    values,
 )
+from statemachine.outcome import MissedReason, Outcome
+from statemachine.state import CallStatus, Direction, EndedBy
 
-OUTCOME_KINDS = ("answered", "missed", "voicemail", "outbound")
-MISSED_REASONS = ("abandoned", "no_answer", "unrouted")
-LIVE_STATES = ("new", "queued", "ringing", "answered", "dialing")
-DIRECTIONS = ("inbound", "outbound")
+# In the order the API has always listed them (a 400 answer names them so).
+OUTCOME_KINDS = values((Outcome.ANSWERED, Outcome.MISSED, Outcome.VOICEMAIL, Outcome.OUTBOUND))
+MISSED_REASONS = values(MissedReason)
+CALL_STATES = values(CallStatus)
+LIVE_STATES = values(state for state in CallStatus if state is not CallStatus.ENDED)
+DIRECTIONS = values(Direction)
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 
@@ -177,16 +182,16 @@ class OutcomeRecordSchema(Answer):
         metadata=ex(95.2, "answer to end; 0 when unanswered; null if unknown"),
     )
     ended_by = fields.String(
-        required=True, validate=validate.OneOf(("hangup", "timeout")), metadata=ex("hangup")
+        required=True, validate=validate.OneOf(values(EndedBy)), metadata=ex("hangup")
     )
 
 
-class CallSchema(LiveCallSchema):
+class CallSchema(FastAnswer, LiveCallSchema):
     """One call: its state, its latest outcome and its event log."""
 
     state = fields.String(
         required=True,
-        validate=validate.OneOf((*LIVE_STATES, "ended")),
+        validate=validate.OneOf(CALL_STATES),
         metadata=ex("ended"),
     )
     answered_by = party("the first extension to answer")
@@ -233,14 +238,15 @@ class LiveCallListSchema(FastAnswer):
     calls = fields.List(fields.Nested(LiveCallSchema), required=True)
 
 
+def next_page(example: str | None, description: str) -> fields.String:
+    """Where the next page starts; null after the last."""
+    return fields.String(required=True, allow_none=True, metadata=ex(example, description))
+
+
 class OutcomePageSchema(FastAnswer):
     outcomes = fields.List(fields.Nested(OutcomeRecordSchema), required=True)
-    next = fields.String(
-        required=True,
-        allow_none=True,
-        metadata=ex(
-            EXAMPLE_OUTCOME_ID, "pass as after= for the next page; null when this page was the last"
-        ),
+    next = next_page(
+        EXAMPLE_OUTCOME_ID, "pass as after= for the next page; null when this page was the last"
     )
 
 
@@ -252,11 +258,7 @@ class CallHistoryPageSchema(Answer):
     """A page of call history: each call as its latest outcome record, newest start first."""
 
     calls = fields.List(fields.Nested(OutcomeRecordSchema), required=True)
-    next = fields.String(
-        required=True,
-        allow_none=True,
-        metadata=ex(None, "pass as cursor= for the next page; null: this was the last"),
-    )
+    next = next_page(None, "pass as cursor= for the next page; null: this was the last")
 
 
 class LiveSnapshotSchema(Answer):

@@ -11,6 +11,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from app.call_schemas import OUTCOME_KINDS
 from app.resources import get_resources, get_store
 from statemachine.outcome import OutcomeRecord
 from workers.engine import Engine
@@ -64,7 +65,7 @@ def _one_line(record: OutcomeRecord) -> str:
 
 
 @outcomes.command("tail")
-@click.option("--outcome", type=click.Choice(["answered", "missed", "voicemail", "outbound"]))
+@click.option("--outcome", type=click.Choice(OUTCOME_KINDS))
 @click.option("--tenant", "tenant", help="Only this tenant (default: all).")
 @click.option("--after", help="Start after this outcome id (default: from now on).")
 @click.option("--history", is_flag=True, help="Start from the oldest record kept.")

@@ -11,7 +11,7 @@ from marshmallow import fields, validate
 from app.errors import error_response
 from app.history import history_health, history_warnings
 from app.resources import get_store
-from app.rest import UNAVAILABLE, ApiBlueprint
+from app.rest import ApiBlueprint
 from app.schema_fields import EXAMPLE_OUTCOME_ID, Answer, Number, ex
 from workers.settings import Settings
 
@@ -61,7 +61,7 @@ def healthz() -> dict[str, str]:
 
 @bp.get("/readyz", tags=["operations"])
 @bp.response(200, ReadyAnswer, description="ready")
-@bp.alt_response(503, **UNAVAILABLE)
+@bp.errors(503)
 @bp.doc(
     operationId="readyz",
     security=[],

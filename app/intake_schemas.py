@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from marshmallow import fields, validate
 
 from app.fast_dump import compile_dump
-from app.rest import RETRY_AFTER, ApiBlueprint, error_doc
+from app.rest import RETRY_AFTER, ApiBlueprint, error_doc, stacked
 from app.schema_fields import (
     EXAMPLE_CALL_UUID,
     EXAMPLE_CONVERSATION,
@@ -76,17 +76,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def documented_intake(bp: ApiBlueprint, **doc: Any) -> Callable[[F], F]:
     """The OpenAPI description of a webhook route: body, answers, and ``doc``."""
-    decorators = [
+    return stacked(
         bp.response(
             202, AcceptedSchema, description="the event is durably queued and will be applied"
         ),
         *(bp.alt_response(status, **answer) for status, answer in INTAKE_ERRORS.items()),
         bp.doc(requestBody=INTAKE_BODY, **doc),
-    ]
-
-    def decorate(view: F) -> F:
-        for decorator in decorators:
-            view = decorator(view)
-        return view
-
-    return decorate
+    )

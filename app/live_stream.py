@@ -19,7 +19,7 @@ from app.auth import ALL_TENANTS, require_api_key
 from app.call_schemas import LiveCallArgs, LiveCallSchema
 from app.fast_dump import compile_dump
 from app.resources import get_store
-from app.rest import FORBIDDEN, TOO_MANY_STREAMS, UNAUTHORIZED, ApiBlueprint, sse_event
+from app.rest import TOO_MANY_STREAMS, ApiBlueprint, sse_event
 from app.schema_fields import EXAMPLE_TIME
 from statemachine.events import isoformat
 
@@ -32,7 +32,7 @@ LIVE_POLL_SECONDS = 0.25
 
 @bp.get("/v1/calls/live/stream", tags=["calls"])
 @require_api_key
-@bp.arguments(LiveCallArgs, location="query")
+@bp.arguments(LiveCallArgs(), location="query")
 @bp.response(
     200,
     sse_event("live", "LiveSnapshot"),
@@ -40,8 +40,7 @@ LIVE_POLL_SECONDS = 0.25
     description="the event stream",
     example=f'event: live\ndata: {{"calls": [...], "server_time": "{EXAMPLE_TIME}"}}\n\n',
 )
-@bp.alt_response(401, **UNAUTHORIZED)
-@bp.alt_response(403, **FORBIDDEN)
+@bp.errors(401, 403)
 @bp.alt_response(503, **TOO_MANY_STREAMS)
 @bp.doc(operationId="streamLiveCalls")
 def live_stream(args: dict[str, str]) -> Response | tuple[Response, int]:

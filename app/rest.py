@@ -14,6 +14,12 @@ What differs from flask-smorest's defaults, to keep the API's answers:
 - Errors are answered by app/errors.py alone; flask-smorest's error handler and
   its generated ``default``/422 responses are off. Error answers are documented
   where they can happen, with the Error schema.
+- The serving app registers these blueprints as plain Flask blueprints: no Api
+  object there, so nothing of flask-smorest runs per request but the query parse
+  and the dump. :class:`DocumentedApi` builds the document on an app of its own
+  (app/openapi.py), and the decorators that only document (``alt_response``,
+  ``doc``, ``errors``, ``documents_arguments``) leave no wrapper behind.
+- Hot answers dump through a plan of their schema (app/fast_dump.py).
 """
 
 from __future__ import annotations
@@ -61,6 +67,28 @@ class QueryParser(FlaskParser):
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def stacked(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """Several decorators as one, applied in the order given."""
+
+    def decorate(view: F) -> F:
+        for decorator in decorators:
+            view = decorator(view)
+        return view
+
+    return decorate
+
+
+def _documentation_only(decorator: Callable[[F], F]) -> Callable[[F], F]:
+    """flask-smorest's decorator, keeping the documentation it adds to a view but not
+    the wrapper it puts around it (each a call per request, for nothing)."""
+
+    def document(view: F) -> F:
+        view._apidoc = decorator(view)._apidoc  # type: ignore[attr-defined]
+        return view
+
+    return document
+
+
 class ApiBlueprint(Blueprint):  # type: ignore[misc]
     """A blueprint whose routes are documented from their schemas.
 
@@ -90,17 +118,25 @@ class ApiBlueprint(Blueprint):  # type: ignore[misc]
         decorator: Callable[[F], F] = super().arguments(schema, **options)
         return decorator
 
+    def documents_arguments(self, schema: Any, **options: Any) -> Callable[[F], F]:
+        """Arguments described but not parsed here: the view (or a query schema)
+        reads them itself, and a request pays for no second parse."""
+        return _documentation_only(super().arguments(schema, **options))
+
     def response(self, status_code: int, schema: Any = None, **options: Any) -> Callable[[F], F]:
         decorator: Callable[[F], F] = super().response(status_code, schema, **options)
         return decorator
 
     def alt_response(self, status_code: int, **options: Any) -> Callable[[F], F]:
-        decorator: Callable[[F], F] = super().alt_response(status_code, **options)
-        return decorator
+        return _documentation_only(super().alt_response(status_code, **options))
 
     def doc(self, **kwargs: Any) -> Callable[[F], F]:
-        decorator: Callable[[F], F] = super().doc(**kwargs)
-        return decorator
+        return _documentation_only(super().doc(**kwargs))
+
+    def errors(self, *statuses: int) -> Callable[[F], F]:
+        """Document the API's usual error answers: 401 (no key), 403 (another
+        tenant), 503 (Redis); a route's own reasons go in ``alt_response``."""
+        return stacked(*(self.alt_response(status, **USUAL_ERRORS[status]) for status in statuses))
 
     def _prepare_arguments_doc(
         self, doc: dict[str, Any], doc_info: dict[str, Any], **kwargs: Any
@@ -166,6 +202,7 @@ UNAVAILABLE = error_doc(
 )
 UNAUTHORIZED = error_doc("missing or unknown API key")
 FORBIDDEN = error_doc("a tenant key asked for another tenant")
+USUAL_ERRORS = {401: UNAUTHORIZED, 403: FORBIDDEN, 503: UNAVAILABLE}
 TOO_MANY_STREAMS = error_doc(
     "too many open streams in this process: retry after Retry-After seconds",
     headers=RETRY_AFTER,

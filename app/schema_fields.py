@@ -10,6 +10,8 @@ would want a datetime, and its Float would turn a stored 0 into 0.0).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from enum import Enum
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, fields
@@ -22,6 +24,11 @@ EXAMPLE_TIME = "2025-11-25T10:00:00.000000Z"
 EXAMPLE_OUTCOME_ID = "1764064805123456-0"
 EXAMPLE_SUBSCRIPTION = "sub_3f9a1c0d2e4b6a8c"
 OUTCOME_ID_PATTERN = r"^[0-9]{1,20}(-[0-9]{1,20})?$"
+
+
+def values(members: Iterable[Enum]) -> tuple[str, ...]:
+    """The wire values of enum members (the engine's enums name every kind once)."""
+    return tuple(str(member.value) for member in members)
 
 
 class Timestamp(fields.String):

@@ -19,7 +19,7 @@ from app.fast_dump import compile_dump
 from app.history import get_history
 from app.history_stats import HistoryWindow, reaches_past_retention, summarize_history
 from app.resources import get_store
-from app.rest import FORBIDDEN, UNAUTHORIZED, UNAVAILABLE, ApiBlueprint, error_doc
+from app.rest import ApiBlueprint, error_doc
 from app.stats_schemas import StatsArgs, StatsSchema
 from statemachine.events import isoformat, micros
 from statemachine.outcome import OutcomeId
@@ -29,17 +29,15 @@ bp = ApiBlueprint("stats_api", __name__)
 
 MAX_WINDOW_RECORDS = 100_000
 # The answer's bytes follow the order the body is built in (json.dumps, unsorted).
-dump_stats = compile_dump(StatsSchema(), in_record_order=True)
+dump_stats = compile_dump(StatsSchema())
 
 
 @bp.get("/v1/stats", tags=["statistics"])
 @require_api_key
-@bp.arguments(StatsArgs, location="query")
+@bp.arguments(StatsArgs(), location="query")
 @bp.response(200, StatsSchema, description="the figures")
 @bp.alt_response(400, **error_doc("a bad parameter, or a window with too many records"))
-@bp.alt_response(401, **UNAUTHORIZED)
-@bp.alt_response(403, **FORBIDDEN)
-@bp.alt_response(503, **UNAVAILABLE)
+@bp.errors(401, 403, 503)
 @bp.doc(operationId="getStats")
 def get_stats(args: dict[str, Any]) -> tuple[Response, int]:
     """Call-centre figures over a window, grouped, with the callback list

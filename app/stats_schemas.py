@@ -22,8 +22,10 @@ from app.schema_fields import (
     ex,
     text,
     time_field,
+    values,
 )
 from app.stats import GROUPINGS, parse_instant, start_of_day
+from statemachine.callbacks import ContactKind
 
 MAX_MISSED = 500
 DEFAULT_MISSED = 50
@@ -221,7 +223,7 @@ class FollowUpSchema(Answer):
 
     kind = fields.String(
         required=True,
-        validate=validate.OneOf(("called_back", "answered")),
+        validate=validate.OneOf(values((ContactKind.CALLED_BACK, ContactKind.ANSWERED))),
         metadata=ex("called_back"),
     )
     at = time_field("when the later call started", nullable=False)

@@ -36,7 +36,7 @@ from app.call_schemas import (
 from app.errors import BadQuery, error_response
 from app.fast_dump import compile_dump
 from app.resources import get_store
-from app.rest import FORBIDDEN, TOO_MANY_STREAMS, UNAUTHORIZED, ApiBlueprint, error_doc, sse_event
+from app.rest import TOO_MANY_STREAMS, ApiBlueprint, error_doc, sse_event
 from app.schema_fields import EXAMPLE_OUTCOME_ID
 from statemachine.outcome import OutcomeRecord
 from workers.settings import Settings
@@ -172,8 +172,8 @@ def sse(record: OutcomeRecord) -> str:
 @bp.get("/outcomes/stream", tags=["outcomes"])
 @require_api_key
 # limit is read (and checked) as on /v1/outcomes, though a stream pages by itself.
-@bp.arguments(LastEventIdHeader, location="headers")
-@bp.arguments(OutcomePageArgs, location="query")
+@bp.documents_arguments(LastEventIdHeader(), location="headers")
+@bp.arguments(OutcomePageArgs(), location="query")
 @bp.response(
     200,
     sse_event("outcome", "OutcomeRecord", id_pattern=True),
@@ -183,12 +183,11 @@ def sse(record: OutcomeRecord) -> str:
     f'data: {{"id": "{EXAMPLE_OUTCOME_ID}", "outcome": "missed", "revision": 1, ...}}\n\n',
 )
 @bp.alt_response(400, **error_doc("a bad after, Last-Event-ID or outcome"))
-@bp.alt_response(401, **UNAUTHORIZED)
-@bp.alt_response(403, **FORBIDDEN)
+@bp.errors(401, 403)
 @bp.alt_response(503, **TOO_MANY_STREAMS)
 @bp.doc(operationId="streamOutcomes")
 def outcome_stream(
-    _headers: dict[str, str], args: dict[str, Any]
+    args: dict[str, Any],
 ) -> Response | tuple[Response, int]:
     """Outcome records as Server-Sent Events
 

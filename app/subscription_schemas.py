@@ -22,7 +22,10 @@ from app.schema_fields import (
     ex,
     text,
     time_field,
+    values,
 )
+from workers.breaker import BreakerState
+from workers.delivery_records import DELIVERY_STATUSES
 
 ROTATION_GRACE_SECONDS = 24 * 3600
 
@@ -65,7 +68,7 @@ class BreakerSchema(Answer):
 
     state = fields.String(
         required=True,
-        validate=validate.OneOf(("closed", "open", "half_open")),
+        validate=validate.OneOf(values(BreakerState)),
         metadata=ex("closed", "closed: delivering; open: paused; half_open: a probe is out"),
     )
     consecutive_failures = fields.Integer(
@@ -111,9 +114,6 @@ class SubscriptionWithSecretAnswer(SubscriptionAnswer):
         validate=validate.Regexp(r"^whsec_[A-Za-z0-9+/=]+$"),
         metadata=ex("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "Standard Webhooks signing secret"),
     )
-
-
-DELIVERY_STATUSES = ("pending", "succeeded", "failed", "cancelled")
 
 
 class DeliverySchema(Answer):

@@ -17,7 +17,7 @@ from marshmallow import ValidationError
 from app.auth import ALL_TENANTS, require_api_key
 from app.errors import BadQuery, error_response
 from app.resources import get_store
-from app.rest import UNAUTHORIZED, UNAVAILABLE, ApiBlueprint, error_doc, path_param
+from app.rest import ApiBlueprint, error_doc, path_param
 from app.schema_fields import EXAMPLE_OUTCOME_ID, EXAMPLE_SUBSCRIPTION
 from app.subscription_schemas import (
     DeliveryArgs,
@@ -107,9 +107,8 @@ NO_SUCH_SUBSCRIPTION = error_doc("no such subscription")
 @require_api_key
 @bp.response(201, SubscriptionWithSecretAnswer, description="made; the secret is shown only now")
 @bp.alt_response(400, **error_doc("not a JSON object, an invalid field, or a refused URL"))
-@bp.alt_response(401, **UNAUTHORIZED)
+@bp.errors(401, 503)
 @bp.alt_response(403, **error_doc("a tenant key named another tenant"))
-@bp.alt_response(503, **UNAVAILABLE)
 @bp.doc(
     operationId="createSubscription",
     requestBody={
@@ -168,8 +167,7 @@ def isoformat_us(micros: int) -> str | None:
 @bp.get("", tags=["subscriptions"])
 @require_api_key
 @bp.response(200, SubscriptionListSchema, description="the subscriptions")
-@bp.alt_response(401, **UNAUTHORIZED)
-@bp.alt_response(503, **UNAVAILABLE)
+@bp.errors(401, 503)
 @bp.doc(operationId="listSubscriptions")
 def list_subscriptions() -> Any:
     """The key's subscriptions (an admin key: all of them)"""
@@ -181,9 +179,8 @@ def list_subscriptions() -> Any:
 @bp.get("/<subscription_id>", tags=["subscriptions"], parameters=[SUBSCRIPTION_ID])
 @require_api_key
 @bp.response(200, SubscriptionAnswer, description="the subscription")
-@bp.alt_response(401, **UNAUTHORIZED)
+@bp.errors(401, 503)
 @bp.alt_response(404, **NO_SUCH_SUBSCRIPTION)
-@bp.alt_response(503, **UNAVAILABLE)
 @bp.doc(operationId="getSubscription")
 def get_subscription(subscription_id: str) -> Any:
     """One subscription"""
@@ -196,9 +193,8 @@ def get_subscription(subscription_id: str) -> Any:
 @bp.delete("/<subscription_id>", tags=["subscriptions"], parameters=[SUBSCRIPTION_ID])
 @require_api_key
 @bp.response(204, description="removed")
-@bp.alt_response(401, **UNAUTHORIZED)
+@bp.errors(401, 503)
 @bp.alt_response(404, **NO_SUCH_SUBSCRIPTION)
-@bp.alt_response(503, **UNAVAILABLE)
 @bp.doc(operationId="deleteSubscription")
 def delete(subscription_id: str) -> tuple[Response, int]:
     """Remove a subscription (its pending deliveries are cancelled)"""
@@ -213,9 +209,8 @@ def delete(subscription_id: str) -> tuple[Response, int]:
 @require_api_key
 @bp.response(200, SubscriptionWithSecretAnswer, description="rotated; the new secret")
 @bp.alt_response(400, **error_doc("not a JSON object, or a bad grace_seconds"))
-@bp.alt_response(401, **UNAUTHORIZED)
+@bp.errors(401, 503)
 @bp.alt_response(404, **NO_SUCH_SUBSCRIPTION)
-@bp.alt_response(503, **UNAVAILABLE)
 @bp.doc(
     operationId="rotateSubscriptionSecret",
     requestBody={"required": False, "content": {"application/json": {"schema": RotateSchema}}},
@@ -243,11 +238,10 @@ def rotate_secret(subscription_id: str) -> Any:
 
 @bp.get("/<subscription_id>/deliveries", tags=["subscriptions"], parameters=[SUBSCRIPTION_ID])
 @require_api_key
-@bp.arguments(DeliveryArgs, location="query")
+@bp.arguments(DeliveryArgs(), location="query")
 @bp.response(200, DeliveryListSchema, description="the deliveries")
-@bp.alt_response(401, **UNAUTHORIZED)
+@bp.errors(401, 503)
 @bp.alt_response(404, **NO_SUCH_SUBSCRIPTION)
-@bp.alt_response(503, **UNAVAILABLE)
 @bp.doc(operationId="listDeliveries")
 def deliveries(args: dict[str, str], subscription_id: str) -> Any:
     """The subscription's deliveries, newest first"""
@@ -280,9 +274,8 @@ def deliveries(args: dict[str, str], subscription_id: str) -> Any:
 )
 @require_api_key
 @bp.response(202, ReplayedSchema, description="queued again")
-@bp.alt_response(401, **UNAUTHORIZED)
+@bp.errors(401, 503)
 @bp.alt_response(404, **error_doc("no such subscription or delivery"))
-@bp.alt_response(503, **UNAVAILABLE)
 @bp.doc(operationId="replayDelivery")
 def replay(subscription_id: str, delivery_id: str) -> Any:
     """Deliver again, with the same webhook-id, from the start of the retry schedule"""

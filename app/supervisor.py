@@ -35,18 +35,14 @@ from app.errors import BadQuery, error_response
 from app.fast_dump import compile_dump
 from app.resources import get_store
 from app.rest import (
-    FORBIDDEN,
-    TOO_MANY_STREAMS,
-    UNAUTHORIZED,
-    UNAVAILABLE,
     ApiBlueprint,
     error_doc,
     path_param,
-    sse_event,
 )
-from app.schema_fields import EXAMPLE_CALL_UUID, EXAMPLE_TIME
+from app.schema_fields import EXAMPLE_CALL_UUID
 from app.supervisor_schemas import (
     EXAMPLE_CALLBACK,
+    SCOPE,
     CallbackArgs,
     CallbackListSchema,
     CallbackSchema,
@@ -55,6 +51,7 @@ from app.supervisor_schemas import (
     ResolveSchema,
     TenantArgs,
     TimelineSchema,
+    documented_stream,
 )
 from statemachine import CallEvent, from_record
 from statemachine.callbacks import ResolutionKind
@@ -82,44 +79,6 @@ def _tenants(args: dict[str, str]) -> tuple[list[str], bool]:
     """The tenants to read, and whether to follow tenants that appear later (admin, no filter)."""
     requested = args.get("tenant_id")
     return scoped_tenants(requested), g.scope == ALL_TENANTS and requested is None
-
-
-SCOPE = (
-    " A tenant's key reads its tenant; an admin key reads the tenant named by `tenant_id`, "
-    "or every tenant (each entry has `tenant_id`)."
-)
-STREAM = (
-    "`event: {event}` with the whole list (as the list endpoint answers it) when it changes, "
-    "and a keep-alive comment every 15 s. Each event is a snapshot: a reconnect starts with "
-    "the current one. The stream closes after STREAM_MAX_SECONDS; reconnect."
-)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def documented_stream(event: str, schema: str, operation_id: str) -> Callable[[F], F]:
-    """The OpenAPI description of a snapshot stream's answers."""
-    decorators = [
-        bp.response(
-            200,
-            sse_event(event, schema),
-            content_type="text/event-stream",
-            description="the event stream",
-            example=f'event: {event}\ndata: {{"{event}": [...], '
-            f'"server_time": "{EXAMPLE_TIME}"}}\n\n',
-        ),
-        bp.alt_response(400, **error_doc("a bad filter")),
-        bp.alt_response(401, **UNAUTHORIZED),
-        bp.alt_response(403, **FORBIDDEN),
-        bp.alt_response(503, **TOO_MANY_STREAMS),
-        bp.doc(operationId=operation_id, description=STREAM.format(event=event)),
-    ]
-
-    def decorate(view: F) -> F:
-        for decorator in decorators:
-            view = decorator(view)
-        return view
-
-    return decorate
 
 
 # -- the extension board ------------------------------------------------------------
@@ -174,11 +133,9 @@ def extensions_of(tenants: list[str], now: datetime) -> list[dict[str, Any]]:
 
 @bp.get("/extensions/live", tags=["supervisor"])
 @require_api_key
-@bp.arguments(TenantArgs, location="query")
+@bp.arguments(TenantArgs(), location="query")
 @bp.response(200, ExtensionBoardSchema, description="the board")
-@bp.alt_response(401, **UNAUTHORIZED)
-@bp.alt_response(403, **FORBIDDEN)
-@bp.alt_response(503, **UNAVAILABLE)
+@bp.errors(401, 403, 503)
 @bp.doc(
     operationId="listExtensions",
     description="Derived from the call events (PrimeVOX sends no agent status). Lists every "
@@ -194,8 +151,8 @@ def extensions_live(args: dict[str, str]) -> dict[str, Any]:
 
 @bp.get("/extensions/live/stream", tags=["supervisor"])
 @require_api_key
-@bp.arguments(TenantArgs, location="query")
-@documented_stream("extensions", "ExtensionBoard", "streamExtensions")
+@bp.arguments(TenantArgs(), location="query")
+@documented_stream(bp, "extensions", "ExtensionBoard", "streamExtensions")
 def extensions_stream(args: dict[str, str]) -> Response | tuple[Response, int]:
     """The extension board as Server-Sent Events, on every change"""
     tenants, follow_all = _tenants(args)
@@ -225,12 +182,10 @@ def callbacks_of(tenants: list[str], status: str | None) -> list[dict[str, Any]]
 
 @bp.get("/callbacks", tags=["supervisor"])
 @require_api_key
-@bp.arguments(CallbackArgs, location="query")
+@bp.arguments(CallbackArgs(), location="query")
 @bp.response(200, CallbackListSchema, description="the items, oldest miss first")
 @bp.alt_response(400, **error_doc("status is not open or resolved"))
-@bp.alt_response(401, **UNAUTHORIZED)
-@bp.alt_response(403, **FORBIDDEN)
-@bp.alt_response(503, **UNAVAILABLE)
+@bp.errors(401, 403, 503)
 @bp.doc(
     operationId="listCallbacks",
     description="An abandoned or no_answer inbound call opens an item for the caller's "
@@ -248,8 +203,8 @@ def list_callbacks(args: dict[str, str]) -> dict[str, Any]:
 
 @bp.get("/callbacks/stream", tags=["supervisor"])
 @require_api_key
-@bp.arguments(CallbackArgs, location="query")
-@documented_stream("callbacks", "CallbackList", "streamCallbacks")
+@bp.arguments(CallbackArgs(), location="query")
+@documented_stream(bp, "callbacks", "CallbackList", "streamCallbacks")
 def callbacks_stream(args: dict[str, str]) -> Response | tuple[Response, int]:
     """Callback items as Server-Sent Events, on every change"""
     status = args.get("status")
@@ -270,10 +225,9 @@ def callbacks_stream(args: dict[str, str]) -> Response | tuple[Response, int]:
 @require_api_key
 @bp.response(200, CallbackSchema, description="the item, resolved")
 @bp.alt_response(400, **error_doc("no JSON object, or a missing, blank or too long note"))
-@bp.alt_response(401, **UNAUTHORIZED)
+@bp.errors(401, 503)
 @bp.alt_response(404, **error_doc("no such item, or another tenant's"))
 @bp.alt_response(409, **error_doc("resolved already (the body's `callback` says how)"))
-@bp.alt_response(503, **UNAVAILABLE)
 @bp.doc(
     operationId="resolveCallback",
     requestBody={"required": True, "content": {"application/json": {"schema": ResolveSchema}}},
@@ -326,9 +280,8 @@ def resolve(callback_id: str) -> Any:
 )
 @require_api_key
 @bp.response(200, TimelineSchema, description="the story")
-@bp.alt_response(401, **UNAUTHORIZED)
+@bp.errors(401, 503)
 @bp.alt_response(404, **error_doc("no such call, or another tenant's"))
-@bp.alt_response(503, **UNAVAILABLE)
 @bp.doc(operationId="getCallTimeline")
 def call_timeline(call_uuid: str) -> Any:
     """A call's story: every webhook in received order, in words

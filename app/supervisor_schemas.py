@@ -4,31 +4,23 @@ schemas (the streams send the same snapshots as the lists)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from marshmallow import Schema, fields, pre_load, validate
 
+from app.rest import TOO_MANY_STREAMS, ApiBlueprint, error_doc, sse_event, stacked
 from app.schema_fields import EXAMPLE_CALL_UUID as EXAMPLE_CALL
-from app.schema_fields import EXAMPLE_TIME, Answer, Count, Number, Timestamp, ex
+from app.schema_fields import EXAMPLE_TIME, Answer, Count, Number, Timestamp, ex, values
+from statemachine.callbacks import CALLBACK_REASONS, CallbackStatus, ResolutionKind
+from statemachine.extensions import ExtensionState
+from statemachine.outcome import MissedReason
+from statemachine.timeline import StepKind
 
 EXAMPLE_CALLBACK = "cb_4e1f0c9a2b7d3e5f6a8b9c0d"
 MAX_NOTE = 500
-STATUSES = ("open", "resolved")
-STEP_KINDS = (
-    "call",
-    "outbound",
-    "queue",
-    "ring_group",
-    "ring",
-    "answer",
-    "talk",
-    "leg_end",
-    "voicemail",
-    "hangup",
-    "timeout",
-    "unknown",
-    "outcome",
-)
+STATUSES = values(CallbackStatus)
+STEP_KINDS = values(StepKind)
 
 
 def _text(example: Any, description: str, *, nullable: bool = False) -> fields.String:
@@ -53,7 +45,9 @@ class ExtensionSchema(Answer):
     name = _text("Alice Émond", "the name its latest call gave it (may be empty)")
     state = fields.String(
         required=True,
-        validate=validate.OneOf(("ringing", "on_call", "idle")),
+        validate=validate.OneOf(
+            values((ExtensionState.RINGING, ExtensionState.ON_CALL, ExtensionState.IDLE))
+        ),
         metadata=ex("on_call", "ringing, on_call (talking or dialling) or idle"),
     )
     since = _time("when the current state began (idle: when its last leg ended)", nullable=True)
@@ -103,7 +97,7 @@ class TimelineSchema(Answer):
     timeline = fields.List(fields.Nested(TimelineStepSchema), required=True)
 
 
-RESOLVED_KINDS = ("called_back", "answered", "manual")
+RESOLVED_KINDS = values(ResolutionKind)
 
 
 class CallbackSchema(Answer):
@@ -116,7 +110,7 @@ class CallbackSchema(Answer):
     missed_at = _time("when the missed call ended")
     missed_reason = fields.String(
         required=True,
-        validate=validate.OneOf(("abandoned", "no_answer")),
+        validate=validate.OneOf(values(r for r in MissedReason if r in CALLBACK_REASONS)),
         metadata=ex("abandoned"),
     )
     status = fields.String(
@@ -187,6 +181,40 @@ class CallbackArgs(GivenArgs):
         metadata={"description": "only open or only resolved items"},
     )
     tenant_id = tenant_filter()
+
+
+# -- the routes' description ----------------------------------------------------------
+
+SCOPE = (
+    " A tenant's key reads its tenant; an admin key reads the tenant named by `tenant_id`, "
+    "or every tenant (each entry has `tenant_id`)."
+)
+STREAM = (
+    "`event: {event}` with the whole list (as the list endpoint answers it) when it changes, "
+    "and a keep-alive comment every 15 s. Each event is a snapshot: a reconnect starts with "
+    "the current one. The stream closes after STREAM_MAX_SECONDS; reconnect."
+)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def documented_stream(
+    bp: ApiBlueprint, event: str, schema: str, operation_id: str
+) -> Callable[[F], F]:
+    """The OpenAPI description of a snapshot stream's answers."""
+    return stacked(
+        bp.response(
+            200,
+            sse_event(event, schema),
+            content_type="text/event-stream",
+            description="the event stream",
+            example=f'event: {event}\ndata: {{"{event}": [...], '
+            f'"server_time": "{EXAMPLE_TIME}"}}\n\n',
+        ),
+        bp.alt_response(400, **error_doc("a bad filter")),
+        bp.errors(401, 403),
+        bp.alt_response(503, **TOO_MANY_STREAMS),
+        bp.doc(operationId=operation_id, description=STREAM.format(event=event)),
+    )
 
 
 SCHEMAS: dict[str, type[Schema]] = {

@@ -12,9 +12,11 @@ import hashlib
 import re
 from functools import cache
 
-from flask import Blueprint, Response, render_template
+from flask import Response, render_template
 
-bp = Blueprint("wallboard", __name__)
+from app.rest import ApiBlueprint
+
+bp = ApiBlueprint("wallboard", __name__)
 
 
 def _digest(text: str) -> str:
@@ -43,7 +45,16 @@ def _page() -> tuple[str, str]:
     return html, policy
 
 
-@bp.get("/wallboard")
+@bp.get("/wallboard", tags=["statistics"])
+@bp.response(200, {"type": "string"}, content_type="text/html", description="an HTML page")
+@bp.doc(
+    operationId="wallboard",
+    security=[],
+    summary="The wallboard: live calls and today's figures, for a wall screen",
+    description="A static page (no data in it): it asks for an API key, or reads "
+    "it from the URL fragment (`/wallboard#key=<api key>`, never sent to the "
+    "server), and reads /v1/stats and /v1/calls/live/stream with it.",
+)
 def wallboard() -> Response:
     """The wallboard page: static, no data, no credentials needed to load it."""
     html, policy = _page()

@@ -8,7 +8,11 @@ later is ``NotRequired`` here, and read with a default where it may be absent.
 
 from __future__ import annotations
 
-from typing import NotRequired, TypedDict
+from typing import Literal, NotRequired, TypedDict, get_args
+
+# A delivery's status, in the order of its life.
+DeliveryStatus = Literal["pending", "succeeded", "failed", "cancelled"]
+DELIVERY_STATUSES: tuple[str, ...] = get_args(DeliveryStatus)
 
 
 class SigningSecret(TypedDict):
@@ -57,8 +61,7 @@ class Delivery(TypedDict):
     revision: int
     # The outcome record as sent (JSON text): every attempt sends the same bytes.
     body: str
-    # "pending", "succeeded", "failed" or "cancelled".
-    status: str
+    status: DeliveryStatus
     attempts: int
     # The receiver's last HTTP status (None: no answer) and what went wrong.
     last_status: int | None

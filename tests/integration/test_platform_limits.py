@@ -245,14 +245,15 @@ def test_readyz_warns_when_redis_accepts_fewer_clients_than_the_budget(
     launcher: Launcher, client_limit: redis.Redis
 ) -> None:
     """/readyz names the shortfall: maxclients below one web and one worker dyno's budget."""
-    # One web process, already connected: a limit below the connections open now
-    # would refuse a second process's first connection and answer 503 instead.
+    # One web process whose connections are already open (Redis keeps the clients it
+    # has when maxclients drops below their number; only new ones are refused), so
+    # the next /readyz needs no new connection. Other tests' clients may hold more
+    # than the limit: that does not matter here.
     launcher.start_web(WEB_CONCURRENCY="1")
     api = launcher.api
     ready = api.get_json("/readyz")
     assert not [w for w in ready["warnings"] if "clients" in w]
-    limit = int(client_limit.info("clients")["connected_clients"]) + 2
-    assert limit < 18, f"{limit - 2} clients already connected: no room below the budget"
+    limit = 12
     client_limit.config_set("maxclients", limit)
     warnings = api.get_json("/readyz")["warnings"]
     assert any(f"accepts {limit} clients" in w and "18" in w for w in warnings), warnings
