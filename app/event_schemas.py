@@ -13,7 +13,7 @@ schema a body goes to, and the quick path, are :mod:`app.schemas`'s.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields as dataclass_fields
 from operator import itemgetter
 from typing import Any, NamedTuple, cast, get_type_hints
@@ -69,36 +69,41 @@ def fold_spellings(data: dict[str, Any]) -> dict[str, Any]:
     return folded
 
 
-class _Fill(NamedTuple):
-    """How ``make`` fills one dataclass field: from one loaded value, or a value built of parts.
+class _Value(NamedTuple):
+    """A dataclass field holding a value read in parts: ``build`` takes what ``parts`` picks.
 
-    A plain tuple, read by position, since ``make`` runs for every event
-    received: ``build`` (the value's class) takes what ``parts`` picks from
-    the loaded data, positionally.
+    A plain tuple, unpacked in ``make``, which runs for every event received.
     """
 
     name: str
-    build: Callable[..., object] | None = None
-    parts: Callable[[dict[str, Any]], Any] | None = None
+    build: Callable[..., object]
+    parts: Callable[[dict[str, Any]], Any]
 
 
 class EventSchema(Schema):
     """The schema of one declared event: its body's fields in, its dataclass out.
 
     Its fields are added per event by :func:`schema_for`, each named after
-    the dataclass field it fills (``caller_number`` for a part of ``caller``).
+    the dataclass field it fills (``caller_number`` for a part of ``caller``):
+    ``whole`` names the fields loaded as they are, ``values`` the ones built
+    of parts.
     """
 
     class Meta:
         unknown = EXCLUDE
 
     def __init__(
-        self, event_class: type[Event], fills: tuple[_Fill, ...], fixed: Mapping[str, str]
+        self,
+        event_class: type[Event],
+        whole: Iterable[str],
+        values: Iterable[_Value],
+        fixed: Mapping[str, str],
     ) -> None:
         super().__init__()
         self.event_class = event_class
-        self.fills = fills
-        self.fixed = dict(fixed)
+        self.whole = tuple(whole)
+        self.values = tuple(values)
+        self.fixed: dict[str, Any] = dict(fixed)
 
     @pre_load
     def fold_spellings(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -106,10 +111,10 @@ class EventSchema(Schema):
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> Event:
-        values: dict[str, Any] = {**self.fixed}
-        for name, build, parts in self.fills:
-            values[name] = data[name] if parts is None else build(*parts(data))  # type: ignore[misc]
-        return self.event_class(**values)
+        kwargs = {name: data[name] for name in self.whole}
+        for name, build, parts in self.values:
+            kwargs[name] = build(*parts(data))
+        return self.event_class(**kwargs, **self.fixed)
 
 
 def schema_for(declared: Declared) -> EventSchema:
@@ -117,25 +122,26 @@ def schema_for(declared: Declared) -> EventSchema:
     event_class = declared.event_class
     types = get_type_hints(event_class)
     loaded: dict[str, fields.Field[Any]] = {}
-    fills: list[_Fill] = []
+    whole: list[str] = []
+    values: list[_Value] = []
     for name, reading in readings(event_class):
-        if reading.whole is not None:
-            loaded[name] = text_field(reading.whole)
-            fills.append(_Fill(name))
-        elif reading.parts:
+        if reading.parts:
             for keyword, part in reading.parts:
                 loaded[f"{name}_{keyword}"] = text_field(part)
             build = types[name]
-            fills.append(_Fill(name, build, _positional(declared, build, name, reading)))
+            values.append(_Value(name, build, _positional(declared, build, name, reading)))
+        elif reading.whole is not None:
+            loaded[name] = text_field(reading.whole)
+            whole.append(name)
         else:
             loaded[name] = fields.AwareDateTime(data_key=RECEIVED_AT, required=True)
-            fills.append(_Fill(name))
+            whole.append(name)
     if len(loaded) != sum(len(reading.texts) or 1 for _, reading in readings(event_class)):
         raise RegistryError(f"{declared.title}: two of its fields load under one name")
     schema_class = cast(
         type[EventSchema], EventSchema.from_dict(loaded, name=f"{declared.title}Schema")
     )
-    return schema_class(event_class, tuple(fills), declared.fixed)
+    return schema_class(event_class, whole, values, declared.fixed)
 
 
 def _positional(
