@@ -15,8 +15,10 @@ What differs from flask-smorest's defaults, to keep the API's answers:
   its generated ``default``/422 responses are off. Error answers are documented
   where they can happen, with the Error schema.
 - The serving app registers these blueprints as plain Flask blueprints: no Api
-  object there, so nothing of flask-smorest runs per request but the query parse
-  and the dump. :class:`DocumentedApi` builds the document on an app of its own
+  object there, and nothing of flask-smorest or webargs runs per request. Each
+  route's query is loaded by its schema and its answer dumped by its schema in
+  one small wrapper each (``ApiBlueprint.arguments`` and ``response``).
+  :class:`DocumentedApi` builds the document on an app of its own
   (app/openapi.py), and the decorators that only document (``alt_response``,
   ``doc``, ``errors``, ``documents_arguments``) leave no wrapper behind.
 - Hot answers dump through a plan of their schema (app/fast_dump.py).
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from functools import wraps
-from typing import Any, NoReturn, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import flask
 from flask_smorest import Api, Blueprint
@@ -36,7 +38,6 @@ from flask_smorest.utils import (
     unpack_tuple_response,
 )
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
-from webargs.flaskparser import FlaskParser
 
 from app.errors import BadQuery
 from app.schema_fields import OUTCOME_ID_PATTERN, ErrorAnswer
@@ -50,23 +51,6 @@ def first_message(messages: Any) -> str:
     if isinstance(messages, list | tuple):
         return first_message(messages[0])
     return str(messages)
-
-
-class QueryParser(FlaskParser):
-    """webargs' parser, raising BadQuery (400) with the first field's own message."""
-
-    DEFAULT_VALIDATION_STATUS = 400
-
-    def handle_error(
-        self,
-        error: ValidationError,
-        req: flask.Request,
-        schema: Schema,
-        *,
-        error_status_code: int | None,
-        error_headers: Mapping[str, str] | None,
-    ) -> NoReturn:
-        raise BadQuery(first_message(error.messages))
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -100,8 +84,6 @@ class ApiBlueprint(Blueprint):  # type: ignore[misc]
     The methods below only restate flask-smorest's decorators with types
     (it ships none), so that the views they decorate stay typed.
     """
-
-    ARGUMENTS_PARSER = QueryParser()
 
     def get(self, rule: str, **options: Any) -> Callable[[F], F]:
         decorator: Callable[[F], F] = super().get(rule, **options)
