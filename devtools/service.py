@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -81,15 +82,92 @@ def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:]) or "(empty)"
 
 
+@dataclass(frozen=True)
+class Member:
+    """One process of a process group, as /proc tells it."""
+
+    pid: int
+    ppid: int
+    state: str  # R running, S sleeping, D disk wait, T stopped, Z zombie, ...
+    command: str
+
+    @property
+    def zombie(self) -> bool:
+        return self.state in ("Z", "X")
+
+
+def group_members(pgid: int) -> list[Member]:
+    """Every process whose process group is ``pgid`` (zombies included)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            raw = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue  # exited while we looked
+        # The command name is in parentheses and may hold spaces: split after it.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) != pgid:
+            continue
+        command = raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
+        members.append(Member(int(entry.name), int(fields[1]), fields[0], command or stat))
+    return sorted(members, key=lambda m: m.pid)
+
+
 def group_gone(pgid: int) -> bool:
-    """No process is left in the process group ``pgid``."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
+    """No process of the process group ``pgid`` is still running.
+
+    A zombie does not count: it has exited, and only waits for its parent (or,
+    once orphaned, for PID 1, which on some machines reaps only every second
+    or two) to collect its status. ``killpg(pgid, 0)`` succeeds while one is
+    left, so asking the kernel alone would take a dead group for a live one.
+    """
+    if not Path("/proc/self/stat").exists():  # no procfs: ask the kernel
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
         return False
-    return False
+    return all(member.zombie for member in group_members(pgid))
+
+
+def describe_group(pgid: int) -> str:
+    """What every process of group ``pgid`` is doing: its state, and where each of
+    its threads stands (``py-spy dump``, Python and native frames) when py-spy is
+    installed, else the kernel's wait channel."""
+    members = group_members(pgid)
+    if not members:
+        return f"process group {pgid}: empty"
+    lines = [f"process group {pgid}:"]
+    spy = shutil.which("py-spy") or _beside_interpreter("py-spy")
+    for member in members:
+        lines.append(f"  pid {member.pid} (parent {member.ppid}) {member.state}: {member.command}")
+        if member.zombie:
+            continue
+        if spy is not None and "python" in member.command:
+            try:
+                dump = subprocess.run(
+                    [spy, "dump", "--native", "--pid", str(member.pid)],
+                    capture_output=True, text=True, timeout=20, check=False,
+                )  # fmt: skip
+                text = dump.stdout + dump.stderr
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                text = f"py-spy failed: {exc}"
+            lines.extend("    " + row for row in text.splitlines())
+        else:
+            with contextlib.suppress(OSError):
+                wchan = Path(f"/proc/{member.pid}/wchan").read_text()
+                lines.append(f"    waiting in: {wchan or '(running)'}")
+    return "\n".join(lines)
+
+
+def _beside_interpreter(name: str) -> str | None:
+    path = Path(sys.executable).parent / name
+    return str(path) if path.exists() else None
 
 
 @dataclass
@@ -106,6 +184,8 @@ class ServiceProcess:
     stdout_path: Path | None = None
     stderr_path: Path | None = None
     killed: bool = False
+    # What the group was doing when it outlived SIGTERM by SLOW_STOP_SECONDS.
+    slow_stop_report: str | None = None
 
     @property
     def pid(self) -> int:
@@ -266,15 +346,34 @@ def wait_group_gone(processes: Iterable[ServiceProcess], timeout: float) -> bool
     return True
 
 
+# A process still running this long after SIGTERM is stuck somewhere: its stacks
+# are recorded then, while it is still stuck, before any SIGKILL.
+SLOW_STOP_SECONDS = 5.0
+
+
 def stop_all(processes: Iterable[ServiceProcess], grace: float = 10.0) -> list[ServiceProcess]:
     """SIGTERM every process group at once (as the platform does), SIGKILL what is
-    left after ``grace`` seconds; returns the processes that had to be killed."""
+    left after ``grace`` seconds; returns the processes that had to be killed.
+
+    A group still running ``SLOW_STOP_SECONDS`` after SIGTERM gets its
+    ``slow_stop_report`` (see :func:`describe_group`), so the cause of a slow
+    stop is known even when it ends before the grace runs out.
+    """
     live = [p for p in processes if not group_gone(p.pid)]
     for process in live:
         process.signal_group(signal.SIGTERM)
-    wait_group_gone(live, grace)
+    if grace > SLOW_STOP_SECONDS and not wait_group_gone(live, SLOW_STOP_SECONDS):
+        for process in live:
+            if not group_gone(process.pid):
+                process.slow_stop_report = describe_group(process.pid)
+        wait_group_gone(live, grace - SLOW_STOP_SECONDS)
+    else:
+        wait_group_gone(live, grace)
     forced = [p for p in live if not group_gone(p.pid)]
     for process in forced:
+        if process.slow_stop_report is None:
+            process.slow_stop_report = describe_group(process.pid)
+        process.killed = True
         process.signal_group(signal.SIGKILL)
     wait_group_gone(forced, 10)
     for process in live:

@@ -13,16 +13,19 @@ instead of killing it half-way.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 import redis
+from redis.client import PubSubWorkerThread
 from rq import SimpleWorker
+from rq.exceptions import StopRequested
 from rq.serializers import JSONSerializer
 
 from workers import jobs
@@ -33,6 +36,14 @@ from workers.housekeeper import Housekeeper
 from workers.jobs import events_queue
 from workers.observability import configure_logging, get_logger
 from workers.settings import ConfigError, Settings
+from workers.shutdown import (
+    SHUTDOWN_SIGNALS,
+    main_thread_gets_signals,
+    note_stop_requests,
+    start_watchdog,
+    still_wanted,
+    stopping,
+)
 from workers.store import Store, open_redis
 
 log = get_logger("callstate.worker")
@@ -40,28 +51,11 @@ log = get_logger("callstate.worker")
 # RQ's maintenance (its own registry cleanup) runs this often; our reaper is
 # what makes recovery fast, RQ's cleanup only tidies up after it.
 MAINTENANCE_INTERVAL = 60
-
-
-SHUTDOWN_SIGNALS = {signal.SIGTERM, signal.SIGINT}
-
-
-@contextmanager
-def main_thread_gets_signals() -> Iterator[None]:
-    """Start helper threads inside this: they inherit a mask that blocks SIGTERM/SIGINT.
-
-    The kernel hands a process-directed signal to any thread that does not
-    block it, but Python runs handlers only in the main thread, and only
-    between bytecodes: a SIGTERM taken by the housekeeper or RQ's pubsub thread
-    left the main thread asleep in BLMOVE (up to RQ's ~400 s dequeue timeout),
-    so the worker ignored a restart until SIGKILL. Blocked in every other
-    thread, the signal always interrupts the main thread. Signals arriving while
-    blocked here stay pending and are delivered when the old mask returns.
-    """
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SHUTDOWN_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+# How long a stopping worker waits for RQ's pubsub thread to leave.
+PUBSUB_STOP_SECONDS = 2.0
+# redis-py before 8.2 only sets the thread's flag in stop(); 8.2 also joins it,
+# without a timeout unless given one.
+_STOP_TAKES_TIMEOUT = "timeout" in inspect.signature(PubSubWorkerThread.stop).parameters
 
 
 class EngineWorker(SimpleWorker):
@@ -77,9 +71,43 @@ class EngineWorker(SimpleWorker):
         with main_thread_gets_signals():
             super().subscribe()  # type: ignore[no-untyped-call]
 
+    def unsubscribe(self) -> None:
+        """Stop RQ's pubsub thread without the race that held SIGTERM up to 60 s.
+
+        RQ sends UNSUBSCRIBE, then asks the thread to stop and joins it
+        (redis-py 8 joins with no timeout). Its thread waits for messages up
+        to 60 s at a time, and once it has read the confirmation it is no
+        longer subscribed: if it read it before the stop flag was set, it
+        went on to wait the full 60 s for a subscription that never comes,
+        and the join with it (seen under load: the worker SIGKILLed after
+        10 s, rq/rq#1613). Tripping the flag first makes that confirmation
+        the thread's last message; the join is bounded all the same.
+        """
+        thread, pubsub = self.pubsub_thread, self.pubsub
+        if thread is None or pubsub is None:
+            return
+        # Set the flag only: redis-py 8.2 joins in stop() unless told not to wait.
+        thread.stop(timeout=0) if _STOP_TAKES_TIMEOUT else thread.stop()
+        if thread.is_alive():  # else it closed the pubsub: a command would open it again
+            with contextlib.suppress(redis.RedisError, OSError):
+                pubsub.unsubscribe()
+        # The thread closes its pubsub connection as it leaves; a daemon
+        # thread still waiting on a dead Redis dies with the process.
+        thread.join(PUBSUB_STOP_SECONDS)
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> Any:
+        # A SIGTERM taken before RQ installed its handlers (while it registered
+        # this worker) was noted by ours: stop here, inside RQ's loop, so its
+        # teardown still deregisters the worker.
+        if stopping.is_set():
+            raise StopRequested()
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_asked_at = time.monotonic()
-        jobs.stopping.set()  # a drain session in hand stops waiting for more
+        stopping.set()  # a drain session in hand stops waiting for more
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
     def request_force_stop(self, signum: int, frame: FrameType | None) -> None:
@@ -92,8 +120,8 @@ class EngineWorker(SimpleWorker):
         super().request_force_stop(signum, frame)
 
 
-def run_one(settings: Settings, role: str = "events") -> None:
-    """Run one SimpleWorker until SIGTERM, waiting out Redis outages.
+def run_events(settings: Settings) -> None:
+    """Run one SimpleWorker of events until SIGTERM, waiting out Redis outages.
 
     RQ's work loop gives up ("unhandled exception, quitting") on some Redis
     errors; a worker process that exits would take bin/start's other processes
@@ -106,7 +134,7 @@ def run_one(settings: Settings, role: str = "events") -> None:
         max_connections=settings.worker_process_connections,
         pool_wait=30.0,
         wait_seconds=float("inf"),
-        on_retry=lambda exc: log.warning("redis unavailable, retrying", error=str(exc)),
+        on_retry=still_wanted,
     )
     client = connections.queues
     store = Store(
@@ -115,57 +143,77 @@ def run_one(settings: Settings, role: str = "events") -> None:
     engine = Engine(store, settings)
     # Drain jobs find this engine through their RQ connection.
     jobs.register_engine(client, engine)
-    if role == "events":
+    with main_thread_gets_signals():
+        start_watchdog(stopping)
         # Call history (DATABASE_URL): a thread of its own, so a slow or absent
         # database never holds up events. It dies with the process; an
         # unfinished transaction is rolled back and redone from the cursor.
+        start_archiver(store, settings)
+    try:
+        while not stopping.is_set():
+            run_worker(settings, store, engine, client)
+            if not stopping.is_set():
+                time.sleep(1.0)
+    except StopRequested:
+        # A SIGTERM between two workers is taken by the last one's handler (RQ
+        # leaves it installed), which raises where it lands: a stop all the same.
+        return
+
+
+def run_worker(settings: Settings, store: Store, engine: Engine, client: redis.Redis) -> None:
+    """Run one RQ worker and its housekeeper until RQ's work loop ends."""
+    try:
+        for warning in store.server_warnings():
+            log.warning("redis configuration puts events at risk", problem=warning)
+        for warning in store.connection_warnings(settings.formation_connections()):
+            log.warning("redis connection budget", problem=warning)
+        queue = events_queue(client)
+        worker = EngineWorker(
+            [queue],
+            connection=client,
+            serializer=JSONSerializer,
+            maintenance_interval=MAINTENANCE_INTERVAL,
+        )
+        housekeeper = Housekeeper(engine, queue, worker.name)
         with main_thread_gets_signals():
-            start_archiver(store, settings)
-    while True:
-        worker = None
+            housekeeper.start()
         try:
-            if role == "events":
-                for warning in store.server_warnings():
-                    log.warning("redis configuration puts events at risk", problem=warning)
-                for warning in store.connection_warnings(settings.formation_connections()):
-                    log.warning("redis connection budget", problem=warning)
-            queue = events_queue(client)
-            worker = EngineWorker(
-                [queue],
-                connection=client,
-                serializer=JSONSerializer,
-                maintenance_interval=MAINTENANCE_INTERVAL,
-            )
-            housekeeper = Housekeeper(engine, queue, worker.name) if role == "events" else None
-            if housekeeper is not None:
-                with main_thread_gets_signals():
-                    housekeeper.start()
-            try:
-                worker.work(with_scheduler=False, logging_level="WARNING")
-            finally:
-                if housekeeper is not None:
-                    housekeeper.stop()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            log.warning("redis unavailable, retrying", error=str(exc))
-        if worker is not None and worker.stop_asked_at is not None:
-            return
-        time.sleep(1.0)
+            worker.work(with_scheduler=False, logging_level="WARNING")
+        finally:
+            housekeeper.stop()
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        log.warning("redis unavailable, retrying", error=str(exc))
 
 
 def run_many(events: int, deliveries: int) -> int:
-    """Supervise the single workers; pass SIGTERM/SIGINT on to them."""
-    roles = ["--events"] * events + ["--deliveries"] * deliveries
-    children = [subprocess.Popen([sys.executable, "-m", "workers", role]) for role in roles]
+    """Supervise the single workers; pass SIGTERM/SIGINT on to them.
+
+    Exits 0 when every child stopped cleanly, or was ended by the signal we
+    passed on before it could install its handlers (nothing was in hand);
+    else with the first child's failure.
+    """
+    children: list[subprocess.Popen[bytes]] = []
 
     def forward(signum: int, _frame: FrameType | None) -> None:
+        stopping.set()
         for child in children:
             if child.poll() is None:
                 child.send_signal(signum)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    codes = [child.wait() for child in children]
-    return max(codes, default=0)
+    # Before the first child starts, so a SIGTERM at any moment reaches them all.
+    for signum in SHUTDOWN_SIGNALS:
+        signal.signal(signum, forward)
+    roles = ["--events"] * events + ["--deliveries"] * deliveries
+    for role in roles:
+        children.append(subprocess.Popen([sys.executable, "-m", "workers", role]))
+        if stopping.is_set():
+            break
+    stopped_by_us = {-signum for signum in SHUTDOWN_SIGNALS}
+    for child in children:
+        code = child.wait()
+        if code != 0 and not (stopping.is_set() and code in stopped_by_us):
+            return code
+    return 0
 
 
 def check_redis(settings: Settings) -> None:
@@ -182,6 +230,8 @@ def check_redis(settings: Settings) -> None:
 
 
 def main(argv: list[str]) -> int:
+    if {"--events", "--deliveries"} & set(argv):
+        note_stop_requests()
     configure_logging()
     try:
         settings = Settings.from_env()
@@ -191,7 +241,7 @@ def main(argv: list[str]) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     if "--events" in argv:
-        run_one(settings, "events")
+        run_events(settings)
         return 0
     if "--deliveries" in argv:
         run_deliveries(settings)

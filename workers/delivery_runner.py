@@ -21,22 +21,26 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import signal
 import ssl
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from types import FrameType
 from typing import Protocol
 
 import redis
 
 from workers.breaker import Breaker
 from workers.delivery import DELIVERY_LEASE, Deliveries, Prepared, max_in_flight
-from workers.jobs import StopFlag
 from workers.observability import get_logger
 from workers.settings import Settings
+from workers.shutdown import (
+    main_thread_gets_signals,
+    note_stop_requests,
+    start_watchdog,
+    still_wanted,
+    stopping,
+)
 from workers.store import (
     DELIVERIES_DUE_KEY,
     DueIndexes,
@@ -66,7 +70,7 @@ TICK = 0.1  # how often finished attempts are looked for (at once when one finis
 CLAIM_EVERY = 0.25
 # On SIGTERM, attempts under way get this long to finish and be recorded; one
 # still unfinished is made again after its claim's lease.
-SHUTDOWN_WAIT = 8.0
+SHUTDOWN_WAIT = 5.0
 MIGRATE_EVERY = 30.0
 # A subscription whose breaker is open is looked at again after at most this.
 PAUSED_LOOK_AGAIN = 1.0
@@ -335,25 +339,11 @@ def _outcome(future: Future[Attempt]) -> Attempt:
         return Attempt(None, f"{type(exc).__name__}: {exc}"[:300])
 
 
-def run_process(
-    settings: Settings, signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)
-) -> None:
+def run_process(settings: Settings) -> None:
     """Run the delivery process until SIGTERM/SIGINT (``python -m workers --deliveries``)."""
-    # A plain flag, not a threading.Event: the platform signals the whole process
-    # group and the worker's supervisor forwards its own SIGTERM, so a second
-    # signal can land while the handler is inside Event.set, whose lock is not
-    # re-entrant: the handler would wait on itself and the process never exit.
-    stopping = StopFlag()
-
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        stopping.set()
-
-    for signum in signals:
-        signal.signal(signum, stop)
-    def still_wanted(exc: redis.RedisError) -> None:
-        log.warning("redis unavailable, retrying", error=str(exc))
-        if stopping.is_set():
-            raise SystemExit(0)
+    note_stop_requests()
+    with main_thread_gets_signals():
+        start_watchdog(stopping)
 
     connections = open_redis(settings, wait_seconds=float("inf"), on_retry=still_wanted)
     store = Store(

@@ -29,6 +29,7 @@ from statemachine.events import parse_time
 from workers.engine import Engine
 from workers.observability import applied_increments, get_logger
 from workers.settings import EVENTS_QUEUE, Settings
+from workers.shutdown import stopping
 from workers.store import PARTITIONS, Store, partition_of
 
 log = get_logger("callstate.jobs")
@@ -47,25 +48,6 @@ STATS_EVERY_SECONDS = 0.5
 BATCH_SIZE = 200
 
 
-class StopFlag:
-    """Set by the worker's SIGTERM handler: a drain session stops waiting for more.
-
-    A plain attribute, not a threading.Event: a second signal can arrive while
-    the handler is inside Event.set, whose lock is not re-entrant, and the
-    handler would wait on itself forever (seen: a worker that never exited).
-    """
-
-    def __init__(self) -> None:
-        self.asked = False
-
-    def set(self) -> None:
-        self.asked = True
-
-    def is_set(self) -> bool:
-        return self.asked
-
-
-stopping = StopFlag()
 
 
 def events_queue(client: redis.Redis) -> Queue:

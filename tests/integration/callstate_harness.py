@@ -41,6 +41,7 @@ from devtools.service import (
 from devtools.service import free_port as free_port
 from devtools.service import procfile_commands as procfile_commands
 from devtools.service import tail as tail
+from workers.shutdown import FORCED_EXIT_MESSAGE
 
 REPO = Path(__file__).resolve().parents[2]
 PROCFILE = REPO / "Procfile"
@@ -427,6 +428,8 @@ class Launcher:
     port: int = field(default_factory=free_port)
     procs: list[Proc] = field(default_factory=list)
     env_overrides: dict[str, str] = field(default_factory=dict)
+    # A test that means a process to be ended by its stop watchdog says so here.
+    forced_exit_expected: bool = False
     _count: int = 0
 
     def env(self, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -596,6 +599,16 @@ class Launcher:
         """SIGTERM every process group at once, SIGKILL what is left after ``grace``
         seconds; returns the names of those that had to be killed."""
         return [p.name for p in stop_all(self.procs, grace)]
+
+    def forced_exits(self) -> list[str]:
+        """Processes whose stop watchdog ended them (workers/shutdown.py)."""
+        return [p.name for p in self.procs if FORCED_EXIT_MESSAGE in p.output()]
+
+    def slow_stops(self) -> str:
+        """Where each process that outlived SIGTERM by SLOW_STOP_SECONDS stood then."""
+        return "\n".join(
+            f"--- {p.name}\n{p.slow_stop_report}" for p in self.procs if p.slow_stop_report
+        )
 
     def tails(self) -> str:
         return "\n".join(proc.tails() for proc in self.procs)
