@@ -11,8 +11,8 @@ from typing import Any
 
 from flask import Flask
 
-from workers.observability import configure_logging
-from workers.settings import Settings
+from core.observability import configure_logging
+from core.settings import Settings
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -27,31 +27,22 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         overrides.pop("CALLSTATE_SETTINGS", None) or Settings.from_env()
     )
     app.config.update(overrides)
-    from app import api, cli, health, history, intake, metrics, resources, stream, subscriptions
+    from app import cli
+    from app.blueprints import blueprints
+    from app.history.routes import init_app as init_history
+    from app.intake.fast_path import WebhookPath
+    from app.web.errors import register_error_handlers
+    from app.web.resources import init_app as init_resources
+    from app.web.sse import end_streams_on_signal
 
     if not app.testing:
         configure_logging()
-        stream.end_streams_on_signal()
-    from app.errors import register_error_handlers
-
-    resources.init_app(app, client)
-    history.init_app(app)
+        end_streams_on_signal()
+    init_resources(app, client)
+    init_history(app)
     register_error_handlers(app)
-    for blueprint in (intake.bp, api.bp, stream.bp, subscriptions.bp, health.bp, metrics.bp):
+    for blueprint in blueprints():
         app.register_blueprint(blueprint)
-    app.register_blueprint(history.bp)
-    from app import live_stream, stats_api, wallboard
-
-    for reader in (stats_api.bp, live_stream.bp, wallboard.bp):
-        app.register_blueprint(reader)
-    from app import supervisor
-
-    app.register_blueprint(supervisor.bp)
-    from app import openapi
-
-    app.register_blueprint(openapi.bp)
     cli.init_app(app)
-    from app.webhook_path import WebhookPath
-
     app.wsgi_app = WebhookPath(app, app.wsgi_app)  # type: ignore[method-assign]
     return app

@@ -11,11 +11,11 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from app.call_schemas import OUTCOME_KINDS
-from app.resources import get_resources, get_store
+from app.calls.schemas import OUTCOME_KINDS
+from app.web.resources import get_resources, get_store
+from core.queue import enqueue_event
 from statemachine.outcome import OutcomeRecord
 from workers.engine import Engine
-from workers.jobs import enqueue_event
 
 
 @click.command("rebuild")
@@ -145,7 +145,7 @@ history = AppGroup("history", help="The call history database (DATABASE_URL).")
 
 
 def _history_engine() -> Any:
-    from app.history import get_history
+    from app.history.routes import get_history
 
     engine = get_history()
     if engine is None:
@@ -156,7 +156,7 @@ def _history_engine() -> Any:
 @history.command("upgrade")
 def history_upgrade() -> None:
     """Create or migrate the history tables (what the release process does)."""
-    from workers.history.database import current_revision, upgrade
+    from core.history.database import current_revision, upgrade
 
     engine = _history_engine()
     upgrade(engine)
@@ -166,7 +166,7 @@ def history_upgrade() -> None:
 @history.command("backfill")
 def history_backfill() -> None:
     """Archive every outcome record Redis still holds (safe to repeat: nothing doubles)."""
-    from workers.history.archiver import backfill
+    from core.history.archive import backfill
 
     count = backfill(get_store(), _history_engine())
     click.echo(f"{count} outcome records read from Redis and archived")
@@ -175,7 +175,7 @@ def history_backfill() -> None:
 @history.command("status")
 def history_status() -> None:
     """Show how far the archive is behind the outcome streams."""
-    from workers.history.archiver import lag
+    from core.history.archive import lag
 
     store = get_store()
     found = lag(store, _history_engine())

@@ -4,7 +4,7 @@
 the real intake, and does nothing else. With ``BARE_REDIS_URL`` set it also
 does what intake cannot avoid: one round trip to Redis, a Lua script keeping
 the raw body in a pending zset + hash and ringing a doorbell (the same three
-writes as workers/lua/accept_events.lua), through redis-py. Served by gunicorn
+writes as core/store/lua/accept_events.lua), through redis-py. Served by gunicorn
 with the web process's own settings (``--config python:app.gunicorn_conf``),
 so the differences between them and callstate's intake are what the intake
 adds: parsing, validation, the record, its own Redis client code.

@@ -34,9 +34,9 @@ from urllib.parse import urlparse
 import redis
 
 from bench.service import Service, free_port
+from core.store import PARTITIONS, STATS_KEY, pending_key, timers_key
 from devtools.service import ROOT, wait_healthy
 from devtools.simulator import Post, SimulatedCall, generate_call
-from workers.store import PARTITIONS, STATS_KEY, pending_key, timers_key
 
 _STARTED = time.monotonic()
 

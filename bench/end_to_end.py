@@ -55,8 +55,8 @@ from typing import Any
 
 import redis
 
-from app.intake import decode_body
-from app.schemas import load_event
+from app.intake.loading import load_event
+from app.intake.routes import decode_body
 from bench.common import (
     BenchService,
     CpuMeter,
@@ -82,13 +82,9 @@ from bench.common import (
     wait_applied,
 )
 from bench.service import wait_for
-from devtools.simulator import Post
-from statemachine.envelope import Envelope
-from statemachine.event_log import to_record
-from workers.engine import Engine, view_of
-from workers.jobs import BATCH_SIZE, enqueue_drain, events_queue, new_job_id
-from workers.settings import Settings
-from workers.store import (
+from core.queue import enqueue_drain, events_queue, new_job_id
+from core.settings import Settings
+from core.store import (
     PARTITIONS,
     TENANTS_KEY,
     CallCommit,
@@ -103,6 +99,11 @@ from workers.store import (
     pending_key,
     to_micros,
 )
+from devtools.simulator import Post
+from statemachine.envelope import Envelope
+from statemachine.event_log import to_record
+from workers.engine import Engine, view_of
+from workers.jobs import BATCH_SIZE
 
 GOAL_RATE = 3000.0
 GOAL_OF_INTAKE = 0.9

@@ -55,8 +55,7 @@ from bench.common import (
     traffic,
 )
 from bench.service import wait_for
-from devtools.simulator import generate_call
-from workers.store import (
+from core.store import (
     Store,
     call_key,
     live_key,
@@ -64,6 +63,7 @@ from workers.store import (
     outcomes_key,
     timers_key,
 )
+from devtools.simulator import generate_call
 
 TENANT = "acme"
 LIVE_CALLS = 10

@@ -48,13 +48,13 @@ import sqlalchemy as sa
 from bench.common import percentile, print_machine, progress, ratio
 from bench.history_data import EXTENSIONS, QUEUES, outcome_records
 from bench.service import RedisServer
-from workers.history import records as rows
-from workers.history.archiver import archive_pass
-from workers.history.database import create_engine, upgrade
-from workers.history.schema import calls, extensions, revisions
-from workers.history.search import CallFilter, Position, page, select_calls, stream
-from workers.settings import Settings, database_url
-from workers.store import TENANTS_KEY, Store, dumps, outcomes_key
+from core.history import records as rows
+from core.history.archive import archive_pass
+from core.history.database import create_engine, upgrade
+from core.history.schema import calls, extensions, revisions
+from core.history.search import CallFilter, Position, page, select_calls, stream
+from core.settings import Settings, database_url
+from core.store import TENANTS_KEY, Store, dumps, outcomes_key
 
 ADMIN_URL = os.environ.get(
     "CALLSTATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

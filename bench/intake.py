@@ -4,7 +4,7 @@
 
 Four servers on this machine, in the same run:
 
-* **ours**: the Procfile's ``web`` command (``python -m app.serve``: granian,
+* **ours**: the Procfile's ``web`` command (``python -m app.web.serve``: granian,
   WEB_CONCURRENCY processes x WEB_THREADS threads, JSON access log);
 * **bare gunicorn**: bare Flask (bench/bare_app.py: read the body, answer 202)
   on gunicorn gthread, 2 processes x 8 threads, as a peer would deploy it;
@@ -103,7 +103,7 @@ def _answers(base_url: str) -> bool:
 def start_bare(service: BenchService, with_redis: bool, server: str) -> tuple[ServiceProcess, str]:
     """A bare Flask baseline (bench.bare_app; ``with_redis``: one Lua write to the
     service's Redis per request) on ``server``: OUR_SERVER is the Procfile's web
-    command's server with its settings (``python -m app.serve``), GUNICORN is
+    command's server with its settings (``python -m app.web.serve``), GUNICORN is
     gunicorn gthread with 2 processes x 8 threads, as a peer would deploy it."""
     port = free_port()
     env = {
@@ -120,7 +120,7 @@ def start_bare(service: BenchService, with_redis: bool, server: str) -> tuple[Se
             "--bind", f"127.0.0.1:{port}", "--no-control-socket", "bench.bare_app:create_app()",
         ]  # fmt: skip
     else:
-        command = [sys.executable, "-m", "app.serve", "bench.bare_app:create_app"]
+        command = [sys.executable, "-m", "app.web.serve", "bench.bare_app:create_app"]
     name = f"bare-{port}"
     process = start_process(name, command, env, stdout_path=service.workdir / f"{name}.log")
     base_url = f"http://127.0.0.1:{port}"

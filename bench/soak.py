@@ -40,9 +40,9 @@ from rq import Queue
 
 from bench.common import BenchService, KeepAlive, percentile, print_machine, progress, traffic
 from bench.soak_analysis import MEMORY_CURVES, Trend, clear_leak, flat_for_an_hour, trend
+from core.settings import EVENTS_QUEUE
+from core.store import PARTITIONS, call_key, pending_key
 from devtools.simulator import Post, SimulatedCall
-from workers.settings import EVENTS_QUEUE
-from workers.store import PARTITIONS, call_key, pending_key
 
 TENANTS = ("acme", "globex")
 SENDERS = 4

@@ -27,12 +27,12 @@ import redis
 from app import create_app
 from bench.common import print_machine, progress, ratio, spread
 from bench.service import RedisServer
+from core.settings import Settings
+from core.store import PARTITIONS, CallPart, Store, SupervisorStore
+from core.supervisor import board, callbacks
 from devtools.simulator import Post, generate_call
 from statemachine.events import isoformat, micros
 from workers.engine import Engine
-from workers.settings import Settings
-from workers.store import PARTITIONS, CallPart, Store, SupervisorStore
-from workers.supervisor import board, callbacks
 
 TENANT = "acme"
 

@@ -82,8 +82,8 @@ def _dev_secrets() -> dict[str, str]:
 
 def _prepare_history() -> str:
     """DATABASE_URL, or the SQLite file of this checkout; migrated. Returns the URL."""
-    from workers.history.database import create_engine, upgrade
-    from workers.settings import database_url
+    from core.history.database import create_engine, upgrade
+    from core.settings import database_url
 
     url = os.environ.get("DATABASE_URL", "").strip() or f"sqlite:///{DEV_HISTORY}"
     engine = create_engine(database_url(url) or url, role="release")
@@ -134,13 +134,13 @@ def _run_embedded(env: dict[str, str], port: int) -> int:
     from rq.serializers import JSONSerializer
 
     from app import create_app
-    from workers.delivery_runner import DeliveryRunner
+    from core.queue import events_queue
+    from core.settings import Settings
+    from core.store import Store
+    from workers.archiver import start_archiver
+    from workers.deliveries import DeliveryRunner
     from workers.engine import Engine
-    from workers.history.archiver import start_archiver
     from workers.housekeeper import Housekeeper
-    from workers.jobs import events_queue
-    from workers.settings import Settings
-    from workers.store import Store
 
     os.environ.update(env)
     # Werkzeug's access log would print every webhook URL, token and all.

@@ -9,10 +9,10 @@ fields say which body field each is read from and how it is checked
 
 - the log's stored names and classes (:mod:`statemachine.event_log`);
 - the intake: known types, spelling variants, which schema checks a body
-  (``app.schemas``), and the schema itself (``app.event_schemas`` builds one
+  (``app.intake.loading``), and the schema itself (``app.intake.event_schemas`` builds one
   per declaration from its class's readings);
 - the OpenAPI webhook bodies, their examples and descriptions
-  (``app.openapi_webhooks``);
+  (``app.intake.openapi_webhooks``);
 - the sample bodies the simulator, the tests' examples and the integration
   tests' builders start from.
 

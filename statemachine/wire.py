@@ -11,7 +11,7 @@ the value is read from, and what that field must be::
     )
 
 A value object (a :class:`~statemachine.events.Party`) is read part by part,
-each part a keyword of its class. The intake (``app.event_schemas``) builds
+each part a keyword of its class. The intake (``app.intake.event_schemas``) builds
 one schema per declared event from these readings, so an event of a new
 shape needs no schema written; :mod:`statemachine.registry` checks that
 every field of an event the PBX sends is read or fixed by its declaration.

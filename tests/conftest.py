@@ -16,11 +16,11 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from app import create_app
+from core.queue import events_queue
+from core.settings import Settings
+from core.store import Store
 from workers import jobs
 from workers.engine import Engine
-from workers.jobs import events_queue
-from workers.settings import Settings
-from workers.store import Store
 
 TOKEN = "tok-test"
 TENANT_TOKEN = "tok-t1"

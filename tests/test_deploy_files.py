@@ -21,7 +21,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from workers.settings import ConfigError, Settings
+from core.settings import ConfigError, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 OURSELVES = "callstate (pyproject.toml)"

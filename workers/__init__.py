@@ -1,4 +1,5 @@
-"""The worker side: RQ jobs, the engine that applies events, and the Redis store.
+"""The worker process type: RQ's drain jobs and the engine that applies events,
+the housekeeper, the delivery process and the archiver thread.
 
-Nothing here imports Flask: the web process imports from us, never the reverse.
+Nothing here imports Flask; what the web shares with the workers is in core/.
 """

@@ -2,7 +2,7 @@
 
 Starts ``WORKER_CONCURRENCY`` (default 1) RQ SimpleWorkers for events, each
 with its housekeeper thread, and ``DELIVERY_CONCURRENCY`` (default 1) delivery
-processes for outbound webhooks (workers/delivery_runner.py): a receiver that
+processes for outbound webhooks (workers/deliveries.py): a receiver that
 takes its full 10 s never holds up events.
 
 SimpleWorker runs jobs in its own process instead of forking one per job:
@@ -28,14 +28,15 @@ from rq import SimpleWorker
 from rq.exceptions import StopRequested
 from rq.serializers import JSONSerializer
 
+from core.observability import configure_logging, get_logger
+from core.queue import events_queue
+from core.settings import ConfigError, Settings
+from core.store import Store, open_redis
 from workers import jobs
-from workers.delivery_runner import run_process as run_deliveries
+from workers.archiver import start_archiver
+from workers.deliveries import run_process as run_deliveries
 from workers.engine import Engine
-from workers.history.archiver import start_archiver
 from workers.housekeeper import Housekeeper
-from workers.jobs import events_queue
-from workers.observability import configure_logging, get_logger
-from workers.settings import ConfigError, Settings
 from workers.shutdown import (
     SHUTDOWN_SIGNALS,
     main_thread_gets_signals,
@@ -44,7 +45,6 @@ from workers.shutdown import (
     still_wanted,
     stopping,
 )
-from workers.store import Store, open_redis
 
 log = get_logger("callstate.worker")
 

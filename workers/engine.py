@@ -20,15 +20,10 @@ from datetime import UTC, datetime
 
 import redis
 
-from statemachine import CallView, fold, from_record, outcome_record, to_record
-from statemachine.envelope import Envelope
-from statemachine.events import CallEvent, CallTimedOut, micros, parse_time
-from statemachine.outcome import OutcomeBody
-from statemachine.primevox import ENGINE_TIMEOUT
-from workers.exceptions import BadEnvelope, ConcurrentUpdate, TooManyConflicts
-from workers.observability import OUTCOME_BUCKETS, get_logger, histogram_increments
-from workers.settings import Settings
-from workers.store import (
+from core.exceptions import BadEnvelope, ConcurrentUpdate, TooManyConflicts
+from core.observability import OUTCOME_BUCKETS, get_logger, histogram_increments
+from core.settings import Settings
+from core.store import (
     CallCommit,
     CallLog,
     CallPart,
@@ -37,7 +32,12 @@ from workers.store import (
     partition_for,
     to_micros,
 )
-from workers.supervisor import call_part
+from core.supervisor import call_part
+from statemachine import CallView, fold, from_record, outcome_record, to_record
+from statemachine.envelope import Envelope
+from statemachine.events import CallEvent, CallTimedOut, micros, parse_time
+from statemachine.outcome import OutcomeBody
+from statemachine.primevox import ENGINE_TIMEOUT
 
 MAX_ATTEMPTS = 50
 log = get_logger("callstate.engine")

@@ -18,11 +18,10 @@ import time
 import redis
 from rq import Queue
 
-from workers.delivery import Deliveries
-from workers.engine import Engine
-from workers.jobs import enqueue_drain, new_job_id
-from workers.observability import get_logger
-from workers.store import (
+from core.deliveries.dispatch import Deliveries
+from core.observability import get_logger
+from core.queue import enqueue_drain, new_job_id
+from core.store import (
     DISPATCH_LOCK_KEY,
     OUTCOMES_DUE_KEY,
     PENDING_DUE_KEY,
@@ -31,6 +30,7 @@ from workers.store import (
     DueIndexes,
     Partition,
 )
+from workers.engine import Engine
 
 log = get_logger("callstate.housekeeper")
 

@@ -16,26 +16,23 @@ from __future__ import annotations
 
 import functools
 import time
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import redis
 from rq import Queue, get_current_job
-from rq.serializers import JSONSerializer
 
+from core.observability import applied_increments, get_logger
+from core.queue import enqueue_drain, events_queue, new_job_id
+from core.settings import Settings
+from core.store import PARTITIONS, Store
 from statemachine.envelope import Envelope
 from statemachine.events import parse_time
 from workers.engine import Engine
-from workers.observability import applied_increments, get_logger
-from workers.settings import EVENTS_QUEUE, Settings
 from workers.shutdown import stopping
-from workers.store import PARTITIONS, Store, partition_of
 
 log = get_logger("callstate.jobs")
 
-DRAIN = "workers.jobs.drain"
-DRAIN_TIMEOUT = 120
 # A drain job hands over to a fresh job after this long, so RQ's bookkeeping
 # is paid once per busy second and a warm shutdown (SIGTERM) never waits long.
 DRAIN_SLICE_SECONDS = 1.0
@@ -48,53 +45,6 @@ STATS_EVERY_SECONDS = 0.5
 BATCH_SIZE = 200
 
 
-
-
-def events_queue(client: redis.Redis) -> Queue:
-    """The queue of drain jobs, JSON-serialised so any process can read it."""
-    return Queue(EVENTS_QUEUE, connection=client, serializer=JSONSerializer)
-
-
-def new_job_id() -> str:
-    return f"drain-{uuid.uuid4().hex}"
-
-
-def enqueue_drain(
-    queue: Queue,
-    tenant_id: str,
-    partition: int,
-    job_id: str,
-    more: Sequence[tuple[str, int]] = (),
-) -> None:
-    """Put a drain job for one partition (and ``more``) on the queue. Raises redis.RedisError."""
-    queue.enqueue_call(
-        DRAIN,
-        args=(tenant_id, partition, [list(part) for part in more])
-        if more
-        else (
-            tenant_id,
-            partition,
-        ),
-        job_id=job_id,
-        timeout=DRAIN_TIMEOUT,
-        result_ttl=0,
-        failure_ttl=24 * 3600,
-    )
-
-
-def enqueue_event(store: Store, queue: Queue, envelope: Envelope) -> bool:
-    """Accept an event: keep it pending, and enqueue a drain job if none is coming.
-
-    When this returns, the event is in Redis and a drain job for its partition
-    is queued or running (or, if Redis failed between the two, the reaper will
-    enqueue one). Returns whether a job was enqueued. Raises redis.RedisError if
-    Redis did not take the event.
-    """
-    job_id = new_job_id()
-    if store.accept(envelope, f"job:{job_id}"):
-        enqueue_drain(queue, envelope["tenant_id"], partition_of(envelope), job_id)
-        return True
-    return False
 
 
 @functools.cache

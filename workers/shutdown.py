@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from workers.observability import get_logger
+from core.observability import get_logger
 
 log = get_logger("callstate.shutdown")
 

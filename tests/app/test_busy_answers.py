@@ -10,9 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
+from core.settings import Settings
+from core.store import BudgetedPool, Store
 from tests.conftest import API_KEY, TOKEN
-from workers.settings import Settings
-from workers.store import BudgetedPool, Store
 
 EVENT = "eventType=InboundCall&tenantId=t1&callUuid=b1&callerIdNum=%2B15551234567"
 

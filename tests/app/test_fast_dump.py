@@ -1,4 +1,4 @@
-"""The planned dumps of the hot answers (app/fast_dump.py) equal marshmallow's dump
+"""The planned dumps of the hot answers (app/web/fast_dump.py) equal marshmallow's dump
 of the same schemas, on records the engine made from realistic webhooks."""
 
 from __future__ import annotations
@@ -10,18 +10,18 @@ import pytest
 from flask.testing import FlaskClient
 from marshmallow import Schema
 
-from app.call_schemas import (
+from app.calls.schemas import (
     CallSchema,
     LiveCallListSchema,
     LiveCallSchema,
     OutcomePageSchema,
     OutcomeRecordSchema,
 )
-from app.fast_dump import FastAnswer, compile_dump
-from app.stats_schemas import StatsSchema
+from app.stats.schemas import StatsSchema
+from app.web.fast_dump import FastAnswer, compile_dump
+from core.store import Store
 from tests.conftest import API_KEY, TOKEN
 from workers.engine import Engine
-from workers.store import Store
 
 ADMIN = {"Authorization": f"Bearer {API_KEY}"}
 ENDED = {

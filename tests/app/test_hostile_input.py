@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from urllib.parse import urlencode
 
 import fakeredis
@@ -17,9 +19,9 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from app import MAX_BODY_BYTES, create_app
+from core.settings import Settings
+from core.store import PARTITIONS, pending_key
 from tests.conftest import API_KEY, TENANT_TOKEN, TOKEN
-from workers.settings import Settings
-from workers.store import PARTITIONS, pending_key
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 JSON_TYPE = "application/json"
@@ -175,11 +177,15 @@ def test_over_the_rate_a_token_gets_429_with_retry_after_and_nothing_is_queued(
     """With WEBHOOK_RATE_LIMIT=5 and a burst of 50, a burst of 1,000 distinct calls:
     about the burst is taken, the rest get 429 + Retry-After and are not queued."""
     client = limited_app(redis_client, settings, rate=5, burst=50).test_client()
+    began = time.monotonic()
     answers = burst_of_calls(client, 1000)
+    took = time.monotonic() - began
     taken = [a for a in answers if a.status_code == 202]
     limited = [a for a in answers if a.status_code == 429]
     assert len(taken) + len(limited) == 1000
-    assert 50 <= len(taken) <= 60  # the burst, plus what the rate refilled meanwhile
+    # The burst, plus what the rate refilled while the burst was being posted
+    # (however long a busy machine took to post it).
+    assert 50 <= len(taken) <= 50 + math.ceil(5 * took) + 1
     assert queued(redis_client) == len(taken)
     for answer in limited[:5]:
         assert "events a second" in clear_4xx(answer)

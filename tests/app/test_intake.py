@@ -32,10 +32,10 @@ from redis.retry import Retry
 from werkzeug.test import TestResponse
 
 from app import MAX_BODY_BYTES, create_app
+from core.queue import events_queue
+from core.settings import Settings
+from core.store import PARTITIONS, TENANTS_KEY, Store, pending_key
 from tests.conftest import API_KEY, TENANT_KEY, TENANT_TOKEN, TOKEN
-from workers.jobs import events_queue
-from workers.settings import Settings
-from workers.store import PARTITIONS, TENANTS_KEY, Store, pending_key
 
 FORM_TYPE = CONTENT_TYPES[FORM]
 JSON_TYPE = CONTENT_TYPES[JSON]

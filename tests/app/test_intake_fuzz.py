@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
 from app import MAX_BODY_BYTES
-from app.intake import decode_body
-from app.schemas import BadEvent, load_event
+from app.intake.loading import BadEvent, load_event
+from app.intake.routes import decode_body
+from core.queue import events_queue
+from core.store import PARTITIONS, TENANTS_KEY, Store, pending_key
 from statemachine.events import isoformat, parse_time
 from tests.conftest import TENANT_TOKEN, TOKEN
-from workers.jobs import events_queue
-from workers.store import PARTITIONS, TENANTS_KEY, Store, pending_key
 
 FUZZ = fuzz_settings(
     max_examples=250,

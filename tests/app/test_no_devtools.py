@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
 import importlib, pkgutil, sys
 import app, workers
-from app.serve import wsgi_app
+from app.web.serve import wsgi_app
 wsgi_app()  # what each web server process builds and serves
 for package in (app, workers):
     for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
@@ -39,6 +39,6 @@ def test_web_and_worker_modules_import_no_devtools() -> None:
     )
     assert probe.returncode == 0, probe.stderr
     loaded = probe.stdout.split()
-    assert "app.serve" in loaded
+    assert "app.web.serve" in loaded
     assert "workers.engine" in loaded
     assert [name for name in loaded if name.split(".")[0] == "devtools"] == []

@@ -13,9 +13,10 @@ from flask.testing import FlaskClient
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from openapi_spec_validator import validate
 
-from app import openapi, openapi_webhooks
-from app import schemas as intake_schemas
-from app.docs_page import Page, render
+import app.intake.loading as intake_schemas
+import app.intake.openapi_webhooks as openapi_webhooks
+import app.ops.openapi as openapi
+from app.ops.docs_page import Page, render
 from tests.conftest import TOKEN
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -46,13 +47,13 @@ def _documented(document: dict[str, Any]) -> set[tuple[str, str]]:
 def test_every_route_is_described(app: Flask) -> None:
     """Each method of each route in app.url_map (static aside) has an operation in the spec."""
     missing = _routes(app) - _documented(openapi.build_spec())
-    assert not missing, f"routes missing from app/openapi.py: {sorted(missing)}"
+    assert not missing, f"routes missing from app/ops/openapi.py: {sorted(missing)}"
 
 
 def test_every_described_operation_exists(app: Flask) -> None:
     """The spec describes no route the app does not serve."""
     stale = _documented(openapi.build_spec()) - _routes(app)
-    assert not stale, f"operations in app/openapi.py with no route: {sorted(stale)}"
+    assert not stale, f"operations in app/ops/openapi.py with no route: {sorted(stale)}"
 
 
 def test_the_document_is_valid_openapi() -> None:
@@ -94,7 +95,7 @@ def test_the_api_requires_bearer_keys_and_operations_need_none() -> None:
 
 
 def test_every_event_kind_the_intake_checks_is_documented() -> None:
-    """Each intake schema (app.schemas) is the source of one documented webhook body."""
+    """Each intake schema (app.intake.loading) is the source of one documented webhook body."""
     documented = {id(event.schema) for event in openapi_webhooks.WEBHOOK_EVENTS}
     checked = [
         *intake_schemas.SCHEMAS.values(),

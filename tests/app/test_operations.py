@@ -18,12 +18,12 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import Client
 
-from app.access_log import AccessLog
+from app.web.access_log import AccessLog
+from core.observability import JsonFormatter
+from core.settings import Settings
+from core.store import Store, call_key
 from tests.conftest import API_KEY, TOKEN
 from workers.engine import Engine
-from workers.observability import JsonFormatter
-from workers.settings import Settings
-from workers.store import Store, call_key
 
 CALL = "eventType={t}&tenantId=t1&callUuid=m1&callerIdNum=1"
 
@@ -70,7 +70,7 @@ def test_metrics_count_received_rejected_applied_and_outcomes(
 def test_metrics_answer_while_redis_is_down() -> None:
     """A scrape during an outage still answers 200 (figures from Redis are NaN)."""
     from app import create_app
-    from workers.store import connect
+    from core.store import connect
 
     app = create_app({"TESTING": True, "REDIS_CLIENT": connect("redis://127.0.0.1:1")})
     answer = app.test_client().get("/metrics")
@@ -199,8 +199,8 @@ def test_a_bad_stream_limit_stops_the_process_instead_of_falling_back(
 
     import pytest
 
-    from app import stream
-    from workers.settings import ConfigError
+    import app.web.sse as stream
+    from core.settings import ConfigError
 
     try:
         for name, value in (("MAX_STREAMS_PER_PROCESS", "lots"), ("STREAM_MAX_SECONDS", "-5")):
@@ -217,8 +217,8 @@ def test_server_settings_are_checked_like_every_other_setting() -> None:
     """PORT, WEB_CONCURRENCY and WEB_THREADS that are not whole numbers >= 1 are a ConfigError."""
     import pytest
 
-    from app.serve import server_options
-    from workers.settings import ConfigError, Settings
+    from app.web.serve import server_options
+    from core.settings import ConfigError, Settings
 
     assert server_options(Settings.from_env({"PORT": "8080"}))["port"] == 8080
     for name in ("PORT", "WEB_CONCURRENCY", "WEB_THREADS"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from flask.testing import FlaskClient
 
-from app.call_schemas import is_outcome_id
+from app.calls.schemas import is_outcome_id
 from tests.conftest import API_KEY, TOKEN
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

@@ -4,11 +4,11 @@ or kept internal (listed here)."""
 
 from __future__ import annotations
 
-from app.call_schemas import OUTCOME_KINDS, OutcomeRecordSchema
-from app.schema_fields import values
-from app.subscription_schemas import DeliverySchema, SubscriptionAnswer
+from app.calls.schemas import OUTCOME_KINDS, OutcomeRecordSchema
+from app.subscriptions.schemas import DeliverySchema, SubscriptionAnswer
+from app.web.schema_fields import values
+from core.deliveries.records import Delivery, Subscription
 from statemachine.outcome import Outcome, OutcomeRecord
-from workers.delivery_records import Delivery, Subscription
 
 # Stored for the service's own use, never shown.
 SUBSCRIPTION_INTERNAL = {"secrets", "created_us"}

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from marshmallow import ValidationError
 
-from app import schema_fields
-from app.event_schemas import RECEIVED_AT, SCHEMAS, schema_for, schemas_for
-from app.schemas import _quick_load, _schema_for, canonical_type, load_event
+import app.web.schema_fields as schema_fields
+from app.intake.event_schemas import RECEIVED_AT, SCHEMAS, schema_for, schemas_for
+from app.intake.loading import _quick_load, _schema_for, canonical_type, load_event
 from statemachine.events import CallEvent, ExtensionEvent, Party
 from statemachine.primevox import ALIASES, EVENTS, EXAMPLE_VALUES
 from statemachine.registry import Declared, Registry, RegistryError, check_readings

@@ -10,8 +10,8 @@ from flask import Flask, Response
 from flask.testing import FlaskClient
 from marshmallow import Schema, fields, validate
 
-from app.errors import error_response, register_error_handlers
-from app.rest import ApiBlueprint
+from app.web.errors import error_response, register_error_handlers
+from app.web.rest import ApiBlueprint
 
 
 class Args(Schema):

@@ -1,4 +1,4 @@
-"""app.schemas.load_event: every PrimeVOX body, every spelling, into its typed event."""
+"""app.intake.loading.load_event: every PrimeVOX body, every spelling, into its typed event."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from examples import (
     fields_for,
 )
 
-from app.intake import decode_body
-from app.schemas import MAX_ID_LENGTH, BadEvent, load_event
+from app.intake.loading import MAX_ID_LENGTH, BadEvent, load_event
+from app.intake.routes import decode_body
 from statemachine.events import (
     Did,
     Event,

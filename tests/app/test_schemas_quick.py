@@ -1,4 +1,4 @@
-"""app.schemas' quick path: it accepts only what marshmallow accepts, as the same event."""
+"""app.intake.loading' quick path: it accepts only what marshmallow accepts, as the same event."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import settings as fuzz_settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
-from app.schemas import (
+from app.intake.loading import (
     RECEIVED_AT,
     SCHEMAS,
     _quick_load,

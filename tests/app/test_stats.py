@@ -10,13 +10,13 @@ import fakeredis
 import pytest
 from flask.testing import FlaskClient
 
-import app.stats_api as stats_api
-from app import stats
+import app.stats.figures as stats
+import app.stats.routes as stats_api
+from core.settings import ConfigError, Settings
+from core.store import Store, outcomes_key
 from statemachine.events import micros
 from tests.conftest import API_KEY, TENANT_KEY, TOKEN
 from workers.engine import Engine
-from workers.settings import ConfigError, Settings
-from workers.store import Store, outcomes_key
 
 ADMIN = {"Authorization": f"Bearer {API_KEY}"}
 T1 = {"Authorization": f"Bearer {TENANT_KEY}"}

@@ -11,17 +11,17 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-import app.stream as stream
-import app.supervisor as supervisor
-from tests.conftest import API_KEY, TENANT_KEY, TOKEN
-from tests.integration.primevox_bodies import ALICE, BOB, Call, Fields
-from workers.store import (
+import app.web.sse as stream
+import app.supervisor.routes as supervisor
+from core.store import (
     contacts_key,
     legs_key,
     supervisor_calls_key,
     supervisor_stamp_key,
     supervisor_versions_key,
 )
+from tests.conftest import API_KEY, TENANT_KEY, TOKEN
+from tests.integration.primevox_bodies import ALICE, BOB, Call, Fields
 
 ADMIN = {"Authorization": f"Bearer {API_KEY}"}
 T1 = {"Authorization": f"Bearer {TENANT_KEY}"}

@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from core.store import Store
+from core.supervisor import callback_json, day_start
 from devtools.simulator import Post, generate_call, generate_call_back, wants_call_back
 from statemachine import CallEvent, from_record
 from statemachine.callbacks import tenant_callbacks
 from statemachine.extensions import tenant_board
 from statemachine.tenant import fold_tenant
 from tests.conftest import TENANT_KEY, TOKEN
-from workers.store import Store
-from workers.supervisor import callback_json, day_start
 
 T1 = {"Authorization": f"Bearer {TENANT_KEY}"}
 

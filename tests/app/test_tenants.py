@@ -9,9 +9,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from core.settings import Settings
+from core.store import Store
 from workers.engine import Engine
-from workers.settings import Settings
-from workers.store import Store
 
 TOKENS = {"tok-a": "alpha", "tok-b": "beta"}
 KEYS = {"key-a": "alpha", "key-b": "beta", "key-admin": "*"}
@@ -128,7 +128,7 @@ def test_deliveries_never_cross_tenants(
     app: Flask, client: FlaskClient, drain: Any, engine: Engine, store: Store
 ) -> None:
     """alpha's subscription gets deliveries for alpha's outcomes only."""
-    from workers.delivery import Deliveries
+    from core.deliveries.dispatch import Deliveries
 
     made = client.post(
         "/v1/subscriptions",

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-import app.live_stream as live_stream
-import app.stream as stream
+import app.calls.live_stream as live_stream
+import app.web.sse as stream
 from tests.conftest import API_KEY, TENANT_KEY, TOKEN
 
 ADMIN = {"Authorization": f"Bearer {API_KEY}"}

@@ -1,4 +1,4 @@
-"""app.webhook_path: the hot path answers exactly as the Flask view does, and defers the rest."""
+"""app.intake.fast_path: the hot path answers as the Flask view does, and defers the rest."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from examples import CONTENT_TYPES, EXAMPLES
 from flask import Flask
 from werkzeug.test import Client, TestResponse
 
-from app.webhook_path import BodyReader, WebhookPath
+from app.intake.fast_path import BodyReader, WebhookPath
 from tests.conftest import TENANT_TOKEN, TOKEN
 
 BAD_BODIES = [

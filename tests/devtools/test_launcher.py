@@ -33,8 +33,13 @@ def started(process: ServiceProcess) -> None:
 def test_procfile_commands_are_read_as_the_platform_reads_them(tmp_path: Path) -> None:
     """Process types by name; comments and other lines are no process type."""
     procfile = tmp_path / "Procfile"
-    procfile.write_text("# web: no\nweb: exec python -m app.serve  \nrelease-1: true\nnot a type\n")
-    assert procfile_commands(procfile) == {"web": "exec python -m app.serve", "release-1": "true"}
+    procfile.write_text(
+        "# web: no\nweb: exec python -m app.web.serve  \nrelease-1: true\nnot a type\n"
+    )
+    assert procfile_commands(procfile) == {
+        "web": "exec python -m app.web.serve",
+        "release-1": "true",
+    }
 
 
 def test_the_procfile_runs_this_interpreter() -> None:

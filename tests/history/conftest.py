@@ -18,8 +18,8 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from workers.history.database import create_engine, upgrade
-from workers.settings import database_url
+from core.history.database import create_engine, upgrade
+from core.settings import database_url
 
 ADMIN_URL = os.environ.get(
     "CALLSTATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

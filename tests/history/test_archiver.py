@@ -11,14 +11,15 @@ from click.testing import Result
 
 from app import create_app
 from bench.history_data import outcome_records
+from core.history import writer
+from core.history.archive import archive_pass, lag
+from core.history.database import create_engine
+from core.history.records import started_us
+from core.history.schema import calls, revisions
+from core.settings import Settings
+from core.store import TENANTS_KEY, Store, dumps, outcomes_key
 from tests.conftest import API_KEY
-from workers.history import writer
-from workers.history.archiver import Archiver, archive_pass, lag
-from workers.history.database import create_engine
-from workers.history.records import started_us
-from workers.history.schema import calls, revisions
-from workers.settings import Settings
-from workers.store import TENANTS_KEY, Store, dumps, outcomes_key
+from workers.archiver import Archiver
 
 Record = dict[str, Any]
 

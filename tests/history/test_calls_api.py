@@ -18,13 +18,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.history_csv import HEADER
+from app.history.csv_export import HEADER
 from bench.history_data import outcome_records
+from core.history import records as rows
+from core.history import writer
+from core.history.schema import calls
+from core.settings import Settings
 from tests.conftest import API_KEY, TENANT_KEY
-from workers.history import records as rows
-from workers.history import writer
-from workers.history.schema import calls
-from workers.settings import Settings
 
 ADMIN = {"Authorization": f"Bearer {API_KEY}"}
 # TENANT_KEY is bound to tenant "t1" in tests/conftest.py.
@@ -72,8 +72,8 @@ def history_app(redis_client: fakeredis.FakeRedis, settings: Settings, history_u
 
 @pytest.fixture
 def history_engine(history_app: Flask) -> sa.Engine:
-    from app.history import EXTENSION
-    from workers.history.database import upgrade
+    from app.history.routes import EXTENSION
+    from core.history.database import upgrade
 
     engine: sa.Engine = history_app.extensions[EXTENSION]
     upgrade(engine)

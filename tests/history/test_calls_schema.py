@@ -12,15 +12,15 @@ import sqlalchemy as sa
 from flask import Flask
 
 from app import create_app
-from app.call_schemas import OutcomeRecordSchema
-from app.history import EXTENSION
+from app.calls.schemas import OutcomeRecordSchema
+from app.history.routes import EXTENSION
+from core.history import writer
+from core.history.database import upgrade
+from core.settings import Settings
+from core.store import Store
 from tests.app import examples
 from tests.conftest import API_KEY, TOKEN
 from workers.engine import Engine
-from workers.history import writer
-from workers.history.database import upgrade
-from workers.settings import Settings
-from workers.store import Store
 
 ADMIN = {"Authorization": f"Bearer {API_KEY}"}
 CALLS = {

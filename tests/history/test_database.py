@@ -14,12 +14,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from bench.history_data import outcome_records
-from workers.history import records as rows
-from workers.history import writer
-from workers.history.database import current_revision, downgrade, head_revision, upgrade
-from workers.history.exceptions import CursorMoved
-from workers.history.schema import calls, extensions, metadata, revisions
-from workers.settings import ConfigError, Settings
+from core.history import records as rows
+from core.history import writer
+from core.history.database import current_revision, downgrade, head_revision, upgrade
+from core.history.exceptions import CursorMoved
+from core.history.schema import calls, extensions, metadata, revisions
+from core.settings import ConfigError, Settings
 
 
 def table_rows(engine: sa.Engine, table: sa.Table) -> list[dict[str, Any]]:

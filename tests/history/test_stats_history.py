@@ -10,15 +10,16 @@ import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 
-from app import create_app, stats
-from app.history_stats import HistoryWindow, summarize_history
+import app.stats.figures as stats
+from app import create_app
+from app.stats.from_history import HistoryWindow, summarize_history
 from bench.history_data import outcome_records, revised
+from core.history.archive import archive_pass
+from core.history.database import create_engine, upgrade
+from core.history.records import decided_us
+from core.settings import Settings
+from core.store import TENANTS_KEY, Store, dumps, outcomes_key
 from tests.conftest import API_KEY
-from workers.history.archiver import archive_pass
-from workers.history.database import create_engine, upgrade
-from workers.history.records import decided_us
-from workers.settings import Settings
-from workers.store import TENANTS_KEY, Store, dumps, outcomes_key
 
 Record = dict[str, Any]
 TENANTS = ("t1", "t2")

@@ -18,8 +18,8 @@ from redis.cluster import RedisCluster
 
 from bench.chaos import run as chaos
 from bench.redis_cluster import RedisClusterServer
-from workers.settings import ConfigError, Settings
-from workers.store import (
+from core.settings import ConfigError, Settings
+from core.store import (
     PARTITIONS,
     BudgetedPool,
     NotReplicated,

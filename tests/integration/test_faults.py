@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from bench.service import Service, free_port, wait_for
-from workers.store import connect
+from core.store import connect
 
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None, reason="needs redis-server (real-Redis test skipped)"

@@ -35,10 +35,10 @@ from callstate_harness import (
 from postgres_server import PostgresServer, postgres_bindir
 from primevox_bodies import EXPECTED, Call, scenario
 
+from core.history.schema import calls, revisions
+from core.settings import database_url
+from core.store import Store
 from tests.history.conftest import history_url, postgres_url, sqlite_url  # noqa: F401
-from workers.history.schema import calls, revisions
-from workers.settings import database_url
-from workers.store import Store
 
 KINDS = ["answered", "abandoned", "no_answer", "voicemail", "outbound", "unrouted"]
 Record = dict[str, Any]

@@ -20,13 +20,13 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from app import create_app
+from core.queue import events_queue
+from core.settings import Settings
+from core.store import TENANTS_KEY, Store
 from workers import jobs
-from workers.delivery_runner import DeliveryRunner
+from workers.deliveries import DeliveryRunner
 from workers.engine import Engine
 from workers.housekeeper import Housekeeper
-from workers.jobs import events_queue
-from workers.settings import Settings
-from workers.store import TENANTS_KEY, Store
 
 TICKS = 20
 FEW, MANY = 10, 1000

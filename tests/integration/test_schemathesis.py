@@ -54,7 +54,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from app import openapi, openapi_webhooks, schema_fields
+import app.intake.openapi_webhooks as openapi_webhooks
+import app.ops.openapi as openapi
+import app.web.schema_fields as schema_fields
 from bench.service import Service, wait_for
 
 MAX_EXAMPLES = 50
@@ -205,7 +207,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         "DATABASE_URL": f"sqlite:///{workdir / 'history.sqlite3'}",
     }
     subprocess.run(
-        [sys.executable, "-m", "workers.history", "upgrade"],
+        [sys.executable, "-m", "core.history", "upgrade"],
         env={**os.environ, **env},
         check=True,
         stdout=subprocess.DEVNULL,
@@ -337,7 +339,7 @@ def test_live_service_conforms_to_its_openapi_document(
 
 
 def test_the_live_document_is_the_one_this_code_builds(seeded: Seeded) -> None:
-    """The service serves the document ``app.openapi`` builds (what the tests above walk)."""
+    """The service serves the document ``app.ops.openapi`` builds (what the tests above walk)."""
     assert seeded.document == json.loads(json.dumps(openapi.build_spec()))
 
 

@@ -15,8 +15,8 @@ import pytest
 from callstate_harness import TENANT_A, Launcher, RedisServer, wait_until
 from primevox_bodies import ALICE, Call
 
+from core.queue import events_queue
 from workers.__main__ import PUBSUB_STOP_SECONDS, EngineWorker
-from workers.jobs import events_queue
 
 
 @pytest.fixture

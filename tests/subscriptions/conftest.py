@@ -3,7 +3,7 @@
 Outcomes are made the way the service makes them: PrimeVOX events posted to
 the intake over the Flask test client, applied by an RQ SimpleWorker, then
 decided by the engine (grace 0). Deliveries go through ``Deliveries.dispatch``
-and the delivery process's runner (workers/delivery_runner.py), in-process.
+and the delivery process's runner (workers/deliveries.py), in-process.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from flask.testing import FlaskClient
 from inproc_kit import RETRY_SCHEDULE, TOKEN, Calls, Pump
 from webhook_kit import Receiver
 
+from core.settings import Settings
+from core.store import Store
 from workers.engine import Engine
-from workers.settings import Settings
-from workers.store import Store
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ from typing import Any
 import fakeredis
 from flask.testing import FlaskClient
 
-from workers.delivery import Deliveries
-from workers.delivery_runner import DeliveryRunner
+from core.deliveries.dispatch import Deliveries
+from core.settings import Settings
+from core.store import Store
+from workers.deliveries import DeliveryRunner
 from workers.engine import Engine
-from workers.settings import Settings
-from workers.store import Store
 
 TOKEN = "tok-test"  # webhook token for every tenant (root conftest)
 ADMIN = {"Authorization": "Bearer key-admin"}

@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 from inproc_kit import ADMIN, T1, T2
 
 from app import create_app
-from workers.settings import Settings
-from workers.store import Store, SubscriptionStore
+from core.settings import Settings
+from core.store import Store, SubscriptionStore
 
 HOOK = "http://127.0.0.1:9/hook"
 PUBLIC_HOOK = "https://8.8.8.8/hook"  # a global address: no DNS needed to check it

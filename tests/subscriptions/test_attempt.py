@@ -1,4 +1,4 @@
-"""One outbound attempt (workers.webhooks.send): where it connects, what it checks, how long.
+"""One outbound attempt (core.deliveries.webhooks.send): where it connects, what it checks.
 
 Real sockets on loopback. Linux routes all of 127.0.0.0/8 to loopback, so two
 servers can share a port on 127.0.0.2 (standing for a public address, the
@@ -20,8 +20,8 @@ import pytest
 import trustme
 from webhook_kit import Receiver, always
 
-from workers import webhooks
-from workers.webhooks import RESPONSE_EXCERPT_BYTES, check_url, send
+from core.deliveries import webhooks
+from core.deliveries.webhooks import RESPONSE_EXCERPT_BYTES, check_url, send
 
 PUBLIC = "127.0.0.2"  # stands for a public address in these tests
 INTERNAL = "127.0.0.1"

@@ -21,11 +21,11 @@ from flask.testing import FlaskClient
 from inproc_kit import Calls, Pump, deliveries, subscribe
 from webhook_kit import Receiver
 
-from workers import webhooks
-from workers.delivery import Prepared
-from workers.delivery_runner import DeliveryRunner
-from workers.settings import Settings
-from workers.store import Store
+from core.deliveries import webhooks
+from core.deliveries.dispatch import Prepared
+from core.settings import Settings
+from core.store import Store
+from workers.deliveries import DeliveryRunner
 
 ATTEMPTS = 20
 

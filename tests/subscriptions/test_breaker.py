@@ -1,10 +1,10 @@
-"""The per-subscription circuit breaker as a pure model (workers/breaker.py)."""
+"""The per-subscription circuit breaker as a pure model (core/deliveries/breaker.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from workers.breaker import Breaker, BreakerPolicy, BreakerState
+from core.deliveries.breaker import Breaker, BreakerPolicy, BreakerState
 
 POLICY = BreakerPolicy(failures=3, window=4.0, cooldown=5.0, max_cooldown=30.0)
 

@@ -17,8 +17,8 @@ from flask.testing import FlaskClient
 from inproc_kit import ADMIN, RETRY_SCHEDULE, T1, Calls, Pump, deliveries, subscribe
 from webhook_kit import Receiver, always, failing_first, verifies, verify
 
-from workers.settings import Settings
-from workers.store import Store, SubscriptionStore, dispatch_cursor_key
+from core.settings import Settings
+from core.store import Store, SubscriptionStore, dispatch_cursor_key
 
 MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
 

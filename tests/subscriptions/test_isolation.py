@@ -19,16 +19,16 @@ from flask.testing import FlaskClient
 from inproc_kit import ADMIN, Calls, Pump, deliveries, subscribe
 from webhook_kit import Receiver, always, failing_first
 
-from workers.delivery import DELIVERY_LEASE
-from workers.delivery_runner import DeliveryRunner
-from workers.settings import Settings
-from workers.store import (
+from core.deliveries.dispatch import DELIVERY_LEASE
+from core.settings import Settings
+from core.store import (
     Store,
     SubscriptionStore,
     delivery_due_key,
     delivery_queue_key,
     delivery_timers_key,
 )
+from workers.deliveries import DeliveryRunner
 
 TIME_BOX = 2.0  # the runner's attempt time box in these tests
 HANG = 30.0  # a hanging receiver holds its answer this long (cut short at teardown)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from flask.testing import FlaskClient
 from inproc_kit import ADMIN
 
-from app.subscription_schemas import SubscriptionAnswer, SubscriptionWithSecretAnswer
-from workers.store import Store, SubscriptionStore
+from app.subscriptions.schemas import SubscriptionAnswer, SubscriptionWithSecretAnswer
+from core.store import Store, SubscriptionStore
 
 
 def test_an_internal_field_stored_later_is_not_shown(client: FlaskClient, store: Store) -> None:

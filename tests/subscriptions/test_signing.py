@@ -1,4 +1,4 @@
-"""workers.webhooks signs the Standard Webhooks way, checked by an independent verifier."""
+"""core.deliveries.webhooks signs the Standard Webhooks way, checked by an independent verifier."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from webhook_kit import WebhookVerificationError, verifies, verify
 
-from workers.webhooks import new_secret, sign, signature_header
+from core.deliveries.webhooks import new_secret, sign, signature_header
 
 # The example of the Standard Webhooks / Svix documentation.
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

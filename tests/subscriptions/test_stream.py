@@ -11,8 +11,8 @@ import pytest
 from flask.testing import FlaskClient
 from inproc_kit import ADMIN, T1, Calls
 
-import app.stream as stream
-from workers.store import Store
+import app.web.sse as stream
+from core.store import Store
 
 URL = "/v1/outcomes/stream"
 

@@ -1,6 +1,6 @@
 """Test tools for outbound webhooks: an independent Standard Webhooks verifier and a receiver.
 
-The verifier checks ``workers.webhooks`` against an independent implementation:
+The verifier checks ``core.deliveries.webhooks`` against an independent implementation:
 the expected signature comes from ``standardwebhooks``, the reference library
 of the Standard Webhooks specification (https://www.standardwebhooks.com):
 

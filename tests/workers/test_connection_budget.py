@@ -10,8 +10,8 @@ import fakeredis
 import pytest
 import redis
 
-from workers.settings import WORKER_PROCESS_MIN_CONNECTIONS, ConfigError, Settings
-from workers.store import BudgetedPool, PoolExhausted
+from core.settings import WORKER_PROCESS_MIN_CONNECTIONS, ConfigError, Settings
+from core.store import BudgetedPool, PoolExhausted
 
 ENTRY_PLAN_CLIENTS = 20  # an entry-level managed Redis plan's connection limit
 

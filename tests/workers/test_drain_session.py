@@ -8,12 +8,13 @@ from typing import Any
 import fakeredis
 import pytest
 
+from core.queue import enqueue_drain, enqueue_event, events_queue
+from core.store import Store, doorbell_key, partition_for, wake_key
 from statemachine.event_log import to_record
 from statemachine.events import InboundCall, Party
 from workers import jobs
 from workers.engine import Engine
-from workers.jobs import DrainSession, enqueue_drain, enqueue_event, events_queue
-from workers.store import Store, doorbell_key, partition_for, wake_key
+from workers.jobs import DrainSession
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

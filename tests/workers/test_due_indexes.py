@@ -13,8 +13,7 @@ from collections.abc import Callable
 import fakeredis
 from flask.testing import FlaskClient
 
-from tests.conftest import API_KEY, TOKEN
-from workers.store import (
+from core.store import (
     CALL_INDEX_COMPLETE_KEY,
     PENDING_DUE_KEY,
     TIMERS_DUE_KEY,
@@ -23,6 +22,7 @@ from workers.store import (
     call_tenants_key,
     timers_key,
 )
+from tests.conftest import API_KEY, TOKEN
 
 
 def score(client: fakeredis.FakeRedis, index: str, tenant: str) -> float | None:

@@ -15,15 +15,9 @@ import fakeredis
 import pytest
 from flask.testing import FlaskClient
 
-from statemachine.event_log import to_record
-from statemachine.events import ExtensionAnswered, HangupCall, InboundCall, Party
-from statemachine.primevox import EVENTS
-from tests.conftest import API_KEY, TOKEN
-from workers.engine import Engine
-from workers.housekeeper import Housekeeper
-from workers.jobs import events_queue
-from workers.settings import Settings
-from workers.store import (
+from core.queue import events_queue
+from core.settings import Settings
+from core.store import (
     PARTITIONS,
     TENANTS_KEY,
     Store,
@@ -31,6 +25,12 @@ from workers.store import (
     partition_of,
     pending_key,
 )
+from statemachine.event_log import to_record
+from statemachine.events import ExtensionAnswered, HangupCall, InboundCall, Party
+from statemachine.primevox import EVENTS
+from tests.conftest import API_KEY, TOKEN
+from workers.engine import Engine
+from workers.housekeeper import Housekeeper
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""workers.group_commit: many threads' items flushed together, each thread its own answer."""
+"""core.store.group_commit: many threads' items flushed together, each thread its own answer."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from workers.group_commit import GroupCommit
+from core.store.group_commit import GroupCommit
 
 
 def test_every_thread_gets_its_own_result_and_calls_are_shared() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from workers.store import REAPER_LOCK_KEY, Store
+from core.store import REAPER_LOCK_KEY, Store
 
 
 def test_one_holder_at_a_time_and_release_frees_it(store: Store) -> None:

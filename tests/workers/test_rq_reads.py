@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import fakeredis
 
-from workers.jobs import enqueue_drain, events_queue
-from workers.store import Store
+from core.queue import enqueue_drain, events_queue
+from core.store import Store
 
 
 def test_a_job_in_rqs_intermediate_list_is_found_there(store: Store) -> None:

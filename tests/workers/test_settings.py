@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers.settings import ConfigError, Settings
+from core.settings import ConfigError, Settings
 
 
 def test_unset_and_blank_variables_are_the_defaults() -> None:

@@ -19,13 +19,9 @@ from flask.testing import FlaskClient
 from redis.cluster import key_slot
 from redis.commands.core import ScriptCommands
 
-from devtools.simulator import generate_call, generate_sms
-from tests.conftest import API_KEY, TOKEN
-from workers.delivery import Deliveries
-from workers.delivery_runner import DeliveryRunner
-from workers.engine import Engine
-from workers.settings import Settings
-from workers.store import (
+from core.deliveries.dispatch import Deliveries
+from core.settings import Settings
+from core.store import (
     Store,
     call_key,
     live_key,
@@ -36,6 +32,10 @@ from workers.store import (
     tenant_tag,
     timers_key,
 )
+from devtools.simulator import generate_call, generate_sms
+from tests.conftest import API_KEY, TOKEN
+from workers.deliveries import DeliveryRunner
+from workers.engine import Engine
 
 AWKWARD_TENANTS = ["acme", "t{1}", "a:b c", "Ünïcode-☎", "}{"]
 

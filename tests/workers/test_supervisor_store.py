@@ -6,8 +6,8 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
-from workers.settings import ConfigError, Settings, country_code
-from workers.store import CallPart, Store, SupervisorStore
+from core.settings import ConfigError, Settings, country_code
+from core.store import CallPart, Store, SupervisorStore
 
 LEG = {"extension": {"number": "101", "name": "Alice"}, "call_uuid": "c1"}
 CONTACT = {"call_uuid": "c1", "kind": "missed", "number": "+15551230000"}

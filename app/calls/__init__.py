@@ -1,0 +1,2 @@
+"""Calls: the live list (and its stream), one call with its events, SMS
+conversations."""

@@ -1,0 +1,239 @@
+"""The webhook's hot path: ``POST /webhooks/primevox/<token>`` straight to intake.
+
+PrimeVOX posts every event of every call here, so this one route is served
+by a thin WSGI layer in front of Flask: it reads the token from the path and
+the body by its Content-Length, runs the same :func:`app.intake.routes.accept_webhook`
+the Flask view runs, and writes the same JSON answer (the app's own JSON
+provider, as ``jsonify`` writes it). Flask's request context, URL map and
+response object cost more CPU than validating and storing the event; here
+they are skipped.
+
+Anything else -- another path or method, no token in the path (HTTP Basic
+auth), a body without Content-Length or over the size limit, debug mode --
+goes to Flask unchanged, so every answer, 413 and error handler included, is
+the one Flask would give.
+
+Slow bodies. granian hands the app a body that is still arriving: a read
+blocks its thread until the last byte is in, and neither granian nor hyper
+bounds how long that takes. So this layer reads every request body (any
+path) on a separate pool of ``BODY_READERS`` reader threads and waits at most
+``BODY_SECONDS`` for it; a body not in by then is answered ``408`` and the
+app's thread moves on. A client that dribbles its body holds one reader (not
+a web thread) until it finishes or goes away; past ``BODY_READERS`` such
+clients, bodies wait for a reader and time out the same way. Headers are
+bounded by the server itself (``app.web.serve``: header read timeout).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import ClientDisconnected, HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.wsgi import ClosingIterator
+
+from app.intake.routes import accept_webhook
+from app.web.errors import MESSAGES
+from app.web.resources import EXTENSION
+from core.settings import Settings
+
+PREFIX = "/webhooks/primevox/"
+log = logging.getLogger("app")
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+# A PrimeVOX body (under 2 KB) arrives in one packet: 10 s is generous for any
+# honest sender, and bounds what a slow one can hold.
+BODY_SECONDS = 10.0
+# Reader threads per process: a body still arriving holds one, blocked in the
+# server's Rust code with the GIL released (a few KB of memory each).
+BODY_READERS = 64
+
+
+class BodyReader:
+    """Read request bodies on a pool of reader threads, each within a deadline."""
+
+    def __init__(self, readers: int = BODY_READERS, seconds: float = BODY_SECONDS) -> None:
+        self.seconds = seconds
+        self._pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="body-reader")
+
+    def read(self, stream: Any, size: int) -> bytes | None:
+        """Up to ``size`` bytes of ``stream`` (all of it when shorter), or None when
+        they did not arrive within the deadline."""
+        pool = self._pool
+        future = pool.submit(stream.read, size) if size >= 0 else pool.submit(stream.read)
+        try:
+            body: bytes = future.result(timeout=self.seconds)
+        except FutureTimeout:
+            future.cancel()  # still queued behind busy readers: never start it
+            return None
+        return body
+
+
+# Set in the WSGI environ by every Flask response: whether its body is produced
+# while it is sent (an SSE stream), so still works on the app's behalf.
+STREAMED = "callstate.streamed"
+
+
+def _note_streamed(response: Response) -> Response:
+    request.environ[STREAMED] = response.is_streamed
+    return response
+
+
+def _once(release: Callable[[], None]) -> Callable[[], None]:
+    """``release``, run on the first call only."""
+    done = threading.Event()
+
+    def run() -> None:
+        if not done.is_set():
+            done.set()
+            release()
+
+    return run
+
+
+class WebhookPath:
+    """WSGI middleware: serve webhook posts that need nothing of Flask, pass on the rest."""
+
+    def __init__(self, app: Flask, wsgi_app: WsgiApp, bodies: BodyReader | None = None) -> None:
+        self.app = app
+        self.wsgi_app = wsgi_app
+        self.bodies = bodies or BodyReader()
+        # The app's own work (everything once the body is in) runs on at most
+        # WEB_THREADS threads at once, as before the server had threads to spare
+        # for bodies still arriving: more would only queue for Redis connections.
+        settings: Settings = app.config["CALLSTATE_SETTINGS"]
+        self.working = threading.BoundedSemaphore(settings.web_threads)
+        app.after_request(_note_streamed)
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        if not self._read_body_in_time(environ):
+            return self._answer(
+                start_response,
+                408,
+                {"error": f"the request body did not arrive within {self.bodies.seconds:g} s"},
+                {"Connection": "close"},
+            )
+        self.working.acquire()
+        try:
+            length = self._length(environ)
+            if length is not None:
+                return self._webhook(environ, start_response, length)
+            answer = self.wsgi_app(environ, start_response)
+        except BaseException:
+            self.working.release()
+            raise
+        if not environ.get(STREAMED, False):
+            # The answer is computed (Flask's iterable only hands over its bytes):
+            # the app's work is over, whether or not the server ever calls close().
+            self.working.release()
+            return answer
+        # A streamed answer keeps its thread until the server closes it (once,
+        # however many times close() is called: a test client calls it twice).
+        # werkzeug's ClosingIterator closes ``answer`` itself, then releases.
+        return ClosingIterator(answer, [_once(self.working.release)])
+
+    def _webhook(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], length: int
+    ) -> list[bytes]:
+        try:
+            return self._accept(environ, start_response, length)
+        finally:
+            self.working.release()
+
+    def _accept(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], length: int
+    ) -> list[bytes]:
+        token = environ["PATH_INFO"][len(PREFIX) :]
+        try:
+            status, answer, headers = accept_webhook(
+                self.app.config["CALLSTATE_SETTINGS"],
+                self.app.extensions[EXTENSION],
+                token,
+                lambda: _read(environ, length),
+            )
+        except HTTPException as exc:  # as app/web/errors.py answers it
+            status = exc.code or 500
+            answer = {"error": exc.description or MESSAGES.get(status, "error")}
+            headers = {}
+        except Exception:
+            log.exception("unhandled error")
+            status, answer, headers = 500, {"error": MESSAGES[500]}, {}
+        return self._answer(start_response, status, answer, headers)
+
+    def _answer(
+        self,
+        start_response: Callable[..., Any],
+        status: int,
+        answer: dict[str, Any],
+        headers: dict[str, str],
+    ) -> list[bytes]:
+        body = (self.app.json.dumps(answer, separators=(",", ":")) + "\n").encode()
+        start_response(
+            f"{status} {HTTP_STATUS_CODES[status].upper()}",
+            [
+                ("Content-Type", self.app.json.mimetype),  # type: ignore[attr-defined]
+                ("Content-Length", str(len(body))),
+                *headers.items(),
+            ],
+        )
+        return [body]
+
+    def _read_body_in_time(self, environ: dict[str, Any]) -> bool:
+        """Read the request's body within the deadline and put it back as a buffer
+        (False when it did not arrive in time). A body announced larger than the
+        limit is left unread: Flask answers 413 without reading it."""
+        raw = environ.get("CONTENT_LENGTH") or ""
+        max_length = self.app.config.get("MAX_CONTENT_LENGTH")
+        if raw.isdigit():
+            size = int(raw)
+            if size == 0 or (max_length is not None and size > max_length):
+                return True
+        elif "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            # One byte past the limit is enough for Flask to answer 413.
+            size = max_length + 1 if max_length is not None else -1
+        else:
+            return True
+        stream = environ.get("wsgi.input")
+        if stream is None:
+            return True
+        body = self.bodies.read(stream, size)
+        if body is None:
+            return False
+        environ["wsgi.input"] = io.BytesIO(body)
+        return True
+
+    def _length(self, environ: dict[str, Any]) -> int | None:
+        """The body's length if this request is one for the hot path, else None."""
+        path = environ.get("PATH_INFO", "")
+        if (
+            environ.get("REQUEST_METHOD") != "POST"
+            or not path.startswith(PREFIX)
+            or "/" in path[len(PREFIX) :]
+            or len(path) == len(PREFIX)
+            or self.app.debug
+        ):
+            return None
+        raw = environ.get("CONTENT_LENGTH") or ""
+        if not raw.isdigit():
+            return None
+        length = int(raw)
+        max_length = self.app.config.get("MAX_CONTENT_LENGTH")
+        return None if max_length is not None and length > max_length else length
+
+
+def _read(environ: dict[str, Any], length: int) -> bytes:
+    """The body, all ``length`` bytes of it; a client that sent fewer is gone."""
+    body: bytes = environ["wsgi.input"].read(length) if length else b""
+    if len(body) < length:
+        raise ClientDisconnected()
+    return body

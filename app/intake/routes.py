@@ -1,0 +1,245 @@
+"""Webhook intake: PrimeVOX posts here; we answer 202 once the event is queued.
+
+The PBX cannot sign requests or add headers, so the token in the URL (or the
+password of HTTP Basic auth, for senders that put credentials in the URL) is
+the only credential. Bodies may be JSON or URL-encoded whatever Content-Type
+says: the first non-blank byte decides.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+import redis
+from flask import Response, current_app, jsonify, request
+
+from app.intake.answers import INTAKE_DESCRIPTION, documented_intake, dump_accepted
+from app.intake.loading import BadEvent, load_event
+from app.ops.metrics import EVENTS_RECEIVED, EVENTS_REJECTED
+from app.web.auth import may_access, tenant_for
+from app.web.errors import unavailable_answer
+from app.web.resources import Resources, get_resources
+from app.web.rest import ApiBlueprint, path_param
+from core.queue import enqueue_event
+from core.settings import Settings
+from statemachine.event_log import to_record
+from statemachine.events import CallEvent, MessageEvent
+from statemachine.primevox import EVENTS
+
+bp = ApiBlueprint("intake", __name__)
+# The app's own logger (Flask names it after the import name, "app").
+log = logging.getLogger("app")
+MAX_FIELDS = 200
+# Fields that name things (every spelling the PBX uses).
+IDENTIFIERS = frozenset(
+    {
+        "eventType",
+        "tenantId",
+        "tenantID",
+        "callUuid",
+        "containerId",
+        "containerID",
+        "conversationId",
+        "conversationID",
+    }
+)
+
+
+def decode_body(body: bytes) -> dict[str, Any]:
+    """Turn a body into a flat dict of fields. Raises BadEvent.
+
+    Form values that are not UTF-8 are read as Latin-1, which maps every byte
+    to a character: an odd carrier encoding costs accents, never the event.
+    Identifiers (the event type, tenant, call, container, conversation) are
+    not guessed that way: in such a body they must be plain ASCII, or the
+    event would be filed under a name the PBX never meant.
+    """
+    stripped = body.lstrip()
+    if not stripped:
+        raise BadEvent("not an event: the body is empty")
+    if stripped[:1] in (b"{", b"["):
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise BadEvent(f"body looks like JSON but does not parse: {exc}") from exc
+        if not isinstance(data, dict):
+            raise BadEvent("JSON body must be an object")
+        return _scalars(data)
+    try:
+        text = body.decode("utf-8")
+        encoding = "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = body.decode("latin-1"), "latin-1"
+    try:
+        pairs = parse_qsl(
+            text,
+            keep_blank_values=True,
+            encoding=encoding,
+            errors="strict",
+            max_num_fields=MAX_FIELDS,
+        )
+    except UnicodeDecodeError:
+        encoding = "latin-1"  # percent-escapes that are not UTF-8
+        pairs = parse_qsl(
+            text, keep_blank_values=True, encoding="latin-1", max_num_fields=MAX_FIELDS
+        )
+    except ValueError as exc:
+        raise BadEvent(f"form body has more than {MAX_FIELDS} fields") from exc
+    fields: dict[str, Any] = {}
+    for key, value in pairs:
+        fields.setdefault(key, value)  # a repeated key: the first one counts
+    if encoding != "utf-8":
+        for key in IDENTIFIERS.intersection(fields):
+            if not fields[key].isascii():
+                raise BadEvent(f"{key} is not valid UTF-8")
+        if not all(key.isascii() for key in fields):
+            raise BadEvent("field names must be valid UTF-8")
+    return _scalars(fields)
+
+
+def _scalars(data: dict[str, Any]) -> dict[str, Any]:
+    """Check every value is text we can store; numbers and booleans become text."""
+    if len(data) > MAX_FIELDS:
+        raise BadEvent(f"body has more than {MAX_FIELDS} fields")
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, int | float):
+            value = str(value)
+        elif value is None:
+            value = ""
+        elif not isinstance(value, str):
+            raise BadEvent(f"field {key!r} must be text, not {type(value).__name__}")
+        for text in (key, value):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise BadEvent(f"field {key[:50]!r} is not valid Unicode") from exc
+        out[key] = value
+    return out
+
+
+def _token(path_token: str | None) -> str | None:
+    if path_token:
+        return path_token
+    auth = request.authorization
+    if auth is not None and auth.type == "basic":
+        return auth.password or None
+    return None
+
+
+@bp.post(
+    "/webhooks/primevox/<token>",
+    tags=["webhook intake"],
+    parameters=[
+        path_param(
+            "token",
+            "a webhook token from WEBHOOK_TOKENS; it may post only its tenant's events",
+            "whk_0123456789abcdef",
+        )
+    ],
+)
+@documented_intake(
+    bp,
+    operationId="receiveWebhook",
+    summary="Receive one PrimeVOX event (token in the URL)",
+    description=INTAKE_DESCRIPTION,
+    security=[],
+)
+def receive(token: str) -> tuple[Response, int]:
+    """Accept one PrimeVOX event (app/intake/fast_path.py answers it before Flask does)."""
+    return _receive(token)
+
+
+@bp.post("/webhooks/primevox", tags=["webhook intake"])
+@documented_intake(
+    bp,
+    operationId="receiveWebhookBasicAuth",
+    summary="Receive one PrimeVOX event (token as the Basic-auth password)",
+    description=INTAKE_DESCRIPTION
+    + " For senders that put credentials in the URL (https://user:<token>@host/…).",
+    security=[{"webhookBasic": []}],
+)
+def receive_basic_auth() -> tuple[Response, int]:
+    """Accept one PrimeVOX event, the token as the Basic-auth password."""
+    return _receive(None)
+
+
+def _receive(token: str | None) -> tuple[Response, int]:
+    status, answer, headers = accept_webhook(
+        current_app.config["CALLSTATE_SETTINGS"],
+        get_resources(),
+        _token(token),
+        lambda: request.get_data(cache=False),
+    )
+    response = jsonify(answer)
+    response.headers.update(headers)
+    return response, status
+
+
+NO_HEADERS: dict[str, str] = {}
+
+
+def accept_webhook(
+    settings: Settings, resources: Resources, token: str | None, read_body: Callable[[], bytes]
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Accept one PrimeVOX event: (status, JSON answer, extra headers). The body is
+    read only once the token is known (``read_body`` may raise 413 for a body too large)."""
+    scope = tenant_for(token, settings.webhook_tokens)
+    if scope is None:
+        EVENTS_REJECTED.labels("unauthorized").inc()
+        return 401, {"error": "unknown webhook token"}, NO_HEADERS
+    if resources.limiter is not None and token:
+        try:
+            wait = resources.limiter.take(token)
+        except redis.RedisError as exc:
+            EVENTS_REJECTED.labels("unavailable").inc()
+            log.warning("could not check the rate limit: %s", type(exc).__name__)
+            return 503, *unavailable_answer(exc, "event store unavailable, retry later")
+        if wait > 0:
+            EVENTS_REJECTED.labels("rate_limited").inc()
+            return (
+                429,
+                {"error": f"over {settings.webhook_rate_limit:g} events a second for this token"},
+                {"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+    received_at = datetime.now(UTC)
+    body = read_body()
+    try:
+        fields_as_sent = decode_body(body)
+        event_type, event = load_event(fields_as_sent, received_at)
+    except BadEvent as exc:
+        EVENTS_REJECTED.labels("invalid").inc()
+        return 400, {"error": exc.message, **exc.details}, NO_HEADERS
+    if not may_access(scope, event.tenant_id):
+        EVENTS_REJECTED.labels("wrong_tenant").inc()
+        return 401, {"error": "this webhook token may not post events of that tenant"}, NO_HEADERS
+    envelope = to_record(event, fields_as_sent, event_type)
+    try:
+        enqueue_event(resources.store, resources.queue, envelope)
+    except redis.RedisError as exc:
+        EVENTS_REJECTED.labels("unavailable").inc()
+        log.warning("could not queue an event: %s", type(exc).__name__)
+        return 503, *unavailable_answer(exc, "event store unavailable, retry later")
+    EVENTS_RECEIVED.labels(event_type if event_type in _KNOWN else "unknown").inc()
+    answer: dict[str, Any] = {
+        "status": "accepted",
+        "event_id": envelope["id"],
+        "event_type": event_type,
+        "received_at": envelope["received_at"],
+    }
+    if isinstance(event, CallEvent):
+        answer["call_uuid"] = event.call_uuid
+    elif isinstance(event, MessageEvent):
+        answer["conversation_id"] = event.conversation_id
+    return 202, dump_accepted(answer), NO_HEADERS
+
+
+_KNOWN = set(EVENTS.known_types)

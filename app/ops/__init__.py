@@ -1,0 +1,2 @@
+"""Operations: health, readiness, metrics, the API description and its page, the
+wallboard page."""

@@ -1,0 +1,97 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from flask import current_app
+from marshmallow import fields, validate
+
+from app.history.routes import history_health, history_warnings
+from app.web.errors import error_response
+from app.web.resources import get_store
+from app.web.rest import ApiBlueprint
+from app.web.schema_fields import EXAMPLE_OUTCOME_ID, Answer, Number, ex
+from core.settings import Settings
+
+bp = ApiBlueprint("health", __name__)
+
+
+class HealthAnswer(Answer):
+    status = fields.String(required=True, validate=validate.OneOf(("ok",)))
+
+
+class HistoryHealthAnswer(Answer):
+    """The call history archive (DATABASE_URL), as /readyz sees it."""
+
+    configured = fields.Boolean(required=True, metadata=ex(True, "DATABASE_URL is set"))
+    reachable = fields.Boolean(
+        required=True, allow_none=True, metadata=ex(True, "the database answered; null: none")
+    )
+    lag_seconds = Number(
+        required=True,
+        allow_none=True,
+        metadata=ex(0.0, "age of the oldest outcome record not archived yet; 0: none waits"),
+    )
+    archived_to = fields.String(
+        required=True,
+        allow_none=True,
+        metadata=ex(EXAMPLE_OUTCOME_ID, "every outcome record up to this id is archived"),
+    )
+
+
+class ReadyAnswer(Answer):
+    status = fields.String(required=True, validate=validate.OneOf(("ready",)))
+    warnings = fields.List(
+        fields.String(),
+        required=True,
+        metadata=ex([], "Redis settings that put accepted events at risk; archive lag"),
+    )
+    history = fields.Nested(HistoryHealthAnswer, required=True)
+
+
+@bp.get("/healthz", tags=["operations"])
+@bp.response(200, HealthAnswer, description="up")
+@bp.doc(operationId="healthz", security=[])
+def healthz() -> dict[str, str]:
+    """The process is up (says nothing about Redis)"""
+    return {"status": "ok"}
+
+
+@bp.get("/readyz", tags=["operations"])
+@bp.response(200, ReadyAnswer, description="ready")
+@bp.errors(503)
+@bp.doc(
+    operationId="readyz",
+    security=[],
+    summary="Redis answers; lists Redis settings that put events at risk, "
+    "and the call history archive's state",
+)
+def readyz() -> Any:
+    """Whether this process can take events and answer reads
+
+    Ready when Redis answers (every node of a cluster, and RQ's Redis); lists Redis
+    settings that put events at risk, a client limit below what one web and one worker
+    dyno may hold, and the call history archive's state (a database outage warns, it
+    does not make us unready: intake and event application never need the database).
+    """
+    store = get_store()
+    if not store.ping():
+        return error_response(503, "redis unavailable")
+    # On a cluster: every node (a master down or a cluster not ok is unready;
+    # a replica down is a warning), and RQ's own Redis.
+    unready, warnings = store.cluster_problems()
+    if unready:
+        return error_response(503, "redis cluster unavailable: " + "; ".join(unready))
+    if not store.ping_queues():
+        return error_response(503, "RQ's redis (RQ_REDIS_URL) unavailable")
+    settings: Settings = current_app.config["CALLSTATE_SETTINGS"]
+    try:
+        warnings += store.server_warnings()
+        warnings += store.connection_warnings(settings.formation_connections())
+    except redis.RedisError:
+        return error_response(503, "redis unavailable")
+    history = history_health(store)
+    warnings += history_warnings(history)
+    return {"status": "ready", "warnings": warnings, "history": history}

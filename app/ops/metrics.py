@@ -1,0 +1,135 @@
+"""Prometheus metrics: ``GET /metrics``.
+
+Two sources. The web process's own counters (events received, rejected by
+reason) live in prometheus-client; the web server runs several processes,
+so with PROMETHEUS_MULTIPROC_DIR set (the Procfile sets it) their files are
+summed. What workers count (applied, latencies, outcomes, deliveries) and
+what lives in Redis (queue depth, pending events) is read from Redis at
+scrape time, so every web process reports the same engine-wide figures.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+
+from flask import Response, current_app
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from app.history.routes import HistoryCollector
+from app.web.rest import ApiBlueprint
+from core.observability import LATENCY_BUCKETS, OUTCOME_BUCKETS
+
+EVENTS_RECEIVED = Counter(
+    "callstate_events_received_total", "Events accepted (202), by type", ["event_type"]
+)
+EVENTS_REJECTED = Counter(
+    "callstate_events_rejected_total", "Webhook posts refused, by reason", ["reason"]
+)
+
+bp = ApiBlueprint("metrics", __name__)
+
+HISTOGRAMS = {
+    "apply_seconds": ("Time to apply one event (read, fold, commit)", LATENCY_BUCKETS),
+    "event_to_state_seconds": (
+        "From webhook received to its state visible in the API",
+        LATENCY_BUCKETS,
+    ),
+    "end_to_outcome_seconds": (
+        "From a call's end to its outcome published (includes the grace period)",
+        OUTCOME_BUCKETS,
+    ),
+}
+LABELLED = {
+    "applied": ("callstate_events_applied", "Events applied by workers", "event_type"),
+    "outcomes": ("callstate_outcomes", "Outcome records published", "outcome"),
+    "deliveries": ("callstate_deliveries", "Outbound webhook attempts, by result", "result"),
+}
+
+
+class EngineCollector(Collector):
+    """Engine-wide figures read from Redis when scraped."""
+
+    def collect(self) -> Iterator[Metric]:
+        from app.web.resources import get_resources
+
+        resources = get_resources()
+        try:
+            stats = resources.store.stats()
+            queue_depth = float(resources.queue.count)
+            pending = float(resources.store.pending_count())
+        except Exception:
+            stats, queue_depth, pending = {}, float("nan"), float("nan")
+        yield GaugeMetricFamily(
+            "callstate_queue_depth", "Jobs waiting on the events queue", value=queue_depth
+        )
+        yield GaugeMetricFamily(
+            "callstate_events_pending", "Events accepted and not yet applied", value=pending
+        )
+        labelled: dict[str, dict[str, float]] = defaultdict(dict)
+        for name, value in stats.items():
+            prefix, sep, label = name.partition(":")
+            if sep and prefix in LABELLED and "_bucket" not in prefix:
+                labelled[prefix][label] = value
+        for prefix, (metric, help_text, label_name) in LABELLED.items():
+            family = CounterMetricFamily(metric, help_text, labels=[label_name])
+            for label, value in sorted(labelled[prefix].items()):
+                family.add_metric([label], value)
+            yield family
+        for name, (help_text, bounds) in HISTOGRAMS.items():
+            buckets: list[tuple[str, float]] = []
+            running = 0.0
+            for bound in [*(f"{b:g}" for b in bounds), "+Inf"]:
+                running += stats.get(f"{name}_bucket:{bound}", 0.0)
+                buckets.append((bound, running))
+            yield HistogramMetricFamily(
+                f"callstate_{name}",
+                help_text,
+                buckets=buckets,
+                sum_value=stats.get(f"{name}_sum", 0.0),
+            )
+
+
+_ENGINE = EngineCollector()
+_HISTORY = HistoryCollector()
+
+
+@bp.get("/metrics", tags=["operations"])
+@bp.response(
+    200,
+    {"type": "string"},
+    content_type="text/plain",
+    description="Prometheus text exposition format",
+    example="# TYPE callstate_events_pending gauge\ncallstate_events_pending 0.0\n",
+)
+@bp.doc(
+    operationId="metrics",
+    security=[],
+    summary="Prometheus metrics: events received/rejected/applied, queue depth, latencies, "
+    "outcomes, deliveries",
+)
+def metrics() -> Response:
+    """This process's and the engine's metrics, for Prometheus to scrape."""
+    if current_app.config["CALLSTATE_SETTINGS"].metrics_directory:
+        own = CollectorRegistry()
+        multiprocess.MultiProcessCollector(own)  # type: ignore[no-untyped-call]
+    else:
+        own = REGISTRY
+    engine = CollectorRegistry()
+    engine.register(_ENGINE)
+    engine.register(_HISTORY)
+    return Response(generate_latest(own) + generate_latest(engine), mimetype=CONTENT_TYPE_LATEST)

@@ -1,0 +1,1 @@
+"""Outcome records: the page (``GET /v1/outcomes``) and the resumable stream."""

@@ -1,0 +1,135 @@
+"""Outcome records as Server-Sent Events: ``GET /v1/outcomes/stream``.
+
+Each stream takes one of its web process's stream slots (app/web/sse.py) and
+ends after ``sse.STREAM_MAX_SECONDS`` or when the process stops; a client resumes
+with ``Last-Event-ID`` and loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+from flask import Response, current_app, request
+
+import app.web.sse as sse
+from app.calls.schemas import (
+    LastEventIdHeader,
+    OutcomePageArgs,
+    OutcomeRecordSchema,
+    is_outcome_id,
+)
+from app.outcomes.routes import outcome_query
+from app.web.auth import require_api_key
+from app.web.errors import BadQuery
+from app.web.fast_dump import compile_dump
+from app.web.resources import get_store
+from app.web.rest import TOO_MANY_STREAMS, ApiBlueprint, error_doc, sse_event
+from app.web.schema_fields import EXAMPLE_OUTCOME_ID
+from statemachine.outcome import OutcomeRecord
+
+bp = ApiBlueprint("stream", __name__, url_prefix="/v1")
+
+
+# Longer than any outcome id ("<20 digits>-<20 digits>"): a client that sends
+# more is not resuming anything of ours.
+MAX_LAST_EVENT_ID = 41
+
+
+@bp.before_app_request
+def refuse_huge_last_event_id() -> None:
+    """Refuse, on every path (the live stream's too), a Last-Event-ID no stream of
+    ours could have sent. Raises BadQuery (400)."""
+    last_event_id = request.headers.get("Last-Event-ID")
+    if last_event_id is not None and len(last_event_id) > MAX_LAST_EVENT_ID:
+        raise BadQuery(
+            f"Last-Event-ID is {len(last_event_id)} characters long; an outcome id has at "
+            f"most {MAX_LAST_EVENT_ID}"
+        )
+
+
+# Planned from the schema (app/web/fast_dump.py): a stream catching up sends
+# thousands of records a second.
+dump_outcome_record = compile_dump(OutcomeRecordSchema())
+
+
+def outcome_event(record: OutcomeRecord) -> str:
+    """One outcome record as a Server-Sent Event, as its schema dumps it."""
+    data = json.dumps(dump_outcome_record(record), sort_keys=True)
+    return f"id: {record['id']}\nevent: outcome\ndata: {data}\n\n"
+
+
+@bp.get("/outcomes/stream", tags=["outcomes"])
+@require_api_key
+# limit is read (and checked) as on /v1/outcomes, though a stream pages by itself.
+@bp.documents_arguments(LastEventIdHeader(), location="headers")
+@bp.arguments(OutcomePageArgs(), location="query")
+@bp.response(
+    200,
+    sse_event("outcome", "OutcomeRecord", id_pattern=True),
+    content_type="text/event-stream",
+    description="the event stream",
+    example=f"id: {EXAMPLE_OUTCOME_ID}\nevent: outcome\n"
+    f'data: {{"id": "{EXAMPLE_OUTCOME_ID}", "outcome": "missed", "revision": 1, ...}}\n\n',
+)
+@bp.alt_response(400, **error_doc("a bad after, Last-Event-ID or outcome"))
+@bp.errors(401, 403)
+@bp.alt_response(503, **TOO_MANY_STREAMS)
+@bp.doc(operationId="streamOutcomes")
+def outcome_stream(
+    args: dict[str, Any],
+) -> Response | tuple[Response, int]:
+    """Outcome records as Server-Sent Events
+
+    Every record after Last-Event-ID (or after=), then new ones as they are decided:
+    `id: <record id>`, `event: outcome`, `data: <the record as JSON, an OutcomeRecord>`,
+    and a keep-alive comment every 15 s. The stream closes after STREAM_MAX_SECONDS;
+    reconnect with Last-Event-ID and nothing is skipped.
+    """
+    query = outcome_query(args)
+    # An EventSource reconnects to the URL it was made with (any ?after= too)
+    # and sends the id of the last record it got: resume from there.
+    last_event_id = request.headers.get("Last-Event-ID")
+    if last_event_id:
+        if not is_outcome_id(last_event_id):
+            raise BadQuery("Last-Event-ID must be an outcome id such as 1764063000123456-0")
+        query["after"] = last_event_id
+    if not sse.take_slot():
+        return sse.too_many_streams()
+    store = get_store()
+    deadline = time.monotonic() + sse.STREAM_MAX_SECONDS
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def events() -> Iterator[str]:
+        cursor = query["after"]
+        last_sent = time.monotonic()
+        yield "retry: 1000\n: connected\n\n"
+        while sse.open_until(deadline):
+            try:
+                records, next_cursor = store.read_outcomes(
+                    store.tenants() if query["all_tenants"] else query["tenants"],
+                    after=cursor,
+                    limit=500,
+                    outcome=query["outcome"],
+                )
+            except redis.RedisError:
+                app.logger.warning("outcome stream: redis unavailable")
+                yield ": redis unavailable, waiting\n\n"
+                time.sleep(1.0)
+                continue
+            for record in records:
+                yield outcome_event(record)
+            if next_cursor is not None:
+                cursor = next_cursor
+            if records:
+                last_sent = time.monotonic()
+                continue
+            if time.monotonic() - last_sent >= sse.KEEPALIVE_SECONDS:
+                yield ": keep-alive\n\n"
+                last_sent = time.monotonic()
+            time.sleep(sse.POLL_SECONDS)
+
+    return sse.event_stream(events())

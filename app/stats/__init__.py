@@ -1,0 +1,1 @@
+"""Call-centre figures: ``GET /v1/stats``, from Redis or from the history database."""

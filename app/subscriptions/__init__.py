@@ -1,0 +1,1 @@
+"""Subscriptions: outbound webhooks of outcome records, their deliveries and replays."""

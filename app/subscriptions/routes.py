@@ -1,0 +1,298 @@
+"""Outbound webhook subscriptions under /v1/subscriptions.
+
+A tenant key manages its tenant's subscriptions; an admin key (``*``) may
+create one for any ``tenant_id``, or for all tenants by leaving it out.
+Secrets are shown once, when made (creation or rotation).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from flask import Response, current_app, g, request
+from marshmallow import ValidationError
+
+from app.subscriptions.schemas import (
+    DeliveryArgs,
+    DeliveryListSchema,
+    ReplayedSchema,
+    RotateSchema,
+    SubscriptionAnswer,
+    SubscriptionListSchema,
+    SubscriptionSchema,
+    SubscriptionWithSecretAnswer,
+)
+from app.web.auth import ALL_TENANTS, require_api_key
+from app.web.errors import BadQuery, error_response
+from app.web.resources import get_store
+from app.web.rest import ApiBlueprint, error_doc, path_param
+from app.web.schema_fields import EXAMPLE_OUTCOME_ID, EXAMPLE_SUBSCRIPTION
+from core.deliveries.breaker import Breaker
+from core.deliveries.dispatch import Deliveries, max_in_flight
+from core.deliveries.records import SigningSecret, Subscription
+from core.deliveries.webhooks import UnsafeURL, check_url, new_secret
+from core.store import SubscriptionStore
+from statemachine.events import isoformat
+
+bp = ApiBlueprint("subscriptions", __name__, url_prefix="/v1/subscriptions")
+# Tenants that have subscriptions stored under them. An admin may subscribe for
+# a tenant that has sent no event yet (so is not in Store.tenants()); without
+# this set, the admin key could not list, read or delete that subscription.
+
+
+def _subs() -> SubscriptionStore:
+    return SubscriptionStore(get_store())
+
+
+def _public(subscription: Subscription, breaker: str | None = None) -> dict[str, Any]:
+    """A subscription with its in-flight limit and its breaker's state (the answer
+    schemas pick what is shown)."""
+    settings = current_app.config["CALLSTATE_SETTINGS"]
+    return {
+        **subscription,
+        "max_in_flight": max_in_flight(subscription, settings),
+        "breaker": Breaker.from_json(breaker).shown(),
+    }
+
+
+def _shown(subscriptions: list[Subscription]) -> list[dict[str, Any]]:
+    """Subscriptions as shown, each with its breaker (read per tenant stored under)."""
+    by_tenant: dict[str, list[Subscription]] = {}
+    for subscription in subscriptions:
+        by_tenant.setdefault(subscription["tenant_id"], []).append(subscription)
+    breakers: dict[str, str | None] = {}
+    subs = _subs()
+    for tenant, group in by_tenant.items():
+        ids = [s["id"] for s in group]
+        breakers.update(zip(ids, subs.breakers(tenant, ids), strict=True))
+    return [_public(s, breakers.get(s["id"])) for s in subscriptions]
+
+
+def _storage_tenants() -> list[str]:
+    """Where the key's subscriptions may be stored: its tenant, or every tenant and ``*``."""
+    if g.scope == ALL_TENANTS:
+        store = get_store()
+        known = set(_subs().subscription_tenants()) | set(store.tenants())
+        return [ALL_TENANTS, *sorted(known - {ALL_TENANTS})]
+    return [g.scope]
+
+
+def _find(subscription_id: str) -> Subscription | None:
+    subs = _subs()
+    for tenant in _storage_tenants():
+        found = subs.subscription(tenant, subscription_id)
+        if found is not None:
+            return found
+    return None
+
+
+def _json_body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if data is None and request.get_data():
+        raise BadQuery("body must be a JSON object")
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise BadQuery("body must be a JSON object")
+    return data
+
+
+SUBSCRIPTION_ID = path_param("subscription_id", "the subscription's id", EXAMPLE_SUBSCRIPTION)
+NO_SUCH_SUBSCRIPTION = error_doc("no such subscription")
+
+
+@bp.post("", tags=["subscriptions"])
+@require_api_key
+@bp.response(201, SubscriptionWithSecretAnswer, description="made; the secret is shown only now")
+@bp.alt_response(400, **error_doc("not a JSON object, an invalid field, or a refused URL"))
+@bp.errors(401, 503)
+@bp.alt_response(403, **error_doc("a tenant key named another tenant"))
+@bp.doc(
+    operationId="createSubscription",
+    requestBody={
+        "required": True,
+        "content": {"application/json": {"schema": SubscriptionSchema}},
+    },
+)
+def create() -> Any:
+    """Subscribe a URL to outcome records
+
+    Every outcome record (every revision) decided from now on and matching `outcomes`
+    is POSTed to `url`, signed the Standard Webhooks way with the secret in the answer.
+    URLs on loopback/private networks are refused unless SUBSCRIPTION_ALLOW_PRIVATE=1.
+    `tenant_id`: an admin key's choice (absent: all tenants); a tenant key may only
+    name its own.
+    """
+    try:
+        data = SubscriptionSchema().load(_json_body())
+    except ValidationError as exc:
+        return error_response(400, "invalid subscription", fields=exc.messages)
+    tenant = data["tenant_id"]
+    if g.scope != ALL_TENANTS:
+        if tenant not in (None, g.scope):
+            return error_response(403, f"this API key may not subscribe for tenant {tenant!r}")
+        tenant = g.scope
+    tenant = tenant or ALL_TENANTS
+    settings = current_app.config["CALLSTATE_SETTINGS"]
+    try:
+        check_url(data["url"], allow_private=settings.subscription_allow_private)
+    except UnsafeURL as exc:
+        return error_response(400, str(exc))
+    store = get_store()
+    created_us = store.server_time_us()
+    secret = new_secret()
+    subscription: Subscription = {
+        "id": f"sub_{secrets.token_hex(8)}",
+        "tenant_id": tenant,
+        "url": data["url"],
+        "outcomes": sorted(set(data["outcomes"])) if data["outcomes"] else None,
+        "enabled": True,
+        "max_in_flight": data["max_in_flight"],
+        "created_at": isoformat_us(created_us),
+        "created_us": created_us,
+        "secrets": [{"secret": secret, "expires_at": None}],
+    }
+    _subs().save_subscription(subscription)
+    return {**_public(subscription), "secret": secret}
+
+
+def isoformat_us(micros: int) -> str | None:
+    from datetime import UTC, datetime, timedelta
+
+    return isoformat(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros))
+
+
+@bp.get("", tags=["subscriptions"])
+@require_api_key
+@bp.response(200, SubscriptionListSchema, description="the subscriptions")
+@bp.errors(401, 503)
+@bp.doc(operationId="listSubscriptions")
+def list_subscriptions() -> Any:
+    """The key's subscriptions (an admin key: all of them)"""
+    subs = _subs()
+    found = [s for tenant in _storage_tenants() for s in subs.subscriptions(tenant)]
+    return {"subscriptions": _shown(found)}
+
+
+@bp.get("/<subscription_id>", tags=["subscriptions"], parameters=[SUBSCRIPTION_ID])
+@require_api_key
+@bp.response(200, SubscriptionAnswer, description="the subscription")
+@bp.errors(401, 503)
+@bp.alt_response(404, **NO_SUCH_SUBSCRIPTION)
+@bp.doc(operationId="getSubscription")
+def get_subscription(subscription_id: str) -> Any:
+    """One subscription"""
+    subscription = _find(subscription_id)
+    if subscription is None:
+        return error_response(404, "no such subscription")
+    return _shown([subscription])[0]
+
+
+@bp.delete("/<subscription_id>", tags=["subscriptions"], parameters=[SUBSCRIPTION_ID])
+@require_api_key
+@bp.response(204, description="removed")
+@bp.errors(401, 503)
+@bp.alt_response(404, **NO_SUCH_SUBSCRIPTION)
+@bp.doc(operationId="deleteSubscription")
+def delete(subscription_id: str) -> tuple[Response, int]:
+    """Remove a subscription (its pending deliveries are cancelled)"""
+    subscription = _find(subscription_id)
+    if subscription is None:
+        return error_response(404, "no such subscription")
+    _subs().delete_subscription(subscription["tenant_id"], subscription_id)
+    return Response(status=204), 204
+
+
+@bp.post("/<subscription_id>/rotate-secret", tags=["subscriptions"], parameters=[SUBSCRIPTION_ID])
+@require_api_key
+@bp.response(200, SubscriptionWithSecretAnswer, description="rotated; the new secret")
+@bp.alt_response(400, **error_doc("not a JSON object, or a bad grace_seconds"))
+@bp.errors(401, 503)
+@bp.alt_response(404, **NO_SUCH_SUBSCRIPTION)
+@bp.doc(
+    operationId="rotateSubscriptionSecret",
+    requestBody={"required": False, "content": {"application/json": {"schema": RotateSchema}}},
+)
+def rotate_secret(subscription_id: str) -> Any:
+    """Make a new secret; the old one keeps signing for grace_seconds"""
+    subscription = _find(subscription_id)
+    if subscription is None:
+        return error_response(404, "no such subscription")
+    try:
+        grace = RotateSchema().load(_json_body())["grace_seconds"]
+    except ValidationError as exc:
+        return error_response(400, "invalid rotation", fields=exc.messages)
+    now = time.time()
+    secret = new_secret()
+    kept: list[SigningSecret] = [
+        {"secret": s["secret"], "expires_at": min(s["expires_at"] or now + grace, now + grace)}
+        for s in subscription["secrets"]
+        if s["expires_at"] is None or s["expires_at"] > now
+    ]
+    subscription["secrets"] = [{"secret": secret, "expires_at": None}, *kept]
+    _subs().save_subscription(subscription)
+    return {**_shown([subscription])[0], "secret": secret}
+
+
+@bp.get("/<subscription_id>/deliveries", tags=["subscriptions"], parameters=[SUBSCRIPTION_ID])
+@require_api_key
+@bp.arguments(DeliveryArgs(), location="query")
+@bp.response(200, DeliveryListSchema, description="the deliveries")
+@bp.errors(401, 503)
+@bp.alt_response(404, **NO_SUCH_SUBSCRIPTION)
+@bp.doc(operationId="listDeliveries")
+def deliveries(args: dict[str, str], subscription_id: str) -> Any:
+    """The subscription's deliveries, newest first"""
+    subscription = _find(subscription_id)
+    if subscription is None:
+        return error_response(404, "no such subscription")
+    status = args.get("status")
+    subs = _subs()
+    tenants = (
+        get_store().tenants()
+        if subscription["tenant_id"] == ALL_TENANTS
+        else [subscription["tenant_id"]]
+    )
+    found = [d for tenant in tenants for d in subs.deliveries(tenant, subscription_id)]
+    found.sort(key=lambda d: (d["created_at"], d["id"]), reverse=True)
+    if status:
+        found = [d for d in found if d["status"] == status]
+    return {"deliveries": found}
+
+
+@bp.post(
+    "/<subscription_id>/deliveries/<delivery_id>/replay",
+    tags=["subscriptions"],
+    parameters=[
+        SUBSCRIPTION_ID,
+        path_param(
+            "delivery_id", "the delivery's id", f"{EXAMPLE_SUBSCRIPTION}_{EXAMPLE_OUTCOME_ID}"
+        ),
+    ],
+)
+@require_api_key
+@bp.response(202, ReplayedSchema, description="queued again")
+@bp.errors(401, 503)
+@bp.alt_response(404, **error_doc("no such subscription or delivery"))
+@bp.doc(operationId="replayDelivery")
+def replay(subscription_id: str, delivery_id: str) -> Any:
+    """Deliver again, with the same webhook-id, from the start of the retry schedule"""
+    subscription = _find(subscription_id)
+    if subscription is None:
+        return error_response(404, "no such subscription")
+    subs = _subs()
+    tenants = (
+        get_store().tenants()
+        if subscription["tenant_id"] == ALL_TENANTS
+        else [subscription["tenant_id"]]
+    )
+    for tenant in tenants:
+        delivery = subs.delivery(tenant, delivery_id)
+        if delivery is not None and delivery["subscription_id"] == subscription_id:
+            Deliveries(get_store(), current_app.config["CALLSTATE_SETTINGS"]).replay(
+                tenant, delivery
+            )
+            return {"delivery": delivery}
+    return error_response(404, "no such delivery")

@@ -1,0 +1,176 @@
+"""What the subscriptions routes take and answer (app/subscriptions/routes.py).
+
+A subscription and a delivery are shown through the answer schemas below:
+only the fields they name leave the service, so the stored secrets (and any
+field added to the stored records later) stay internal.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, fields, pre_dump, validate
+
+from app.calls.schemas import OUTCOME_KINDS, OutcomeRecordSchema
+from app.web.schema_fields import (
+    EXAMPLE_CALL_UUID,
+    EXAMPLE_OUTCOME_ID,
+    EXAMPLE_SUBSCRIPTION,
+    EXAMPLE_TENANT,
+    Answer,
+    ex,
+    text,
+    time_field,
+    values,
+)
+from core.deliveries.breaker import BreakerState
+from core.deliveries.records import DELIVERY_STATUSES
+
+ROTATION_GRACE_SECONDS = 24 * 3600
+
+
+# -- request bodies ----------------------------------------------------------------------
+
+
+class SubscriptionSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
+    outcomes = fields.List(fields.String(validate=validate.OneOf(OUTCOME_KINDS)), load_default=None)
+    tenant_id = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
+    max_in_flight = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=1, max=100),
+        metadata={
+            "example": 4,
+            "description": "attempts to it under way at once, per delivery process "
+            "(default DELIVERY_MAX_IN_FLIGHT)",
+        },
+    )
+
+
+class RotateSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    grace_seconds = fields.Integer(
+        load_default=ROTATION_GRACE_SECONDS, validate=validate.Range(min=0, max=30 * 24 * 3600)
+    )
+
+
+# -- answers -----------------------------------------------------------------------------
+
+
+class BreakerSchema(Answer):
+    """The subscription's circuit breaker: open pauses its deliveries until a probe."""
+
+    state = fields.String(
+        required=True,
+        validate=validate.OneOf(values(BreakerState)),
+        metadata=ex("closed", "closed: delivering; open: paused; half_open: a probe is out"),
+    )
+    consecutive_failures = fields.Integer(
+        required=True, validate=validate.Range(min=0), metadata=ex(0, "failed attempts in a row")
+    )
+    opened_at = time_field("when it opened; null while closed")
+    next_probe_at = time_field("while open: when the next due delivery goes out as a probe")
+    last_error = text(None, "why the last failed attempt failed")
+
+
+class SubscriptionAnswer(Answer):
+    """An outbound webhook subscription (its secrets are never shown again)."""
+
+    id = text(EXAMPLE_SUBSCRIPTION, nullable=False)
+    tenant_id = text(EXAMPLE_TENANT, "the tenant, or * for every tenant", nullable=False)
+    url = fields.String(
+        required=True, metadata={**ex("https://example.com/hooks/callstate"), "format": "uri"}
+    )
+    outcomes = fields.List(
+        fields.String(validate=validate.OneOf(OUTCOME_KINDS)),
+        required=True,
+        allow_none=True,
+        metadata=ex(["missed"], "the outcome kinds delivered; null for all"),
+    )
+    enabled = fields.Boolean(
+        required=True, metadata=ex(True, "false once a receiver answered 410 Gone")
+    )
+    disabled_reason = fields.String(metadata=ex("receiver answered 410 Gone"))
+    created_at = time_field("when it was made", nullable=False)
+    max_in_flight = fields.Integer(
+        required=True,
+        validate=validate.Range(min=1),
+        metadata=ex(4, "attempts to it under way at once, per delivery process"),
+    )
+    breaker = fields.Nested(BreakerSchema, required=True)
+
+
+class SubscriptionWithSecretAnswer(SubscriptionAnswer):
+    """A subscription as made or rotated: the one time its new secret is shown."""
+
+    secret = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^whsec_[A-Za-z0-9+/=]+$"),
+        metadata=ex("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "Standard Webhooks signing secret"),
+    )
+
+
+class DeliverySchema(Answer):
+    """One outcome record's delivery to one subscription, with its attempts."""
+
+    id = text(f"{EXAMPLE_SUBSCRIPTION}_{EXAMPLE_OUTCOME_ID}", nullable=False)
+    webhook_id = text(
+        "msg_2b7e151628aed2a6abf7158809cf4f3c",
+        "the webhook-id header, the same on every retry",
+        nullable=False,
+    )
+    subscription_id = text(EXAMPLE_SUBSCRIPTION, nullable=False)
+    tenant_id = text(EXAMPLE_TENANT, nullable=False)
+    outcome_id = text(EXAMPLE_OUTCOME_ID, nullable=False)
+    call_uuid = text(EXAMPLE_CALL_UUID, nullable=False)
+    outcome = fields.String(
+        required=True, validate=validate.OneOf(OUTCOME_KINDS), metadata=ex("missed")
+    )
+    revision = fields.Integer(required=True, validate=validate.Range(min=1), metadata=ex(1))
+    status = fields.String(
+        required=True, validate=validate.OneOf(DELIVERY_STATUSES), metadata=ex("succeeded")
+    )
+    attempts = fields.Integer(required=True, validate=validate.Range(min=0), metadata=ex(1))
+    last_status = fields.Integer(
+        required=True, allow_none=True, metadata=ex(200, "the receiver's last HTTP status")
+    )
+    last_error = text(None, "why the last attempt failed")
+    created_at = time_field("when the delivery was made", nullable=False)
+    last_attempt_at = time_field("the last attempt")
+    next_attempt_at = time_field("the next attempt, if one is due")
+    delivered_at = time_field("when a receiver took it (2xx)")
+    payload = fields.Nested(
+        OutcomeRecordSchema, required=True, metadata={"description": "the body posted"}
+    )
+
+    @pre_dump
+    def _payload(self, delivery: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """The body posted is stored as its JSON text; the API shows it as an object."""
+        return {**delivery, "payload": json.loads(delivery["body"])}
+
+
+class SubscriptionListSchema(Answer):
+    subscriptions = fields.List(fields.Nested(SubscriptionAnswer), required=True)
+
+
+class DeliveryListSchema(Answer):
+    deliveries = fields.List(fields.Nested(DeliverySchema), required=True)
+
+
+class ReplayedSchema(Answer):
+    delivery = fields.Nested(DeliverySchema, required=True)
+
+
+class DeliveryArgs(Schema):
+    status = fields.String(
+        metadata={
+            "description": "only deliveries in this status",
+            "enum": list(DELIVERY_STATUSES),
+        }
+    )

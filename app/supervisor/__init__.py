@@ -1,0 +1,1 @@
+"""The supervisor's view: the extension board, callbacks, a call's timeline."""

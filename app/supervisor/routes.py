@@ -1,0 +1,368 @@
+"""The supervisor's view: the extension board, a call's timeline, callbacks.
+
+- ``GET /v1/extensions/live`` (and ``/stream``): who rings, talks or idles now,
+  with today's figures (UTC day).
+- ``GET /v1/calls/<uuid>/timeline``: the call's story, told by the pure model
+  from its log and its outcome revisions.
+- ``GET /v1/callbacks`` (and ``/stream``), ``POST /v1/callbacks/<id>/resolve``.
+
+Tenant scope: a tenant's key reads its own tenant; an admin key (``*``) reads
+the tenant named by ``tenant_id``, or every tenant, each entry saying whose it
+is (``tenant_id``). Streams are snapshots (``event: extensions`` /
+``event: callbacks``) sent whenever the answer changes, sharing the outcome
+stream's per-process slots, keep-alives and deadline: a reconnect gets the
+current snapshot first, so no ``Last-Event-ID`` is needed or used.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
+
+import redis
+from flask import Response, current_app, g, request
+from marshmallow import ValidationError
+
+import app.web.sse as sse
+from app.supervisor.schemas import (
+    EXAMPLE_CALLBACK,
+    SCOPE,
+    CallbackArgs,
+    CallbackListSchema,
+    CallbackSchema,
+    ExtensionBoardSchema,
+    ExtensionSchema,
+    ResolveSchema,
+    TenantArgs,
+    TimelineSchema,
+    documented_stream,
+)
+from app.web.auth import ALL_TENANTS, require_api_key
+from app.web.errors import BadQuery, error_response
+from app.web.fast_dump import compile_dump
+from app.web.resources import get_store
+from app.web.rest import (
+    ApiBlueprint,
+    error_doc,
+    path_param,
+)
+from app.web.schema_fields import EXAMPLE_CALL_UUID
+from app.web.scope import every_tenant_lookup, scoped_tenants
+from core.store import SupervisorStore, dumps
+from core.supervisor import board, callback_json, callbacks, day_start
+from statemachine import CallEvent, from_record
+from statemachine.callbacks import ResolutionKind
+from statemachine.events import isoformat, micros
+from statemachine.state import CallView, fold
+from statemachine.timeline import OutcomeRevision, timeline
+
+bp = ApiBlueprint("supervisor", __name__, url_prefix="/v1")
+
+T = TypeVar("T")
+MEMO = "callstate_supervisor_memo"
+POLL_SECONDS = 0.5
+REFRESH_SECONDS = 60.0
+# Outcome ids are Redis server time; a call's are read from a little before it began.
+REVISION_MARGIN = timedelta(minutes=1)
+
+
+def _supervisor() -> SupervisorStore:
+    return SupervisorStore(get_store())
+
+
+def _tenants(args: dict[str, str]) -> tuple[list[str], bool]:
+    """The tenants to read, and whether to follow tenants that appear later (admin, no filter)."""
+    requested = args.get("tenant_id")
+    return scoped_tenants(requested), g.scope == ALL_TENANTS and requested is None
+
+
+# -- the extension board ------------------------------------------------------------
+
+
+class Memo:
+    """Each tenant's latest board and callbacks in this process, reused while the tenant's
+    stamp stands (within one UTC day, for at most REFRESH_SECONDS): the streams and
+    requests of a process share one computation."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], tuple[int, datetime, float, Any]] = {}
+
+    def get(self, what: str, tenant: str, stamp: int, now: datetime, compute: Callable[[], T]) -> T:
+        key, day = (what, tenant), day_start(now)
+        with self._lock:
+            entry = self._entries.get(key)
+        if (
+            entry is not None
+            and entry[:2] == (stamp, day)
+            and time.monotonic() - entry[2] < REFRESH_SECONDS
+        ):
+            found: T = entry[3]
+            return found
+        value = compute()
+        with self._lock:
+            self._entries[key] = (stamp, day, time.monotonic(), value)
+        return value
+
+
+def _memo() -> Memo:
+    memo: Memo | None = current_app.extensions.get(MEMO)
+    if memo is None:
+        memo = current_app.extensions.setdefault(MEMO, Memo())
+    return memo
+
+
+dump_extension = compile_dump(ExtensionSchema())
+dump_callback = compile_dump(CallbackSchema())
+
+
+def extensions_of(tenants: list[str], now: datetime) -> list[dict[str, Any]]:
+    """The board's entries, as ExtensionSchema shows them."""
+    store, memo = _supervisor(), _memo()
+    return [
+        dump_extension({**status.as_json(), "tenant_id": tenant})
+        for tenant, stamp in zip(tenants, store.stamps(tenants), strict=True)
+        for status in memo.get("board", tenant, stamp, now, partial(board, store, tenant, now))
+    ]
+
+
+@bp.get("/extensions/live", tags=["supervisor"])
+@require_api_key
+@bp.arguments(TenantArgs(), location="query")
+@bp.response(200, ExtensionBoardSchema, description="the board")
+@bp.errors(401, 403, 503)
+@bp.doc(
+    operationId="listExtensions",
+    description="Derived from the call events (PrimeVOX sends no agent status). Lists every "
+    "extension with a leg live now or ended today or in the last 24 h, in number order. "
+    "Today is the UTC day." + SCOPE,
+)
+def extensions_live(args: dict[str, str]) -> dict[str, Any]:
+    """The extension board: who rings, talks or is idle, with today's figures"""
+    tenants, _ = _tenants(args)
+    now = datetime.now(UTC)
+    return {"extensions": extensions_of(tenants, now), "server_time": isoformat(now)}
+
+
+@bp.get("/extensions/live/stream", tags=["supervisor"])
+@require_api_key
+@bp.arguments(TenantArgs(), location="query")
+@documented_stream(bp, "extensions", "ExtensionBoard", "streamExtensions")
+def extensions_stream(args: dict[str, str]) -> Response | tuple[Response, int]:
+    """The extension board as Server-Sent Events, on every change"""
+    tenants, follow_all = _tenants(args)
+    store = get_store()
+    return snapshot_stream(
+        "extensions",
+        lambda now, read: extensions_of(read, now),
+        lambda: store.tenants() if follow_all else tenants,
+    )
+
+
+# -- callbacks --------------------------------------------------------------------------
+
+
+def callbacks_of(tenants: list[str], status: str | None) -> list[dict[str, Any]]:
+    """The callback items, as CallbackSchema shows them."""
+    store, memo, now = _supervisor(), _memo(), datetime.now(UTC)
+    items = [
+        dump_callback(callback_json(item, tenant))
+        for tenant, stamp in zip(tenants, store.stamps(tenants), strict=True)
+        for item in memo.get("callbacks", tenant, stamp, now, partial(callbacks, store, tenant))
+        if status is None or item.status.value == status
+    ]
+    items.sort(key=lambda item: (item["missed_at"], item["id"]))
+    return items
+
+
+@bp.get("/callbacks", tags=["supervisor"])
+@require_api_key
+@bp.arguments(CallbackArgs(), location="query")
+@bp.response(200, CallbackListSchema, description="the items, oldest miss first")
+@bp.alt_response(400, **error_doc("status is not open or resolved"))
+@bp.errors(401, 403, 503)
+@bp.doc(
+    operationId="listCallbacks",
+    description="An abandoned or no_answer inbound call opens an item for the caller's "
+    "number; the first later outbound call to that number, or inbound call from it that was "
+    "answered, resolves it (numbers compared as E.164, national ones read in "
+    "DEFAULT_COUNTRY)." + SCOPE,
+)
+def list_callbacks(args: dict[str, str]) -> dict[str, Any]:
+    """Missed callers and whether somebody reached them since"""
+    status = args.get("status")
+    tenants, _ = _tenants(args)
+    now = isoformat(datetime.now(UTC))
+    return {"callbacks": callbacks_of(tenants, status), "server_time": now}
+
+
+@bp.get("/callbacks/stream", tags=["supervisor"])
+@require_api_key
+@bp.arguments(CallbackArgs(), location="query")
+@documented_stream(bp, "callbacks", "CallbackList", "streamCallbacks")
+def callbacks_stream(args: dict[str, str]) -> Response | tuple[Response, int]:
+    """Callback items as Server-Sent Events, on every change"""
+    status = args.get("status")
+    tenants, follow_all = _tenants(args)
+    store = get_store()
+    return snapshot_stream(
+        "callbacks",
+        lambda _, read: callbacks_of(read, status),
+        lambda: store.tenants() if follow_all else tenants,
+    )
+
+
+@bp.post(
+    "/callbacks/<callback_id>/resolve",
+    tags=["supervisor"],
+    parameters=[path_param("callback_id", "the item's id", EXAMPLE_CALLBACK)],
+)
+@require_api_key
+@bp.response(200, CallbackSchema, description="the item, resolved")
+@bp.alt_response(400, **error_doc("no JSON object, or a missing, blank or too long note"))
+@bp.errors(401, 503)
+@bp.alt_response(404, **error_doc("no such item, or another tenant's"))
+@bp.alt_response(409, **error_doc("resolved already (the body's `callback` says how)"))
+@bp.doc(
+    operationId="resolveCallback",
+    requestBody={"required": True, "content": {"application/json": {"schema": ResolveSchema}}},
+)
+def resolve(callback_id: str) -> Any:
+    """Mark a callback item resolved by hand, with a note
+
+    The same note again answers 200 (a retry); an item resolved already otherwise answers
+    409 with the item. A call that reached the number before the note was given still
+    wins: the earliest resolution counts.
+    """
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadQuery('body must be a JSON object such as {"note": "called from my mobile"}')
+    try:
+        note: str = ResolveSchema().load(data)["note"].strip()
+    except ValidationError as exc:
+        return error_response(400, "invalid resolution", fields=exc.messages)
+    if not note:
+        return error_response(400, "invalid resolution", fields={"note": ["must not be blank"]})
+    store = _supervisor()
+    for tenant in scoped_tenants(None):
+        item = next((i for i in callbacks(store, tenant) if i.id == callback_id), None)
+        if item is None:
+            continue
+        if item.resolution is None:
+            at = isoformat(datetime.now(UTC))
+            store.resolve_by_hand(tenant, callback_id, {"at": at, "note": note})
+            item = next(i for i in callbacks(store, tenant) if i.id == callback_id)
+        resolution = item.resolution
+        if resolution is not None and (
+            resolution.kind is not ResolutionKind.MANUAL or resolution.note != note
+        ):
+            return error_response(
+                409,
+                "this callback is resolved already",
+                callback=dump_callback(callback_json(item, tenant)),
+            )
+        return callback_json(item, tenant)
+    return error_response(404, "no such callback")
+
+
+# -- a call's timeline ------------------------------------------------------------------
+
+
+@bp.get(
+    "/calls/<call_uuid>/timeline",
+    tags=["calls"],
+    parameters=[path_param("call_uuid", "the PBX's callUuid", EXAMPLE_CALL_UUID)],
+)
+@require_api_key
+@bp.response(200, TimelineSchema, description="the story")
+@bp.errors(401, 503)
+@bp.alt_response(404, **error_doc("no such call, or another tenant's"))
+@bp.doc(operationId="getCallTimeline")
+def call_timeline(call_uuid: str) -> Any:
+    """A call's story: every webhook in received order, in words
+
+    With the waits, rings and talks it tells and the outcome and its revisions, computed
+    from the call's log.
+    """
+    store = get_store()
+    # As GET /v1/calls/<uuid>: an every-tenant key looks only where the call was posted.
+    tenants = every_tenant_lookup(store, store.call_tenants(call_uuid))
+    for tenant in tenants:
+        log = store.load_call(tenant, call_uuid)
+        if not log.records:
+            continue
+        events = [e for e in map(from_record, log.records) if isinstance(e, CallEvent)]
+        revisions: list[OutcomeRevision] = []
+        if log.outcome is not None:
+            started = CallView(fold(tenant, call_uuid, events)).started_at
+            start_us = micros(started - REVISION_MARGIN) if started else 0
+            found = dict(
+                _supervisor().outcome_revisions(tenant, call_uuid, start_us, log.outcome["id"])
+            )
+            found.setdefault(log.outcome["id"], log.outcome)
+            revisions = [
+                OutcomeRevision.from_record(record, _decided_at(entry_id))
+                for entry_id, record in found.items()
+            ]
+        steps = [step.as_json() for step in timeline(events, revisions)]
+        return {"call_uuid": call_uuid, "tenant_id": tenant, "timeline": steps}
+    return error_response(404, "no such call")
+
+
+def _decided_at(entry_id: str) -> datetime:
+    """When an outcome record was decided: its stream id is Redis server time (us)."""
+    us = int(entry_id.partition("-")[0])
+    return datetime.fromtimestamp(us / 1_000_000, UTC)
+
+
+# -- snapshot streams ---------------------------------------------------------------
+
+
+def snapshot_stream(
+    event: str,
+    read: Callable[[datetime, list[str]], list[dict[str, Any]]],
+    tenants: Callable[[], list[str]],
+) -> Response | tuple[Response, int]:
+    """``event: <event>`` with ``{"<event>": read(now, tenants), "server_time"}`` whenever
+    it changes. Each poll reads the tenants' change stamps only; the answer is computed
+    again when a stamp moved, or every REFRESH_SECONDS (the day rolls over)."""
+    if not sse.take_slot():
+        return sse.too_many_streams()
+    deadline = time.monotonic() + sse.STREAM_MAX_SECONDS
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    store = _supervisor()
+
+    def events() -> Iterator[str]:
+        last_body: str | None = None
+        last_stamp: tuple[list[str], list[int]] | None = None
+        last_sent = computed = time.monotonic()
+        yield "retry: 1000\n: connected\n\n"
+        while sse.open_until(deadline):
+            now = datetime.now(UTC)
+            try:
+                names = tenants()
+                stamp = (names, store.stamps(names))
+                body = last_body
+                if stamp != last_stamp or time.monotonic() - computed >= REFRESH_SECONDS:
+                    body = dumps(read(now, names))
+                    last_stamp, computed = stamp, time.monotonic()
+            except redis.RedisError:
+                app.logger.warning("%s stream: redis unavailable", event)
+                yield ": redis unavailable, waiting\n\n"
+                time.sleep(1.0)
+                continue
+            if body is not None and body != last_body:
+                data = json.dumps({event: json.loads(body), "server_time": isoformat(now)})
+                yield f"event: {event}\ndata: {data}\n\n"
+                last_body, last_sent = body, time.monotonic()
+            elif time.monotonic() - last_sent >= sse.KEEPALIVE_SECONDS:
+                yield ": keep-alive\n\n"
+                last_sent = time.monotonic()
+            time.sleep(POLL_SECONDS)
+
+    return sse.event_stream(events())

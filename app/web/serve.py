@@ -1,0 +1,171 @@
+"""Run the web process type: ``python -m app.web.serve`` (the Procfile's ``web``).
+
+granian (a Rust HTTP server) serves the Flask app through its WSGI interface:
+``WEB_CONCURRENCY`` processes, each running the app in ``WEB_THREADS`` Python
+threads while Rust reads and writes the sockets. Measured against gunicorn's
+gthread workers on the same machine (bench/README.md), it answers the same
+app several times faster and far more steadily.
+
+What the process keeps from its gunicorn days, and how:
+
+* Server-Sent Events: a generator response is sent chunk by chunk from the
+  thread that runs it; when the client goes away granian stops iterating and
+  closes the response, which releases the stream's slot (app/outcomes/stream.py).
+* Prometheus multiprocess metrics: the directory is emptied here, before the
+  worker processes start (what gunicorn's ``on_starting`` hook did).
+* The access log: one JSON line a request with the webhook token redacted
+  (app/web/access_log.py); granian's own lines are JSON too.
+* Slow clients (slowloris): granian's admission limit (``backpressure``)
+  counts open connections, not requests, so it is set well above the thread
+  count (``CONNECTIONS_PER_PROCESS``): a few hundred idle or dribbling
+  connections do not lock honest senders out. Headers must arrive within
+  ``HEADER_READ_SECONDS`` (hyper closes the connection otherwise), and a
+  body within ``app.intake.fast_path.BODY_SECONDS`` on a reader thread, so no
+  slow client holds one of the app's threads.
+* SIGTERM: granian stops accepting, lets requests in flight finish and stops
+  a worker that is still busy (an open stream) after ``GRACEFUL_SECONDS``,
+  inside the platform's 30 s.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+from granian.http import HTTP1Settings
+
+from app.web.access_log import AccessLog
+from core.settings import ConfigError, Settings
+
+DEFAULT_FACTORY = "app:create_app"
+_FACTORY = "CALLSTATE_WSGI_FACTORY"
+# Heroku sends SIGKILL 30 s after SIGTERM.
+GRACEFUL_SECONDS = 25
+# A sender's request line and headers (one packet for PrimeVOX) must all be in
+# within this; hyper's default is 30 s.
+HEADER_READ_SECONDS = 10
+# Connections one server process holds open at once (granian's backpressure
+# permits are held per connection, idle keep-alive included); more wait in
+# the listen backlog. Each costs a socket and a little Rust memory; requests
+# beyond WEB_THREADS wait for a thread inside the server.
+CONNECTIONS_PER_PROCESS = 512
+# Server threads beyond WEB_THREADS: each waits (at most BODY_SECONDS) for a
+# body still arriving, without running the app; as many as app.intake.fast_path
+# has BODY_READERS (not imported: this process must not load the app).
+BODY_WAITERS = 64
+
+
+def log_config() -> dict[str, Any]:
+    """logging.dictConfig for granian's own logger and its access logger."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {"()": "core.observability.JsonFormatter"},
+        },
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stdout",
+            },
+        },
+        "loggers": {
+            "_granian": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        },
+    }
+
+
+def wsgi_app() -> AccessLog:
+    """What each server process serves: the app (``create_app``, or the factory
+    ``python -m app.web.serve`` was given) behind the access log."""
+    module, _, name = os.environ.get(_FACTORY, DEFAULT_FACTORY).partition(":")
+    factory = getattr(importlib.import_module(module), name)
+    return AccessLog(factory())
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """granian's settings (PORT, WEB_CONCURRENCY, WEB_THREADS)."""
+    threads = settings.web_threads
+    return {
+        "target": "app.web.serve:wsgi_app",
+        "factory": True,
+        "interface": "wsgi",
+        "address": "0.0.0.0",
+        "port": settings.port,
+        "workers": settings.web_concurrency,
+        # The app's threads: a request (or an open stream) holds one while the app
+        # works (app.intake.fast_path bounds that to WEB_THREADS); the rest wait for
+        # bodies still arriving, so slow senders never take the app's threads.
+        "blocking_threads": threads + BODY_WAITERS,
+        # Connections a process holds at once (see the module's docstring): far
+        # more than threads, so slow or idle clients cannot fill them.
+        "backpressure": max(CONNECTIONS_PER_PROCESS, threads),
+        "http": "1",
+        "http1_settings": HTTP1Settings(header_read_timeout=HEADER_READ_SECONDS * 1000),
+        "websockets": False,
+        # app.web.access_log writes the access log (cheaper, and redacted).
+        "log_access": False,
+        "log_dictconfig": log_config(),
+        "workers_kill_timeout": GRACEFUL_SECONDS,
+        "respawn_failed_workers": True,
+    }
+
+
+def clean_metrics_directory(directory: str | None) -> None:
+    """Empty PROMETHEUS_MULTIPROC_DIR: prometheus-client needs a clean one per run."""
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for name in os.listdir(directory):
+            os.remove(os.path.join(directory, name))
+
+
+def check_redis_layout(settings: Settings) -> str | None:
+    """What makes the Redis layout unusable (a Redis Cluster without
+    RQ_REDIS_URL), before any server process starts: each would fail the same
+    way, and be started again, for ever. None if nothing does; a Redis that does
+    not answer is not checked (each process waits for it)."""
+    import redis
+
+    from core.store import open_redis
+
+    try:
+        connections = open_redis(settings, wait_seconds=0)
+    except ConfigError as exc:
+        return str(exc)
+    except redis.RedisError:
+        return None
+    connections.state.close()
+    connections.queues.close()
+    return None
+
+
+def main(argv: list[str]) -> int:
+    """Serve ``argv[0]`` (a WSGI app factory, default ``app:create_app``) until SIGTERM."""
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    if not argv or argv[0] == DEFAULT_FACTORY:
+        problem = check_redis_layout(settings)
+        if problem is not None:
+            print(f"configuration error: {problem}", file=sys.stderr)
+            return 2
+    if argv:
+        os.environ[_FACTORY] = argv[0]  # the server's processes are forks: they see it
+    options = server_options(settings)
+    options["interface"] = Interfaces.WSGI
+    options["http"] = HTTPModes.http1
+    clean_metrics_directory(settings.metrics_directory)
+    Granian(**options).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

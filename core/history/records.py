@@ -1,0 +1,98 @@
+"""Pure functions over outcome records: what the history tables store of each.
+
+An outcome record is the JSON object the outcome streams carry (the
+contract's "Outcome records", with ``id`` and ``revision``). No I/O here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from core.store import dumps
+from statemachine.events import micros, parse_time
+from statemachine.outcome import OutcomeRecord
+
+
+def decided_us(record: Mapping[str, Any]) -> int:
+    """When a record was decided: its id is ``<server microseconds>-<seq>``."""
+    return int(str(record["id"]).partition("-")[0])
+
+
+def started_us(record: Mapping[str, Any]) -> int:
+    """The call's start in microseconds (its end when the start is unknown): the sort key."""
+    moment = record.get("started_at") or record.get("ended_at")
+    if not moment:
+        return decided_us(record)
+    return micros(parse_time(moment))
+
+
+def _number(party: Any) -> str | None:
+    if isinstance(party, dict) and party.get("number"):
+        return str(party["number"])
+    return None
+
+
+def extensions_of(record: Mapping[str, Any]) -> list[str]:
+    """The extensions a call was presented to, in order, no repeats: an outbound
+    call's placing extension; an inbound call's rung extensions, the one that
+    answered and the voicemail box."""
+    if record.get("direction") == "outbound":
+        placed = _number(record.get("extension"))
+        return [placed] if placed else []
+    found: list[str] = []
+    parties = [*(record.get("rang") or []), record.get("answered_by"), record.get("voicemail_box")]
+    for party in parties:
+        number = _number(party)
+        if number and number not in found:
+            found.append(number)
+    return found
+
+
+def call_row(record: OutcomeRecord) -> dict[str, Any]:
+    """The ``history_calls`` row of a record (``first_*`` as if it were the first)."""
+    decided = decided_us(record)
+    revision = int(record.get("revision") or 1)
+    return {
+        "tenant_id": record["tenant_id"],
+        "call_uuid": record["call_uuid"],
+        "revision": revision,
+        "outcome_id": record["id"],
+        "started_us": started_us(record),
+        "direction": record.get("direction") or "inbound",
+        "outcome": record["outcome"],
+        "missed_reason": record.get("missed_reason"),
+        "queue": record.get("queue") or None,
+        "ring_group": record.get("ring_group") or None,
+        "caller_number": _number(record.get("caller")),
+        "first_revision": revision,
+        "first_decided_us": decided,
+        "decided_us": decided,
+        "record": dumps(record),
+    }
+
+
+def revision_row(record: OutcomeRecord) -> dict[str, Any]:
+    """The ``history_revisions`` row of a record."""
+    return {
+        "tenant_id": record["tenant_id"],
+        "call_uuid": record["call_uuid"],
+        "revision": int(record.get("revision") or 1),
+        "outcome_id": record["id"],
+        "decided_us": decided_us(record),
+        "record": dumps(record),
+    }
+
+
+def extension_rows(record: OutcomeRecord) -> list[dict[str, Any]]:
+    """The ``history_extensions`` rows of a record."""
+    start = started_us(record)
+    return [
+        {
+            "tenant_id": record["tenant_id"],
+            "call_uuid": record["call_uuid"],
+            "extension": number,
+            "started_us": start,
+        }
+        for number in extensions_of(record)
+    ]

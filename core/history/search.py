@@ -1,0 +1,219 @@
+"""The archive's reads: call search with keyset paging, and the records of a stats window.
+
+Searches are newest ``started_at`` first, ordered by (started, tenant, call)
+so that a page's last call is an exact position to continue from: a cursor
+is that position, and the next page is the calls strictly after it. Each
+filter has an index to walk (see bench/README.md for the plans): a tenant's
+calls by start; all tenants' calls by start; an extension's calls by start
+(``history_extensions``); a tenant's callers by number.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from core.history.exceptions import BadCursor
+from core.history.schema import calls, extensions, revisions
+from statemachine.outcome import OutcomeRecord
+
+STREAM_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    """What to search for; None = any. Times are microseconds, ``to`` exclusive."""
+
+    tenant_id: str | None = None
+    started_from_us: int | None = None
+    started_to_us: int | None = None
+    outcome: str | None = None
+    missed_reason: str | None = None
+    direction: str | None = None
+    queue: str | None = None
+    ring_group: str | None = None
+    extension: str | None = None
+    caller_prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a page ended: the last call's (started_us, tenant_id, call_uuid)."""
+
+    started_us: int
+    tenant_id: str
+    call_uuid: str
+
+    def encode(self) -> str:
+        raw = json.dumps([self.started_us, self.tenant_id, self.call_uuid], ensure_ascii=False)
+        return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> Position:
+        """Read a cursor this module encoded. Raises BadCursor."""
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            started, tenant, call = json.loads(raw.decode("utf-8"))
+        except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
+            raise BadCursor("cursor is not one this API handed out") from None
+        if not (
+            isinstance(started, int)
+            and not isinstance(started, bool)
+            and -(2**63) <= started < 2**63
+            and isinstance(tenant, str)
+            and isinstance(call, str)
+        ):
+            raise BadCursor("cursor is not one this API handed out")
+        return cls(started, tenant, call)
+
+
+def _prefix_end(prefix: str) -> str | None:
+    """The smallest text after every text starting with ``prefix`` (byte order), or
+    None if there is none (a prefix of U+10FFFF only)."""
+    stripped = prefix.rstrip("\U0010ffff")
+    if not stripped:
+        return None
+    last = ord(stripped[-1]) + 1
+    if 0xD800 <= last <= 0xDFFF:  # surrogates are not text; skip past them
+        last = 0xE000
+    return stripped[:-1] + chr(last)
+
+
+def select_calls(where: CallFilter, after: Position | None, limit: int | None) -> sa.Select[Any]:
+    """The search as one SELECT of (record, started_us, tenant_id, call_uuid).
+
+    Raises BadCursor for a cursor of another tenant than the filter's.
+    """
+    if where.extension is not None:
+        # Walk the extension's index; its started_us is a copy of the call's.
+        keys = extensions.c
+        source: sa.FromClause = extensions.join(
+            calls, sa.and_(calls.c.tenant_id == keys.tenant_id, calls.c.call_uuid == keys.call_uuid)
+        )
+        conditions: list[sa.ColumnElement[bool]] = [keys.extension == where.extension]
+    else:
+        keys = calls.c
+        source = calls
+        conditions = []
+    if where.tenant_id is not None:
+        conditions.append(keys.tenant_id == where.tenant_id)
+    if where.started_from_us is not None:
+        conditions.append(keys.started_us >= where.started_from_us)
+    if where.started_to_us is not None:
+        conditions.append(keys.started_us < where.started_to_us)
+    for column, value in (
+        (calls.c.outcome, where.outcome),
+        (calls.c.missed_reason, where.missed_reason),
+        (calls.c.direction, where.direction),
+        (calls.c.queue, where.queue),
+        (calls.c.ring_group, where.ring_group),
+    ):
+        if value is not None:
+            conditions.append(column == value)
+    if where.caller_prefix:
+        conditions.append(calls.c.caller_number >= where.caller_prefix)
+        end = _prefix_end(where.caller_prefix)
+        if end is not None:
+            conditions.append(calls.c.caller_number < end)
+    if after is not None:
+        if where.tenant_id is not None:
+            # One tenant: compare (started, call) so the tenant's index serves the range.
+            if after.tenant_id != where.tenant_id:
+                raise BadCursor("cursor belongs to another search")
+            conditions.append(
+                sa.tuple_(keys.started_us, keys.call_uuid) < (after.started_us, after.call_uuid)
+            )
+        else:
+            conditions.append(
+                sa.tuple_(keys.started_us, keys.tenant_id, keys.call_uuid)
+                < (after.started_us, after.tenant_id, after.call_uuid)
+            )
+    statement = (
+        sa.select(calls.c.record, keys.started_us, keys.tenant_id, keys.call_uuid)
+        .select_from(source)
+        .where(*conditions)
+        .order_by(keys.started_us.desc(), keys.tenant_id.desc(), keys.call_uuid.desc())
+    )
+    return statement.limit(limit) if limit is not None else statement
+
+
+def page(
+    engine: sa.Engine, where: CallFilter, after: Position | None, limit: int
+) -> tuple[list[str], Position | None]:
+    """One page: the records' JSON texts, and the position to continue from (None: no more)."""
+    with engine.connect() as connection:
+        found = connection.execute(select_calls(where, after, limit + 1)).all()
+    more = len(found) > limit
+    found = found[:limit]
+    last = found[-1] if more else None
+    position = Position(int(last[1]), str(last[2]), str(last[3])) if last is not None else None
+    return [str(row[0]) for row in found], position
+
+
+def stream(
+    connection: sa.Connection, where: CallFilter, after: Position | None, limit: int | None
+) -> Iterator[str]:
+    """Every matching record's JSON text, fetched in batches (a server-side cursor on
+    PostgreSQL): memory stays flat whatever the number of rows."""
+    result = connection.execution_options(stream_results=True, yield_per=STREAM_BATCH).execute(
+        select_calls(where, after, limit)
+    )
+    for row in result:
+        yield str(row[0])
+
+
+def window_records(
+    connection: sa.Connection,
+    tenant_ids: Sequence[str] | None,
+    start_us: int,
+    end_us: int,
+) -> Iterator[OutcomeRecord]:
+    """For /v1/stats: each call whose revision 1 was decided from ``start_us`` to
+    ``end_us`` (both included), at its latest revision decided by ``end_us``.
+
+    The same set ``app.stats.figures.calls_in_window`` picks from the outcome streams,
+    chosen by the database and streamed. ``tenant_ids`` None: every tenant.
+    """
+    later = revisions.alias("later")
+    latest = (
+        sa.select(sa.func.max(later.c.revision))
+        .where(
+            later.c.tenant_id == calls.c.tenant_id,
+            later.c.call_uuid == calls.c.call_uuid,
+            later.c.decided_us <= end_us,
+        )
+        .scalar_subquery()
+    )
+    conditions = [
+        calls.c.first_revision == 1,
+        calls.c.first_decided_us >= start_us,
+        calls.c.first_decided_us <= end_us,
+    ]
+    if tenant_ids is not None:
+        conditions.append(calls.c.tenant_id.in_(list(tenant_ids)))
+    statement = (
+        sa.select(revisions.c.record)
+        .select_from(
+            calls.join(
+                revisions,
+                sa.and_(
+                    revisions.c.tenant_id == calls.c.tenant_id,
+                    revisions.c.call_uuid == calls.c.call_uuid,
+                    revisions.c.revision == latest,
+                ),
+            )
+        )
+        .where(*conditions)
+    )
+    result = connection.execution_options(stream_results=True, yield_per=STREAM_BATCH).execute(
+        statement
+    )
+    for row in result:
+        record: OutcomeRecord = json.loads(row[0])
+        yield record

@@ -1,0 +1,222 @@
+"""What every part of the Store shares: its clients, the deployment's layout
+(one Redis or a cluster) and the runner that sends Lua scripts, one round trip
+per node. ``Store`` (``core/store/__init__.py``) sets the attributes."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from redis.cluster import RedisCluster
+from redis.commands.core import Script
+
+from core.store.connection import NotReplicated, PoolExhausted, Redis
+from core.store.keys import (
+    PARTITIONS,
+    partition_tag,
+    pending_events_key,
+    pending_key,
+)
+
+# Answers of a node that does not hold the slot (now): nothing ran there.
+_REDIRECTS = (
+    redis.exceptions.MovedError,
+    redis.exceptions.AskError,
+    redis.exceptions.TryAgainError,
+)
+
+
+class StoreBase:
+    """The clients and settings of a Store, and how its parts reach Redis."""
+
+    redis: Redis
+    cluster: RedisCluster | None
+    queues: Redis
+    spread: bool
+    # The cluster client's node-map methods, which redis-py leaves untyped.
+    _nodes: Any
+    retention_seconds: float
+    durable_replicas: int
+    durable_wait_ms: int
+
+    @property
+    def ttl_ms(self) -> int:
+        return int(self.retention_seconds * 1000)
+
+    def tag(self, tenant_id: str, partition: int) -> str:
+        """The hash tag of a tenant's partition in this deployment (see partition_tag)."""
+        return partition_tag(tenant_id, partition, self.spread)
+
+    @property
+    def partitions(self) -> range:
+        """The partitions whose per-partition indexes are distinct keys here: all
+        of them on a cluster, one (they share the tenant's keys) on one Redis."""
+        return range(PARTITIONS) if self.spread else range(1)
+
+    def _servers(self) -> list[tuple[str, Redis]]:
+        """Each master holding call state, with its address (blank on one Redis)."""
+        if self.cluster is None:
+            return [("", self.redis)]
+        return [(node.name, node.redis_connection) for node in self._nodes.get_primaries()]
+
+    def _eval_many(
+        self,
+        calls: Sequence[tuple[Script, Sequence[str], Sequence[Any]]],
+        *,
+        wait_replicas: int = 0,
+        also: Sequence[tuple[Any, ...]] = (),
+    ) -> list[Any]:
+        """Run Lua scripts, one round trip per Redis node; per call its answer,
+        or its error (returned, not raised).
+
+        redis-py's cluster pipeline refuses scripts, so on a cluster the calls
+        are grouped by the node that holds their first key's slot, each group
+        a plain pipeline to that node. A call a node redirects (MOVED, ASK:
+        slots migrating or a failover; nothing ran) is run again alone through
+        the cluster client, which follows redirects. With ``wait_replicas``,
+        each group ends with WAIT on the same connection: a group that fewer
+        replicas acknowledged in time gets NotReplicated for every call.
+        ``also``: plain commands (name, key, ...) to send along, to the node of
+        their key, idempotent ones only: on a cluster one that failed (a slot
+        moving, a node gone) is sent again through the cluster client, which
+        follows redirects; if that fails too it is dropped (best effort).
+        """
+        groups: dict[str, tuple[redis.Redis, list[int]]] = {}
+        extra: dict[str, list[tuple[Any, ...]]] = {}
+        if self.cluster is None:
+            groups[""] = (self.redis, list(range(len(calls))))
+            extra[""] = list(also)
+        else:
+            for index, (_, keys, _) in enumerate(calls):
+                node = self._nodes.get_node_from_key(keys[0])
+                groups.setdefault(node.name, (node.redis_connection, []))[1].append(index)
+            for command in also:
+                node = self._nodes.get_node_from_key(command[1])
+                groups.setdefault(node.name, (node.redis_connection, []))
+                extra.setdefault(node.name, []).append(command)
+        answers: list[Any] = [None] * len(calls)
+        redirected: list[int] = []
+        failed_also: list[tuple[Any, ...]] = []
+        for name, (client, indexes) in groups.items():
+            sent_along = extra.get(name, ())
+            along: list[Any] = []
+            try:
+                got = self._eval_on(
+                    client, [calls[i] for i in indexes], wait_replicas, sent_along, along
+                )
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                # A node gone (a failover?): learn the new slot map for next time.
+                if not isinstance(exc, PoolExhausted):
+                    self._refresh_slots()
+                got = [exc] * len(indexes)
+                along = [exc] * len(sent_along)
+            for index, answer in zip(indexes, got, strict=True):
+                answers[index] = answer
+                if isinstance(answer, _REDIRECTS) and self.cluster is not None:
+                    redirected.append(index)
+            failed_also += [
+                command
+                for command, answer in zip(sent_along, along, strict=True)
+                if isinstance(answer, BaseException)
+            ]
+        if redirected:
+            self._refresh_slots()
+            for index in redirected:
+                answers[index] = self._eval_alone(calls[index], wait_replicas)
+        if failed_also and self.cluster is not None:
+            for command in failed_also:
+                with contextlib.suppress(redis.RedisError):
+                    self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
+        return answers
+
+    def _eval_alone(
+        self, call: tuple[Script, Sequence[str], Sequence[Any]], wait_replicas: int
+    ) -> Any:
+        """A redirected call, again, after the slot map was refreshed: on the node
+        that holds its slot now, else through the cluster client (it follows
+        ASK while a slot migrates; WAIT cannot follow it there)."""
+        assert self.cluster is not None
+        script, keys, args = call
+        try:
+            node = self._nodes.get_node_from_key(keys[0])
+            answer = self._eval_on(node.redis_connection, [call], wait_replicas)[0]
+            if not isinstance(answer, _REDIRECTS):
+                return answer
+            if wait_replicas:
+                return NotReplicated(f"slot of {keys[0]} is migrating: cannot WAIT for it")
+            return script(keys=list(keys), args=list(args))
+        except redis.RedisError as exc:
+            return exc
+
+    def _eval_on(
+        self,
+        client: Redis,
+        calls: Sequence[tuple[Script, Sequence[str], Sequence[Any]]],
+        wait_replicas: int,
+        also: Sequence[tuple[Any, ...]] = (),
+        also_answers: list[Any] | None = None,
+    ) -> list[Any]:
+        """One pipeline of scripts (EVALSHA, loading any the server lacks) on one
+        node; the answers of ``also`` go into ``also_answers`` if given."""
+        for _ in range(2):
+            with client.pipeline(transaction=False) as pipe:
+                for script, keys, args in calls:
+                    pipe.evalsha(script.sha, len(keys), *keys, *args)
+                for command in also:
+                    pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+                if wait_replicas:
+                    pipe.execute_command(  # type: ignore[no-untyped-call]
+                        "WAIT", wait_replicas, self.durable_wait_ms
+                    )
+                got = pipe.execute(raise_on_error=False)
+            missing = {
+                calls[i][0].sha: calls[i][0]
+                for i, a in enumerate(got[: len(calls)])
+                if isinstance(a, redis.exceptions.NoScriptError)
+            }
+            if not missing:
+                break
+            for script in missing.values():
+                client.script_load(script.script)
+        answers = got[: len(calls)]
+        if also_answers is not None:
+            also_answers += got[len(calls) : len(calls) + len(also)]
+        if wait_replicas:
+            return [self._confirm_wait(got[-1], a, wait_replicas) for a in answers]
+        return list(answers)
+
+    def _confirm_wait(self, acked: Any, answer: Any, replicas: int) -> Any:
+        if isinstance(answer, BaseException):
+            return answer
+        if isinstance(acked, BaseException):
+            return acked
+        if int(acked) < replicas:
+            return NotReplicated(
+                f"the write reached {int(acked)} of {replicas} replica(s) "
+                f"within {self.durable_wait_ms} ms"
+            )
+        return answer
+
+    def _refresh_slots(self) -> None:
+        if self.cluster is not None:
+            with contextlib.suppress(redis.RedisError):
+                self.cluster.nodes_manager.initialize()
+
+    @staticmethod
+    def _raise_first(answers: Sequence[Any]) -> list[Any]:
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+        return list(answers)
+
+    def _clear_pending(self, tenant_id: str, partition: int, fields: Sequence[str]) -> None:
+        """Drop applied events from a partition's pending set (after a commit that
+        could not do it: another slot). Applying them again would change nothing."""
+        if not fields:
+            return
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(pending_key(tenant_id, partition, self.spread), *fields)
+            pipe.hdel(pending_events_key(tenant_id, partition, self.spread), *fields)
+            pipe.execute()

@@ -1,0 +1,284 @@
+"""Calls: each call's log, view, live index and timer, committed in one script;
+and the indexes that find a call's tenants."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from redis.commands.core import Script
+
+from core.exceptions import ConcurrentUpdate
+from core.store.base import StoreBase
+from core.store.keys import (
+    CALL_INDEX_COMPLETE_KEY,
+    TENANTS_KEY,
+    TIMERS_DUE_KEY,
+    call_key,
+    call_logs_pattern,
+    call_of_log_key,
+    call_tenants_key,
+    conversation_tenants_key,
+    live_key,
+    log_keys,
+    partition_for,
+    pending_events_key,
+    pending_key,
+    timers_key,
+)
+from core.store.values import _text, dumps, to_micros
+from statemachine.envelope import Envelope
+from statemachine.outcome import OutcomeRecord
+
+
+@dataclass(frozen=True)
+class CallLog:
+    """A call's log as read at one version, with what was last decided."""
+
+    version: int
+    records: list[Envelope]
+    revision: int
+    outcome: OutcomeRecord | None
+
+
+@dataclass(frozen=True)
+class CallCommit:
+    """What one commit writes: new records and what the log now means."""
+
+    call_uuid: str
+    expected_version: int
+    new_records: Sequence[Envelope]
+    view: dict[str, Any]
+    live_since: int | None
+    timer_due: float | None
+    pending_done: Sequence[str] = ()
+    partition: int = 0
+
+
+def _call_log(meta: list[Any], raw_records: list[bytes]) -> CallLog:
+    version, revision, outcome, outcome_id = meta
+    records = sorted(
+        (json.loads(raw) for raw in raw_records),
+        key=lambda r: (to_micros(r["received_at"]), r["id"]),
+    )
+    decided: OutcomeRecord | None = None
+    if outcome is not None:
+        decided = cast(OutcomeRecord, {"id": _text(outcome_id), **json.loads(outcome)})
+    return CallLog(int(version or 0), records, int(revision or 0), decided)
+
+
+class CallStore(StoreBase):
+    """Calls' logs, views, timers and live index; which tenants posted a call."""
+
+    _commit_call: Script
+    _claim_timers: Script
+
+    def load_call(self, tenant_id: str, call_uuid: str) -> CallLog:
+        """Read a call's log, version and last outcome in one atomic snapshot."""
+        return self.load_calls(tenant_id, [call_uuid])[call_uuid]
+
+    def load_calls(self, tenant_id: str, call_uuids: Sequence[str]) -> dict[str, CallLog]:
+        """Read several calls at once: one round trip (per node of a cluster).
+
+        Each call's version is read before its records, so a commit landing in
+        between makes the records newer than the version, never older: the
+        commit built on them is then refused (ConcurrentUpdate) and retried.
+        On one Redis the whole read is one MULTI, an atomic snapshot.
+        """
+        with self.redis.pipeline(transaction=self.cluster is None) as pipe:
+            for call_uuid in call_uuids:
+                base = call_key(tenant_id, call_uuid, self.spread)
+                pipe.hmget(base, ["v", "revision", "outcome", "outcome_id"])
+                pipe.hvals(log_keys(base)[1])
+            answers = pipe.execute()
+        return {
+            call_uuid: _call_log(meta, raw_records)
+            for call_uuid, meta, raw_records in zip(
+                call_uuids, answers[::2], answers[1::2], strict=True
+            )
+        }
+
+    def commit_call(self, tenant_id: str, commit: CallCommit) -> tuple[int, bool]:
+        """Append records and write the call's view, index and timer in one step.
+
+        Returns (new version, whether the log changed). Raises ConcurrentUpdate
+        if another worker committed since ``commit.expected_version`` was read.
+        """
+        result = self.commit_calls(tenant_id, [commit])[0]
+        if result is None:
+            raise ConcurrentUpdate(f"call {commit.call_uuid} moved past its read version")
+        return result
+
+    def commit_calls(
+        self, tenant_id: str, commits: Sequence[CallCommit]
+    ) -> list[tuple[int, bool] | None]:
+        """Commit several calls in one round trip (per node); None for each that conflicted."""
+        calls = [self._commit_keys_args(tenant_id, c) for c in commits]
+        if len(calls) == 1:
+            answers = [self._commit_call(keys=calls[0][0], args=calls[0][1])]
+        else:
+            answers = self._raise_first(
+                self._eval_many([(self._commit_call, keys, args) for keys, args in calls])
+            )
+        for commit, answer in zip(commits, answers, strict=True):
+            if answer[0] and self._elsewhere(commit.call_uuid, commit.partition):
+                self._clear_pending(tenant_id, commit.partition, commit.pending_done)
+        armed = [
+            c.timer_due
+            for c, a in zip(commits, answers, strict=True)
+            if a[0] and c.timer_due is not None
+        ]
+        if armed:  # the cross-tenant timers index, outside the tenant's slot
+            self.redis.zadd(TIMERS_DUE_KEY, {tenant_id: min(armed)}, lt=True)
+        return [(int(a[1]), bool(a[2])) if a[0] else None for a in answers]
+
+    def _elsewhere(self, name: str, partition: int) -> bool:
+        """Whether the log of ``name`` (a call, a conversation) lives in another
+        slot than pending partition ``partition`` (only on a cluster, only for
+        events intake would not file so)."""
+        return self.spread and partition_for(name) != partition
+
+    def _commit_keys_args(self, tenant_id: str, commit: CallCommit) -> tuple[list[str], list[Any]]:
+        base = call_key(tenant_id, commit.call_uuid, self.spread)
+        log, records = log_keys(base)
+        partition = partition_for(commit.call_uuid)
+        # Pending marks in another slot are cleared after the commit (_clear_pending).
+        elsewhere = self._elsewhere(commit.call_uuid, commit.partition)
+        done = [] if elsewhere else list(commit.pending_done)
+        args: list[Any] = [
+            commit.expected_version,
+            commit.call_uuid,
+            dumps(commit.view),
+            "" if commit.live_since is None else commit.live_since,
+            "" if commit.timer_due is None else repr(commit.timer_due),
+            self.ttl_ms,
+            len(commit.new_records),
+        ]
+        for record in commit.new_records:
+            args += [record["id"], to_micros(record["received_at"]), dumps(record)]
+        args += [len(done), *done]
+        pending = partition if elsewhere else commit.partition
+        keys = [
+            log,
+            records,
+            base,
+            live_key(tenant_id, partition, self.spread),
+            timers_key(tenant_id, partition, self.spread),
+            pending_key(tenant_id, pending, self.spread),
+            pending_events_key(tenant_id, pending, self.spread),
+        ]
+        return keys, args
+
+    def claim_timers(
+        self, tenant_id: str, now: float, lease_until: float, limit: int = 200
+    ) -> list[str]:
+        """Claim the tenant's due timers until ``lease_until`` (at most ``limit`` per
+        timers key); return the call uuids."""
+        calls = [
+            (self._claim_timers, [timers_key(tenant_id, p, self.spread)], [now, lease_until, limit])
+            for p in self.partitions
+        ]
+        answers = self._raise_first(self._eval_many(calls))
+        return [_text(m) for members in answers for m in members]
+
+    def _timers(self, tenant_id: str, call_uuid: str) -> str:
+        return timers_key(tenant_id, partition_for(call_uuid), self.spread)
+
+    def rearm_timer(self, tenant_id: str, call_uuid: str, due: float) -> None:
+        """Look at a call again at ``due`` (only if its timer still exists)."""
+        if self.redis.zadd(self._timers(tenant_id, call_uuid), {call_uuid: due}, xx=True, ch=True):
+            self.redis.zadd(TIMERS_DUE_KEY, {tenant_id: due}, lt=True)
+
+    def release_timer(self, tenant_id: str, call_uuid: str) -> None:
+        """Drop a call's timer (the call is gone: expired or never existed)."""
+        self.redis.zrem(self._timers(tenant_id, call_uuid), call_uuid)
+
+    def drop_live(self, tenant_id: str, call_uuid: str) -> None:
+        self.redis.zrem(live_key(tenant_id, partition_for(call_uuid), self.spread), call_uuid)
+
+    def live_calls(self, tenant_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """The views of every live call of the given tenants, oldest first.
+
+        Costs one round trip (per node) for the indexes and one for the views:
+        time grows with live calls, not with calls ever seen.
+        """
+        indexes = [(t, live_key(t, p, self.spread)) for t in tenant_ids for p in self.partitions]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for _, key in indexes:
+                pipe.zrange(key, 0, -1, withscores=True)
+            found = pipe.execute()
+        wanted = [
+            (tenant, _text(uuid), score)
+            for (tenant, _), index in zip(indexes, found, strict=True)
+            for uuid, score in index
+        ]
+        if not wanted:
+            return []
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tenant, uuid, _ in wanted:
+                pipe.hget(call_key(tenant, uuid, self.spread), "view")
+            views = pipe.execute()
+        calls = [
+            (score, json.loads(view))
+            for (_, _, score), view in zip(wanted, views, strict=True)
+            if view is not None
+        ]
+        calls.sort(key=lambda item: (item[0], item[1]["call_uuid"]))
+        return [view for _, view in calls]
+
+    def call_tenants(self, call_uuid: str) -> list[str]:
+        """The tenants that posted events of ``call_uuid`` within retention (almost
+        always one): an every-tenant reader's way to a call without asking each."""
+        return sorted(_text(t) for t in self.redis.smembers(call_tenants_key(call_uuid)))
+
+    def start_call_index(self, now: float) -> None:
+        """Note, once, when the call and conversation indexes cover every call kept:
+        at once on a fresh install, one retention period from now where tenants
+        already have data (calls accepted before the indexes existed)."""
+        if self.redis.exists(CALL_INDEX_COMPLETE_KEY):
+            return
+        complete = now + self.retention_seconds if self.redis.scard(TENANTS_KEY) else now
+        self.redis.set(CALL_INDEX_COMPLETE_KEY, repr(complete), nx=True)
+
+    def call_index_complete(self, now: float) -> bool:
+        """Whether every call and conversation kept is in the indexes (else a
+        reader must also ask each tenant)."""
+        raw = self.redis.get(CALL_INDEX_COMPLETE_KEY)
+        return raw is not None and now >= float(raw)
+
+    def conversation_tenants(self, conversation_id: str) -> list[str]:
+        """The tenants that posted messages of ``conversation_id`` within retention."""
+        key = conversation_tenants_key(conversation_id)
+        return sorted(_text(t) for t in self.redis.smembers(key))
+
+    def get_call(self, tenant_id: str, call_uuid: str) -> dict[str, Any] | None:
+        """The call's view with its outcome and events, or None if unknown."""
+        log = self.load_call(tenant_id, call_uuid)
+        if not log.records:
+            return None
+        view = self.redis.hget(call_key(tenant_id, call_uuid, self.spread), "view")
+        return {
+            **(json.loads(view) if view else {}),
+            "outcome": log.outcome,
+            "events": [
+                {
+                    "event_type": r["event_type"],
+                    "received_at": r["received_at"],
+                    "fields": r["fields"],
+                }
+                for r in log.records
+            ],
+        }
+
+    def scan_calls(self, tenant_id: str) -> Iterator[str]:
+        """Every call uuid of a tenant still in Redis (for rebuilds; one SCAN of
+        every master, whichever partition)."""
+        pattern = call_logs_pattern(tenant_id, self.spread)
+        for key in self.redis.scan_iter(match=pattern, count=500):
+            yield call_of_log_key(_text(key))
+
+    def replace_view(self, tenant_id: str, call_uuid: str, view: dict[str, Any]) -> None:
+        """Overwrite a stored view (rebuild found it differs from the log's fold)."""
+        self.redis.hset(call_key(tenant_id, call_uuid, self.spread), "view", dumps(view))

@@ -1,0 +1,396 @@
+"""Accepted events until they are applied: the pending sets, doorbells and
+wake tokens by which one drainer at a time takes a partition, and the events
+set aside as poisoned."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis
+from redis.commands.core import Script
+
+from core.store.base import StoreBase
+from core.store.connection import POOL_WAIT_SECONDS, PoolExhausted
+from core.store.group_commit import GroupCommit
+from core.store.keys import (
+    PARTITIONS,
+    PENDING_DUE_KEY,
+    TENANTS_KEY,
+    call_tenants_key,
+    conversation_tenants_key,
+    doorbell_key,
+    partition_of,
+    pending_events_key,
+    pending_field,
+    pending_key,
+    poisoned_key,
+    wake_key,
+)
+from core.store.values import _text, dumps
+from statemachine.envelope import Envelope
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One pending set with work in it: whose, which, and its oldest event's age."""
+
+    tenant_id: str
+    number: int
+    oldest: float
+    size: int
+
+
+def _accepts_busy() -> PoolExhausted:
+    return PoolExhausted(
+        f"events waiting to be written stayed queued for {POOL_WAIT_SECONDS} s behind a busy Redis"
+    )
+
+
+class PendingEvents(StoreBase):
+    """Accepting events, and handing partitions from drainer to drainer."""
+
+    # The web process's many request threads share round trips (group_commit.py).
+    _group_commit: GroupCommit[tuple[Envelope, str], bool] | None
+    _accept: Script
+    _take_pending: Script
+    _claim_doorbells: Script
+    _finish_drain: Script
+    _swap_doorbell: Script
+    # A drain session's wake listener on a cluster (wait_for_wake).
+    _wake_listener: Any
+    _wake_channels: set[str]
+
+    def accept(self, envelope: Envelope, ring_as: str) -> bool:
+        """Keep an accepted event until it is applied; ring its partition's doorbell.
+
+        Returns True if the doorbell was free and now says ``ring_as``: the
+        caller must then enqueue the drain job it named there. Raises
+        redis.RedisError if Redis did not take the event. With group commit
+        on, the event travels with other threads' in one round trip.
+        """
+        if self._group_commit is not None:
+            return self._group_commit.submit((envelope, ring_as))
+        result = self.accept_many([(envelope, ring_as)])[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def accept_many(self, items: Sequence[tuple[Envelope, str]]) -> list[bool | redis.RedisError]:
+        """Accept several events in one round trip (per node of a cluster); per
+        event, rung or its error.
+
+        One script call per partition tag (on one Redis: per tenant). With
+        ``durable_replicas``, an event is accepted only once WAIT confirmed it
+        on that many replicas (else NotReplicated).
+        """
+        by_tag: dict[str, list[int]] = {}
+        for index, (envelope, _) in enumerate(items):
+            tag = self.tag(envelope["tenant_id"], partition_of(envelope))
+            by_tag.setdefault(tag, []).append(index)
+        calls = [
+            (self._accept, *self._accept_call([items[i] for i in ix])) for ix in by_tag.values()
+        ]
+        # The tenants set and the cross-tenant indexes live outside every
+        # tenant's slot, so not in the script: plain commands sent along.
+        tenants = sorted({envelope["tenant_id"] for envelope, _ in items})
+        now = time.time()
+        also: list[tuple[Any, ...]] = [
+            ("SADD", TENANTS_KEY, *tenants),
+            ("ZADD", PENDING_DUE_KEY, "LT", *(x for t in tenants for x in (now, t))),
+        ]
+        for envelope, _ in items:
+            data = envelope.get("data") or {}
+            if data.get("call_uuid"):
+                key = call_tenants_key(data["call_uuid"])
+            elif data.get("conversation_id"):
+                key = conversation_tenants_key(data["conversation_id"])
+            else:
+                continue
+            also += [("SADD", key, envelope["tenant_id"]), ("PEXPIRE", key, self.ttl_ms)]
+        answers = self._eval_many(calls, wait_replicas=self.durable_replicas, also=also)
+        results: list[bool | redis.RedisError] = [False] * len(items)
+        for indexes, answer in zip(by_tag.values(), answers, strict=True):
+            for position, index in enumerate(indexes):
+                results[index] = (
+                    answer if isinstance(answer, redis.RedisError) else bool(answer[position])
+                )
+        return results
+
+    def _accept_call(self, items: Sequence[tuple[Envelope, str]]) -> tuple[list[str], list[Any]]:
+        """Keys and arguments of accept_events.lua for events under one tag."""
+        keys: list[str] = []
+        slots: dict[int, int] = {}
+        args: list[Any] = [time.time()]
+        for envelope, ring_as in items:
+            tenant = envelope["tenant_id"]
+            partition = partition_of(envelope)
+            if partition not in slots:
+                slots[partition] = len(slots)
+                keys += [
+                    pending_key(tenant, partition, self.spread),
+                    pending_events_key(tenant, partition, self.spread),
+                    doorbell_key(tenant, partition, self.spread),
+                    wake_key(tenant, partition, self.spread),
+                ]
+            args += [slots[partition], pending_field(envelope), dumps(envelope), ring_as]
+        return keys, args
+
+    def take_pending(
+        self, tenant_id: str, partition: int, limit: int
+    ) -> list[tuple[str, Envelope]]:
+        """The partition's oldest pending events (they stay pending until applied)."""
+        pending = pending_key(tenant_id, partition, self.spread)
+        fields = [_text(f) for f in self.redis.zrange(pending, 0, limit - 1)]
+        if not fields:
+            return []
+        payloads = self.redis.hmget(pending_events_key(tenant_id, partition, self.spread), fields)
+        taken: list[tuple[str, Envelope]] = []
+        orphans: list[str] = []
+        for field, payload in zip(fields, payloads, strict=True):
+            if payload is None:
+                orphans.append(field)  # its event was applied; only the mark was left
+            else:
+                taken.append((field, json.loads(payload)))
+        if orphans:
+            self.redis.zrem(pending, *orphans)
+        return taken
+
+    def take_pending_many(
+        self, partitions: Sequence[tuple[str, int]], limit: int
+    ) -> dict[tuple[str, int], list[tuple[str, Envelope]]]:
+        """The oldest pending events of several partitions, in one round trip (per
+        node); clears their wake tokens. Partitions with nothing pending are left out."""
+        calls = [
+            (
+                self._take_pending,
+                [
+                    pending_key(tenant, number, self.spread),
+                    pending_events_key(tenant, number, self.spread),
+                    wake_key(tenant, number, self.spread),
+                ],
+                [limit],
+            )
+            for tenant, number in partitions
+        ]
+        answers = self._raise_first(self._eval_many(calls))
+        taken: dict[tuple[str, int], list[tuple[str, Envelope]]] = {}
+        for part, flat in zip(partitions, answers, strict=True):
+            if flat:
+                taken[part] = [
+                    (_text(f), json.loads(e)) for f, e in zip(flat[::2], flat[1::2], strict=True)
+                ]
+        return taken
+
+    def wait_for_wake(
+        self, partitions: Sequence[tuple[str, int]], timeout: float
+    ) -> list[tuple[str, int]]:
+        """Block until some of the partitions have a wake token, and take them;
+        return those partitions, or none when ``timeout`` passed first.
+
+        A wake token says events arrived while a worker held the partition. On
+        one Redis this is one BLPOP over every wake list. A cluster cannot block
+        on keys of several slots: there the drainer listens on the lists'
+        channels (intake publishes on them when it leaves a token) and takes
+        the tokens of the lists it hears about, and of those it starts to
+        listen to (a token may have come before).
+        """
+        if not partitions:
+            time.sleep(timeout)
+            return []
+        keys = {wake_key(t, n, self.spread): (t, n) for t, n in partitions}
+        if self.cluster is None:
+            popped = self.redis.blpop(list(keys), timeout=max(timeout, 0.001))
+            return [] if popped is None else [keys[_text(popped[0])]]
+        try:
+            return self._listen_for_wake(keys, timeout)
+        except redis.RedisError:
+            self._forget_wake_listener()
+            raise
+
+    def _listen_for_wake(
+        self, keys: dict[str, tuple[str, int]], timeout: float
+    ) -> list[tuple[str, int]]:
+        if self._wake_listener is None:
+            self._wake_listener = self._nodes.pubsub(ignore_subscribe_messages=True)
+        listener = self._wake_listener
+        wanted = set(keys)
+        new, gone = wanted - self._wake_channels, self._wake_channels - wanted
+        if gone:
+            listener.unsubscribe(*gone)
+        if new:
+            listener.subscribe(*new)
+        self._wake_channels = wanted
+        heard = set(new)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            message = listener.get_message(timeout=0 if heard else max(left, 0.0))
+            while message is not None:
+                if message.get("type") == "message":
+                    heard.add(_text(message["channel"]))
+                message = listener.get_message(timeout=0)
+            heard &= wanted
+            if heard:
+                with self.redis.pipeline(transaction=False) as pipe:
+                    for key in heard:
+                        pipe.lpop(key)
+                    tokens = pipe.execute()
+                woken = [keys[k] for k, token in zip(heard, tokens, strict=True) if token]
+                heard = set()
+                if woken:
+                    return woken
+            if deadline - time.monotonic() <= 0:
+                return []
+
+    def _forget_wake_listener(self) -> None:
+        listener, self._wake_listener = self._wake_listener, None
+        self._wake_channels = set()
+        if listener is not None:
+            with contextlib.suppress(redis.RedisError, OSError):
+                listener.close()
+
+    def claim_doorbells(
+        self, partitions: Sequence[tuple[str, int]], me: str, take_over: Sequence[str] = ()
+    ) -> list[tuple[str, int]]:
+        """Make ``me`` the drainer of each partition whose doorbell is free, is
+        ``me`` already, or names one of ``take_over``; returns those it holds."""
+        by_tag: dict[str, list[tuple[str, int]]] = {}
+        for tenant, number in partitions:
+            by_tag.setdefault(self.tag(tenant, number), []).append((tenant, number))
+        calls = [
+            (
+                self._claim_doorbells,
+                [doorbell_key(t, n, self.spread) for t, n in parts],
+                [me, *take_over],
+            )
+            for parts in by_tag.values()
+        ]
+        answers = self._raise_first(self._eval_many(calls))
+        return [
+            part
+            for parts, flags in zip(by_tag.values(), answers, strict=True)
+            for part, flag in zip(parts, flags, strict=True)
+            if flag
+        ]
+
+    def hand_over(
+        self, partitions: Sequence[tuple[str, int]], me: str, successor: str | None
+    ) -> list[tuple[str, int]]:
+        """Let go of partitions ``me`` holds: to ``successor`` (a job named in
+        their doorbells), or, with no successor, only those with nothing
+        pending (checked atomically). Returns the partitions still to be
+        drained by someone: handed over, or refused because events wait."""
+        calls: list[tuple[Script, Sequence[str], Sequence[Any]]] = []
+        for tenant, number in partitions:
+            bell = doorbell_key(tenant, number, self.spread)
+            if successor is None:
+                keys = [pending_key(tenant, number, self.spread), bell]
+                calls.append((self._finish_drain, keys, [me]))
+            else:
+                calls.append((self._swap_doorbell, [bell], [me, successor]))
+        answers = self._raise_first(self._eval_many(calls))
+        if successor is None:
+            return [part for part, done in zip(partitions, answers, strict=True) if not done]
+        return [part for part, swapped in zip(partitions, answers, strict=True) if swapped]
+
+    def finish_drain(self, tenant_id: str, partition: int, holder: str) -> bool:
+        """Let go of the partition if it is empty; False if there is more to drain."""
+        keys = [
+            pending_key(tenant_id, partition, self.spread),
+            doorbell_key(tenant_id, partition, self.spread),
+        ]
+        return bool(self._finish_drain(keys=keys, args=[holder]))
+
+    def claim_doorbell(self, tenant_id: str, partition: int, holder: str) -> None:
+        """Say who drains the partition now (a drain job starting)."""
+        self.redis.set(doorbell_key(tenant_id, partition, self.spread), holder)
+
+    def doorbell(self, tenant_id: str, partition: int) -> str | None:
+        raw = self.redis.get(doorbell_key(tenant_id, partition, self.spread))
+        return _text(raw) if raw is not None else None
+
+    def swap_doorbell(
+        self, tenant_id: str, partition: int, expected: str | None, new: str | None
+    ) -> bool:
+        """Compare-and-set the partition's doorbell (None = absent)."""
+        keys = [doorbell_key(tenant_id, partition, self.spread)]
+        return bool(self._swap_doorbell(keys=keys, args=[expected or "", new or ""]))
+
+    def busy_partitions(self, tenant_ids: Sequence[str]) -> list[Partition]:
+        """Every partition with pending events, with its oldest event's acceptance time."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tenant in tenant_ids:
+                for number in range(PARTITIONS):
+                    pipe.zrange(pending_key(tenant, number, self.spread), 0, 0, withscores=True)
+                    pipe.zcard(pending_key(tenant, number, self.spread))
+            answers = pipe.execute()
+        found: list[Partition] = []
+        slots = [(t, n) for t in tenant_ids for n in range(PARTITIONS)]
+        for (tenant, number), oldest, size in zip(slots, answers[::2], answers[1::2], strict=True):
+            if oldest:
+                found.append(Partition(tenant, number, float(oldest[0][1]), int(size)))
+        return found
+
+    def oldest_pending(self, tenant_id: str, partition: int) -> float | None:
+        """When the partition's oldest unapplied event was accepted (None: none waits)."""
+        pending = pending_key(tenant_id, partition, self.spread)
+        oldest = self.redis.zrange(pending, 0, 0, withscores=True)
+        return float(oldest[0][1]) if oldest else None
+
+    def poison(
+        self, tenant_id: str, partition: int, field: str, envelope: Envelope, error: str
+    ) -> None:
+        """Set aside an event that cannot be applied, for an operator; it no longer blocks."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                poisoned_key(tenant_id, partition, self.spread),
+                field,
+                dumps({"envelope": envelope, "error": error[:2000], "at": time.time()}),
+            )
+            pipe.zrem(pending_key(tenant_id, partition, self.spread), field)
+            pipe.hdel(pending_events_key(tenant_id, partition, self.spread), field)
+            pipe.execute()
+
+    def _poisoned_keys(self, tenant_id: str) -> list[str]:
+        return [poisoned_key(tenant_id, p, self.spread) for p in self.partitions]
+
+    def poisoned(self, tenant_id: str) -> dict[str, dict[str, Any]]:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key in self._poisoned_keys(tenant_id):
+                pipe.hgetall(key)
+            found = pipe.execute()
+        return {_text(k): json.loads(v) for each in found for k, v in each.items()}
+
+    def unpoison(self, tenant_id: str, field: str) -> Envelope | None:
+        """Take an event off the poisoned list (to accept it again); None if not there."""
+        for key in self._poisoned_keys(tenant_id):
+            raw = self.redis.hget(key, field)
+            if raw is not None:
+                self.redis.hdel(key, field)
+                envelope: Envelope = json.loads(raw)["envelope"]
+                return envelope
+        return None
+
+    def pending_events(self, tenant_id: str) -> list[tuple[str, Envelope]]:
+        """Every pending event of a tenant, all partitions, oldest first in each."""
+        found: list[tuple[str, Envelope]] = []
+        for number in range(PARTITIONS):
+            found += self.take_pending(tenant_id, number, 10_000)
+        return found
+
+    def tenants(self) -> list[str]:
+        """Every tenant that ever sent an event."""
+        return sorted(_text(t) for t in self.redis.smembers(TENANTS_KEY))
+
+    def pending_count(self) -> int:
+        """Events accepted and not yet applied, all tenants."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tenant in self.tenants():
+                for number in range(PARTITIONS):
+                    pipe.zcard(pending_key(tenant, number, self.spread))
+            return sum(cast(list[int], pipe.execute()))
