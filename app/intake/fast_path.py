@@ -210,6 +210,11 @@ class WebhookPath:
         if body is None:
             return False
         environ["wsgi.input"] = io.BytesIO(body)
+        # The length is known now: a chunked body is served as if it had come
+        # with its Content-Length, so one over the limit (we read one byte more
+        # than the limit) gets the same 413, never a body cut short and taken.
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
         return True
 
     def _length(self, environ: dict[str, Any]) -> int | None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import pytest
-from callstate_harness import TENANT_A, TOKEN_ALL, Launcher
+from callstate_harness import TENANT_A, TOKEN_ALL, Launcher, wait_until
 from primevox_bodies import Call
 
 # Far more slow clients than the web process has threads (WEB_THREADS=4 below).
@@ -94,3 +94,48 @@ def test_slow_clients_do_not_stop_an_honest_post(launcher: Launcher, dribbler: D
 
     assert answer.status == 202, answer.text
     assert waited < HONEST_ANSWER_SECONDS
+
+
+def post_chunked(port: int, path: str, body: bytes, chunk: int = 4096) -> tuple[int, bytes]:
+    """POST ``body`` with Transfer-Encoding: chunked (no Content-Length)."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        chunks = (body[i : i + chunk] for i in range(0, len(body), chunk))
+        connection.request(
+            "POST",
+            path,
+            body=chunks,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            encode_chunked=True,
+        )
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
+def test_a_chunked_body_over_the_limit_is_refused_whole(launcher: Launcher) -> None:
+    """A chunked SMS of 100 KB gets 413, as with Content-Length, and nothing is
+    kept; one under the limit is taken whole, its text not cut."""
+    api = launcher.start_service()
+    path = f"/webhooks/primevox/{TOKEN_ALL}"
+
+    def sms(text: str, conversation: str) -> bytes:
+        fields = {
+            "eventType": "inboundMessage", "tenantID": TENANT_A, "containerID": "c1",
+            "conversationID": conversation, "fromNumber": "+15551230000",
+            "toNumber": "+15559870000", "messageText": text,
+        }  # fmt: skip
+        return urlencode(fields).encode()
+
+    status, _ = post_chunked(launcher.port, path, sms("x" * 100_000, "conv-big"))
+    assert status == 413
+    status, _ = post_chunked(launcher.port, path, sms("y" * 60_000, "conv-fits"))
+    assert status == 202
+    messages = "/v1/conversations/conv-fits/messages"
+    wait_until(lambda: api.get(messages).status == 200, 20, "the SMS applied")
+    [message] = api.get_json(messages)["messages"]
+    assert len(message["text"]) == 60_000
+    assert api.get("/v1/conversations/conv-big/messages").status == 404
