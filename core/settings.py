@@ -118,6 +118,18 @@ def retry_schedule(text: str) -> tuple[int, ...]:
         raise ma.ValidationError("must be comma-separated whole seconds") from exc
 
 
+def port_list(text: str) -> frozenset[int]:
+    """``8080,8443``: TCP ports (1-65535)."""
+    ports = set()
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if not (part.isascii() and part.isdigit() and 1 <= int(part) <= 65535):
+            raise ma.ValidationError(f"must be comma-separated TCP ports (got {part[:10]!r})")
+        ports.add(int(part))
+    return frozenset(ports)
+
+
 def _database_url(raw: str) -> str | None:
     url = raw.strip()
     if not url:
@@ -197,6 +209,8 @@ class Settings:
     # Subscription URLs on loopback/private networks are refused unless this
     # is set: otherwise anyone with an API key could make us probe our network.
     subscription_allow_private: bool = False
+    # Ports a subscription URL may name besides 80 and 443 (SUBSCRIPTION_ALLOW_PORTS).
+    subscription_allow_ports: frozenset[int] = frozenset()
     # The wallboard's and /v1/stats' service level: answered within this many seconds.
     service_level_seconds: float = 20.0
     # The Redis connection budget (docs/deploy.md, "Redis connections"): what one dyno
@@ -294,6 +308,7 @@ class Settings:
                 "DELIVERY_RETRY_SECONDS", ",".join(map(str, DEFAULT_RETRY_SCHEDULE))
             ),
             subscription_allow_private=read.switch("SUBSCRIPTION_ALLOW_PRIVATE", False),
+            subscription_allow_ports=read.port_list("SUBSCRIPTION_ALLOW_PORTS", ""),
             service_level_seconds=number("SERVICE_LEVEL_SECONDS", 20.0, validate=NOT_NEGATIVE),
             web_redis_connections=whole("WEB_REDIS_CONNECTIONS", 10, validate=at_least(1)),
             worker_redis_connections=whole("WORKER_REDIS_CONNECTIONS", 8, validate=at_least(1)),
@@ -335,6 +350,7 @@ class _Environment(Env):
         self.add_parser("bindings", parse_bindings)
         self.add_parser("bare_secret", bare_secret)
         self.add_parser("retry_schedule", retry_schedule)
+        self.add_parser("port_list", port_list)
         self.add_parser("database_url", _database_url)
         self.add_parser("country_code", _country_code)
 

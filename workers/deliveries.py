@@ -283,6 +283,7 @@ class DeliveryRunner:
             prepared.body,
             prepared.headers,
             allow_private=self.settings.subscription_allow_private,
+            allow_ports=self.settings.subscription_allow_ports,
             timeout=self.timeout,
             resolve=self.resolve,
             ssl_context=self.ssl_context,

@@ -137,7 +137,11 @@ def create() -> Any:
     tenant = tenant or ALL_TENANTS
     settings = current_app.config["CALLSTATE_SETTINGS"]
     try:
-        check_url(data["url"], allow_private=settings.subscription_allow_private)
+        check_url(
+            data["url"],
+            allow_private=settings.subscription_allow_private,
+            allow_ports=settings.subscription_allow_ports,
+        )
     except UnsafeURL as exc:
         return error_response(400, str(exc))
     store = get_store()

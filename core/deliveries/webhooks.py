@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import hmac
 import http.client
-import ipaddress
 import secrets
 import socket
 import ssl
@@ -32,7 +31,13 @@ from urllib.parse import urlsplit
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
+from core.deliveries.addresses import is_public
+
 SECRET_PREFIX = "whsec_"
+# The ports a subscription URL may name, unless SUBSCRIPTION_ALLOW_PORTS adds
+# more: a receiver is a web server, and any other port is a way to make us talk
+# to some other service (Redis on 6379, say) on a public address.
+WEB_PORTS = frozenset({80, 443})
 # The whole attempt (resolve, connect, send, read the answer) ends within this.
 DELIVERY_TIMEOUT_SECONDS = 10.0
 # Of a receiver's answer we read at most this much (to quote it in an error).
@@ -73,12 +78,6 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def is_public(address: str) -> bool:
-    """May we post to this address without SUBSCRIPTION_ALLOW_PRIVATE?"""
-    parsed = ipaddress.ip_address(address.partition("%")[0])
-    return parsed.is_global and not parsed.is_multicast
-
-
 @dataclass(frozen=True)
 class Target:
     """Where one attempt goes: the URL's parts, and the checked addresses to connect to."""
@@ -96,22 +95,33 @@ class Target:
         return host if self.port == default else f"{host}:{self.port}"
 
 
-def check_url(url: str, *, allow_private: bool, resolve: Resolver = system_resolver) -> None:
+def check_url(
+    url: str,
+    *,
+    allow_private: bool,
+    allow_ports: frozenset[int] = frozenset(),
+    resolve: Resolver = system_resolver,
+) -> None:
     """Refuse URLs we must not post to. Raises UnsafeURL saying why.
 
-    Only http(s), no credentials; and unless ``allow_private``, no host that
-    resolves to a loopback, private, link-local, multicast or reserved
-    address, so a subscriber cannot make the engine probe the network it runs
-    in. (With ``allow_private`` the host need not resolve yet.)
+    Only http(s), no credentials; and unless ``allow_private``, only ports 80
+    and 443 (and ``allow_ports``), and no host that resolves to an address
+    outside the public internet (core/deliveries/addresses.py), so a subscriber
+    cannot make the engine probe the network it runs in. (With
+    ``allow_private`` the host need not resolve yet.)
     """
     if allow_private:
         _parse(url)
     else:
-        resolve_target(url, allow_private=False, resolve=resolve)
+        resolve_target(url, allow_private=False, allow_ports=allow_ports, resolve=resolve)
 
 
 def resolve_target(
-    url: str, *, allow_private: bool, resolve: Resolver = system_resolver
+    url: str,
+    *,
+    allow_private: bool,
+    allow_ports: frozenset[int] = frozenset(),
+    resolve: Resolver = system_resolver,
 ) -> Target:
     """Resolve the URL's host once and check every address (as check_url does);
     the Target connects to those addresses and nowhere else. Raises UnsafeURL."""
@@ -125,6 +135,12 @@ def resolve_target(
     if not allow_private and not all(is_public(a) for a in addresses):
         raise UnsafeURL(
             f"url host {host} is a private address; set SUBSCRIPTION_ALLOW_PRIVATE=1 to allow it"
+        )
+    if not allow_private and port not in WEB_PORTS | allow_ports:
+        allowed = ", ".join(str(p) for p in sorted(WEB_PORTS | allow_ports))
+        raise UnsafeURL(
+            f"url port {port} is not allowed (only {allowed}); "
+            "SUBSCRIPTION_ALLOW_PORTS lists more"
         )
     return Target(scheme, host, port, path, addresses)
 
@@ -285,6 +301,7 @@ def send(
     headers: Mapping[str, str],
     *,
     allow_private: bool,
+    allow_ports: frozenset[int] = frozenset(),
     timeout: float = DELIVERY_TIMEOUT_SECONDS,
     resolve: Resolver = system_resolver,
     ssl_context: ssl.SSLContext | None = None,
@@ -295,7 +312,9 @@ def send(
     """
     started = time.monotonic()
     try:
-        target = resolve_target(url, allow_private=allow_private, resolve=resolve)
+        target = resolve_target(
+            url, allow_private=allow_private, allow_ports=allow_ports, resolve=resolve
+        )
     except UnsafeURL as exc:
         return Attempt(None, str(exc))
     if time.monotonic() - started >= timeout:

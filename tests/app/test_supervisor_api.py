@@ -11,8 +11,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-import app.web.sse as stream
 import app.supervisor.routes as supervisor
+import app.web.sse as stream
 from core.store import (
     contacts_key,
     legs_key,

@@ -76,7 +76,8 @@ def test_a_name_rebinding_to_loopback_reaches_only_the_address_checked(
     monkeypatch.setattr(socket, "getaddrinfo", dns)
     try:
         url = f"http://{NAME}:{public.port}/hook?x=1"
-        result = send(url, BODY, HEADERS, allow_private=False)
+        port = frozenset({public.port})  # the receivers' test port stands for 443
+        result = send(url, BODY, HEADERS, allow_private=False, allow_ports=port)
         assert result.ok, result
         assert internal.received() == []
         [request] = public.received()
@@ -85,7 +86,7 @@ def test_a_name_rebinding_to_loopback_reaches_only_the_address_checked(
         assert request.body == BODY and request.webhook_id == "msg_1"
         assert dns.asked == 1  # resolved once; the connection used that answer
         # The next attempt resolves again, sees the loopback answer and is refused.
-        refused = send(url, BODY, HEADERS, allow_private=False)
+        refused = send(url, BODY, HEADERS, allow_private=False, allow_ports=port)
         assert refused.status is None and "private address" in (refused.error or "")
         assert internal.received() == []
     finally:
@@ -102,6 +103,7 @@ def test_every_address_must_pass_and_the_next_is_tried_when_one_refuses(
         with pytest.raises(webhooks.UnsafeURL, match="private address"):
             check_url(
                 f"http://{NAME}:{receiver.port}/", allow_private=False,
+                allow_ports=frozenset({receiver.port}),
                 resolve=lambda _h, _p: [PUBLIC, INTERNAL],
             )
         closed_port_address = "127.0.0.3"  # nothing listens there on this port

@@ -38,6 +38,8 @@ def test_every_bad_variable_is_named_at_once() -> None:
         ("CALL_TIMEOUT_SECONDS", "nan", "must be a finite number"),
         ("DELIVERY_RETRY_SECONDS", "5,soon", "must be comma-separated whole seconds"),
         ("API_KEYS", "s3cret", "must be 'secret:tenant' pairs (entry 1 is not)"),
+        ("SUBSCRIPTION_ALLOW_PORTS", "8443,ssh", "must be comma-separated TCP ports (got 'ssh')"),
+        ("SUBSCRIPTION_ALLOW_PORTS", "70000", "must be comma-separated TCP ports (got '70000')"),
     ],
 )
 def test_a_bad_value_is_refused_with_what_is_wrong(name: str, value: str, problem: str) -> None:
@@ -55,9 +57,11 @@ def test_switches_and_lists_read_as_before() -> None:
             "HISTORY_RETENTION_DAYS": "0",
             "WEBHOOK_TOKENS": "a:t1, b:*",
             "WEBHOOK_TOKEN": "c",
+            "SUBSCRIPTION_ALLOW_PORTS": "8443, 8080,",
         }
     )
     assert settings.subscription_allow_private is True
+    assert settings.subscription_allow_ports == {8080, 8443}
     assert settings.delivery_retry_seconds == (1, 2, 3)
     assert settings.history_retention_days is None  # 0 keeps archived calls, as unset does
     assert settings.webhook_tokens == {"a": "t1", "b": "*", "c": "*"}
