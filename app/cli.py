@@ -176,11 +176,28 @@ def history_backfill() -> None:
 def history_status() -> None:
     """Show how far the archive is behind the outcome streams."""
     from core.history.archive import lag
+    from core.history.writer import set_aside_count, set_aside_records
 
     store = get_store()
-    found = lag(store, _history_engine())
+    engine = _history_engine()
+    found = lag(store, engine)
     seconds = found.seconds(store.server_time_us())
     click.echo(f"archived up to {found.archived_to or 'nothing yet'}; lag {seconds:.1f} s")
+    with engine.connect() as connection:
+        count = set_aside_count(connection)
+        shown = set_aside_records(connection, limit=20)
+    if not count:
+        click.echo("no outcome record set aside")
+        return
+    click.echo(f"{count} outcome record(s) set aside: the database refused them (newest first)")
+    for row in shown:
+        record = json.loads(row["record"])
+        click.echo(
+            f"  {row['outcome_id']}  tenant {record.get('tenant_id')!r}  "
+            f"call {record.get('call_uuid')!r}  {row['reason']}"
+        )
+    if count > len(shown):
+        click.echo(f"  ... and {count - len(shown)} more (table history_set_aside)")
 
 
 def init_app(app: Flask) -> None:

@@ -70,17 +70,22 @@ class Archiver(threading.Thread):
         except CursorMoved:
             return 0.0
         except (sa.exc.SQLAlchemyError, redis.RedisError) as exc:
-            self._backoff = min(MAX_BACKOFF_SECONDS, max(0.5, self._backoff * 2))
-            log.warning(
-                "archive paused: storage unavailable",
-                error=str(exc).splitlines()[0][:300],
-                retry_in=self._backoff,
-            )
-            return self._backoff
+            return self._back_off("archive paused: storage unavailable", exc)
+        except Exception as exc:
+            # A bug must not end the thread: the archive would stop for good,
+            # silently. Say so loudly and try again later.
+            log.exception("archive pass failed")
+            return self._back_off("archive paused: the pass failed", exc)
         if self._backoff:
             log.info("archive resumed")
         self._backoff = 0.0
         return 0.0 if written >= self.batch else IDLE_SECONDS
+
+    def _back_off(self, message: str, exc: Exception) -> float:
+        self._backoff = min(MAX_BACKOFF_SECONDS, max(0.5, self._backoff * 2))
+        error = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+        log.warning(message, error=error, retry_in=self._backoff)
+        return self._backoff
 
     def apply_retention(self) -> int:
         """Delete calls that started more than HISTORY_RETENTION_DAYS ago, in batches."""

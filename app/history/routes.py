@@ -42,6 +42,7 @@ from core.history.archive import lag
 from core.history.database import create_engine
 from core.history.exceptions import BadCursor
 from core.history.search import CallFilter, Position, page, stream
+from core.history.writer import set_aside_count
 from core.settings import Settings
 from core.store import Store
 from statemachine.events import micros
@@ -277,19 +278,23 @@ def history_health(store: Store) -> dict[str, Any]:
     oldest outcome record not archived yet (0 when none waits).
     """
     engine = get_history()
+    unknown = {"lag_seconds": None, "archived_to": None, "set_aside": None}
     if engine is None:
-        return {"configured": False, "reachable": None, "lag_seconds": None, "archived_to": None}
+        return {"configured": False, "reachable": None, **unknown}
     try:
+        with engine.connect() as connection:
+            set_aside = set_aside_count(connection)
         found = lag(store, engine)
     except sa.exc.SQLAlchemyError:
-        return {"configured": True, "reachable": False, "lag_seconds": None, "archived_to": None}
+        return {"configured": True, "reachable": False, **unknown}
     except redis.RedisError:
-        return {"configured": True, "reachable": True, "lag_seconds": None, "archived_to": None}
+        return {"configured": True, "reachable": True, **unknown, "set_aside": set_aside}
     return {
         "configured": True,
         "reachable": True,
         "lag_seconds": round(found.seconds(store.server_time_us()), 3),
         "archived_to": found.archived_to,
+        "set_aside": set_aside,
     }
 
 
@@ -297,10 +302,16 @@ def history_warnings(health: dict[str, Any]) -> list[str]:
     """What an operator should know about the archive, as /readyz warnings."""
     if health["reachable"] is False:
         return ["history database unreachable: the archive is falling behind"]
+    warnings = []
     lag_seconds = health["lag_seconds"]
     if lag_seconds is not None and lag_seconds > LAG_WARNING_SECONDS:
-        return [f"history archive is {lag_seconds:.0f} s behind the outcome streams"]
-    return []
+        warnings.append(f"history archive is {lag_seconds:.0f} s behind the outcome streams")
+    if health["set_aside"]:
+        warnings.append(
+            f"{health['set_aside']} outcome record(s) set aside: the history database refused "
+            "them (flask history status lists them)"
+        )
+    return warnings
 
 
 class HistoryCollector(Collector):
@@ -318,6 +329,12 @@ class HistoryCollector(Collector):
             value=1.0 if health["reachable"] else 0.0,
         )
         lag_seconds = health["lag_seconds"]
+        set_aside = health["set_aside"]
+        yield GaugeMetricFamily(
+            "callstate_history_set_aside_records",
+            "Outcome records the history database refused, kept aside (flask history status)",
+            value=float("nan") if set_aside is None else float(set_aside),
+        )
         yield GaugeMetricFamily(
             "callstate_history_archive_lag_seconds",
             "Age of the oldest outcome record not yet archived (0: none waits)",

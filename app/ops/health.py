@@ -39,6 +39,11 @@ class HistoryHealthAnswer(Answer):
         allow_none=True,
         metadata=ex(EXAMPLE_OUTCOME_ID, "every outcome record up to this id is archived"),
     )
+    set_aside = fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata=ex(0, "outcome records the database refused, kept aside (flask history status)"),
+    )
 
 
 class ReadyAnswer(Answer):

@@ -22,7 +22,10 @@ import sqlalchemy as sa
 
 from core.history import writer
 from core.history.records import decided_us
+from core.observability import get_logger
 from core.store import Store
+
+log = get_logger("callstate.archiver")
 
 BATCH = 500
 
@@ -47,7 +50,20 @@ def archive_pass(store: Store, engine: sa.Engine, batch: int = BATCH) -> int:
     records = [r for r in records if _micros(r["id"]) < horizon]
     if not records:
         return 0
-    writer.archive(engine, records, after)
+    try:
+        writer.archive(engine, records, after)
+    except (sa.exc.SQLAlchemyError, UnicodeError) as exc:
+        if not writer.refused_by_database(exc):
+            raise
+        # One record the database will never take must not stop the archive
+        # for everyone: write the batch one by one and set that one aside.
+        for record, reason in writer.archive_each(engine, records, after):
+            log.error(
+                "outcome record set aside: the history database refused it",
+                outcome_id=record["id"],
+                tenant=record["tenant_id"],
+                reason=reason,
+            )
     return len(records)
 
 

@@ -9,6 +9,7 @@ same on PostgreSQL and SQLite.
     history_revisions   one row per outcome revision ever archived
     history_extensions  one row per (call, extension it rang, was answered by, or placed)
     history_cursor      how far the archiver has read the outcome streams
+    history_set_aside   outcome records the database refused, kept as ASCII JSON
 """
 
 from __future__ import annotations
@@ -97,3 +98,16 @@ cursor = sa.Table(
 )
 
 OUTCOMES_CURSOR = "outcomes"
+
+# An outcome record the database would not store (PostgreSQL text refuses NUL,
+# say): the archiver keeps it here instead and moves on, so one record never
+# stops the archive for every tenant. ``record`` is the record as JSON with
+# every non-ASCII character escaped, which any database stores.
+set_aside = sa.Table(
+    "history_set_aside",
+    metadata,
+    sa.Column("outcome_id", sa.Text, primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("set_aside_us", sa.BigInteger, nullable=False),
+    sa.Column("record", sa.Text, nullable=False),
+)

@@ -7,10 +7,16 @@ the cursor from the id it read to the last id of the batch, or writes nothing
 ``kill -9`` or a lost connection leaves either both or neither: the next pass
 starts from the committed cursor and writes each record once. The rows are
 upserts as well, so writing a record twice (a backfill) changes nothing.
+
+A record the database refuses (``refused_by_database``) would fail its batch
+again and again: the batch is then written one record at a time, each in a
+savepoint, and a refused one is set aside (``history_set_aside``) in the
+same transaction that moves the cursor past it.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,7 +26,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from core.history import records as rows
 from core.history.exceptions import CursorMoved
-from core.history.schema import OUTCOMES_CURSOR, calls, cursor, extensions, revisions
+from core.history.schema import (
+    OUTCOMES_CURSOR,
+    calls,
+    cursor,
+    extensions,
+    revisions,
+    set_aside,
+)
 from statemachine.outcome import OutcomeRecord
 
 Key = tuple[str, str]
@@ -170,6 +183,76 @@ def archive(
     """Write a batch and move the cursor past it, in one transaction (see write_records)."""
     with engine.begin() as connection:
         return write_records(connection, records, expected_cursor=expected_cursor)
+
+
+def refused_by_database(exc: Exception) -> bool:
+    """Did the database refuse a value (so the same record fails every time), as
+    opposed to being unavailable?
+
+    A value it cannot store (DataError: NUL in PostgreSQL text, a number out of
+    range), a constraint (IntegrityError), or text the driver cannot even
+    encode (a lone surrogate: a UnicodeError, raised before any round trip).
+    """
+    if isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError | UnicodeError):
+        return True
+    return isinstance(exc, sa.exc.StatementError) and isinstance(exc.orig, UnicodeError)
+
+
+def archive_each(
+    engine: sa.Engine, records: Sequence[OutcomeRecord], expected_cursor: str | None
+) -> list[tuple[OutcomeRecord, str]]:
+    """Write a batch a record at a time, set aside the records the database
+    refuses, and move the cursor past the batch, in one transaction; returns
+    the records set aside with why. Raises CursorMoved, SQLAlchemyError.
+    """
+    refused: list[tuple[OutcomeRecord, str]] = []
+    with engine.begin() as connection:
+        _lock_cursor(connection, expected_cursor, str(records[-1]["id"]) if records else None)
+        for record in records:
+            try:
+                with connection.begin_nested():
+                    write_records(connection, [record])
+            except (sa.exc.SQLAlchemyError, UnicodeError) as exc:
+                if not refused_by_database(exc):
+                    raise
+                refused.append((record, _reason(exc)))
+        if refused:
+            now = int(time.time() * 1_000_000)
+            _insert_rows(
+                connection,
+                set_aside,
+                [
+                    {
+                        "outcome_id": str(record["id"]),
+                        "reason": reason,
+                        "set_aside_us": now,
+                        # ensure_ascii: escaped, the text holds no NUL and no surrogate.
+                        "record": json.dumps(record, sort_keys=True, ensure_ascii=True),
+                    }
+                    for record, reason in refused
+                ],
+                lambda insert: insert.on_conflict_do_nothing(),
+            )
+    return refused
+
+
+def _reason(exc: Exception) -> str:
+    """The first line of why, in ASCII (it may quote the value refused)."""
+    lines = str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__]
+    return lines[0].encode("ascii", "backslashreplace").decode("ascii")[:300]
+
+
+def set_aside_records(connection: sa.Connection, limit: int = 100) -> list[dict[str, Any]]:
+    """The records set aside, newest first: outcome_id, reason, set_aside_us, record."""
+    rows_found = connection.execute(
+        sa.select(set_aside).order_by(set_aside.c.set_aside_us.desc()).limit(limit)
+    )
+    return [dict(row._mapping) for row in rows_found]
+
+
+def set_aside_count(connection: sa.Connection) -> int:
+    """How many records the archive has set aside."""
+    return int(connection.execute(sa.select(sa.func.count()).select_from(set_aside)).scalar_one())
 
 
 def delete_started_before(engine: sa.Engine, cutoff_us: int, batch: int = 1000) -> int:

@@ -3,6 +3,7 @@ backfill, backoff while the database is away, retention (SQLite and PostgreSQL).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import fakeredis
@@ -126,3 +127,59 @@ def test_retention_deletes_what_started_before_the_cutoff(engine: sa.Engine) -> 
         1 for r in records if r["revision"] == 1 and started_us(r) < started_us(records[50])
     )
     assert count(engine, calls) == 100 - deleted
+
+
+def test_a_record_the_database_refuses_is_set_aside_and_the_archive_goes_on(
+    engine: sa.Engine,
+) -> None:
+    """A record the database will never store (NUL in PostgreSQL text) is set
+    aside with why, once; every other record of the batch, and those after it,
+    are archived; the cursor moves past them all. (SQLite stores NUL.)"""
+    store = Store(fakeredis.FakeRedis())
+    before, nul, after, later = outcome_records(4, tenants=("a", "b", "c", "d"))
+    nul["caller"] = {"number": "+1555\x00x", "name": "N\u00fcl"}
+    publish(store, [before, nul, after])
+    archive_pass(store, engine, batch=10)
+    publish(store, [later])
+    archive_pass(store, engine, batch=10)
+    refused = {nul["id"]} if engine.dialect.name == "postgresql" else set()
+    with engine.connect() as connection:
+        kept = {row["outcome_id"]: row for row in writer.set_aside_records(connection)}
+        assert set(kept) == refused
+        assert writer.set_aside_count(connection) == len(refused)
+        assert writer.read_cursor(connection) == later["id"]
+        archived_ids = {
+            str(outcome_id)
+            for (outcome_id,) in connection.execute(sa.select(revisions.c.outcome_id))
+        }
+    assert archived_ids == {before["id"], nul["id"], after["id"], later["id"]} - refused
+    for row in kept.values():
+        assert json.loads(row["record"])["caller"] == nul["caller"]  # kept whole
+        assert "NUL" in row["reason"] and "\x00" not in row["reason"]
+    assert archive_pass(store, engine, batch=10) == 0  # nothing comes back
+
+
+def test_text_the_driver_cannot_encode_counts_as_refused() -> None:
+    """A lone surrogate fails before any round trip (a UnicodeError, bare or
+    wrapped): refused, like a DataError; an outage is not."""
+    assert writer.refused_by_database(UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates"))
+    assert writer.refused_by_database(sa.exc.DataError("INSERT", {}, Exception("NUL")))
+    assert not writer.refused_by_database(sa.exc.OperationalError("INSERT", {}, Exception("down")))
+
+
+def test_a_failing_pass_never_ends_the_archiver_thread(engine: sa.Engine) -> None:
+    """An unexpected error in a pass is logged and retried after a back-off: the
+    thread keeps archiving once the cause is gone."""
+    store = Store(fakeredis.FakeRedis())
+    archiver = Archiver(store, engine)
+    broken = store.read_outcomes
+
+    def fails_once(*args: Any, **kwargs: Any) -> Any:
+        store.read_outcomes = broken  # type: ignore[method-assign]
+        raise KeyError("a bug")
+
+    store.read_outcomes = fails_once  # type: ignore[method-assign]
+    assert archiver.step() > 0  # backed off, not raised
+    publish(store, list(outcome_records(3, tenants=("a",))))
+    assert archiver.step() == 0.5 or count(engine, revisions) == 3
+    assert count(engine, revisions) == 3

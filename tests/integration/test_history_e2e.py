@@ -15,9 +15,11 @@ import csv
 import io
 import random
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -26,6 +28,7 @@ import sqlalchemy as sa
 from callstate_harness import (
     ADMIN_KEY,
     KEY_A,
+    REPO,
     TENANT_A,
     TENANT_B,
     Api,
@@ -35,9 +38,12 @@ from callstate_harness import (
 from postgres_server import PostgresServer, postgres_bindir
 from primevox_bodies import EXPECTED, Call, scenario
 
+from app.intake.loading import load_event
 from core.history.schema import calls, revisions
+from core.queue import enqueue_event, events_queue
 from core.settings import database_url
 from core.store import Store
+from statemachine.event_log import to_record
 from tests.history.conftest import history_url, postgres_url, sqlite_url  # noqa: F401
 
 KINDS = ["answered", "abandoned", "no_answer", "voicemail", "outbound", "unrouted"]
@@ -295,3 +301,52 @@ def test_a_database_outage_slows_nothing_and_loses_nothing(
     assert api.metric("callstate_history_archive_lag_seconds") == 0.0
     assert len(every_call(api)) == 24
     assert_archive_matches(launcher, url, 24)
+
+
+def test_a_record_postgresql_refuses_stops_nobody_else(
+    launcher: Launcher,
+    postgres_url: str,  # noqa: F811
+) -> None:
+    """An outcome record carrying NUL (forced past intake, which refuses it) is set
+    aside by the archiver on PostgreSQL; a clean call of another tenant posted
+    afterwards is archived within seconds, and /readyz, /metrics and ``flask
+    history status`` tell of the one set aside."""
+    migrate(launcher, postgres_url)
+    api = launcher.start_service(DATABASE_URL=postgres_url)
+    poisoned = Call(TENANT_B)
+    store = Store(launcher.redis_client)
+    for fields in scenario("abandoned", poisoned):
+        _, event = load_event(dict(fields), datetime.now(UTC))
+        envelope = to_record(event, dict(fields), fields["eventType"])
+        if envelope["data"].get("caller"):
+            envelope["data"]["caller"]["number"] = "+1555\x00x"
+            envelope["fields"]["callerIdNum"] = "+1555\x00x"
+        enqueue_event(store, events_queue(launcher.queues), envelope)
+
+    def decided(uuid: str = poisoned.uuid) -> bool:
+        found = api.call(uuid, ADMIN_KEY)
+        return found is not None and found["outcome"] is not None
+
+    wait_until(decided, 30, "the call with NUL decided")
+    clean = post_calls(api, 1, tenants=(TENANT_A,))[0]
+    wait_until(
+        lambda: clean.uuid in {c["call_uuid"] for c in every_call(api)},
+        15,
+        "the clean call of the other tenant archived",
+        interval=0.2,
+    )
+    ready = api.get_json("/readyz", expect=200)
+    assert ready["history"]["set_aside"] == 1
+    assert any("set aside" in warning for warning in ready["warnings"])
+    assert api.metric("callstate_history_set_aside_records") == 1.0
+    status = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", "history", "status"],
+        env=launcher.env({"DATABASE_URL": postgres_url}),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 0, status.stderr
+    assert "1 outcome record(s) set aside" in status.stdout
+    assert poisoned.uuid in status.stdout and "NUL" in status.stdout
