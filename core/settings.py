@@ -193,7 +193,7 @@ class Settings:
     redis_url: str = DEFAULT_REDIS_URL
     # The plain Redis of RQ's queues; None: REDIS_URL's (required if that is a cluster).
     rq_redis_url: str | None = None
-    # Durability (README "Redis Cluster"): a 202 waits until the accepted event
+    # Durability (docs/cluster.md): a 202 waits until the accepted event
     # is on this many replicas (WAIT), at most durable_wait_seconds; 0: off.
     durable_replicas: int = 0
     durable_wait_seconds: float = 1.0
@@ -213,7 +213,7 @@ class Settings:
     subscription_allow_ports: frozenset[int] = frozenset()
     # The wallboard's and /v1/stats' service level: answered within this many seconds.
     service_level_seconds: float = 20.0
-    # The Redis connection budget (README: "Redis connections"): what one dyno
+    # The Redis connection budget (docs/deploy.md, "Redis connections"): what one dyno
     # of each process type may hold, shared evenly by the processes it runs.
     web_redis_connections: int = 10
     worker_redis_connections: int = 8
@@ -236,7 +236,7 @@ class Settings:
     database_url: str | None = None
     # Archived calls older than this (by start) are deleted; None keeps them.
     history_retention_days: float | None = None
-    # Outbound webhooks (README "Outbound webhooks"): attempts under way at once
+    # Outbound webhooks (docs/subscriptions.md): attempts under way at once
     # per delivery process, and per subscription unless it sets its own.
     delivery_threads: int = 32
     delivery_max_in_flight: int = 4

@@ -128,19 +128,28 @@ def test_dev_tools_stay_out_of_the_runtime(tool: str) -> None:
     assert tool not in runtime_requirements()
 
 
-def test_lock_command_is_the_one_the_readme_gives() -> None:
-    """requirements.txt says how it was made, and the README tells the same command."""
+def test_lock_command_is_the_one_the_docs_give() -> None:
+    """requirements.txt says how it was made, and the contributors' guide tells the
+    same command."""
     header = (ROOT / "requirements.txt").read_text("utf-8").splitlines()[:3]
     assert any(re.search(r"#\s+bin/lock\b", line) for line in header), header
-    assert "bin/lock" in (ROOT / "README.md").read_text("utf-8")
+    assert "bin/lock" in (ROOT / "docs" / "contributing.md").read_text("utf-8")
 
 
 # -- app.json, the one-click deploy ----------------------------------------------------
 
 # Set by the platform (PORT), by add-ons (REDIS_URL; DATABASE_URL, where a
-# database is attached) and by the buildpack, by dyno size (WEB_CONCURRENCY):
-# a value in app.json would override theirs.
-PLATFORM_SET = {"PORT", "REDIS_URL", "DATABASE_URL", "WEB_CONCURRENCY"}
+# database is attached), by the buildpack, by dyno size (WEB_CONCURRENCY) and by
+# the Procfile (PROMETHEUS_MULTIPROC_DIR): a value in app.json would override theirs.
+PLATFORM_SET = {
+    "PORT",
+    "REDIS_URL",
+    "DATABASE_URL",
+    "WEB_CONCURRENCY",
+    "PROMETHEUS_MULTIPROC_DIR",
+}
+# The page whose "## Configuration" table lists every variable.
+CONFIGURATION_PAGE = ROOT / "docs" / "operations.md"
 
 
 def app_json() -> dict[str, Any]:
@@ -148,15 +157,36 @@ def app_json() -> dict[str, Any]:
     return loaded
 
 
-def readme_variables() -> set[str]:
-    """The variables of the README's configuration table (the first column's names)."""
-    text = (ROOT / "README.md").read_text("utf-8")
-    table = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+def documented_variables() -> set[str]:
+    """The variables of the configuration table (the first column's names)."""
+    text = CONFIGURATION_PAGE.read_text("utf-8")
+    table = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
     names: set[str] = set()
     for row in table.splitlines():
         if row.startswith("| `"):
             names.update(re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split("|")[1]))
     return names
+
+
+class RecordingEnvironment(dict[str, str]):
+    """An empty environment that notes every variable asked of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return super().get(key, default)
+
+
+def test_the_configuration_table_lists_every_variable_the_code_reads() -> None:
+    """Each variable Settings.from_env reads has a row in the configuration table, and
+    each row names a variable it reads."""
+    environment = RecordingEnvironment()
+    Settings.from_env(environment)
+    assert "REDIS_URL" in environment.asked  # the recording sees the reads
+    assert documented_variables() == environment.asked
 
 
 def test_app_json_runs_the_procfile_on_redis() -> None:
@@ -174,11 +204,11 @@ def test_app_json_runs_the_procfile_on_redis() -> None:
     assert manifest["buildpacks"] == [{"url": "heroku/python"}]
 
 
-def test_app_json_describes_every_variable_of_the_readme() -> None:
-    """Every configuration variable the README lists (but those the platform sets) is
+def test_app_json_describes_every_documented_variable() -> None:
+    """Every variable the configuration table lists (but those the platform sets) is
     in app.json with a description, and nothing else is."""
     env = app_json()["env"]
-    assert set(env) == readme_variables() - PLATFORM_SET
+    assert set(env) == documented_variables() - PLATFORM_SET
     for name, spec in env.items():
         assert len(spec.get("description", "")) > 20, name
         assert "value" in spec or spec.get("generator") == "secret", name

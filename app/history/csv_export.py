@@ -1,4 +1,4 @@
-"""The CSV of ``GET /v1/calls``: one call a row, the columns the README lists.
+"""The CSV of ``GET /v1/calls``: one call a row, the columns docs/history.md lists.
 
 Meant to be opened in a spreadsheet, so:
 - numbers that are identifiers (phone numbers, extensions, queues, ring

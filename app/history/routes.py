@@ -218,7 +218,7 @@ def search_calls() -> Response:
     Calls from the history database (DATABASE_URL), found long after Redis retention:
     each as its latest outcome record, newest started_at first. Page with limit and the
     answer's next as cursor. With Accept: text/csv or format=csv: a CSV of every
-    matching call (limit caps it), one call a row, columns as the README lists.
+    matching call (limit caps it), one call a row, columns as docs/history.md lists.
     """
     engine = require_history()
     where, after, args = search_query()

@@ -2,7 +2,7 @@
 
 Pure functions, no I/O. The input is outcome records as the outcome streams
 hold them (``id`` = ``<decided at, server microseconds>-<seq>``, ``revision``).
-The definitions, as the README's "Wallboard and statistics" states them:
+The definitions, as docs/stats.md states them:
 
 - a window holds the calls whose *first* outcome revision was decided in it,
   each counted once, with the figures of its latest revision in the window;

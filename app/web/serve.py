@@ -3,7 +3,7 @@
 granian (a Rust HTTP server) serves the Flask app through its WSGI interface:
 ``WEB_CONCURRENCY`` processes, each running the app in ``WEB_THREADS`` Python
 threads while Rust reads and writes the sockets. Measured against gunicorn's
-gthread workers on the same machine (bench/README.md), it answers the same
+gthread workers on the same machine (docs/performance.md), it answers the same
 app several times faster and far more steadily.
 
 What the process keeps from its gunicorn days, and how:

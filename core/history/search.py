@@ -3,7 +3,7 @@
 Searches are newest ``started_at`` first, ordered by (started, tenant, call)
 so that a page's last call is an exact position to continue from: a cursor
 is that position, and the next page is the calls strictly after it. Each
-filter has an index to walk (see bench/README.md for the plans): a tenant's
+filter has an index to walk (see docs/performance.md for the plans): a tenant's
 calls by start; all tenants' calls by start; an extension's calls by start
 (``history_extensions``); a tenant's callers by number.
 """

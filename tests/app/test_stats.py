@@ -138,7 +138,7 @@ FIGURE_TABLE = [
 def test_figures_follow_the_definitions(
     records: list[dict[str, Any]], expected: dict[str, Any]
 ) -> None:
-    """Each row: outcome records in, the totals the README's definitions give out."""
+    """Each row: outcome records in, the totals the definitions (docs/stats.md) give out."""
     totals = stats.summarize(stats.calls_in_window(records), None, SL)["totals"]
     assert {k: totals[k] for k in expected} == expected
 

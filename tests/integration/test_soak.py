@@ -1,7 +1,7 @@
 """The soak's two-minute form: steady traffic, nothing may clearly leak.
 
 The long run (``python -m bench.soak``, 20 minutes, recorded in
-bench/README.md) judges growth per hour; two minutes cannot, so this fails only
+docs/performance.md) judges growth per hour; two minutes cannot, so this fails only
 on what is unmistakable (bench/soak_analysis.py: a memory curve up by a
 quarter, handles up by several, a backlog that keeps growing), on any 5xx, and
 on any outcome wrong or missing.

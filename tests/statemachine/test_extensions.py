@@ -1,6 +1,6 @@
 """Table tests of the extension board: each scenario's events, then each extension's status.
 
-Expected values restate the README's "The supervisor's view: rules"; times are
+Expected values restate the rules of docs/supervisor.md; times are
 seconds after ``T0``. Every scenario is also checked in reversed and shuffled
 arrival orders with duplicates.
 """
