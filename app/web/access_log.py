@@ -18,13 +18,17 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-_TOKEN_PATH = re.compile(r"(/webhooks/primevox/)[^/?\s]+")
+# Everything after /webhooks/, whatever its case and however many segments:
+# a sender that mistyped the path (/webhooks/PRIMEVOX/<token>,
+# /webhooks/x/../primevox/<token>) still put its token in it.
+_TOKEN_PATH = re.compile(r"(/webhooks/).*", re.IGNORECASE | re.DOTALL)
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def redact(path: str) -> str:
-    """The path with a webhook token replaced: the token is the sender's only credential."""
+    """The path with everything after ``/webhooks/`` replaced: the token there is the
+    sender's only credential."""
     return _TOKEN_PATH.sub(r"\1[redacted]", path)
 
 

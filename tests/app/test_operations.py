@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import fakeredis
+import pytest
 import structlog
 from flask import Flask
 from flask.testing import FlaskClient
@@ -154,11 +155,38 @@ def test_access_log_redacts_the_token(app: Flask) -> None:
         with contextlib.suppress(OSError):
             os.close(write)
     assert [(x["method"], x["path"], x["status"]) for x in lines] == [
-        ("POST", "/webhooks/primevox/[redacted]", 202),
+        ("POST", "/webhooks/[redacted]", 202),
         ("GET", "/healthz", 200),
     ]
     assert all(x["event"] == "request" and x["ms"] >= 0 for x in lines)
     assert TOKEN.encode() not in raw
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/webhooks/primevox/SeCrEt-ToKeN",
+        "/webhooks/PRIMEVOX/SeCrEt-ToKeN",
+        "/WEBHOOKS/primevox/SeCrEt-ToKeN",
+        "/webhooks/x/../primevox/SeCrEt-ToKeN",
+        "/webhooks/SeCrEt-ToKeN",
+        "/webhooks/primevox/SeCrEt-ToKeN/extra",
+    ],
+)
+def test_access_log_redacts_whatever_follows_webhooks(app: Flask, path: str) -> None:
+    """Whatever follows /webhooks/ (any case, any segments: a mistyped path still
+    carries the sender's token) is redacted in the access log."""
+    read, write = os.pipe()
+    try:
+        Client(AccessLog(app.wsgi_app, fd=write)).post(path, data="eventType=x")
+        os.close(write)
+        with os.fdopen(read, "rb") as stream:
+            raw = stream.read()
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(write)
+    assert b"SeCrEt-ToKeN" not in raw
+    assert json.loads(raw)["path"].lower().endswith("/webhooks/[redacted]")
 
 
 def test_an_ended_calls_data_expires_after_retention(
