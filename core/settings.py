@@ -226,6 +226,11 @@ class Settings:
     # stays open (app/outcomes/stream.py).
     max_streams_per_process: int = 8
     stream_max_seconds: float = 300.0
+    # Exports (CSV downloads, large history pages) one web process serves at
+    # once, and how long a download's reader may stop reading before it is cut
+    # off (app/history/exports.py).
+    max_exports_per_process: int = 2
+    export_idle_seconds: float = 60.0
     # Where prometheus-client's multiprocess mode keeps its files (the Procfile
     # sets it for the web process); None: metrics of this process only.
     metrics_directory: str | None = None
@@ -317,6 +322,8 @@ class Settings:
             web_threads=whole("WEB_THREADS", 16, validate=at_least(1)),
             max_streams_per_process=whole("MAX_STREAMS_PER_PROCESS", 8, validate=at_least(1)),
             stream_max_seconds=number("STREAM_MAX_SECONDS", 300.0, validate=at_least(1.0)),
+            max_exports_per_process=whole("MAX_EXPORTS_PER_PROCESS", 2, validate=at_least(1)),
+            export_idle_seconds=number("EXPORT_IDLE_SECONDS", 60.0, validate=at_least(1.0)),
             metrics_directory=read.str("PROMETHEUS_MULTIPROC_DIR", None),
             worker_concurrency=whole("WORKER_CONCURRENCY", 1, validate=at_least(1)),
             delivery_concurrency=whole("DELIVERY_CONCURRENCY", 1, validate=at_least(1)),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 import app.history.csv_export as history_csv
+import app.history.exports as exports
 import app.stats.figures as stats
 from app.calls.schemas import (
     DIRECTIONS,
@@ -197,7 +198,9 @@ def wants_csv(args: dict[str, Any]) -> bool:
 @bp.alt_response(401, **UNAUTHORIZED)
 @bp.alt_response(403, **FORBIDDEN)
 @bp.alt_response(501, **error_doc("history is not configured (no DATABASE_URL)"))
-@bp.alt_response(503, **error_doc("the history database is unavailable: retry"))
+@bp.alt_response(
+    503, **error_doc("the history database is unavailable, or exports are at their cap: retry")
+)
 @bp.doc(
     operationId="searchCallHistory",
     # Read in the view, after the check that history is configured (501 first).
@@ -212,7 +215,7 @@ def wants_csv(args: dict[str, Any]) -> bool:
         }
     },
 )
-def search_calls() -> Response:
+def search_calls() -> Response | tuple[Response, int]:
     """Call history: search every archived call, JSON pages or CSV
 
     Calls from the history database (DATABASE_URL), found long after Redis retention:
@@ -222,11 +225,28 @@ def search_calls() -> Response:
     """
     engine = require_history()
     where, after, args = search_query()
-    if wants_csv(args):
-        return csv_response(engine, where, after, args.get("limit"))
-    limit = args.get("limit") or 100
-    if limit > MAX_LIMIT:
+    csv_wanted = wants_csv(args)
+    limit = args.get("limit") or exports.LARGE_PAGE
+    if not csv_wanted and limit > MAX_LIMIT:
         raise BadQuery(f"limit: a page holds at most {MAX_LIMIT} calls (the CSV has no limit)")
+    if not csv_wanted and limit <= exports.LARGE_PAGE:
+        return json_page(engine, where, after, limit)
+    release = exports.take_slot()
+    if release is None:
+        return exports.too_many_exports()
+    try:
+        if csv_wanted:
+            return csv_response(engine, where, after, args.get("limit"), release)
+        return json_page(engine, where, after, limit)
+    finally:
+        if not csv_wanted:
+            release()
+
+
+def json_page(
+    engine: sa.Engine, where: CallFilter, after: Position | None, limit: int
+) -> Response:
+    """A page of up to ``limit`` calls as JSON, with the cursor of the next."""
     records, position = page(engine, where, after, limit)
     # The records are stored as the JSON text they were published as, each the keys
     # OutcomeRecordSchema shows (tests/history/test_calls_schema.py): a page of up to
@@ -237,26 +257,38 @@ def search_calls() -> Response:
 
 
 def csv_response(
-    engine: sa.Engine, where: CallFilter, after: Position | None, limit: int | None
+    engine: sa.Engine,
+    where: CallFilter,
+    after: Position | None,
+    limit: int | None,
+    release: Callable[[], None],
 ) -> Response:
-    """Stream the CSV. The query runs before the answer starts, so a database that is
-    away is a 503, not a cut-off file."""
-    connection = engine.connect()
+    """Stream the CSV, holding an export slot (``release`` gives it back) until
+    the response is closed. The query runs before the answer starts, so a
+    database that is away is a 503, not a cut-off file."""
+    settings: Settings = current_app.config["CALLSTATE_SETTINGS"]
     try:
-        records = stream(connection, where, after, limit)
-        first = next(records, None)
+        connection = engine.connect()
+        try:
+            records = stream(connection, where, after, limit)
+            first = next(records, None)
+        except Exception:
+            connection.close()
+            raise
     except Exception:
-        connection.close()
+        release()
         raise
 
     def body() -> Iterator[str]:
         try:
             head = [first] if first is not None else []
-            yield from history_csv.chunks(itertools.chain(head, records))
+            pieces = history_csv.chunks(itertools.chain(head, records))
+            yield from exports.cut_off_when_idle(pieces, settings.export_idle_seconds)
         finally:
             connection.close()
+            release()  # the rest is the server's to send: the export's work is done
 
-    return Response(
+    response = Response(
         body(),
         mimetype="text/csv",
         headers={
@@ -264,6 +296,8 @@ def csv_response(
             "Content-Disposition": 'attachment; filename="calls.csv"',
         },
     )
+    response.call_on_close(release)
+    return response
 
 
 # -- health: /readyz and /metrics ------------------------------------------------------

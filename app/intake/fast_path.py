@@ -22,6 +22,15 @@ app's thread moves on. A client that dribbles its body holds one reader (not
 a web thread) until it finishes or goes away; past ``BODY_READERS`` such
 clients, bodies wait for a reader and time out the same way. Headers are
 bounded by the server itself (``app.web.serve``: header read timeout).
+
+Readers never hold up intake. Webhook posts (every ``POST /webhooks/...``)
+and everything else are admitted to the app on separate slots, WEB_THREADS
+each: a webhook waits only for other webhooks (milliseconds each). A reader
+waits at most ``READER_WAIT_SECONDS`` for a slot, then gets ``503`` with
+Retry-After, so readers that hold their slots (open streams, slow downloads)
+and readers that pile up behind them never take a thread intake needs.
+``GET /healthz`` takes no slot: the platform's health check must not fail
+because readers are busy.
 """
 
 from __future__ import annotations
@@ -37,10 +46,9 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
-from werkzeug.wsgi import ClosingIterator
 
 from app.intake.routes import accept_webhook
-from app.web.errors import MESSAGES
+from app.web.errors import MESSAGES, RETRY_AFTER_SECONDS
 from app.web.resources import EXTENSION
 from core.settings import Settings
 
@@ -55,6 +63,11 @@ BODY_SECONDS = 10.0
 # Reader threads per process: a body still arriving holds one, blocked in the
 # server's Rust code with the GIL released (a few KB of memory each).
 BODY_READERS = 64
+# How long a reader waits for one of the process's reader slots before it is
+# answered 503 (a read takes milliseconds: a burst of them is absorbed).
+READER_WAIT_SECONDS = 1.0
+WEBHOOKS = "/webhooks/"
+NO_SLOT = frozenset({"/healthz"})
 
 
 class BodyReader:
@@ -99,6 +112,33 @@ def _once(release: Callable[[], None]) -> Callable[[], None]:
     return run
 
 
+class _Releasing:
+    """A WSGI answer that runs ``release`` when it is exhausted or closed."""
+
+    def __init__(self, answer: Iterable[bytes], release: Callable[[], None]) -> None:
+        self._answer = answer
+        self._items = iter(answer)
+        self._release = release
+
+    def __iter__(self) -> _Releasing:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._items)
+        except StopIteration:
+            self._release()
+            raise
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._answer, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._release()
+
+
 class WebhookPath:
     """WSGI middleware: serve webhook posts that need nothing of Flask, pass on the rest."""
 
@@ -107,10 +147,11 @@ class WebhookPath:
         self.wsgi_app = wsgi_app
         self.bodies = bodies or BodyReader()
         # The app's own work (everything once the body is in) runs on at most
-        # WEB_THREADS threads at once, as before the server had threads to spare
-        # for bodies still arriving: more would only queue for Redis connections.
+        # WEB_THREADS threads at once for webhooks and as many for readers (the
+        # server has threads for both: app.web.serve), never one on the other's.
         settings: Settings = app.config["CALLSTATE_SETTINGS"]
-        self.working = threading.BoundedSemaphore(settings.web_threads)
+        self.intake = threading.BoundedSemaphore(settings.web_threads)
+        self.readers = threading.BoundedSemaphore(settings.web_threads)
         app.after_request(_note_streamed)
 
     def __call__(
@@ -123,32 +164,52 @@ class WebhookPath:
                 {"error": f"the request body did not arrive within {self.bodies.seconds:g} s"},
                 {"Connection": "close"},
             )
-        self.working.acquire()
+        path = environ.get("PATH_INFO", "")
+        if path in NO_SLOT:
+            return self.wsgi_app(environ, start_response)
+        if path.startswith(WEBHOOKS) and environ.get("REQUEST_METHOD") == "POST":
+            slots = self.intake
+            slots.acquire()
+        else:
+            slots = self.readers
+            if not slots.acquire(timeout=READER_WAIT_SECONDS):
+                return self._answer(
+                    start_response,
+                    503,
+                    {"error": "busy: every reader slot of this process is in use, retry shortly"},
+                    {"Retry-After": str(RETRY_AFTER_SECONDS)},
+                )
         try:
             length = self._length(environ)
             if length is not None:
-                return self._webhook(environ, start_response, length)
+                return self._webhook(environ, start_response, length, slots)
             answer = self.wsgi_app(environ, start_response)
         except BaseException:
-            self.working.release()
+            slots.release()
             raise
         if not environ.get(STREAMED, False):
             # The answer is computed (Flask's iterable only hands over its bytes):
             # the app's work is over, whether or not the server ever calls close().
-            self.working.release()
+            slots.release()
             return answer
-        # A streamed answer keeps its thread until the server closes it (once,
+        # A streamed answer keeps its slot while the app still produces it: until
+        # it is exhausted or the server closes it, whichever comes first (once,
         # however many times close() is called: a test client calls it twice).
-        # werkzeug's ClosingIterator closes ``answer`` itself, then releases.
-        return ClosingIterator(answer, [_once(self.working.release)])
+        # What the server still has to send after that costs it memory, not us
+        # a thread.
+        return _Releasing(answer, _once(slots.release))
 
     def _webhook(
-        self, environ: dict[str, Any], start_response: Callable[..., Any], length: int
+        self,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        length: int,
+        slots: threading.BoundedSemaphore,
     ) -> list[bytes]:
         try:
             return self._accept(environ, start_response, length)
         finally:
-            self.working.release()
+            slots.release()
 
     def _accept(
         self, environ: dict[str, Any], start_response: Callable[..., Any], length: int

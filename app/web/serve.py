@@ -97,9 +97,11 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "port": settings.port,
         "workers": settings.web_concurrency,
         # The app's threads: a request (or an open stream) holds one while the app
-        # works (app.intake.fast_path bounds that to WEB_THREADS); the rest wait for
-        # bodies still arriving, so slow senders never take the app's threads.
-        "blocking_threads": threads + BODY_WAITERS,
+        # works. app.intake.fast_path admits WEB_THREADS webhooks and WEB_THREADS
+        # readers at once, each on slots of their own, so readers never take
+        # intake's threads; the rest wait for bodies still arriving, so slow
+        # senders never take the app's threads either.
+        "blocking_threads": 2 * threads + BODY_WAITERS,
         # Connections a process holds at once (see the module's docstring): far
         # more than threads, so slow or idle clients cannot fill them.
         "backpressure": max(CONNECTIONS_PER_PROCESS, threads),

@@ -142,13 +142,13 @@ def test_a_computed_answer_frees_its_app_thread_even_if_never_closed(app: Flask)
 
     middleware = app.wsgi_app
     assert isinstance(middleware, WebhookPath)
-    threads = middleware.working._value  # type: ignore[attr-defined]
+    threads = middleware.readers._value  # type: ignore[attr-defined]
     client = app.test_client()
     for _ in range(3):  # each leaked, WEB_THREADS requests later the next would wait for ever
         assert client.get("/healthz").status_code == 200
-    assert middleware.working._value == threads  # type: ignore[attr-defined]
+    assert middleware.readers._value == threads  # type: ignore[attr-defined]
     stream = client.get("/_streamed")
-    assert middleware.working._value == threads - 1  # type: ignore[attr-defined]
+    assert middleware.readers._value == threads - 1  # type: ignore[attr-defined]
     assert stream.get_data() == b"onetwo"
     stream.close()
-    assert middleware.working._value == threads  # type: ignore[attr-defined]
+    assert middleware.readers._value == threads  # type: ignore[attr-defined]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 import tracemalloc
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -315,3 +316,42 @@ def test_the_time_filter_reads_utc(api: FlaskClient, archived: list[Record]) -> 
     by_day = every_page(api, {"to": "2026-01-05", "limit": "1000"}, ADMIN)
     assert by_day == []
     assert json.dumps(same[0])
+
+
+def test_exports_past_the_cap_get_503_and_a_finished_one_gives_its_slot_back(
+    history_app: Flask, archived: list[Record]
+) -> None:
+    """MAX_EXPORTS_PER_PROCESS downloads under way take every export slot: one more
+    CSV, or page of more than 100 calls, is 503 with Retry-After at once; a small
+    page is served; a download read to its end gives its slot back."""
+    settings: Settings = history_app.config["CALLSTATE_SETTINGS"]
+    client = history_app.test_client()
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    open_ones = [
+        client.get("/v1/calls?format=csv", headers=auth, buffered=False)
+        for _ in range(settings.max_exports_per_process)
+    ]
+    assert [r.status_code for r in open_ones] == [200] * settings.max_exports_per_process
+    for path in ("/v1/calls?format=csv", "/v1/calls?limit=500"):
+        refused = client.get(path, headers=auth)
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "5"
+        assert "MAX_EXPORTS_PER_PROCESS" in refused.get_json()["error"]
+    assert client.get("/v1/calls?limit=100", headers=auth).status_code == 200
+    open_ones[0].get_data()  # read to its end
+    assert client.get("/v1/calls?format=csv", headers=auth).status_code == 200
+    for response in open_ones:
+        response.close()
+
+
+def test_a_download_whose_reader_stalls_is_cut_off() -> None:
+    """The pieces stop once the reader took longer than the idle limit to ask for
+    the next one; a reader that keeps asking gets every piece."""
+    from app.history.exports import cut_off_when_idle
+
+    steady = list(cut_off_when_idle(iter(["a", "b", "c"]), idle_seconds=5.0))
+    assert steady == ["a", "b", "c"]
+    received = []
+    for piece in cut_off_when_idle(iter(["a", "b", "c"]), idle_seconds=0.05):
+        received.append(piece)
+        time.sleep(0.1)  # the reader stalls after each piece
+    assert received == ["a"]
