@@ -28,7 +28,6 @@ from core.store import (
     CallLog,
     CallPart,
     Store,
-    SupervisorStore,
     partition_for,
     to_micros,
 )
@@ -84,7 +83,7 @@ class Engine:
         self.store = store
         self.settings = settings
         self.clock = clock
-        self.supervisor = SupervisorStore(store)
+        self.supervisor = store.supervisor
 
     # -- applying events --------------------------------------------------------
 
@@ -118,11 +117,11 @@ class Engine:
                     )
                     result.poisoned += 1
                 elif kind == "MessageEvent" and data.get("conversation_id"):
-                    base = self.store.conversation_key(tenant_id, data["conversation_id"])
+                    base = self.store.logs.conversation_key(tenant_id, data["conversation_id"])
                     home = partition_for(data["conversation_id"])
                     logs.setdefault((base, partition, home), []).append((field, envelope))
                 elif kind == "UnknownEvent":
-                    base = self.store.other_events_key(tenant_id)
+                    base = self.store.logs.other_events_key(tenant_id)
                     home = partition_for("")
                     logs.setdefault((base, partition, home), []).append((field, envelope))
                 elif isinstance(data.get("call_uuid"), str) and data["call_uuid"]:
@@ -138,7 +137,7 @@ class Engine:
                     self._poison(tenant_id, partition, field, envelope, "no call_uuid")
                     result.poisoned += 1
         for (base, partition, home), items in logs.items():
-            self.store.append_log(
+            self.store.logs.append_log(
                 base, [e for _, e in items], tenant_id, [f for f, _ in items], partition, home
             )
             result.applied += [e for _, e in items]
@@ -153,7 +152,7 @@ class Engine:
         calls: dict[str, list[tuple[str, Envelope]]],
         result: BatchResult,
     ) -> None:
-        logs = self.store.load_calls(tenant_id, list(calls))
+        logs = self.store.calls.load_calls(tenant_id, list(calls))
         commits: list[CallCommit] = []
         views: dict[str, CallView] = {}
         for call_uuid, items in calls.items():
@@ -183,7 +182,7 @@ class Engine:
                     except Exception as exc:
                         self._poison(tenant_id, partition, field, envelope, repr(exc))
                         result.poisoned += 1
-        answers = self.store.commit_calls(tenant_id, commits)
+        answers = self.store.calls.commit_calls(tenant_id, commits)
         parts: list[CallPart] = []
         for commit, answer in zip(commits, answers, strict=True):
             items = calls[commit.call_uuid]
@@ -243,7 +242,7 @@ class Engine:
         self, tenant_id: str, partition: int, field: str, envelope: Envelope, error: str
     ) -> None:
         log.error("event set aside as poisoned", tenant=tenant_id, field=field, error=error)
-        self.store.poison(tenant_id, partition, field, envelope, error)
+        self.store.poisoned.set_aside(tenant_id, partition, field, envelope, error)
 
     def _commit(
         self,
@@ -254,12 +253,12 @@ class Engine:
         partition: int = 0,
     ) -> tuple[int, bool, CallView]:
         for _ in range(MAX_ATTEMPTS):
-            log_now = self.store.load_call(tenant_id, call_uuid)
+            log_now = self.store.calls.load_call(tenant_id, call_uuid)
             commit, view = self._prepare(
                 tenant_id, partition, call_uuid, log_now, new_records, pending_done
             )
             try:
-                version, changed = self.store.commit_call(tenant_id, commit)
+                version, changed = self.store.calls.commit_call(tenant_id, commit)
             except ConcurrentUpdate:
                 continue
             self._save_parts(tenant_id, self._parts(view, version))
@@ -290,10 +289,10 @@ class Engine:
         time are not applied yet; looked at again shortly), "live" or "gone".
         """
         for _ in range(MAX_ATTEMPTS):
-            log = self.store.load_call(tenant_id, call_uuid)
+            log = self.store.calls.load_call(tenant_id, call_uuid)
             if not log.records:
-                self.store.release_timer(tenant_id, call_uuid)
-                self.store.drop_live(tenant_id, call_uuid)
+                self.store.calls.release_timer(tenant_id, call_uuid)
+                self.store.calls.drop_live(tenant_id, call_uuid)
                 return "gone"
             view = view_of(tenant_id, call_uuid, log.records)
             if view.is_live:
@@ -307,7 +306,7 @@ class Engine:
             # (a worker killed there) is back once the call is decided.
             self._save_parts(tenant_id, self._parts(view, log.version))
             body = outcome_record(view)
-            status, revision, _ = self.store.publish_outcome(
+            status, revision, _ = self.store.outcomes.publish_outcome(
                 tenant_id,
                 call_uuid,
                 expected_version=log.version,
@@ -327,17 +326,17 @@ class Engine:
         outcome and a revision later. Wait (briefly) for the backlog instead.
         """
         ended = view.ended_at
-        oldest = self.store.oldest_pending(tenant_id, partition_for(call_uuid))
+        oldest = self.store.pending.oldest_pending(tenant_id, partition_for(call_uuid))
         if ended is None or oldest is None:
             return False
         if oldest > ended.timestamp() + self.settings.outcome_grace_seconds:
             return False
-        self.store.rearm_timer(tenant_id, call_uuid, self.clock() + 0.5)
+        self.store.calls.rearm_timer(tenant_id, call_uuid, self.clock() + 0.5)
         return True
 
     def _count_outcome(self, tenant_id: str, body: OutcomeBody, revision: int) -> None:
         ended = parse_time(body["ended_at"]).timestamp()
-        self.store.add_stats(
+        self.store.stats.add(
             {
                 f"outcomes:{body['outcome']}": 1,
                 **histogram_increments(
@@ -402,19 +401,19 @@ class Engine:
         differing view is overwritten and a differing outcome republished as a
         new revision.
         """
-        log: CallLog = self.store.load_call(tenant_id, call_uuid)
+        log: CallLog = self.store.calls.load_call(tenant_id, call_uuid)
         if not log.records:
             return []
         view = view_of(tenant_id, call_uuid, log.records)
         problems: list[str] = []
-        stored = self.store.get_call(tenant_id, call_uuid) or {}
+        stored = self.store.calls.get_call(tenant_id, call_uuid) or {}
         fresh = view.as_json()
         stored_view = {k: stored.get(k) for k in fresh}
         if stored_view != fresh:
             keys = sorted(k for k in fresh if stored_view.get(k) != fresh[k])
             problems.append(f"{tenant_id}/{call_uuid}: view differs in {', '.join(keys)}")
             if fix:
-                self.store.replace_view(tenant_id, call_uuid, fresh)
+                self.store.calls.replace_view(tenant_id, call_uuid, fresh)
         problems += self._rebuild_part(tenant_id, view, log.version, fix=fix)
         if not view.is_live:
             body = outcome_record(view)
@@ -427,7 +426,7 @@ class Engine:
                         f"{tenant_id}/{call_uuid}: outcome differs in {', '.join(keys)}"
                     )
                     if fix:
-                        self.store.publish_outcome(
+                        self.store.outcomes.publish_outcome(
                             tenant_id,
                             call_uuid,
                             expected_version=log.version,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from importlib import resources
 from typing import Any
@@ -22,5 +23,7 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
 
 
-def _script(name: str) -> str:
+@functools.cache
+def script_source(name: str) -> str:
+    """The source of ``lua/<name>.lua``."""
     return resources.files("core.store").joinpath(f"lua/{name}.lua").read_text("utf-8")
