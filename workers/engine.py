@@ -28,8 +28,8 @@ from core.store import (
     CallLog,
     CallPart,
     Store,
+    merge_log,
     partition_for,
-    to_micros,
 )
 from core.supervisor import call_part
 from statemachine import CallView, fold, from_record, outcome_record, to_record
@@ -49,16 +49,6 @@ class BatchResult:
     applied: list[Envelope] = dataclasses.field(default_factory=list)
     poisoned: int = 0
     conflicts: int = 0
-
-
-def _merge(records: Sequence[Envelope], new: Sequence[Envelope]) -> list[Envelope]:
-    """The log with ``new`` added: a duplicate keeps its earliest receipt."""
-    by_id = {r["id"]: r for r in records}
-    for record in new:
-        current = by_id.get(record["id"])
-        if current is None or to_micros(record["received_at"]) < to_micros(current["received_at"]):
-            by_id[record["id"]] = record
-    return sorted(by_id.values(), key=lambda r: (to_micros(r["received_at"]), r["id"]))
 
 
 def view_of(tenant_id: str, call_uuid: str, records: Sequence[Envelope]) -> CallView:
@@ -224,7 +214,7 @@ class Engine:
         new_records: Sequence[Envelope],
         pending_done: Sequence[str],
     ) -> tuple[CallCommit, CallView]:
-        view = view_of(tenant_id, call_uuid, _merge(log.records, new_records))
+        view = view_of(tenant_id, call_uuid, merge_log(log.records, new_records))
         started = view.started_at
         commit = CallCommit(
             call_uuid=call_uuid,

@@ -27,7 +27,8 @@ slots.
     backend             backend.py        what the parts share; the script runner
 
     keys.py           every key name (and the layout, in its docstring)
-    values.py         JSON and text as stored; the Lua sources (lua/)
+    values.py         JSON and text as stored; the Lua sources (lua/, lua/shared/)
+    log_merge.py      the log merge rule the engine folds by (Redis's: lua/shared/)
     connection.py     clients, pools, cluster detection (open_redis)
     group_commit.py   many request threads' accepts in one round trip
 """
@@ -85,6 +86,7 @@ from core.store.keys import (
     timers_key,
     wake_key,
 )
+from core.store.log_merge import merge_log
 from core.store.logs import PlainLogs
 from core.store.outcomes import Outcomes
 from core.store.pending import Partition, PendingEvents
@@ -178,6 +180,7 @@ __all__ = [
     "legs_key",
     "live_key",
     "log_keys",
+    "merge_log",
     "open_redis",
     "outcomes_key",
     "partition_for",

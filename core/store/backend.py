@@ -50,7 +50,7 @@ class Backend:
         self.durable_wait_ms = max(1, int(durable_wait_seconds * 1000))
 
     def script(self, name: str) -> Script:
-        """The Lua script ``lua/<name>.lua``."""
+        """The Lua script ``lua/<name>.lua``, with the shared sources it asks for."""
         return self.redis.register_script(script_source(name))
 
     @property

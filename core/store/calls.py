@@ -23,6 +23,7 @@ from core.store.keys import (
     pending_key,
     timers_key,
 )
+from core.store.log_merge import log_order
 from core.store.pending import PendingEvents
 from core.store.values import _text, dumps, to_micros
 from statemachine.envelope import Envelope
@@ -55,10 +56,7 @@ class CallCommit:
 
 def _call_log(meta: list[Any], raw_records: list[bytes]) -> CallLog:
     version, revision, outcome, outcome_id = meta
-    records = sorted(
-        (json.loads(raw) for raw in raw_records),
-        key=lambda r: (to_micros(r["received_at"]), r["id"]),
-    )
+    records = sorted((json.loads(raw) for raw in raw_records), key=log_order)
     decided: OutcomeRecord | None = None
     if outcome is not None:
         decided = cast(OutcomeRecord, {"id": _text(outcome_id), **json.loads(outcome)})
