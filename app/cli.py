@@ -31,8 +31,8 @@ def rebuild(fix: bool, tenants: tuple[str, ...]) -> None:
     engine = Engine(store, current_app.config["CALLSTATE_SETTINGS"])
     checked = 0
     problems: list[str] = []
-    for tenant in tenants or store.tenants():
-        for call_uuid in store.scan_calls(tenant):
+    for tenant in tenants or store.tenants.all():
+        for call_uuid in store.calls.scan_calls(tenant):
             problems += engine.rebuild_call(tenant, call_uuid, fix=fix)
             checked += 1
             if checked % 1000 == 0:
@@ -83,11 +83,11 @@ def tail(
     store = get_store()
     cursor = after
     if cursor is None and not history:
-        cursor = f"{store.server_time_us()}-0"
+        cursor = f"{store.outcomes.server_time_us()}-0"
     try:
         while True:
-            tenants = [tenant] if tenant else store.tenants()
-            records, next_cursor = store.read_outcomes(
+            tenants = [tenant] if tenant else store.tenants.all()
+            records, next_cursor = store.outcomes.read_outcomes(
                 tenants, after=cursor, limit=500, outcome=outcome
             )
             for record in records:
@@ -110,8 +110,8 @@ def failed_list(tenants: tuple[str, ...]) -> None:
     """List poisoned events: tenant, id, call, event type, and why they failed."""
     store = get_store()
     count = 0
-    for tenant in tenants or store.tenants():
-        for field, entry in sorted(store.poisoned(tenant).items()):
+    for tenant in tenants or store.tenants.all():
+        for field, entry in sorted(store.poisoned.read(tenant).items()):
             envelope = entry["envelope"]
             data = envelope.get("data") or {}
             count += 1
@@ -132,10 +132,10 @@ def failed_replay(fields: tuple[str, ...], tenants: tuple[str, ...], replay_all:
         raise click.UsageError("name event fields (see `failed list`), or pass --all")
     resources = get_resources()
     store = resources.store
-    for tenant in tenants or store.tenants():
-        chosen = list(store.poisoned(tenant)) if replay_all else list(fields)
+    for tenant in tenants or store.tenants.all():
+        chosen = list(store.poisoned.read(tenant)) if replay_all else list(fields)
         for field in chosen:
-            envelope = store.unpoison(tenant, field)
+            envelope = store.poisoned.take_back(tenant, field)
             if envelope is not None:
                 enqueue_event(store, resources.queue, envelope)
                 click.echo(f"replayed {tenant} {field}")
@@ -181,7 +181,7 @@ def history_status() -> None:
     store = get_store()
     engine = _history_engine()
     found = lag(store, engine)
-    seconds = found.seconds(store.server_time_us())
+    seconds = found.seconds(store.outcomes.server_time_us())
     click.echo(f"archived up to {found.archived_to or 'nothing yet'}; lag {seconds:.1f} s")
     with engine.connect() as connection:
         count = set_aside_count(connection)

@@ -187,11 +187,11 @@ def raw_drain(store: Store, tenant: str, prepared: dict[str, Prepared]) -> int:
     stats: take pending, read the calls, commit each call with its Lua script."""
     applied = 0
     for number in range(PARTITIONS):
-        while batch := store.take_pending(tenant, number, BATCH_SIZE):
+        while batch := store.pending.take_pending(tenant, number, BATCH_SIZE):
             calls: dict[str, list[tuple[str, Envelope]]] = defaultdict(list)
             for name, envelope in batch:
                 calls[envelope["data"]["call_uuid"]].append((name, envelope))
-            logs = store.load_calls(tenant, list(calls))
+            logs = store.calls.load_calls(tenant, list(calls))
             commits = [
                 CallCommit(
                     call_uuid=uuid,
@@ -205,7 +205,7 @@ def raw_drain(store: Store, tenant: str, prepared: dict[str, Prepared]) -> int:
                 )
                 for uuid, items in calls.items()
             ]
-            answers = store.commit_calls(tenant, commits)
+            answers = store.calls.commit_calls(tenant, commits)
             if any(a is None for a in answers):
                 raise RuntimeError("raw loop conflicted: someone else drained the tenant")
             applied += len(batch)
@@ -214,10 +214,10 @@ def raw_drain(store: Store, tenant: str, prepared: dict[str, Prepared]) -> int:
 
 def release_to_workers(store: Store, tenant: str) -> None:
     """Hand every partition of ``tenant`` to a drain job, as intake's doorbell would."""
-    queue = events_queue(store.redis)
+    queue = events_queue(store.backend.redis)
     for number in range(PARTITIONS):
         job_id = new_job_id()
-        if store.swap_doorbell(tenant, number, HOLDER, f"job:{job_id}"):
+        if store.pending.swap_doorbell(tenant, number, HOLDER, f"job:{job_id}"):
             enqueue_drain(queue, tenant, number, job_id)
 
 
@@ -664,7 +664,7 @@ def loop_drainer(redis_url: str, tenants: list[str], seconds: float) -> None:
             sizes = pipe.execute()
         busy = False
         for (tenant, number), size in zip(slots, sizes, strict=True):
-            if size and (batch := store.take_pending(tenant, number, BATCH_SIZE)):
+            if size and (batch := store.pending.take_pending(tenant, number, BATCH_SIZE)):
                 engine.apply_batch(tenant, number, batch)
                 busy = True
         if not busy:

@@ -212,7 +212,7 @@ class Cloner:
         self.script = client.register_script(CLONE_LUA)
         self.templates = templates
         self.rng = random.Random(seed)
-        self.ttl_ms = Store(client).ttl_ms
+        self.ttl_ms = Store(client).backend.ttl_ms
 
     def clone(self, count: int, batch: int = 1000, max_seconds: float = 240.0) -> float:
         """Add ``count`` ended calls; returns the seconds it took."""
@@ -242,7 +242,7 @@ class Cloner:
 
 def measure_live(service: BenchService, rounds: int, gets: int) -> dict[str, list[float]]:
     """Sequential GETs on one keep-alive connection, interleaved by rounds:
-    /v1/calls/live, /healthz, and Store.live_calls in this process."""
+    /v1/calls/live, /healthz, and store.calls.live_calls in this process."""
     headers = api_headers(service)
     store = Store(service.redis.client())
     out: dict[str, list[float]] = {"live": [], "healthz": [], "store": []}
@@ -251,7 +251,7 @@ def measure_live(service: BenchService, rounds: int, gets: int) -> dict[str, lis
         out["healthz"] += timed_gets(service.base_url, "/healthz", gets // rounds, headers)
         for _ in range(gets // rounds):
             started = time.perf_counter()
-            store.live_calls([TENANT])
+            store.calls.live_calls([TENANT])
             out["store"].append(time.perf_counter() - started)
     return out
 
@@ -284,7 +284,7 @@ def print_live(results: list[tuple[dict[str, int], dict[str, list[float]]]]) -> 
             f"   N={row['ended']:>9,} (live index {row['live index']}, timers {row['timers']}, "
             f"{row['keys']:,} keys): live p50 {1000 * percentile(live, 50):.2f} ms, "
             f"p99 {1000 * percentile(live, 99):.2f} ms; healthz p50 "
-            f"{1000 * percentile(healthz, 50):.2f} ms; Store.live_calls p50 "
+            f"{1000 * percentile(healthz, 50):.2f} ms; store.calls.live_calls p50 "
             f"{1000 * percentile(store, 50):.3f} ms"
         )
         print(

@@ -96,7 +96,7 @@ class Database:
 def fill_streams(store: Store, count: int) -> int:
     """Put the records of ``count`` calls on the tenants' outcome streams."""
     written = 0
-    with store.redis.pipeline(transaction=False) as pipe:
+    with store.backend.redis.pipeline(transaction=False) as pipe:
         for record in outcome_records(count, tenants=TENANTS, spacing_seconds=2.0):
             body = {k: v for k, v in record.items() if k != "id"}
             pipe.xadd(outcomes_key(record["tenant_id"]), {"record": dumps(body)}, id=record["id"])
@@ -113,7 +113,7 @@ def read_only_rate(store: Store, expected: int) -> float:
     after: str | None = None
     seen = 0
     while True:
-        found, after = store.read_outcomes(store.tenants(), after=after, limit=500)
+        found, after = store.outcomes.read_outcomes(store.tenants.all(), after=after, limit=500)
         if not found:
             break
         seen += len(found)

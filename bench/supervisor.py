@@ -28,7 +28,7 @@ from app import create_app
 from bench.common import print_machine, progress, ratio, spread
 from bench.service import RedisServer
 from core.settings import Settings
-from core.store import PARTITIONS, CallPart, Store, SupervisorStore
+from core.store import PARTITIONS, CallPart, Store
 from core.supervisor import board, callbacks
 from devtools.simulator import Post, generate_call
 from statemachine.events import isoformat, micros
@@ -54,7 +54,7 @@ def _apply_rate(client: redis.Redis, settings: Settings, posts: list[Post], keep
         engine._parts = lambda view, version: []  # type: ignore[method-assign]
     partitions = [(TENANT, n) for n in range(PARTITIONS)]
     applied, started = 0, time.perf_counter()
-    while taken := engine.store.take_pending_many(partitions, 200):
+    while taken := engine.store.pending.take_pending_many(partitions, 200):
         batches = {number: batch for (_, number), batch in taken.items()}
         applied += len(engine.apply_batches(TENANT, batches).applied)
     return applied / (time.perf_counter() - started)
@@ -106,7 +106,7 @@ def _timed(action: Callable[[], object], repeats: int) -> list[float]:
 
 def _reads(client: redis.Redis, rng: random.Random, count: int, now: datetime) -> str:
     client.flushdb()
-    store = SupervisorStore(Store(client))
+    store = Store(client).supervisor
     parts = [_part(rng, i, now) for i in range(count)]
     for start in range(0, count, 500):
         store.save_parts(TENANT, parts[start : start + 500], now.timestamp())

@@ -2,7 +2,7 @@
 
 Web and worker are separate processes (separate dynos on Heroku), and only
 the web answers /metrics. So what workers count — events applied, apply
-latency, outcomes, deliveries — goes to one Redis hash (``Store.add_stats``)
+latency, outcomes, deliveries — goes to one Redis hash (``store.stats.add``)
 that /metrics reads; histograms are kept there as per-bucket counts.
 """
 

@@ -62,7 +62,7 @@ def enqueue_event(store: Store, queue: Queue, envelope: Envelope) -> bool:
     Redis did not take the event.
     """
     job_id = new_job_id()
-    if store.accept(envelope, f"job:{job_id}"):
+    if store.pending.accept(envelope, f"job:{job_id}"):
         enqueue_drain(queue, envelope["tenant_id"], partition_of(envelope), job_id)
         return True
     return False

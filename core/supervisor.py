@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from core.store import CallPart, SupervisorStore
+from core.store import CallPart, SupervisorView
 from statemachine.callbacks import (
     CallbackItem,
     Contact,
@@ -82,7 +82,7 @@ def _legs_of(raw: bytes) -> tuple[Leg, ...]:
     return legs
 
 
-def board(store: SupervisorStore, tenant_id: str, now: datetime) -> list[ExtensionStatus]:
+def board(store: SupervisorView, tenant_id: str, now: datetime) -> list[ExtensionStatus]:
     """The tenant's extension board at ``now`` (UTC), in extension-number order."""
     start = day_start(now)
     since = min(start, now - BOARD_WINDOW)
@@ -110,7 +110,7 @@ def _contact_of(raw: bytes) -> Contact:
     return contact
 
 
-def callbacks(store: SupervisorStore, tenant_id: str) -> list[CallbackItem]:
+def callbacks(store: SupervisorView, tenant_id: str) -> list[CallbackItem]:
     """Every callback item of the tenant, oldest miss first."""
     contacts = [_contact_of(raw) for raw in store.raw_contacts(tenant_id)]
     manual = manual_of(store.manual_resolutions(tenant_id))

@@ -163,9 +163,9 @@ def run_events(settings: Settings) -> None:
 def run_worker(settings: Settings, store: Store, engine: Engine, client: redis.Redis) -> None:
     """Run one RQ worker and its housekeeper until RQ's work loop ends."""
     try:
-        for warning in store.server_warnings():
+        for warning in store.health.server_warnings():
             log.warning("redis configuration puts events at risk", problem=warning)
-        for warning in store.connection_warnings(settings.formation_connections()):
+        for warning in store.health.connection_warnings(settings.formation_connections()):
             log.warning("redis connection budget", problem=warning)
         queue = events_queue(client)
         worker = EngineWorker(

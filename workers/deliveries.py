@@ -43,7 +43,6 @@ from core.observability import get_logger
 from core.settings import Settings
 from core.store import (
     DELIVERIES_DUE_KEY,
-    DueIndexes,
     Store,
     SubscriptionState,
     open_redis,
@@ -113,7 +112,7 @@ class DeliveryRunner:
         self._unrecorded: list[Future[Attempt]] = []
         self._running: Counter[str] = Counter()
         self._paused: dict[str, float] = {}  # subscription -> monotonic time to look again
-        self.due = DueIndexes(store)
+        self.due = store.due
         self._migrated = -MIGRATE_EVERY
         self._claimed = -CLAIM_EVERY
 
@@ -270,7 +269,7 @@ class DeliveryRunner:
         looked = time.monotonic()
         if looked - self._migrated >= MIGRATE_EVERY:
             self._migrated = looked
-            moved = self.subs.migrate_delivery_timers(self.store.tenants())
+            moved = self.subs.migrate_delivery_timers(self.store.tenants.all())
             if moved:
                 log.warning("moved delivery timers into per-subscription queues", moved=moved)
 

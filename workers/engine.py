@@ -28,9 +28,8 @@ from core.store import (
     CallLog,
     CallPart,
     Store,
-    SupervisorStore,
+    merge_log,
     partition_for,
-    to_micros,
 )
 from core.supervisor import call_part
 from statemachine import CallView, fold, from_record, outcome_record, to_record
@@ -50,16 +49,6 @@ class BatchResult:
     applied: list[Envelope] = dataclasses.field(default_factory=list)
     poisoned: int = 0
     conflicts: int = 0
-
-
-def _merge(records: Sequence[Envelope], new: Sequence[Envelope]) -> list[Envelope]:
-    """The log with ``new`` added: a duplicate keeps its earliest receipt."""
-    by_id = {r["id"]: r for r in records}
-    for record in new:
-        current = by_id.get(record["id"])
-        if current is None or to_micros(record["received_at"]) < to_micros(current["received_at"]):
-            by_id[record["id"]] = record
-    return sorted(by_id.values(), key=lambda r: (to_micros(r["received_at"]), r["id"]))
 
 
 def view_of(tenant_id: str, call_uuid: str, records: Sequence[Envelope]) -> CallView:
@@ -84,7 +73,7 @@ class Engine:
         self.store = store
         self.settings = settings
         self.clock = clock
-        self.supervisor = SupervisorStore(store)
+        self.supervisor = store.supervisor
 
     # -- applying events --------------------------------------------------------
 
@@ -118,11 +107,11 @@ class Engine:
                     )
                     result.poisoned += 1
                 elif kind == "MessageEvent" and data.get("conversation_id"):
-                    base = self.store.conversation_key(tenant_id, data["conversation_id"])
+                    base = self.store.logs.conversation_key(tenant_id, data["conversation_id"])
                     home = partition_for(data["conversation_id"])
                     logs.setdefault((base, partition, home), []).append((field, envelope))
                 elif kind == "UnknownEvent":
-                    base = self.store.other_events_key(tenant_id)
+                    base = self.store.logs.other_events_key(tenant_id)
                     home = partition_for("")
                     logs.setdefault((base, partition, home), []).append((field, envelope))
                 elif isinstance(data.get("call_uuid"), str) and data["call_uuid"]:
@@ -138,7 +127,7 @@ class Engine:
                     self._poison(tenant_id, partition, field, envelope, "no call_uuid")
                     result.poisoned += 1
         for (base, partition, home), items in logs.items():
-            self.store.append_log(
+            self.store.logs.append_log(
                 base, [e for _, e in items], tenant_id, [f for f, _ in items], partition, home
             )
             result.applied += [e for _, e in items]
@@ -153,7 +142,7 @@ class Engine:
         calls: dict[str, list[tuple[str, Envelope]]],
         result: BatchResult,
     ) -> None:
-        logs = self.store.load_calls(tenant_id, list(calls))
+        logs = self.store.calls.load_calls(tenant_id, list(calls))
         commits: list[CallCommit] = []
         views: dict[str, CallView] = {}
         for call_uuid, items in calls.items():
@@ -183,7 +172,7 @@ class Engine:
                     except Exception as exc:
                         self._poison(tenant_id, partition, field, envelope, repr(exc))
                         result.poisoned += 1
-        answers = self.store.commit_calls(tenant_id, commits)
+        answers = self.store.calls.commit_calls(tenant_id, commits)
         parts: list[CallPart] = []
         for commit, answer in zip(commits, answers, strict=True):
             items = calls[commit.call_uuid]
@@ -225,7 +214,7 @@ class Engine:
         new_records: Sequence[Envelope],
         pending_done: Sequence[str],
     ) -> tuple[CallCommit, CallView]:
-        view = view_of(tenant_id, call_uuid, _merge(log.records, new_records))
+        view = view_of(tenant_id, call_uuid, merge_log(log.records, new_records))
         started = view.started_at
         commit = CallCommit(
             call_uuid=call_uuid,
@@ -243,7 +232,7 @@ class Engine:
         self, tenant_id: str, partition: int, field: str, envelope: Envelope, error: str
     ) -> None:
         log.error("event set aside as poisoned", tenant=tenant_id, field=field, error=error)
-        self.store.poison(tenant_id, partition, field, envelope, error)
+        self.store.poisoned.set_aside(tenant_id, partition, field, envelope, error)
 
     def _commit(
         self,
@@ -254,12 +243,12 @@ class Engine:
         partition: int = 0,
     ) -> tuple[int, bool, CallView]:
         for _ in range(MAX_ATTEMPTS):
-            log_now = self.store.load_call(tenant_id, call_uuid)
+            log_now = self.store.calls.load_call(tenant_id, call_uuid)
             commit, view = self._prepare(
                 tenant_id, partition, call_uuid, log_now, new_records, pending_done
             )
             try:
-                version, changed = self.store.commit_call(tenant_id, commit)
+                version, changed = self.store.calls.commit_call(tenant_id, commit)
             except ConcurrentUpdate:
                 continue
             self._save_parts(tenant_id, self._parts(view, version))
@@ -290,10 +279,10 @@ class Engine:
         time are not applied yet; looked at again shortly), "live" or "gone".
         """
         for _ in range(MAX_ATTEMPTS):
-            log = self.store.load_call(tenant_id, call_uuid)
+            log = self.store.calls.load_call(tenant_id, call_uuid)
             if not log.records:
-                self.store.release_timer(tenant_id, call_uuid)
-                self.store.drop_live(tenant_id, call_uuid)
+                self.store.calls.release_timer(tenant_id, call_uuid)
+                self.store.calls.drop_live(tenant_id, call_uuid)
                 return "gone"
             view = view_of(tenant_id, call_uuid, log.records)
             if view.is_live:
@@ -307,7 +296,7 @@ class Engine:
             # (a worker killed there) is back once the call is decided.
             self._save_parts(tenant_id, self._parts(view, log.version))
             body = outcome_record(view)
-            status, revision, _ = self.store.publish_outcome(
+            status, revision, _ = self.store.outcomes.publish_outcome(
                 tenant_id,
                 call_uuid,
                 expected_version=log.version,
@@ -327,17 +316,17 @@ class Engine:
         outcome and a revision later. Wait (briefly) for the backlog instead.
         """
         ended = view.ended_at
-        oldest = self.store.oldest_pending(tenant_id, partition_for(call_uuid))
+        oldest = self.store.pending.oldest_pending(tenant_id, partition_for(call_uuid))
         if ended is None or oldest is None:
             return False
         if oldest > ended.timestamp() + self.settings.outcome_grace_seconds:
             return False
-        self.store.rearm_timer(tenant_id, call_uuid, self.clock() + 0.5)
+        self.store.calls.rearm_timer(tenant_id, call_uuid, self.clock() + 0.5)
         return True
 
     def _count_outcome(self, tenant_id: str, body: OutcomeBody, revision: int) -> None:
         ended = parse_time(body["ended_at"]).timestamp()
-        self.store.add_stats(
+        self.store.stats.add(
             {
                 f"outcomes:{body['outcome']}": 1,
                 **histogram_increments(
@@ -402,19 +391,19 @@ class Engine:
         differing view is overwritten and a differing outcome republished as a
         new revision.
         """
-        log: CallLog = self.store.load_call(tenant_id, call_uuid)
+        log: CallLog = self.store.calls.load_call(tenant_id, call_uuid)
         if not log.records:
             return []
         view = view_of(tenant_id, call_uuid, log.records)
         problems: list[str] = []
-        stored = self.store.get_call(tenant_id, call_uuid) or {}
+        stored = self.store.calls.get_call(tenant_id, call_uuid) or {}
         fresh = view.as_json()
         stored_view = {k: stored.get(k) for k in fresh}
         if stored_view != fresh:
             keys = sorted(k for k in fresh if stored_view.get(k) != fresh[k])
             problems.append(f"{tenant_id}/{call_uuid}: view differs in {', '.join(keys)}")
             if fix:
-                self.store.replace_view(tenant_id, call_uuid, fresh)
+                self.store.calls.replace_view(tenant_id, call_uuid, fresh)
         problems += self._rebuild_part(tenant_id, view, log.version, fix=fix)
         if not view.is_live:
             body = outcome_record(view)
@@ -427,7 +416,7 @@ class Engine:
                         f"{tenant_id}/{call_uuid}: outcome differs in {', '.join(keys)}"
                     )
                     if fix:
-                        self.store.publish_outcome(
+                        self.store.outcomes.publish_outcome(
                             tenant_id,
                             call_uuid,
                             expected_version=log.version,

@@ -27,7 +27,6 @@ from core.store import (
     PENDING_DUE_KEY,
     REAPER_LOCK_KEY,
     TIMERS_DUE_KEY,
-    DueIndexes,
     Partition,
 )
 from workers.engine import Engine
@@ -55,7 +54,7 @@ class Housekeeper(threading.Thread):
         self.worker_name = worker_name
         self.interval = interval
         self.stopping = threading.Event()
-        self.due = DueIndexes(self.store)
+        self.due = self.store.due
         self._last_reap = 0.0
         # Mark every tenant afresh at start (indexes written by an older version
         # may lack some) and then every SWEEP_SECONDS.
@@ -79,9 +78,9 @@ class Housekeeper(threading.Thread):
             self.stopping.wait(self.interval)
 
     def tick(self) -> None:
-        self.store.heartbeat(self.worker_name, HEARTBEAT_TTL)
+        self.store.workers.heartbeat(self.worker_name, HEARTBEAT_TTL)
         if not self._call_index_started:
-            self.store.start_call_index(time.time())
+            self.store.tenants.start_call_index(time.time())
             self._call_index_started = True
         self.decide_due()
         self.dispatch()
@@ -97,7 +96,7 @@ class Housekeeper(threading.Thread):
         lease = now + TIMER_LEASE
         count = 0
         for tenant, taken in self.due.take(TIMERS_DUE_KEY, now, now):
-            for call_uuid in self.store.claim_timers(tenant, now, lease):
+            for call_uuid in self.store.calls.claim_timers(tenant, now, lease):
                 count += 1
                 try:
                     self.engine.decide(tenant, call_uuid, claimed_score=lease)
@@ -112,7 +111,7 @@ class Housekeeper(threading.Thread):
         """Turn new outcome records into deliveries (one dispatcher at a time; the
         delivery processes take them from there), for the tenants that published
         some; returns how many."""
-        lock = self.store.try_lock(DISPATCH_LOCK_KEY, LOCK_SECONDS)
+        lock = self.store.locks.try_take(DISPATCH_LOCK_KEY, LOCK_SECONDS)
         if lock is None:
             return 0
         created = 0
@@ -124,7 +123,7 @@ class Housekeeper(threading.Thread):
                 self.due.release(OUTCOMES_DUE_KEY, tenant, taken, now if more else None)
             return created
         finally:
-            self.store.release_lock(lock)
+            self.store.locks.release(lock)
 
     def reap(self) -> int:
         """Ring again for partitions whose events wait and whose drainer is gone,
@@ -132,7 +131,7 @@ class Housekeeper(threading.Thread):
         work afresh (``DueIndexes.sweep``). Returns how many drain jobs it
         enqueued. One reaper at a time.
         """
-        lock = self.store.try_lock(REAPER_LOCK_KEY, LOCK_SECONDS)
+        lock = self.store.locks.try_take(REAPER_LOCK_KEY, LOCK_SECONDS)
         if lock is None:
             return 0
         rescued = 0
@@ -144,18 +143,18 @@ class Housekeeper(threading.Thread):
                 self._last_sweep = now
                 self.due.sweep()
             for tenant, taken in self.due.take(PENDING_DUE_KEY, now, now):
-                for partition in self.store.busy_partitions([tenant]):
+                for partition in self.store.pending.busy_partitions([tenant]):
                     if now - partition.oldest >= check:
                         rescued += self._check(partition, stale_after)
                 oldest = self.due.oldest_pending([tenant])[tenant]
                 self.due.release(PENDING_DUE_KEY, tenant, taken, oldest)
         finally:
-            self.store.release_lock(lock)
+            self.store.locks.release(lock)
         return rescued
 
     def _check(self, partition: Partition, stale_after: float) -> int:
         tenant, number = partition.tenant_id, partition.number
-        bell = self.store.doorbell(tenant, number)
+        bell = self.store.pending.doorbell(tenant, number)
         # A drainer that is alive but has made no progress for a long while
         # (the same doorbell, events still waiting) gets company: a second
         # drainer is harmless, a stuck partition is not.
@@ -167,7 +166,7 @@ class Housekeeper(threading.Thread):
         if bell is not None and not stale and self._drainer_on_its_way(bell):
             return 0
         successor = new_job_id()
-        if not self.store.swap_doorbell(tenant, number, bell, f"job:{successor}"):
+        if not self.store.pending.swap_doorbell(tenant, number, bell, f"job:{successor}"):
             return 0  # someone else rang or finished meanwhile
         enqueue_drain(self.queue, tenant, number, successor)
         log.warning(
@@ -183,12 +182,12 @@ class Housekeeper(threading.Thread):
         """Is the job or worker named by a doorbell queued, or alive and working?"""
         kind, _, name = bell.partition(":")
         if kind == "worker":
-            return self.store.is_alive(name)
-        status, worker = self.store.job_status(name)
+            return self.store.workers.is_alive(name)
+        status, worker = self.store.workers.job_status(name)
         if status in WAITING_STATUSES:
             return not self._stuck_in_transit(name)
-        return status == "started" and worker is not None and self.store.is_alive(worker)
+        return status == "started" and worker is not None and self.store.workers.is_alive(worker)
 
     def _stuck_in_transit(self, job_id: str) -> bool:
         """A job RQ moved off the queue but never started: its worker died in between."""
-        return self.store.job_in_rq_list(self.queue.intermediate_queue_key, job_id)
+        return self.store.workers.job_in_rq_list(self.queue.intermediate_queue_key, job_id)

@@ -65,9 +65,9 @@ def engine_for(client: redis.Redis) -> Engine:
     """The engine registered for RQ connection ``client``; else one over ``client``
     itself (call state and queues on one Redis), built once per connection."""
     cached = _engines.get(id(client))
-    if cached is not None and cached.store.queues is client:
+    if cached is not None and cached.store.backend.queues is client:
         return cached
-    if cached is None or cached.store.redis is not client:
+    if cached is None or cached.store.backend.redis is not client:
         settings = _settings()
         store = Store(client, retention_seconds=settings.retention_seconds)
         cached = Engine(store, settings)
@@ -124,7 +124,7 @@ class DrainSession:
     def run(self, own: list[tuple[str, int]]) -> int:
         started = time.monotonic()
         deadline = started + DRAIN_SLICE_SECONDS
-        self.held = self.store.claim_doorbells(own, self.me, [self.job_ref])
+        self.held = self.store.pending.claim_doorbells(own, self.me, [self.job_ref])
         if not self.held:
             return 0  # another session took these partitions over meanwhile
         # Partitions to look into: all at first; then the one a wake token
@@ -146,7 +146,7 @@ class DrainSession:
                 if now >= deadline or stopping.is_set() or idle >= IDLE_LINGER_SECONDS:
                     break
                 wait = min(WAKE_WAIT_SECONDS, deadline - now, IDLE_LINGER_SECONDS - idle)
-                self.dirty.update(self.store.wait_for_wake(self.held, wait))
+                self.dirty.update(self.store.pending.wait_for_wake(self.held, wait))
             self._flush_stats()
             # Events still coming: keep every partition held through the
             # hand-over, so none of them rings a job of its own meanwhile.
@@ -155,13 +155,13 @@ class DrainSession:
         except BaseException:
             held, self.held = self.held, []
             for tenant, number in held:
-                self.store.swap_doorbell(tenant, number, self.me, None)
+                self.store.pending.swap_doorbell(tenant, number, self.me, None)
             raise
 
     def _apply_waiting(self) -> bool:
         """Apply what is pending in the partitions to look into; False if nothing was."""
         looking = sorted(self.dirty)
-        taken = self.store.take_pending_many(looking, BATCH_SIZE)
+        taken = self.store.pending.take_pending_many(looking, BATCH_SIZE)
         self.dirty = {part for part, batch in taken.items() if len(batch) >= BATCH_SIZE}
         by_tenant: dict[str, dict[int, list[tuple[str, Envelope]]]] = {}
         for (tenant, number), batch in taken.items():
@@ -183,19 +183,19 @@ class DrainSession:
         if not queued:
             return
         # Read afresh: a queued job may be a new tenant's first.
-        tenants = {tenant for tenant, _ in self.held} | set(self.store.tenants())
+        tenants = {tenant for tenant, _ in self.held} | set(self.store.tenants.all())
         every = [(t, n) for t in sorted(tenants) for n in range(PARTITIONS)]
-        claimed = self.store.claim_doorbells(every, self.me, [f"job:{j}" for j in queued])
+        claimed = self.store.pending.claim_doorbells(every, self.me, [f"job:{j}" for j in queued])
         self.dirty |= set(claimed) - set(self.held)
         self.held = sorted(set(self.held) | set(claimed))
 
     def _hand_over(self, busy: bool) -> None:
         held, self.held = self.held, []
-        waiting = held if busy else self.store.hand_over(held, self.me, None)
+        waiting = held if busy else self.store.pending.hand_over(held, self.me, None)
         if not waiting:
             return
         successor = new_job_id()
-        handed = self.store.hand_over(waiting, self.me, f"job:{successor}")
+        handed = self.store.pending.hand_over(waiting, self.me, f"job:{successor}")
         if handed:
             (tenant, number), *more = handed
             enqueue_drain(self.queue, tenant, number, successor, more)
@@ -214,6 +214,6 @@ class DrainSession:
 
     def _flush_stats(self) -> None:
         if self._stats:
-            self.store.add_stats(self._stats)
+            self.store.stats.add(self._stats)
             self._stats = {}
         self._stats_at = time.monotonic()

@@ -68,7 +68,7 @@ def live_stream(args: dict[str, str]) -> Response | tuple[Response, int]:
         yield "retry: 1000\n: connected\n\n"
         while sse.open_until(deadline):
             try:
-                calls = store.live_calls(store.tenants() if follow_all else tenants)
+                calls = store.calls.live_calls(store.tenants.all() if follow_all else tenants)
             except redis.RedisError:
                 app.logger.warning("live stream: redis unavailable")
                 yield ": redis unavailable, waiting\n\n"

@@ -35,7 +35,7 @@ bp = ApiBlueprint("api", __name__, url_prefix="/v1")
 def live_calls(args: dict[str, str]) -> dict[str, Any]:
     """Calls that have started and not ended, oldest first"""
     tenants = scoped_tenants(args.get("tenant_id"))
-    calls = get_store().live_calls(tenants)
+    calls = get_store().calls.live_calls(tenants)
     return {"calls": filter_live(calls, args.get("container_id"), args.get("queue"))}
 
 
@@ -66,9 +66,9 @@ def get_call(call_uuid: str) -> Any:
     store = get_store()
     # An every-tenant key looks only where the call was posted (an index kept at
     # intake), never tenant by tenant.
-    tenants = every_tenant_lookup(store, store.call_tenants(call_uuid))
+    tenants = every_tenant_lookup(store, store.tenants.of_call(call_uuid))
     for tenant in tenants:
-        call = store.get_call(tenant, call_uuid)
+        call = store.calls.get_call(tenant, call_uuid)
         if call is not None:
             return call
     return error_response(404, "no such call")
@@ -88,9 +88,9 @@ def messages(conversation_id: str) -> Any:
     """The messages of one SMS conversation, oldest first"""
     store = get_store()
     found: list[Envelope] = []
-    tenants = every_tenant_lookup(store, store.conversation_tenants(conversation_id))
+    tenants = every_tenant_lookup(store, store.tenants.of_conversation(conversation_id))
     for tenant in tenants:
-        found += store.messages(tenant, conversation_id)
+        found += store.logs.messages(tenant, conversation_id)
     if not found:
         return error_response(404, "no such conversation")
     found.sort(key=lambda r: (r["received_at"], r["id"]))

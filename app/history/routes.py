@@ -326,7 +326,7 @@ def history_health(store: Store) -> dict[str, Any]:
     return {
         "configured": True,
         "reachable": True,
-        "lag_seconds": round(found.seconds(store.server_time_us()), 3),
+        "lag_seconds": round(found.seconds(store.outcomes.server_time_us()), 3),
         "archived_to": found.archived_to,
         "set_aside": set_aside,
     }

@@ -196,9 +196,11 @@ def accept_webhook(
     if scope is None:
         EVENTS_REJECTED.labels("unauthorized").inc()
         return 401, {"error": "unknown webhook token"}, NO_HEADERS
-    if resources.limiter is not None and token:
+    if settings.webhook_rate_limit > 0 and token:
         try:
-            wait = resources.limiter.take(token)
+            wait = resources.store.rate_limit.take(
+                token, settings.webhook_rate_limit, settings.webhook_burst
+            )
         except redis.RedisError as exc:
             EVENTS_REJECTED.labels("unavailable").inc()
             log.warning("could not check the rate limit: %s", type(exc).__name__)

@@ -82,19 +82,19 @@ def readyz() -> Any:
     does not make us unready: intake and event application never need the database).
     """
     store = get_store()
-    if not store.ping():
+    if not store.health.ping():
         return error_response(503, "redis unavailable")
     # On a cluster: every node (a master down or a cluster not ok is unready;
     # a replica down is a warning), and RQ's own Redis.
-    unready, warnings = store.cluster_problems()
+    unready, warnings = store.health.cluster_problems()
     if unready:
         return error_response(503, "redis cluster unavailable: " + "; ".join(unready))
-    if not store.ping_queues():
+    if not store.health.ping_queues():
         return error_response(503, "RQ's redis (RQ_REDIS_URL) unavailable")
     settings: Settings = current_app.config["CALLSTATE_SETTINGS"]
     try:
-        warnings += store.server_warnings()
-        warnings += store.connection_warnings(settings.formation_connections())
+        warnings += store.health.server_warnings()
+        warnings += store.health.connection_warnings(settings.formation_connections())
     except redis.RedisError:
         return error_response(503, "redis unavailable")
     history = history_health(store)

@@ -69,9 +69,9 @@ class EngineCollector(Collector):
 
         resources = get_resources()
         try:
-            stats = resources.store.stats()
+            stats = resources.store.stats.totals()
             queue_depth = float(resources.queue.count)
-            pending = float(resources.store.pending_count())
+            pending = float(resources.store.pending.pending_count())
         except Exception:
             stats, queue_depth, pending = {}, float("nan"), float("nan")
         yield GaugeMetricFamily(

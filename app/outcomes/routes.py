@@ -40,7 +40,7 @@ def outcome_query(args: dict[str, Any]) -> dict[str, Any]:
 def outcomes(args: dict[str, Any]) -> dict[str, Any]:
     """Final outcome records in the order they were decided"""
     query = outcome_query(args)
-    records, cursor = get_store().read_outcomes(
+    records, cursor = get_store().outcomes.read_outcomes(
         query["tenants"], after=query["after"], limit=query["limit"], outcome=query["outcome"]
     )
     more = len(records) >= query["limit"]

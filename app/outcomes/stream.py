@@ -109,8 +109,8 @@ def outcome_stream(
         yield "retry: 1000\n: connected\n\n"
         while sse.open_until(deadline):
             try:
-                records, next_cursor = store.read_outcomes(
-                    store.tenants() if query["all_tenants"] else query["tenants"],
+                records, next_cursor = store.outcomes.read_outcomes(
+                    store.tenants.all() if query["all_tenants"] else query["tenants"],
                     after=cursor,
                     limit=500,
                     outcome=query["outcome"],

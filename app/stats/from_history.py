@@ -28,7 +28,9 @@ from statemachine.outcome import OutcomeRecord
 
 def reaches_past_retention(store: Store, start_us: int) -> bool:
     """Does a window starting at ``start_us`` begin before what Redis still holds?"""
-    return start_us < store.server_time_us() - int(store.retention_seconds * 1_000_000)
+    return start_us < store.outcomes.server_time_us() - int(
+        store.backend.retention_seconds * 1_000_000
+    )
 
 
 class HistoryWindow:
@@ -53,7 +55,7 @@ class HistoryWindow:
         boundary = decided_us({"id": archived_to}) if archived_to else start_us
         self.archive_end_us = min(end_us, boundary)
         later_from = max(start_us, boundary)
-        self.later, self.read_until = store.read_outcome_window(
+        self.later, self.read_until = store.outcomes.read_outcome_window(
             self.tenants, later_from, end_us, max_records=max_later_records
         )
 

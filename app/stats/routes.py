@@ -67,7 +67,7 @@ def get_stats(args: dict[str, Any]) -> tuple[Response, int]:
             summary, missed = summarize_history(window, group_by, service_level, missed_limit)
             records, read_until = window.later, window.read_until
         else:
-            records, read_until = store.read_outcome_window(
+            records, read_until = store.outcomes.read_outcome_window(
                 tenants, start_us, end_us, max_records=MAX_WINDOW_RECORDS
             )
             calls = stats.calls_in_window(records)

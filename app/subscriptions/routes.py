@@ -33,17 +33,17 @@ from core.deliveries.breaker import Breaker
 from core.deliveries.dispatch import Deliveries, max_in_flight
 from core.deliveries.records import SigningSecret, Subscription
 from core.deliveries.webhooks import UnsafeURL, check_url, new_secret
-from core.store import SubscriptionStore
+from core.store import Subscriptions
 from statemachine.events import isoformat
 
 bp = ApiBlueprint("subscriptions", __name__, url_prefix="/v1/subscriptions")
 # Tenants that have subscriptions stored under them. An admin may subscribe for
-# a tenant that has sent no event yet (so is not in Store.tenants()); without
+# a tenant that has sent no event yet (so is not in store.tenants.all()); without
 # this set, the admin key could not list, read or delete that subscription.
 
 
-def _subs() -> SubscriptionStore:
-    return SubscriptionStore(get_store())
+def _subs() -> Subscriptions:
+    return get_store().subscriptions
 
 
 def _public(subscription: Subscription, breaker: str | None = None) -> dict[str, Any]:
@@ -74,7 +74,7 @@ def _storage_tenants() -> list[str]:
     """Where the key's subscriptions may be stored: its tenant, or every tenant and ``*``."""
     if g.scope == ALL_TENANTS:
         store = get_store()
-        known = set(_subs().subscription_tenants()) | set(store.tenants())
+        known = set(_subs().subscription_tenants()) | set(store.tenants.all())
         return [ALL_TENANTS, *sorted(known - {ALL_TENANTS})]
     return [g.scope]
 
@@ -145,7 +145,7 @@ def create() -> Any:
     except UnsafeURL as exc:
         return error_response(400, str(exc))
     store = get_store()
-    created_us = store.server_time_us()
+    created_us = store.outcomes.server_time_us()
     secret = new_secret()
     subscription: Subscription = {
         "id": f"sub_{secrets.token_hex(8)}",
@@ -255,7 +255,7 @@ def deliveries(args: dict[str, str], subscription_id: str) -> Any:
     status = args.get("status")
     subs = _subs()
     tenants = (
-        get_store().tenants()
+        get_store().tenants.all()
         if subscription["tenant_id"] == ALL_TENANTS
         else [subscription["tenant_id"]]
     )
@@ -288,7 +288,7 @@ def replay(subscription_id: str, delivery_id: str) -> Any:
         return error_response(404, "no such subscription")
     subs = _subs()
     tenants = (
-        get_store().tenants()
+        get_store().tenants.all()
         if subscription["tenant_id"] == ALL_TENANTS
         else [subscription["tenant_id"]]
     )

@@ -53,7 +53,7 @@ from app.web.rest import (
 )
 from app.web.schema_fields import EXAMPLE_CALL_UUID
 from app.web.scope import every_tenant_lookup, scoped_tenants
-from core.store import SupervisorStore, dumps
+from core.store import SupervisorView, dumps
 from core.supervisor import board, callback_json, callbacks, day_start
 from statemachine import CallEvent, from_record
 from statemachine.callbacks import ResolutionKind
@@ -71,8 +71,8 @@ REFRESH_SECONDS = 60.0
 REVISION_MARGIN = timedelta(minutes=1)
 
 
-def _supervisor() -> SupervisorStore:
-    return SupervisorStore(get_store())
+def _supervisor() -> SupervisorView:
+    return get_store().supervisor
 
 
 def _tenants(args: dict[str, str]) -> tuple[list[str], bool]:
@@ -160,7 +160,7 @@ def extensions_stream(args: dict[str, str]) -> Response | tuple[Response, int]:
     return snapshot_stream(
         "extensions",
         lambda now, read: extensions_of(read, now),
-        lambda: store.tenants() if follow_all else tenants,
+        lambda: store.tenants.all() if follow_all else tenants,
     )
 
 
@@ -213,7 +213,7 @@ def callbacks_stream(args: dict[str, str]) -> Response | tuple[Response, int]:
     return snapshot_stream(
         "callbacks",
         lambda _, read: callbacks_of(read, status),
-        lambda: store.tenants() if follow_all else tenants,
+        lambda: store.tenants.all() if follow_all else tenants,
     )
 
 
@@ -291,9 +291,9 @@ def call_timeline(call_uuid: str) -> Any:
     """
     store = get_store()
     # As GET /v1/calls/<uuid>: an every-tenant key looks only where the call was posted.
-    tenants = every_tenant_lookup(store, store.call_tenants(call_uuid))
+    tenants = every_tenant_lookup(store, store.tenants.of_call(call_uuid))
     for tenant in tenants:
-        log = store.load_call(tenant, call_uuid)
+        log = store.calls.load_call(tenant, call_uuid)
         if not log.records:
             continue
         events = [e for e in map(from_record, log.records) if isinstance(e, CallEvent)]

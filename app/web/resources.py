@@ -11,7 +11,7 @@ from rq import Queue
 from core.observability import get_logger
 from core.queue import events_queue
 from core.settings import Settings
-from core.store import RateLimiter, Store, open_redis
+from core.store import Store, open_redis
 
 log = get_logger("callstate.web")
 
@@ -22,8 +22,6 @@ EXTENSION = "callstate"
 class Resources:
     store: Store
     queue: Queue
-    # The per-token webhook rate limit, when WEBHOOK_RATE_LIMIT sets one.
-    limiter: RateLimiter | None = None
 
 
 def init_app(app: Flask, client: redis.Redis | None = None) -> None:
@@ -55,12 +53,7 @@ def init_app(app: Flask, client: redis.Redis | None = None) -> None:
         durable_replicas=settings.durable_replicas,
         durable_wait_seconds=settings.durable_wait_seconds,
     )
-    limiter = (
-        RateLimiter(client, settings.webhook_rate_limit, settings.webhook_burst)
-        if settings.webhook_rate_limit > 0
-        else None
-    )
-    app.extensions[EXTENSION] = Resources(store, events_queue(queues), limiter)
+    app.extensions[EXTENSION] = Resources(store, events_queue(queues))
 
 
 def get_resources() -> Resources:

@@ -26,7 +26,7 @@ def scoped_tenant(requested: str | None = None) -> str | None:
 def scoped_tenants(requested: str | None = None) -> list[str]:
     """Tenants the key may read, narrowed to ``requested``. Raises TenantForbidden."""
     tenant = scoped_tenant(requested)
-    return [tenant] if tenant is not None else get_store().tenants()
+    return [tenant] if tenant is not None else get_store().tenants.all()
 
 
 def every_tenant_lookup(store: Store, indexed: list[str]) -> list[str]:
@@ -36,6 +36,6 @@ def every_tenant_lookup(store: Store, indexed: list[str]) -> list[str]:
     upgrade, for one retention period)."""
     if g.scope != ALL_TENANTS:
         return scoped_tenants()
-    if indexed or store.call_index_complete(time.time()):
+    if indexed or store.tenants.call_index_complete(time.time()):
         return indexed
-    return store.tenants()
+    return store.tenants.all()

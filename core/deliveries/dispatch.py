@@ -24,7 +24,7 @@ from core.deliveries.records import Delivery, Subscription
 from core.deliveries.webhooks import DELIVERY_TIMEOUT_SECONDS, Attempt, signature_header
 from core.observability import get_logger
 from core.settings import Settings
-from core.store import Store, SubscriptionStore, dumps
+from core.store import Store, dumps
 from statemachine.events import isoformat
 from statemachine.outcome import OutcomeId, OutcomeRecord
 
@@ -113,7 +113,7 @@ class Deliveries:
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
-        self.subs = SubscriptionStore(store)
+        self.subs = store.subscriptions
         self.settings = settings
 
     # -- dispatch ---------------------------------------------------------------
@@ -122,7 +122,9 @@ class Deliveries:
         """Create deliveries for the tenant's new outcome records; returns how many."""
         now = time.time() if now is None else now
         cursor = self.subs.dispatch_cursor(tenant_id)
-        records, new_cursor = self.store.read_outcomes([tenant_id], after=cursor, limit=batch)
+        records, new_cursor = self.store.outcomes.read_outcomes(
+            [tenant_id], after=cursor, limit=batch
+        )
         if not records or new_cursor is None:
             return 0
         subscriptions = self.subs.subscriptions(tenant_id) + self.subs.subscriptions("*")
@@ -137,7 +139,7 @@ class Deliveries:
 
     def undispatched(self, tenant_id: str) -> bool:
         """Whether the tenant has outcome records not yet turned into deliveries."""
-        records, _ = self.store.read_outcomes(
+        records, _ = self.store.outcomes.read_outcomes(
             [tenant_id], after=self.subs.dispatch_cursor(tenant_id), limit=1
         )
         return bool(records)
@@ -222,7 +224,7 @@ class Deliveries:
                     "next_attempt_at": None,
                 }
             )
-            self.store.add_stats({"deliveries:succeeded": 1})
+            self.store.stats.add({"deliveries:succeeded": 1})
             return self._finish(tenant_id, delivery)
         if result.status == 410:
             subscription = self.subs.subscription(prepared.stored_under, subscription_id)
@@ -237,17 +239,17 @@ class Deliveries:
                     "last_error": "receiver answered 410 Gone: subscription disabled",
                 }
             )
-            self.store.add_stats({"deliveries:gone": 1})
+            self.store.stats.add({"deliveries:gone": 1})
             return self._finish(tenant_id, delivery)
         schedule = self.settings.delivery_retry_seconds
         if delivery["attempts"] > len(schedule):
             delivery.update({"status": "failed", "next_attempt_at": None})
-            self.store.add_stats({"deliveries:failed": 1})
+            self.store.stats.add({"deliveries:failed": 1})
             log.warning("delivery failed for good", delivery_id=delivery["id"], tenant=tenant_id)
             return self._finish(tenant_id, delivery)
         due = started + schedule[delivery["attempts"] - 1]
         delivery["next_attempt_at"] = _now_iso(due)
-        self.store.add_stats({"deliveries:retrying": 1})
+        self.store.stats.add({"deliveries:retrying": 1})
         self.subs.save_delivery(tenant_id, delivery)
         self.subs.schedule_delivery(tenant_id, subscription_id, delivery["id"], due)
         return "pending"

@@ -2,7 +2,7 @@
 
 The passes, the backfill and the lag; the thread that runs the passes beside
 each events worker is workers/archiver.py. Each pass reads the
-database's cursor, then the outcome records after it (``Store.read_outcomes``
+database's cursor, then the outcome records after it (``store.outcomes.read_outcomes``
 merges the tenants' streams by id and never skips one), and writes them with
 the cursor moved past them in one transaction (``writer.archive``). Nothing in
 the event path waits for it: intake and event application never touch the
@@ -45,8 +45,8 @@ def archive_pass(store: Store, engine: sa.Engine, batch: int = BATCH) -> int:
     """
     with engine.connect() as connection:
         after = writer.read_cursor(connection)
-    horizon = store.server_time_us()
-    records, _ = store.read_outcomes(store.tenants(), after=after, limit=batch)
+    horizon = store.outcomes.server_time_us()
+    records, _ = store.outcomes.read_outcomes(store.tenants.all(), after=after, limit=batch)
     records = [r for r in records if _micros(r["id"]) < horizon]
     if not records:
         return 0
@@ -75,7 +75,7 @@ def backfill(store: Store, engine: sa.Engine, batch: int = 1000) -> int:
     after: str | None = None
     count = 0
     while True:
-        records, after = store.read_outcomes(store.tenants(), after=after, limit=batch)
+        records, after = store.outcomes.read_outcomes(store.tenants.all(), after=after, limit=batch)
         if not records:
             return count
         with engine.begin() as connection:
@@ -100,5 +100,5 @@ def lag(store: Store, engine: sa.Engine) -> Lag:
     """Read the cursor and the oldest record after it. Raises SQLAlchemyError, RedisError."""
     with engine.connect() as connection:
         after = writer.read_cursor(connection)
-    waiting, _ = store.read_outcomes(store.tenants(), after=after, limit=1)
+    waiting, _ = store.outcomes.read_outcomes(store.tenants.all(), after=after, limit=1)
     return Lag(after, decided_us(waiting[0]) if waiting else None)

@@ -1,5 +1,4 @@
-"""Calls: each call's log, view, live index and timer, committed in one script;
-and the indexes that find a call's tenants."""
+"""Calls: each call's log, view, live index and timer, committed in one script."""
 
 from __future__ import annotations
 
@@ -11,16 +10,12 @@ from typing import Any, cast
 from redis.commands.core import Script
 
 from core.exceptions import ConcurrentUpdate
-from core.store.base import StoreBase
+from core.store.backend import Backend, Part
 from core.store.keys import (
-    CALL_INDEX_COMPLETE_KEY,
-    TENANTS_KEY,
     TIMERS_DUE_KEY,
     call_key,
     call_logs_pattern,
     call_of_log_key,
-    call_tenants_key,
-    conversation_tenants_key,
     live_key,
     log_keys,
     partition_for,
@@ -28,6 +23,8 @@ from core.store.keys import (
     pending_key,
     timers_key,
 )
+from core.store.log_merge import log_order
+from core.store.pending import PendingEvents
 from core.store.values import _text, dumps, to_micros
 from statemachine.envelope import Envelope
 from statemachine.outcome import OutcomeRecord
@@ -59,21 +56,23 @@ class CallCommit:
 
 def _call_log(meta: list[Any], raw_records: list[bytes]) -> CallLog:
     version, revision, outcome, outcome_id = meta
-    records = sorted(
-        (json.loads(raw) for raw in raw_records),
-        key=lambda r: (to_micros(r["received_at"]), r["id"]),
-    )
+    records = sorted((json.loads(raw) for raw in raw_records), key=log_order)
     decided: OutcomeRecord | None = None
     if outcome is not None:
         decided = cast(OutcomeRecord, {"id": _text(outcome_id), **json.loads(outcome)})
     return CallLog(int(version or 0), records, int(revision or 0), decided)
 
 
-class CallStore(StoreBase):
-    """Calls' logs, views, timers and live index; which tenants posted a call."""
+class Calls(Part):
+    """Calls' logs, views, timers and live index."""
 
-    _commit_call: Script
-    _claim_timers: Script
+    def __init__(self, backend: Backend, pending: PendingEvents) -> None:
+        super().__init__(backend)
+        # A commit clears its events' pending marks, through this part when
+        # they live in another slot than the call.
+        self.pending = pending
+        self._commit_call: Script = backend.script("commit_call")
+        self._claim_timers: Script = backend.script("claim_timers")
 
     def load_call(self, tenant_id: str, call_uuid: str) -> CallLog:
         """Read a call's log, version and last outcome in one atomic snapshot."""
@@ -87,7 +86,7 @@ class CallStore(StoreBase):
         commit built on them is then refused (ConcurrentUpdate) and retried.
         On one Redis the whole read is one MULTI, an atomic snapshot.
         """
-        with self.redis.pipeline(transaction=self.cluster is None) as pipe:
+        with self.redis.pipeline(transaction=self.backend.cluster is None) as pipe:
             for call_uuid in call_uuids:
                 base = call_key(tenant_id, call_uuid, self.spread)
                 pipe.hmget(base, ["v", "revision", "outcome", "outcome_id"])
@@ -119,12 +118,12 @@ class CallStore(StoreBase):
         if len(calls) == 1:
             answers = [self._commit_call(keys=calls[0][0], args=calls[0][1])]
         else:
-            answers = self._raise_first(
-                self._eval_many([(self._commit_call, keys, args) for keys, args in calls])
+            answers = self.backend.eval_all(
+                [(self._commit_call, keys, args) for keys, args in calls]
             )
         for commit, answer in zip(commits, answers, strict=True):
             if answer[0] and self._elsewhere(commit.call_uuid, commit.partition):
-                self._clear_pending(tenant_id, commit.partition, commit.pending_done)
+                self.pending.clear_applied(tenant_id, commit.partition, commit.pending_done)
         armed = [
             c.timer_due
             for c, a in zip(commits, answers, strict=True)
@@ -144,7 +143,7 @@ class CallStore(StoreBase):
         base = call_key(tenant_id, commit.call_uuid, self.spread)
         log, records = log_keys(base)
         partition = partition_for(commit.call_uuid)
-        # Pending marks in another slot are cleared after the commit (_clear_pending).
+        # Pending marks in another slot are cleared after the commit (PendingEvents.clear_applied).
         elsewhere = self._elsewhere(commit.call_uuid, commit.partition)
         done = [] if elsewhere else list(commit.pending_done)
         args: list[Any] = [
@@ -153,7 +152,7 @@ class CallStore(StoreBase):
             dumps(commit.view),
             "" if commit.live_since is None else commit.live_since,
             "" if commit.timer_due is None else repr(commit.timer_due),
-            self.ttl_ms,
+            self.backend.ttl_ms,
             len(commit.new_records),
         ]
         for record in commit.new_records:
@@ -178,9 +177,9 @@ class CallStore(StoreBase):
         timers key); return the call uuids."""
         calls = [
             (self._claim_timers, [timers_key(tenant_id, p, self.spread)], [now, lease_until, limit])
-            for p in self.partitions
+            for p in self.backend.partitions
         ]
-        answers = self._raise_first(self._eval_many(calls))
+        answers = self.backend.eval_all(calls)
         return [_text(m) for members in answers for m in members]
 
     def _timers(self, tenant_id: str, call_uuid: str) -> str:
@@ -204,7 +203,9 @@ class CallStore(StoreBase):
         Costs one round trip (per node) for the indexes and one for the views:
         time grows with live calls, not with calls ever seen.
         """
-        indexes = [(t, live_key(t, p, self.spread)) for t in tenant_ids for p in self.partitions]
+        indexes = [
+            (t, live_key(t, p, self.spread)) for t in tenant_ids for p in self.backend.partitions
+        ]
         with self.redis.pipeline(transaction=False) as pipe:
             for _, key in indexes:
                 pipe.zrange(key, 0, -1, withscores=True)
@@ -227,31 +228,6 @@ class CallStore(StoreBase):
         ]
         calls.sort(key=lambda item: (item[0], item[1]["call_uuid"]))
         return [view for _, view in calls]
-
-    def call_tenants(self, call_uuid: str) -> list[str]:
-        """The tenants that posted events of ``call_uuid`` within retention (almost
-        always one): an every-tenant reader's way to a call without asking each."""
-        return sorted(_text(t) for t in self.redis.smembers(call_tenants_key(call_uuid)))
-
-    def start_call_index(self, now: float) -> None:
-        """Note, once, when the call and conversation indexes cover every call kept:
-        at once on a fresh install, one retention period from now where tenants
-        already have data (calls accepted before the indexes existed)."""
-        if self.redis.exists(CALL_INDEX_COMPLETE_KEY):
-            return
-        complete = now + self.retention_seconds if self.redis.scard(TENANTS_KEY) else now
-        self.redis.set(CALL_INDEX_COMPLETE_KEY, repr(complete), nx=True)
-
-    def call_index_complete(self, now: float) -> bool:
-        """Whether every call and conversation kept is in the indexes (else a
-        reader must also ask each tenant)."""
-        raw = self.redis.get(CALL_INDEX_COMPLETE_KEY)
-        return raw is not None and now >= float(raw)
-
-    def conversation_tenants(self, conversation_id: str) -> list[str]:
-        """The tenants that posted messages of ``conversation_id`` within retention."""
-        key = conversation_tenants_key(conversation_id)
-        return sorted(_text(t) for t in self.redis.smembers(key))
 
     def get_call(self, tenant_id: str, call_uuid: str) -> dict[str, Any] | None:
         """The call's view with its outcome and events, or None if unknown."""

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from redis.commands.core import Script
 
+from core.store.backend import Backend, Part
 from core.store.keys import (
     DELIVERIES_DUE_KEY,
     OUTCOMES_DUE_KEY,
@@ -30,22 +30,20 @@ from core.store.keys import (
     pending_key,
     timers_key,
 )
-from core.store.values import _script, _text
+from core.store.tenants import Tenants
+from core.store.values import _text
 from statemachine.outcome import OutcomeId
-
-if TYPE_CHECKING:
-    from core.store import Store
 
 DUE_LEASE_SECONDS = 15.0
 
 
-class DueIndexes:
+class DueIndexes(Part):
     """The cross-tenant due indexes: which tenants have work, and when."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.redis = store.redis
-        self._release: Script = self.redis.register_script(_script("release_due"))
+    def __init__(self, backend: Backend, tenants: Tenants) -> None:
+        super().__init__(backend)
+        self.tenants = tenants  # the sweep walks every tenant
+        self._release: Script = backend.script("release_due")
 
     def mark(self, index: str, tenant_id: str, when: float) -> None:
         """Note that ``tenant_id`` has work in ``index`` at ``when`` (or earlier)."""
@@ -73,17 +71,13 @@ class DueIndexes:
     def earliest_timers(self, tenant_ids: Sequence[str]) -> dict[str, float | None]:
         """Each tenant's earliest call timer (None: no timer), in one round trip."""
         keys = [
-            (t, timers_key(t, p, self.store.spread))
-            for t in tenant_ids
-            for p in self.store.partitions
+            (t, timers_key(t, p, self.spread)) for t in tenant_ids for p in self.backend.partitions
         ]
         return self._earliest(tenant_ids, keys)
 
     def oldest_pending(self, tenant_ids: Sequence[str]) -> dict[str, float | None]:
         """Each tenant's oldest unapplied event's acceptance time (None: none)."""
-        keys = [
-            (t, pending_key(t, p, self.store.spread)) for t in tenant_ids for p in range(PARTITIONS)
-        ]
+        keys = [(t, pending_key(t, p, self.spread)) for t in tenant_ids for p in range(PARTITIONS)]
         return self._earliest(tenant_ids, keys)
 
     def _earliest(
@@ -103,12 +97,12 @@ class DueIndexes:
 
     def _undispatched(self, tenant_ids: Sequence[str]) -> list[str]:
         """The tenants whose newest outcome record is past their dispatch cursor."""
-        partitions = list(self.store.partitions)
+        partitions = list(self.backend.partitions)
         with self.redis.pipeline(transaction=False) as pipe:
             for tenant in tenant_ids:
                 pipe.get(dispatch_cursor_key(tenant))
                 for p in partitions:
-                    pipe.xrevrange(outcomes_key(tenant, p, self.store.spread), count=1)
+                    pipe.xrevrange(outcomes_key(tenant, p, self.spread), count=1)
             answers = pipe.execute()
         found = []
         step = 1 + len(partitions)
@@ -129,7 +123,7 @@ class DueIndexes:
         or pending events.
         Heals a mark lost on the way (a crash between a script and its mark);
         costs a few commands per tenant, so it runs rarely."""
-        tenants = self.store.tenants()
+        tenants = self.tenants.all()
         marked = 0
         for start in range(0, len(tenants), batch):
             chunk = tenants[start : start + batch]

@@ -7,26 +7,26 @@ from typing import Any, cast
 
 import redis
 
-from core.store.base import StoreBase
+from core.store.backend import Part
 
 
-class HealthChecks(StoreBase):
+class Health(Part):
     """What /readyz asks of Redis."""
 
     def ping(self) -> bool:
         """True if Redis answers (on a cluster: every master). Never raises."""
         try:
-            return all(bool(client.ping()) for _, client in self._servers())
+            return all(bool(client.ping()) for _, client in self.backend.servers())
         except redis.RedisError:
             return False
 
     def ping_queues(self) -> bool:
         """True if RQ's Redis answers (nothing more to ask when it is the call-state
         Redis: ``ping`` did). Never raises."""
-        if self.queues is self.redis:
+        if self.backend.queues is self.redis:
             return True
         try:
-            self.queues.ping()
+            self.backend.queues.ping()
         except redis.RedisError:
             return False
         return True
@@ -35,11 +35,11 @@ class HealthChecks(StoreBase):
         """On a cluster: (what makes us unready, warnings), node by node: a node that
         does not answer, a cluster_state not ok (unready); a replica down (warning).
         Empty on one Redis. Never raises."""
-        if self.cluster is None:
+        if self.backend.cluster is None:
             return [], []
         errors: list[str] = []
         warnings: list[str] = []
-        for node in self._nodes.get_nodes():
+        for node in self.backend.nodes.get_nodes():
             primary = node.server_type == "primary"
             try:
                 info = cast(dict[str, Any], node.redis_connection.cluster("info"))
@@ -57,7 +57,8 @@ class HealthChecks(StoreBase):
     def server_warnings(self) -> list[str]:
         """Settings of the Redis server(s) that put accepted events at risk. Raises RedisError."""
         warnings: list[str] = []
-        for name, client in self._servers():
+        durable = self.backend.durable_replicas
+        for name, client in self.backend.servers():
             where = f"{name}: " if name else ""
             try:
                 config = cast(dict[str, str], client.config_get("maxmemory-policy"))
@@ -72,11 +73,11 @@ class HealthChecks(StoreBase):
                 warnings.append(
                     f"{where}appendonly is off: events accepted since the last save die with Redis"
                 )
-            if self.durable_replicas:
+            if durable:
                 replicas = int(client.info("replication").get("connected_slaves", 0))
-                if replicas < self.durable_replicas:
+                if replicas < durable:
                     warnings.append(
-                        f"{where}DURABLE_REPLICAS is {self.durable_replicas} but this Redis has "
+                        f"{where}DURABLE_REPLICAS is {durable} but this Redis has "
                         f"{replicas} replica(s) connected: webhooks get 503 until enough are"
                     )
         return warnings
@@ -86,9 +87,9 @@ class HealthChecks(StoreBase):
         may hold (``needed``: one web and one worker dyno at the configured
         budget). Raises RedisError."""
         warnings: list[str] = []
-        servers = self._servers()
-        if self.queues is not self.redis:
-            servers.append(("RQ's Redis", self.queues))
+        servers = self.backend.servers()
+        if self.backend.queues is not self.redis:
+            servers.append(("RQ's Redis", self.backend.queues))
         for name, client in servers:
             where = f"{name}: " if name else ""
             try:

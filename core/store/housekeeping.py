@@ -1,5 +1,6 @@
-"""What workers share besides calls: engine-wide counters, cross-process locks,
-heartbeats, and what RQ's keys say about a job."""
+"""What workers share besides calls, one small part each: engine-wide
+counters, cross-process locks, and the workers' heartbeats with what RQ's keys
+say about a job."""
 
 from __future__ import annotations
 
@@ -10,25 +11,29 @@ import redis
 from redis.lock import Lock
 from rq.job import Job
 
-from core.store.base import StoreBase
+from core.store.backend import Part
 from core.store.keys import STATS_KEY, alive_key
 from core.store.values import _text
 
 
-class Housekeeping(StoreBase):
-    """Counters, locks, heartbeats, and RQ's view of a job."""
+class Stats(Part):
+    """The engine-wide counters that /metrics reports (all processes share them)."""
 
-    def add_stats(self, increments: dict[str, float]) -> None:
-        """Add to the engine-wide counters that /metrics reports (all processes share them)."""
+    def add(self, increments: dict[str, float]) -> None:
+        """Add to the counters, in one round trip."""
         with self.redis.pipeline(transaction=False) as pipe:
             for name, amount in increments.items():
                 pipe.hincrbyfloat(STATS_KEY, name, amount)
             pipe.execute()
 
-    def stats(self) -> dict[str, float]:
+    def totals(self) -> dict[str, float]:
         return {_text(k): float(v) for k, v in self.redis.hgetall(STATS_KEY).items()}
 
-    def try_lock(self, name: str, seconds: float) -> Lock | None:
+
+class Locks(Part):
+    """Cross-process locks: one holder at a time, for at most a while."""
+
+    def try_take(self, name: str, seconds: float) -> Lock | None:
         """Take the lock ``name`` for at most ``seconds``, without waiting; None if
         another process holds it. redis-py's Lock: a random token per holder, and a
         release that deletes the key only if it still holds our token, in one script
@@ -37,10 +42,14 @@ class Housekeeping(StoreBase):
         return lock if lock.acquire() else None
 
     @staticmethod
-    def release_lock(lock: Lock) -> None:
-        """Give back a lock from :meth:`try_lock`; nothing if it expired meanwhile."""
+    def release(lock: Lock) -> None:
+        """Give back a lock from :meth:`try_take`; nothing if it expired meanwhile."""
         with contextlib.suppress(redis.exceptions.LockError):
             lock.release()
+
+
+class Workers(Part):
+    """Whether a worker is alive, and what RQ's keys say of a job."""
 
     def heartbeat(self, worker_name: str, ttl_seconds: float) -> None:
         self.redis.set(alive_key(worker_name), "1", px=int(ttl_seconds * 1000))
@@ -54,7 +63,8 @@ class Housekeeping(StoreBase):
         Read straight from RQ's job hash on RQ's Redis (named by RQ's ``Job.key_for``):
         one round trip, no deserialising.
         """
-        status, worker = self.queues.hmget(Job.key_for(job_id), ["status", "worker_name"])
+        queues = self.backend.queues
+        status, worker = queues.hmget(Job.key_for(job_id), ["status", "worker_name"])
         return (
             _text(status) if status is not None else None,
             _text(worker) if worker is not None else None,
@@ -62,5 +72,5 @@ class Housekeeping(StoreBase):
 
     def job_in_rq_list(self, list_key: str, job_id: str) -> bool:
         """Whether RQ's list ``list_key`` (named by RQ's API; on RQ's Redis) holds ``job_id``."""
-        position: Any = self.queues.lpos(list_key, job_id)
+        position: Any = self.backend.queues.lpos(list_key, job_id)
         return position is not None

@@ -30,7 +30,7 @@ is ``partition_for(call uuid)``, so all of a call's keys share one slot::
 
 On one Redis the per-partition indexes (live, timers, poisoned, outcomes) are
 one key per tenant; on a cluster, eight, and the reads that span them fan out
-(``Store.partitions``) and merge. RQ's own keys (``rq:*``) live on the Redis
+(``Backend.partitions``) and merge. RQ's own keys (``rq:*``) live on the Redis
 that ``RQ_REDIS_URL`` names, never on a cluster: its multi-key commands span
 slots.
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from redis.commands.core import Script
 
-from core.store.base import StoreBase
+from core.store.backend import Backend, Part
 from core.store.keys import (
     conversation_key,
     log_keys,
@@ -16,14 +16,20 @@ from core.store.keys import (
     pending_events_key,
     pending_key,
 )
+from core.store.pending import PendingEvents
 from core.store.values import _text, dumps, to_micros
 from statemachine.envelope import Envelope
 
 
-class PlainLogs(StoreBase):
+class PlainLogs(Part):
     """Logs that are only appended and read back."""
 
-    _append_log: Script
+    def __init__(self, backend: Backend, pending: PendingEvents) -> None:
+        super().__init__(backend)
+        # An append clears its events' pending marks, through this part when
+        # they live in another slot than the log.
+        self.pending = pending
+        self._append_log: Script = backend.script("append_log")
 
     def conversation_key(self, tenant_id: str, conversation_id: str) -> str:
         return conversation_key(tenant_id, conversation_id, self.spread)
@@ -49,7 +55,7 @@ class PlainLogs(StoreBase):
         done = list(pending_done)
         elsewhere = log_partition is not None and self.spread and log_partition != partition
         home = log_partition if elsewhere and log_partition is not None else partition
-        args: list[Any] = [self.ttl_ms, len(records)]
+        args: list[Any] = [self.backend.ttl_ms, len(records)]
         for record in records:
             args += [record["id"], to_micros(record["received_at"]), dumps(record)]
         args += [0] if elsewhere else [len(done), *done]
@@ -61,7 +67,7 @@ class PlainLogs(StoreBase):
         ]
         added = int(self._append_log(keys=keys, args=args))
         if elsewhere:
-            self._clear_pending(tenant_id, partition, done)
+            self.pending.clear_applied(tenant_id, partition, done)
         return added
 
     def read_log(self, base: str, limit: int = 1000) -> list[Envelope]:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from redis.commands.core import Script
 
-from core.store.base import StoreBase
+from core.store.backend import Backend, Part
 from core.store.keys import (
     OUTCOMES_DUE_KEY,
     call_key,
@@ -21,10 +21,12 @@ from core.store.values import _text, dumps
 from statemachine.outcome import OutcomeBody, OutcomeId, OutcomeRecord
 
 
-class Outcomes(StoreBase):
+class Outcomes(Part):
     """Publishing a call's outcome revisions; reading the streams by id or time."""
 
-    _publish_outcome: Script
+    def __init__(self, backend: Backend) -> None:
+        super().__init__(backend)
+        self._publish_outcome: Script = backend.script("publish_outcome")
 
     def publish_outcome(
         self,
@@ -51,8 +53,8 @@ class Outcomes(StoreBase):
             call_uuid,
             dumps(body),
             "" if claimed_score is None else repr(claimed_score),
-            int(self.retention_seconds * 1_000_000),
-            self.ttl_ms,
+            int(self.backend.retention_seconds * 1_000_000),
+            self.backend.ttl_ms,
         ]
         result = self._publish_outcome(keys=keys, args=args)
         if result[0] == 0:
@@ -70,13 +72,15 @@ class Outcomes(StoreBase):
         record written after this read has a larger id, whichever master.
         """
         times = []
-        for _, client in self._servers():
+        for _, client in self.backend.servers():
             seconds, micros = client.time()
             times.append(int(seconds) * 1_000_000 + int(micros))
         return min(times)
 
     def _outcome_streams(self, tenant_ids: Sequence[str]) -> list[str]:
-        return [outcomes_key(t, p, self.spread) for t in tenant_ids for p in self.partitions]
+        return [
+            outcomes_key(t, p, self.spread) for t in tenant_ids for p in self.backend.partitions
+        ]
 
     def read_outcomes(
         self,

@@ -1,6 +1,5 @@
 """Accepted events until they are applied: the pending sets, doorbells and
-wake tokens by which one drainer at a time takes a partition, and the events
-set aside as poisoned."""
+wake tokens by which one drainer at a time takes a partition."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ from typing import Any, cast
 import redis
 from redis.commands.core import Script
 
-from core.store.base import StoreBase
+from core.store.backend import Backend, Part
 from core.store.connection import POOL_WAIT_SECONDS, PoolExhausted
 from core.store.group_commit import GroupCommit
 from core.store.keys import (
@@ -28,9 +27,9 @@ from core.store.keys import (
     pending_events_key,
     pending_field,
     pending_key,
-    poisoned_key,
     wake_key,
 )
+from core.store.tenants import Tenants
 from core.store.values import _text, dumps
 from statemachine.envelope import Envelope
 
@@ -51,19 +50,26 @@ def _accepts_busy() -> PoolExhausted:
     )
 
 
-class PendingEvents(StoreBase):
+class PendingEvents(Part):
     """Accepting events, and handing partitions from drainer to drainer."""
 
-    # The web process's many request threads share round trips (group_commit.py).
-    _group_commit: GroupCommit[tuple[Envelope, str], bool] | None
-    _accept: Script
-    _take_pending: Script
-    _claim_doorbells: Script
-    _finish_drain: Script
-    _swap_doorbell: Script
-    # A drain session's wake listener on a cluster (wait_for_wake).
-    _wake_listener: Any
-    _wake_channels: set[str]
+    def __init__(self, backend: Backend, tenants: Tenants, *, group_commit: bool) -> None:
+        super().__init__(backend)
+        self.tenants = tenants  # pending_count walks every tenant
+        # The web process's many request threads share round trips (group_commit.py).
+        self._group_commit: GroupCommit[tuple[Envelope, str], bool] | None = (
+            GroupCommit(self.accept_many, queue_wait=POOL_WAIT_SECONDS, gave_up=_accepts_busy)
+            if group_commit
+            else None
+        )
+        self._accept: Script = backend.script("accept_events")
+        self._take_pending: Script = backend.script("take_pending")
+        self._claim_doorbells: Script = backend.script("claim_doorbells")
+        self._finish_drain: Script = backend.script("finish_drain")
+        self._swap_doorbell: Script = backend.script("swap_doorbell")
+        # A drain session's wake listener on a cluster (wait_for_wake).
+        self._wake_listener: Any = None
+        self._wake_channels: set[str] = set()
 
     def accept(self, envelope: Envelope, ring_as: str) -> bool:
         """Keep an accepted event until it is applied; ring its partition's doorbell.
@@ -90,7 +96,7 @@ class PendingEvents(StoreBase):
         """
         by_tag: dict[str, list[int]] = {}
         for index, (envelope, _) in enumerate(items):
-            tag = self.tag(envelope["tenant_id"], partition_of(envelope))
+            tag = self.backend.tag(envelope["tenant_id"], partition_of(envelope))
             by_tag.setdefault(tag, []).append(index)
         calls = [
             (self._accept, *self._accept_call([items[i] for i in ix])) for ix in by_tag.values()
@@ -111,8 +117,10 @@ class PendingEvents(StoreBase):
                 key = conversation_tenants_key(data["conversation_id"])
             else:
                 continue
-            also += [("SADD", key, envelope["tenant_id"]), ("PEXPIRE", key, self.ttl_ms)]
-        answers = self._eval_many(calls, wait_replicas=self.durable_replicas, also=also)
+            also += [("SADD", key, envelope["tenant_id"]), ("PEXPIRE", key, self.backend.ttl_ms)]
+        answers = self.backend.eval_many(
+            calls, wait_replicas=self.backend.durable_replicas, also=also
+        )
         results: list[bool | redis.RedisError] = [False] * len(items)
         for indexes, answer in zip(by_tag.values(), answers, strict=True):
             for position, index in enumerate(indexes):
@@ -139,6 +147,16 @@ class PendingEvents(StoreBase):
                 ]
             args += [slots[partition], pending_field(envelope), dumps(envelope), ring_as]
         return keys, args
+
+    def clear_applied(self, tenant_id: str, partition: int, fields: Sequence[str]) -> None:
+        """Drop applied events from a partition's pending set (after a commit that
+        could not do it: another slot). Applying them again would change nothing."""
+        if not fields:
+            return
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(pending_key(tenant_id, partition, self.spread), *fields)
+            pipe.hdel(pending_events_key(tenant_id, partition, self.spread), *fields)
+            pipe.execute()
 
     def take_pending(
         self, tenant_id: str, partition: int, limit: int
@@ -177,7 +195,7 @@ class PendingEvents(StoreBase):
             )
             for tenant, number in partitions
         ]
-        answers = self._raise_first(self._eval_many(calls))
+        answers = self.backend.eval_all(calls)
         taken: dict[tuple[str, int], list[tuple[str, Envelope]]] = {}
         for part, flat in zip(partitions, answers, strict=True):
             if flat:
@@ -203,7 +221,7 @@ class PendingEvents(StoreBase):
             time.sleep(timeout)
             return []
         keys = {wake_key(t, n, self.spread): (t, n) for t, n in partitions}
-        if self.cluster is None:
+        if self.backend.cluster is None:
             popped = self.redis.blpop(list(keys), timeout=max(timeout, 0.001))
             return [] if popped is None else [keys[_text(popped[0])]]
         try:
@@ -216,7 +234,7 @@ class PendingEvents(StoreBase):
         self, keys: dict[str, tuple[str, int]], timeout: float
     ) -> list[tuple[str, int]]:
         if self._wake_listener is None:
-            self._wake_listener = self._nodes.pubsub(ignore_subscribe_messages=True)
+            self._wake_listener = self.backend.nodes.pubsub(ignore_subscribe_messages=True)
         listener = self._wake_listener
         wanted = set(keys)
         new, gone = wanted - self._wake_channels, self._wake_channels - wanted
@@ -261,7 +279,7 @@ class PendingEvents(StoreBase):
         ``me`` already, or names one of ``take_over``; returns those it holds."""
         by_tag: dict[str, list[tuple[str, int]]] = {}
         for tenant, number in partitions:
-            by_tag.setdefault(self.tag(tenant, number), []).append((tenant, number))
+            by_tag.setdefault(self.backend.tag(tenant, number), []).append((tenant, number))
         calls = [
             (
                 self._claim_doorbells,
@@ -270,7 +288,7 @@ class PendingEvents(StoreBase):
             )
             for parts in by_tag.values()
         ]
-        answers = self._raise_first(self._eval_many(calls))
+        answers = self.backend.eval_all(calls)
         return [
             part
             for parts, flags in zip(by_tag.values(), answers, strict=True)
@@ -293,7 +311,7 @@ class PendingEvents(StoreBase):
                 calls.append((self._finish_drain, keys, [me]))
             else:
                 calls.append((self._swap_doorbell, [bell], [me, successor]))
-        answers = self._raise_first(self._eval_many(calls))
+        answers = self.backend.eval_all(calls)
         if successor is None:
             return [part for part, done in zip(partitions, answers, strict=True) if not done]
         return [part for part, swapped in zip(partitions, answers, strict=True) if swapped]
@@ -342,40 +360,6 @@ class PendingEvents(StoreBase):
         oldest = self.redis.zrange(pending, 0, 0, withscores=True)
         return float(oldest[0][1]) if oldest else None
 
-    def poison(
-        self, tenant_id: str, partition: int, field: str, envelope: Envelope, error: str
-    ) -> None:
-        """Set aside an event that cannot be applied, for an operator; it no longer blocks."""
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                poisoned_key(tenant_id, partition, self.spread),
-                field,
-                dumps({"envelope": envelope, "error": error[:2000], "at": time.time()}),
-            )
-            pipe.zrem(pending_key(tenant_id, partition, self.spread), field)
-            pipe.hdel(pending_events_key(tenant_id, partition, self.spread), field)
-            pipe.execute()
-
-    def _poisoned_keys(self, tenant_id: str) -> list[str]:
-        return [poisoned_key(tenant_id, p, self.spread) for p in self.partitions]
-
-    def poisoned(self, tenant_id: str) -> dict[str, dict[str, Any]]:
-        with self.redis.pipeline(transaction=False) as pipe:
-            for key in self._poisoned_keys(tenant_id):
-                pipe.hgetall(key)
-            found = pipe.execute()
-        return {_text(k): json.loads(v) for each in found for k, v in each.items()}
-
-    def unpoison(self, tenant_id: str, field: str) -> Envelope | None:
-        """Take an event off the poisoned list (to accept it again); None if not there."""
-        for key in self._poisoned_keys(tenant_id):
-            raw = self.redis.hget(key, field)
-            if raw is not None:
-                self.redis.hdel(key, field)
-                envelope: Envelope = json.loads(raw)["envelope"]
-                return envelope
-        return None
-
     def pending_events(self, tenant_id: str) -> list[tuple[str, Envelope]]:
         """Every pending event of a tenant, all partitions, oldest first in each."""
         found: list[tuple[str, Envelope]] = []
@@ -383,14 +367,10 @@ class PendingEvents(StoreBase):
             found += self.take_pending(tenant_id, number, 10_000)
         return found
 
-    def tenants(self) -> list[str]:
-        """Every tenant that ever sent an event."""
-        return sorted(_text(t) for t in self.redis.smembers(TENANTS_KEY))
-
     def pending_count(self) -> int:
         """Events accepted and not yet applied, all tenants."""
         with self.redis.pipeline(transaction=False) as pipe:
-            for tenant in self.tenants():
+            for tenant in self.tenants.all():
                 for number in range(PARTITIONS):
                     pipe.zcard(pending_key(tenant, number, self.spread))
             return sum(cast(list[int], pipe.execute()))

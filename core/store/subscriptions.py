@@ -7,16 +7,16 @@ without walking past another receiver's backlog (keys: ``keys.py``).
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import redis
 from redis.commands.core import Script
 
 from core.deliveries.records import Delivery, Subscription
+from core.store.backend import Backend, Part
 from core.store.keys import (
     DELIVERIES_DUE_KEY,
     SUBSCRIPTION_TENANTS_KEY,
@@ -29,15 +29,7 @@ from core.store.keys import (
     dispatch_cursor_key,
     subs_key,
 )
-from core.store.values import _script, _text, dumps
-
-if TYPE_CHECKING:
-    from core.store import Store
-
-
-@functools.cache
-def _claim_deliveries_source() -> str:
-    return _script("claim_deliveries")
+from core.store.values import _text, dumps
 
 
 @dataclass(frozen=True)
@@ -49,13 +41,12 @@ class SubscriptionState:
     stored_under: str  # the tenant (or "*") it is stored under
 
 
-class SubscriptionStore:
-    """Subscriptions, their deliveries, queues and breakers, over the same Redis."""
+class Subscriptions(Part):
+    """Subscriptions, their deliveries, queues and breakers."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.redis = store.redis
-        self._claim: Script = self.redis.register_script(_claim_deliveries_source())
+    def __init__(self, backend: Backend) -> None:
+        super().__init__(backend)
+        self._claim: Script = backend.script("claim_deliveries")
 
     # -- subscriptions --------------------------------------------------------
 
@@ -145,13 +136,13 @@ class SubscriptionStore:
         A dispatcher that dies before EXEC leaves the cursor where it was; the
         next one creates the same delivery ids, which SET NX ignores.
         """
-        ttl = int(self.store.retention_seconds * 1000)
+        ttl = self.backend.ttl_ms
         with self.redis.pipeline(transaction=True) as pipe:
             for delivery in deliveries:
                 pipe.set(delivery_key(tenant_id, delivery["id"]), dumps(delivery), nx=True, px=ttl)
                 index = deliveries_index_key(tenant_id, delivery["subscription_id"])
                 pipe.zadd(index, {delivery["id"]: now}, nx=True)
-                pipe.zremrangebyscore(index, "-inf", now - self.store.retention_seconds)
+                pipe.zremrangebyscore(index, "-inf", now - self.backend.retention_seconds)
                 pipe.pexpire(index, ttl)
                 self._queue(pipe, tenant_id, delivery["subscription_id"], delivery["id"], now, True)
             pipe.set(dispatch_cursor_key(tenant_id), cursor)
@@ -166,12 +157,10 @@ class SubscriptionStore:
         return json.loads(raw) if raw is not None else None
 
     def save_delivery(self, tenant_id: str, delivery: Delivery) -> None:
-        ttl = int(self.store.retention_seconds * 1000)
+        ttl = self.backend.ttl_ms
         self.redis.set(delivery_key(tenant_id, delivery["id"]), dumps(delivery), px=ttl)
 
-    def deliveries(
-        self, tenant_id: str, subscription_id: str, limit: int = 100
-    ) -> list[Delivery]:
+    def deliveries(self, tenant_id: str, subscription_id: str, limit: int = 100) -> list[Delivery]:
         """A subscription's deliveries in this tenant, newest first."""
         ids = [
             _text(i)

@@ -10,14 +10,14 @@ own keys (the keys: ``keys.py``).
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from redis.commands.core import Script
 
+from core.store.backend import Backend, Part
 from core.store.keys import (
     _supervisor_keys,
     contacts_key,
@@ -29,11 +29,8 @@ from core.store.keys import (
     supervisor_stamp_key,
     supervisor_versions_key,
 )
-from core.store.values import _script, _text, dumps
+from core.store.values import _text, dumps
 from statemachine.outcome import OutcomeRecord
-
-if TYPE_CHECKING:
-    from core.store import Store
 
 
 @dataclass(frozen=True)
@@ -47,27 +44,21 @@ class CallPart:
     settled_us: int | None  # when the call's part stopped changing (us); None: still live
 
 
-@functools.cache
-def _save_parts_source() -> str:
-    return _script("save_call_parts")
-
-
-class SupervisorStore:
+class SupervisorView(Part):
     """The supervisor's view in Redis: per-call parts, replaced whole, and manual facts."""
 
     PRUNE_BATCH = 100
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.redis = store.redis
-        self._save: Script = self.redis.register_script(_save_parts_source())
+    def __init__(self, backend: Backend) -> None:
+        super().__init__(backend)
+        self._save: Script = backend.script("save_call_parts")
 
     def save_parts(self, tenant_id: str, parts: Sequence[CallPart], now: float) -> None:
         """Replace the stored parts of these calls (one round trip), unless a newer
         fold of a call is stored already; prune calls settled before retention."""
         if not parts:
             return
-        prune_before = int((now - self.store.retention_seconds) * 1_000_000)
+        prune_before = int((now - self.backend.retention_seconds) * 1_000_000)
         keys = _supervisor_keys(tenant_id)
         calls = [
             (
@@ -85,10 +76,8 @@ class SupervisorStore:
             )
             for part in parts
         ]
-        # Through the store's script runner: a cluster's pipeline refuses scripts.
-        for answer in self.store._eval_many(calls):
-            if isinstance(answer, Exception):
-                raise answer
+        # Through the backend's script runner: a cluster's pipeline refuses scripts.
+        self.backend.eval_all(calls)
 
     def part(self, tenant_id: str, call_uuid: str) -> tuple[list[dict[str, Any]], Any, int]:
         """A call's stored legs, contact (None if none) and version (-1 if never stored)."""
@@ -157,7 +146,7 @@ class SupervisorStore:
         most ``cap`` entries of other calls on the way."""
         found: list[tuple[str, OutcomeRecord]] = []
         # On a cluster a call's records go to its partition's stream.
-        stream = outcomes_key(tenant_id, partition_for(call_uuid), self.store.spread)
+        stream = outcomes_key(tenant_id, partition_for(call_uuid), self.spread)
         cursor, read, batch = str(max(start_us, 0)), 0, 1000
         while read < cap:
             entries = cast(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from importlib import resources
 from typing import Any
 
@@ -22,5 +24,19 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
 
 
-def _script(name: str) -> str:
-    return resources.files("core.store").joinpath(f"lua/{name}.lua").read_text("utf-8")
+# A script's line "-- needs: <name>" asks for lua/shared/<name>.lua before it:
+# Redis scripts cannot include each other, so a rule two scripts share is
+# written once there and prepended to each.
+_NEEDS = re.compile(r"^-- needs: ([a-z_]+)$", re.MULTILINE)
+
+
+def _lua(path: str) -> str:
+    return resources.files("core.store").joinpath(f"lua/{path}.lua").read_text("utf-8")
+
+
+@functools.cache
+def script_source(name: str) -> str:
+    """The source of ``lua/<name>.lua``, after the shared sources it needs."""
+    source = _lua(name)
+    shared = [_lua(f"shared/{needed}") for needed in _NEEDS.findall(source)]
+    return "\n".join([*shared, source])

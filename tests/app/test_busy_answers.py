@@ -45,9 +45,9 @@ def test_webhook_past_the_budget_gets_503_with_retry_after(
     assert "busy" in answer.get_json()["error"]
     pool.release(held)
     store = Store(redis.Redis(connection_pool=pool))
-    assert store.tenants() == []
+    assert store.tenants.all() == []
     assert web.post(f"/webhooks/primevox/{TOKEN}", data=EVENT).status_code == 202
-    assert store.tenants() == ["t1"]
+    assert store.tenants.all() == ["t1"]
 
 
 def test_reads_past_the_budget_get_503_with_retry_after(

@@ -54,9 +54,15 @@ def records(client: FlaskClient, drain: Any, engine: Engine, store: Store) -> di
     drain()
     for name in ENDED:
         engine.decide(examples.TENANT_ID, f"ended-{name}")
-    outcomes, _ = store.read_outcomes([examples.TENANT_ID], after=None, limit=100, outcome=None)
-    calls = [store.get_call(examples.TENANT_ID, f"ended-{name}") for name in ENDED]
-    return {"outcomes": outcomes, "live": store.live_calls([examples.TENANT_ID]), "calls": calls}
+    outcomes, _ = store.outcomes.read_outcomes(
+        [examples.TENANT_ID], after=None, limit=100, outcome=None
+    )
+    calls = [store.calls.get_call(examples.TENANT_ID, f"ended-{name}") for name in ENDED]
+    return {
+        "outcomes": outcomes,
+        "live": store.calls.live_calls([examples.TENANT_ID]),
+        "calls": calls,
+    }
 
 
 def test_each_planned_dump_equals_marshmallows(records: dict[str, Any]) -> None:

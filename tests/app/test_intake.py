@@ -99,12 +99,14 @@ def refused(response: TestResponse, status: int) -> str:
 def queued_envelopes(client: redis.Redis) -> list[dict[str, Any]]:
     """Every accepted, not yet applied event (all known tenants), in received order."""
     store = Store(client)
-    found = [envelope for t in store.tenants() for _, envelope in store.pending_events(t)]
+    found = [
+        envelope for t in store.tenants.all() for _, envelope in store.pending.pending_events(t)
+    ]
     return sorted(found, key=lambda e: e["received_at"])
 
 
 def pending_members(client: redis.Redis, tenant: str) -> list[str]:
-    return [field for field, _ in Store(client).pending_events(tenant)]
+    return [field for field, _ in Store(client).pending.pending_events(tenant)]
 
 
 def backlog(client: redis.Redis, tenants: Iterable[str] = ("t1", "t2")) -> tuple[int, int]:

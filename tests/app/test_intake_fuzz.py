@@ -247,8 +247,8 @@ def test_accepted_fields_are_queued_exactly_as_sent(
     body = json_encode(fields, True)
     if check(client, redis_client, body, "application/json", "path", TOKEN) == 202:
         store = Store(redis_client)
-        [tenant] = store.tenants()
-        [(_, envelope)] = store.pending_events(tenant)
+        [tenant] = store.tenants.all()
+        [(_, envelope)] = store.pending.pending_events(tenant)
         # As sent on the wire: an escaped surrogate *pair* is one character.
         assert envelope["fields"] == json.loads(body)
 

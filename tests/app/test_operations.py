@@ -215,7 +215,7 @@ def test_the_outcome_stream_is_trimmed_by_age(redis_client: fakeredis.FakeRedis)
     time.sleep(1.2)
     apply(engine, inbound(0, "new"), hangup(5, "new"))
     engine.decide("t1", "new")
-    records, _ = store.read_outcomes(["t1"], after=None, limit=10)
+    records, _ = store.outcomes.read_outcomes(["t1"], after=None, limit=10)
     assert [r["call_uuid"] for r in records] == ["new"]
 
 

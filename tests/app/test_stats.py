@@ -471,11 +471,13 @@ def test_store_reads_a_window_across_tenants_in_id_order(
     """read_outcome_window merges tenants by id, ends included, capped at the server's time."""
     for at, tenant in ((5, "t2"), (10, "t1"), (15, "t2"), (20, "t1")):
         put(redis_client, record(call=f"c{at}", at=at, tenant=tenant))
-    records, end = store.read_outcome_window(["t1", "t2"], us(DAY) + 10 * US, us(DAY) + 20 * US)
+    records, end = store.outcomes.read_outcome_window(
+        ["t1", "t2"], us(DAY) + 10 * US, us(DAY) + 20 * US
+    )
     assert [r["call_uuid"] for r in records] == ["c10", "c15", "c20"]
     assert end == us(DAY) + 20 * US
     future = us(datetime.now(UTC) + timedelta(days=1))
-    _, capped = store.read_outcome_window(["t1"], 0, future)
+    _, capped = store.outcomes.read_outcome_window(["t1"], 0, future)
     assert capped < future
 
 

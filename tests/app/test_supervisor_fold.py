@@ -42,8 +42,8 @@ def traffic(rng: random.Random) -> list[Post]:
 
 def logged_events(store: Store) -> list[CallEvent]:
     events: list[CallEvent] = []
-    for call_uuid in store.scan_calls("t1"):
-        for record in store.load_call("t1", call_uuid).records:
+    for call_uuid in store.calls.scan_calls("t1"):
+        for record in store.calls.load_call("t1", call_uuid).records:
             event = from_record(record)
             if isinstance(event, CallEvent):
                 events.append(event)

@@ -58,7 +58,7 @@ def test_a_token_cannot_post_another_tenants_events(client: FlaskClient, store: 
     """A token bound to alpha posting a beta event gets 401, and nothing is stored."""
     body = "eventType=InboundCall&tenantId=beta&callUuid=x&callerIdNum=1"
     assert client.post("/webhooks/primevox/tok-a", data=body).status_code == 401
-    assert store.tenants() == [] and store.pending_count() == 0
+    assert store.tenants.all() == [] and store.pending.pending_count() == 0
 
 
 @pytest.mark.usefixtures("two_tenants")

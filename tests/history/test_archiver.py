@@ -28,10 +28,10 @@ Record = dict[str, Any]
 def publish(store: Store, records: list[Record]) -> None:
     for record in records:
         body = {k: v for k, v in record.items() if k != "id"}
-        store.redis.xadd(
+        store.backend.redis.xadd(
             outcomes_key(record["tenant_id"]), {"record": dumps(body)}, id=record["id"]
         )
-        store.redis.sadd(TENANTS_KEY, record["tenant_id"])
+        store.backend.redis.sadd(TENANTS_KEY, record["tenant_id"])
 
 
 def count(engine: sa.Engine, table: sa.Table) -> int:
@@ -50,7 +50,7 @@ def test_passes_archive_every_tenants_records_once(engine: sa.Engine) -> None:
     assert passes == -(-len(records) // 40)
     assert count(engine, revisions) == len(records)
     assert archive_pass(store, engine, batch=40) == 0
-    assert lag(store, engine).seconds(store.server_time_us()) == 0.0
+    assert lag(store, engine).seconds(store.outcomes.server_time_us()) == 0.0
     with engine.connect() as connection:
         assert writer.read_cursor(connection) == records[-1]["id"]
 
@@ -63,7 +63,7 @@ def test_a_record_stamped_after_the_pass_began_waits_for_the_next(engine: sa.Eng
     future = {
         **records[0],
         "call_uuid": "later",
-        "id": f"{store.server_time_us() + 3_600_000_000}-0",
+        "id": f"{store.outcomes.server_time_us() + 3_600_000_000}-0",
     }
     publish(store, [*records, future])
     assert archive_pass(store, engine) == 5
@@ -172,13 +172,13 @@ def test_a_failing_pass_never_ends_the_archiver_thread(engine: sa.Engine) -> Non
     thread keeps archiving once the cause is gone."""
     store = Store(fakeredis.FakeRedis())
     archiver = Archiver(store, engine)
-    broken = store.read_outcomes
+    broken = store.outcomes.read_outcomes
 
     def fails_once(*args: Any, **kwargs: Any) -> Any:
-        store.read_outcomes = broken  # type: ignore[method-assign]
+        store.outcomes.read_outcomes = broken  # type: ignore[method-assign]
         raise KeyError("a bug")
 
-    store.read_outcomes = fails_once  # type: ignore[method-assign]
+    store.outcomes.read_outcomes = fails_once  # type: ignore[method-assign]
     assert archiver.step() > 0  # backed off, not raised
     publish(store, list(outcome_records(3, tenants=("a",))))
     assert archiver.step() == 0.5 or count(engine, revisions) == 3

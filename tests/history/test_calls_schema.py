@@ -53,7 +53,9 @@ def test_each_archived_record_is_answered_as_the_schema_dumps_it(
     engine = Engine(store, settings)
     for name in CALLS:
         engine.decide(examples.TENANT_ID, name)
-    records, _ = store.read_outcomes([examples.TENANT_ID], after=None, limit=100, outcome=None)
+    records, _ = store.outcomes.read_outcomes(
+        [examples.TENANT_ID], after=None, limit=100, outcome=None
+    )
     history: sa.Engine = app.extensions[EXTENSION]
     upgrade(history)
     with history.connect() as connection:

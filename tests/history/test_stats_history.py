@@ -28,10 +28,10 @@ TENANTS = ("t1", "t2")
 def publish(store: Store, records: list[Record]) -> None:
     for record in records:
         body = {k: v for k, v in record.items() if k != "id"}
-        store.redis.xadd(
+        store.backend.redis.xadd(
             outcomes_key(record["tenant_id"]), {"record": dumps(body)}, id=record["id"]
         )
-    store.redis.sadd(TENANTS_KEY, *TENANTS)
+    store.backend.redis.sadd(TENANTS_KEY, *TENANTS)
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def engine(history_url: str) -> sa.Engine:
 
 
 def from_streams(store: Store, start_us: int, end_us: int, group_by: str | None) -> Any:
-    found, _ = store.read_outcome_window(list(TENANTS), start_us, end_us)
+    found, _ = store.outcomes.read_outcome_window(list(TENANTS), start_us, end_us)
     calls = stats.calls_in_window(found)
     return stats.summarize(calls, group_by, 20.0), stats.missed_calls(calls, 25)
 

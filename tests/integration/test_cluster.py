@@ -156,7 +156,7 @@ def test_the_connection_budget_holds_per_cluster_node(
     cluster: RedisClusterServer = request.getfixturevalue("redis_cluster")
     client = connect(cluster.url, max_connections=2, cluster=True)
     store = Store(client)
-    store.accept_many([(_envelope(f"budget-{i}"), "job:x") for i in range(40)])
+    store.pending.accept_many([(_envelope(f"budget-{i}"), "job:x") for i in range(40)])
     nodes = cast(RedisCluster, client).get_primaries()  # type: ignore[no-untyped-call]
     for node in nodes:
         pool = node.redis_connection.connection_pool
@@ -185,24 +185,26 @@ def test_outcome_pages_across_partitions_and_masters_resume_exactly(redis_db: re
     assert len({partition_for(c) for c in calls}) == PARTITIONS
     body = {"outcome": "answered", "tenant_id": TENANT_A}
     for call in calls[:30]:
-        store.publish_outcome(TENANT_A, call, expected_version=0, body=body, claimed_score=None)
+        store.outcomes.publish_outcome(
+            TENANT_A, call, expected_version=0, body=body, claimed_score=None
+        )
     for limit in (1, 2, 7):
         seen: list[str] = []
         after = None
         late = iter(calls[30:])
         while True:
-            page, cursor = store.read_outcomes([TENANT_A], after=after, limit=limit)
+            page, cursor = store.outcomes.read_outcomes([TENANT_A], after=after, limit=limit)
             if limit == 1:  # records keep arriving while the reader pages
                 for call in (next(late, None), next(late, None)):
                     if call is not None:
-                        store.publish_outcome(
+                        store.outcomes.publish_outcome(
                             TENANT_A, call, expected_version=0, body=body, claimed_score=None
                         )
             seen += [r["id"] for r in page]
             if not page:
                 break
             after = cursor
-        everything, _ = store.read_outcomes([TENANT_A], after=None, limit=1000)
+        everything, _ = store.outcomes.read_outcomes([TENANT_A], after=None, limit=1000)
         assert seen == [r["id"] for r in everything], limit
         assert len(everything) == len(calls) and len(set(seen)) == len(seen)
 
@@ -213,9 +215,9 @@ def test_durable_replicas_without_a_replica_refuse_the_event(redis_server: Redis
     client = redis_server.client()
     client.flushall()
     store = Store(client, durable_replicas=1, durable_wait_seconds=0.05)
-    [answer] = store.accept_many([(_envelope("lonely"), "job:x")])
+    [answer] = store.pending.accept_many([(_envelope("lonely"), "job:x")])
     assert isinstance(answer, NotReplicated)
-    assert any("DURABLE_REPLICAS" in w for w in store.server_warnings())
+    assert any("DURABLE_REPLICAS" in w for w in store.health.server_warnings())
 
 
 @ON_CLUSTER
@@ -225,9 +227,9 @@ def test_durable_replicas_on_a_cluster_accept_once_replicas_have_the_events(
     """DURABLE_REPLICAS=1 on the cluster (a replica per master): events of calls
     on every master are accepted, each group confirmed by WAIT."""
     store = Store(redis_db, durable_replicas=1, durable_wait_seconds=2.0)
-    answers = store.accept_many([(_envelope(f"durable-{i}"), "job:x") for i in range(40)])
+    answers = store.pending.accept_many([(_envelope(f"durable-{i}"), "job:x") for i in range(40)])
     assert all(a is True or a is False for a in answers), answers
-    assert sum(len(store.take_pending(TENANT_A, p, 100)) for p in range(PARTITIONS)) == 40
+    assert sum(len(store.pending.take_pending(TENANT_A, p, 100)) for p in range(PARTITIONS)) == 40
 
 
 @pytest.mark.skipif(shutil.which("redis-cli") is None, reason="needs redis-cli")

@@ -70,7 +70,7 @@ def post_calls(api: Api, count: int, tenants: tuple[str, ...] = (TENANT_A, TENAN
 def stream_records(launcher: Launcher) -> list[Record]:
     """Every outcome record the outcome streams hold, all tenants."""
     store = Store(launcher.redis_client)
-    records, _ = store.read_outcomes(store.tenants(), after=None, limit=1_000_000)
+    records, _ = store.outcomes.read_outcomes(store.tenants.all(), after=None, limit=1_000_000)
     return records
 
 

@@ -93,7 +93,7 @@ class Calls:
         return self.latest(tenant, call_uuid)
 
     def latest(self, tenant: str, call_uuid: str) -> dict[str, Any]:
-        records, _ = self.store.read_outcomes([tenant], after=None, limit=10_000)
+        records, _ = self.store.outcomes.read_outcomes([tenant], after=None, limit=10_000)
         mine = [r for r in records if r["call_uuid"] == call_uuid]
         assert mine, f"no outcome for {call_uuid}"
         return mine[-1]
@@ -128,7 +128,7 @@ class Pump:
         self.runner = DeliveryRunner(store, settings, threads=8)
 
     def dispatch(self) -> int:
-        return sum(self.deliveries.dispatch(t) for t in self.store.tenants())
+        return sum(self.deliveries.dispatch(t) for t in self.store.tenants.all())
 
     def __call__(self) -> int:
         """Dispatch, then attempt until nothing is due or under way; returns attempts made."""

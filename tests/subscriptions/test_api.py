@@ -13,7 +13,7 @@ from inproc_kit import ADMIN, T1, T2
 
 from app import create_app
 from core.settings import Settings
-from core.store import Store, SubscriptionStore
+from core.store import Store
 
 HOOK = "http://127.0.0.1:9/hook"
 PUBLIC_HOOK = "https://8.8.8.8/hook"  # a global address: no DNS needed to check it
@@ -42,7 +42,7 @@ def assert_error(answer: Any, status: int) -> None:
 
 
 def stored_secrets(redis_client: fakeredis.FakeRedis, tenant: str, sub_id: str) -> list[Any]:
-    found = SubscriptionStore(Store(redis_client)).subscription(tenant, sub_id)
+    found = Store(redis_client).subscriptions.subscription(tenant, sub_id)
     assert found is not None
     secrets: list[Any] = found["secrets"]
     return secrets

@@ -18,7 +18,7 @@ from inproc_kit import ADMIN, RETRY_SCHEDULE, T1, Calls, Pump, deliveries, subsc
 from webhook_kit import Receiver, always, failing_first, verifies, verify
 
 from core.settings import Settings
-from core.store import Store, SubscriptionStore, dispatch_cursor_key
+from core.store import Store, dispatch_cursor_key
 
 MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
 
@@ -267,7 +267,7 @@ def test_deleted_subscription_cancels_pending_deliveries(
     assert client.delete(f"/v1/subscriptions/{sub['id']}", headers=ADMIN).status_code == 204
     pump()
     assert receiver.received() == []
-    [delivery] = SubscriptionStore(store).deliveries("t1", sub["id"])
+    [delivery] = store.subscriptions.deliveries("t1", sub["id"])
     assert delivery["status"] == "cancelled"
 
 

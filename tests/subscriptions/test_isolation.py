@@ -23,7 +23,6 @@ from core.deliveries.dispatch import DELIVERY_LEASE
 from core.settings import Settings
 from core.store import (
     Store,
-    SubscriptionStore,
     delivery_due_key,
     delivery_queue_key,
     delivery_timers_key,
@@ -182,7 +181,7 @@ def test_a_claim_whose_process_died_is_made_again_after_its_lease(
     sub = subscribe(client, receiver.url())
     calls.end("missed")
     pump.dispatch()
-    subs = SubscriptionStore(store)
+    subs = store.subscriptions
     now = time.time()
     claimed = subs.claim_deliveries("t1", now, now + DELIVERY_LEASE, [(sub["id"], 10)])
     [delivery_id] = claimed[sub["id"]]
@@ -208,7 +207,7 @@ def test_timers_of_the_single_timer_set_are_moved_into_the_queues(
     [(delivery_id, due)] = redis_client.zrange(queue, 0, -1, withscores=True)
     redis_client.delete(queue, delivery_due_key("t1"))
     redis_client.zadd(delivery_timers_key("t1"), {f"{sub['id']}/{delivery_id.decode()}": due})
-    assert SubscriptionStore(store).migrate_delivery_timers(["t1"]) == 1
+    assert store.subscriptions.migrate_delivery_timers(["t1"]) == 1
     assert redis_client.zscore(queue, delivery_id) == due
     assert not redis_client.exists(delivery_timers_key("t1"))
     assert runner_for(store, settings).run_until_idle() == 1

@@ -7,14 +7,14 @@ from flask.testing import FlaskClient
 from inproc_kit import ADMIN
 
 from app.subscriptions.schemas import SubscriptionAnswer, SubscriptionWithSecretAnswer
-from core.store import Store, SubscriptionStore
+from core.store import Store
 
 
 def test_an_internal_field_stored_later_is_not_shown(client: FlaskClient, store: Store) -> None:
     made = client.post("/v1/subscriptions", json={"url": "https://example.com/h"}, headers=ADMIN)
     assert made.status_code == 201
     assert set(made.get_json()) == set(SubscriptionWithSecretAnswer().fields) - {"disabled_reason"}
-    subs = SubscriptionStore(store)
+    subs = store.subscriptions
     stored = subs.subscription("*", made.get_json()["id"])
     assert stored is not None and stored["secrets"]
     # A field the record type does not have yet: as if added later, internal.

@@ -61,7 +61,7 @@ def ids(records: list[dict[str, Any]]) -> list[str]:
 
 
 def all_records(store: Store, tenants: list[str]) -> list[dict[str, Any]]:
-    records, _ = store.read_outcomes(tenants, after=None, limit=10_000)
+    records, _ = store.outcomes.read_outcomes(tenants, after=None, limit=10_000)
     return records
 
 

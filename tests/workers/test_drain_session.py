@@ -42,7 +42,9 @@ def test_intake_wakes_a_worker_that_holds_the_partition_and_rings_otherwise(
     queue = events_queue(redis_client)
     assert enqueue_event(store, queue, inbound(uuid_in(3)))  # free: rung
     assert queue.count == 1
-    store.claim_doorbells([("t1", 3)], "worker:w1", [redis_client.get(doorbell_key("t1", 3))])
+    store.pending.claim_doorbells(
+        [("t1", 3)], "worker:w1", [redis_client.get(doorbell_key("t1", 3))]
+    )
     for n in range(3):
         assert not enqueue_event(store, queue, inbound(uuid_in(3, f"d{n}-")))
     assert queue.count == 1
@@ -67,7 +69,7 @@ def test_a_session_takes_over_queued_jobs_and_hands_everything_to_one_successor(
     queue.remove(own)  # the worker took this job off the queue
     session = DrainSession(engine, queue, "w1", own)
     assert session.run([("t1", 1)]) == 2
-    assert store.pending_count() == 0
+    assert store.pending.pending_count() == 0
     successor = [j for j in queue.get_job_ids() if j not in job_ids]
     assert len(successor) == 1
     for partition in (1, 5):

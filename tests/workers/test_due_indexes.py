@@ -17,7 +17,6 @@ from core.store import (
     CALL_INDEX_COMPLETE_KEY,
     PENDING_DUE_KEY,
     TIMERS_DUE_KEY,
-    DueIndexes,
     Store,
     call_tenants_key,
     timers_key,
@@ -35,7 +34,7 @@ def test_a_marked_tenant_is_taken_once_and_handed_back_with_what_is_left(
 ) -> None:
     """take() returns a due tenant and hides it for the lease; release() sets the
     mark to the next due time, or drops it when nothing is left."""
-    due = DueIndexes(store)
+    due = store.due
     due.mark(TIMERS_DUE_KEY, "t1", 100.0)
     due.mark(TIMERS_DUE_KEY, "t2", 500.0)
     [(tenant, lease)] = due.take(TIMERS_DUE_KEY, until=200.0, now=200.0)
@@ -54,7 +53,7 @@ def test_a_mark_moved_earlier_during_the_lease_is_kept(
 ) -> None:
     """Work armed while a reader holds the tenant (ZADD LT below the lease) is not
     overwritten by the reader's hand-back, nor dropped."""
-    due = DueIndexes(store)
+    due = store.due
     due.mark(PENDING_DUE_KEY, "t1", 100.0)
     [(_, lease)] = due.take(PENDING_DUE_KEY, until=100.0, now=100.0)
     due.mark(PENDING_DUE_KEY, "t1", 105.0)  # a writer, meanwhile
@@ -66,7 +65,7 @@ def test_a_mark_moved_earlier_during_the_lease_is_kept(
 
 def test_marks_only_move_earlier(redis_client: fakeredis.FakeRedis, store: Store) -> None:
     """A later mark never hides an earlier one."""
-    due = DueIndexes(store)
+    due = store.due
     due.mark(TIMERS_DUE_KEY, "t1", 100.0)
     due.mark(TIMERS_DUE_KEY, "t1", 400.0)
     assert score(redis_client, TIMERS_DUE_KEY, "t1") == 100.0
@@ -77,7 +76,7 @@ def test_the_sweep_puts_back_a_lost_mark(redis_client: fakeredis.FakeRedis, stor
     marked again by the sweep, at its earliest timer."""
     redis_client.sadd("cs:tenants", "t1", "t2")
     redis_client.zadd(timers_key("t1"), {"c1": 250.0, "c2": 120.0})
-    assert DueIndexes(store).sweep() == 1
+    assert store.due.sweep() == 1
     assert score(redis_client, TIMERS_DUE_KEY, "t1") == 120.0
     assert score(redis_client, TIMERS_DUE_KEY, "t2") is None
 
@@ -91,7 +90,7 @@ def test_accepting_an_event_marks_pending_and_the_calls_tenant(
     )
     assert answer.status_code == 202
     assert score(redis_client, PENDING_DUE_KEY, "t7") is not None
-    assert Store(redis_client).call_tenants("c77") == ["t7"]
+    assert Store(redis_client).tenants.of_call("c77") == ["t7"]
     assert redis_client.pttl("cs:call-tenants:c77") > 0
 
 
@@ -107,7 +106,7 @@ def test_an_every_tenant_key_reads_a_conversation_through_its_index(
     )
     answer = client.post(f"/webhooks/primevox/{TOKEN}", data=body, content_type="application/json")
     assert answer.status_code == 202
-    assert Store(redis_client).conversation_tenants("conv-8") == ["t8"]
+    assert Store(redis_client).tenants.of_conversation("conv-8") == ["t8"]
     headers = {"Authorization": f"Bearer {API_KEY}"}
     assert client.get("/v1/conversations/nope/messages", headers=headers).status_code == 404
 
@@ -124,7 +123,7 @@ def test_after_an_upgrade_an_every_tenant_key_still_finds_calls_older_than_the_i
         assert answer.status_code == 202
     drain()
     redis_client.delete(call_tenants_key("old"))  # as if accepted by an older release
-    store.start_call_index(time.time())  # tenants have data: complete one retention later
+    store.tenants.start_call_index(time.time())  # tenants have data: complete one retention later
     headers = {"Authorization": f"Bearer {API_KEY}"}
     assert client.get("/v1/calls/old", headers=headers).status_code == 200
     redis_client.set(CALL_INDEX_COMPLETE_KEY, "0")  # that retention period is over

@@ -75,26 +75,28 @@ def hangup(s: float, uuid: str = "c1", ext: str = "") -> dict[str, Any]:
 
 def apply(engine: Engine, *envelopes: dict[str, Any]) -> None:
     """Apply envelopes as a drain job would: grouped in their partitions."""
-    engine.store.redis.sadd(TENANTS_KEY, "t1")  # as intake would have
+    engine.store.backend.redis.sadd(TENANTS_KEY, "t1")  # as intake would have
     for record in envelopes:
         field = f"{record['id']}@x"
         engine.apply_batch("t1", partition_of(record), [(field, record)])
 
 
 def outcomes(store: Store) -> list[dict[str, Any]]:
-    return store.read_outcomes(["t1"], after=None, limit=1000)[0]
+    return store.outcomes.read_outcomes(["t1"], after=None, limit=1000)[0]
 
 
 def decide_all(engine: Engine, now: float) -> list[str]:
     engine.clock = lambda: now
-    return [engine.decide("t1", uuid) for uuid in engine.store.claim_timers("t1", now, now + 15)]
+    return [
+        engine.decide("t1", uuid) for uuid in engine.store.calls.claim_timers("t1", now, now + 15)
+    ]
 
 
 def test_duplicates_and_any_order_store_each_event_once(engine: Engine, store: Store) -> None:
     """The same events, shuffled and repeated, leave one copy each, in received order."""
     events = [inbound(0), answered(5), hangup(60, ext="101")]
     apply(engine, events[2], events[0], events[2], events[1], events[0])
-    log = store.load_call("t1", "c1")
+    log = store.calls.load_call("t1", "c1")
     assert [r["event_type"] for r in log.records] == [
         "InboundCall",
         "ExtensionAnswered",
@@ -107,7 +109,7 @@ def test_a_duplicate_keeps_its_earliest_receipt(engine: Engine, store: Store) ->
     first, retry = inbound(0), inbound(3)
     retry["id"] = first["id"]  # same content, received again later
     apply(engine, retry, first)
-    [record] = store.load_call("t1", "c1").records
+    [record] = store.calls.load_call("t1", "c1").records
     assert record["received_at"] == first["received_at"]
 
 
@@ -136,7 +138,7 @@ def test_a_late_event_that_changes_the_outcome_makes_revision_2(
     first, second = outcomes(store)
     assert (first["outcome"], first["revision"]) == ("missed", 1)
     assert (second["outcome"], second["revision"]) == ("answered", 2)
-    stored = store.redis.hget(call_key("t1", "c1", store.spread), "outcome")
+    stored = store.backend.redis.hget(call_key("t1", "c1", store.backend.spread), "outcome")
     assert json.loads(stored)["revision"] == 2
 
 
@@ -179,8 +181,10 @@ def test_an_event_that_breaks_the_fold_is_set_aside_not_blocking(
     good = answered(5)
     partition = partition_of(good)
     engine.apply_batch("t1", partition, [("bad@1", bad), ("good@1", good)])
-    assert [r["event_type"] for r in store.load_call("t1", "c1").records] == ["ExtensionAnswered"]
-    assert list(store.poisoned("t1")) == ["bad@1"]
+    assert [r["event_type"] for r in store.calls.load_call("t1", "c1").records] == [
+        "ExtensionAnswered"
+    ]
+    assert list(store.poisoned.read("t1")) == ["bad@1"]
 
 
 def test_a_concurrent_commit_is_retried_not_overwritten(
@@ -188,7 +192,7 @@ def test_a_concurrent_commit_is_retried_not_overwritten(
 ) -> None:
     """If another worker commits between our read and our commit, we fold again."""
     apply(engine, inbound(0))
-    real_load = store.load_calls
+    real_load = store.calls.load_calls
     raced = []
 
     def load_then_race(tenant: str, uuids: Any) -> Any:
@@ -198,12 +202,12 @@ def test_a_concurrent_commit_is_retried_not_overwritten(
             apply(engine, hangup(60))  # another worker gets there first
         return logs
 
-    monkeypatch.setattr(store, "load_calls", load_then_race)
+    monkeypatch.setattr(store.calls, "load_calls", load_then_race)
     result = engine.apply_batch("t1", partition_of(answered(5)), [("f@1", answered(5))])
     assert result.conflicts == 1
-    types = [r["event_type"] for r in store.load_call("t1", "c1").records]
+    types = [r["event_type"] for r in store.calls.load_call("t1", "c1").records]
     assert types == ["InboundCall", "ExtensionAnswered", "HangupCall"]
-    view = json.loads(store.redis.hget(call_key("t1", "c1", store.spread), "view"))
+    view = json.loads(store.backend.redis.hget(call_key("t1", "c1", store.backend.spread), "view"))
     assert view["state"] == "ended" and view["answered_by"]["number"] == "101"
 
 
@@ -212,7 +216,7 @@ def test_rebuild_finds_and_fixes_a_view_that_disagrees_with_the_log(
 ) -> None:
     """A tampered stored view is reported by rebuild, and put right with fix."""
     apply(engine, inbound(0), answered(5))
-    store.replace_view("t1", "c1", {"state": "queued"})
+    store.calls.replace_view("t1", "c1", {"state": "queued"})
     problems = engine.rebuild_call("t1", "c1", fix=True)
     assert problems and "view differs" in problems[0]
     assert engine.rebuild_call("t1", "c1", fix=False) == []
@@ -229,16 +233,20 @@ def test_reaper_rings_again_for_a_partition_whose_drainer_died(
     queue = events_queue(redis_client)
     queue.empty()  # the drain job is lost...
     partition = next(
-        p for p in range(PARTITIONS) if redis_client.zcard(pending_key("t1", p, store.spread))
+        p
+        for p in range(PARTITIONS)
+        if redis_client.zcard(pending_key("t1", p, store.backend.spread))
     )
-    store.claim_doorbell("t1", partition, "worker:dead-worker")  # ...held by a dead worker
-    redis_client.zadd(pending_key("t1", partition, store.spread), {b"x": 0}, xx=True)
-    for field in redis_client.zrange(pending_key("t1", partition, store.spread), 0, -1):
-        redis_client.zadd(pending_key("t1", partition, store.spread), {field: time.time() - 60})
+    store.pending.claim_doorbell("t1", partition, "worker:dead-worker")  # ...held by a dead worker
+    redis_client.zadd(pending_key("t1", partition, store.backend.spread), {b"x": 0}, xx=True)
+    for field in redis_client.zrange(pending_key("t1", partition, store.backend.spread), 0, -1):
+        redis_client.zadd(
+            pending_key("t1", partition, store.backend.spread), {field: time.time() - 60}
+        )
     keeper = Housekeeper(engine, queue, "live-worker")
     assert keeper.reap() == 1
     assert queue.count == 1
-    assert store.doorbell("t1", partition).startswith("job:")
+    assert store.pending.doorbell("t1", partition).startswith("job:")
     assert keeper.reap() == 0  # the new job is queued: nothing more to do
 
 
@@ -255,8 +263,10 @@ def test_no_outcome_while_events_accepted_in_time_still_wait(
     assert client.post(f"/webhooks/primevox/{TOKEN}", data=late).status_code == 202
     # Pretend the straggler was accepted before the call's end: a backlog.
     partition = partition_of({"data": {"call_uuid": "slow"}})
-    for field in store.redis.zrange(pending_key("t1", partition, store.spread), 0, -1):
-        store.redis.zadd(pending_key("t1", partition, store.spread), {field: 0})
+    for field in store.backend.redis.zrange(
+        pending_key("t1", partition, store.backend.spread), 0, -1
+    ):
+        store.backend.redis.zadd(pending_key("t1", partition, store.backend.spread), {field: 0})
     assert engine.decide("t1", "slow") == "waiting"
     assert outcomes(store) == []
     drain()

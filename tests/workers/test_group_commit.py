@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from core.store.group_commit import GroupCommit
+from core.store import GroupCommit
 
 
 def test_every_thread_gets_its_own_result_and_calls_are_shared() -> None:

@@ -129,7 +129,7 @@ def test_every_script_call_stays_in_one_slot(
     deliveries = Deliveries(store, settings)
     made = 0
     for tenant in AWKWARD_TENANTS:
-        for call_uuid in store.claim_timers(tenant, now=1e12, lease_until=1e12 + 1):
+        for call_uuid in store.calls.claim_timers(tenant, now=1e12, lease_until=1e12 + 1):
             engine.decide(tenant, call_uuid)
         made += deliveries.dispatch(tenant)
     # Every first attempt is claimed, refused (the name "resolves" to a

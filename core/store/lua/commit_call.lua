@@ -3,6 +3,7 @@
 -- The caller folded the log it read at version ARGV[1] together with the new
 -- entries; if anyone committed since, that fold is stale and we refuse
 -- (optimistic concurrency), so no worker can overwrite a newer state.
+-- needs: merge_log
 --
 -- KEYS: 1 log zset (event id -> received_at us), 2 records hash (event id -> json),
 --       3 meta hash, 4 live zset, 5 timers zset, 6 pending zset, 7 pending hash
@@ -15,22 +16,8 @@ if version ~= tonumber(ARGV[1]) then
   return {0, version}
 end
 
-local i = 8
-local changed = 0
-for _ = 1, tonumber(ARGV[7]) do
-  -- Keep the score as the caller's string: Lua numbers print with 14 digits,
-  -- too few for microseconds since the epoch.
-  local id, score, record = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  i = i + 3
-  local current = redis.call('ZSCORE', KEYS[1], id)
-  -- A duplicate keeps the earliest receipt, so the log does not depend on
-  -- which copy a worker happened to see first.
-  if (not current) or tonumber(score) < tonumber(current) then
-    redis.call('ZADD', KEYS[1], score, id)
-    redis.call('HSET', KEYS[2], id, record)
-    changed = 1
-  end
-end
+local merged, i = merge_log(KEYS[1], KEYS[2], 8, tonumber(ARGV[7]))
+local changed = merged > 0 and 1 or 0
 
 local done = tonumber(ARGV[i])
 for k = 1, done do

@@ -1,6 +1,7 @@
 """What every part of the Store shares: its clients, the deployment's layout
 (one Redis or a cluster) and the runner that sends Lua scripts, one round trip
-per node. ``Store`` (``core/store/__init__.py``) sets the attributes."""
+per node. ``Store`` (``core/store/__init__.py``) makes one ``Backend`` and
+hands it to each of its parts (``Part``)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,8 @@ from redis.cluster import RedisCluster
 from redis.commands.core import Script
 
 from core.store.connection import NotReplicated, PoolExhausted, Redis
-from core.store.keys import (
-    PARTITIONS,
-    partition_tag,
-    pending_events_key,
-    pending_key,
-)
+from core.store.keys import PARTITIONS, partition_tag
+from core.store.values import script_source
 
 # Answers of a node that does not hold the slot (now): nothing ran there.
 _REDIRECTS = (
@@ -28,18 +25,33 @@ _REDIRECTS = (
 )
 
 
-class StoreBase:
+class Backend:
     """The clients and settings of a Store, and how its parts reach Redis."""
 
-    redis: Redis
-    cluster: RedisCluster | None
-    queues: Redis
-    spread: bool
-    # The cluster client's node-map methods, which redis-py leaves untyped.
-    _nodes: Any
-    retention_seconds: float
-    durable_replicas: int
-    durable_wait_ms: int
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        queues: Redis | None = None,
+        spread: bool | None = None,
+        retention_seconds: float = 7 * 24 * 3600.0,
+        durable_replicas: int = 0,
+        durable_wait_seconds: float = 1.0,
+    ) -> None:
+        """See ``Store``: the same arguments, less what only one part uses."""
+        self.redis: Redis = client
+        self.cluster: RedisCluster | None = client if isinstance(client, RedisCluster) else None
+        self.queues = queues if queues is not None else client
+        self.spread = self.cluster is not None if spread is None else spread
+        # The cluster client, for its node-map methods, which redis-py leaves untyped.
+        self.nodes: Any = self.cluster
+        self.retention_seconds = retention_seconds
+        self.durable_replicas = durable_replicas
+        self.durable_wait_ms = max(1, int(durable_wait_seconds * 1000))
+
+    def script(self, name: str) -> Script:
+        """The Lua script ``lua/<name>.lua``, with the shared sources it asks for."""
+        return self.redis.register_script(script_source(name))
 
     @property
     def ttl_ms(self) -> int:
@@ -55,13 +67,13 @@ class StoreBase:
         of them on a cluster, one (they share the tenant's keys) on one Redis."""
         return range(PARTITIONS) if self.spread else range(1)
 
-    def _servers(self) -> list[tuple[str, Redis]]:
+    def servers(self) -> list[tuple[str, Redis]]:
         """Each master holding call state, with its address (blank on one Redis)."""
         if self.cluster is None:
             return [("", self.redis)]
-        return [(node.name, node.redis_connection) for node in self._nodes.get_primaries()]
+        return [(node.name, node.redis_connection) for node in self.nodes.get_primaries()]
 
-    def _eval_many(
+    def eval_many(
         self,
         calls: Sequence[tuple[Script, Sequence[str], Sequence[Any]]],
         *,
@@ -90,10 +102,10 @@ class StoreBase:
             extra[""] = list(also)
         else:
             for index, (_, keys, _) in enumerate(calls):
-                node = self._nodes.get_node_from_key(keys[0])
+                node = self.nodes.get_node_from_key(keys[0])
                 groups.setdefault(node.name, (node.redis_connection, []))[1].append(index)
             for command in also:
-                node = self._nodes.get_node_from_key(command[1])
+                node = self.nodes.get_node_from_key(command[1])
                 groups.setdefault(node.name, (node.redis_connection, []))
                 extra.setdefault(node.name, []).append(command)
         answers: list[Any] = [None] * len(calls)
@@ -140,7 +152,7 @@ class StoreBase:
         assert self.cluster is not None
         script, keys, args = call
         try:
-            node = self._nodes.get_node_from_key(keys[0])
+            node = self.nodes.get_node_from_key(keys[0])
             answer = self._eval_on(node.redis_connection, [call], wait_replicas)[0]
             if not isinstance(answer, _REDIRECTS):
                 return answer
@@ -204,19 +216,20 @@ class StoreBase:
             with contextlib.suppress(redis.RedisError):
                 self.cluster.nodes_manager.initialize()
 
-    @staticmethod
-    def _raise_first(answers: Sequence[Any]) -> list[Any]:
+    def eval_all(self, calls: Sequence[tuple[Script, Sequence[str], Sequence[Any]]]) -> list[Any]:
+        """``eval_many``, raising the first error among the answers."""
+        answers = self.eval_many(calls)
         for answer in answers:
             if isinstance(answer, BaseException):
                 raise answer
-        return list(answers)
+        return answers
 
-    def _clear_pending(self, tenant_id: str, partition: int, fields: Sequence[str]) -> None:
-        """Drop applied events from a partition's pending set (after a commit that
-        could not do it: another slot). Applying them again would change nothing."""
-        if not fields:
-            return
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(pending_key(tenant_id, partition, self.spread), *fields)
-            pipe.hdel(pending_events_key(tenant_id, partition, self.spread), *fields)
-            pipe.execute()
+
+class Part:
+    """One part of the Store: the reads and writes of one concept, over the
+    shared backend. ``redis`` and ``spread`` are the backend's, kept at hand."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.redis = backend.redis
+        self.spread = backend.spread
