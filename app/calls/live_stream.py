@@ -16,7 +16,7 @@ from flask import Response, current_app, g
 import app.web.sse as sse
 from app.calls.routes import filter_live
 from app.calls.schemas import LiveCallArgs, LiveCallSchema
-from app.web.auth import ALL_TENANTS, require_api_key
+from app.web.auth import ALL_TENANTS
 from app.web.fast_dump import compile_dump
 from app.web.resources import get_store
 from app.web.rest import TOO_MANY_STREAMS, ApiBlueprint, sse_event
@@ -31,19 +31,19 @@ dump_live_call = compile_dump(LiveCallSchema())
 LIVE_POLL_SECONDS = 0.25
 
 
-@bp.get("/v1/calls/live/stream", tags=["calls"])
-@require_api_key
-@bp.arguments(LiveCallArgs(), location="query")
-@bp.response(
-    200,
-    sse_event("live", "LiveSnapshot"),
+@bp.operation(
+    "GET",
+    "/v1/calls/live/stream",
+    "streamLiveCalls",
+    tag="calls",
+    query=LiveCallArgs(),
+    schema=sse_event("live", "LiveSnapshot"),
     content_type="text/event-stream",
-    description="the event stream",
+    answer="the event stream",
     example=f'event: live\ndata: {{"calls": [...], "server_time": "{EXAMPLE_TIME}"}}\n\n',
+    usual=(401, 403),
+    errors={503: TOO_MANY_STREAMS},
 )
-@bp.errors(401, 403)
-@bp.alt_response(503, **TOO_MANY_STREAMS)
-@bp.doc(operationId="streamLiveCalls")
 def live_stream(args: dict[str, str]) -> Response | tuple[Response, int]:
     """Live calls as Server-Sent Events, on every change
 

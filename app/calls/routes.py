@@ -15,23 +15,29 @@ from app.calls.schemas import (
     LiveCallListSchema,
     MessageListSchema,
 )
-from app.web.auth import require_api_key
 from app.web.errors import error_response
 from app.web.resources import get_store
-from app.web.rest import ApiBlueprint, error_doc, path_param
+from app.web.rest import ApiBlueprint, path_param
 from app.web.schema_fields import EXAMPLE_CALL_UUID, EXAMPLE_CONVERSATION
 from app.web.scope import every_tenant_lookup, scoped_tenants
 from statemachine.envelope import Envelope
 
 bp = ApiBlueprint("api", __name__, url_prefix="/v1")
+# A call named in the path, and the answer when the key may not see it.
+CALL_UUID = path_param("call_uuid", "the PBX's callUuid", EXAMPLE_CALL_UUID)
+NO_SUCH_CALL = "no such call, or another tenant's"
 
 
-@bp.get("/calls/live", tags=["calls"])
-@require_api_key
-@bp.arguments(LiveCallArgs(), location="query")
-@bp.response(200, LiveCallListSchema, description="the live calls")
-@bp.errors(401, 403, 503)
-@bp.doc(operationId="listLiveCalls")
+@bp.operation(
+    "GET",
+    "/calls/live",
+    "listLiveCalls",
+    tag="calls",
+    query=LiveCallArgs(),
+    schema=LiveCallListSchema,
+    answer="the live calls",
+    usual=(401, 403, 503),
+)
 def live_calls(args: dict[str, str]) -> dict[str, Any]:
     """Calls that have started and not ended, oldest first"""
     tenants = scoped_tenants(args.get("tenant_id"))
@@ -51,16 +57,17 @@ def filter_live(
     ]
 
 
-@bp.get(
+@bp.operation(
+    "GET",
     "/calls/<call_uuid>",
-    tags=["calls"],
-    parameters=[path_param("call_uuid", "the PBX's callUuid", EXAMPLE_CALL_UUID)],
+    "getCall",
+    tag="calls",
+    path_params=[CALL_UUID],
+    schema=CallSchema,
+    answer="the call",
+    usual=(401, 503),
+    errors={404: NO_SUCH_CALL},
 )
-@require_api_key
-@bp.response(200, CallSchema, description="the call")
-@bp.errors(401, 503)
-@bp.alt_response(404, **error_doc("no such call, or another tenant's"))
-@bp.doc(operationId="getCall")
 def get_call(call_uuid: str) -> Any:
     """One call with its latest outcome and its event log"""
     store = get_store()
@@ -74,16 +81,17 @@ def get_call(call_uuid: str) -> Any:
     return error_response(404, "no such call")
 
 
-@bp.get(
+@bp.operation(
+    "GET",
     "/conversations/<conversation_id>/messages",
-    tags=["sms"],
-    parameters=[path_param("conversation_id", "the PBX's conversationID", EXAMPLE_CONVERSATION)],
+    "listMessages",
+    tag="sms",
+    path_params=[path_param("conversation_id", "the PBX's conversationID", EXAMPLE_CONVERSATION)],
+    schema=MessageListSchema,
+    answer="the messages",
+    usual=(401, 503),
+    errors={404: "no such conversation, or another tenant's"},
 )
-@require_api_key
-@bp.response(200, MessageListSchema, description="the messages")
-@bp.errors(401, 503)
-@bp.alt_response(404, **error_doc("no such conversation, or another tenant's"))
-@bp.doc(operationId="listMessages")
 def messages(conversation_id: str) -> Any:
     """The messages of one SMS conversation, oldest first"""
     store = get_store()

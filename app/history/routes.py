@@ -35,9 +35,8 @@ from app.calls.schemas import (
     OUTCOME_KINDS,
     CallHistoryPageSchema,
 )
-from app.web.auth import require_api_key
 from app.web.errors import BadQuery, error_response
-from app.web.rest import FORBIDDEN, UNAUTHORIZED, ApiBlueprint, error_doc
+from app.web.rest import ApiBlueprint
 from app.web.scope import scoped_tenant
 from core.history.archive import lag
 from core.history.database import create_engine
@@ -147,19 +146,20 @@ class CallSearchArgs(Schema):
         metadata={"description": "csv: the same as Accept: text/csv"},
     )
 
+    @staticmethod
+    def error_text(messages: Any) -> str:
+        """Every problem, each after its argument's name (app/web/rest.py words the
+        other queries' errors by their first field alone)."""
+        named = messages if isinstance(messages, dict) else {"query": messages}
+        return "; ".join(f"{name}: {' '.join(map(str, why))}" for name, why in named.items())
+
 
 def _micros(moment: datetime | None) -> int | None:
     return micros(moment) if moment is not None else None
 
 
-def search_query() -> tuple[CallFilter, Position | None, dict[str, Any]]:
-    """Read the query string. Raises BadQuery (400) or TenantForbidden (403)."""
-    try:
-        args: dict[str, Any] = CallSearchArgs().load(request.args)
-    except ValidationError as exc:
-        messages = exc.messages if isinstance(exc.messages, dict) else {"query": exc.messages}
-        problems = "; ".join(f"{name}: {' '.join(map(str, why))}" for name, why in messages.items())
-        raise BadQuery(problems) from None
+def search_query(args: dict[str, Any]) -> tuple[CallFilter, Position | None]:
+    """The search the loaded query asks for. Raises BadQuery (400) or TenantForbidden (403)."""
     start, end = args.get("from_"), args.get("to")
     if start is not None and end is not None and start >= end:
         raise BadQuery("from must be before to")
@@ -181,7 +181,7 @@ def search_query() -> tuple[CallFilter, Position | None, dict[str, Any]]:
         raise BadQuery(str(exc)) from None
     if after is not None and where.tenant_id is not None and after.tenant_id != where.tenant_id:
         raise BadQuery("cursor belongs to another search")
-    return where, after, args
+    return where, after
 
 
 def wants_csv(args: dict[str, Any]) -> bool:
@@ -192,22 +192,23 @@ def wants_csv(args: dict[str, Any]) -> bool:
     return best == "text/csv"
 
 
-@bp.get("/calls", tags=["calls"])
-@require_api_key
-@bp.alt_response(400, **error_doc("a bad filter, limit or cursor"))
-@bp.alt_response(401, **UNAUTHORIZED)
-@bp.alt_response(403, **FORBIDDEN)
-@bp.alt_response(501, **error_doc("history is not configured (no DATABASE_URL)"))
-@bp.alt_response(
-    503, **error_doc("the history database is unavailable, or exports are at their cap: retry")
-)
-@bp.doc(
-    operationId="searchCallHistory",
-    # Read in the view, after the check that history is configured (501 first).
-    parameters=[{"in": "query", "schema": CallSearchArgs}],
+@bp.operation(
+    "GET",
+    "/calls",
+    "searchCallHistory",
+    tag="calls",
+    # Answered after the check that history is configured (501 first).
+    before=require_history,
+    query=CallSearchArgs(),
+    answer="a page of calls, or the CSV",
+    usual=(401, 403),
+    errors={
+        400: "a bad filter, limit or cursor",
+        501: "history is not configured (no DATABASE_URL)",
+        503: "the history database is unavailable, or exports are at their cap: retry",
+    },
     responses={
         200: {
-            "description": "a page of calls, or the CSV",
             "content": {
                 "application/json": {"schema": CallHistoryPageSchema},
                 "text/csv": {"schema": {"type": "string"}},
@@ -215,7 +216,7 @@ def wants_csv(args: dict[str, Any]) -> bool:
         }
     },
 )
-def search_calls() -> Response | tuple[Response, int]:
+def search_calls(args: dict[str, Any]) -> Response | tuple[Response, int]:
     """Call history: search every archived call, JSON pages or CSV
 
     Calls from the history database (DATABASE_URL), found long after Redis retention:
@@ -224,7 +225,7 @@ def search_calls() -> Response | tuple[Response, int]:
     matching call (limit caps it), one call a row, columns as docs/history.md lists.
     """
     engine = require_history()
-    where, after, args = search_query()
+    where, after = search_query(args)
     csv_wanted = wants_csv(args)
     limit = args.get("limit") or exports.LARGE_PAGE
     if not csv_wanted and limit > MAX_LIMIT:

@@ -6,13 +6,12 @@ The request bodies are documented from the intake's own schemas
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from marshmallow import fields, validate
 
 from app.web.fast_dump import compile_dump
-from app.web.rest import RETRY_AFTER, ApiBlueprint, error_doc, stacked
+from app.web.rest import RETRY_AFTER, error_doc
 from app.web.schema_fields import (
     EXAMPLE_CALL_UUID,
     EXAMPLE_CONVERSATION,
@@ -71,15 +70,17 @@ INTAKE_ERRORS = {
         headers=RETRY_AFTER,
     ),
 }
-F = TypeVar("F", bound=Callable[..., Any])
 
 
-def documented_intake(bp: ApiBlueprint, **doc: Any) -> Callable[[F], F]:
-    """The OpenAPI description of a webhook route: body, answers, and ``doc``."""
-    return stacked(
-        bp.response(
-            202, AcceptedSchema, description="the event is durably queued and will be applied"
-        ),
-        *(bp.alt_response(status, **answer) for status, answer in INTAKE_ERRORS.items()),
-        bp.doc(requestBody=INTAKE_BODY, **doc),
-    )
+def documented_intake(**doc: Any) -> dict[str, Any]:
+    """The ``operation`` arguments of a webhook route: body, answers, and ``doc``."""
+    return {
+        "tag": "webhook intake",
+        "key": False,
+        "status": 202,
+        "schema": AcceptedSchema,
+        "answer": "the event is durably queued and will be applied",
+        "errors": INTAKE_ERRORS,
+        "requestBody": INTAKE_BODY,
+        **doc,
+    }

@@ -6,14 +6,16 @@ what that field must be) and makes one marshmallow field per body field, in
 the class's order; its ``post_load`` builds the class, with the fields the
 declaration fixes. ``SCHEMAS`` holds one schema per event the PBX sends, by
 the declaration's title. Spelling variants (``containerID``,
-``extensionNumber``…) are folded onto one spelling before loading. Which
-schema a body goes to, and the quick path, are :mod:`app.intake.loading`'s.
+``extensionNumber``…) are folded onto one spelling before loading. What an
+event reads and how it is built (:class:`EventShape`) is shared with the quick
+path; which schema a body goes to, and the quick path, are
+:mod:`app.intake.loading`'s.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import fields as dataclass_fields
 from operator import itemgetter
 from typing import Any, NamedTuple, cast, get_type_hints
@@ -72,7 +74,7 @@ def fold_spellings(data: dict[str, Any]) -> dict[str, Any]:
 class _Value(NamedTuple):
     """A dataclass field holding a value read in parts: ``build`` takes what ``parts`` picks.
 
-    A plain tuple, unpacked in ``make``, which runs for every event received.
+    A plain tuple, unpacked in ``build``, which runs for every event received.
     """
 
     name: str
@@ -80,30 +82,65 @@ class _Value(NamedTuple):
     parts: Callable[[dict[str, Any]], Any]
 
 
+class EventShape:
+    """What one declared event reads from a body, and how its dataclass is built from
+    what was read: the one source of its schema's fields and of the quick path
+    (:mod:`app.intake.loading`).
+
+    ``texts``: each body field the event reads, as (the name its value is loaded
+    under, the :class:`~statemachine.wire.Text` it must be), in the class's order;
+    a value read in parts loads each part as ``<field>_<keyword>``. ``received``:
+    the field that holds when the body was received.
+    """
+
+    def __init__(self, declared: Declared) -> None:
+        self.title = declared.title
+        self.event_class = declared.event_class
+        self.fixed: dict[str, Any] = dict(declared.fixed)
+        self.texts: tuple[tuple[str, Text], ...] = ()
+        self.received = ""
+        whole: list[str] = []
+        values: list[_Value] = []
+        types = get_type_hints(self.event_class)
+        for name, reading in readings(self.event_class):
+            if reading.parts:
+                self.texts += tuple((f"{name}_{keyword}", part) for keyword, part in reading.parts)
+                build = types[name]
+                values.append(_Value(name, build, _positional(declared, build, name, reading)))
+            elif reading.whole is not None:
+                self.texts += ((name, reading.whole),)
+                whole.append(name)
+            else:
+                self.received = name
+                whole.append(name)
+        self.whole = tuple(whole)
+        self.values = tuple(values)
+        names = [name for name, _ in self.texts]
+        if len(set(names)) != len(names) or self.received in names:
+            raise RegistryError(f"{declared.title}: two of its fields load under one name")
+
+    def build(self, data: dict[str, Any]) -> Event:
+        """The event, from the values loaded under their names."""
+        kwargs = {name: data[name] for name in self.whole}
+        for name, build, parts in self.values:
+            kwargs[name] = build(*parts(data))
+        return self.event_class(**kwargs, **self.fixed)
+
+
 class EventSchema(Schema):
     """The schema of one declared event: its body's fields in, its dataclass out.
 
-    Its fields are added per event by :func:`schema_for`, each named after
-    the dataclass field it fills (``caller_number`` for a part of ``caller``):
-    ``whole`` names the fields loaded as they are, ``values`` the ones built
-    of parts.
+    Its fields are added per event by :func:`schema_for`, one per body field of
+    its :class:`EventShape`, named as the shape loads them.
     """
 
     class Meta:
         unknown = EXCLUDE
 
-    def __init__(
-        self,
-        event_class: type[Event],
-        whole: Iterable[str],
-        values: Iterable[_Value],
-        fixed: Mapping[str, str],
-    ) -> None:
+    def __init__(self, shape: EventShape) -> None:
         super().__init__()
-        self.event_class = event_class
-        self.whole = tuple(whole)
-        self.values = tuple(values)
-        self.fixed: dict[str, Any] = dict(fixed)
+        self.shape = shape
+        self.event_class = shape.event_class
 
     @pre_load
     def fold_spellings(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -111,37 +148,18 @@ class EventSchema(Schema):
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> Event:
-        kwargs = {name: data[name] for name in self.whole}
-        for name, build, parts in self.values:
-            kwargs[name] = build(*parts(data))
-        return self.event_class(**kwargs, **self.fixed)
+        return self.shape.build(data)
 
 
 def schema_for(declared: Declared) -> EventSchema:
-    """The schema of one declared event, from its class's readings and what it fixes."""
-    event_class = declared.event_class
-    types = get_type_hints(event_class)
-    loaded: dict[str, fields.Field[Any]] = {}
-    whole: list[str] = []
-    values: list[_Value] = []
-    for name, reading in readings(event_class):
-        if reading.parts:
-            for keyword, part in reading.parts:
-                loaded[f"{name}_{keyword}"] = text_field(part)
-            build = types[name]
-            values.append(_Value(name, build, _positional(declared, build, name, reading)))
-        elif reading.whole is not None:
-            loaded[name] = text_field(reading.whole)
-            whole.append(name)
-        else:
-            loaded[name] = fields.AwareDateTime(data_key=RECEIVED_AT, required=True)
-            whole.append(name)
-    if len(loaded) != sum(len(reading.texts) or 1 for _, reading in readings(event_class)):
-        raise RegistryError(f"{declared.title}: two of its fields load under one name")
+    """The schema of one declared event: a field per body field its shape reads."""
+    shape = EventShape(declared)
+    loaded: dict[str, fields.Field[Any]] = {name: text_field(text) for name, text in shape.texts}
+    loaded[shape.received] = fields.AwareDateTime(data_key=RECEIVED_AT, required=True)
     schema_class = cast(
         type[EventSchema], EventSchema.from_dict(loaded, name=f"{declared.title}Schema")
     )
-    return schema_class(event_class, whole, values, declared.fixed)
+    return schema_class(shape)
 
 
 def _positional(

@@ -9,11 +9,10 @@ nobody declared goes to a catch-all, so it is kept rather than refused.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import ValidationError
 
 from app.intake.event_schemas import (
     CONTROL_CHARACTERS,
@@ -22,11 +21,11 @@ from app.intake.event_schemas import (
     SCHEMAS,
     EventSchema,
     fold_spellings,
-    refuse_control_characters,
 )
 from statemachine.events import Event
 from statemachine.primevox import EVENTS
 from statemachine.registry import Declared
+from statemachine.wire import Text
 
 UNKNOWN_CALL_SCHEMA = SCHEMAS[EVENTS.unknown(with_call=True).title]
 UNKNOWN_SCHEMA = SCHEMAS[EVENTS.unknown(with_call=False).title]
@@ -117,79 +116,39 @@ def load_event(body: dict[str, Any], received_at: datetime) -> tuple[str, Event]
 #
 # marshmallow's Schema.load is generic: hooks, field objects, error collection.
 # For the bodies PrimeVOX sends every second, every field is text that passes
-# its checks at a glance. The quick path checks exactly the schema's own
-# declarations (read from its fields, so the two cannot drift apart) and
-# builds the event with the schema's own post_load; anything it is not sure
-# of -- a missing or non-text field, a length or character out of bounds, a
-# field kind it does not know -- goes to Schema.load, which gives the answer
-# and the error message. So it accepts nothing Schema.load refuses, builds
-# the same event (tests/app/test_schemas_quick.py), and every 400 is
-# marshmallow's.
+# its checks at a glance. The quick path checks each body field as its
+# declaration says (statemachine.wire's Text, through the event's EventShape:
+# the same source the schema's fields are made from) and builds the event as
+# the schema does (EventShape.build). A body it is not sure of -- a missing or
+# non-text field, a length or character out of bounds -- goes to Schema.load,
+# which refuses it in marshmallow's words (or, should the two ever differ,
+# decides). So it accepts nothing Schema.load refuses and builds the same event
+# (tests/app/test_schemas_quick.py).
 
 
-@dataclass(frozen=True)
-class _Check:
-    """One String field of a schema: where it is read and what it must be."""
-
-    attr: str
-    key: str
-    required: bool
-    min_length: int
-    max_length: int | None
-    identifier: bool
-
-
-def _checks(schema: Schema) -> tuple[_Check, ...] | None:
-    """The quick checks of a schema's fields; None if a field is beyond them."""
-    checks: list[_Check] = []
-    for attr, field in schema.load_fields.items():
-        if attr == "received_at":
-            continue
-        if type(field) is not fields.String or field.allow_none:
-            return None
-        if not field.required and field.load_default != "":
-            return None
-        minimum, maximum, identifier = 0, None, False
-        for validator in field.validators:
-            if isinstance(validator, validate.Length) and validator.equal is None:
-                minimum, maximum = validator.min or 0, validator.max
-            elif validator is refuse_control_characters:
-                identifier = True
-            else:
-                return None
-        key = field.data_key or attr
-        checks.append(_Check(attr, key, field.required, minimum, maximum, identifier))
-    return tuple(checks)
-
-
-_CHECKS: dict[int, tuple[_Check, ...] | None] = {}
+def _fits(text: Text, value: str) -> bool:
+    """Whether ``value`` is what the body field ``text`` must be."""
+    if text.max_length is not None and len(value) > text.max_length:
+        return False
+    if text.identifier:
+        # A required identifier must be filled; any identifier, free of control characters.
+        return bool(value or not text.required) and not CONTROL_CHARACTERS.search(value)
+    return True
 
 
 def _quick_load(schema: EventSchema, body: dict[str, Any], received_at: datetime) -> Event | None:
     """The event, if every field is plainly valid; None means "ask Schema.load"."""
-    key = id(schema)
-    if key not in _CHECKS:
-        _CHECKS[key] = _checks(schema)
-    checks = _CHECKS[key]
-    if checks is None:
-        return None
+    shape = schema.shape
     data = fold_spellings(body)
-    values: dict[str, Any] = {"received_at": received_at}
-    for check in checks:
-        value = data.get(check.key)
+    values: dict[str, Any] = {shape.received: received_at}
+    for name, text in shape.texts:
+        value = data.get(text.key)
         if value is None:
-            if check.required or check.key in data:
+            if text.required or text.key in data:
                 return None
-            values[check.attr] = ""
-            continue
-        if type(value) is not str:
+            values[name] = ""
+        elif type(value) is str and _fits(text, value):
+            values[name] = value
+        else:
             return None
-        if len(value) < check.min_length or (
-            check.max_length is not None and len(value) > check.max_length
-        ):
-            return None
-        if check.identifier and CONTROL_CHARACTERS.search(value):
-            return None
-        values[check.attr] = value
-    event = schema.make(values)
-    return event if isinstance(event, Event) else None
+    return shape.build(values)

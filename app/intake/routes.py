@@ -135,37 +135,37 @@ def _token(path_token: str | None) -> str | None:
     return None
 
 
-@bp.post(
+@bp.operation(
+    "POST",
     "/webhooks/primevox/<token>",
-    tags=["webhook intake"],
-    parameters=[
+    "receiveWebhook",
+    path_params=[
         path_param(
             "token",
             "a webhook token from WEBHOOK_TOKENS; it may post only its tenant's events",
             "whk_0123456789abcdef",
         )
     ],
-)
-@documented_intake(
-    bp,
-    operationId="receiveWebhook",
-    summary="Receive one PrimeVOX event (token in the URL)",
-    description=INTAKE_DESCRIPTION,
-    security=[],
+    **documented_intake(
+        summary="Receive one PrimeVOX event (token in the URL)",
+        description=INTAKE_DESCRIPTION,
+    ),
 )
 def receive(token: str) -> tuple[Response, int]:
     """Accept one PrimeVOX event (app/intake/fast_path.py answers it before Flask does)."""
     return _receive(token)
 
 
-@bp.post("/webhooks/primevox", tags=["webhook intake"])
-@documented_intake(
-    bp,
-    operationId="receiveWebhookBasicAuth",
-    summary="Receive one PrimeVOX event (token as the Basic-auth password)",
-    description=INTAKE_DESCRIPTION
-    + " For senders that put credentials in the URL (https://user:<token>@host/…).",
-    security=[{"webhookBasic": []}],
+@bp.operation(
+    "POST",
+    "/webhooks/primevox",
+    "receiveWebhookBasicAuth",
+    **documented_intake(
+        summary="Receive one PrimeVOX event (token as the Basic-auth password)",
+        description=INTAKE_DESCRIPTION
+        + " For senders that put credentials in the URL (https://user:<token>@host/…).",
+        security=[{"webhookBasic": []}],
+    ),
 )
 def receive_basic_auth() -> tuple[Response, int]:
     """Accept one PrimeVOX event, the token as the Basic-auth password."""

@@ -56,20 +56,23 @@ class ReadyAnswer(Answer):
     history = fields.Nested(HistoryHealthAnswer, required=True)
 
 
-@bp.get("/healthz", tags=["operations"])
-@bp.response(200, HealthAnswer, description="up")
-@bp.doc(operationId="healthz", security=[])
+@bp.operation(
+    "GET", "/healthz", "healthz", tag="operations", key=False, schema=HealthAnswer, answer="up"
+)
 def healthz() -> dict[str, str]:
     """The process is up (says nothing about Redis)"""
     return {"status": "ok"}
 
 
-@bp.get("/readyz", tags=["operations"])
-@bp.response(200, ReadyAnswer, description="ready")
-@bp.errors(503)
-@bp.doc(
-    operationId="readyz",
-    security=[],
+@bp.operation(
+    "GET",
+    "/readyz",
+    "readyz",
+    tag="operations",
+    key=False,
+    schema=ReadyAnswer,
+    answer="ready",
+    usual=(503,),
     summary="Redis answers; lists Redis settings that put events at risk, "
     "and the call history archive's state",
 )

@@ -108,17 +108,16 @@ _ENGINE = EngineCollector()
 _HISTORY = HistoryCollector()
 
 
-@bp.get("/metrics", tags=["operations"])
-@bp.response(
-    200,
-    {"type": "string"},
+@bp.operation(
+    "GET",
+    "/metrics",
+    "metrics",
+    tag="operations",
+    key=False,
+    schema={"type": "string"},
     content_type="text/plain",
-    description="Prometheus text exposition format",
+    answer="Prometheus text exposition format",
     example="# TYPE callstate_events_pending gauge\ncallstate_events_pending 0.0\n",
-)
-@bp.doc(
-    operationId="metrics",
-    security=[],
     summary="Prometheus metrics: events received/rejected/applied, queue depth, latencies, "
     "outcomes, deliveries",
 )

@@ -209,9 +209,15 @@ def openapi_document() -> dict[str, Any]:
     return build_spec()
 
 
-@bp.get("/openapi.json", tags=["operations"])
-@bp.response(200, {"type": "object"}, description="the OpenAPI document")
-@bp.doc(operationId="openapi", security=[])
+@bp.operation(
+    "GET",
+    "/openapi.json",
+    "openapi",
+    tag="operations",
+    key=False,
+    schema={"type": "object"},
+    answer="the OpenAPI document",
+)
 def openapi_json() -> Response:
     """This description of the API (OpenAPI 3.1)"""
     response = jsonify(openapi_document())
@@ -219,9 +225,16 @@ def openapi_json() -> Response:
     return response
 
 
-@bp.get("/docs", tags=["operations"])
-@bp.response(200, {"type": "string"}, content_type="text/html", description="an HTML page")
-@bp.doc(operationId="docs", security=[])
+@bp.operation(
+    "GET",
+    "/docs",
+    "docs",
+    tag="operations",
+    key=False,
+    schema={"type": "string"},
+    content_type="text/html",
+    answer="an HTML page",
+)
 def docs() -> Response:
     """This description of the API, as a page to read"""
     return Response(render_docs_page(openapi_document()), mimetype="text/html")

@@ -45,11 +45,15 @@ def _page() -> tuple[str, str]:
     return html, policy
 
 
-@bp.get("/wallboard", tags=["statistics"])
-@bp.response(200, {"type": "string"}, content_type="text/html", description="an HTML page")
-@bp.doc(
-    operationId="wallboard",
-    security=[],
+@bp.operation(
+    "GET",
+    "/wallboard",
+    "wallboard",
+    tag="statistics",
+    key=False,
+    schema={"type": "string"},
+    content_type="text/html",
+    answer="an HTML page",
     summary="The wallboard: live calls and today's figures, for a wall screen",
     description="A static page (no data in it): it asks for an API key, or reads "
     "it from the URL fragment (`/wallboard#key=<api key>`, never sent to the "

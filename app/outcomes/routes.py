@@ -8,9 +8,9 @@ from typing import Any
 from flask import g
 
 from app.calls.schemas import LastEventIdHeader, OutcomePageArgs, OutcomePageSchema
-from app.web.auth import ALL_TENANTS, require_api_key
+from app.web.auth import ALL_TENANTS
 from app.web.resources import get_store
-from app.web.rest import ApiBlueprint, error_doc
+from app.web.rest import ApiBlueprint
 from app.web.scope import scoped_tenants
 
 bp = ApiBlueprint("outcomes", __name__, url_prefix="/v1")
@@ -29,14 +29,18 @@ def outcome_query(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@bp.get("/outcomes", tags=["outcomes"])
-@require_api_key
-@bp.documents_arguments(LastEventIdHeader(), location="headers")
-@bp.arguments(OutcomePageArgs(), location="query")
-@bp.response(200, OutcomePageSchema, description="a page of records")
-@bp.alt_response(400, **error_doc("a bad after, limit or outcome"))
-@bp.errors(401, 403, 503)
-@bp.doc(operationId="listOutcomes")
+@bp.operation(
+    "GET",
+    "/outcomes",
+    "listOutcomes",
+    tag="outcomes",
+    query=OutcomePageArgs(),
+    headers=LastEventIdHeader(),
+    schema=OutcomePageSchema,
+    answer="a page of records",
+    usual=(401, 403, 503),
+    errors={400: "a bad after, limit or outcome"},
+)
 def outcomes(args: dict[str, Any]) -> dict[str, Any]:
     """Final outcome records in the order they were decided"""
     query = outcome_query(args)

@@ -23,11 +23,10 @@ from app.calls.schemas import (
     is_outcome_id,
 )
 from app.outcomes.routes import outcome_query
-from app.web.auth import require_api_key
 from app.web.errors import BadQuery
 from app.web.fast_dump import compile_dump
 from app.web.resources import get_store
-from app.web.rest import TOO_MANY_STREAMS, ApiBlueprint, error_doc, sse_event
+from app.web.rest import TOO_MANY_STREAMS, ApiBlueprint, sse_event
 from app.web.schema_fields import EXAMPLE_OUTCOME_ID
 from statemachine.outcome import OutcomeRecord
 
@@ -62,23 +61,22 @@ def outcome_event(record: OutcomeRecord) -> str:
     return f"id: {record['id']}\nevent: outcome\ndata: {data}\n\n"
 
 
-@bp.get("/outcomes/stream", tags=["outcomes"])
-@require_api_key
-# limit is read (and checked) as on /v1/outcomes, though a stream pages by itself.
-@bp.documents_arguments(LastEventIdHeader(), location="headers")
-@bp.arguments(OutcomePageArgs(), location="query")
-@bp.response(
-    200,
-    sse_event("outcome", "OutcomeRecord", id_pattern=True),
+@bp.operation(
+    "GET",
+    "/outcomes/stream",
+    "streamOutcomes",
+    tag="outcomes",
+    # limit is read (and checked) as on /v1/outcomes, though a stream pages by itself.
+    query=OutcomePageArgs(),
+    headers=LastEventIdHeader(),
+    schema=sse_event("outcome", "OutcomeRecord", id_pattern=True),
     content_type="text/event-stream",
-    description="the event stream",
+    answer="the event stream",
     example=f"id: {EXAMPLE_OUTCOME_ID}\nevent: outcome\n"
     f'data: {{"id": "{EXAMPLE_OUTCOME_ID}", "outcome": "missed", "revision": 1, ...}}\n\n',
+    usual=(401, 403),
+    errors={400: "a bad after, Last-Event-ID or outcome", 503: TOO_MANY_STREAMS},
 )
-@bp.alt_response(400, **error_doc("a bad after, Last-Event-ID or outcome"))
-@bp.errors(401, 403)
-@bp.alt_response(503, **TOO_MANY_STREAMS)
-@bp.doc(operationId="streamOutcomes")
 def outcome_stream(
     args: dict[str, Any],
 ) -> Response | tuple[Response, int]:

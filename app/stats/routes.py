@@ -15,11 +15,10 @@ import app.stats.figures as stats
 from app.history.routes import get_history
 from app.stats.from_history import HistoryWindow, reaches_past_retention, summarize_history
 from app.stats.schemas import StatsArgs, StatsSchema
-from app.web.auth import require_api_key
 from app.web.errors import BadQuery
 from app.web.fast_dump import compile_dump
 from app.web.resources import get_store
-from app.web.rest import ApiBlueprint, error_doc
+from app.web.rest import ApiBlueprint
 from app.web.scope import scoped_tenants
 from core.settings import Settings
 from statemachine.events import isoformat, micros
@@ -32,13 +31,17 @@ MAX_WINDOW_RECORDS = 100_000
 dump_stats = compile_dump(StatsSchema())
 
 
-@bp.get("/v1/stats", tags=["statistics"])
-@require_api_key
-@bp.arguments(StatsArgs(), location="query")
-@bp.response(200, StatsSchema, description="the figures")
-@bp.alt_response(400, **error_doc("a bad parameter, or a window with too many records"))
-@bp.errors(401, 403, 503)
-@bp.doc(operationId="getStats")
+@bp.operation(
+    "GET",
+    "/v1/stats",
+    "getStats",
+    tag="statistics",
+    query=StatsArgs(),
+    schema=StatsSchema,
+    answer="the figures",
+    usual=(401, 403, 503),
+    errors={400: "a bad parameter, or a window with too many records"},
+)
 def get_stats(args: dict[str, Any]) -> tuple[Response, int]:
     """Call-centre figures over a window, grouped, with the callback list
 

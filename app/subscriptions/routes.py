@@ -11,8 +11,7 @@ import secrets
 import time
 from typing import Any
 
-from flask import Response, current_app, g, request
-from marshmallow import ValidationError
+from flask import Response, current_app, g
 
 from app.subscriptions.schemas import (
     DeliveryArgs,
@@ -24,8 +23,8 @@ from app.subscriptions.schemas import (
     SubscriptionSchema,
     SubscriptionWithSecretAnswer,
 )
-from app.web.auth import ALL_TENANTS, require_api_key
-from app.web.errors import BadQuery, error_response
+from app.web.auth import ALL_TENANTS
+from app.web.errors import Missing, error_response
 from app.web.resources import get_store
 from app.web.rest import ApiBlueprint, error_doc, path_param
 from app.web.schema_fields import EXAMPLE_OUTCOME_ID, EXAMPLE_SUBSCRIPTION
@@ -88,35 +87,32 @@ def _find(subscription_id: str) -> Subscription | None:
     return None
 
 
-def _json_body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if data is None and request.get_data():
-        raise BadQuery("body must be a JSON object")
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise BadQuery("body must be a JSON object")
-    return data
+def _must_exist(subscription_id: str, **_: str) -> None:
+    """Raises Missing (404) for a subscription the key cannot see."""
+    if _find(subscription_id) is None:
+        raise Missing("no such subscription")
 
 
 SUBSCRIPTION_ID = path_param("subscription_id", "the subscription's id", EXAMPLE_SUBSCRIPTION)
 NO_SUCH_SUBSCRIPTION = error_doc("no such subscription")
 
 
-@bp.post("", tags=["subscriptions"])
-@require_api_key
-@bp.response(201, SubscriptionWithSecretAnswer, description="made; the secret is shown only now")
-@bp.alt_response(400, **error_doc("not a JSON object, an invalid field, or a refused URL"))
-@bp.errors(401, 503)
-@bp.alt_response(403, **error_doc("a tenant key named another tenant"))
-@bp.doc(
-    operationId="createSubscription",
-    requestBody={
-        "required": True,
-        "content": {"application/json": {"schema": SubscriptionSchema}},
+@bp.operation(
+    "POST",
+    "",
+    "createSubscription",
+    tag="subscriptions",
+    body=SubscriptionSchema(),
+    status=201,
+    schema=SubscriptionWithSecretAnswer,
+    answer="made; the secret is shown only now",
+    usual=(401, 503),
+    errors={
+        400: "not a JSON object, an invalid field, or a refused URL",
+        403: "a tenant key named another tenant",
     },
 )
-def create() -> Any:
+def create(data: dict[str, Any]) -> Any:
     """Subscribe a URL to outcome records
 
     Every outcome record (every revision) decided from now on and matching `outcomes`
@@ -125,10 +121,6 @@ def create() -> Any:
     `tenant_id`: an admin key's choice (absent: all tenants); a tenant key may only
     name its own.
     """
-    try:
-        data = SubscriptionSchema().load(_json_body())
-    except ValidationError as exc:
-        return error_response(400, "invalid subscription", fields=exc.messages)
     tenant = data["tenant_id"]
     if g.scope != ALL_TENANTS:
         if tenant not in (None, g.scope):
@@ -168,11 +160,15 @@ def isoformat_us(micros: int) -> str | None:
     return isoformat(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros))
 
 
-@bp.get("", tags=["subscriptions"])
-@require_api_key
-@bp.response(200, SubscriptionListSchema, description="the subscriptions")
-@bp.errors(401, 503)
-@bp.doc(operationId="listSubscriptions")
+@bp.operation(
+    "GET",
+    "",
+    "listSubscriptions",
+    tag="subscriptions",
+    schema=SubscriptionListSchema,
+    answer="the subscriptions",
+    usual=(401, 503),
+)
 def list_subscriptions() -> Any:
     """The key's subscriptions (an admin key: all of them)"""
     subs = _subs()
@@ -180,12 +176,17 @@ def list_subscriptions() -> Any:
     return {"subscriptions": _shown(found)}
 
 
-@bp.get("/<subscription_id>", tags=["subscriptions"], parameters=[SUBSCRIPTION_ID])
-@require_api_key
-@bp.response(200, SubscriptionAnswer, description="the subscription")
-@bp.errors(401, 503)
-@bp.alt_response(404, **NO_SUCH_SUBSCRIPTION)
-@bp.doc(operationId="getSubscription")
+@bp.operation(
+    "GET",
+    "/<subscription_id>",
+    "getSubscription",
+    tag="subscriptions",
+    path_params=[SUBSCRIPTION_ID],
+    schema=SubscriptionAnswer,
+    answer="the subscription",
+    usual=(401, 503),
+    errors={404: NO_SUCH_SUBSCRIPTION},
+)
 def get_subscription(subscription_id: str) -> Any:
     """One subscription"""
     subscription = _find(subscription_id)
@@ -194,12 +195,17 @@ def get_subscription(subscription_id: str) -> Any:
     return _shown([subscription])[0]
 
 
-@bp.delete("/<subscription_id>", tags=["subscriptions"], parameters=[SUBSCRIPTION_ID])
-@require_api_key
-@bp.response(204, description="removed")
-@bp.errors(401, 503)
-@bp.alt_response(404, **NO_SUCH_SUBSCRIPTION)
-@bp.doc(operationId="deleteSubscription")
+@bp.operation(
+    "DELETE",
+    "/<subscription_id>",
+    "deleteSubscription",
+    tag="subscriptions",
+    path_params=[SUBSCRIPTION_ID],
+    status=204,
+    answer="removed",
+    usual=(401, 503),
+    errors={404: NO_SUCH_SUBSCRIPTION},
+)
 def delete(subscription_id: str) -> tuple[Response, int]:
     """Remove a subscription (its pending deliveries are cancelled)"""
     subscription = _find(subscription_id)
@@ -209,25 +215,27 @@ def delete(subscription_id: str) -> tuple[Response, int]:
     return Response(status=204), 204
 
 
-@bp.post("/<subscription_id>/rotate-secret", tags=["subscriptions"], parameters=[SUBSCRIPTION_ID])
-@require_api_key
-@bp.response(200, SubscriptionWithSecretAnswer, description="rotated; the new secret")
-@bp.alt_response(400, **error_doc("not a JSON object, or a bad grace_seconds"))
-@bp.errors(401, 503)
-@bp.alt_response(404, **NO_SUCH_SUBSCRIPTION)
-@bp.doc(
-    operationId="rotateSubscriptionSecret",
-    requestBody={"required": False, "content": {"application/json": {"schema": RotateSchema}}},
+@bp.operation(
+    "POST",
+    "/<subscription_id>/rotate-secret",
+    "rotateSubscriptionSecret",
+    tag="subscriptions",
+    path_params=[SUBSCRIPTION_ID],
+    # An unknown subscription is a 404 whatever the body.
+    before=_must_exist,
+    body=RotateSchema(),
+    body_required=False,
+    schema=SubscriptionWithSecretAnswer,
+    answer="rotated; the new secret",
+    usual=(401, 503),
+    errors={400: "not a JSON object, or a bad grace_seconds", 404: NO_SUCH_SUBSCRIPTION},
 )
-def rotate_secret(subscription_id: str) -> Any:
+def rotate_secret(rotation: dict[str, int], subscription_id: str) -> Any:
     """Make a new secret; the old one keeps signing for grace_seconds"""
     subscription = _find(subscription_id)
     if subscription is None:
         return error_response(404, "no such subscription")
-    try:
-        grace = RotateSchema().load(_json_body())["grace_seconds"]
-    except ValidationError as exc:
-        return error_response(400, "invalid rotation", fields=exc.messages)
+    grace = rotation["grace_seconds"]
     now = time.time()
     secret = new_secret()
     kept: list[SigningSecret] = [
@@ -240,13 +248,18 @@ def rotate_secret(subscription_id: str) -> Any:
     return {**_shown([subscription])[0], "secret": secret}
 
 
-@bp.get("/<subscription_id>/deliveries", tags=["subscriptions"], parameters=[SUBSCRIPTION_ID])
-@require_api_key
-@bp.arguments(DeliveryArgs(), location="query")
-@bp.response(200, DeliveryListSchema, description="the deliveries")
-@bp.errors(401, 503)
-@bp.alt_response(404, **NO_SUCH_SUBSCRIPTION)
-@bp.doc(operationId="listDeliveries")
+@bp.operation(
+    "GET",
+    "/<subscription_id>/deliveries",
+    "listDeliveries",
+    tag="subscriptions",
+    path_params=[SUBSCRIPTION_ID],
+    query=DeliveryArgs(),
+    schema=DeliveryListSchema,
+    answer="the deliveries",
+    usual=(401, 503),
+    errors={404: NO_SUCH_SUBSCRIPTION},
+)
 def deliveries(args: dict[str, str], subscription_id: str) -> Any:
     """The subscription's deliveries, newest first"""
     subscription = _find(subscription_id)
@@ -266,21 +279,23 @@ def deliveries(args: dict[str, str], subscription_id: str) -> Any:
     return {"deliveries": found}
 
 
-@bp.post(
+@bp.operation(
+    "POST",
     "/<subscription_id>/deliveries/<delivery_id>/replay",
-    tags=["subscriptions"],
-    parameters=[
+    "replayDelivery",
+    tag="subscriptions",
+    path_params=[
         SUBSCRIPTION_ID,
         path_param(
             "delivery_id", "the delivery's id", f"{EXAMPLE_SUBSCRIPTION}_{EXAMPLE_OUTCOME_ID}"
         ),
     ],
+    status=202,
+    schema=ReplayedSchema,
+    answer="queued again",
+    usual=(401, 503),
+    errors={404: "no such subscription or delivery"},
 )
-@require_api_key
-@bp.response(202, ReplayedSchema, description="queued again")
-@bp.errors(401, 503)
-@bp.alt_response(404, **error_doc("no such subscription or delivery"))
-@bp.doc(operationId="replayDelivery")
 def replay(subscription_id: str, delivery_id: str) -> Any:
     """Deliver again, with the same webhook-id, from the start of the retry schedule"""
     subscription = _find(subscription_id)

@@ -13,6 +13,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, fields, pre_dump, validate
 
 from app.calls.schemas import OUTCOME_KINDS, OutcomeRecordSchema
+from app.web.rest import JsonBody
 from app.web.schema_fields import (
     EXAMPLE_CALL_UUID,
     EXAMPLE_OUTCOME_ID,
@@ -33,7 +34,9 @@ ROTATION_GRACE_SECONDS = 24 * 3600
 # -- request bodies ----------------------------------------------------------------------
 
 
-class SubscriptionSchema(Schema):
+class SubscriptionSchema(JsonBody):
+    invalid = "invalid subscription"
+
     class Meta:
         unknown = EXCLUDE
 
@@ -51,7 +54,9 @@ class SubscriptionSchema(Schema):
     )
 
 
-class RotateSchema(Schema):
+class RotateSchema(JsonBody):
+    invalid = "invalid rotation"
+
     class Meta:
         unknown = EXCLUDE
 

@@ -25,10 +25,10 @@ from functools import partial
 from typing import Any, TypeVar
 
 import redis
-from flask import Response, current_app, g, request
-from marshmallow import ValidationError
+from flask import Response, current_app, g
 
 import app.web.sse as sse
+from app.calls.routes import CALL_UUID, NO_SUCH_CALL
 from app.supervisor.schemas import (
     EXAMPLE_CALLBACK,
     SCOPE,
@@ -42,16 +42,14 @@ from app.supervisor.schemas import (
     TimelineSchema,
     documented_stream,
 )
-from app.web.auth import ALL_TENANTS, require_api_key
-from app.web.errors import BadQuery, error_response
+from app.web.auth import ALL_TENANTS
+from app.web.errors import error_response
 from app.web.fast_dump import compile_dump
 from app.web.resources import get_store
 from app.web.rest import (
     ApiBlueprint,
-    error_doc,
     path_param,
 )
-from app.web.schema_fields import EXAMPLE_CALL_UUID
 from app.web.scope import every_tenant_lookup, scoped_tenants
 from core.store import SupervisorView, dumps
 from core.supervisor import board, callback_json, callbacks, day_start
@@ -131,13 +129,15 @@ def extensions_of(tenants: list[str], now: datetime) -> list[dict[str, Any]]:
     ]
 
 
-@bp.get("/extensions/live", tags=["supervisor"])
-@require_api_key
-@bp.arguments(TenantArgs(), location="query")
-@bp.response(200, ExtensionBoardSchema, description="the board")
-@bp.errors(401, 403, 503)
-@bp.doc(
-    operationId="listExtensions",
+@bp.operation(
+    "GET",
+    "/extensions/live",
+    "listExtensions",
+    tag="supervisor",
+    query=TenantArgs(),
+    schema=ExtensionBoardSchema,
+    answer="the board",
+    usual=(401, 403, 503),
     description="Derived from the call events (PrimeVOX sends no agent status). Lists every "
     "extension with a leg live now or ended today or in the last 24 h, in number order. "
     "Today is the UTC day." + SCOPE,
@@ -149,10 +149,14 @@ def extensions_live(args: dict[str, str]) -> dict[str, Any]:
     return {"extensions": extensions_of(tenants, now), "server_time": isoformat(now)}
 
 
-@bp.get("/extensions/live/stream", tags=["supervisor"])
-@require_api_key
-@bp.arguments(TenantArgs(), location="query")
-@documented_stream(bp, "extensions", "ExtensionBoard", "streamExtensions")
+@bp.operation(
+    "GET",
+    "/extensions/live/stream",
+    "streamExtensions",
+    tag="supervisor",
+    query=TenantArgs(),
+    **documented_stream("extensions", "ExtensionBoard"),
+)
 def extensions_stream(args: dict[str, str]) -> Response | tuple[Response, int]:
     """The extension board as Server-Sent Events, on every change"""
     tenants, follow_all = _tenants(args)
@@ -180,14 +184,16 @@ def callbacks_of(tenants: list[str], status: str | None) -> list[dict[str, Any]]
     return items
 
 
-@bp.get("/callbacks", tags=["supervisor"])
-@require_api_key
-@bp.arguments(CallbackArgs(), location="query")
-@bp.response(200, CallbackListSchema, description="the items, oldest miss first")
-@bp.alt_response(400, **error_doc("status is not open or resolved"))
-@bp.errors(401, 403, 503)
-@bp.doc(
-    operationId="listCallbacks",
+@bp.operation(
+    "GET",
+    "/callbacks",
+    "listCallbacks",
+    tag="supervisor",
+    query=CallbackArgs(),
+    schema=CallbackListSchema,
+    answer="the items, oldest miss first",
+    usual=(401, 403, 503),
+    errors={400: "status is not open or resolved"},
     description="An abandoned or no_answer inbound call opens an item for the caller's "
     "number; the first later outbound call to that number, or inbound call from it that was "
     "answered, resolves it (numbers compared as E.164, national ones read in "
@@ -201,10 +207,14 @@ def list_callbacks(args: dict[str, str]) -> dict[str, Any]:
     return {"callbacks": callbacks_of(tenants, status), "server_time": now}
 
 
-@bp.get("/callbacks/stream", tags=["supervisor"])
-@require_api_key
-@bp.arguments(CallbackArgs(), location="query")
-@documented_stream(bp, "callbacks", "CallbackList", "streamCallbacks")
+@bp.operation(
+    "GET",
+    "/callbacks/stream",
+    "streamCallbacks",
+    tag="supervisor",
+    query=CallbackArgs(),
+    **documented_stream("callbacks", "CallbackList"),
+)
 def callbacks_stream(args: dict[str, str]) -> Response | tuple[Response, int]:
     """Callback items as Server-Sent Events, on every change"""
     status = args.get("status")
@@ -217,35 +227,30 @@ def callbacks_stream(args: dict[str, str]) -> Response | tuple[Response, int]:
     )
 
 
-@bp.post(
+@bp.operation(
+    "POST",
     "/callbacks/<callback_id>/resolve",
-    tags=["supervisor"],
-    parameters=[path_param("callback_id", "the item's id", EXAMPLE_CALLBACK)],
+    "resolveCallback",
+    tag="supervisor",
+    path_params=[path_param("callback_id", "the item's id", EXAMPLE_CALLBACK)],
+    body=ResolveSchema(),
+    schema=CallbackSchema,
+    answer="the item, resolved",
+    usual=(401, 503),
+    errors={
+        400: "no JSON object, or a missing, blank or too long note",
+        404: "no such item, or another tenant's",
+        409: "resolved already (the body's `callback` says how)",
+    },
 )
-@require_api_key
-@bp.response(200, CallbackSchema, description="the item, resolved")
-@bp.alt_response(400, **error_doc("no JSON object, or a missing, blank or too long note"))
-@bp.errors(401, 503)
-@bp.alt_response(404, **error_doc("no such item, or another tenant's"))
-@bp.alt_response(409, **error_doc("resolved already (the body's `callback` says how)"))
-@bp.doc(
-    operationId="resolveCallback",
-    requestBody={"required": True, "content": {"application/json": {"schema": ResolveSchema}}},
-)
-def resolve(callback_id: str) -> Any:
+def resolve(body: dict[str, str], callback_id: str) -> Any:
     """Mark a callback item resolved by hand, with a note
 
     The same note again answers 200 (a retry); an item resolved already otherwise answers
     409 with the item. A call that reached the number before the note was given still
     wins: the earliest resolution counts.
     """
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise BadQuery('body must be a JSON object such as {"note": "called from my mobile"}')
-    try:
-        note: str = ResolveSchema().load(data)["note"].strip()
-    except ValidationError as exc:
-        return error_response(400, "invalid resolution", fields=exc.messages)
+    note = body["note"].strip()
     if not note:
         return error_response(400, "invalid resolution", fields={"note": ["must not be blank"]})
     store = _supervisor()
@@ -273,16 +278,17 @@ def resolve(callback_id: str) -> Any:
 # -- a call's timeline ------------------------------------------------------------------
 
 
-@bp.get(
+@bp.operation(
+    "GET",
     "/calls/<call_uuid>/timeline",
-    tags=["calls"],
-    parameters=[path_param("call_uuid", "the PBX's callUuid", EXAMPLE_CALL_UUID)],
+    "getCallTimeline",
+    tag="calls",
+    path_params=[CALL_UUID],
+    schema=TimelineSchema,
+    answer="the story",
+    usual=(401, 503),
+    errors={404: NO_SUCH_CALL},
 )
-@require_api_key
-@bp.response(200, TimelineSchema, description="the story")
-@bp.errors(401, 503)
-@bp.alt_response(404, **error_doc("no such call, or another tenant's"))
-@bp.doc(operationId="getCallTimeline")
 def call_timeline(call_uuid: str) -> Any:
     """A call's story: every webhook in received order, in words
 

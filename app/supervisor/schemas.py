@@ -4,12 +4,11 @@ schemas (the streams send the same snapshots as the lists)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from marshmallow import Schema, fields, pre_load, validate
 
-from app.web.rest import TOO_MANY_STREAMS, ApiBlueprint, error_doc, sse_event, stacked
+from app.web.rest import TOO_MANY_STREAMS, JsonBody, sse_event
 from app.web.schema_fields import EXAMPLE_CALL_UUID as EXAMPLE_CALL
 from app.web.schema_fields import EXAMPLE_TIME, Answer, Count, Number, Timestamp, ex, values
 from statemachine.callbacks import CALLBACK_REASONS, CallbackStatus, ResolutionKind
@@ -143,8 +142,12 @@ class CallbackListSchema(Answer):
     server_time = _time("when the list was read (the wait of an open item runs until now)")
 
 
-class ResolveSchema(Schema):
+class ResolveSchema(JsonBody):
     """A manual resolution."""
+
+    not_an_object = 'body must be a JSON object such as {"note": "called from my mobile"}'
+    invalid = "invalid resolution"
+    optional = False
 
     note = fields.String(
         required=True,
@@ -194,27 +197,20 @@ STREAM = (
     "and a keep-alive comment every 15 s. Each event is a snapshot: a reconnect starts with "
     "the current one. The stream closes after STREAM_MAX_SECONDS; reconnect."
 )
-F = TypeVar("F", bound=Callable[..., Any])
 
 
-def documented_stream(
-    bp: ApiBlueprint, event: str, schema: str, operation_id: str
-) -> Callable[[F], F]:
-    """The OpenAPI description of a snapshot stream's answers."""
-    return stacked(
-        bp.response(
-            200,
-            sse_event(event, schema),
-            content_type="text/event-stream",
-            description="the event stream",
-            example=f'event: {event}\ndata: {{"{event}": [...], '
-            f'"server_time": "{EXAMPLE_TIME}"}}\n\n',
-        ),
-        bp.alt_response(400, **error_doc("a bad filter")),
-        bp.errors(401, 403),
-        bp.alt_response(503, **TOO_MANY_STREAMS),
-        bp.doc(operationId=operation_id, description=STREAM.format(event=event)),
-    )
+def documented_stream(event: str, schema: str) -> dict[str, Any]:
+    """The ``operation`` arguments of a snapshot stream: its answers and description."""
+    return {
+        "schema": sse_event(event, schema),
+        "content_type": "text/event-stream",
+        "answer": "the event stream",
+        "example": f'event: {event}\ndata: {{"{event}": [...], '
+        f'"server_time": "{EXAMPLE_TIME}"}}\n\n',
+        "usual": (401, 403),
+        "errors": {400: "a bad filter", 503: TOO_MANY_STREAMS},
+        "description": STREAM.format(event=event),
+    }
 
 
 SCHEMAS: dict[str, type[Schema]] = {

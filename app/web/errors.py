@@ -24,7 +24,16 @@ MESSAGES = {
 
 
 class BadQuery(ValueError):
-    """A request's parameters or body are not usable; the message says why (400)."""
+    """A request's parameters or body are not usable; the message says why (400), and
+    ``fields``, when given, what was wrong with each field of the body."""
+
+    def __init__(self, message: str, fields: Any = None) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
+class Missing(LookupError):
+    """What the request's path names does not exist (404); the message says what."""
 
 
 class TenantForbidden(Exception):
@@ -72,7 +81,13 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(BadQuery)
     def _bad_query(exc: BadQuery) -> tuple[Response, int]:
+        if exc.fields is not None:
+            return error_response(400, str(exc), fields=exc.fields)
         return error_response(400, str(exc))
+
+    @app.errorhandler(Missing)
+    def _missing(exc: Missing) -> tuple[Response, int]:
+        return error_response(404, str(exc))
 
     @app.errorhandler(TenantForbidden)
     def _forbidden(exc: TenantForbidden) -> tuple[Response, int]:

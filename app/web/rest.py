@@ -1,47 +1,44 @@
 """flask-smorest, set up to answer the way the rest of the API does.
 
-Routes of an :class:`ApiBlueprint` dump their answers through the response
-schema that documents them (``@bp.response``) and parse their query arguments
-with schemas (``@bp.arguments(..., location="query")``); the OpenAPI operations
-are generated from the same declarations (app/ops/openapi.py).
+A route is one declaration, :meth:`ApiBlueprint.operation`: its method and
+rule, its operationId, the API key check, the schemas of its query and JSON
+body (``@bp.arguments``, parsed by webargs), the schema of its answer
+(``@bp.response``, which dumps it) and its documented errors. The OpenAPI
+operations are generated from the same declarations (app/ops/openapi.py).
 
 What differs from flask-smorest's defaults, to keep the API's answers:
 
-- A query argument that does not parse answers 400 ``{"error": "<the field's
-  message>"}`` (BadQuery, app/web/errors.py), not webargs' 422: each field says
-  what was wrong in the words the API always used, and when several are wrong
-  the first declared field speaks.
+- Arguments that do not parse answer 400, not webargs' 422
+  (:class:`ArgumentsParser`): a query ``{"error": "<the first declared field's
+  message>"}`` (a schema may word it otherwise: ``error_text``); a JSON body
+  ``{"error": "<its schema's invalid>", "fields": {...}}``, and a body that is no
+  JSON object ``{"error": "<its schema's not_an_object>"}`` (:class:`JsonBody`).
 - Errors are answered by app/web/errors.py alone; flask-smorest's error handler and
   its generated ``default``/422 responses are off. Error answers are documented
   where they can happen, with the Error schema.
-- The serving app registers these blueprints as plain Flask blueprints: no Api
-  object there, and nothing of flask-smorest or webargs runs per request. Each
-  route's query is loaded by its schema and its answer dumped by its schema in
-  one small wrapper each (``ApiBlueprint.arguments`` and ``response``).
-  :class:`DocumentedApi` builds the document on an app of its own
-  (app/ops/openapi.py), and the decorators that only document (``alt_response``,
-  ``doc``, ``errors``, ``documents_arguments``) leave no wrapper behind.
+- The serving app registers these blueprints as plain Flask blueprints: the
+  decorators parse and dump on their own, and :class:`DocumentedApi` builds the
+  document on an app of its own (app/ops/openapi.py), once, when it is asked for.
 - Hot answers dump through a plan of their schema (app/web/fast_dump.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import wraps
-from typing import Any, TypeVar, cast
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 import flask
 from flask_smorest import Api, Blueprint
-from flask_smorest.utils import (
-    resolve_schema_instance,
-    set_status_and_headers_in_response,
-    unpack_tuple_response,
-)
-from marshmallow import EXCLUDE, Schema, ValidationError, fields
+from marshmallow import Schema, ValidationError
+from webargs.flaskparser import FlaskParser
 
+from app.web.auth import require_api_key
 from app.web.errors import BadQuery
 from app.web.schema_fields import OUTCOME_ID_PATTERN, ErrorAnswer
 from core.store import POOL_WAIT_SECONDS
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def first_message(messages: Any) -> str:
@@ -53,129 +50,137 @@ def first_message(messages: Any) -> str:
     return str(messages)
 
 
-F = TypeVar("F", bound=Callable[..., Any])
+class JsonBody(Schema):
+    """A JSON request body: one JSON object, loaded by this schema.
+
+    ``not_an_object``: the answer to a body that is no JSON object (or not sent as
+    JSON); ``invalid``: the answer, with the fields' messages, to an object the
+    schema refuses; ``optional``: whether an empty body reads as ``{}``.
+    """
+
+    not_an_object: ClassVar[str] = "body must be a JSON object"
+    invalid: ClassVar[str] = "invalid request body"
+    optional: ClassVar[bool] = True
 
 
-def stacked(*decorators: Callable[[F], F]) -> Callable[[F], F]:
-    """Several decorators as one, applied in the order given."""
+class ArgumentsParser(FlaskParser):
+    """webargs' Flask parser, answering a bad argument with 400 in the API's words."""
 
-    def decorate(view: F) -> F:
-        for decorator in decorators:
-            view = decorator(view)
-        return view
-
-    return decorate
+    DEFAULT_VALIDATION_STATUS = 400
 
 
-def _documentation_only(decorator: Callable[[F], F]) -> Callable[[F], F]:
-    """flask-smorest's decorator, keeping the documentation it adds to a view but not
-    the wrapper it puts around it (each a call per request, for nothing)."""
+PARSER = ArgumentsParser()
 
-    def document(view: F) -> F:
-        view._apidoc = decorator(view)._apidoc  # type: ignore[attr-defined]
-        return view
 
-    return document
+@PARSER.location_loader("json")
+def load_json_object(request: flask.Request, schema: Schema) -> dict[str, Any]:
+    """The body as a JSON object. Raises BadQuery (400) for anything else."""
+    data = request.get_json(silent=True)
+    if isinstance(data, dict):
+        return data
+    optional = getattr(schema, "optional", False)
+    if data is None and optional and not request.get_data():
+        return {}
+    raise BadQuery(getattr(schema, "not_an_object", JsonBody.not_an_object))
+
+
+@PARSER.error_handler
+def answer_in_our_words(
+    error: ValidationError,
+    request: flask.Request,
+    schema: Schema,
+    *,
+    error_status_code: int | None,
+    error_headers: Mapping[str, str] | None,
+) -> NoReturn:
+    """A query's first declared field's message (or the schema's ``error_text``); a
+    JSON body's ``invalid`` with every field's messages. Raises BadQuery (400)."""
+    assert isinstance(error.messages, dict)
+    (location, messages), *_ = error.messages.items()
+    if location == "json":
+        raise BadQuery(getattr(schema, "invalid", JsonBody.invalid), fields=messages)
+    wording: Callable[[Any], str] = getattr(schema, "error_text", first_message)
+    raise BadQuery(wording(messages))
 
 
 class ApiBlueprint(Blueprint):  # type: ignore[misc]
-    """A blueprint whose routes are documented from their schemas.
+    """A blueprint whose routes are parsed, answered and documented from their schemas."""
 
-    The methods below only restate flask-smorest's decorators with types
-    (it ships none), so that the views they decorate stay typed.
-    """
+    ARGUMENTS_PARSER = PARSER
 
-    def get(self, rule: str, **options: Any) -> Callable[[F], F]:
-        decorator: Callable[[F], F] = super().get(rule, **options)
-        return decorator
+    def operation(
+        self,
+        method: str,
+        rule: str,
+        operation_id: str,
+        *,
+        tag: str,
+        answer: str,
+        status: int = 200,
+        schema: Any = None,
+        content_type: str | None = None,
+        example: Any = None,
+        query: Schema | None = None,
+        body: JsonBody | None = None,
+        body_required: bool = True,
+        headers: Schema | None = None,
+        key: bool = True,
+        usual: Iterable[int] = (),
+        errors: Mapping[int, str | Mapping[str, Any]] | None = None,
+        path_params: list[dict[str, Any]] | None = None,
+        before: Callable[..., object] | None = None,
+        **doc: Any,
+    ) -> Callable[[F], F]:
+        """Declare a route: ``method rule`` as the OpenAPI operation ``operation_id``.
 
-    def post(self, rule: str, **options: Any) -> Callable[[F], F]:
-        decorator: Callable[[F], F] = super().post(rule, **options)
-        return decorator
+        The request passes, in order: the API key (``key``; no key documents no
+        security), ``before`` (called with the path's values; it may raise to
+        answer first), the ``query`` schema, the ``body`` schema (``location="json"``).
+        The view gets the loaded query, then the loaded body, then the path's values.
+        Its answer is dumped by ``schema`` and documented with ``status``,
+        ``answer`` (the description), ``content_type`` and ``example``. Errors
+        documented: each of ``usual`` as USUAL_ERRORS says, then ``errors`` (a
+        reason, or ``alt_response`` arguments), in order of status. ``headers``:
+        a schema of headers the query schema reads, documented beside it. The
+        rest of ``doc`` goes to the operation as it is (summary, description, ...).
+        """
+        documented = {status: USUAL_ERRORS[status] for status in usual}
+        for code, reason in (errors or {}).items():
+            documented[code] = error_doc(reason) if isinstance(reason, str) else dict(reason)
+        if not key:
+            doc.setdefault("security", [])
+        if headers is not None:
+            doc["parameters"] = [
+                {"in": "query", "schema": query},
+                {"in": "header", "schema": headers},
+            ]
 
-    def delete(self, rule: str, **options: Any) -> Callable[[F], F]:
-        decorator: Callable[[F], F] = super().delete(rule, **options)
-        return decorator
+        def decorate(view: F) -> F:
+            # Applied from the inside out; the answers are documented in the order
+            # applied: the answer, then the errors by status.
+            decorated = self.doc(operationId=operation_id, **doc)(view)
+            decorated = self.response(
+                status, schema, description=answer, content_type=content_type, example=example
+            )(decorated)
+            for code in sorted(documented):
+                decorated = self.alt_response(code, **documented[code])(decorated)
+            if body is not None:
+                decorated = self.arguments(body, location="json", required=body_required)(decorated)
+            if query is not None:
+                decorated = self.arguments(query, location="query")(decorated)
+            if before is not None:
+                decorated = _first(before, decorated)
+            if key:
+                decorated = require_api_key(decorated)
+            self.route(rule, methods=[method], tags=[tag], parameters=path_params)(decorated)
+            routed: F = decorated
+            return routed
+
+        return decorate
 
     def before_app_request(self, f: F) -> F:
         registered: F = super().before_app_request(f)
         return registered
-
-    def arguments(self, schema: Schema, *, location: str, **options: Any) -> Callable[[F], F]:
-        """Query arguments: documented by flask-smorest, parsed by ``schema`` here.
-
-        The parse is what webargs does for a query (the first value of a repeated
-        key, every value for a list field, unknown keys left out), without its
-        per-request machinery: a read API answers in a few hundred microseconds,
-        and webargs' wrappers cost more than the schema's own load."""
-        if location != "query":
-            raise ValueError(f"only query arguments are parsed by schemas here, not {location}")
-        document = _documentation_only(super().arguments(schema, location=location, **options))
-        many = {
-            field.data_key or name
-            for name, field in schema.fields.items()
-            if isinstance(field, fields.List | fields.Tuple)
-        }
-
-        def decorate(view: F) -> F:
-            document(view)
-
-            @wraps(view)
-            def parsed(*args: Any, **kwargs: Any) -> Any:
-                query = flask.request.args
-                values = {key: query.getlist(key) if key in many else query[key] for key in query}
-                try:
-                    loaded = schema.load(values, unknown=EXCLUDE)
-                except ValidationError as error:
-                    raise BadQuery(first_message(error.messages)) from None
-                return view(*args, loaded, **kwargs)
-
-            return cast(F, parsed)
-
-        return decorate
-
-    def documents_arguments(self, schema: Any, **options: Any) -> Callable[[F], F]:
-        """Arguments described but not parsed here: the view (or a query schema)
-        reads them itself, and a request pays for no second parse."""
-        return _documentation_only(super().arguments(schema, **options))
-
-    def response(self, status_code: int, schema: Any = None, **options: Any) -> Callable[[F], F]:
-        """The answer: documented by flask-smorest, dumped by ``schema`` here as
-        flask-smorest's own wrapper does (a Response goes out as it is; a tuple
-        may add a status and headers), less its per-request bookkeeping."""
-        document = _documentation_only(super().response(status_code, schema, **options))
-        instance = resolve_schema_instance(schema)
-        dump = instance.dump if isinstance(instance, Schema) else None
-
-        def decorate(view: F) -> F:
-            document(view)
-
-            @wraps(view)
-            def answered(*args: Any, **kwargs: Any) -> Any:
-                result, status, headers = unpack_tuple_response(view(*args, **kwargs))
-                if isinstance(result, flask.Response):
-                    set_status_and_headers_in_response(result, status, headers)
-                    return result
-                answer = flask.current_app.json.response(dump(result) if dump else result)
-                set_status_and_headers_in_response(answer, status, headers)
-                if status is None:
-                    answer.status_code = status_code
-                return answer
-
-            return cast(F, answered)
-
-        return decorate
-
-    def alt_response(self, status_code: int, **options: Any) -> Callable[[F], F]:
-        return _documentation_only(super().alt_response(status_code, **options))
-
-    def doc(self, **kwargs: Any) -> Callable[[F], F]:
-        return _documentation_only(super().doc(**kwargs))
-
-    def errors(self, *statuses: int) -> Callable[[F], F]:
-        """Document the API's usual error answers: 401 (no key), 403 (another
-        tenant), 503 (Redis); a route's own reasons go in ``alt_response``."""
-        return stacked(*(self.alt_response(status, **USUAL_ERRORS[status]) for status in statuses))
 
     def _prepare_arguments_doc(
         self, doc: dict[str, Any], doc_info: dict[str, Any], **kwargs: Any
@@ -187,6 +192,17 @@ class ApiBlueprint(Blueprint):  # type: ignore[misc]
             arguments.pop("responses", None)
         result: dict[str, Any] = super()._prepare_arguments_doc(doc, doc_info, **kwargs)
         return result
+
+
+def _first(check: Callable[..., object], view: F) -> F:
+    """``view``, after ``check`` is called with the path's values."""
+
+    @wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        check(**kwargs)
+        return view(*args, **kwargs)
+
+    return checked  # type: ignore[return-value]
 
 
 class DocumentedApi(Api):  # type: ignore[misc]
