@@ -107,8 +107,15 @@ class DeliveryRunner:
         # held the attempt (which holds the future, which holds its callbacks)
         # made a reference cycle per attempt, freed only by a full collection,
         # so the process's memory grew with the attempts made.
+        # A queue.Queue, not a SimpleQueue: on CPython 3.11, SimpleQueue.get with a
+        # timeout waits for ever when a signal interrupts it after its deadline
+        # passed (it takes the negative time left for "no timeout"): a SIGTERM
+        # that found the process just past a wait's deadline (stopped, or not
+        # scheduled on a busy machine) left this loop blocked and the process
+        # deaf to the stop it had noted. Queue waits on threading's locks, which
+        # treat that case as a timeout.
         self._in_flight: dict[Future[Attempt], Prepared] = {}
-        self._finished: queue.SimpleQueue[Future[Attempt]] = queue.SimpleQueue()
+        self._finished: queue.Queue[Future[Attempt]] = queue.Queue()
         self._unrecorded: list[Future[Attempt]] = []
         self._running: Counter[str] = Counter()
         self._paused: dict[str, float] = {}  # subscription -> monotonic time to look again

@@ -153,3 +153,23 @@ def test_sigterm_while_starting_up_ends_the_worker_at_once(launcher: Launcher) -
         wait_until(lambda p=proc: not p.running(), 10, f"the worker to exit ({delay} s in)")
         assert time.monotonic() - began < 5.0, f"{delay} s in"
         assert proc.returncode in (0, -signal.SIGTERM), proc.tails()
+
+
+@pytest.mark.parametrize("backend", ["redis", "cluster"], indirect=True)
+def test_sigterm_to_a_group_held_past_its_waits_stops_every_process(launcher: Launcher) -> None:
+    """The group frozen past every short wait (SIGSTOP, as a busy machine or a
+    debugger does), SIGTERMed, thawed: every process, the delivery one included,
+    leaves within 5 s with status 0. (A wait that a signal interrupts after its
+    deadline once blocked for ever: CPython 3.11's SimpleQueue.get.)"""
+    launcher.start_web()
+    for round_ in range(3):
+        proc = launcher.start_worker()
+        time.sleep(1.0)  # every process of the group in its loop
+        proc.signal_group(signal.SIGSTOP)
+        time.sleep(0.5)  # past every wait's deadline
+        began = time.monotonic()
+        proc.signal_group(signal.SIGTERM)
+        proc.signal_group(signal.SIGCONT)
+        wait_until(lambda p=proc: not p.running(), 10, f"round {round_}: the group to exit")
+        assert time.monotonic() - began < 5.0
+        assert proc.returncode == 0, proc.tails()
