@@ -105,7 +105,11 @@ def outcome_stream(
         cursor = query["after"]
         last_sent = time.monotonic()
         yield "retry: 1000\n: connected\n\n"
-        while sse.open_until(deadline):
+        # The first read happens whatever the clock says: a stream that started
+        # late (a busy process) still sends what was waiting before it ends.
+        first = True
+        while first or sse.open_until(deadline):
+            first = False
             try:
                 records, next_cursor = store.outcomes.read_outcomes(
                     store.tenants.all() if query["all_tenants"] else query["tenants"],
