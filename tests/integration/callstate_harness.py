@@ -543,10 +543,13 @@ class Launcher:
         ``how`` (see held_jobs) while ``tenant`` has events accepted and not
         applied; returns the jobs it held.
 
-        Freezes the process group (SIGSTOP), looks in Redis, and signals it if
-        so; otherwise lets it run (SIGCONT) a moment and looks again.
+        Freezes the group (SIGSTOP), looks in Redis, and signals it if so;
+        otherwise lets it run (SIGCONT) a moment and looks again. The moment
+        grows from 1 ms to 50 ms: frozen between every look and thawed for 1 ms
+        only, a group on a busy machine never ran long enough to take a job.
         """
         deadline = time.monotonic() + timeout
+        moment = 0.001
         while time.monotonic() < deadline:
             proc.signal_group(signal.SIGSTOP)
             held = self.held_jobs(proc)[how]
@@ -558,7 +561,8 @@ class Launcher:
                     proc.signal_group(signal.SIGCONT)
                 return held
             proc.signal_group(signal.SIGCONT)
-            time.sleep(0.001)
+            time.sleep(moment)
+            moment = min(moment * 1.5, 0.05)
         proc.signal_group(signal.SIGCONT)
         raise AssertionError(f"{proc.name} never held a job ({how}) while events were pending")
 
