@@ -186,6 +186,9 @@ def country_code(raw: str) -> str:
     return _named("DEFAULT_COUNTRY", _country_code, raw)
 
 
+ACCESS_LOG_CHOICES = ("all", "errors", "off")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything both process types read from the environment."""
@@ -234,6 +237,8 @@ class Settings:
     # Where prometheus-client's multiprocess mode keeps its files (the Procfile
     # sets it for the web process); None: metrics of this process only.
     metrics_directory: str | None = None
+    # The web's access log: every request (all), answers from 400 up (errors), none (off).
+    access_log: str = "all"
     # Processes per worker dyno: RQ workers for events, and delivery processes.
     worker_concurrency: int = 1
     delivery_concurrency: int = 1
@@ -325,6 +330,9 @@ class Settings:
             max_exports_per_process=whole("MAX_EXPORTS_PER_PROCESS", 2, validate=at_least(1)),
             export_idle_seconds=number("EXPORT_IDLE_SECONDS", 60.0, validate=at_least(1.0)),
             metrics_directory=read.str("PROMETHEUS_MULTIPROC_DIR", None),
+            access_log=read.str(
+                "ACCESS_LOG", "all", validate=validate.OneOf(ACCESS_LOG_CHOICES)
+            ).lower(),
             worker_concurrency=whole("WORKER_CONCURRENCY", 1, validate=at_least(1)),
             delivery_concurrency=whole("DELIVERY_CONCURRENCY", 1, validate=at_least(1)),
             database_url=read.database_url("DATABASE_URL", ""),

@@ -60,7 +60,12 @@ LAST = [
     "Brown",
     "Lefèvre",
 ]
-AGENTS = {str(100 + i): f"{random.Random(i).choice(FIRST)} (desk {i})" for i in range(1, 21)}
+# Twenty agents, each a name of their own (first names in turn, surnames in a
+# shuffled order), so the wallboard's extension board never shows two alike.
+AGENTS = {
+    str(100 + i): f"{FIRST[(i - 1) % len(FIRST)]} {surname}"
+    for i, surname in enumerate(random.Random(7).sample(LAST * 2, 20), start=1)
+}
 QUEUES = ["600", "601", "602"]
 RING_GROUPS = ["700", "701"]
 DIDS = [("+18005550100", "Main line", "Sales"), ("+18005550111", "Support", "Support"),
@@ -122,6 +127,12 @@ def _phone(rng: random.Random) -> str:
     if style < 0.9:
         return digits
     return rng.choice(["anonymous", ""])
+
+
+def _dialable(rng: random.Random) -> str:
+    """A number an agent dials: always a number, as the PBX writes one."""
+    digits = f"{rng.randint(201, 989)}555{rng.randint(1000, 9999)}"
+    return "+1" + digits if rng.random() < 0.8 else digits
 
 
 def _name(rng: random.Random) -> str:
@@ -269,7 +280,7 @@ def generate_call(
             "outboundCall",
             extNumber=agents[0],
             extName=AGENTS[agents[0]],
-            numberDialed=_phone(rng) or "+15550000000",
+            numberDialed=_dialable(rng),
         )
         if rng.random() < 0.5:
             answer(agents[0])

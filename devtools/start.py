@@ -13,24 +13,31 @@ Call history goes to ``DATABASE_URL`` if set (a local PostgreSQL, say), else
 to a SQLite file, ``.dev-history.sqlite3``, kept between runs; its tables are
 migrated before anything starts, as the Procfile's ``release`` does on a deploy.
 
-Web and worker run from the Procfile (devtools.service), like on Heroku: each in
-a process group of its own, its output shown here behind its name; Ctrl-C, or
-one of them stopping, stops both (SIGTERM, SIGKILL after 10 s). Tokens
-and keys are made up once and kept in ``.callstate-dev.env`` so the webhook
-URL stays the same between runs (unless both WEBHOOK_TOKENS and API_KEYS are
-set in the environment: then those are used and no file is written).
+``--demo`` keeps its data apart: a Redis of its own (a redis-server started
+here with nothing kept on disk, else the embedded stand-in; never REDIS_URL or
+the Redis on 6379) and a history file of its own (``.dev-demo-history.sqlite3``),
+both emptied at start, so a restarted demo shows no call from before.
+
+Web and worker run from the Procfile (devtools.service), like on Heroku, and the
+demo's simulator beside them: each in a process group of its own, its output
+shown here behind its name. Ctrl-C, SIGTERM to this launcher, or one of them
+stopping, stops them all (SIGTERM, SIGKILL after 10 s). Tokens and keys are
+made up once and kept in ``.callstate-dev.env`` so the webhook URL stays the
+same between runs (unless both WEBHOOK_TOKENS and API_KEYS are set in the
+environment: then those are used and no file is written); where this run's
+Redis and history are goes to ``.callstate-run.env``, which ``bin/flask``
+reads, so the project's commands see what ``bin/start`` runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import secrets
 import shutil
 import signal
-import subprocess
+import socket
 import sys
 import threading
 import time
@@ -42,15 +49,21 @@ from devtools.redis_server import RedisServer
 from devtools.service import (
     ROOT,
     ServiceError,
+    ServiceProcess,
     procfile_env,
+    start_process,
     start_procfile_process,
     stop_all,
-    wait_healthy,
 )
 
 DEV_ENV = ROOT / ".callstate-dev.env"
+RUN_ENV = ROOT / ".callstate-run.env"
 DEV_REDIS_DIR = ROOT / ".dev-redis"
 DEV_HISTORY = ROOT / ".dev-history.sqlite3"
+DEMO_REDIS_DIR = ROOT / ".dev-demo-redis"
+DEMO_HISTORY = ROOT / ".dev-demo-history.sqlite3"
+# The demo's simulated calls go to this tenant (the simulator's default).
+DEMO_TENANT = "acme"
 
 
 def _answers(url: str) -> bool:
@@ -80,33 +93,45 @@ def _dev_secrets() -> dict[str, str]:
     return {**values, **given}
 
 
-def _prepare_history() -> str:
-    """DATABASE_URL, or the SQLite file of this checkout; migrated. Returns the URL."""
+def _prepare_history(demo: bool) -> str:
+    """DATABASE_URL, or the SQLite file of this checkout (the demo: its own,
+    emptied); migrated. Returns the URL."""
     from core.history.database import create_engine, upgrade
     from core.settings import database_url
 
-    url = os.environ.get("DATABASE_URL", "").strip() or f"sqlite:///{DEV_HISTORY}"
+    if demo:
+        for stale in DEMO_HISTORY.parent.glob(DEMO_HISTORY.name + "*"):
+            stale.unlink()
+        url = f"sqlite:///{DEMO_HISTORY}"
+    else:
+        url = os.environ.get("DATABASE_URL", "").strip() or f"sqlite:///{DEV_HISTORY}"
     engine = create_engine(database_url(url) or url, role="release")
     upgrade(engine)
     engine.dispose()
     return url
 
 
-def _banner(env: dict[str, str], port: int, mode: str) -> str:
+def _banner(env: dict[str, str], port: int, mode: str, demo: bool) -> str:
     token = env["WEBHOOK_TOKENS"].split(",")[0].rpartition(":")[0]
     key = env["API_KEYS"].split(",")[0].rpartition(":")[0]
     base = f"http://127.0.0.1:{port}"
     return "\n".join(
         [
             "",
-            "callstate is starting",
+            "callstate is starting" + (" with simulated traffic (--demo)" if demo else ""),
+            f"  Listening:    0.0.0.0:{port} (every interface; {base} from this machine)",
             f"  Redis:        {mode}",
             f"  History:      {_history_shown(env['DATABASE_URL'])}",
             f"  Webhook URL:  {base}/webhooks/primevox/{token}",
             f"  API key:      {key}",
-            f"  Live calls:   curl -H 'Authorization: Bearer {key}' {base}/v1/calls/live",
-            f"  Outcomes:     curl -H 'Authorization: Bearer {key}' {base}/v1/outcomes",
             f"  Wallboard:    {base}/wallboard#key={key}",
+            "",
+            "  In another shell (the README's examples use these):",
+            f"    export BASE={base}",
+            f"    export WEBHOOK_URL={base}/webhooks/primevox/{token}",
+            f"    export API_KEY={key}",
+            "    bin/flask --help   # the project's commands, on this run's Redis and history",
+            "",
             "  Stop with Ctrl-C.",
             "",
         ]
@@ -173,24 +198,28 @@ def _run_embedded(env: dict[str, str], port: int) -> int:
     return 0
 
 
-def _start_demo(env: dict[str, str], port: int) -> None:
-    """Post simulated traffic once the web answers: a call or two a second, forever."""
+def _start_demo(env: dict[str, str], port: int) -> ServiceProcess:
+    """The simulator (devtools/demo.py), posting a call or two a second once the web
+    answers: a process of its own that this launcher stops with the rest."""
+    command = [sys.executable, "-m", "devtools.demo", f"http://127.0.0.1:{port}", DEMO_TENANT]
+    return start_process("demo", command, procfile_env({**os.environ, **env}))
 
-    def run() -> None:
-        url = f"http://127.0.0.1:{port}"
-        with contextlib.suppress(ServiceError):
-            wait_healthy(url, None, timeout=60)
-        print(f"demo: posting simulated calls to {url} (watch the wallboard)", flush=True)
-        subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "app", "simulate", url,
-             "--rate", "1", "--speed", "3", "--duration", "86400", "--sms-rate", "0.05"],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            check=False,
-        )  # fmt: skip
 
-    threading.Thread(target=run, name="demo-traffic", daemon=True).start()
+def _port_taken(port: int) -> bool:
+    """Something already listens on ``port`` (every interface, as the web will)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return True
+    return False
+
+
+def _write_run_env(env: dict[str, str]) -> None:
+    """Where this run's Redis and history are, for ``bin/flask``."""
+    names = ("REDIS_URL", "DATABASE_URL", "PORT")
+    RUN_ENV.write_text("".join(f"{n}={env[n]}\n" for n in names if env.get(n)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,13 +234,34 @@ def main(argv: list[str] | None = None) -> int:
         help="also post simulated PrimeVOX traffic to it (open /wallboard to watch)",
     )
     args = parser.parse_args(argv)
+    if _port_taken(args.port):
+        print(
+            f"port {args.port} is in use: stop what listens there, or choose another "
+            "with PORT=<port> bin/start (or bin/start --port <port>)",
+            file=sys.stderr,
+        )
+        return 2
 
     env = _dev_secrets()
     env["PORT"] = str(args.port)
-    env["DATABASE_URL"] = _prepare_history()
+    env["DATABASE_URL"] = _prepare_history(args.demo)
     redis_server: RedisServer | None = None
-    url = os.environ.get("REDIS_URL", "").strip()
+    url = "" if args.demo else os.environ.get("REDIS_URL", "").strip()
+    if args.demo:
+        env["ACCESS_LOG"] = "errors"  # a quiet terminal: the demo posts several a second
     if args.embedded:
+        mode = "embedded"
+    elif args.demo and shutil.which("redis-server"):
+        shutil.rmtree(DEMO_REDIS_DIR, ignore_errors=True)
+        DEMO_REDIS_DIR.mkdir()
+        redis_server = RedisServer(DEMO_REDIS_DIR, durable=False)
+        try:
+            redis_server.start()
+        except ServiceError as exc:
+            raise SystemExit(str(exc)) from None
+        url = redis_server.url
+        mode = f"the demo's own redis-server ({url}, emptied at start, nothing kept)"
+    elif args.demo:
         mode = "embedded"
     elif url:
         mode = f"REDIS_URL ({url.split('@')[-1]})"
@@ -236,13 +286,18 @@ def main(argv: list[str] | None = None) -> int:
             "!!! this one process and NOTHING IS KEPT when it stops. Fine for a try-out only.\n",
             file=sys.stderr,
         )
-        print(_banner(env, args.port, "embedded (fakeredis, in memory, not kept)"), flush=True)
-        if args.demo:
-            _start_demo(env, args.port)
-        return _run_embedded(env, args.port)
+        print(_banner(env, args.port, "embedded (fakeredis, in memory, not kept)", args.demo))
+        RUN_ENV.unlink(missing_ok=True)  # bin/flask cannot reach an in-process Redis
+        demo = _start_demo(env, args.port) if args.demo else None
+        try:
+            return _run_embedded(env, args.port)
+        finally:
+            if demo is not None:
+                stop_all([demo], grace=5)
 
     env["REDIS_URL"] = url
-    print(_banner(env, args.port, mode), flush=True)
+    _write_run_env(env)
+    print(_banner(env, args.port, mode, args.demo), flush=True)
     try:
         return _run_procfile(env, demo=args.demo, port=args.port)
     finally:
@@ -258,19 +313,20 @@ def _run_procfile(env: dict[str, str], demo: bool, port: int) -> int:
     """web and worker from the Procfile until Ctrl-C, SIGTERM or one of them stops;
     then both are stopped. Returns the exit status of the one that stopped first."""
     # web and worker only: the Procfile's release (migrations) ran before.
-    processes = [
-        start_procfile_process(kind, kind, procfile_env(env)) for kind in ("web", "worker")
-    ]
-    if demo:
-        _start_demo(env, port)
     signal.signal(signal.SIGTERM, _interrupt)
+    processes: list[ServiceProcess] = []
+    service: list[ServiceProcess] = []
     try:
-        while all(process.running() for process in processes):
+        service = [
+            start_procfile_process(kind, kind, procfile_env(env)) for kind in ("web", "worker")
+        ]
+        processes = service + ([_start_demo(env, port)] if demo else [])
+        while all(process.running() for process in service):
             time.sleep(0.2)
     except KeyboardInterrupt:
         pass
     finally:
-        stopped = [process for process in processes if not process.running()]
+        stopped = [process for process in service if not process.running()]
         stop_all(processes, grace=10)
     return stopped[0].popen.returncode if stopped else 0
 

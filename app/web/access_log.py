@@ -44,9 +44,11 @@ class AccessLog:
     """WSGI middleware: log every request when the app has answered it (a
     stream: when its headers are sent, as servers do)."""
 
-    def __init__(self, app: WsgiApp, fd: int = 1) -> None:
+    def __init__(self, app: WsgiApp, fd: int = 1, lowest_status: int = 0) -> None:
         self.app = app
         self.fd = fd
+        # ACCESS_LOG=errors logs answers from 400 up only (the demo's quiet terminal).
+        self.lowest_status = lowest_status
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -61,12 +63,16 @@ class AccessLog:
         try:
             return self.app(environ, capture)
         finally:
-            line = access_line(
-                environ.get("REQUEST_METHOD", ""),
-                environ.get("PATH_INFO", ""),
-                status[0],
-                (time.perf_counter() - started) * 1000,
-            )
-            # A log line is not worth failing a request over.
-            with contextlib.suppress(OSError):
-                os.write(self.fd, line)
+            if status[0] >= self.lowest_status:
+                self._write(environ, status[0], started)
+
+    def _write(self, environ: dict[str, Any], status: int, started: float) -> None:
+        line = access_line(
+            environ.get("REQUEST_METHOD", ""),
+            environ.get("PATH_INFO", ""),
+            status,
+            (time.perf_counter() - started) * 1000,
+        )
+        # A log line is not worth failing a request over.
+        with contextlib.suppress(OSError):
+            os.write(self.fd, line)

@@ -30,13 +30,14 @@ What the process keeps from its gunicorn days, and how:
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 from typing import Any
 
 from granian.http import HTTP1Settings
 
-from app.web.access_log import AccessLog
+from app.web.access_log import AccessLog, WsgiApp
 from core.settings import ConfigError, Settings
 
 DEFAULT_FACTORY = "app:create_app"
@@ -57,6 +58,19 @@ CONNECTIONS_PER_PROCESS = 512
 BODY_WAITERS = 64
 
 
+class QuietThreadCount(logging.Filter):
+    """Drop granian's start-up warning that its thread count "seems quite high".
+
+    The count is deliberate: WEB_THREADS app threads for readers and as many for
+    webhooks, plus BODY_WAITERS, most of them waiting on sockets or Redis with
+    the GIL released (app.intake.fast_path); the warning repeated at every
+    start would only teach operators to ignore warnings.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "seems quite high" not in record.getMessage()
+
+
 def log_config() -> dict[str, Any]:
     """logging.dictConfig for granian's own logger and its access logger."""
     return {
@@ -65,10 +79,12 @@ def log_config() -> dict[str, Any]:
         "formatters": {
             "json": {"()": "core.observability.JsonFormatter"},
         },
+        "filters": {"thread_count": {"()": "app.web.serve.QuietThreadCount"}},
         "handlers": {
             "console": {
                 "class": "logging.StreamHandler",
                 "formatter": "json",
+                "filters": ["thread_count"],
                 "stream": "ext://sys.stdout",
             },
         },
@@ -78,12 +94,16 @@ def log_config() -> dict[str, Any]:
     }
 
 
-def wsgi_app() -> AccessLog:
+def wsgi_app() -> WsgiApp:
     """What each server process serves: the app (``create_app``, or the factory
-    ``python -m app.web.serve`` was given) behind the access log."""
+    ``python -m app.web.serve`` was given) behind the access log (ACCESS_LOG)."""
     module, _, name = os.environ.get(_FACTORY, DEFAULT_FACTORY).partition(":")
     factory = getattr(importlib.import_module(module), name)
-    return AccessLog(factory())
+    app: WsgiApp = factory()
+    access_log = Settings.from_env().access_log
+    if access_log == "off":
+        return app
+    return AccessLog(app, lowest_status=400 if access_log == "errors" else 0)
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
