@@ -190,7 +190,8 @@ def test_the_configuration_table_lists_every_variable_the_code_reads() -> None:
 
 
 def test_app_json_runs_the_procfile_on_redis() -> None:
-    """app.json starts one web and one worker dyno (Procfile types) with a Redis add-on."""
+    """app.json starts one web and one worker dyno (Procfile types) with a Redis add-on
+    and offers PostgreSQL for the call history."""
     manifest = app_json()
     procfile = {
         line.split(":", 1)[0]
@@ -200,7 +201,11 @@ def test_app_json_runs_the_procfile_on_redis() -> None:
     formation = manifest["formation"]
     assert {"web", "worker"} <= set(formation) <= procfile
     assert all(formation[kind]["quantity"] == 1 for kind in ("web", "worker"))
-    assert [a["plan"].split(":")[0] for a in manifest["addons"]] == ["heroku-redis"]
+    # Redis (REDIS_URL), and PostgreSQL (DATABASE_URL: the call history, offered
+    # with what it buys said in the description; its plan is the deployer's choice).
+    addons = {a["plan"].split(":")[0]: a["as"] for a in manifest["addons"]}
+    assert addons == {"heroku-redis": "REDIS", "heroku-postgresql": "DATABASE"}
+    assert "PostgreSQL" in manifest["description"] and manifest["success_url"] == "/wallboard"
     assert manifest["buildpacks"] == [{"url": "heroku/python"}]
 
 

@@ -177,6 +177,15 @@ class Page:
     def auth(self, operation: dict[str, Any]) -> list[tuple[str, str]]:
         """(label, description) of each credential the operation accepts."""
         requirements = operation.get("security", self.spec.get("security", []))
+        # OpenAPI has no scheme for a secret in the path: the webhook's token is
+        # a path parameter, and it is the credential all the same.
+        in_path = [
+            parameter
+            for parameter in operation.get("parameters", [])
+            if parameter.get("in") == "path" and parameter.get("name") == "token"
+        ]
+        if not requirements and in_path:
+            return [("the token in the path", str(in_path[0].get("description", "")))]
         described = []
         for name in (name for requirement in requirements for name in requirement):
             scheme = self.security.get(name, {})

@@ -74,8 +74,10 @@ PARSER = ArgumentsParser()
 
 @PARSER.location_loader("json")
 def load_json_object(request: flask.Request, schema: Schema) -> dict[str, Any]:
-    """The body as a JSON object. Raises BadQuery (400) for anything else."""
-    data = request.get_json(silent=True)
+    """The body as a JSON object, whatever Content-Type the client claimed (curl -d
+    sends JSON as a form): the body decides, as at webhook intake. Raises
+    BadQuery (400) for anything else."""
+    data = request.get_json(force=True, silent=True)
     if isinstance(data, dict):
         return data
     optional = getattr(schema, "optional", False)

@@ -195,6 +195,15 @@ def test_docs_page_shows_parameters_schemas_and_examples(client: FlaskClient) ->
     assert '<pre>{\n  &#34;calls&#34;' in page  # a JSON example answer, escaped
 
 
+def test_docs_page_names_the_webhooks_token_as_its_credential(client: FlaskClient) -> None:
+    """The intake's credential is the token in its path (OpenAPI has no scheme for a
+    secret in a path): the page says so instead of "No credentials"."""
+    page = client.get("/docs").get_data(as_text=True)
+    section = page[page.index("id='op-receiveWebhook'") :]
+    section = section[: section.index("<h4>")]
+    assert "the token in the path" in section and "No credentials" not in section
+
+
 def test_docs_page_escapes_every_text_from_the_document(app: Flask) -> None:
     """Markup in a title, summary, description or field name is shown, never run."""
     hostile = "<script>alert(1)</script>"

@@ -166,19 +166,33 @@ def test_a_json_body_is_loaded_by_its_schema(client: FlaskClient) -> None:
         (b"[1]", "application/json"),
         (b'"text"', "application/json"),
         (b'{"text": ', "application/json"),
-        (b'{"text": "hi"}', "text/plain"),
+        (b"text=hi", "application/x-www-form-urlencoded"),
         (b"", "application/json"),
     ],
 )
 def test_a_body_that_is_no_json_object_answers_its_schemas_words(
     client: FlaskClient, body: bytes, content_type: str
 ) -> None:
-    """An array, a string, broken JSON, JSON not sent as JSON, or no body where one is
-    required: 400 with the schema's ``not_an_object``."""
+    """An array, a string, broken JSON, a form, or no body where one is required:
+    400 with the schema's ``not_an_object``."""
     answer = client.post(
         "/things/t1/notes", data=body, headers={**KEY, "Content-Type": content_type}
     )
     assert (answer.status_code, answer.json) == (400, {"error": "send a note"})
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", ""])
+def test_a_json_object_is_read_whatever_content_type_it_came_with(
+    client: FlaskClient, content_type: str
+) -> None:
+    """A JSON object sent as text or as a form (curl -d's default) is read as JSON:
+    the body decides, as at webhook intake."""
+    answer = client.post(
+        "/things/t1/notes",
+        data=b'{"text": "hi"}',
+        headers={**KEY, **({"Content-Type": content_type} if content_type else {})},
+    )
+    assert (answer.status_code, answer.json) == (200, {"shown": "t1: hi (None)"})
 
 
 def test_a_refused_body_answers_with_every_fields_messages(client: FlaskClient) -> None:
