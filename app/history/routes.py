@@ -103,6 +103,10 @@ class Instant(fields.String):
 NO_NUL = validate.Regexp(r"^[^\x00]*$", error="must not contain NUL characters")
 
 
+def one_of(choices: tuple[str, ...] | list[str]) -> validate.OneOf:
+    return validate.OneOf(choices, error="must be one of " + ", ".join(choices))
+
+
 def _text(description: str | None = None, **options: Any) -> fields.String:
     validators = [NO_NUL, *options.pop("validators", [])]
     meta = {"description": description} if description else {}
@@ -121,9 +125,9 @@ class CallSearchArgs(Schema):
     )
     to = Instant(metadata={"description": "calls started before this (exclusive)"})
     tenant_id = _text("only this tenant")
-    outcome = fields.String(validate=validate.OneOf(OUTCOME_KINDS))
-    missed_reason = fields.String(validate=validate.OneOf(MISSED_REASONS))
-    direction = fields.String(validate=validate.OneOf(DIRECTIONS))
+    outcome = fields.String(validate=one_of(OUTCOME_KINDS))
+    missed_reason = fields.String(validate=one_of(MISSED_REASONS))
+    direction = fields.String(validate=one_of(DIRECTIONS))
     queue = _text("only calls that entered this queue")
     ring_group = _text("only calls that entered this ring group")
     extension = _text(
@@ -131,10 +135,11 @@ class CallSearchArgs(Schema):
     )
     caller = _text(
         "only callers whose number starts with this (e.g. +1555)",
-        validators=[validate.Length(min=1)],
+        validators=[validate.Length(min=1, error="must not be empty")],
     )
     limit = fields.Integer(
-        validate=validate.Range(min=1, max=2**31 - 1),
+        validate=validate.Range(min=1, max=2**31 - 1, error="must be a whole number from 1 up"),
+        error_messages={"invalid": "must be a whole number from 1 up"},
         metadata={
             "description": f"JSON: page size, 1 to {MAX_LIMIT}, default 100; "
             "CSV: at most this many calls (default: every matching call)"
@@ -142,16 +147,16 @@ class CallSearchArgs(Schema):
     )
     cursor = _text("continue after the page that answered this as next")
     format = fields.String(
-        validate=validate.OneOf(("json", "csv")),
+        validate=one_of(("json", "csv")),
         metadata={"description": "csv: the same as Accept: text/csv"},
     )
 
     @staticmethod
     def error_text(messages: Any) -> str:
-        """Every problem, each after its argument's name (app/web/rest.py words the
-        other queries' errors by their first field alone)."""
+        """Every problem, each as ``<argument> <what is wrong>`` the way the other
+        queries word theirs (app/web/rest.py answers those with the first alone)."""
         named = messages if isinstance(messages, dict) else {"query": messages}
-        return "; ".join(f"{name}: {' '.join(map(str, why))}" for name, why in named.items())
+        return "; ".join(f"{name} {' '.join(map(str, why))}" for name, why in named.items())
 
 
 def _micros(moment: datetime | None) -> int | None:

@@ -198,6 +198,26 @@ def test_bad_queries_are_400_with_a_reason(
     assert answer.get_json()["error"]
 
 
+@pytest.mark.parametrize(
+    ("query", "error"),
+    [
+        ("format=xml", "format must be one of json, csv"),
+        ("outcome=lost", "outcome must be one of answered, missed, voicemail, outbound"),
+        ("limit=x", "limit must be a whole number from 1 up"),
+        ("caller=", "caller must not be empty"),
+        ("direction=up&missed_reason=why", "missed_reason must be one of abandoned, no_answer, "
+         "unrouted; direction must be one of inbound, outbound"),
+    ],
+)  # fmt: skip
+def test_bad_queries_are_worded_as_every_other_query_of_the_api(
+    api: FlaskClient, history_engine: sa.Engine, query: str, error: str
+) -> None:
+    """Each problem reads ``<argument> <what is wrong>``, as on /v1/outcomes and
+    /v1/stats; several are joined with ``; ``."""
+    answer = api.get(f"/v1/calls?{query}", headers=ADMIN)
+    assert (answer.status_code, answer.get_json()) == (400, {"error": error})
+
+
 def test_without_a_database_history_is_not_configured(client: FlaskClient) -> None:
     """No DATABASE_URL: 501 saying so, for JSON and CSV alike."""
     for headers in (ADMIN, {**ADMIN, "Accept": "text/csv"}):
