@@ -9,6 +9,7 @@ from app.web.rest import ApiBlueprint
 def blueprints() -> list[ApiBlueprint]:
     """Every blueprint of the app (imported here, when the app is built: a feature
     module reads its settings as it loads)."""
+    import app.calls.conversations
     import app.calls.live_stream
     import app.calls.routes
     import app.history.routes
@@ -27,6 +28,7 @@ def blueprints() -> list[ApiBlueprint]:
         app.intake.routes.bp,
         app.calls.routes.bp,
         app.calls.live_stream.bp,
+        app.calls.conversations.bp,
         app.outcomes.routes.bp,
         app.outcomes.stream.bp,
         app.history.routes.bp,

@@ -97,6 +97,7 @@ class Engine:
         calls: dict[str, list[tuple[str, Envelope]]] = {}
         homes: dict[str, int] = {}
         logs: dict[tuple[str, int, int], list[tuple[str, Envelope]]] = {}
+        conversations: dict[tuple[str, int], list[tuple[str, Envelope]]] = {}
         for partition, batch in batches.items():
             for field, envelope in batch:
                 kind = envelope.get("kind")
@@ -107,9 +108,8 @@ class Engine:
                     )
                     result.poisoned += 1
                 elif kind == "MessageEvent" and data.get("conversation_id"):
-                    base = self.store.logs.conversation_key(tenant_id, data["conversation_id"])
-                    home = partition_for(data["conversation_id"])
-                    logs.setdefault((base, partition, home), []).append((field, envelope))
+                    key = (data["conversation_id"], partition)
+                    conversations.setdefault(key, []).append((field, envelope))
                 elif kind == "UnknownEvent":
                     base = self.store.logs.other_events_key(tenant_id)
                     home = partition_for("")
@@ -129,6 +129,11 @@ class Engine:
         for (base, partition, home), items in logs.items():
             self.store.logs.append_log(
                 base, [e for _, e in items], tenant_id, [f for f, _ in items], partition, home
+            )
+            result.applied += [e for _, e in items]
+        for (conversation_id, partition), items in conversations.items():
+            self.store.logs.append_messages(
+                conversation_id, [e for _, e in items], tenant_id, [f for f, _ in items], partition
             )
             result.applied += [e for _, e in items]
         if calls:

@@ -87,7 +87,7 @@ from core.store.keys import (
     wake_key,
 )
 from core.store.log_merge import merge_log
-from core.store.logs import PlainLogs
+from core.store.logs import Conversation, PlainLogs
 from core.store.outcomes import Outcomes
 from core.store.pending import Partition, PendingEvents
 from core.store.poisoned import Poisoned
@@ -159,6 +159,7 @@ __all__ = [
     "CallCommit",
     "CallLog",
     "CallPart",
+    "Conversation",
     "GroupCommit",
     "NotReplicated",
     "Partition",

@@ -117,6 +117,14 @@ def conversation_key(tenant_id: str, conversation_id: str, spread: bool = False)
     return f"{tag}:conv:{_part(conversation_id)}"
 
 
+def conversations_keys(tenant_id: str, partition: int, spread: bool = False) -> tuple[str, str]:
+    """One partition's index of a tenant's SMS conversations (in the slot of the
+    conversations it indexes): a zset by last message time, and a hash of each
+    conversation's numbers and message count."""
+    tag = partition_tag(tenant_id, partition, spread)
+    return f"{tag}:convs", f"{tag}:convs:meta"
+
+
 def other_events_key(tenant_id: str, spread: bool = False) -> str:
     """Events without a call or conversation: partition_for("") like their pending set."""
     return f"{partition_tag(tenant_id, partition_for(''), spread)}:other"
