@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import marshmallow as ma
 from environs import Env, EnvValidationError, validate
@@ -189,6 +190,23 @@ def country_code(raw: str) -> str:
 ACCESS_LOG_CHOICES = ("all", "errors", "off")
 
 
+def _iana_timezone(name: str) -> None:
+    """Refuse a name the IANA time zone database does not know."""
+    if not is_timezone(name):
+        raise ma.ValidationError(
+            f"must be an IANA time zone such as America/Chicago (got {name[:40]!r})"
+        )
+
+
+def is_timezone(name: str) -> bool:
+    """Whether ``name`` is a time zone of the IANA database (``Europe/Paris``, ``UTC``)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything both process types read from the environment."""
@@ -269,6 +287,11 @@ class Settings:
     # Callbacks read national numbers in this country (a calling code such as
     # "1", or "" for none: only international numbers match). DEFAULT_COUNTRY.
     default_country: str = "1"
+    # Every tenant's day, unless its own settings name another (an IANA name).
+    default_timezone: str = "UTC"
+    # An abandoned call this short (seconds from its start) is a short abandon,
+    # unless the tenant's settings say otherwise.
+    short_abandon_seconds: float = 5.0
 
     @property
     def web_process_connections(self) -> int:
@@ -346,6 +369,8 @@ class Settings:
             webhook_rate_limit=number("WEBHOOK_RATE_LIMIT", 0.0, validate=NOT_NEGATIVE),
             webhook_rate_burst=whole("WEBHOOK_RATE_BURST", 0, validate=NOT_NEGATIVE),
             default_country=read.country_code("DEFAULT_COUNTRY", "US"),
+            default_timezone=read.str("DEFAULT_TIMEZONE", "UTC", validate=_iana_timezone),
+            short_abandon_seconds=number("SHORT_ABANDON_SECONDS", 5.0, validate=NOT_NEGATIVE),
         )
         read.raise_problems()
         return settings
