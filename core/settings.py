@@ -94,6 +94,24 @@ def parse_bindings(text: str) -> dict[str, str]:
     return bindings
 
 
+# API_KEYS' scopes: ``key:tenant`` is a write key, ``key:tenant:read`` a read
+# key, ``key:*`` the admin's (every tenant, tenants and credentials).
+READ_SUFFIX = ":read"
+
+
+def parse_key_bindings(text: str) -> dict[str, str]:
+    """Parse API_KEYS: ``secret:tenant`` pairs as ``parse_bindings`` does, where a
+    pair may end in ``:read`` (a read key); its tenant then keeps the suffix
+    (``{"k": "acme:read"}``). Raises ValidationError like parse_bindings."""
+    bindings: dict[str, str] = {}
+    for secret, tenant in parse_bindings(text).items():
+        head, sep, bound = secret.rpartition(":")
+        if tenant == READ_SUFFIX[1:] and sep and head and bound:
+            secret, tenant = head, bound + READ_SUFFIX
+        bindings[secret] = tenant
+    return bindings
+
+
 def bare_secret(text: str, *, pairs_in: str) -> str | None:
     """One bare secret for every tenant (``WEBHOOK_TOKEN``, ``API_KEY``), or None.
 
@@ -331,7 +349,8 @@ class Settings:
                 read.bare_secret("WEBHOOK_TOKEN", "", pairs_in="WEBHOOK_TOKENS"),
             ),
             api_keys=_with_single(
-                read.bindings("API_KEYS", ""), read.bare_secret("API_KEY", "", pairs_in="API_KEYS")
+                read.key_bindings("API_KEYS", ""),
+                read.bare_secret("API_KEY", "", pairs_in="API_KEYS"),
             ),
             outcome_grace_seconds=number("OUTCOME_GRACE_SECONDS", 5.0, validate=NOT_NEGATIVE),
             call_timeout_seconds=number("CALL_TIMEOUT_SECONDS", 4 * 3600.0, validate=NOT_NEGATIVE),
@@ -388,6 +407,7 @@ class _Environment(Env):
         self.add_parser_from_field("number", _Number)
         self.add_parser_from_field("switch", _Switch)
         self.add_parser("bindings", parse_bindings)
+        self.add_parser("key_bindings", parse_key_bindings)
         self.add_parser("bare_secret", bare_secret)
         self.add_parser("retry_schedule", retry_schedule)
         self.add_parser("port_list", port_list)

@@ -11,7 +11,10 @@ that ``RQ_REDIS_URL`` names, never on a cluster: its multi-key commands span
 slots.
 
     store.<part>        module            what it holds
-    tenants             tenants.py        the tenants, which posted a call or conversation
+    tenants             tenants.py        the tenants, which posted a call or conversation;
+                                          each tenant's own settings
+    directory           directory.py      tenant records, webhook tokens and API keys (by
+                                          digest), this process's copy of them
     pending             pending.py        accepted events, doorbells, wake tokens
     poisoned            poisoned.py       events set aside as poisoned
     calls               calls.py          call logs, views, live calls, timers
@@ -46,6 +49,7 @@ from core.store.connection import (
     connect,
     open_redis,
 )
+from core.store.directory import Directory
 from core.store.due import DueIndexes
 from core.store.group_commit import GroupCommit
 from core.store.health import Health
@@ -126,7 +130,8 @@ class Store:
             durable_wait_seconds=durable_wait_seconds,
         )
         self.backend = backend
-        self.tenants = Tenants(backend)
+        self.directory = Directory(backend)
+        self.tenants = Tenants(backend, self.directory)
         self.pending = PendingEvents(backend, self.tenants, group_commit=group_commit)
         self.poisoned = Poisoned(backend)
         self.calls = Calls(backend, self.pending)

@@ -6,7 +6,11 @@ every tenant find their way here instead of asking each tenant.
 
 from __future__ import annotations
 
-from core.store.backend import Part
+from dataclasses import replace
+
+from core.settings import COUNTRY_CODES
+from core.store.backend import Backend, Part
+from core.store.directory import Directory
 from core.store.keys import (
     CALL_INDEX_COMPLETE_KEY,
     TENANTS_KEY,
@@ -18,7 +22,12 @@ from core.tenant_settings import TenantSettings
 
 
 class Tenants(Part):
-    """The tenants set and the call and conversation indexes of tenants."""
+    """The tenants set and the call and conversation indexes of tenants; each
+    tenant's own settings (from its record in the directory)."""
+
+    def __init__(self, backend: Backend, directory: Directory) -> None:
+        super().__init__(backend)
+        self.directory = directory
 
     def all(self) -> list[str]:
         """Every tenant that ever sent an event."""
@@ -50,7 +59,13 @@ class Tenants(Part):
         return raw is not None and now >= float(raw)
 
     def settings_of(self, tenant_id: str, defaults: TenantSettings) -> TenantSettings:
-        """The settings ``tenant_id`` has set of its own over ``defaults``. Tenants
-        are known only by the events they send until they can be onboarded as
-        data, so every tenant has the deployment's settings for now."""
-        return defaults
+        """The settings ``tenant_id`` has set of its own (its record, at most a
+        second or two old) over ``defaults``. Raises redis.RedisError only when
+        this process has never read the directory."""
+        record = self.directory.current().tenants.get(tenant_id)
+        if record is None or not record.settings:
+            return defaults
+        own = {k: v for k, v in record.settings.items() if v is not None}
+        if "country" in own:
+            own["country"] = COUNTRY_CODES[own["country"]]
+        return replace(defaults, **own)
