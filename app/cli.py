@@ -12,6 +12,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app.calls.schemas import OUTCOME_KINDS
+from app.tenants.cli import tenants
 from app.web.resources import get_resources, get_store
 from core.queue import enqueue_event
 from statemachine.outcome import OutcomeRecord
@@ -205,3 +206,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(outcomes)
     app.cli.add_command(failed)
     app.cli.add_command(history)
+    app.cli.add_command(tenants)

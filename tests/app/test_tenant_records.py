@@ -3,6 +3,7 @@ process's copy of the directory."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import fakeredis
@@ -236,3 +237,26 @@ def test_no_raw_secret_is_stored(client: FlaskClient, redis_client: fakeredis.Fa
             dumped += redis_client.get(key) or b""
     for secret in [*secrets, API_KEY]:
         assert secret.encode() not in dumped
+
+
+def test_the_cli_twins_onboard_and_revoke(client: FlaskClient) -> None:
+    """flask tenants create|show|update|disable, token create|revoke, key create|revoke."""
+    runner = client.application.test_cli_runner()
+    made = runner.invoke(args=["tenants", "create", "acme", "--timezone", "America/Chicago"])
+    assert made.exit_code == 0, made.output
+    bad = runner.invoke(args=["tenants", "create", "b", "--timezone", "Nowhere"])
+    assert bad.exit_code == 2 and "timezone" in bad.output
+    token = runner.invoke(args=["tenants", "token", "create", "acme"], catch_exceptions=False)
+    created = json.loads(token.stdout)
+    assert post_call(client, created["token"]) == 202
+    key = runner.invoke(args=["tenants", "key", "create", "acme", "--scope", "read"])
+    key_id = json.loads(key.stdout)["id"]
+    shown = runner.invoke(args=["tenants", "show", "acme"]).output
+    assert key_id in shown and created["token"] not in shown
+    updated = runner.invoke(args=["tenants", "update", "acme", "--reset", "timezone"])
+    assert json.loads(updated.output)["timezone"] is None
+    assert runner.invoke(args=["tenants", "key", "revoke", "acme", key_id]).exit_code == 0
+    assert runner.invoke(args=["tenants", "token", "revoke", "acme", created["id"]]).exit_code == 0
+    assert post_call(client, created["token"]) == 401
+    assert runner.invoke(args=["tenants", "disable", "acme"]).exit_code == 0
+    assert "disabled" in runner.invoke(args=["tenants", "list"]).output
