@@ -25,6 +25,7 @@ from app.web.schema_fields import (
     time_field,
     values,
 )
+from core.settings import is_timezone
 from statemachine.callbacks import ContactKind
 
 MAX_MISSED = 500
@@ -80,6 +81,11 @@ class CountArg(fields.Integer):
         return int(_bounded(value, self.high, self.message))
 
 
+def _known_zone(name: str) -> None:
+    if not is_timezone(name):
+        raise ValidationError("tz must be an IANA time zone such as America/Chicago")
+
+
 class StatsArgs(Schema):
     """The window, grouping and figures asked for; an empty value counts as not given."""
 
@@ -87,7 +93,7 @@ class StatsArgs(Schema):
         data_key="from",
         metadata={
             "description": "window start, ISO-8601 date or time (no offset: UTC); default: "
-            "today's midnight UTC",
+            "today's midnight in the time zone (tz)",
             "type": "string",
             "example": "2025-11-25T00:00:00Z",
         },
@@ -122,6 +128,14 @@ class StatsArgs(Schema):
     )
     tenant_id = fields.String(
         metadata={"description": "only this tenant (a tenant key may name only its own)"}
+    )
+    tz = fields.String(
+        validate=_known_zone,
+        metadata={
+            "description": "the IANA time zone of the default window's midnight and of hour "
+            "and day groups; default: the tenant's (every tenant: DEFAULT_TIMEZONE)",
+            "example": "America/Chicago",
+        },
     )
 
     @pre_load
@@ -208,6 +222,10 @@ class StatsWindowSchema(Answer):
         required=True, allow_none=True, validate=validate.OneOf(GROUPINGS), metadata=ex("queue")
     )
     service_level_seconds = Number(required=True, metadata=ex(20.0))
+    timezone = fields.String(
+        required=True,
+        metadata=ex("America/Chicago", "the time zone of the default window and of hours and days"),
+    )
     tenants = fields.List(fields.String(), required=True, metadata=ex([EXAMPLE_TENANT]))
     source = fields.String(
         required=True,
