@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from core.settings import READ_SUFFIX, Settings
 from core.store.directory import (
     EVERY_TENANT,
+    MISS_CHECK_SECONDS,
     Credential,
     CredentialKind,
     Directory,
@@ -68,6 +69,9 @@ class CredentialLookup:
         snapshot = self.directory.current()
         if credential is None:
             credential = snapshot.credentials.get(key)
+            if credential is None:
+                snapshot = self.directory.current(max_age=MISS_CHECK_SECONDS)
+                credential = snapshot.credentials.get(key)
             if credential is None or credential.kind is not kind:
                 return None
         record = snapshot.tenants.get(credential.tenant_id)

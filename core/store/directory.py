@@ -37,6 +37,9 @@ from core.store.values import _text, dumps
 # How often a process asks whether the directory moved: a revoked credential
 # stops working everywhere within this (plus one request), well inside 2 s.
 CHECK_SECONDS = 1.0
+# An unknown secret asks again at once (one GET), so a token just created in
+# another process works on its first request; a bad secret costs that GET.
+MISS_CHECK_SECONDS = 0.0
 # last_used_at is written at most this often per credential and process, so a
 # busy token costs intake one write a minute, not one a request.
 LAST_USED_EVERY_SECONDS = 60.0
@@ -150,14 +153,15 @@ class Directory(Part):
 
     # -- the process's copy ------------------------------------------------------
 
-    def current(self, now: float | None = None) -> Snapshot:
-        """The directory, at most CHECK_SECONDS behind Redis. Raises redis.RedisError
-        only when it was never loaded (a stale copy is kept while Redis is away)."""
+    def current(self, now: float | None = None, max_age: float = CHECK_SECONDS) -> Snapshot:
+        """The directory, at most ``max_age`` seconds behind Redis. Raises
+        redis.RedisError only when it was never loaded (a stale copy is kept
+        while Redis is away)."""
         now = time.monotonic() if now is None else now
-        if now - self._checked_at < CHECK_SECONDS:
+        if now - self._checked_at < max_age:
             return self._snapshot
         with self._reload:
-            if now - self._checked_at < CHECK_SECONDS:
+            if now - self._checked_at < max_age:
                 return self._snapshot
             try:
                 version = int(self.redis.get(DIRECTORY_VERSION_KEY) or 0)
