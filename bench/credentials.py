@@ -25,12 +25,12 @@ import redis
 
 from bench.common import BenchService, progress, ratio, spread, traffic, write_bodies
 from bench.intake import Saturation, Target, saturate
-from core.store import Store
-from core.store.directory import (
+from core.store import (
     CHECK_SECONDS,
     Credential,
     CredentialKind,
     Scope,
+    Store,
     TenantRecord,
     digest,
     new_credential_id,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from core.settings import READ_SUFFIX, Settings
-from core.store.directory import (
+from core.store import (
     EVERY_TENANT,
     MISS_CHECK_SECONDS,
     Credential,

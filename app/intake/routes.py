@@ -28,7 +28,7 @@ from app.web.resources import Resources, get_resources
 from app.web.rest import ApiBlueprint, path_param
 from core.queue import enqueue_event
 from core.settings import Settings
-from core.store.directory import CredentialKind
+from core.store import CredentialKind
 from statemachine.event_log import to_record
 from statemachine.events import CallEvent, MessageEvent
 from statemachine.primevox import EVENTS

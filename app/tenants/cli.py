@@ -13,7 +13,7 @@ from marshmallow import Schema, ValidationError
 from app.tenants import onboarding
 from app.tenants.schemas import NewTenantSchema, TenantChangesSchema
 from app.web.resources import get_store
-from core.store.directory import CredentialKind, Scope, TenantExists
+from core.store import CredentialKind, Scope, TenantExists
 
 tenants = AppGroup("tenants", help="Onboard tenants; give and revoke their tokens and keys.")
 

@@ -13,11 +13,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from core.store import Store
-from core.store.directory import (
+from core.store import (
     Credential,
     CredentialKind,
     Scope,
+    Store,
     TenantRecord,
     digest,
     new_credential_id,

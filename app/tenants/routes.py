@@ -26,7 +26,7 @@ from app.web.errors import Missing, TenantForbidden, error_response
 from app.web.resources import get_store
 from app.web.rest import ApiBlueprint, error_doc, path_param
 from app.web.schema_fields import EXAMPLE_TENANT
-from core.store.directory import CredentialKind, Scope, TenantExists
+from core.store import CredentialKind, Scope, TenantExists
 
 bp = ApiBlueprint("tenants", __name__, url_prefix="/v1/tenants")
 

@@ -9,7 +9,7 @@ from marshmallow import RAISE, ValidationError, fields, validate, validates
 from app.web.rest import JsonBody
 from app.web.schema_fields import EXAMPLE_TENANT, EXAMPLE_TIME, Answer, ex
 from core.settings import COUNTRY_CODES, is_timezone
-from core.store.directory import EVERY_TENANT, Scope
+from core.store import EVERY_TENANT, Scope
 from statemachine.wire import MAX_ID_LENGTH
 
 EXAMPLE_TOKEN_ID = "wht_3f9a1c0d2e4b6a8c"

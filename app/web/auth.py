@@ -16,7 +16,7 @@ from flask import g, request
 
 from app.web.errors import error_response
 from app.web.resources import get_resources
-from core.store.directory import EVERY_TENANT, CredentialKind, Scope
+from core.store import EVERY_TENANT, CredentialKind, Scope
 
 ALL_TENANTS = EVERY_TENANT
 F = TypeVar("F", bound=Callable[..., Any])

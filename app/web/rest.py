@@ -36,8 +36,7 @@ from webargs.flaskparser import FlaskParser
 from app.web.auth import require_api_key
 from app.web.errors import BadQuery
 from app.web.schema_fields import OUTCOME_ID_PATTERN, ErrorAnswer
-from core.store import POOL_WAIT_SECONDS
-from core.store.directory import Scope
+from core.store import POOL_WAIT_SECONDS, Scope
 
 F = TypeVar("F", bound=Callable[..., Any])
 

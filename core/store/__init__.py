@@ -49,7 +49,20 @@ from core.store.connection import (
     connect,
     open_redis,
 )
-from core.store.directory import Directory
+from core.store.directory import (
+    CHECK_SECONDS,
+    EVERY_TENANT,
+    MISS_CHECK_SECONDS,
+    Credential,
+    CredentialKind,
+    Directory,
+    Scope,
+    TenantExists,
+    TenantRecord,
+    digest,
+    new_credential_id,
+    new_secret,
+)
 from core.store.due import DueIndexes
 from core.store.group_commit import GroupCommit
 from core.store.health import Health
@@ -150,8 +163,11 @@ class Store:
 # What code outside core/store imports; it imports nothing else, and only from here.
 __all__ = [
     "CALL_INDEX_COMPLETE_KEY",
+    "CHECK_SECONDS",
     "DELIVERIES_DUE_KEY",
     "DISPATCH_LOCK_KEY",
+    "EVERY_TENANT",
+    "MISS_CHECK_SECONDS",
     "OUTCOMES_DUE_KEY",
     "PARTITIONS",
     "PENDING_DUE_KEY",
@@ -165,14 +181,20 @@ __all__ = [
     "CallLog",
     "CallPart",
     "Conversation",
+    "Credential",
+    "CredentialKind",
+    "Directory",
     "GroupCommit",
     "NotReplicated",
     "Partition",
     "PoolExhausted",
+    "Scope",
     "Store",
     "SubscriptionState",
     "Subscriptions",
     "SupervisorView",
+    "TenantExists",
+    "TenantRecord",
     "call_key",
     "call_tenants_key",
     "connect",
@@ -180,6 +202,7 @@ __all__ = [
     "delivery_due_key",
     "delivery_queue_key",
     "delivery_timers_key",
+    "digest",
     "dispatch_cursor_key",
     "doorbell_key",
     "dumps",
@@ -187,6 +210,8 @@ __all__ = [
     "live_key",
     "log_keys",
     "merge_log",
+    "new_credential_id",
+    "new_secret",
     "open_redis",
     "outcomes_key",
     "partition_for",

@@ -12,8 +12,7 @@ from flask.testing import FlaskClient
 
 from core.credentials import CredentialLookup
 from core.settings import Settings
-from core.store import Store
-from core.store.directory import CHECK_SECONDS, CredentialKind, Scope, digest
+from core.store import CHECK_SECONDS, CredentialKind, Scope, Store, digest
 from core.tenant_settings import deployment_defaults, for_tenant
 from tests.conftest import API_KEY, TENANT_KEY
 
