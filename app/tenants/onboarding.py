@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from app.web.errors import Missing
 from core.store import (
     Credential,
     CredentialKind,
@@ -39,8 +40,11 @@ OWN_SETTINGS = (
 WEBHOOK_PATH = "/webhooks/primevox/"
 
 
-class NoSuchTenant(LookupError):
-    """No tenant record with that id."""
+class NoSuchTenant(Missing):
+    """No tenant record with that id (the API answers 404)."""
+
+    def __init__(self, tenant_id: str) -> None:
+        super().__init__(f"no tenant {tenant_id!r}")
 
 
 def _iso(epoch: float | None) -> str | None:

@@ -37,13 +37,6 @@ ADMIN = Scope.ADMIN
 ADMIN_ONLY = error_doc("a key that is not the admin's")
 
 
-def _tenant(tenant_id: str) -> Any:
-    try:
-        return onboarding.tenant_record(get_store(), tenant_id)
-    except onboarding.NoSuchTenant:
-        raise Missing(f"no tenant {tenant_id!r}") from None
-
-
 @bp.operation(
     "POST",
     "",
@@ -98,7 +91,7 @@ def show(tenant_id: str) -> Any:
     """One tenant (the admin's key, or that tenant's own keys)"""
     if g.scope not in (ALL_TENANTS, tenant_id):
         raise TenantForbidden(f"this API key may not read tenant {tenant_id!r}")
-    return {"tenant": onboarding.shown_tenant(_tenant(tenant_id))}
+    return {"tenant": onboarding.shown_tenant(onboarding.tenant_record(get_store(), tenant_id))}
 
 
 @bp.operation(
@@ -116,10 +109,7 @@ def show(tenant_id: str) -> Any:
 )
 def update(changes: dict[str, Any], tenant_id: str) -> Any:
     """Change a tenant's name or settings (null: back to the deployment's), or enable it"""
-    try:
-        record = onboarding.update_tenant(get_store(), tenant_id, changes)
-    except onboarding.NoSuchTenant:
-        raise Missing(f"no tenant {tenant_id!r}") from None
+    record = onboarding.update_tenant(get_store(), tenant_id, changes)
     return {"tenant": onboarding.shown_tenant(record)}
 
 
@@ -137,10 +127,7 @@ def update(changes: dict[str, Any], tenant_id: str) -> Any:
 )
 def disable(tenant_id: str) -> tuple[Response, int]:
     """Disable a tenant: its webhooks and keys get 401; its data stays until retention"""
-    try:
-        onboarding.update_tenant(get_store(), tenant_id, {"disabled": True})
-    except onboarding.NoSuchTenant:
-        raise Missing(f"no tenant {tenant_id!r}") from None
+    onboarding.update_tenant(get_store(), tenant_id, {"disabled": True})
     return Response(status=204), 204
 
 
@@ -153,10 +140,7 @@ KINDS = {
 
 
 def _create(tenant_id: str, kind: CredentialKind, scope: Scope, name: str) -> Any:
-    try:
-        credential, secret = onboarding.create_credential(get_store(), tenant_id, kind, scope, name)
-    except onboarding.NoSuchTenant:
-        raise Missing(f"no tenant {tenant_id!r}") from None
+    credential, secret = onboarding.create_credential(get_store(), tenant_id, kind, scope, name)
     return onboarding.new_credential_answer(credential, secret)
 
 
@@ -205,7 +189,7 @@ def _listing(collection: str, schema: Any, operation_id: str) -> None:
     words = collection.replace("-", " ")
 
     def listing(tenant_id: str) -> Any:
-        _tenant(tenant_id)
+        onboarding.tenant_record(get_store(), tenant_id)
         return {field: onboarding.listed_credentials(get_store(), tenant_id, kind)}
 
     def revoke(tenant_id: str, credential_id: str) -> tuple[Response, int]:
