@@ -13,7 +13,12 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
+from flask import has_app_context
+
 from app.web.errors import Missing
+from core.history.audit import record_change
+from core.observability import get_logger
 from core.store import (
     Credential,
     CredentialKind,
@@ -38,6 +43,7 @@ OWN_SETTINGS = (
     "alert_callback_minutes",
 )
 WEBHOOK_PATH = "/webhooks/primevox/"
+log = get_logger("callstate.tenants")
 
 
 class NoSuchTenant(Missing):
@@ -45,6 +51,23 @@ class NoSuchTenant(Missing):
 
     def __init__(self, tenant_id: str) -> None:
         super().__init__(f"no tenant {tenant_id!r}")
+
+
+def _audit(
+    action: str, tenant_id: str, credential_id: str | None = None, detail: Any = None
+) -> None:
+    """Copy a change to the history database when the app has one (DATABASE_URL).
+    Redis holds the truth: a database that fails here is logged, and the change
+    stands."""
+    from app.history.routes import get_history
+
+    engine = get_history() if has_app_context() else None
+    if engine is None:
+        return
+    try:
+        record_change(engine, action, tenant_id, credential_id, detail)
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("could not copy a tenant change to the history database", error=str(exc))
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -77,6 +100,7 @@ def create_tenant(store: Store, fields: Mapping[str, Any]) -> TenantRecord:
     )
     store.directory.create_tenant(record)
     store.directory.refresh()
+    _audit("tenant.created", record.id, detail=shown_tenant(record))
     return record
 
 
@@ -105,6 +129,7 @@ def update_tenant(store: Store, tenant_id: str, changes: Mapping[str, Any]) -> T
     )
     store.directory.save_tenant(updated)
     store.directory.refresh()
+    _audit("tenant.updated", tenant_id, detail=shown_tenant(updated))
     return updated
 
 
@@ -125,6 +150,7 @@ def create_credential(
     )
     store.directory.add_credential(credential, digest(secret))
     store.directory.refresh()
+    _audit(f"{kind.value}.created", tenant_id, credential.id, shown_credential(credential, None))
     return credential, secret
 
 
@@ -137,6 +163,7 @@ def revoke_credential(
         return False
     store.directory.revoke(credential_id)
     store.directory.refresh()
+    _audit(f"{kind.value}.revoked", tenant_id, credential_id)
     return True
 
 

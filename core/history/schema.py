@@ -111,3 +111,17 @@ set_aside = sa.Table(
     sa.Column("set_aside_us", sa.BigInteger, nullable=False),
     sa.Column("record", sa.Text, nullable=False),
 )
+
+# Tenants and credentials as they changed, copied from Redis (where they are
+# the truth) for audit: one row a change, never a secret nor its digest.
+tenant_audit = sa.Table(
+    "tenant_audit",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("tenant_id", key_text(), nullable=False),
+    sa.Column("credential_id", sa.Text, nullable=True),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Index("tenant_audit_by_tenant", "tenant_id", "at_us"),
+)

@@ -10,7 +10,10 @@ import fakeredis
 import pytest
 from flask.testing import FlaskClient
 
+from app import create_app
 from core.credentials import CredentialLookup
+from core.history.audit import changes_of
+from core.history.database import create_engine, upgrade
 from core.settings import Settings
 from core.store import CHECK_SECONDS, CredentialKind, Scope, Store, digest
 from core.tenant_settings import deployment_defaults, for_tenant
@@ -259,3 +262,33 @@ def test_the_cli_twins_onboard_and_revoke(client: FlaskClient) -> None:
     assert post_call(client, created["token"]) == 401
     assert runner.invoke(args=["tenants", "disable", "acme"]).exit_code == 0
     assert "disabled" in runner.invoke(args=["tenants", "list"]).output
+
+
+def test_changes_are_copied_to_the_history_database_without_secrets(tmp_path: Any) -> None:
+    """With DATABASE_URL, each change is a tenant_audit row; no secret, no digest."""
+    url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    settings = Settings(api_keys={API_KEY: "*"}, database_url=url)
+    upgrade(create_engine(url))
+    app = create_app(
+        {"TESTING": True, "REDIS_CLIENT": fakeredis.FakeRedis(), "CALLSTATE_SETTINGS": settings}
+    )
+    client = app.test_client()
+    onboard(client, timezone="Europe/Paris")
+    made = client.post("/v1/tenants/acme/webhook-tokens", headers=ADMIN).json
+    key = new_key(client, "read")
+    client.delete(f"/v1/tenants/acme/webhook-tokens/{made['id']}", headers=ADMIN)
+    client.delete("/v1/tenants/acme", headers=ADMIN)
+    with app.app_context():
+        changes = changes_of(create_engine(url), "acme")
+    assert [c["action"] for c in changes] == [
+        "tenant.created",
+        "webhook_token.created",
+        "api_key.created",
+        "webhook_token.revoked",
+        "tenant.updated",
+    ]
+    assert changes[0]["detail"]["timezone"] == "Europe/Paris"
+    assert changes[-1]["detail"]["disabled"] is True
+    everything = str(changes)
+    for secret in (made["token"], key, API_KEY):
+        assert secret not in everything and digest(secret) not in everything
