@@ -155,6 +155,7 @@ def test_a_tenant_onboarded_over_the_api_on_real_processes(
     # No raw secret anywhere: every Redis key and value, every database row.
     stored = everything_in_redis(launcher.redis_client)
     rows = everything_in_database(postgres_url)
+    assert "webhook_token.revoked" in rows  # the audit copy is there, and scanned
     for raw in (secret, key, ADMIN_KEY):
         assert raw.encode() not in stored
         assert raw not in rows
