@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 import redis
 import sqlalchemy as sa
 from callstate_harness import ADMIN_KEY, Api, Launcher, wait_until
@@ -23,6 +24,9 @@ from statemachine.events import isoformat, micros
 from tests.app.test_stats import record
 from tests.history.conftest import postgres_url  # noqa: F401
 from tests.integration.test_history_e2e import migrate
+
+# The directory's keys share one hash tag: on a cluster too, each change is one MULTI.
+pytestmark = pytest.mark.parametrize("backend", ["redis", "cluster"], indirect=True)
 
 TENANT = "chicago"
 CHICAGO = ZoneInfo("America/Chicago")
@@ -48,7 +52,7 @@ def post_call(api: Api, token: str) -> list[int]:
 
 
 def everything_in_redis(client: redis.Redis) -> bytes:
-    """Every key and every value (whatever its type), as bytes."""
+    """Every key and every value (whatever its type), as bytes (every master of a cluster)."""
     found = []
     for key in client.scan_iter(count=1000):
         found.append(key)
@@ -84,6 +88,7 @@ def everything_in_database(url: str) -> str:
 
 
 def test_a_tenant_onboarded_over_the_api_on_real_processes(
+    backend: str,
     launcher: Launcher,
     postgres_url: str,  # noqa: F811
 ) -> None:
@@ -118,7 +123,8 @@ def test_a_tenant_onboarded_over_the_api_on_real_processes(
     rec.pop("id")
     # Decided now (outcome ids are microseconds), as the worker would have.
     decided = f"{micros(datetime.now(UTC))}-0"
-    launcher.redis_client.xadd(outcomes_key(TENANT), {"record": json.dumps(rec)}, id=decided)
+    stream = outcomes_key(TENANT, 0, spread=backend == "cluster")
+    launcher.redis_client.xadd(stream, {"record": json.dumps(rec)}, id=decided)
     since = isoformat(started - timedelta(hours=1))
     hourly = api.get_json(f"/v1/stats?group_by=hour&from={since}", key)
     hour = 18 if started.astimezone(CHICAGO).utcoffset() == timedelta(hours=-5) else 17
