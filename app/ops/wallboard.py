@@ -56,7 +56,7 @@ def _page() -> tuple[str, str]:
     answer="an HTML page",
     summary="The wallboard: live calls and today's figures, for a wall screen",
     description="A static page (no data in it): it asks for an API key, or reads "
-    "it from the URL fragment (`/wallboard#key=<api key>`, never sent to the "
+    "it from the URL fragment (`/wallboard#key=<read key>`, never sent to the "
     "server), and reads /v1/stats and /v1/calls/live/stream with it.",
 )
 def wallboard() -> Response:
