@@ -23,9 +23,9 @@ from app.web.schema_fields import (
     ex,
     text,
     time_field,
+    tz_arg,
     values,
 )
-from core.settings import is_timezone
 from statemachine.callbacks import ContactKind
 
 MAX_MISSED = 500
@@ -81,11 +81,6 @@ class CountArg(fields.Integer):
         return int(_bounded(value, self.high, self.message))
 
 
-def _known_zone(name: str) -> None:
-    if not is_timezone(name):
-        raise ValidationError("tz must be an IANA time zone such as America/Chicago")
-
-
 class StatsArgs(Schema):
     """The window, grouping and figures asked for; an empty value counts as not given."""
 
@@ -129,14 +124,7 @@ class StatsArgs(Schema):
     tenant_id = fields.String(
         metadata={"description": "only this tenant (a tenant key may name only its own)"}
     )
-    tz = fields.String(
-        validate=_known_zone,
-        metadata={
-            "description": "the IANA time zone of the default window's midnight and of hour "
-            "and day groups; default: the tenant's (every tenant: DEFAULT_TIMEZONE)",
-            "example": "America/Chicago",
-        },
-    )
+    tz = tz_arg("the tenant's (every tenant: DEFAULT_TIMEZONE)")
 
     @pre_load
     def _given(self, data: Any, **kwargs: Any) -> dict[str, Any]:

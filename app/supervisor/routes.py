@@ -33,13 +33,13 @@ from app.calls.routes import CALL_UUID, NO_SUCH_CALL
 from app.supervisor.schemas import (
     EXAMPLE_CALLBACK,
     SCOPE,
+    BoardArgs,
     CallbackArgs,
     CallbackListSchema,
     CallbackSchema,
     ExtensionBoardSchema,
     ExtensionSchema,
     ResolveSchema,
-    TenantArgs,
     TimelineSchema,
     documented_stream,
 )
@@ -130,12 +130,15 @@ dump_extension = compile_dump(ExtensionSchema())
 dump_callback = compile_dump(CallbackSchema())
 
 
-def extensions_of(tenants: list[str], now: datetime) -> list[dict[str, Any]]:
-    """The board's entries, as ExtensionSchema shows them."""
+def extensions_of(
+    tenants: list[str], now: datetime, tz: str | None = None
+) -> list[dict[str, Any]]:
+    """The board's entries, as ExtensionSchema shows them; today is each tenant's
+    (or ``tz``'s)."""
     store, memo = _supervisor(), _memo()
     entries = []
     for tenant, stamp in zip(tenants, store.stamps(tenants), strict=True):
-        zone = tenant_zone(tenant)
+        zone = ZoneInfo(tz) if tz else tenant_zone(tenant)
         compute = partial(board, store, tenant, now, zone)
         for status in memo.get("board", tenant, stamp, now, compute, zone):
             entries.append(dump_extension({**status.as_json(), "tenant_id": tenant}))
@@ -147,12 +150,20 @@ def tenant_zone(tenant: str) -> ZoneInfo:
     return for_tenant(get_store(), current_app.config["CALLSTATE_SETTINGS"], tenant).zone
 
 
+def board_zone(tenants: list[str], tz: str | None) -> str | None:
+    """The one time zone of a board's today, or None when its tenants keep different ones."""
+    if tz:
+        return tz
+    zones = {tenant_zone(tenant).key for tenant in tenants}
+    return zones.pop() if len(zones) == 1 else None
+
+
 @bp.operation(
     "GET",
     "/extensions/live",
     "listExtensions",
     tag="supervisor",
-    query=TenantArgs(),
+    query=BoardArgs(),
     schema=ExtensionBoardSchema,
     answer="the board",
     usual=(401, 403, 503),
@@ -163,8 +174,12 @@ def tenant_zone(tenant: str) -> ZoneInfo:
 def extensions_live(args: dict[str, str]) -> dict[str, Any]:
     """The extension board: who rings, talks or is idle, with today's figures"""
     tenants, _ = _tenants(args)
-    now = datetime.now(UTC)
-    return {"extensions": extensions_of(tenants, now), "server_time": isoformat(now)}
+    now, tz = datetime.now(UTC), args.get("tz")
+    return {
+        "extensions": extensions_of(tenants, now, tz),
+        "server_time": isoformat(now),
+        "timezone": board_zone(tenants, tz),
+    }
 
 
 @bp.operation(
@@ -172,7 +187,7 @@ def extensions_live(args: dict[str, str]) -> dict[str, Any]:
     "/extensions/live/stream",
     "streamExtensions",
     tag="supervisor",
-    query=TenantArgs(),
+    query=BoardArgs(),
     **documented_stream("extensions", "ExtensionBoard"),
 )
 def extensions_stream(args: dict[str, str]) -> Response | tuple[Response, int]:
@@ -181,7 +196,7 @@ def extensions_stream(args: dict[str, str]) -> Response | tuple[Response, int]:
     store = get_store()
     return snapshot_stream(
         "extensions",
-        lambda now, read: extensions_of(read, now),
+        lambda now, read: extensions_of(read, now, args.get("tz")),
         lambda: store.tenants.all() if follow_all else tenants,
     )
 

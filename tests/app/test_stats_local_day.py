@@ -125,3 +125,27 @@ def test_an_unknown_tz_is_400(client: FlaskClient) -> None:
     answer = client.get("/v1/stats?tz=Mars/Olympus", headers=ADMIN)
     assert answer.status_code == 400
     assert "tz" in answer.get_json()["error"]
+
+
+@pytest.mark.usefixtures("chicago")
+def test_the_extension_boards_today_is_the_tenants(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The board computes today from the tenant's midnight (tz= overrides) and says whose."""
+    import app.supervisor.routes as supervisor
+
+    zones: list[str] = []
+    real = supervisor.board
+
+    def noting(store: Any, tenant: str, now: datetime, zone: ZoneInfo) -> Any:
+        zones.append(zone.key)
+        return real(store, tenant, now, zone)
+
+    monkeypatch.setattr(supervisor, "board", noting)
+    answer = client.get("/v1/extensions/live", headers=T1).get_json()
+    assert answer["timezone"] == "America/Chicago" and zones == ["America/Chicago"]
+    other = client.get("/v1/extensions/live?tz=Asia/Kolkata", headers=T1).get_json()
+    assert other["timezone"] == "Asia/Kolkata" and zones[-1] == "Asia/Kolkata"
+    every = client.get("/v1/extensions/live?tenant_id=t1", headers=ADMIN).get_json()
+    assert every["timezone"] == "America/Chicago"
+    assert client.get("/v1/extensions/live?tz=Nowhere", headers=T1).status_code == 400
