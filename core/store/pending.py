@@ -92,7 +92,7 @@ class PendingEvents(Part):
 
         One script call per partition tag (on one Redis: per tenant). With
         ``durable_replicas``, an event is accepted only once WAIT confirmed it
-        on that many replicas (else NotReplicated).
+        on as many replicas as ``backend.durability`` asks (else NotReplicated).
         """
         by_tag: dict[str, list[int]] = {}
         for index, (envelope, _) in enumerate(items):
@@ -118,9 +118,7 @@ class PendingEvents(Part):
             else:
                 continue
             also += [("SADD", key, envelope["tenant_id"]), ("PEXPIRE", key, self.backend.ttl_ms)]
-        answers = self.backend.eval_many(
-            calls, wait_replicas=self.backend.durable_replicas, also=also
-        )
+        answers = self.backend.eval_many(calls, durable=True, also=also)
         results: list[bool | redis.RedisError] = [False] * len(items)
         for indexes, answer in zip(by_tag.values(), answers, strict=True):
             for position, index in enumerate(indexes):

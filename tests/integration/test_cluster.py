@@ -22,7 +22,6 @@ from core.settings import ConfigError, Settings
 from core.store import (
     PARTITIONS,
     BudgetedPool,
-    NotReplicated,
     Store,
     connect,
     open_redis,
@@ -207,17 +206,6 @@ def test_outcome_pages_across_partitions_and_masters_resume_exactly(redis_db: re
         everything, _ = store.outcomes.read_outcomes([TENANT_A], after=None, limit=1000)
         assert seen == [r["id"] for r in everything], limit
         assert len(everything) == len(calls) and len(set(seen)) == len(seen)
-
-
-def test_durable_replicas_without_a_replica_refuse_the_event(redis_server: RedisServer) -> None:
-    """DURABLE_REPLICAS=1 on a Redis without a replica: the accept is refused
-    (NotReplicated, so the web answers 503), never answered as kept."""
-    client = redis_server.client()
-    client.flushall()
-    store = Store(client, durable_replicas=1, durable_wait_seconds=0.05)
-    [answer] = store.pending.accept_many([(_envelope("lonely"), "job:x")])
-    assert isinstance(answer, NotReplicated)
-    assert any("DURABLE_REPLICAS" in w for w in store.health.server_warnings())
 
 
 @ON_CLUSTER
