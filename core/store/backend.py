@@ -82,6 +82,7 @@ class Backend:
         *,
         durable: bool = False,
         also: Sequence[tuple[Any, ...]] = (),
+        dropped: list[tuple[Any, ...]] | None = None,
     ) -> list[Any]:
         """Run Lua scripts, one round trip per Redis node; per call its answer,
         or its error (returned, not raised).
@@ -98,7 +99,9 @@ class Backend:
         ``also``: plain commands (name, key, ...) to send along, to the node of
         their key, idempotent ones only: on a cluster one that failed (a slot
         moving, a node gone) is sent again through the cluster client, which
-        follows redirects; if that fails too it is dropped (best effort).
+        follows redirects; if that fails too it is dropped, and added to
+        ``dropped`` when given (with ``durable``, one whose node's WAIT fell
+        short is sent again too).
         """
         groups: dict[str, tuple[redis.Redis, list[int]]] = {}
         extra: dict[str, list[tuple[Any, ...]]] = {}
@@ -142,10 +145,14 @@ class Backend:
             self._refresh_slots()
             for index in redirected:
                 answers[index] = self._eval_alone(calls[index], durable)
-        if failed_also and self.cluster is not None:
-            for command in failed_also:
-                with contextlib.suppress(redis.RedisError):
-                    self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
+        for command in failed_also:
+            try:
+                if self.cluster is None:
+                    raise redis.ConnectionError("sent with the scripts, which failed")
+                self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
+            except redis.RedisError:
+                if dropped is not None:
+                    dropped.append(command)
         return answers
 
     def _eval_alone(self, call: tuple[Script, Sequence[str], Sequence[Any]], durable: bool) -> Any:
@@ -209,6 +216,9 @@ class Backend:
             short = self._short_of(got[-1], wait_replicas)
             if short is not None:
                 self.durability.forget(node)  # a replica lost? the retry asks again
+                if also_answers is not None and also:
+                    del also_answers[-len(also) :]
+                    also_answers += [short] * len(also)
                 return [a if isinstance(a, BaseException) else short for a in answers]
         return list(answers)
 
