@@ -16,7 +16,6 @@ from core.deliveries.dispatch import Deliveries
 from core.deliveries.records import Subscription
 from core.settings import Settings
 from core.store import Store, call_key
-from core.store.values import script_source
 
 pytestmark = pytest.mark.parametrize("backend", ["cluster"], indirect=True)
 
@@ -58,7 +57,7 @@ def test_a_revision_published_again_after_its_master_is_lost_is_delivered_once(
     # master killed before its replica had it would have kept it.
     real = store.outcomes._publish_outcome
     store.outcomes._publish_outcome = redis_db.register_script(
-        "redis.set_repl(redis.REPL_NONE)\n" + script_source("publish_outcome")
+        "redis.set_repl(redis.REPL_NONE)\n" + str(real.script)
     )
     status, revision, first_id = store.outcomes.publish_outcome(
         TENANT_A, CALL, expected_version=0, body=body, claimed_score=None
