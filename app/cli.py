@@ -168,8 +168,11 @@ def history_upgrade() -> None:
 def history_backfill() -> None:
     """Archive every outcome record Redis still holds (safe to repeat: nothing doubles)."""
     from core.history.archive import backfill
+    from core.history.numbers import tenant_countries
 
-    count = backfill(get_store(), _history_engine())
+    store = get_store()
+    countries = tenant_countries(store, current_app.config["CALLSTATE_SETTINGS"])
+    count = backfill(store, _history_engine(), countries=countries)
     click.echo(f"{count} outcome records read from Redis and archived")
 
 

@@ -206,6 +206,9 @@ def country_code(raw: str) -> str:
 
 
 ACCESS_LOG_CHOICES = ("all", "errors", "off")
+# available: wait for as many replicas as the master has now (fewer when one is
+# lost: degraded, said by /readyz); strict: 503 until DURABLE_REPLICAS confirm.
+DURABLE_MODE_CHOICES = ("available", "strict")
 
 
 def _iana_timezone(name: str) -> None:
@@ -235,6 +238,7 @@ class Settings:
     # Durability (docs/cluster.md): a 202 waits until the accepted event
     # is on this many replicas (WAIT), at most durable_wait_seconds; 0: off.
     durable_replicas: int = 0
+    durable_mode: str = "available"
     durable_wait_seconds: float = 1.0
     webhook_tokens: Mapping[str, str] = field(default_factory=dict)
     api_keys: Mapping[str, str] = field(default_factory=dict)
@@ -344,6 +348,9 @@ class Settings:
             rq_redis_url=read.str("RQ_REDIS_URL", None),
             durable_replicas=whole("DURABLE_REPLICAS", 0, validate=NOT_NEGATIVE),
             durable_wait_seconds=number("DURABLE_WAIT_SECONDS", 1.0, validate=at_least(0.001)),
+            durable_mode=read.str(
+                "DURABLE_MODE", "available", validate=validate.OneOf(DURABLE_MODE_CHOICES)
+            ),
             webhook_tokens=_with_single(
                 read.bindings("WEBHOOK_TOKENS", ""),
                 read.bare_secret("WEBHOOK_TOKEN", "", pairs_in="WEBHOOK_TOKENS"),

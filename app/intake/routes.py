@@ -100,7 +100,11 @@ def decode_body(body: bytes) -> dict[str, Any]:
             if not fields[key].isascii():
                 raise BadEvent(f"{key} is not valid UTF-8")
         if not all(key.isascii() for key in fields):
-            raise BadEvent("field names must be valid UTF-8")
+            # Binary data (a gzip, an image) lands here: say what it is not.
+            raise BadEvent(
+                "not an event: the body is neither a form nor a JSON object "
+                "(its field names are not valid UTF-8: binary data?)"
+            )
     return _scalars(fields)
 
 

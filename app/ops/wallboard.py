@@ -2,7 +2,8 @@
 nothing fetched from elsewhere), rendered from ``templates/wallboard.html``. It
 carries no data: the page asks for the API key (or reads it from the URL
 fragment, which browsers never send) and reads the API with it
-(``/v1/stats``: ``app.stats.routes``; ``/v1/calls/live/stream``: ``app.calls.live_stream``).
+(``/v1/stats``: ``app.stats.routes``; ``/v1/calls/live/stream``: ``app.calls.live_stream``;
+the extensions, callbacks and timelines: ``app.supervisor.routes``).
 """
 
 from __future__ import annotations

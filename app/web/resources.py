@@ -54,6 +54,7 @@ def init_app(app: Flask, client: redis.Redis | None = None) -> None:
         queues=queues,
         durable_replicas=settings.durable_replicas,
         durable_wait_seconds=settings.durable_wait_seconds,
+        durable_mode=settings.durable_mode,
     )
     app.extensions[EXTENSION] = Resources(
         store, events_queue(queues), CredentialLookup(store.directory, settings)

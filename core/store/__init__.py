@@ -128,11 +128,14 @@ class Store:
         spread: bool | None = None,
         durable_replicas: int = 0,
         durable_wait_seconds: float = 1.0,
+        durable_mode: str = "available",
     ) -> None:
         """``queues``: the Redis of RQ's queues (default: ``client``). ``spread``:
         per-partition hash tags (default: whether ``client`` is a cluster client).
         ``durable_replicas``: accepting an event waits until that many replicas
-        have it (WAIT), at most ``durable_wait_seconds``. ``group_commit``: the
+        have it (WAIT), at most ``durable_wait_seconds``; ``durable_mode``
+        (available, strict): with fewer replicas left, wait for those (see
+        core/store/durability.py) or refuse. ``group_commit``: the
         web process's request threads share round trips to accept events."""
         backend = Backend(
             client,
@@ -141,6 +144,7 @@ class Store:
             retention_seconds=retention_seconds,
             durable_replicas=durable_replicas,
             durable_wait_seconds=durable_wait_seconds,
+            durable_mode=durable_mode,
         )
         self.backend = backend
         self.directory = Directory(backend)
