@@ -19,6 +19,7 @@ EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
 EXTENSIONS = [f"{n}" for n in range(101, 141)]
 QUEUES = ["600", "601", "602", "sales", "support"]
 RING_GROUPS = ["700", "701"]
+SHORT_ABANDON_SECONDS = 5.0
 
 
 def _iso(moment: datetime) -> str:
@@ -100,6 +101,7 @@ def outcome_record(
         "wait_seconds": wait,
         "talk_seconds": talk,
         "ended_by": "hangup",
+        "short_abandon": missed_reason == "abandoned" and wait <= SHORT_ABANDON_SECONDS,
         "revision": 1,
     }
 
@@ -146,6 +148,7 @@ def revised(record: OutcomeRecord, record_id: str) -> OutcomeRecord:
         "revision": record["revision"] + 1,
         "outcome": "answered",
         "missed_reason": None,
+        "short_abandon": False,
         "voicemail_box": None,
         "answered_by": number,
         "rang": record["rang"] or [number],
