@@ -17,11 +17,14 @@ The definitions, as docs/stats.md states them:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from app.stats.callback_figures import CallbackRecovery, CallbackTally
+from app.stats.figure_rules import FigureRules
+from app.stats.service_levels import LevelTally
 from core.history.records import extensions_of
 from statemachine.events import isoformat, parse_time
 from statemachine.outcome import OutcomeId, OutcomeRecord
@@ -249,26 +252,60 @@ class Tally:
 
 
 def summarize(
-    calls: Iterable[OutcomeRecord], group_by: str | None, service_level_seconds: float
+    calls: Iterable[OutcomeRecord],
+    group_by: str | None,
+    rules: FigureRules | float,
+    country_of: Callable[[str], str] = lambda tenant: "",
 ) -> dict[str, Any]:
     """``{"groups": [{"key": ..., **figures}], "totals": figures}`` for ``calls``
     (as ``calls_in_window`` returns them; read once, so a stream will do).
+    ``rules``: the thresholds (a number: one service-level threshold);
+    ``country_of(tenant)``: the country its numbers are read in, for callbacks.
     Groups sorted by key, None last; no grouping gives no groups; outbound
     calls are in no queue or DID group.
     Raises ValueError for an unknown grouping."""
-    totals = Tally(service_level_seconds)
-    groups: dict[Key, Tally] = {}
+    rules = FigureRules.of(rules)
+    first_threshold = rules.service_level_seconds[0]
+    totals = Tally(first_threshold)
+    levels = LevelTally(rules)
+    groups: dict[Key, tuple[Tally, LevelTally]] = {}
+    callbacks = CallbackRecovery(rules, country_of)
     for call in calls:
         totals.add(call)
+        levels.add(call)
         if group_by is None or (group_by in UNGROUPED_OUTBOUND and call["direction"] == "outbound"):
+            callbacks.add(call, None)
             continue
-        for key in group_keys(call, group_by):
-            tally = groups.setdefault(key, Tally(service_level_seconds))
-            tally.add(call, extension=key if group_by == "extension" else None)
+        keys = group_keys(call, group_by)
+        callbacks.add(call, keys)
+        for key in keys:
+            tally, level = groups.setdefault(key, (Tally(first_threshold), LevelTally(rules)))
+            extension = key if group_by == "extension" else None
+            tally.add(call, extension=extension)
+            level.add(call, extension=extension)
+    callback_totals, callback_groups = callbacks.tally()
+    per_extension = group_by == "extension"
+
+    def figures(tally: Tally, level: LevelTally, recovery: CallbackTally) -> dict[str, Any]:
+        return {
+            **tally.as_json(),
+            **level.as_json(per_extension=False),
+            "callbacks": recovery.as_json(),
+        }
+
     ordered = sorted(groups.items(), key=lambda item: (item[0] is None, item[0] or ""))
     return {
-        "groups": [{"key": key, **tally.as_json()} for key, tally in ordered],
-        "totals": totals.as_json(),
+        "groups": [
+            {
+                "key": key,
+                **figures(
+                    tally, level, callback_groups.get(key, CallbackTally(rules.callback_minutes))
+                ),
+                **(level.as_json(per_extension=True) if per_extension else {}),
+            }
+            for key, (tally, level) in ordered
+        ],
+        "totals": figures(totals, levels, callback_totals),
     }
 
 

@@ -13,6 +13,7 @@ from flask import Response, current_app
 
 import app.stats.figures as stats
 from app.history.routes import get_history
+from app.stats.figure_rules import figure_rules
 from app.stats.from_history import HistoryWindow, reaches_past_retention, summarize_history
 from app.stats.schemas import StatsArgs, StatsSchema
 from app.web.errors import BadQuery
@@ -53,12 +54,13 @@ def get_stats(args: dict[str, Any]) -> tuple[Response, int]:
     start = args.get("from_") or stats.start_of_day(now)
     end = args.get("to") or now
     group_by = args.get("group_by")
-    service_level = args.get("service_level_seconds", settings.service_level_seconds)
     missed_limit = args["missed_limit"]
     tenants = scoped_tenants(args.get("tenant_id"))
+    store = get_store()
+    rules, country_of = figure_rules(store, settings, tenants, args)
+    service_level = rules.service_level_seconds[0]
     # Before 1970 there are no records (and no stream ids): start there.
     start_us, end_us = max(0, micros(start)), micros(end) - 1
-    store = get_store()
     history = get_history()
     source = "redis"
     try:
@@ -67,14 +69,14 @@ def get_stats(args: dict[str, Any]) -> tuple[Response, int]:
             window = HistoryWindow(
                 history, store, tenants, start_us, end_us, max_later_records=MAX_WINDOW_RECORDS
             )
-            summary, missed = summarize_history(window, group_by, service_level, missed_limit)
+            summary, missed = summarize_history(window, group_by, rules, missed_limit, country_of)
             records, read_until = window.later, window.read_until
         else:
             records, read_until = store.outcomes.read_outcome_window(
                 tenants, start_us, end_us, max_records=MAX_WINDOW_RECORDS
             )
             calls = stats.calls_in_window(records)
-            summary = stats.summarize(calls, group_by, service_level)
+            summary = stats.summarize(calls, group_by, rules, country_of)
             missed = stats.missed_calls(calls, missed_limit)
     except OverflowError:
         raise BadQuery(
@@ -89,6 +91,9 @@ def get_stats(args: dict[str, Any]) -> tuple[Response, int]:
             "to": isoformat(end),
             "group_by": group_by,
             "service_level_seconds": service_level,
+            "service_level_thresholds": list(rules.service_level_seconds),
+            "sl_abandons": rules.sl_abandons.value,
+            "callback_minutes": list(rules.callback_minutes),
             "tenants": tenants,
             "source": source,
         },
