@@ -119,6 +119,10 @@ def _day(record: Mapping[str, Any]) -> str:
     return _started(record).strftime("%Y-%m-%d")
 
 
+# When a call started, for readers that bucket calls by time (the heatmap).
+call_start = _started
+
+
 def group_keys(record: OutcomeRecord, group_by: str) -> list[Key]:
     """The group(s) a call belongs to; None = the call has no such attribute.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Response, current_app
 
@@ -15,13 +16,15 @@ import app.stats.figures as stats
 from app.history.routes import get_history
 from app.stats.figure_rules import figure_rules
 from app.stats.from_history import HistoryWindow, reaches_past_retention, summarize_history
-from app.stats.schemas import StatsArgs, StatsSchema
+from app.stats.heatmap import heatmap
+from app.stats.schemas import HeatmapArgs, HeatmapSchema, StatsArgs, StatsSchema
 from app.web.errors import BadQuery
 from app.web.fast_dump import compile_dump
 from app.web.resources import get_store
 from app.web.rest import ApiBlueprint
 from app.web.scope import scoped_tenants
 from core.settings import Settings
+from core.tenant_settings import for_tenant
 from statemachine.events import isoformat, micros
 from statemachine.outcome import OutcomeId
 
@@ -105,3 +108,53 @@ def get_stats(args: dict[str, Any]) -> tuple[Response, int]:
         json.dumps(dump_stats(body), ensure_ascii=False), mimetype="application/json"
     )
     return response, 200
+
+
+@bp.operation(
+    "GET",
+    "/v1/stats/heatmap",
+    "getStatsHeatmap",
+    tag="statistics",
+    query=HeatmapArgs(),
+    schema=HeatmapSchema,
+    answer="the heatmap",
+    usual=(401, 403, 503),
+    errors={400: "a bad parameter, or a window with too many records"},
+)
+def get_heatmap(args: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Inbound calls by local weekday and hour
+
+    The window's calls (as /v1/stats counts them) in 7 rows, Monday first, of 24
+    hours in the tenant's time zone (the deployment's DEFAULT_TIMEZONE for more
+    than one tenant); a cell is null where nothing was offered.
+    """
+    settings: Settings = current_app.config["CALLSTATE_SETTINGS"]
+    now = datetime.now(UTC)
+    start = args.get("from_") or stats.start_of_day(now)
+    end = args.get("to") or now
+    tenants = scoped_tenants(args.get("tenant_id"))
+    store = get_store()
+    rules, _ = figure_rules(store, settings, tenants, args)
+    zone = (
+        for_tenant(store, settings, tenants[0]).zone
+        if len(tenants) == 1
+        else ZoneInfo(settings.default_timezone)
+    )
+    start_us, end_us = max(0, micros(start)), micros(end) - 1
+    history = get_history()
+    try:
+        if history is not None and reaches_past_retention(store, start_us):
+            window = HistoryWindow(
+                history, store, tenants, start_us, end_us, max_later_records=MAX_WINDOW_RECORDS
+            )
+            cells = heatmap(window.calls(), zone, args["metric"], rules)
+        else:
+            records, _ = store.outcomes.read_outcome_window(
+                tenants, start_us, end_us, max_records=MAX_WINDOW_RECORDS
+            )
+            cells = heatmap(stats.calls_in_window(records), zone, args["metric"], rules)
+    except OverflowError:
+        raise BadQuery(
+            f"the window holds more than {MAX_WINDOW_RECORDS} outcome records: ask for less"
+        ) from None
+    return {"timezone": zone.key, "metric": args["metric"], "cells": cells}, 200

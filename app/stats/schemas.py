@@ -11,11 +11,11 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from app.calls.schemas import MISSED_REASONS, DidSchema, PartySchema, party
 from app.stats.figure_rules import (
-    DEFAULT_CALLBACK_MINUTES,
     MAX_THRESHOLDS,
     AbandonsInServiceLevel,
 )
 from app.stats.figures import GROUPINGS, parse_instant, start_of_day
+from app.stats.heatmap import METRICS
 from app.web.schema_fields import (
     EXAMPLE_CALL_UUID,
     EXAMPLE_OUTCOME_ID,
@@ -159,10 +159,9 @@ class StatsArgs(Schema):
     callback_minutes = NumberListArg(
         "callback_minutes",
         MAX_CALLBACK_MINUTES,
-        load_default=DEFAULT_CALLBACK_MINUTES,
         metadata={
             "description": "count missed callers called back within each of these minutes; "
-            f"up to {MAX_THRESHOLDS}, comma-separated",
+            f"up to {MAX_THRESHOLDS}, comma-separated (default 15,60)",
             "type": "string",
             "example": "15,60",
         },
@@ -397,4 +396,35 @@ class StatsSchema(Answer):
         fields.Nested(MissedCallSchema),
         required=True,
         metadata={"description": "the callback list: missed inbound calls, newest first"},
+    )
+
+
+# -- the heatmap ---------------------------------------------------------------------------
+
+
+class HeatmapArgs(StatsArgs):
+    """The window, tenant and metric of ``GET /v1/stats/heatmap``."""
+
+    class Meta:
+        exclude = ("group_by", "missed_limit", "callback_minutes")
+
+    metric = fields.String(
+        load_default="offered",
+        validate=validate.OneOf(METRICS, error=f"metric must be one of {', '.join(METRICS)}"),
+        metadata={"description": "what each cell holds; service_level at the first threshold"},
+    )
+
+
+class HeatmapSchema(Answer):
+    """The hour x weekday heatmap of a window's inbound calls, in the tenant's time zone."""
+
+    timezone = text("Europe/Berlin", "the IANA time zone of the hours", nullable=False)
+    metric = fields.String(required=True, validate=validate.OneOf(METRICS), metadata=ex("offered"))
+    cells = fields.List(
+        fields.List(Number(allow_none=True)),
+        required=True,
+        metadata=ex(
+            [[None] * 8 + [3, 5] + [None] * 14] + [[None] * 24] * 6,
+            "7 weekdays (Monday first) of 24 local hours; null where nothing was offered",
+        ),
     )

@@ -9,6 +9,7 @@ from collections import defaultdict
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import fakeredis
 import pytest
@@ -222,7 +223,21 @@ def api(settings: Settings, client: fakeredis.FakeRedis) -> FlaskClient:
     ).test_client()
 
 
-SETTINGS = Settings(api_keys={API_KEY: "*"}, default_country=COUNTRY)
+SETTINGS = Settings(
+    api_keys={API_KEY: "*"}, default_country=COUNTRY, default_timezone="Europe/Berlin"
+)
+
+
+def offered_by_local_hour(calls: list[Record]) -> list[list[int | None]]:
+    """The offered heatmap counted by hand: Berlin weekday and hour of each inbound start."""
+    counts = [[0] * 24 for _ in range(7)]
+    for c in calls:
+        if c["direction"] == "inbound":
+            local = parse_instant(c["started_at"]).astimezone(ZoneInfo("Europe/Berlin"))
+            counts[local.weekday()][local.hour] += 1
+    return [[n or None for n in day] for day in counts]
+
+
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 
 
@@ -230,13 +245,14 @@ HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 def test_the_redis_path_agrees_with_a_recount(records: list[Record], group_by: str | None) -> None:
     client = fakeredis.FakeRedis()
     publish(client, records)
-    body = (
-        api(SETTINGS, client)
-        .get(f"/v1/stats?{QUERY}&group_by={group_by or ''}", headers=HEADERS)
-        .get_json()
-    )
+    client_api = api(SETTINGS, client)
+    body = client_api.get(
+        f"/v1/stats?{QUERY}&group_by={group_by or ''}", headers=HEADERS
+    ).get_json()
     assert body["window"]["source"] == "redis"
     assert answered(body, group_by) == expected(latest_calls(records), group_by)
+    heat = client_api.get(f"/v1/stats/heatmap?{QUERY}&metric=offered", headers=HEADERS)
+    assert heat.get_json()["cells"] == offered_by_local_hour(latest_calls(records))
 
 
 def test_the_history_path_agrees_with_a_recount(history_url: str, records: list[Record]) -> None:
@@ -256,4 +272,10 @@ def test_the_history_path_agrees_with_a_recount(history_url: str, records: list[
         ).get_json()
         assert body["window"]["source"] == "history"
         assert answered(body, group_by) == expected(calls, group_by)
+    heat = reader.get(f"/v1/stats/heatmap?{QUERY}&metric=offered", headers=HEADERS).get_json()
+    assert heat["cells"] == offered_by_local_hour(calls)
+    levels = reader.get(f"/v1/stats/heatmap?{QUERY}&metric=service_level", headers=HEADERS)
+    from_redis = api(replace(settings, database_url=None), client)
+    same = from_redis.get(f"/v1/stats/heatmap?{QUERY}&metric=service_level", headers=HEADERS)
+    assert levels.get_json() == same.get_json()
     engine.dispose()
