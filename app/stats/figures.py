@@ -10,8 +10,8 @@ The definitions, as docs/stats.md states them:
   + unrouted) split them; outbound calls are counted apart;
 - wait: ``wait_seconds`` of the record (call start to answer, or to end when
   unanswered); talk: ``talk_seconds`` of answered calls;
-- abandon rate = abandoned / offered; service level = calls answered with a
-  wait of at most ``service_level_seconds`` / offered.
+- abandon rate = abandoned / offered; the service levels, short abandons and
+  ring-no-answer in ``service_levels``, callback recovery in ``callback_figures``.
 """
 
 from __future__ import annotations
@@ -170,9 +170,9 @@ def _seconds(value: float | None) -> float | None:
 
 @dataclass
 class Tally:
-    """The figures of one group, added up call by call."""
+    """The figures of one group, added up call by call (the service levels, short
+    abandons and ring-no-answer beside it: service_levels.LevelTally)."""
 
-    service_level_seconds: float
     offered: int = 0
     answered: int = 0
     voicemail: int = 0
@@ -180,7 +180,6 @@ class Tally:
     no_answer: int = 0
     unrouted: int = 0
     elsewhere: int = 0
-    answered_in_service_level: int = 0
     waits: int = 0
     wait_total: int = 0  # microseconds: exact, whatever the order calls come in
     wait_max: float | None = None
@@ -217,8 +216,6 @@ class Tally:
             if wait is not None:
                 self.answer_waits += 1
                 self.answer_wait_total += _micros(wait)
-                if wait <= self.service_level_seconds:
-                    self.answered_in_service_level += 1
             talk = record.get("talk_seconds")
             if talk is not None:
                 self.talks += 1
@@ -232,7 +229,9 @@ class Tally:
         else:
             self.unrouted += 1
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, levels: Mapping[str, Any]) -> dict[str, Any]:
+        """The figures, with ``levels`` (LevelTally.as_json) in the places v2 gave
+        the service level."""
         return {
             "offered": self.offered,
             "answered": self.answered,
@@ -243,8 +242,8 @@ class Tally:
             "voicemail": self.voicemail,
             "elsewhere": self.elsewhere,
             "abandon_rate": _ratio(self.abandoned, self.offered),
-            "service_level": _ratio(self.answered_in_service_level, self.offered),
-            "answered_in_service_level": self.answered_in_service_level,
+            "service_level": levels["service_level"],
+            "answered_in_service_level": levels["answered_in_service_level"],
             "avg_wait_seconds": _seconds(_mean(self.wait_total, self.waits)),
             "max_wait_seconds": _seconds(self.wait_max),
             "avg_answer_seconds": _seconds(_mean(self.answer_wait_total, self.answer_waits)),
@@ -269,8 +268,7 @@ def summarize(
     calls are in no queue or DID group.
     Raises ValueError for an unknown grouping."""
     rules = FigureRules.of(rules)
-    first_threshold = rules.service_level_seconds[0]
-    totals = Tally(first_threshold)
+    totals = Tally()
     levels = LevelTally(rules)
     groups: dict[Key, tuple[Tally, LevelTally]] = {}
     callbacks = CallbackRecovery(rules, country_of)
@@ -283,7 +281,7 @@ def summarize(
         keys = group_keys(call, group_by)
         callbacks.add(call, keys)
         for key in keys:
-            tally, level = groups.setdefault(key, (Tally(first_threshold), LevelTally(rules)))
+            tally, level = groups.setdefault(key, (Tally(), LevelTally(rules)))
             extension = key if group_by == "extension" else None
             tally.add(call, extension=extension)
             level.add(call, extension=extension)
@@ -291,11 +289,8 @@ def summarize(
     per_extension = group_by == "extension"
 
     def figures(tally: Tally, level: LevelTally, recovery: CallbackTally) -> dict[str, Any]:
-        return {
-            **tally.as_json(),
-            **level.as_json(per_extension=False),
-            "callbacks": recovery.as_json(),
-        }
+        level_figures = level.as_json(per_extension=False)
+        return {**tally.as_json(level_figures), **level_figures, "callbacks": recovery.as_json()}
 
     ordered = sorted(groups.items(), key=lambda item: (item[0] is None, item[0] or ""))
     return {
