@@ -1,6 +1,7 @@
 """Short abandons decided by a real worker process with the deployment's threshold:
-a caller hanging up in the queue at once is a short abandon under a threshold of 600 s (a busy machine cannot stretch it past),
-and not under SHORT_ABANDON_SECONDS=0 (any wait is longer)."""
+a caller hanging up in the queue at once is a short abandon under a threshold of
+600 s (no busy machine stretches it past), and not under SHORT_ABANDON_SECONDS=0
+(any wait is longer)."""
 
 from __future__ import annotations
 
