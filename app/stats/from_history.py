@@ -95,5 +95,8 @@ def summarize_history(
     summary = stats.summarize(keep_newest_missed(window.calls()), group_by, rules, country_of)
     missed = [call for _, _, call in newest]
     numbers = {stats.caller_key(call) for call in missed} - {None}
-    followers = [call for call in window.calls() if stats.contact_key(call) in numbers]
+    # A second read only when there are callers to follow up (none with missed_limit=0).
+    followers = (
+        [call for call in window.calls() if stats.contact_key(call) in numbers] if numbers else []
+    )
     return summary, stats.missed_calls(missed + followers, missed_limit)
