@@ -17,6 +17,7 @@ def blueprints() -> list[ApiBlueprint]:
     import app.ops.health
     import app.ops.metrics
     import app.ops.openapi
+    import app.ops.reports
     import app.ops.wallboard
     import app.outcomes.routes
     import app.outcomes.stream
@@ -40,5 +41,6 @@ def blueprints() -> list[ApiBlueprint]:
         app.ops.health.bp,
         app.ops.metrics.bp,
         app.ops.wallboard.bp,
+        app.ops.reports.bp,
         app.ops.openapi.bp,
     ]
