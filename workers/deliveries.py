@@ -32,11 +32,11 @@ import redis
 
 from core.deliveries.breaker import Breaker
 from core.deliveries.dispatch import DELIVERY_LEASE, Deliveries, Prepared, max_in_flight
+from core.deliveries.kinds import transport
 from core.deliveries.webhooks import (
     DELIVERY_TIMEOUT_SECONDS,
     Attempt,
     Resolver,
-    send,
     system_resolver,
 )
 from core.observability import get_logger
@@ -284,12 +284,11 @@ class DeliveryRunner:
 
     def _submit(self, prepared: Prepared) -> None:
         future = self.pool.submit(
-            send,
+            transport,
             prepared.url,
-            prepared.body,
+            prepared.rendered,
             prepared.headers,
-            allow_private=self.settings.subscription_allow_private,
-            allow_ports=self.settings.subscription_allow_ports,
+            self.settings,
             timeout=self.timeout,
             resolve=self.resolve,
             ssl_context=self.ssl_context,

@@ -10,7 +10,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, fields, pre_dump, validate
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    pre_dump,
+    validate,
+    validates_schema,
+)
 
 from app.calls.schemas import OUTCOME_KINDS, OutcomeRecordSchema
 from app.web.rest import JsonBody
@@ -26,9 +34,11 @@ from app.web.schema_fields import (
     values,
 )
 from core.deliveries.breaker import BreakerState
+from core.deliveries.kinds import KINDS, URL_KINDS
 from core.deliveries.records import DELIVERY_STATUSES
 
 ROTATION_GRACE_SECONDS = 24 * 3600
+MAX_RECIPIENTS = 20
 
 
 # -- request bodies ----------------------------------------------------------------------
@@ -40,7 +50,23 @@ class SubscriptionSchema(JsonBody):
     class Meta:
         unknown = EXCLUDE
 
-    url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
+    kind = fields.String(
+        load_default="webhook",
+        validate=validate.OneOf(KINDS),
+        metadata=ex("webhook", "webhook (signed JSON records), slack, teams or email"),
+    )
+    url = fields.Url(
+        load_default=None,
+        schemes={"http", "https"},
+        require_tld=False,
+        metadata={"description": "where it posts: required for webhook, slack and teams"},
+    )
+    to = fields.List(
+        fields.Email(),
+        load_default=None,
+        validate=validate.Length(min=1, max=MAX_RECIPIENTS),
+        metadata=ex(["supervisor@example.com"], "email: the addresses its messages go to"),
+    )
     outcomes = fields.List(fields.String(validate=validate.OneOf(OUTCOME_KINDS)), load_default=None)
     tenant_id = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
     max_in_flight = fields.Integer(
@@ -52,6 +78,21 @@ class SubscriptionSchema(JsonBody):
             "(default DELIVERY_MAX_IN_FLIGHT)",
         },
     )
+
+
+    @validates_schema
+    def _where_it_goes(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """A URL for the kinds that post, addresses for email, and not the other."""
+        if data["kind"] in URL_KINDS:
+            if not data["url"]:
+                raise ValidationError(f"required for kind {data['kind']}", "url")
+            if data["to"]:
+                raise ValidationError("only for kind email", "to")
+        else:
+            if not data["to"]:
+                raise ValidationError("required for kind email", "to")
+            if data["url"]:
+                raise ValidationError("not for kind email", "url")
 
 
 class RotateSchema(JsonBody):
@@ -89,8 +130,22 @@ class SubscriptionAnswer(Answer):
 
     id = text(EXAMPLE_SUBSCRIPTION, nullable=False)
     tenant_id = text(EXAMPLE_TENANT, "the tenant, or * for every tenant", nullable=False)
+    kind = fields.String(
+        dump_default="webhook", validate=validate.OneOf(KINDS), metadata=ex("webhook")
+    )
     url = fields.String(
-        required=True, metadata={**ex("https://example.com/hooks/callstate"), "format": "uri"}
+        required=True,
+        allow_none=True,
+        metadata={
+            **ex("https://example.com/hooks/callstate", "null for kind email"),
+            "format": "uri",
+        },
+    )
+    to = fields.List(
+        fields.String(),
+        allow_none=True,
+        dump_default=None,
+        metadata=ex(None, "kind email: the addresses its messages go to"),
     )
     outcomes = fields.List(
         fields.String(validate=validate.OneOf(OUTCOME_KINDS)),

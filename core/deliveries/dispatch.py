@@ -20,11 +20,13 @@ import time
 from dataclasses import dataclass
 
 from core.deliveries.breaker import Breaker, BreakerPolicy
+from core.deliveries.kinds import Rendered, kind_of, render
 from core.deliveries.records import Delivery, Subscription
 from core.deliveries.webhooks import DELIVERY_TIMEOUT_SECONDS, Attempt, signature_header
 from core.observability import get_logger
 from core.settings import Settings
 from core.store import Store, dumps
+from core.tenant_settings import for_tenant
 from statemachine.events import isoformat
 from statemachine.outcome import OutcomeId, OutcomeRecord
 
@@ -95,13 +97,17 @@ class Prepared:
     subscription: Subscription
     stored_under: str  # the tenant (or "*") the subscription is stored under
     delivery: Delivery
-    body: bytes
+    rendered: Rendered
     headers: dict[str, str]
     started: float
 
     @property
-    def url(self) -> str:
-        return str(self.subscription["url"])
+    def url(self) -> str | None:
+        return self.subscription.get("url")
+
+    @property
+    def body(self) -> bytes:
+        return self.rendered.body
 
     @property
     def subscription_id(self) -> str:
@@ -183,7 +189,8 @@ class Deliveries:
             )
             self._finish(tenant_id, delivery)
             return None
-        body = delivery["body"].encode()
+        rendered = self._render(tenant_id, subscription, delivery)
+        body = rendered.body
         timestamp = int(now)
         live_secrets = [
             s["secret"]
@@ -199,7 +206,24 @@ class Deliveries:
                 live_secrets, delivery["webhook_id"], timestamp, body
             ),
         }
-        return Prepared(tenant_id, subscription, stored_under, delivery, body, headers, now)
+        if kind_of(subscription) != "webhook":
+            # Slack and Teams read none of the signature headers, but a proxy in
+            # front of them may: the body they carry is signed all the same.
+            headers["user-agent"] = "callstate-notifications/1"
+        return Prepared(tenant_id, subscription, stored_under, delivery, rendered, headers, now)
+
+    def _render(self, tenant_id: str, subscription: Subscription, delivery: Delivery) -> Rendered:
+        """The attempt's body, in the subscription's kind (its own tenant's time zone)."""
+        zone = None
+        if kind_of(subscription) != "webhook":
+            zone = for_tenant(self.store, self.settings, tenant_id).zone
+        return render(
+            subscription,
+            delivery["body"],
+            zone=zone,
+            settings=self.settings,
+            message_id=f"<{delivery['webhook_id']}@callstate>",
+        )
 
     def record(self, prepared: Prepared, result: Attempt) -> str:
         """Record an attempt's result: finish the delivery or queue its retry on the

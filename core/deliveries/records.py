@@ -30,7 +30,8 @@ class Subscription(TypedDict):
     id: str
     # The tenant whose outcomes it gets, or "*" (an admin key's: every tenant).
     tenant_id: str
-    url: str
+    # Where it posts (webhook, slack, teams); None for email.
+    url: str | None
     # Outcome kinds it wants; None or empty: all of them.
     outcomes: list[str] | None
     enabled: bool
@@ -42,6 +43,10 @@ class Subscription(TypedDict):
     secrets: list[SigningSecret]
     # Why it was disabled (a receiver that answered 410 Gone).
     disabled_reason: NotRequired[str]
+    # How deliveries are rendered and sent (core/deliveries/kinds.py); absent: webhook.
+    kind: NotRequired[str]
+    # email: the addresses its messages go to.
+    to: NotRequired[list[str] | None]
 
 
 class Delivery(TypedDict):
