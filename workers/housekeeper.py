@@ -19,10 +19,12 @@ import redis
 from rq import Queue
 
 from core.deliveries.dispatch import Deliveries
+from core.deliveries.events import dispatch_events, undispatched_events
 from core.observability import get_logger
 from core.queue import enqueue_drain, new_job_id
 from core.store import (
     DISPATCH_LOCK_KEY,
+    EVENTS_DUE_KEY,
     OUTCOMES_DUE_KEY,
     PENDING_DUE_KEY,
     REAPER_LOCK_KEY,
@@ -121,6 +123,11 @@ class Housekeeper(threading.Thread):
                 created += self.deliveries.dispatch(tenant)
                 more = self.deliveries.undispatched(tenant)
                 self.due.release(OUTCOMES_DUE_KEY, tenant, taken, now if more else None)
+            # Live call events and alerts, the same way (core/deliveries/events.py).
+            for tenant, taken in self.due.take(EVENTS_DUE_KEY, now, now):
+                created += dispatch_events(self.store, tenant)
+                more = undispatched_events(self.store, tenant)
+                self.due.release(EVENTS_DUE_KEY, tenant, taken, now if more else None)
             return created
         finally:
             self.store.locks.release(lock)

@@ -36,6 +36,10 @@ from app.web.schema_fields import (
 from core.deliveries.breaker import BreakerState
 from core.deliveries.kinds import KINDS, URL_KINDS
 from core.deliveries.records import DELIVERY_STATUSES
+from statemachine.live_events import LIVE_EVENT_TYPES
+
+ALERT_TYPES = ("alert.long_wait", "alert.service_level", "alert.callback_overdue")
+EVENT_TYPES = LIVE_EVENT_TYPES + ALERT_TYPES
 
 ROTATION_GRACE_SECONDS = 24 * 3600
 MAX_RECIPIENTS = 20
@@ -67,7 +71,19 @@ class SubscriptionSchema(JsonBody):
         validate=validate.Length(min=1, max=MAX_RECIPIENTS),
         metadata=ex(["supervisor@example.com"], "email: the addresses its messages go to"),
     )
-    outcomes = fields.List(fields.String(validate=validate.OneOf(OUTCOME_KINDS)), load_default=None)
+    outcomes = fields.List(
+        fields.String(validate=validate.OneOf(OUTCOME_KINDS)),
+        load_default=None,
+        metadata={"description": "outcome kinds delivered; absent: all; []: none"},
+    )
+    events = fields.List(
+        fields.String(validate=validate.OneOf(EVENT_TYPES)),
+        load_default=None,
+        metadata=ex(
+            ["call.ringing", "alert.long_wait"],
+            "live call events (webhook subscriptions only) and alerts delivered; absent: none",
+        ),
+    )
     tenant_id = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
     max_in_flight = fields.Integer(
         load_default=None,
@@ -93,6 +109,9 @@ class SubscriptionSchema(JsonBody):
                 raise ValidationError("required for kind email", "to")
             if data["url"]:
                 raise ValidationError("not for kind email", "url")
+        live = sorted(set(data["events"] or ()) & set(LIVE_EVENT_TYPES))
+        if live and data["kind"] != "webhook":
+            raise ValidationError(f"{live[0]} goes to webhook subscriptions only", "events")
 
 
 class RotateSchema(JsonBody):
@@ -153,6 +172,12 @@ class SubscriptionAnswer(Answer):
         allow_none=True,
         metadata=ex(["missed"], "the outcome kinds delivered; null for all"),
     )
+    events = fields.List(
+        fields.String(validate=validate.OneOf(EVENT_TYPES)),
+        allow_none=True,
+        dump_default=None,
+        metadata=ex(None, "the live call events and alerts delivered; null for none"),
+    )
     enabled = fields.Boolean(
         required=True, metadata=ex(True, "false once a receiver answered 410 Gone")
     )
@@ -190,7 +215,14 @@ class DeliverySchema(Answer):
     outcome_id = text(EXAMPLE_OUTCOME_ID, nullable=False)
     call_uuid = text(EXAMPLE_CALL_UUID, nullable=False)
     outcome = fields.String(
-        required=True, validate=validate.OneOf(OUTCOME_KINDS), metadata=ex("missed")
+        required=True,
+        validate=validate.OneOf(OUTCOME_KINDS + EVENT_TYPES),
+        metadata=ex("missed", "the outcome, or the type of the live event or alert"),
+    )
+    type = fields.String(
+        dump_default="outcome",
+        validate=validate.OneOf(("outcome", *EVENT_TYPES)),
+        metadata=ex("outcome", "what it carries: an outcome record, a live event or an alert"),
     )
     revision = fields.Integer(required=True, validate=validate.Range(min=1), metadata=ex(1))
     status = fields.String(
@@ -206,13 +238,24 @@ class DeliverySchema(Answer):
     next_attempt_at = time_field("the next attempt, if one is due")
     delivered_at = time_field("when a receiver took it (2xx)")
     payload = fields.Nested(
-        OutcomeRecordSchema, required=True, metadata={"description": "the body posted"}
+        OutcomeRecordSchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "the outcome record posted; null for a live event or alert"},
+    )
+    event = fields.Dict(
+        allow_none=True,
+        dump_default=None,
+        metadata={"description": "the live event or alert posted (see docs/subscriptions.md)"},
     )
 
     @pre_dump
     def _payload(self, delivery: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """The body posted is stored as its JSON text; the API shows it as an object."""
-        return {**delivery, "payload": json.loads(delivery["body"])}
+        posted = json.loads(delivery["body"])
+        if delivery.get("type", "outcome") != "outcome":
+            return {**delivery, "payload": None, "event": posted}
+        return {**delivery, "payload": posted}
 
 
 class SubscriptionListSchema(Answer):

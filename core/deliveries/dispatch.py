@@ -50,7 +50,8 @@ def matches(subscription: Subscription, record: OutcomeRecord) -> bool:
     if subscription["tenant_id"] not in ("*", record["tenant_id"]):
         return False
     kinds = subscription.get("outcomes")
-    if kinds and record["outcome"] not in kinds:
+    # None: every outcome; [] (a subscription of live events only): none.
+    if kinds is not None and record["outcome"] not in kinds:
         return False
     # Only outcomes decided after the subscription was made.
     return OutcomeId.of(record).micros >= int(subscription["created_us"])

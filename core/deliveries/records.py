@@ -47,12 +47,16 @@ class Subscription(TypedDict):
     kind: NotRequired[str]
     # email: the addresses its messages go to.
     to: NotRequired[list[str] | None]
+    # Live call events and alerts it wants (call.ringing, alert.long_wait...); absent
+    # or None: none.
+    events: NotRequired[list[str] | None]
 
 
 class Delivery(TypedDict):
     """One outcome record on its way to one subscription, with its attempts so far."""
 
-    # ``<subscription id>_<outcome id>``: made twice, it is stored once.
+    # ``<subscription id>_<outcome id>`` (``_ev<event id>`` for a live event or an
+    # alert): made twice, it is stored once.
     id: str
     # The Standard Webhooks ``webhook-id``, the same on every attempt.
     webhook_id: str
@@ -66,6 +70,9 @@ class Delivery(TypedDict):
     revision: int
     # The outcome record as sent (JSON text): every attempt sends the same bytes.
     body: str
+    # What it carries: absent for an outcome record, else the event's type
+    # (call.ringing, alert.long_wait...); then outcome_id is the event's id.
+    type: NotRequired[str]
     status: DeliveryStatus
     attempts: int
     # The receiver's last HTTP status (None: no answer) and what went wrong.

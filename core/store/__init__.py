@@ -17,6 +17,7 @@ slots.
     calls               calls.py          call logs, views, live calls, timers
     logs                logs.py           plain logs (SMS conversations, events without a call)
     outcomes            outcomes.py       outcome streams
+    live_events         live_events.py    live call events (call.started...), sent once each
     subscriptions       subscriptions.py  subscriptions, deliveries, breakers
     supervisor          supervisor.py     the supervisor's view
     due                 due.py            the cross-tenant due indexes
@@ -54,6 +55,7 @@ from core.store.keys import (
     CALL_INDEX_COMPLETE_KEY,
     DELIVERIES_DUE_KEY,
     DISPATCH_LOCK_KEY,
+    EVENTS_DUE_KEY,
     OUTCOMES_DUE_KEY,
     PARTITIONS,
     PENDING_DUE_KEY,
@@ -86,6 +88,7 @@ from core.store.keys import (
     timers_key,
     wake_key,
 )
+from core.store.live_events import LiveEvents
 from core.store.log_merge import merge_log
 from core.store.logs import Conversation, PlainLogs
 from core.store.outcomes import Outcomes
@@ -132,6 +135,7 @@ class Store:
         self.calls = Calls(backend, self.pending)
         self.logs = PlainLogs(backend, self.pending)
         self.outcomes = Outcomes(backend)
+        self.live_events = LiveEvents(backend, self.outcomes)
         self.subscriptions = Subscriptions(backend)
         self.supervisor = SupervisorView(backend)
         self.due = DueIndexes(backend, self.tenants)
@@ -147,6 +151,7 @@ __all__ = [
     "CALL_INDEX_COMPLETE_KEY",
     "DELIVERIES_DUE_KEY",
     "DISPATCH_LOCK_KEY",
+    "EVENTS_DUE_KEY",
     "OUTCOMES_DUE_KEY",
     "PARTITIONS",
     "PENDING_DUE_KEY",

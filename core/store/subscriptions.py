@@ -27,6 +27,7 @@ from core.store.keys import (
     delivery_queue_key,
     delivery_timers_key,
     dispatch_cursor_key,
+    events_cursor_key,
     subs_key,
 )
 from core.store.values import _text, dumps
@@ -129,9 +130,15 @@ class Subscriptions(Part):
         return _text(raw) if raw is not None else None
 
     def add_deliveries(
-        self, tenant_id: str, deliveries: Sequence[Delivery], cursor: str, now: float
+        self,
+        tenant_id: str,
+        deliveries: Sequence[Delivery],
+        cursor: str,
+        now: float,
+        feed: str = "outcomes",
     ) -> None:
-        """Create deliveries (once each, by id), queue them, move the cursor: one MULTI.
+        """Create deliveries (once each, by id), queue them, move the cursor of the
+        ``feed`` they come from ("outcomes" or "events"): one MULTI.
 
         A dispatcher that dies before EXEC leaves the cursor where it was; the
         next one creates the same delivery ids, which SET NX ignores.
@@ -145,7 +152,8 @@ class Subscriptions(Part):
                 pipe.zremrangebyscore(index, "-inf", now - self.backend.retention_seconds)
                 pipe.pexpire(index, ttl)
                 self._queue(pipe, tenant_id, delivery["subscription_id"], delivery["id"], now, True)
-            pipe.set(dispatch_cursor_key(tenant_id), cursor)
+            by_feed = {"outcomes": dispatch_cursor_key, "events": events_cursor_key}
+            pipe.set(by_feed[feed](tenant_id), cursor)
             pipe.execute()
         if deliveries:
             self.mark_due(tenant_id, now)

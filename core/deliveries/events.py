@@ -1,0 +1,88 @@
+"""Live call events and alerts to subscriptions: the feed of each tenant's events
+turned into deliveries, as core/deliveries/dispatch.py does with outcome records.
+
+A subscription asks for them by type in ``events``. Live call events go to
+webhook subscriptions only (a screen-pop is a program); alerts go to every kind.
+Each delivery then takes the same road as an outcome's: its queue, retries,
+breaker and, for Slack, Teams and email, a message rendered for people.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from core.deliveries.records import Delivery, Subscription
+from core.store import Store, dumps
+from statemachine.outcome import OutcomeId
+
+
+def wants(subscription: Subscription, event: Mapping[str, Any]) -> bool:
+    """Does this subscription want this live event or alert?"""
+    if not subscription.get("enabled", True):
+        return False
+    if subscription["tenant_id"] not in ("*", event["tenant_id"]):
+        return False
+    if event["type"] not in (subscription.get("events") or ()):
+        return False
+    return OutcomeId.parse(str(event["id"])).micros >= int(subscription["created_us"])
+
+
+def event_delivery(subscription: Subscription, event: Mapping[str, Any], now: float) -> Delivery:
+    from core.deliveries.dispatch import _now_iso  # one clock format for every delivery
+
+    delivery_id = f"{subscription['id']}_ev{event['id']}"
+    return {
+        "id": delivery_id,
+        "webhook_id": "msg_" + hashlib.sha256(delivery_id.encode()).hexdigest()[:32],
+        "subscription_id": subscription["id"],
+        "subscription_tenant": subscription["tenant_id"],
+        "tenant_id": event["tenant_id"],
+        "outcome_id": str(event["id"]),
+        "call_uuid": str(event.get("call_uuid") or ""),
+        "outcome": str(event["type"]),
+        "revision": 1,
+        "body": dumps(dict(event)),
+        "type": str(event["type"]),
+        "status": "pending",
+        "attempts": 0,
+        "last_status": None,
+        "last_error": None,
+        "created_at": _now_iso(now),
+        "last_attempt_at": None,
+        "next_attempt_at": _now_iso(now),
+        "delivered_at": None,
+    }
+
+
+def dispatch_events(
+    store: Store, tenant_id: str, now: float | None = None, batch: int = 200
+) -> int:
+    """Create deliveries for the tenant's new live events and alerts; returns how many."""
+    now = time.time() if now is None else now
+    subs = store.subscriptions
+    cursor = store.live_events.cursor(tenant_id)
+    events, new_cursor = store.live_events.read([tenant_id], after=cursor, limit=batch)
+    if not events or new_cursor is None:
+        return 0
+    subscriptions = [
+        s for s in subs.subscriptions(tenant_id) + subs.subscriptions("*") if s.get("events")
+    ]
+    deliveries = [
+        event_delivery(subscription, event, now)
+        for event in events
+        for subscription in subscriptions
+        if wants(subscription, event)
+    ]
+    subs.add_deliveries(tenant_id, deliveries, new_cursor, now, feed="events")
+    return len(deliveries)
+
+
+def undispatched_events(store: Store, tenant_id: str) -> bool:
+    """Whether the tenant has live events or alerts not yet looked at by the dispatcher."""
+    events, _ = store.live_events.read(
+        [tenant_id], after=store.live_events.cursor(tenant_id), limit=1
+    )
+    return bool(events)

@@ -1,0 +1,77 @@
+"""Live call events: each call's steps sent once, in order, into per-partition
+streams read like the outcome streams (ids are server microseconds)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from redis.commands.core import Script
+
+from core.store.backend import Backend, Part
+from core.store.keys import (
+    EVENTS_DUE_KEY,
+    events_cursor_key,
+    live_events_key,
+    live_sent_key,
+    partition_for,
+)
+from core.store.outcomes import Outcomes
+from core.store.values import _text, dumps
+from statemachine.live_events import Step
+
+
+class LiveEvents(Part):
+    """Sending live steps (workers) and reading them back (the stream, the dispatcher)."""
+
+    def __init__(self, backend: Backend, outcomes: Outcomes) -> None:
+        super().__init__(backend)
+        self.outcomes = outcomes
+        self._emit: Script = backend.script("emit_live_events")
+
+    def emit(self, tenant_id: str, calls: Sequence[tuple[str, Sequence[Step]]]) -> list[str]:
+        """Send the steps of each (call uuid, steps) not sent before, one round trip
+        per node; returns the ids added. Safe to repeat: a step goes out once."""
+        runs = [
+            (
+                self._emit,
+                [
+                    live_sent_key(tenant_id, call_uuid, self.spread),
+                    live_events_key(tenant_id, partition_for(call_uuid), self.spread),
+                ],
+                [
+                    json.dumps(
+                        [{"rank": s.rank, "key": s.key, "body": dumps(s.body)} for s in steps]
+                    ),
+                    int(self.backend.retention_seconds * 1_000_000),
+                    self.backend.ttl_ms,
+                ],
+            )
+            for call_uuid, steps in calls
+            if steps
+        ]
+        if not runs:
+            return []
+        added = [_text(i) for answer in self.backend.eval_all(runs) for i in answer]
+        if added:
+            # For the dispatcher: this tenant has events to turn into deliveries.
+            self.mark_due(tenant_id)
+        return added
+
+    def mark_due(self, tenant_id: str, when: float | None = None) -> None:
+        self.redis.zadd(EVENTS_DUE_KEY, {tenant_id: time.time() if when is None else when}, lt=True)
+
+    def read(
+        self, tenant_ids: Sequence[str], *, after: str | None, limit: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Live events after ``after``, oldest first, across tenants; as read_outcomes."""
+        streams = [
+            live_events_key(t, p, self.spread) for t in tenant_ids for p in self.backend.partitions
+        ]
+        return self.outcomes.read_feed(streams, after=after, limit=limit)
+
+    def cursor(self, tenant_id: str) -> str | None:
+        raw = self.redis.get(events_cursor_key(tenant_id))
+        return _text(raw) if raw is not None else None
