@@ -73,6 +73,9 @@ SHUTDOWN_WAIT = 5.0
 MIGRATE_EVERY = 30.0
 # A subscription whose breaker is open is looked at again after at most this.
 PAUSED_LOOK_AGAIN = 1.0
+# A live call event whose call has an earlier event on its way to the same
+# subscription is put back this long: one call's events arrive in order.
+TURN_WAIT = 0.05
 # Deliveries of a deleted or disabled subscription are cancelled, not sent:
 # they need no thread, so many are taken at once.
 CANCEL_BATCH = 100
@@ -119,6 +122,7 @@ class DeliveryRunner:
         self._unrecorded: list[Future[Attempt]] = []
         self._running: Counter[str] = Counter()
         self._paused: dict[str, float] = {}  # subscription -> monotonic time to look again
+        self._turns: set[tuple[str, str]] = set()  # (subscription, call) with an event out
         self.due = store.due
         self._migrated = -MIGRATE_EVERY
         self._claimed = -CLAIM_EVERY
@@ -200,7 +204,7 @@ class DeliveryRunner:
                     prepared = self.deliveries.prepare(
                         tenant, delivery_id, state.subscription, state.stored_under, sub, now
                     )
-                    if prepared is not None:
+                    if prepared is not None and not self._waits_its_turn(prepared, now):
                         self._submit(prepared)
                         started[sub] += 1
         for sub in probes - set(started):
@@ -280,6 +284,22 @@ class DeliveryRunner:
             if moved:
                 log.warning("moved delivery timers into per-subscription queues", moved=moved)
 
+    def _waits_its_turn(self, prepared: Prepared, now: float) -> bool:
+        """Put a live call event back for a moment while an earlier event of its call
+        is on its way to the same subscription (claims come oldest first), so a
+        receiver gets one call's events in order. True if it was put back."""
+        turn = prepared.call_turn
+        if turn is None:
+            return False
+        if turn in self._turns:
+            self.subs.schedule_delivery(
+                prepared.tenant_id, prepared.subscription_id, prepared.delivery["id"],
+                now + TURN_WAIT,
+            )  # fmt: skip
+            return True
+        self._turns.add(turn)
+        return False
+
     # -- attempts ---------------------------------------------------------------------
 
     def _submit(self, prepared: Prepared) -> None:
@@ -325,6 +345,8 @@ class DeliveryRunner:
             self._unrecorded.pop(0)
             del self._in_flight[future]
             sub = prepared.subscription_id
+            if prepared.call_turn is not None:
+                self._turns.discard(prepared.call_turn)
             self._running[sub] -= 1
             if self._running[sub] <= 0:
                 del self._running[sub]

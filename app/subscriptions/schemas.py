@@ -21,6 +21,7 @@ from marshmallow import (
 )
 
 from app.calls.schemas import OUTCOME_KINDS, OutcomeRecordSchema
+from app.events.schemas import EVENT_TYPES
 from app.web.rest import JsonBody
 from app.web.schema_fields import (
     EXAMPLE_CALL_UUID,
@@ -37,9 +38,6 @@ from core.deliveries.breaker import BreakerState
 from core.deliveries.kinds import KINDS, URL_KINDS
 from core.deliveries.records import DELIVERY_STATUSES
 from statemachine.live_events import LIVE_EVENT_TYPES
-
-ALERT_TYPES = ("alert.long_wait", "alert.service_level", "alert.callback_overdue")
-EVENT_TYPES = LIVE_EVENT_TYPES + ALERT_TYPES
 
 ROTATION_GRACE_SECONDS = 24 * 3600
 MAX_RECIPIENTS = 20

@@ -111,6 +111,14 @@ class Prepared:
         return self.rendered.body
 
     @property
+    def call_turn(self) -> tuple[str, str] | None:
+        """(subscription, call) for a live call event, whose attempts to one
+        subscription go one at a time per call so they arrive in order; else None."""
+        if not str(self.delivery.get("type", "")).startswith("call."):
+            return None
+        return self.subscription_id, self.delivery["call_uuid"]
+
+    @property
     def subscription_id(self) -> str:
         return str(self.subscription["id"])
 

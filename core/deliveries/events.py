@@ -33,7 +33,10 @@ def wants(subscription: Subscription, event: Mapping[str, Any]) -> bool:
 def event_delivery(subscription: Subscription, event: Mapping[str, Any], now: float) -> Delivery:
     from core.deliveries.dispatch import _now_iso  # one clock format for every delivery
 
-    delivery_id = f"{subscription['id']}_ev{event['id']}"
+    # Claims take a subscription's due deliveries in id order among equals: the
+    # sequence padded so that one call's events are claimed oldest first.
+    micros, _, seq = str(event["id"]).partition("-")
+    delivery_id = f"{subscription['id']}_ev{micros}-{int(seq or 0):06d}"
     return {
         "id": delivery_id,
         "webhook_id": "msg_" + hashlib.sha256(delivery_id.encode()).hexdigest()[:32],
