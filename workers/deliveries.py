@@ -47,6 +47,7 @@ from core.store import (
     SubscriptionState,
     open_redis,
 )
+from statemachine.events import parse_time
 from workers.shutdown import (
     main_thread_gets_signals,
     note_stop_requests,
@@ -73,9 +74,6 @@ SHUTDOWN_WAIT = 5.0
 MIGRATE_EVERY = 30.0
 # A subscription whose breaker is open is looked at again after at most this.
 PAUSED_LOOK_AGAIN = 1.0
-# A live call event whose call has an earlier event on its way to the same
-# subscription is put back this long: one call's events arrive in order.
-TURN_WAIT = 0.05
 # Deliveries of a deleted or disabled subscription are cancelled, not sent:
 # they need no thread, so many are taken at once.
 CANCEL_BATCH = 100
@@ -292,10 +290,12 @@ class DeliveryRunner:
         if turn is None:
             return False
         if turn in self._turns:
+            # Back where it was due, not later: a later event of the call, due
+            # later, must not be claimed before it.
+            due = parse_time(prepared.delivery["next_attempt_at"] or "").timestamp()
             self.subs.schedule_delivery(
-                prepared.tenant_id, prepared.subscription_id, prepared.delivery["id"],
-                now + TURN_WAIT,
-            )  # fmt: skip
+                prepared.tenant_id, prepared.subscription_id, prepared.delivery["id"], due
+            )
             return True
         self._turns.add(turn)
         return False
