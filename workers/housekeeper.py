@@ -31,6 +31,7 @@ from core.store import (
     TIMERS_DUE_KEY,
     Partition,
 )
+from workers.alerts import AlertWatch
 from workers.engine import Engine
 
 log = get_logger("callstate.housekeeper")
@@ -64,6 +65,7 @@ class Housekeeper(threading.Thread):
         self._call_index_started = False
         self._bells: dict[tuple[str, int], tuple[str | None, float]] = {}
         self.deliveries = Deliveries(self.store, engine.settings)
+        self.alerts = AlertWatch(self.store, engine.settings)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -85,6 +87,7 @@ class Housekeeper(threading.Thread):
             self.store.tenants.start_call_index(time.time())
             self._call_index_started = True
         self.decide_due()
+        self.alerts.tick()
         self.dispatch()
         now = time.time()
         if now - self._last_reap >= 1.0:

@@ -114,6 +114,43 @@ def outcome_notice(record: Mapping[str, Any], zone: ZoneInfo) -> Notice:
     return Notice(title, text, tuple(facts), when)
 
 
+ALERT_TITLES = {
+    "alert.long_wait": ("A caller is waiting too long", "No caller waits too long any more"),
+    "alert.service_level": ("Service level under target", "Service level back on target"),
+    "alert.callback_overdue": ("Missed callers not called back", "Every callback is in time"),
+}
+
+
+def _alert_figures(alert: str, value: Any, threshold: Any, count: Any) -> list[tuple[str, str]]:
+    if alert == "alert.long_wait":
+        return [("Longest wait", duration(value)), ("Limit", duration(threshold)),
+                ("Callers over it", str(count))]  # fmt: skip
+    if alert == "alert.service_level":
+        shown = "unknown" if value is None else f"{float(value):.0%}"
+        return [("Service level (30 min)", shown), ("Target", f"{float(threshold):.0%}"),
+                ("Calls offered", str(count))]  # fmt: skip
+    oldest = "none" if value is None else f"{float(value):.0f} min"
+    return [("Oldest open callback", oldest), ("Limit", f"{float(threshold):g} min"),
+            ("Callbacks overdue", str(count))]  # fmt: skip
+
+
+def alert_notice(alert: Mapping[str, Any], zone: ZoneInfo) -> Notice:
+    """A person's message about an alert starting or ending."""
+    started, ended = ALERT_TITLES.get(str(alert["type"]), (str(alert["type"]),) * 2)
+    resolved = bool(alert.get("resolved"))
+    title = ("Resolved: " + ended) if resolved else started
+    when = local_time(alert.get("at"), zone)
+    facts = _alert_figures(str(alert["type"]), alert.get("value"), alert.get("threshold"),
+                           alert.get("count"))  # fmt: skip
+    facts.append(("When", when))
+    text = f"{title} ({alert.get('tenant_id')}): " + ", ".join(
+        f"{label.lower()} {value}" for label, value in facts[:2]
+    ) + "."
+    return Notice(title, text, tuple(facts), when)
+
+
 def notice_for(payload: Mapping[str, Any], zone: ZoneInfo) -> Notice:
-    """The notice of whatever a delivery carries: an outcome record (for now)."""
+    """The notice of whatever a delivery carries: an alert, or an outcome record."""
+    if str(payload.get("type", "")).startswith("alert."):
+        return alert_notice(payload, zone)
     return outcome_notice(payload, zone)

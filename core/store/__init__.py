@@ -52,6 +52,7 @@ from core.store.group_commit import GroupCommit
 from core.store.health import Health
 from core.store.housekeeping import Locks, Stats, Workers
 from core.store.keys import (
+    ALERTS_LOCK_KEY,
     CALL_INDEX_COMPLETE_KEY,
     DELIVERIES_DUE_KEY,
     DISPATCH_LOCK_KEY,
@@ -148,6 +149,7 @@ class Store:
 
 # What code outside core/store imports; it imports nothing else, and only from here.
 __all__ = [
+    "ALERTS_LOCK_KEY",
     "CALL_INDEX_COMPLETE_KEY",
     "DELIVERIES_DUE_KEY",
     "DISPATCH_LOCK_KEY",

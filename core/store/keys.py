@@ -173,6 +173,12 @@ def live_sent_key(tenant_id: str, call_uuid: str, spread: bool = False) -> str:
     return f"{tag}:live-sent:{_part(call_uuid)}"
 
 
+def open_alerts_key(tenant_id: str, spread: bool = False) -> str:
+    """The tenant's open alerts (type -> the id it was sent with), in the slot of
+    the live events stream alerts go into (partition_for(""))."""
+    return f"{partition_tag(tenant_id, partition_for(''), spread)}:open-alerts"
+
+
 def events_cursor_key(tenant_id: str) -> str:
     """How far the dispatcher has turned the tenant's live events into deliveries."""
     return f"{tenant_tag(tenant_id)}:events-cursor"
@@ -314,6 +320,7 @@ def _supervisor_keys(tenant_id: str) -> list[str]:
 TIMERS_DUE_KEY = f"{PREFIX}:due:timers"
 PENDING_DUE_KEY = f"{PREFIX}:due:pending"
 OUTCOMES_DUE_KEY = f"{PREFIX}:due:outcomes"
+ALERTS_LOCK_KEY = f"{PREFIX}:alerts-lock"
 # Tenants with live call events or alerts not yet turned into deliveries.
 EVENTS_DUE_KEY = f"{PREFIX}:due:events"
 DELIVERIES_DUE_KEY = f"{PREFIX}:due:deliveries"

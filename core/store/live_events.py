@@ -16,6 +16,7 @@ from core.store.keys import (
     events_cursor_key,
     live_events_key,
     live_sent_key,
+    open_alerts_key,
     partition_for,
 )
 from core.store.outcomes import Outcomes
@@ -30,6 +31,7 @@ class LiveEvents(Part):
         super().__init__(backend)
         self.outcomes = outcomes
         self._emit: Script = backend.script("emit_live_events")
+        self._alert: Script = backend.script("emit_alert")
 
     def emit(self, tenant_id: str, calls: Sequence[tuple[str, Sequence[Step]]]) -> list[str]:
         """Send the steps of each (call uuid, steps) not sent before, one round trip
@@ -59,6 +61,32 @@ class LiveEvents(Part):
             # For the dispatcher: this tenant has events to turn into deliveries.
             self.mark_due(tenant_id)
         return added
+
+    def set_alert(
+        self, tenant_id: str, alert: str, holds: bool, body: dict[str, Any]
+    ) -> str | None:
+        """Open (``holds``) or resolve an alert; it is sent only if that changes its
+        state. Returns the id sent, or None."""
+        added = self._alert(
+            keys=[
+                open_alerts_key(tenant_id, self.spread),
+                live_events_key(tenant_id, partition_for(""), self.spread),
+            ],
+            args=[
+                alert,
+                "1" if holds else "0",
+                dumps(body),
+                int(self.backend.retention_seconds * 1_000_000),
+                self.backend.ttl_ms,
+            ],
+        )
+        if not added:
+            return None
+        self.mark_due(tenant_id)
+        return _text(added)
+
+    def open_alerts(self, tenant_id: str) -> set[str]:
+        return {_text(a) for a in self.redis.hkeys(open_alerts_key(tenant_id, self.spread))}
 
     def mark_due(self, tenant_id: str, when: float | None = None) -> None:
         self.redis.zadd(EVENTS_DUE_KEY, {tenant_id: time.time() if when is None else when}, lt=True)
