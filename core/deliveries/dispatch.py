@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from core.deliveries.breaker import Breaker, BreakerPolicy
 from core.deliveries.kinds import Rendered, kind_of, render
 from core.deliveries.records import Delivery, Subscription
-from core.deliveries.webhooks import DELIVERY_TIMEOUT_SECONDS, Attempt, signature_header
+from core.deliveries.webhooks import DELIVERY_TIMEOUT_SECONDS, Attempt, signed_headers
 from core.observability import get_logger
 from core.settings import Settings
 from core.store import Store, dumps
@@ -206,15 +206,7 @@ class Deliveries:
             for s in subscription["secrets"]
             if (expires_at := s.get("expires_at")) is None or expires_at > now
         ]
-        headers = {
-            "content-type": "application/json",
-            "user-agent": "callstate-webhooks/1",
-            "webhook-id": delivery["webhook_id"],
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature_header(
-                live_secrets, delivery["webhook_id"], timestamp, body
-            ),
-        }
+        headers = signed_headers(live_secrets, delivery["webhook_id"], timestamp, body)
         if kind_of(subscription) != "webhook":
             # Slack and Teams read none of the signature headers, but a proxy in
             # front of them may: the body they carry is signed all the same.

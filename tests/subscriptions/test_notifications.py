@@ -16,10 +16,11 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from flask import Flask
 from flask.testing import FlaskClient
 from inproc_kit import ADMIN, T1, Calls, Pump
 from notification_shapes import check_slack, check_teams, facts_of_card
-from webhook_kit import Receiver
+from webhook_kit import Receiver, verify
 
 from core.notifications.formats import email_message, slack_message, teams_message
 from core.notifications.notices import outcome_notice
@@ -211,3 +212,31 @@ def test_a_slack_subscription_gets_messages_not_records(
     listed = client.get(f"/v1/subscriptions/{made.get_json()['id']}/deliveries", headers=T1)
     [delivery] = listed.get_json()["deliveries"]
     assert delivery["status"] == "succeeded" and delivery["payload"]["outcome"] == "missed"
+
+
+def test_the_test_command_sends_a_sample_of_each_thing(
+    app: Flask, client: FlaskClient, receiver: Receiver
+) -> None:
+    """`flask subscriptions test <id>`: samples in the subscription's own format, signed."""
+    hook = client.post("/v1/subscriptions", headers=T1, json={"url": receiver.url("/hook")})
+    slack = client.post("/v1/subscriptions", headers=T1,
+                        json={"kind": "slack", "url": receiver.url("/slack")})  # fmt: skip
+    runner = app.test_cli_runner()
+    done = runner.invoke(args=["subscriptions", "test", hook.get_json()["id"]])
+    assert done.exit_code == 0, done.output
+    assert done.output.count(": sent to ") == 3
+    got = receiver.received("/hook")
+    assert [json.loads(r.body).get("type", "outcome") for r in got] == [
+        "outcome", "call.ringing", "alert.long_wait",
+    ]  # fmt: skip
+    for request in got:
+        verify(hook.get_json()["secret"], request.headers, request.body)
+    done = runner.invoke(args=["subscriptions", "test", slack.get_json()["id"]])
+    assert done.exit_code == 0, done.output
+    messages = [json.loads(r.body) for r in receiver.received("/slack")]
+    for message in messages:
+        check_slack(message)
+    assert [m["blocks"][0]["text"]["text"] for m in messages] == [
+        "Missed call from Sample Caller (+15551230000)", "A caller is waiting too long",
+    ]  # fmt: skip
+    assert runner.invoke(args=["subscriptions", "test", "sub_nope"]).exit_code != 0
