@@ -10,9 +10,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from callstate_harness import KEY_A, TENANT_A, Api, Launcher, accept_calls, wait_until
 from callstate_harness import load_webhook_kit as load_kit
 from primevox_bodies import ALICE, BOB, Call, scenario
+
+# On one Redis and on a Redis Cluster (conftest.py: backend).
+pytestmark = pytest.mark.parametrize("backend", ["redis", "cluster"], indirect=True)
 
 kit = load_kit()
 LIVE = ["call.started", "call.queued", "call.ringing", "call.answered", "call.ended"]
