@@ -69,7 +69,7 @@ def sse_text(event: dict[str, Any]) -> str:
     tag="calls",
     query=EventStreamArgs(),
     headers=LastEventIdHeader(),
-    schema=sse_event("call.ringing", "LiveEvent", id_pattern=True),
+    schema=sse_event(EVENT_TYPES, "LiveEvent", id_pattern=True),
     content_type="text/event-stream",
     answer="the event stream",
     example=f"id: {EXAMPLE_EVENT_ID}\nevent: call.ringing\n"
