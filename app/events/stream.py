@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import redis
 from flask import Response, current_app, g, request
 from marshmallow import EXCLUDE, Schema, fields, pre_load, validate
 
@@ -97,36 +95,14 @@ def event_stream(args: dict[str, Any]) -> Response | tuple[Response, int]:
     deadline = time.monotonic() + sse.STREAM_MAX_SECONDS
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
-    def events() -> Iterator[str]:
-        cursor = args.get("after")
-        last_sent = time.monotonic()
-        yield "retry: 1000\n: connected\n\n"
-        first = True
-        while first or sse.open_until(deadline):
-            first = False
-            try:
-                found, next_cursor = store.live_events.read(
-                    store.tenants.all() if follow_new_tenants else tenants,
-                    after=cursor,
-                    limit=500,
-                )
-            except redis.RedisError:
-                app.logger.warning("event stream: redis unavailable")
-                yield ": redis unavailable, waiting\n\n"
-                time.sleep(1.0)
-                continue
-            for event in found:
-                if not wanted or event["type"] in wanted:
-                    yield sse_text(event)
-            if next_cursor is not None:
-                cursor = next_cursor
-            if found:
-                last_sent = time.monotonic()
-                continue
-            if time.monotonic() - last_sent >= sse.KEEPALIVE_SECONDS:
-                yield ": keep-alive\n\n"
-                last_sent = time.monotonic()
-            time.sleep(sse.POLL_SECONDS)
+    def read(cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        return store.live_events.read(
+            store.tenants.all() if follow_new_tenants else tenants, after=cursor, limit=500
+        )
 
-    return sse.event_stream(events())
+    def render(event: dict[str, Any]) -> str | None:
+        return sse_text(event) if not wanted or event["type"] in wanted else None
+
+    events = sse.follow_feed(read, render, args.get("after"), deadline, app.logger, "event stream")
+    return sse.event_stream(events)
 

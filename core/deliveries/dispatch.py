@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from core.deliveries.breaker import Breaker, BreakerPolicy
 from core.deliveries.kinds import Rendered, kind_of, render
@@ -62,18 +64,37 @@ def delivery_id_for(subscription_id: str, record_id: str) -> str:
 
 
 def new_delivery(subscription: Subscription, record: OutcomeRecord, now: float) -> Delivery:
-    delivery_id = delivery_id_for(subscription["id"], record["id"])
+    return make_delivery(
+        subscription,
+        delivery_id_for(subscription["id"], record["id"]),
+        record,
+        outcome=record["outcome"],
+        revision=record["revision"],
+        now=now,
+    )
+
+
+def make_delivery(
+    subscription: Subscription,
+    delivery_id: str,
+    record: Mapping[str, Any],
+    *,
+    outcome: str,
+    revision: int,
+    now: float,
+) -> Delivery:
+    """A pending delivery of ``record`` (an outcome record, a live event or an alert)."""
     return {
         "id": delivery_id,
         "webhook_id": "msg_" + hashlib.sha256(delivery_id.encode()).hexdigest()[:32],
         "subscription_id": subscription["id"],
         "subscription_tenant": subscription["tenant_id"],
         "tenant_id": record["tenant_id"],
-        "outcome_id": record["id"],
-        "call_uuid": record["call_uuid"],
-        "outcome": record["outcome"],
-        "revision": record["revision"],
-        "body": dumps(record),
+        "outcome_id": str(record["id"]),
+        "call_uuid": str(record.get("call_uuid") or ""),
+        "outcome": outcome,
+        "revision": revision,
+        "body": dumps(dict(record)),
         "status": "pending",
         "attempts": 0,
         "last_status": None,

@@ -9,13 +9,13 @@ breaker and, for Slack, Teams and email, a message rendered for people.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Mapping
 from typing import Any
 
+from core.deliveries.dispatch import make_delivery
 from core.deliveries.records import Delivery, Subscription
-from core.store import Store, dumps
+from core.store import Store
 from statemachine.outcome import OutcomeId
 
 
@@ -31,33 +31,15 @@ def wants(subscription: Subscription, event: Mapping[str, Any]) -> bool:
 
 
 def event_delivery(subscription: Subscription, event: Mapping[str, Any], now: float) -> Delivery:
-    from core.deliveries.dispatch import _now_iso  # one clock format for every delivery
-
     # Claims take a subscription's due deliveries in id order among equals: the
     # sequence padded so that one call's events are claimed oldest first.
     micros, _, seq = str(event["id"]).partition("-")
     delivery_id = f"{subscription['id']}_ev{micros}-{int(seq or 0):06d}"
-    return {
-        "id": delivery_id,
-        "webhook_id": "msg_" + hashlib.sha256(delivery_id.encode()).hexdigest()[:32],
-        "subscription_id": subscription["id"],
-        "subscription_tenant": subscription["tenant_id"],
-        "tenant_id": event["tenant_id"],
-        "outcome_id": str(event["id"]),
-        "call_uuid": str(event.get("call_uuid") or ""),
-        "outcome": str(event["type"]),
-        "revision": 1,
-        "body": dumps(dict(event)),
-        "type": str(event["type"]),
-        "status": "pending",
-        "attempts": 0,
-        "last_status": None,
-        "last_error": None,
-        "created_at": _now_iso(now),
-        "last_attempt_at": None,
-        "next_attempt_at": _now_iso(now),
-        "delivered_at": None,
-    }
+    delivery = make_delivery(
+        subscription, delivery_id, event, outcome=str(event["type"]), revision=1, now=now
+    )
+    delivery["type"] = str(event["type"])
+    return delivery
 
 
 def dispatch_events(

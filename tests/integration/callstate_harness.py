@@ -281,6 +281,19 @@ def accept_calls(
     assert not refused, f"{len(refused)} events refused, e.g. {refused[0].status} {refused[0].text}"
 
 
+def subscribe(api: Api, key: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """POST /v1/subscriptions with ``body`` under ``key``; the answer (201 asserted)."""
+    answer = api.request(
+        "POST",
+        "/v1/subscriptions",
+        json.dumps(body).encode(),
+        {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    assert answer.status == 201, answer.text
+    made: dict[str, Any] = answer.json()
+    return made
+
+
 def post_at_once(api: Api, bodies: list[Mapping[str, str]]) -> list[Response]:
     """POST each body from its own thread, all released at the same moment."""
     barrier = threading.Barrier(len(bodies))

@@ -8,10 +8,16 @@ events of each call in order, each once, while the PBX repeats itself.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
-from callstate_harness import KEY_A, TENANT_A, Api, Launcher, accept_calls, wait_until
+from callstate_harness import (
+    KEY_A,
+    TENANT_A,
+    Launcher,
+    accept_calls,
+    subscribe,
+    wait_until,
+)
 from callstate_harness import load_webhook_kit as load_kit
 from primevox_bodies import ALICE, BOB, Call, scenario
 
@@ -22,25 +28,13 @@ kit = load_kit()
 LIVE = ["call.started", "call.queued", "call.ringing", "call.answered", "call.ended"]
 
 
-def subscribe(api: Api, body: dict[str, Any]) -> dict[str, Any]:
-    answer = api.request(
-        "POST",
-        "/v1/subscriptions",
-        json.dumps(body).encode(),
-        {"Authorization": f"Bearer {KEY_A}", "Content-Type": "application/json"},
-    )
-    assert answer.status == 201, answer.text
-    made: dict[str, Any] = answer.json()
-    return made
-
-
 def test_a_ringing_call_pops_with_its_extension_and_calls_arrive_in_order(
     launcher: Launcher,
 ) -> None:
     """call.ringing names the extension; each call's events arrive once, in order."""
     with kit.Receiver() as receiver:
         api = launcher.start_service(SUBSCRIPTION_ALLOW_PRIVATE="1", OUTCOME_GRACE_SECONDS="1")
-        made = subscribe(api, {"url": receiver.url("/pop"), "outcomes": [], "events": LIVE})
+        made = subscribe(api, KEY_A, {"url": receiver.url("/pop"), "outcomes": [], "events": LIVE})
         ringing = Call(TENANT_A)
         api.accept(ringing.inbound())
         api.accept(ringing.ring(ALICE))

@@ -17,12 +17,18 @@ import threading
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from callstate_harness import KEY_A, TENANT_A, Api, Launcher, accept_calls, wait_until
+from callstate_harness import (
+    KEY_A,
+    TENANT_A,
+    Launcher,
+    accept_calls,
+    subscribe,
+    wait_until,
+)
 from callstate_harness import load_webhook_kit as load_kit
 from primevox_bodies import Call, scenario
 
@@ -62,18 +68,6 @@ def smtp() -> Iterator[tuple[Mailbox, int]]:
         controller.stop()
 
 
-def subscribe(api: Api, body: dict[str, Any]) -> dict[str, Any]:
-    answer = api.request(
-        "POST",
-        "/v1/subscriptions",
-        json.dumps(body).encode(),
-        {"Authorization": f"Bearer {KEY_A}", "Content-Type": "application/json"},
-    )
-    assert answer.status == 201, answer.text
-    made: dict[str, Any] = answer.json()
-    return made
-
-
 def test_a_missed_call_reaches_slack_teams_and_email(
     launcher: Launcher, smtp: tuple[Mailbox, int]
 ) -> None:
@@ -87,12 +81,13 @@ def test_a_missed_call_reaches_slack_teams_and_email(
             SMTP_URL=f"smtp://127.0.0.1:{smtp_port}",
             SMTP_FROM="PBX alerts <alerts@example.com>",
         )
-        slack = subscribe(api, {"kind": "slack", "url": receiver.url("/slack"),
-                                "outcomes": ["missed"]})
-        teams = subscribe(api, {"kind": "teams", "url": receiver.url("/teams"),
-                                "outcomes": ["missed"]})
-        email = subscribe(api, {"kind": "email", "to": ["desk@example.com", "boss@example.com"],
-                                "outcomes": ["missed"]})
+        missed_only = {"outcomes": ["missed"]}
+        slack = subscribe(api, KEY_A, {"kind": "slack", "url": receiver.url("/slack"),
+                                       **missed_only})  # fmt: skip
+        teams = subscribe(api, KEY_A, {"kind": "teams", "url": receiver.url("/teams"),
+                                       **missed_only})  # fmt: skip
+        email = subscribe(api, KEY_A, {"kind": "email", **missed_only,
+                                       "to": ["desk@example.com", "boss@example.com"]})  # fmt: skip
         assert (slack["kind"], teams["kind"], email["kind"]) == ("slack", "teams", "email")
         assert email["url"] is None and email["to"] == ["boss@example.com", "desk@example.com"]
 
