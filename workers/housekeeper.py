@@ -19,7 +19,7 @@ import redis
 from rq import Queue
 
 from core.deliveries.dispatch import Deliveries
-from core.deliveries.events import dispatch_events, undispatched_events
+from core.deliveries.events import dispatch_events
 from core.observability import get_logger
 from core.queue import enqueue_drain, new_job_id
 from core.store import (
@@ -128,8 +128,8 @@ class Housekeeper(threading.Thread):
                 self.due.release(OUTCOMES_DUE_KEY, tenant, taken, now if more else None)
             # Live call events and alerts, the same way (core/deliveries/events.py).
             for tenant, taken in self.due.take(EVENTS_DUE_KEY, now, now):
-                created += dispatch_events(self.store, tenant)
-                more = undispatched_events(self.store, tenant)
+                made, more = dispatch_events(self.store, tenant)
+                created += made
                 self.due.release(EVENTS_DUE_KEY, tenant, taken, now if more else None)
             return created
         finally:

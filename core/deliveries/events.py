@@ -44,17 +44,29 @@ def event_delivery(subscription: Subscription, event: Mapping[str, Any], now: fl
 
 def dispatch_events(
     store: Store, tenant_id: str, now: float | None = None, batch: int = 200
-) -> int:
-    """Create deliveries for the tenant's new live events and alerts; returns how many."""
+) -> tuple[int, bool]:
+    """Create deliveries for the tenant's new live events and alerts; returns how many,
+    and whether more may wait (a full batch was read; new events mark the tenant
+    due again themselves).
+
+    A tenant no subscription asks events of has its cursor moved to now without
+    reading its streams: every call makes live events, few tenants want them.
+    """
     now = time.time() if now is None else now
     subs = store.subscriptions
-    cursor = store.live_events.cursor(tenant_id)
-    events, new_cursor = store.live_events.read([tenant_id], after=cursor, limit=batch)
-    if not events or new_cursor is None:
-        return 0
+    # Read before the subscriptions: one made after that has a later created_us,
+    # so skipping to here skips nothing it wants.
+    horizon = store.outcomes.server_time_us()
     subscriptions = [
         s for s in subs.subscriptions(tenant_id) + subs.subscriptions("*") if s.get("events")
     ]
+    if not subscriptions:
+        subs.add_deliveries(tenant_id, [], str(horizon - 1), now, feed="events")
+        return 0, False
+    cursor = store.live_events.cursor(tenant_id)
+    events, new_cursor = store.live_events.read([tenant_id], after=cursor, limit=batch)
+    if not events or new_cursor is None:
+        return 0, False
     deliveries = [
         event_delivery(subscription, event, now)
         for event in events
@@ -62,12 +74,5 @@ def dispatch_events(
         if wants(subscription, event)
     ]
     subs.add_deliveries(tenant_id, deliveries, new_cursor, now, feed="events")
-    return len(deliveries)
+    return len(deliveries), len(events) >= batch
 
-
-def undispatched_events(store: Store, tenant_id: str) -> bool:
-    """Whether the tenant has live events or alerts not yet looked at by the dispatcher."""
-    events, _ = store.live_events.read(
-        [tenant_id], after=store.live_events.cursor(tenant_id), limit=1
-    )
-    return bool(events)

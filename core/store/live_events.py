@@ -23,6 +23,10 @@ from core.store.outcomes import Outcomes
 from core.store.values import _text, dumps
 from statemachine.live_events import Step
 
+# Live events are for now (screen-pops, wallboards) and their deliveries: a day
+# is kept, not RETENTION_SECONDS, as each call makes several.
+LIVE_EVENTS_RETENTION_SECONDS = 24 * 3600
+
 
 class LiveEvents(Part):
     """Sending live steps (workers) and reading them back (the stream, the dispatcher)."""
@@ -47,7 +51,9 @@ class LiveEvents(Part):
                     json.dumps(
                         [{"rank": s.rank, "key": s.key, "body": dumps(s.body)} for s in steps]
                     ),
-                    int(self.backend.retention_seconds * 1_000_000),
+                    self._retention_us,
+                    # The call's sent steps live as long as the call: a straggler
+                    # must find them.
                     self.backend.ttl_ms,
                 ],
             )
@@ -76,7 +82,7 @@ class LiveEvents(Part):
                 alert,
                 "1" if holds else "0",
                 dumps(body),
-                int(self.backend.retention_seconds * 1_000_000),
+                self._retention_us,
                 self.backend.ttl_ms,
             ],
         )
@@ -87,6 +93,11 @@ class LiveEvents(Part):
 
     def open_alerts(self, tenant_id: str) -> set[str]:
         return {_text(a) for a in self.redis.hkeys(open_alerts_key(tenant_id, self.spread))}
+
+    @property
+    def _retention_us(self) -> int:
+        seconds = min(self.backend.retention_seconds, LIVE_EVENTS_RETENTION_SECONDS)
+        return int(seconds * 1_000_000)
 
     def mark_due(self, tenant_id: str, when: float | None = None) -> None:
         self.redis.zadd(EVENTS_DUE_KEY, {tenant_id: time.time() if when is None else when}, lt=True)

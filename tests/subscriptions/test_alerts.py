@@ -124,7 +124,7 @@ def test_each_alert_fires_once_and_resolves_once(
     ]  # fmt: skip
 
     # Delivered: every alert to the webhook, the long waits to Slack as messages.
-    assert dispatch_events(store, "t1") == 8
+    assert dispatch_events(store, "t1") == (8, False)
     pump()
     got: list[dict[str, Any]] = [json.loads(r.body) for r in receiver.successes("/all")]
     assert sorted((g["type"], g["resolved"]) for g in got) == sorted(alerts_sent(store))

@@ -105,7 +105,7 @@ def test_webhook_subscriptions_get_the_events_they_ask_for(
         calls.post(events(call)[name])
     drain()
     calls.decide("t1", call)
-    assert dispatch_events(store, "t1") == 3
+    assert dispatch_events(store, "t1") == (3, False)
     deadline = time.monotonic() + 10
     # One call's events go one at a time: the next is put back while one is out.
     while len(receiver.successes("/pop")) < 3 and time.monotonic() < deadline:
@@ -153,3 +153,24 @@ def test_the_event_stream_resumes_and_filters(
         assert answer.status_code == 400
     with client.get("/v1/events/stream?tenant_id=t2", headers=T1) as answer:
         assert answer.status_code == 403
+
+
+def test_a_tenant_nobody_asks_events_of_is_skipped_and_later_subscribers_miss_nothing(
+    client: FlaskClient, calls: Calls, drain: Callable[[], None], store: Store,
+) -> None:  # fmt: skip
+    """Without event subscriptions the cursor moves to now; a subscription made then
+    gets every event from its creation on."""
+    first = str(uuid.uuid4())
+    calls.post(events(first)["inbound"])
+    drain()
+    assert dispatch_events(store, "t1") == (0, False)
+    made = client.post("/v1/subscriptions", headers=T1, json={
+        "url": "https://example.com/pop", "outcomes": [], "events": ["call.ringing"]})
+    assert made.status_code == 201
+    calls.post(events(first)["ring_101"])
+    drain()
+    created, more = dispatch_events(store, "t1")
+    assert (created, more) == (1, False)
+    listed = client.get(f"/v1/subscriptions/{made.get_json()['id']}/deliveries", headers=T1)
+    [delivery] = listed.get_json()["deliveries"]
+    assert delivery["event"]["extension"]["number"] == "101" and delivery["payload"] is None
