@@ -74,6 +74,9 @@ SHUTDOWN_WAIT = 5.0
 MIGRATE_EVERY = 30.0
 # A subscription whose breaker is open is looked at again after at most this.
 PAUSED_LOOK_AGAIN = 1.0
+# How much earlier than its recorded due time a live event waiting its turn is put
+# back: more than the recorded time's rounding, less than dispatches apart.
+TURN_EARLIER = 1e-5
 # Deliveries of a deleted or disabled subscription are cancelled, not sent:
 # they need no thread, so many are taken at once.
 CANCEL_BATCH = 100
@@ -291,8 +294,9 @@ class DeliveryRunner:
             return False
         if turn in self._turns:
             # Back where it was due, not later: a later event of the call, due
-            # later, must not be claimed before it.
-            due = parse_time(prepared.delivery["next_attempt_at"] or "").timestamp()
+            # later, must not be claimed before it. The due time kept is rounded
+            # to the microsecond, so a hair earlier than that.
+            due = parse_time(prepared.delivery["next_attempt_at"] or "").timestamp() - TURN_EARLIER
             self.subs.schedule_delivery(
                 prepared.tenant_id, prepared.subscription_id, prepared.delivery["id"], due
             )

@@ -69,14 +69,16 @@ def test_a_ringing_call_pops_with_its_extension_and_calls_arrive_in_order(
         mine = [g for g in got if g["call_uuid"] == call.uuid]
         steps = [(g["type"], (g.get("extension") or g.get("answered_by") or {}).get("number"))
                  for g in mine]  # fmt: skip
-        if call is ringing:
-            assert steps == [("call.started", None), ("call.ringing", ALICE.number),
-                             ("call.ringing", BOB.number), ("call.answered", BOB.number),
-                             ("call.ended", None)]  # fmt: skip
-        else:
-            assert steps == [("call.started", None), ("call.queued", None),
-                             ("call.ringing", ALICE.number), ("call.ringing", BOB.number),
-                             ("call.answered", BOB.number), ("call.ended", None)]  # fmt: skip
+        # Events of one call may be applied in another order than they were posted
+        # (a later batch may hold an earlier event): a step the call had passed by
+        # then is not sent. What is sent is in order, once each.
+        assert len(set(steps)) == len(steps), steps
+        ranks = [LIVE.index(kind) for kind, _ in steps]
+        assert ranks == sorted(ranks), steps
+        assert steps[0] == ("call.started", None) and steps[-1] == ("call.ended", None)
+        assert ("call.answered", BOB.number) in steps
         assert [g["id"] for g in mine] == sorted(
             (g["id"] for g in mine), key=lambda i: tuple(map(int, i.split("-")))
         )
+    first = [g["type"] for g in got if g["call_uuid"] == ringing.uuid][:2]
+    assert first == ["call.started", "call.ringing"]
