@@ -65,11 +65,11 @@ class AlertWatch:
             self.store.locks.release(lock)
 
     def watched(self) -> list[str]:
-        """Tenants some subscription asks alerts of."""
+        """Tenants some subscription asks alerts of (two round trips)."""
         subs = self.store.subscriptions
         tenants: set[str] = set()
-        for under in subs.subscription_tenants():
-            for subscription in subs.subscriptions(under):
+        for under, found in subs.subscriptions_of(subs.subscription_tenants()).items():
+            for subscription in found:
                 alerts = [e for e in subscription.get("events") or () if e.startswith("alert.")]
                 if alerts and subscription.get("enabled", True):
                     tenants.add(under)

@@ -69,6 +69,17 @@ class Subscriptions(Part):
         raw = self.redis.hvals(subs_key(tenant_id))
         return sorted((json.loads(r) for r in raw), key=lambda s: (s["created_at"], s["id"]))
 
+    def subscriptions_of(self, tenant_ids: Sequence[str]) -> dict[str, list[Subscription]]:
+        """The subscriptions stored under each tenant (``*`` too), in one round trip."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tenant in tenant_ids:
+                pipe.hvals(subs_key(tenant))
+            answers = pipe.execute()
+        return {
+            tenant: [json.loads(r) for r in raw]
+            for tenant, raw in zip(tenant_ids, answers, strict=True)
+        }
+
     def subscription(self, tenant_id: str, subscription_id: str) -> Subscription | None:
         raw = self.redis.hget(subs_key(tenant_id), subscription_id)
         return json.loads(raw) if raw is not None else None
