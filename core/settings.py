@@ -314,6 +314,12 @@ class Settings:
     # An abandoned call this short (seconds from its start) is a short abandon,
     # unless the tenant's settings say otherwise.
     short_abandon_seconds: float = 5.0
+    # Where email subscriptions' messages go out: smtp:// (STARTTLS when the
+    # server offers it, always before credentials) or smtps:// (TLS from the
+    # start), with user:password@ when the server wants them. None: no email
+    # subscriptions. A secret: never logged. SMTP_FROM is their From address.
+    smtp_url: str | None = None
+    smtp_from: str = "callstate@localhost"
 
     @property
     def web_process_connections(self) -> int:
@@ -397,9 +403,25 @@ class Settings:
             default_country=read.country_code("DEFAULT_COUNTRY", "US"),
             default_timezone=read.str("DEFAULT_TIMEZONE", "UTC", validate=_iana_timezone),
             short_abandon_seconds=number("SHORT_ABANDON_SECONDS", 5.0, validate=NOT_NEGATIVE),
+            smtp_url=read.str("SMTP_URL", None, validate=_smtp_url),
+            smtp_from=read.str("SMTP_FROM", "callstate@localhost"),
         )
         read.raise_problems()
         return settings
+
+
+def _smtp_url(value: str) -> None:
+    """An smtp:// or smtps:// URL naming a host; the message never quotes the value
+    (it may carry a password)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parsed = urlsplit(value)
+        parsed.port  # noqa: B018  # raises ValueError for a port that is not a number
+    except ValueError:
+        raise ma.ValidationError("must be an smtp:// or smtps:// URL") from None
+    if parsed.scheme not in ("smtp", "smtps") or not parsed.hostname:
+        raise ma.ValidationError("must be an smtp:// or smtps:// URL naming a host")
 
 
 class _Environment(Env):

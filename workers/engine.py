@@ -36,6 +36,7 @@ from core.tenant_settings import for_tenant
 from statemachine import CallView, fold, from_record, outcome_record, to_record
 from statemachine.envelope import Envelope
 from statemachine.events import CallEvent, CallTimedOut, micros, parse_time
+from statemachine.live_events import live_steps
 from statemachine.outcome import OutcomeBody
 from statemachine.primevox import ENGINE_TIMEOUT
 
@@ -180,10 +181,12 @@ class Engine:
                         result.poisoned += 1
         answers = self.store.calls.commit_calls(tenant_id, commits)
         parts: list[CallPart] = []
+        committed: list[CallView] = []
         for commit, answer in zip(commits, answers, strict=True):
             items = calls[commit.call_uuid]
             if answer is not None:
                 parts += self._parts(views[commit.call_uuid], answer[0])
+                committed.append(views[commit.call_uuid])
             if answer is None:
                 # Another worker committed to this call meanwhile: do it alone.
                 result.conflicts += 1
@@ -196,6 +199,7 @@ class Engine:
                 )
             result.applied += [e for _, e in items]
         self._save_parts(tenant_id, parts)
+        self._send_live_events(tenant_id, committed)
 
     def _parts(self, view: CallView, version: int) -> list[CallPart]:
         """The call's part in the supervisor's view; none if deriving it fails (logged:
@@ -258,8 +262,20 @@ class Engine:
             except ConcurrentUpdate:
                 continue
             self._save_parts(tenant_id, self._parts(view, version))
+            self._send_live_events(tenant_id, [view])
             return version, changed, view
         raise TooManyConflicts(f"call {call_uuid} kept changing for {MAX_ATTEMPTS} attempts")
+
+    def _send_live_events(self, tenant_id: str, views: Sequence[CallView]) -> None:
+        """Send the live steps (call.started...) these committed calls have passed and
+        not sent yet (statemachine/live_events.py). A failure is logged, not raised:
+        the calls are committed, and their next commit sends whatever is missing."""
+        try:
+            self.store.live_events.emit(
+                tenant_id, [(view.facts.call_uuid, live_steps(view)) for view in views]
+            )
+        except Exception as exc:
+            log.error("live call events not sent", tenant=tenant_id, error=repr(exc))
 
     def _timer_due(self, view: CallView, *, decided: bool) -> float | None:
         """When to look at the call next: its timeout if live, its decision if ended."""

@@ -68,16 +68,16 @@ T = TypeVar("T")
 # -- test tools of other directories ------------------------------------------
 
 
-def load_webhook_kit() -> ModuleType:
-    """tests/subscriptions/webhook_kit.py (receiver, verifier), whether or not that
-    directory is on sys.path."""
-    if "webhook_kit" in sys.modules:
-        return sys.modules["webhook_kit"]
-    path = REPO / "tests" / "subscriptions" / "webhook_kit.py"
-    spec = importlib.util.spec_from_file_location("webhook_kit", path)
+def load_webhook_kit(name: str = "webhook_kit") -> ModuleType:
+    """tests/subscriptions/webhook_kit.py (receiver, verifier), or another module of
+    that directory (notification_shapes), whether or not it is on sys.path."""
+    if name in sys.modules:
+        return sys.modules[name]
+    path = REPO / "tests" / "subscriptions" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["webhook_kit"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -279,6 +279,19 @@ def accept_calls(
     """post_calls, every event of which must be accepted (202)."""
     refused = [a for a in post_calls(api, calls, threads) if a.status != 202]
     assert not refused, f"{len(refused)} events refused, e.g. {refused[0].status} {refused[0].text}"
+
+
+def subscribe(api: Api, key: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """POST /v1/subscriptions with ``body`` under ``key``; the answer (201 asserted)."""
+    answer = api.request(
+        "POST",
+        "/v1/subscriptions",
+        json.dumps(body).encode(),
+        {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    assert answer.status == 201, answer.text
+    made: dict[str, Any] = answer.json()
+    return made
 
 
 def post_at_once(api: Api, bodies: list[Mapping[str, str]]) -> list[Response]:

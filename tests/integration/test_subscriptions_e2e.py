@@ -19,10 +19,10 @@ from callstate_harness import (
     KEY_B,
     TENANT_A,
     TENANT_B,
-    Api,
     Launcher,
     accept_calls,
     load_webhook_kit,
+    subscribe,
     wait_until,
 )
 from primevox_bodies import ALICE, EXPECTED, Call, scenario
@@ -40,18 +40,6 @@ kit = load_webhook_kit()
 def receiver() -> Iterator[Any]:
     with kit.Receiver(kit.failing_first(1)) as running:
         yield running
-
-
-def subscribe(api: Api, key: str, body: dict[str, Any]) -> dict[str, Any]:
-    answer = api.request(
-        "POST",
-        "/v1/subscriptions",
-        json.dumps(body).encode(),
-        {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    )
-    assert answer.status == 201, answer.text
-    made: dict[str, Any] = answer.json()
-    return made
 
 
 def test_each_outcome_revision_is_delivered_once_signed(
