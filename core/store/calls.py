@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -26,7 +25,7 @@ from core.store.keys import (
 )
 from core.store.log_merge import log_order
 from core.store.pending import PendingEvents
-from core.store.values import _text, dumps, to_micros
+from core.store.values import _text, dumps, loads, to_micros
 from statemachine.envelope import Envelope
 from statemachine.outcome import OutcomeRecord
 
@@ -75,10 +74,10 @@ class CallHead:
 
 def _call_log(meta: list[Any], raw_records: list[bytes]) -> CallLog:
     version, revision, outcome, outcome_id = meta
-    records = sorted((json.loads(raw) for raw in raw_records), key=log_order)
+    records = sorted((loads(raw) for raw in raw_records), key=log_order)
     decided: OutcomeRecord | None = None
     if outcome is not None:
-        decided = cast(OutcomeRecord, {"id": _text(outcome_id), **json.loads(outcome)})
+        decided = cast(OutcomeRecord, {"id": _text(outcome_id), **loads(outcome)})
     return CallLog(int(version or 0), records, int(revision or 0), decided)
 
 
@@ -139,7 +138,7 @@ class Calls(Part):
             heads[call_uuid] = CallHead(
                 version=int(version or 0),
                 revision=int(revision or 0),
-                facts=json.loads(facts) if facts else None,
+                facts=loads(facts) if facts else None,
                 size=size,
                 known={i: None if s is None else int(s) for i, s in zip(ids, scores, strict=True)},
             )
@@ -273,7 +272,7 @@ class Calls(Part):
                 pipe.hget(call_key(tenant, uuid, self.spread), "view")
             views = pipe.execute()
         calls = [
-            (score, json.loads(view))
+            (score, loads(view))
             for (_, _, score), view in zip(wanted, views, strict=True)
             if view is not None
         ]
@@ -288,7 +287,7 @@ class Calls(Part):
         base = call_key(tenant_id, call_uuid, self.spread)
         view = self.redis.hget(base, "view")
         return {
-            **(json.loads(view) if view else {}),
+            **(loads(view) if view else {}),
             "events_not_folded": int(self.redis.zcard(unfolded_keys(base)[0])),
             "outcome": log.outcome,
             "events": [
