@@ -280,15 +280,20 @@ class Calls(Part):
         return [view for _, view in calls]
 
     def get_call(self, tenant_id: str, call_uuid: str) -> dict[str, Any] | None:
-        """The call's view with its outcome and events, or None if unknown."""
-        log = self.load_call(tenant_id, call_uuid)
+        """The call's view with its outcome and events, or None if unknown: one
+        round trip (one MULTI on one Redis, so the parts agree)."""
+        base = call_key(tenant_id, call_uuid, self.spread)
+        with self.redis.pipeline(transaction=self.backend.cluster is None) as pipe:
+            pipe.hmget(base, ["v", "revision", "outcome", "outcome_id", "view"])
+            pipe.hvals(log_keys(base)[1])
+            pipe.zcard(unfolded_keys(base)[0])
+            (*meta, view), raw_records, unfolded = pipe.execute()
+        log = _call_log(meta, raw_records)
         if not log.records:
             return None
-        base = call_key(tenant_id, call_uuid, self.spread)
-        view = self.redis.hget(base, "view")
         return {
             **(loads(view) if view else {}),
-            "events_not_folded": int(self.redis.zcard(unfolded_keys(base)[0])),
+            "events_not_folded": int(unfolded),
             "outcome": log.outcome,
             "events": [
                 {
