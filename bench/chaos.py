@@ -13,7 +13,9 @@ master that many seconds in and rebalances slots onto it while traffic flows.
 
 Loopback only, bounded in time. The sender behaves like PrimeVOX: it retries
 a webhook until it gets a 2xx, so a 503 while Redis restarts costs a retry,
-never an event. Exit status 1 if anything was lost, duplicated or wrong.
+never an event. Last, `flask rebuild` folds every call's log afresh and compares
+it with what is stored. Exit status 1 if anything was lost, duplicated or
+wrong, or rebuild found a difference.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
+import subprocess
 import sys
 import threading
 import time
@@ -49,6 +53,9 @@ class Report:
     missing_outcomes: int = 0
     duplicated_outcomes: int = 0
     wrong_outcomes: int = 0
+    # What `flask rebuild` found: each call's log folded afresh against its
+    # stored view, facts, outcome and supervisor part (-1: it did not run).
+    rebuild_differences: int = -1
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -62,7 +69,7 @@ class Report:
 
     @property
     def clean(self) -> bool:
-        return self.lost == self.duplicated == self.wrong_outcomes == 0
+        return self.lost == self.duplicated == self.wrong_outcomes == self.rebuild_differences == 0
 
     def summary(self) -> str:
         return (
@@ -72,7 +79,8 @@ class Report:
             f"{self.seconds:.0f} s\n"
             f"lost {self.lost} (events {self.lost_events}, outcomes {self.missing_outcomes}), "
             f"duplicated {self.duplicated} (events {self.duplicated_events}, "
-            f"outcome revisions {self.duplicated_outcomes}), wrong {self.wrong_outcomes}"
+            f"outcome revisions {self.duplicated_outcomes}), wrong {self.wrong_outcomes}, "
+            f"flask rebuild differences {self.rebuild_differences}"
         )
 
 
@@ -156,6 +164,24 @@ def chaos_monkey(
             service.redis.start()
             report.redis_restarts += 1
             next_redis = time.monotonic() + redis_every
+
+
+def rebuild(service: Service, report: Report) -> None:
+    """Run `flask rebuild` (no --fix) on the service's Redis, as an operator would."""
+    answer = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", "rebuild"],
+        env=service.env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    found = re.search(r"(\d+) calls checked, (\d+) differences found", answer.stdout)
+    if found is None:
+        report.problems.append(f"flask rebuild: exit {answer.returncode}: {answer.stderr[-2000:]}")
+        return
+    report.rebuild_differences = int(found.group(2))
+    report.problems += [line for line in answer.stdout.splitlines() if ": " in line][:20]
 
 
 def check(service: Service, calls: list[SimulatedCall], report: Report) -> None:
@@ -277,6 +303,7 @@ def run(
         except TimeoutError as exc:
             report.problems.append(str(exc))
         check(service, calls, report)
+        rebuild(service, report)
     report.seconds = time.monotonic() - started
     return report
 
