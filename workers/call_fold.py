@@ -19,8 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from core.exceptions import BadEnvelope
-from core.store import CallHead, CallLog, merge_log
-from core.store.values import to_micros
+from core.store import CallHead, CallLog, merge_log, to_micros
 from statemachine import CallFacts, CallView, fold, from_record
 from statemachine.envelope import Envelope
 from statemachine.events import CallEvent
