@@ -62,7 +62,7 @@ class Report:
     duplicated_outcomes: int = 0
     wrong_outcomes: int = 0
     # What `flask rebuild` found: each call's log folded afresh against its
-    # stored view, facts, outcome and supervisor part (None: it did not run).
+    # stored view, facts, outcome and supervisor part (None: not run; -1: failed).
     rebuild_differences: int | None = None
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
@@ -198,6 +198,7 @@ def rebuild(service: Service, report: Report) -> None:
     found = re.search(r"(\d+) calls checked, (\d+) differences found", answer.stdout)
     if found is None:
         report.problems.append(f"flask rebuild: exit {answer.returncode}: {answer.stderr[-2000:]}")
+        report.rebuild_differences = -1  # it did not finish: not clean
         return
     report.rebuild_differences = int(found.group(2))
     report.problems += [line for line in answer.stdout.splitlines() if ": " in line][:20]
