@@ -102,7 +102,8 @@ from core.store import (
 from devtools.simulator import Post
 from statemachine.envelope import Envelope
 from statemachine.event_log import to_record
-from workers.engine import Engine, view_of
+from workers.call_fold import view_of
+from workers.engine import Engine
 from workers.jobs import BATCH_SIZE
 
 GOAL_RATE = 3000.0

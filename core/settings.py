@@ -244,6 +244,9 @@ class Settings:
     api_keys: Mapping[str, str] = field(default_factory=dict)
     outcome_grace_seconds: float = 5.0
     call_timeout_seconds: float = 4 * 3600.0
+    # A call's events past this many are kept unfolded: one runaway call's
+    # fold (and its log) stays bounded, whoever sends it.
+    max_events_per_call: int = 1000
     retention_seconds: float = 7 * 24 * 3600.0
     # How long an accepted event may wait for its job before the reaper checks
     # on it; short enough that a killed worker costs seconds, not minutes.
@@ -367,6 +370,7 @@ class Settings:
             ),
             outcome_grace_seconds=number("OUTCOME_GRACE_SECONDS", 5.0, validate=NOT_NEGATIVE),
             call_timeout_seconds=number("CALL_TIMEOUT_SECONDS", 4 * 3600.0, validate=NOT_NEGATIVE),
+            max_events_per_call=whole("MAX_EVENTS_PER_CALL", 1000, validate=at_least(1)),
             retention_seconds=number("RETENTION_SECONDS", 7 * 24 * 3600.0, validate=NOT_NEGATIVE),
             pending_check_seconds=number("PENDING_CHECK_SECONDS", 3.0, validate=NOT_NEGATIVE),
             delivery_retry_seconds=read.retry_schedule(

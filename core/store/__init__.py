@@ -40,7 +40,7 @@ slots.
 from __future__ import annotations
 
 from core.store.backend import Backend
-from core.store.calls import CallCommit, CallLog, Calls
+from core.store.calls import CallCommit, CallHead, CallLog, Calls
 from core.store.connection import (
     POOL_WAIT_SECONDS,
     BudgetedPool,
@@ -189,6 +189,7 @@ __all__ = [
     "TIMERS_DUE_KEY",
     "BudgetedPool",
     "CallCommit",
+    "CallHead",
     "CallLog",
     "CallPart",
     "Conversation",

@@ -11,7 +11,9 @@ is ``partition_for(call uuid)``, so all of a call's keys share one slot::
 
     cs:{P}:call:<uuid>:log         zset   event id -> received_at (us)
     cs:{P}:call:<uuid>:records     hash   event id -> record json
-    cs:{P}:call:<uuid>             hash   v (log version), view, outcome, revision
+    cs:{P}:call:<uuid>             hash   v (log version), view, facts, outcome, revision
+    cs:{P}:call:<uuid>:unfolded    zset   events past MAX_EVENTS_PER_CALL, kept unfolded
+    cs:{P}:call:<uuid>:unfolded-records  hash   their records
     cs:{P}:conv:<id>:log|records          an SMS conversation, same shape
     cs:{P}:other:log|records              unknown events without a callUuid
     cs:{P}:live                    zset   live call uuid -> started_at (us)
@@ -191,6 +193,11 @@ def alive_key(worker_name: str) -> str:
 def log_keys(base: str) -> tuple[str, str]:
     """The two keys of one log: the ordered ids and the records."""
     return f"{base}:log", f"{base}:records"
+
+
+def unfolded_keys(base: str) -> tuple[str, str]:
+    """The two keys of a call's events past its cap: kept for inspection, never folded."""
+    return f"{base}:unfolded", f"{base}:unfolded-records"
 
 
 def pending_field(envelope: Envelope) -> str:

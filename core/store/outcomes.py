@@ -3,7 +3,6 @@ read back in id order across tenants and partitions."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, cast
@@ -18,7 +17,7 @@ from core.store.keys import (
     partition_for,
     timers_key,
 )
-from core.store.values import _text, dumps
+from core.store.values import _text, dumps, loads
 from statemachine.outcome import OutcomeBody, OutcomeId, OutcomeRecord
 
 
@@ -145,7 +144,7 @@ class Outcomes(Part):
                     if key.micros > horizon:
                         exhausted.add(stream)
                         break
-                    record = json.loads(
+                    record = loads(
                         fields[b"record"] if b"record" in fields else fields["record"]
                     )
                     found.append((key, entry_id, record))
@@ -198,7 +197,7 @@ class Outcomes(Part):
             for stream, entries in zip(active, results, strict=True):
                 for raw_id, fields in entries:
                     entry_id = _text(raw_id)
-                    record: OutcomeRecord = json.loads(
+                    record: OutcomeRecord = loads(
                         fields[b"record"] if b"record" in fields else fields["record"]
                     )
                     found.append((OutcomeId.parse(entry_id), {"id": entry_id, **record}))
