@@ -30,9 +30,10 @@ def test_a_subscription_is_shown_but_its_internal_fields() -> None:
 
 
 def test_a_delivery_is_shown_but_its_internal_fields() -> None:
-    """The body posted is shown parsed, as ``payload``."""
+    """The body posted is shown parsed: as ``payload`` (an outcome record) or ``event``
+    (a live event or an alert)."""
     stored = set(Delivery.__annotations__)
-    assert _shown(DeliverySchema) == stored - DELIVERY_INTERNAL | {"payload"}
+    assert _shown(DeliverySchema) == stored - DELIVERY_INTERNAL | {"payload", "event"}
 
 
 def test_the_outcome_kinds_listed_are_every_kind_the_engine_decides() -> None:
