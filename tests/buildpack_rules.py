@@ -6,12 +6,13 @@ Read from heroku-buildpack-python's ``lib/package_manager.sh`` and
 ``Pipfile`` without its lock is refused too), and the Python version comes
 from ``runtime.txt`` (deprecated) or else ``.python-version``, written ``N.N``
 or ``N.N.N``; without one the buildpack picks its own newest default. Shared
-by the file checks and the deploy smoke test.
+by the file checks, the deploy smoke test and the wheel test.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 PACKAGE_MANAGER_FILES = ("requirements.txt", "Pipfile.lock", "poetry.lock", "uv.lock")
@@ -50,3 +51,13 @@ def requested_python(root: Path) -> str:
     if major != 3 or minor not in SUPPORTED_MINORS:
         raise ValueError(f"Python {lines[0]} is not one the buildpack builds")
     return lines[0]
+
+
+def pushed_files(root: Path) -> list[str]:
+    """The files a ``git push`` of this checkout would carry (committed or not yet,
+    but never ignored ones such as .venv)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=root, capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    return [name for name in listed.decode().split("\0") if name and (root / name).is_file()]

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from buildpack_rules import package_manager_files, requested_python
+from buildpack_rules import package_manager_files, pushed_files, requested_python
 from callstate_harness import (
     REPO,
     Api,
@@ -52,16 +52,6 @@ class Build:
 
     app: Path
     python_bin: Path
-
-
-def pushed_files(root: Path) -> list[str]:
-    """The files a ``git push`` of this checkout would carry (committed or not yet,
-    but never ignored ones such as .venv)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=root, capture_output=True, check=True,
-    ).stdout  # fmt: skip
-    return [name for name in listed.decode().split("\0") if name and (root / name).is_file()]
 
 
 @pytest.fixture(scope="session")
