@@ -3,6 +3,9 @@
 The Procfile's processes are started and stopped by devtools.service, the
 launcher of ``bin/start`` and the benchmarks too; beyond it only the standard
 library and redis-py are used: HTTP goes through ``urllib.request``.
+
+Over 400 lines on purpose: the one kit every real-process test imports, in
+sections (waiting, HTTP, event streams, the launcher, Redis reads).
 """
 
 from __future__ import annotations
