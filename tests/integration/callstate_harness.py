@@ -18,7 +18,6 @@ import os
 import re
 import signal
 import socket
-import sys
 import threading
 import time
 import urllib.error
@@ -72,17 +71,8 @@ T = TypeVar("T")
 
 
 def load_webhook_kit() -> ModuleType:
-    """tests/subscriptions/webhook_kit.py (receiver, verifier), whether or not that
-    directory is on sys.path."""
-    if "webhook_kit" in sys.modules:
-        return sys.modules["webhook_kit"]
-    path = REPO / "tests" / "subscriptions" / "webhook_kit.py"
-    spec = importlib.util.spec_from_file_location("webhook_kit", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["webhook_kit"] = module
-    spec.loader.exec_module(module)
-    return module
+    """tests/kit/webhooks.py (receiver, verifier)."""
+    return importlib.import_module("tests.kit.webhooks")
 
 
 # -- waiting ------------------------------------------------------------------

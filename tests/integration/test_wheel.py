@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from buildpack_rules import pushed_files
 from callstate_harness import (
     ADMIN_KEY,
     REPO,
@@ -41,6 +40,7 @@ from callstate_harness import (
 from primevox_bodies import EXPECTED, Call, scenario
 
 from devtools.service import start_procfile_process, stop_all, wait_healthy
+from tests.kit.buildpack import copy_pushed_files, pushed_files
 
 INSTALL_TIMEOUT_SECONDS = 600
 # Modules that are not imported to be checked: a ``__main__`` runs its process when
@@ -98,10 +98,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     # Built from a copy of what a clone holds: an in-tree build/ left by an earlier
     # build would hide a module the packaging misses.
     source = base / "source"
-    for name in pushed_files(REPO):
-        target = source / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, target)
+    copy_pushed_files(REPO, source)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
     env = {k: v for k, v in os.environ.items() if k != "PIP_REQUIRE_VIRTUALENV"}
     built = subprocess.run(
