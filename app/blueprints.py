@@ -23,6 +23,7 @@ def blueprints() -> list[ApiBlueprint]:
     import app.stats.routes
     import app.subscriptions.routes
     import app.supervisor.routes
+    import app.tenants.routes
 
     return [
         app.intake.routes.bp,
@@ -35,6 +36,7 @@ def blueprints() -> list[ApiBlueprint]:
         app.stats.routes.bp,
         app.subscriptions.routes.bp,
         app.supervisor.routes.bp,
+        app.tenants.routes.bp,
         app.ops.health.bp,
         app.ops.metrics.bp,
         app.ops.wallboard.bp,

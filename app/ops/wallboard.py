@@ -2,7 +2,8 @@
 nothing fetched from elsewhere), rendered from ``templates/wallboard.html``. It
 carries no data: the page asks for the API key (or reads it from the URL
 fragment, which browsers never send) and reads the API with it
-(``/v1/stats``: ``app.stats.routes``; ``/v1/calls/live/stream``: ``app.calls.live_stream``).
+(``/v1/stats``: ``app.stats.routes``; ``/v1/calls/live/stream``: ``app.calls.live_stream``;
+the extensions, callbacks and timelines: ``app.supervisor.routes``).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def _page() -> tuple[str, str]:
     answer="an HTML page",
     summary="The wallboard: live calls and today's figures, for a wall screen",
     description="A static page (no data in it): it asks for an API key, or reads "
-    "it from the URL fragment (`/wallboard#key=<api key>`, never sent to the "
+    "it from the URL fragment (`/wallboard#key=<read key>`, never sent to the "
     "server), and reads /v1/stats and /v1/calls/live/stream with it.",
 )
 def wallboard() -> Response:

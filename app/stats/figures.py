@@ -24,8 +24,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from core.history.records import extensions_of
+from core.local_time import UTC_ZONE, local_date, local_hour
 from statemachine.events import isoformat, parse_time
 from statemachine.outcome import OutcomeId, OutcomeRecord
 
@@ -109,18 +111,9 @@ def _started(record: Mapping[str, Any]) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=record_key(record).micros)
 
 
-def _hour(record: Mapping[str, Any]) -> str:
-    """The UTC hour the call started."""
-    return _started(record).strftime("%Y-%m-%dT%H:00:00Z")
-
-
-def _day(record: Mapping[str, Any]) -> str:
-    """The UTC day the call started."""
-    return _started(record).strftime("%Y-%m-%d")
-
-
-def group_keys(record: OutcomeRecord, group_by: str) -> list[Key]:
+def group_keys(record: OutcomeRecord, group_by: str, zone: ZoneInfo = UTC_ZONE) -> list[Key]:
     """The group(s) a call belongs to; None = the call has no such attribute.
+    ``hour`` and ``day``: the local hour and date in ``zone`` the call started.
 
     Only ``extension`` can put a call in several groups. Raises ValueError
     for an unknown grouping.
@@ -132,9 +125,9 @@ def group_keys(record: OutcomeRecord, group_by: str) -> list[Key]:
     if group_by == "did":
         return [_number(record.get("did"))]
     if group_by == "hour":
-        return [_hour(record)]
+        return [local_hour(_started(record), zone)]
     if group_by == "day":
-        return [_day(record)]
+        return [local_date(_started(record), zone)]
     if group_by == "extension":
         return list(extensions_of(record)) or [None]
     raise ValueError(f"group_by must be one of {', '.join(GROUPINGS)}")
@@ -252,7 +245,10 @@ class Tally:
 
 
 def summarize(
-    calls: Iterable[OutcomeRecord], group_by: str | None, service_level_seconds: float
+    calls: Iterable[OutcomeRecord],
+    group_by: str | None,
+    service_level_seconds: float,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> dict[str, Any]:
     """``{"groups": [{"key": ..., **figures}], "totals": figures}`` for ``calls``
     (as ``calls_in_window`` returns them; read once, so a stream will do).
@@ -265,7 +261,7 @@ def summarize(
         totals.add(call)
         if group_by is None or (group_by in UNGROUPED_OUTBOUND and call["direction"] == "outbound"):
             continue
-        for key in group_keys(call, group_by):
+        for key in group_keys(call, group_by, zone):
             tally = groups.setdefault(key, Tally(service_level_seconds))
             tally.add(call, extension=key if group_by == "extension" else None)
     ordered = sorted(groups.items(), key=lambda item: (item[0] is None, item[0] or ""))

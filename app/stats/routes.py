@@ -14,12 +14,14 @@ from flask import Response, current_app
 import app.stats.figures as stats
 from app.history.routes import get_history
 from app.stats.from_history import HistoryWindow, reaches_past_retention, summarize_history
+from app.stats.local_day import zone_of_request
 from app.stats.schemas import StatsArgs, StatsSchema
 from app.web.errors import BadQuery
 from app.web.fast_dump import compile_dump
 from app.web.resources import get_store
 from app.web.rest import ApiBlueprint
 from app.web.scope import scoped_tenants
+from core.local_time import local_midnight
 from core.settings import Settings
 from statemachine.events import isoformat, micros
 from statemachine.outcome import OutcomeId
@@ -46,11 +48,14 @@ def get_stats(args: dict[str, Any]) -> tuple[Response, int]:
     """Call-centre figures over a window, grouped, with the callback list
 
     The window holds the calls whose first outcome revision was decided in it, each
-    counted once with its latest revision there. Default window: today (UTC) so far.
+    counted once with its latest revision there. Default window: today so far, from
+    midnight in the tenant's time zone (`tz=` overrides; every tenant: DEFAULT_TIMEZONE);
+    `group_by=hour|day` buckets are local hours and dates in that zone.
     """
     settings: Settings = current_app.config["CALLSTATE_SETTINGS"]
     now = datetime.now(UTC)
-    start = args.get("from_") or stats.start_of_day(now)
+    zone = zone_of_request(args.get("tz"), args.get("tenant_id"))
+    start = args.get("from_") or local_midnight(now, zone)
     end = args.get("to") or now
     group_by = args.get("group_by")
     service_level = args.get("service_level_seconds", settings.service_level_seconds)
@@ -67,14 +72,16 @@ def get_stats(args: dict[str, Any]) -> tuple[Response, int]:
             window = HistoryWindow(
                 history, store, tenants, start_us, end_us, max_later_records=MAX_WINDOW_RECORDS
             )
-            summary, missed = summarize_history(window, group_by, service_level, missed_limit)
+            summary, missed = summarize_history(
+                window, group_by, service_level, missed_limit, zone
+            )
             records, read_until = window.later, window.read_until
         else:
             records, read_until = store.outcomes.read_outcome_window(
                 tenants, start_us, end_us, max_records=MAX_WINDOW_RECORDS
             )
             calls = stats.calls_in_window(records)
-            summary = stats.summarize(calls, group_by, service_level)
+            summary = stats.summarize(calls, group_by, service_level, zone)
             missed = stats.missed_calls(calls, missed_limit)
     except OverflowError:
         raise BadQuery(
@@ -88,6 +95,7 @@ def get_stats(args: dict[str, Any]) -> tuple[Response, int]:
             "from": isoformat(start),
             "to": isoformat(end),
             "group_by": group_by,
+            "timezone": zone.key,
             "service_level_seconds": service_level,
             "tenants": tenants,
             "source": source,

@@ -23,6 +23,7 @@ from app.web.schema_fields import (
     ex,
     text,
     time_field,
+    tz_arg,
     values,
 )
 from statemachine.callbacks import ContactKind
@@ -87,7 +88,7 @@ class StatsArgs(Schema):
         data_key="from",
         metadata={
             "description": "window start, ISO-8601 date or time (no offset: UTC); default: "
-            "today's midnight UTC",
+            "today's midnight in the time zone (tz)",
             "type": "string",
             "example": "2025-11-25T00:00:00Z",
         },
@@ -123,6 +124,7 @@ class StatsArgs(Schema):
     tenant_id = fields.String(
         metadata={"description": "only this tenant (a tenant key may name only its own)"}
     )
+    tz = tz_arg("the tenant's (every tenant: DEFAULT_TIMEZONE)")
 
     @pre_load
     def _given(self, data: Any, **kwargs: Any) -> dict[str, Any]:
@@ -208,6 +210,10 @@ class StatsWindowSchema(Answer):
         required=True, allow_none=True, validate=validate.OneOf(GROUPINGS), metadata=ex("queue")
     )
     service_level_seconds = Number(required=True, metadata=ex(20.0))
+    timezone = fields.String(
+        required=True,
+        metadata=ex("America/Chicago", "the time zone of the default window and of hours and days"),
+    )
     tenants = fields.List(fields.String(), required=True, metadata=ex([EXAMPLE_TENANT]))
     source = fields.String(
         required=True,

@@ -27,7 +27,7 @@ from app.web.auth import ALL_TENANTS
 from app.web.errors import Missing, error_response
 from app.web.resources import get_store
 from app.web.rest import ApiBlueprint, error_doc, path_param
-from app.web.schema_fields import EXAMPLE_OUTCOME_ID, EXAMPLE_SUBSCRIPTION
+from app.web.schema_fields import EXAMPLE_DELIVERY, EXAMPLE_SUBSCRIPTION
 from core.deliveries.breaker import Breaker
 from core.deliveries.dispatch import Deliveries, max_in_flight
 from core.deliveries.records import SigningSecret, Subscription
@@ -287,7 +287,9 @@ def deliveries(args: dict[str, str], subscription_id: str) -> Any:
     path_params=[
         SUBSCRIPTION_ID,
         path_param(
-            "delivery_id", "the delivery's id", f"{EXAMPLE_SUBSCRIPTION}_{EXAMPLE_OUTCOME_ID}"
+            "delivery_id",
+            "the delivery's id: one per subscription, call and revision",
+            EXAMPLE_DELIVERY,
         ),
     ],
     status=202,

@@ -1,3 +1,3 @@
-"""The fixtures of the tests that deliver outcomes: tests/kit/deliveries.py."""
+"""The fixtures of the tests that deliver outcomes: every one of tests/kit/deliveries.py."""
 
-from tests.kit.deliveries import calls, pump, receiver, settings  # noqa: F401
+from tests.kit.deliveries import *  # noqa: F403

@@ -1,9 +1,4 @@
-"""A fresh history database per test, on SQLite and on PostgreSQL: tests/kit/history_db.py."""
+"""A fresh history database per test, on SQLite and on PostgreSQL: every fixture of
+tests/kit/history_db.py."""
 
-from tests.kit.history_db import (  # noqa: F401
-    empty_engine,
-    engine,
-    history_url,
-    postgres_url,
-    sqlite_url,
-)
+from tests.kit.history_db import *  # noqa: F403
