@@ -30,7 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlencode
 
-from bench.common import KeepAlive, print_machine, progress, ratio
+from bench.common import print_machine, progress, ratio
+from bench.sender import KeepAlive
 from bench.service import Service
 from statemachine.primevox import EVENTS
 

@@ -41,8 +41,6 @@ from pathlib import Path
 
 from bench.common import (
     BenchService,
-    KeepAlive,
-    WrkResult,
     cmdline,
     commandstats,
     commandstats_delta,
@@ -50,15 +48,14 @@ from bench.common import (
     descendants,
     print_commandstats,
     print_machine,
-    profiled,
     progress,
-    run_wrk,
     spread,
     traffic,
-    write_bodies,
-    wrk_script,
 )
+from bench.profiles import profiled
+from bench.sender import KeepAlive
 from bench.service import free_port, wait_for
+from bench.wrk import WrkResult, run_wrk, write_bodies, wrk_script
 from devtools.service import ServiceProcess, start_process, stop_all
 
 GOALS = {  # (top, bottom): the least top / bottom req/s that meets issue 11's goal

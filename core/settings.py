@@ -5,6 +5,9 @@ fields and validators underneath), into one frozen ``Settings``. A bad value is
 a ``ConfigError`` naming each variable and what is wrong with it, never the
 value of a secret; the process types print it and exit with status 2 before
 they start anything. A blank variable counts as unset.
+
+Over 400 lines on purpose: every setting, its default and why it exists, read
+in one place (the configuration table of docs/operations.md follows it).
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 The Procfile's processes are started and stopped by devtools.service, the
 launcher of ``bin/start`` and the benchmarks too; beyond it only the standard
 library and redis-py are used: HTTP goes through ``urllib.request``.
+
+Over 400 lines on purpose: the one kit every real-process test imports, in
+sections (waiting, HTTP, event streams, the launcher, Redis reads).
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import os
 import re
 import signal
 import socket
-import sys
 import threading
 import time
 import urllib.error
@@ -68,18 +70,10 @@ T = TypeVar("T")
 # -- test tools of other directories ------------------------------------------
 
 
-def load_webhook_kit(name: str = "webhook_kit") -> ModuleType:
-    """tests/subscriptions/webhook_kit.py (receiver, verifier), or another module of
-    that directory (notification_shapes), whether or not it is on sys.path."""
-    if name in sys.modules:
-        return sys.modules[name]
-    path = REPO / "tests" / "subscriptions" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+def load_webhook_kit(name: str = "webhooks") -> ModuleType:
+    """tests/kit/webhooks.py (receiver, verifier), or another module of the kit
+    (notification_shapes)."""
+    return importlib.import_module(f"tests.kit.{name}")
 
 
 # -- waiting ------------------------------------------------------------------

@@ -3,7 +3,7 @@
 The receiver fails the first attempt of every delivery and accepts the
 second (DELIVERY_RETRY_SECONDS=1,1,1), so each outcome revision arrives twice
 under one webhook-id and is accepted once; every request is checked with the
-independent Standard Webhooks verifier of tests/subscriptions/webhook_kit.py.
+independent Standard Webhooks verifier of tests/kit/webhooks.py.
 """
 
 from __future__ import annotations
