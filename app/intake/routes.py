@@ -20,6 +20,7 @@ import redis
 from flask import Response, current_app, jsonify, request
 
 from app.intake.answers import INTAKE_DESCRIPTION, documented_intake, dump_accepted
+from app.intake.event_schemas import LINES_CHARACTERS, TEXT_CHARACTERS
 from app.intake.loading import BadEvent, load_event
 from app.ops.metrics import EVENTS_RECEIVED, EVENTS_REJECTED
 from app.web.auth import may_access, tenant_for
@@ -120,8 +121,16 @@ def _scalars(data: dict[str, Any]) -> dict[str, Any]:
         for text in (key, value):
             try:
                 text.encode("utf-8")
-            except UnicodeEncodeError as exc:
+            except UnicodeEncodeError as exc:  # a lone surrogate, from a JSON escape
                 raise BadEvent(f"field {key[:50]!r} is not valid Unicode") from exc
+        # Every field is kept as sent, read or not: a NUL in any of them would stop
+        # the history archive (PostgreSQL refuses it), and other control characters
+        # break log lines and CSV rows. Tab and line breaks are free text's (an SMS);
+        # a field the event reads is held to its own declaration after this.
+        if TEXT_CHARACTERS.refused.search(key):
+            raise BadEvent(f"field {key[:50]!r}: its name {TEXT_CHARACTERS.message}")
+        if LINES_CHARACTERS.refused.search(value):
+            raise BadEvent(f"field {key[:50]!r} {LINES_CHARACTERS.message}")
         out[key] = value
     return out
 
