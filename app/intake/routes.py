@@ -205,6 +205,19 @@ def accept_webhook(
     if scope is None:
         EVENTS_REJECTED.labels("unauthorized").inc()
         return 401, {"error": "unknown webhook token"}, NO_HEADERS
+    received_at = datetime.now(UTC)
+    body = read_body()
+    try:
+        fields_as_sent = decode_body(body)
+        event_type, event = load_event(fields_as_sent, received_at)
+    except BadEvent as exc:
+        EVENTS_REJECTED.labels("invalid").inc()
+        return 400, {"error": exc.message, **exc.details}, NO_HEADERS
+    if not may_access(scope, event.tenant_id):
+        EVENTS_REJECTED.labels("wrong_tenant").inc()
+        return 401, {"error": "this webhook token may not post events of that tenant"}, NO_HEADERS
+    # The rate is taken once the body is judged an event this token may post: a
+    # refused body writes nothing to Redis, not even a bucket.
     if settings.webhook_rate_limit > 0 and token:
         try:
             wait = resources.store.rate_limit.take(
@@ -221,17 +234,6 @@ def accept_webhook(
                 {"error": f"over {settings.webhook_rate_limit:g} events a second for this token"},
                 {"Retry-After": str(max(1, math.ceil(wait)))},
             )
-    received_at = datetime.now(UTC)
-    body = read_body()
-    try:
-        fields_as_sent = decode_body(body)
-        event_type, event = load_event(fields_as_sent, received_at)
-    except BadEvent as exc:
-        EVENTS_REJECTED.labels("invalid").inc()
-        return 400, {"error": exc.message, **exc.details}, NO_HEADERS
-    if not may_access(scope, event.tenant_id):
-        EVENTS_REJECTED.labels("wrong_tenant").inc()
-        return 401, {"error": "this webhook token may not post events of that tenant"}, NO_HEADERS
     envelope = to_record(event, fields_as_sent, event_type)
     try:
         enqueue_event(resources.store, resources.queue, envelope)
