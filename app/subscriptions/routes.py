@@ -110,6 +110,7 @@ NO_SUCH_SUBSCRIPTION = error_doc("no such subscription")
     errors={
         400: "not a JSON object, an invalid field, or a refused URL",
         403: "a tenant key named another tenant",
+        409: "the tenant already holds MAX_SUBSCRIPTIONS_PER_TENANT subscriptions",
     },
 )
 def create(data: dict[str, Any]) -> Any:
@@ -119,7 +120,8 @@ def create(data: dict[str, Any]) -> Any:
     is POSTed to `url`, signed the Standard Webhooks way with the secret in the answer.
     URLs on loopback/private networks are refused unless SUBSCRIPTION_ALLOW_PRIVATE=1.
     `tenant_id`: an admin key's choice (absent: all tenants); a tenant key may only
-    name its own.
+    name its own. A tenant holds at most MAX_SUBSCRIPTIONS_PER_TENANT subscriptions
+    (an admin key's every-tenant ones count together); past it, 409.
     """
     tenant = data["tenant_id"]
     if g.scope != ALL_TENANTS:
@@ -150,7 +152,12 @@ def create(data: dict[str, Any]) -> Any:
         "created_us": created_us,
         "secrets": [{"secret": secret, "expires_at": None}],
     }
-    _subs().save_subscription(subscription)
+    cap = settings.max_subscriptions_per_tenant
+    if not _subs().add_subscription(subscription, cap):
+        shown = "every tenant" if tenant == ALL_TENANTS else f"tenant {tenant!r}"
+        return error_response(
+            409, f"{shown} already holds {cap} subscriptions (MAX_SUBSCRIPTIONS_PER_TENANT)"
+        )
     return {**_public(subscription), "secret": secret}
 
 

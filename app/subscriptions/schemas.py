@@ -42,7 +42,14 @@ class SubscriptionSchema(JsonBody):
 
     url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
     outcomes = fields.List(fields.String(validate=validate.OneOf(OUTCOME_KINDS)), load_default=None)
-    tenant_id = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
+    tenant_id = fields.String(
+        load_default=None,
+        validate=[
+            validate.Length(min=1, max=200),
+            # "*" stands for every tenant: an admin key leaves tenant_id out for that.
+            validate.NoneOf(["*"], error="tenant_id must name one tenant (leave it out for all)"),
+        ],
+    )
     max_in_flight = fields.Integer(
         load_default=None,
         validate=validate.Range(min=1, max=100),
@@ -174,8 +181,8 @@ class ReplayedSchema(Answer):
 
 class DeliveryArgs(Schema):
     status = fields.String(
-        metadata={
-            "description": "only deliveries in this status",
-            "enum": list(DELIVERY_STATUSES),
-        }
+        validate=validate.OneOf(
+            DELIVERY_STATUSES, error=f"status must be one of {', '.join(DELIVERY_STATUSES)}"
+        ),
+        metadata={"description": "only deliveries in this status"},
     )

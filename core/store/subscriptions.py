@@ -47,6 +47,7 @@ class Subscriptions(Part):
     def __init__(self, backend: Backend) -> None:
         super().__init__(backend)
         self._claim: Script = backend.script("claim_deliveries")
+        self._add: Script = backend.script("add_subscription")
 
     # -- subscriptions --------------------------------------------------------
 
@@ -58,6 +59,21 @@ class Subscriptions(Part):
             pipe.sadd(SUBSCRIPTION_TENANTS_KEY, subscription["tenant_id"])
             pipe.hset(subs_key(subscription["tenant_id"]), subscription["id"], dumps(subscription))
             pipe.execute()
+
+    def add_subscription(self, subscription: Subscription, cap: int) -> bool:
+        """Store a new subscription unless its tenant already holds ``cap`` of them
+        (False: nothing stored). The count is the tenant's own hash, so it stays
+        right however many web processes create at once."""
+        tenant = subscription["tenant_id"]
+        self.redis.sadd(SUBSCRIPTION_TENANTS_KEY, tenant)
+        stored = self._add(
+            keys=[subs_key(tenant)], args=[subscription["id"], dumps(subscription), cap]
+        )
+        return bool(stored)
+
+    def subscription_count(self, tenant_id: str) -> int:
+        """How many subscriptions are stored under ``tenant_id`` (``*``: every tenant's)."""
+        return int(self.redis.hlen(subs_key(tenant_id)))
 
     def subscription_tenants(self) -> list[str]:
         """Tenants (``*`` included) that have or had a subscription."""
