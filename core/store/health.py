@@ -9,6 +9,10 @@ import redis
 
 from core.store.backend import Part
 
+# Past this share of maxmemory, Redis is near refusing writes (noeviction): warn
+# while there is still time to trim retention or move to a larger plan.
+MEMORY_WARNING_SHARE = 0.8
+
 
 class Health(Part):
     """What /readyz asks of Redis."""
@@ -80,6 +84,28 @@ class Health(Part):
                         f"{where}DURABLE_REPLICAS is {durable} but this Redis has "
                         f"{replicas} replica(s) connected: webhooks get 503 until enough are"
                     )
+        return warnings
+
+    def memory_warnings(self) -> list[str]:
+        """Each Redis server past MEMORY_WARNING_SHARE of its maxmemory (none without a
+        maxmemory, or when INFO does not say). Raises RedisError."""
+        warnings: list[str] = []
+        servers = self.backend.servers()
+        if self.backend.queues is not self.redis:
+            servers.append(("RQ's Redis", self.backend.queues))
+        for name, client in servers:
+            where = f"{name}: " if name else ""
+            memory: dict[str, Any] = client.info("memory")
+            try:
+                used, limit = int(memory["used_memory"]), int(memory.get("maxmemory", 0))
+            except (KeyError, ValueError):
+                continue  # a stand-in that will not tell
+            if limit and used >= MEMORY_WARNING_SHARE * limit:
+                warnings.append(
+                    f"{where}Redis uses {used / limit:.0%} of its maxmemory ({used} of {limit} "
+                    "bytes): past it, webhooks are refused; lower RETENTION_SECONDS or use a "
+                    "larger Redis plan"
+                )
         return warnings
 
     def connection_warnings(self, needed: int) -> list[str]:

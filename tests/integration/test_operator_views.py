@@ -1,0 +1,64 @@
+"""What operators read, against the Procfile's real web process and a real Redis:
+/readyz warns before Redis runs out of memory, and METRICS_TOKEN keeps /metrics and
+/readyz's details to the operator while the platform's health checks stay open."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+from callstate_harness import Launcher
+
+OPERATOR = "operator-metrics-token-0123456789"
+
+
+@pytest.fixture
+def memory_limit(redis_db: redis.Redis) -> Iterator[redis.Redis]:
+    """The test Redis, its ``maxmemory`` put back afterwards."""
+    original = redis_db.config_get("maxmemory")["maxmemory"]
+    try:
+        yield redis_db
+    finally:
+        redis_db.config_set("maxmemory", original)
+
+
+def test_readyz_warns_past_80_percent_of_maxmemory(
+    launcher: Launcher, memory_limit: redis.Redis
+) -> None:
+    """No maxmemory, or plenty left: no memory warning. used_memory past 80% of
+    maxmemory: /readyz names the share, still 200."""
+    launcher.start_web(WEB_CONCURRENCY="1")
+    api = launcher.api
+    memory_limit.config_set("maxmemory", 0)
+    assert not [w for w in api.get_json("/readyz")["warnings"] if "maxmemory (" in w]
+    used = int(memory_limit.info("memory")["used_memory"])
+    memory_limit.config_set("maxmemory", used * 10)
+    assert not [w for w in api.get_json("/readyz")["warnings"] if "maxmemory (" in w]
+    # Nothing writes while the limit is this close (only the web runs, and /readyz
+    # only reads); it is lifted again at once.
+    memory_limit.config_set("maxmemory", int(used / 0.9))
+    warnings = api.get_json("/readyz")["warnings"]
+    memory_limit.config_set("maxmemory", 0)
+    assert any("of its maxmemory" in w for w in warnings), warnings
+
+
+def test_metrics_token_keeps_the_details_to_the_operator(launcher: Launcher) -> None:
+    """With METRICS_TOKEN set: /metrics is 401 without it (or with a wrong one), 200 with
+    it; /readyz answers its status alone without it, the warnings and history with it;
+    /healthz needs nothing."""
+    launcher.start_web(WEB_CONCURRENCY="1", METRICS_TOKEN=OPERATOR)
+    api = launcher.api
+    bearer = {"Authorization": f"Bearer {OPERATOR}"}
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": OPERATOR}):
+        refused = api.request("GET", "/metrics", headers=headers)
+        assert refused.status == 401
+        assert "METRICS_TOKEN" in refused.json()["error"]
+        assert b"callstate_" not in refused.body
+    scraped = api.request("GET", "/metrics", headers=bearer)
+    assert scraped.status == 200 and b"callstate_events_pending" in scraped.body
+    assert api.get_json("/readyz") == {"status": "ready"}
+    detailed = api.request("GET", "/readyz", headers=bearer)
+    assert detailed.status == 200
+    assert {"status", "warnings", "history"} <= set(detailed.json())
+    assert api.get("/healthz").status == 200
