@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, fields, pre_dump, validate
+from marshmallow import EXCLUDE, fields, pre_dump, validate
 
-from app.calls.schemas import OUTCOME_KINDS, OutcomeRecordSchema
+from app.calls.schemas import OUTCOME_KINDS, OutcomeRecordSchema, next_page
+from app.web.pages import PageArgs
 from app.web.rest import JsonBody
 from app.web.schema_fields import (
     EXAMPLE_CALL_UUID,
@@ -173,13 +174,14 @@ class SubscriptionListSchema(Answer):
 
 class DeliveryListSchema(Answer):
     deliveries = fields.List(fields.Nested(DeliverySchema), required=True)
+    next = next_page(None, "pass as cursor= for the next page; null: this was the last")
 
 
 class ReplayedSchema(Answer):
     delivery = fields.Nested(DeliverySchema, required=True)
 
 
-class DeliveryArgs(Schema):
+class DeliveryArgs(PageArgs):
     status = fields.String(
         validate=validate.OneOf(
             DELIVERY_STATUSES, error=f"status must be one of {', '.join(DELIVERY_STATUSES)}"

@@ -189,6 +189,46 @@ class Subscriptions(Part):
         raw = self.redis.mget([delivery_key(tenant_id, i) for i in ids])
         return [json.loads(r) for r in raw if r is not None]
 
+    def delivery_page(
+        self,
+        tenant_id: str,
+        subscription_id: str,
+        after: tuple[float, str] | None,
+        count: int,
+        and_equal: bool = False,
+    ) -> list[tuple[float, str, Delivery | None]]:
+        """Up to ``count`` of a subscription's deliveries in this tenant, newest first:
+        (when it was made, its id, the delivery or None once it expired), after
+        ``after`` (the made-at and id of the last one already shown; ``and_equal``:
+        that one too, when it was another tenant's). Ties of made-at are ordered by
+        id, as the index keeps them."""
+        index = deliveries_index_key(tenant_id, subscription_id)
+        if after is None:
+            entries = self.redis.zrevrange(index, 0, count - 1, withscores=True)
+        else:
+            made, last_id = after
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zrevrangebyscore(index, made, made, withscores=True)
+                # repr of a float reads back as the same float in Redis, so "(" excludes
+                # exactly the entries at ``made``, taken by the line before.
+                pipe.zrevrangebyscore(
+                    index, f"({made!r}", "-inf", start=0, num=count, withscores=True
+                )
+                same, older = pipe.execute()
+            entries = [
+                (m, s) for m, s in same if _text(m) < last_id or (and_equal and _text(m) == last_id)
+            ] + older
+            entries = entries[:count]
+        pairs = cast(list[tuple[Any, float]], entries)
+        ids = [_text(member) for member, _ in pairs]
+        if not ids:
+            return []
+        raw = self.redis.mget([delivery_key(tenant_id, i) for i in ids])
+        return [
+            (float(made), i, json.loads(r) if r is not None else None)
+            for (_, made), i, r in zip(pairs, ids, raw, strict=True)
+        ]
+
     @staticmethod
     def _queue(
         pipe: Any, tenant_id: str, subscription_id: str, delivery_id: str, due: float, new: bool
