@@ -12,8 +12,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, fields, pre_dump, validate
 
-from app.calls.schemas import OUTCOME_KINDS, OutcomeRecordSchema, next_page
-from app.web.pages import PageArgs
+from app.calls.schemas import OUTCOME_KINDS, OutcomeRecordSchema
+from app.web.pages import PageArgs, page_next
 from app.web.rest import JsonBody
 from app.web.schema_fields import (
     EXAMPLE_CALL_UUID,
@@ -174,7 +174,7 @@ class SubscriptionListSchema(Answer):
 
 class DeliveryListSchema(Answer):
     deliveries = fields.List(fields.Nested(DeliverySchema), required=True)
-    next = next_page(None, "pass as cursor= for the next page; null: this was the last")
+    next = page_next()
 
 
 class ReplayedSchema(Answer):

@@ -34,6 +34,7 @@ from app.supervisor.schemas import (
     SCOPE,
     CallbackArgs,
     CallbackListSchema,
+    CallbackPageArgs,
     CallbackSchema,
     ExtensionBoardSchema,
     ExtensionSchema,
@@ -45,6 +46,7 @@ from app.supervisor.schemas import (
 from app.web.auth import ALL_TENANTS
 from app.web.errors import error_response
 from app.web.fast_dump import compile_dump
+from app.web.pages import decode_cursor, encode_cursor
 from app.web.resources import get_store
 from app.web.rest import (
     ApiBlueprint,
@@ -180,8 +182,13 @@ def callbacks_of(tenants: list[str], status: str | None) -> list[dict[str, Any]]
         for item in memo.get("callbacks", tenant, stamp, now, partial(callbacks, store, tenant))
         if status is None or item.status.value == status
     ]
-    items.sort(key=lambda item: (item["missed_at"], item["id"]))
+    items.sort(key=_callback_position)
     return items
+
+
+def _callback_position(item: dict[str, Any]) -> tuple[str, str, str]:
+    """Where an item is in the list (oldest miss first), as its page's cursor says it."""
+    return item["missed_at"], item["id"], item["tenant_id"]
 
 
 @bp.operation(
@@ -189,22 +196,34 @@ def callbacks_of(tenants: list[str], status: str | None) -> list[dict[str, Any]]
     "/callbacks",
     "listCallbacks",
     tag="supervisor",
-    query=CallbackArgs(),
+    query=CallbackPageArgs(),
     schema=CallbackListSchema,
     answer="the items, oldest miss first",
     usual=(401, 403, 503),
-    errors={400: "status is not open or resolved"},
+    errors={400: "status is not open or resolved, a bad limit or cursor"},
     description="An abandoned or no_answer inbound call opens an item for the caller's "
     "number; the first later outbound call to that number, or inbound call from it that was "
     "answered, resolves it (numbers compared as E.164, national ones read in "
-    "DEFAULT_COUNTRY)." + SCOPE,
+    "DEFAULT_COUNTRY). A page of `limit` items (default 100); `next`, when not null, is "
+    "the `cursor` of the next." + SCOPE,
 )
-def list_callbacks(args: dict[str, str]) -> dict[str, Any]:
+def list_callbacks(args: dict[str, Any]) -> dict[str, Any]:
     """Missed callers and whether somebody reached them since"""
     status = args.get("status")
+    limit: int = args["limit"]
+    cursor = decode_cursor(args["cursor"], (str, str, str)) if args.get("cursor") else None
     tenants, _ = _tenants(args)
     now = isoformat(datetime.now(UTC))
-    return {"callbacks": callbacks_of(tenants, status), "server_time": now}
+    items = callbacks_of(tenants, status)
+    if cursor is not None:
+        items = [item for item in items if _callback_position(item) > cursor]
+    page = items[:limit]
+    more = len(items) > limit
+    return {
+        "callbacks": page,
+        "next": encode_cursor(_callback_position(page[-1])) if more else None,
+        "server_time": now,
+    }
 
 
 @bp.operation(

@@ -8,6 +8,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, pre_load, validate
 
+from app.web.pages import page_cursor, page_next, page_size
 from app.web.rest import TOO_MANY_STREAMS, JsonBody, sse_event
 from app.web.schema_fields import EXAMPLE_CALL_UUID as EXAMPLE_CALL
 from app.web.schema_fields import EXAMPLE_TIME, Answer, Count, Number, Timestamp, ex, values
@@ -139,6 +140,7 @@ class CallbackListSchema(Answer):
     """Callback items, oldest miss first."""
 
     callbacks = fields.List(fields.Nested(CallbackSchema), required=True)
+    next = page_next()
     server_time = _time("when the list was read (the wait of an open item runs until now)")
 
 
@@ -184,6 +186,13 @@ class CallbackArgs(GivenArgs):
         metadata={"description": "only open or only resolved items"},
     )
     tenant_id = tenant_filter()
+
+
+class CallbackPageArgs(CallbackArgs):
+    """Which items, of whose, a page at a time."""
+
+    limit = page_size(100)
+    cursor = page_cursor()
 
 
 # -- the routes' description ----------------------------------------------------------

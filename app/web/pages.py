@@ -17,7 +17,7 @@ from typing import Any
 
 from marshmallow import Schema, fields
 
-from app.calls.schemas import MAX_LIMIT, WholeNumberArg
+from app.calls.schemas import MAX_LIMIT, WholeNumberArg, next_page
 from app.web.errors import BadQuery
 
 Position = tuple[Any, ...]
@@ -33,6 +33,11 @@ def page_size(default: int) -> WholeNumberArg:
 def page_cursor() -> fields.String:
     """The ``cursor`` query argument: the previous page's ``next``."""
     return fields.String(metadata={"description": "the previous page's next"})
+
+
+def page_next() -> fields.String:
+    """The answer's ``next``: the cursor of the next page, null after the last."""
+    return next_page(None, "pass as cursor= for the next page; null: this was the last")
 
 
 class PageArgs(Schema):
