@@ -46,7 +46,7 @@ from app.supervisor.schemas import (
 from app.web.auth import ALL_TENANTS
 from app.web.errors import error_response
 from app.web.fast_dump import compile_dump
-from app.web.pages import decode_cursor, encode_cursor
+from app.web.pages import WholePageArgs, page_of
 from app.web.resources import get_store
 from app.web.rest import (
     ApiBlueprint,
@@ -209,21 +209,11 @@ def _callback_position(item: dict[str, Any]) -> tuple[str, str, str]:
 )
 def list_callbacks(args: dict[str, Any]) -> dict[str, Any]:
     """Missed callers and whether somebody reached them since"""
-    status = args.get("status")
-    limit: int = args["limit"]
-    cursor = decode_cursor(args["cursor"], (str, str, str)) if args.get("cursor") else None
     tenants, _ = _tenants(args)
     now = isoformat(datetime.now(UTC))
-    items = callbacks_of(tenants, status)
-    if cursor is not None:
-        items = [item for item in items if _callback_position(item) > cursor]
-    page = items[:limit]
-    more = len(items) > limit
-    return {
-        "callbacks": page,
-        "next": encode_cursor(_callback_position(page[-1])) if more else None,
-        "server_time": now,
-    }
+    items = callbacks_of(tenants, args.get("status"))
+    page, after = page_of(items, _callback_position, args, (str, str, str))
+    return {"callbacks": page, "next": after, "server_time": now}
 
 
 @bp.operation(
@@ -303,16 +293,18 @@ def resolve(body: dict[str, str], callback_id: str) -> Any:
     "getCallTimeline",
     tag="calls",
     path_params=[CALL_UUID],
+    query=WholePageArgs(),
     schema=TimelineSchema,
     answer="the story",
     usual=(401, 503),
-    errors={404: NO_SUCH_CALL},
+    errors={400: "a bad limit or cursor", 404: NO_SUCH_CALL},
 )
-def call_timeline(call_uuid: str) -> Any:
+def call_timeline(args: dict[str, Any], call_uuid: str) -> Any:
     """A call's story: every webhook in received order, in words
 
     With the waits, rings and talks it tells and the outcome and its revisions, computed
-    from the call's log.
+    from the call's log. In pages of `limit` steps (default and most 1000); `next`, when
+    not null, is the `cursor` of the next.
     """
     store = get_store()
     # As GET /v1/calls/<uuid>: an every-tenant key looks only where the call was posted.
@@ -334,8 +326,13 @@ def call_timeline(call_uuid: str) -> Any:
                 OutcomeRevision.from_record(record, _decided_at(entry_id))
                 for entry_id, record in found.items()
             ]
-        steps = [step.as_json() for step in timeline(events, revisions)]
-        return {"call_uuid": call_uuid, "tenant_id": tenant, "timeline": steps}
+        # A step's place is its rank in the story, which is told from the log in one
+        # order (statemachine.timeline): the pages of a call's story that no new
+        # event changed in between are one story.
+        placed = list(enumerate(step.as_json() for step in timeline(events, revisions)))
+        page, after = page_of(placed, lambda item: (item[0],), args, (int,))
+        steps = [step for _, step in page]
+        return {"call_uuid": call_uuid, "tenant_id": tenant, "timeline": steps, "next": after}
     return error_response(404, "no such call")
 
 

@@ -95,6 +95,7 @@ class TimelineSchema(Answer):
     call_uuid = _text(EXAMPLE_CALL, "the call")
     tenant_id = _text("acme", "whose call")
     timeline = fields.List(fields.Nested(TimelineStepSchema), required=True)
+    next = page_next()
 
 
 RESOLVED_KINDS = values(ResolutionKind)

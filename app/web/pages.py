@@ -12,8 +12,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from marshmallow import Schema, fields
 
@@ -21,6 +21,7 @@ from app.calls.schemas import MAX_LIMIT, WholeNumberArg, next_page
 from app.web.errors import BadQuery
 
 Position = tuple[Any, ...]
+Item = TypeVar("Item")
 
 
 def page_size(default: int) -> WholeNumberArg:
@@ -47,6 +48,14 @@ class PageArgs(Schema):
     cursor = page_cursor()
 
 
+class WholePageArgs(Schema):
+    """The query arguments of a list that was answered whole before it was paged: its
+    first page holds up to the most a page may (MAX_LIMIT), as it did."""
+
+    limit = page_size(MAX_LIMIT)
+    cursor = page_cursor()
+
+
 def encode_cursor(position: Sequence[str | int | float]) -> str:
     """The cursor of a page's last item, from its sort key."""
     raw = json.dumps(list(position), separators=(",", ":")).encode()
@@ -68,6 +77,22 @@ def decode_cursor(cursor: str, kinds: tuple[type, ...]) -> Position:
     ):
         return tuple(float(v) if k is float else v for v, k in zip(position, kinds, strict=True))
     raise BadQuery("cursor is not one this service handed out")
+
+
+def page_of(
+    items: Sequence[Item],
+    position: Callable[[Item], Position],
+    args: dict[str, Any],
+    kinds: tuple[type, ...],
+) -> tuple[list[Item], str | None]:
+    """The page of ``items`` (in ``position`` order) that the query ``args`` (``limit``,
+    ``cursor``) ask for, and the next page's cursor (None after the last). For a list
+    computed whole in memory. Raises BadQuery for a cursor not handed out here."""
+    limit: int = args["limit"]
+    cursor = decode_cursor(args["cursor"], kinds) if args.get("cursor") else None
+    after = [item for item in items if cursor is None or position(item) > cursor]
+    page = list(after[:limit])
+    return page, encode_cursor(position(page[-1])) if len(after) > limit else None
 
 
 def _is(value: Any, kind: type) -> bool:
