@@ -24,6 +24,9 @@ EVENTS_QUEUE = "callstate-events"
 # command listener (pubsub) and one in its housekeeper thread; fewer and one
 # of them would wait for ever.
 WORKER_PROCESS_MIN_CONNECTIONS = 3
+# A token, key or metrics token shorter than this is warned of at start (not
+# refused: a test set-up may use short ones on purpose).
+MIN_SECRET_LENGTH = 16
 
 
 class ConfigError(ValueError):
@@ -280,6 +283,21 @@ class Settings:
     # Callbacks read national numbers in this country (a calling code such as
     # "1", or "" for none: only international numbers match). DEFAULT_COUNTRY.
     default_country: str = "1"
+
+    def short_secret_warnings(self) -> list[str]:
+        """One warning per kind of secret that has one shorter than MIN_SECRET_LENGTH
+        characters (never the secret itself): such a token or key can be guessed."""
+        kinds = (
+            ("WEBHOOK_TOKENS / WEBHOOK_TOKEN", list(self.webhook_tokens)),
+            ("API_KEYS / API_KEY", list(self.api_keys)),
+            ("METRICS_TOKEN", [self.metrics_token] if self.metrics_token else []),
+        )
+        return [
+            f"{names} holds a secret shorter than {MIN_SECRET_LENGTH} characters: "
+            "it can be guessed (openssl rand -hex 32 makes a good one)"
+            for names, secrets in kinds
+            if any(len(secret) < MIN_SECRET_LENGTH for secret in secrets)
+        ]
 
     @property
     def streams_per_tenant(self) -> int:

@@ -62,3 +62,14 @@ def test_metrics_token_keeps_the_details_to_the_operator(launcher: Launcher) -> 
     assert detailed.status == 200
     assert {"status", "warnings", "history"} <= set(detailed.json())
     assert api.get("/healthz").status == 200
+
+
+def test_short_secrets_are_warned_of_at_start_not_refused(launcher: Launcher) -> None:
+    """The harness's tokens and keys are short: the web starts and serves anyway, and
+    its start-up output names the variables (never a secret)."""
+    proc = launcher.start_web(WEB_CONCURRENCY="1", METRICS_TOKEN="short")
+    assert launcher.api.get("/healthz").status == 200
+    output = proc.output()
+    for names in ("WEBHOOK_TOKENS / WEBHOOK_TOKEN", "API_KEYS / API_KEY", "METRICS_TOKEN"):
+        assert f"configuration warning: {names} holds a secret shorter than 16" in output
+    assert "short" not in output.replace("shorter", "")
