@@ -86,15 +86,19 @@ class Health(Part):
                     )
         return warnings
 
+    def _every_server(self) -> list[tuple[str, Any]]:
+        """Each Redis server we use, RQ's too, with how a warning names it ("" for
+        the one Redis, "<node>: " on a cluster, "RQ's Redis: ")."""
+        servers = self.backend.servers()
+        if self.backend.queues is not self.redis:
+            servers.append(("RQ's Redis", self.backend.queues))
+        return [(f"{name}: " if name else "", client) for name, client in servers]
+
     def memory_warnings(self) -> list[str]:
         """Each Redis server past MEMORY_WARNING_SHARE of its maxmemory (none without a
         maxmemory, or when INFO does not say). Raises RedisError."""
         warnings: list[str] = []
-        servers = self.backend.servers()
-        if self.backend.queues is not self.redis:
-            servers.append(("RQ's Redis", self.backend.queues))
-        for name, client in servers:
-            where = f"{name}: " if name else ""
+        for where, client in self._every_server():
             memory: dict[str, Any] = client.info("memory")
             try:
                 used, limit = int(memory["used_memory"]), int(memory.get("maxmemory", 0))
@@ -113,11 +117,7 @@ class Health(Part):
         may hold (``needed``: one web and one worker dyno at the configured
         budget). Raises RedisError."""
         warnings: list[str] = []
-        servers = self.backend.servers()
-        if self.backend.queues is not self.redis:
-            servers.append(("RQ's Redis", self.backend.queues))
-        for name, client in servers:
-            where = f"{name}: " if name else ""
+        for where, client in self._every_server():
             try:
                 clients: dict[str, Any] = client.info("clients")
                 if "maxclients" not in clients:  # before Redis 7, INFO does not say
