@@ -266,7 +266,7 @@ def rotate_secret(rotation: dict[str, int], subscription_id: str) -> Any:
     schema=DeliveryListSchema,
     answer="the deliveries",
     usual=(401, 503),
-    errors={404: NO_SUCH_SUBSCRIPTION},
+    errors={400: "a bad status, limit or cursor", 404: NO_SUCH_SUBSCRIPTION},
 )
 def deliveries(args: dict[str, Any], subscription_id: str) -> Any:
     """The subscription's deliveries, newest first
