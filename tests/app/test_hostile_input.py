@@ -213,6 +213,26 @@ def test_normal_traffic_under_the_limit_is_untouched(
     assert len(keys) == 1 and TOKEN not in keys[0]
 
 
+def test_processes_taking_tokens_ahead_never_take_more_than_the_bucket(
+    redis_client: fakeredis.FakeRedis, settings: Settings
+) -> None:
+    """Two web processes on one bucket (200 a second: each takes 2 tokens a round trip,
+    the second spent locally), a burst of 30: together they take the burst and what the
+    rate refilled meanwhile, no more."""
+    processes = [
+        limited_app(redis_client, settings, rate=200, burst=30).test_client() for _ in range(2)
+    ]
+    began = time.monotonic()
+    answers = [
+        post(processes[n % 2], urlencode(hangup(f"ahead-{n}")).encode()) for n in range(60)
+    ]
+    took = time.monotonic() - began
+    taken = sum(a.status_code == 202 for a in answers)
+    assert {a.status_code for a in answers} == {202, 429}
+    assert 30 <= taken <= 30 + math.ceil(200 * took) + 2
+    assert queued(redis_client) == taken
+
+
 def test_the_limit_comes_from_the_environment() -> None:
     """WEBHOOK_RATE_LIMIT / WEBHOOK_RATE_BURST: on by default at 1,000 a second with a
     burst of 10,000 (10 s of the rate), 0 turns it off."""
