@@ -141,8 +141,13 @@ class CallbackListSchema(Answer):
     """Callback items, oldest miss first."""
 
     callbacks = fields.List(fields.Nested(CallbackSchema), required=True)
-    next = page_next()
     server_time = _time("when the list was read (the wait of an open item runs until now)")
+
+
+class CallbackPageSchema(CallbackListSchema):
+    """A page of callback items, oldest miss first (the stream sends the whole list)."""
+
+    next = page_next()
 
 
 class ResolveSchema(JsonBody):
@@ -230,5 +235,6 @@ SCHEMAS: dict[str, type[Schema]] = {
     "Timeline": TimelineSchema,
     "Callback": CallbackSchema,
     "CallbackList": CallbackListSchema,
+    "CallbackPage": CallbackPageSchema,
     "ResolveCallbackRequest": ResolveSchema,
 }
