@@ -23,7 +23,7 @@ from app import create_app
 from bench.common import print_machine, progress
 from core.settings import Settings
 from devtools.redis_server import RedisServer
-from tests.integration.primevox_bodies import Call
+from statemachine.primevox import EVENTS
 
 TOKEN = "bench-rate-token-0123456789"
 
@@ -38,7 +38,10 @@ def cpu_per_webhook(redis_url: str, rate: float, webhooks: int) -> float:
     )
     app = create_app({"TESTING": True, "REDIS_CLIENT": client, "CALLSTATE_SETTINGS": settings})
     web = app.test_client()
-    bodies = [Call("bench").inbound() for _ in range(webhooks + 50)]
+    bodies = [
+        EVENTS.sample("InboundCall", ids={"tenantId": "bench", "callUuid": f"rate-{n}"})
+        for n in range(webhooks + 50)
+    ]
     for body in bodies[:50]:  # warm: scripts loaded, connections open
         assert web.post(f"/webhooks/primevox/{TOKEN}", data=body).status_code == 202
     began = time.process_time()
