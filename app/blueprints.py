@@ -17,12 +17,14 @@ def blueprints() -> list[ApiBlueprint]:
     import app.ops.health
     import app.ops.metrics
     import app.ops.openapi
+    import app.ops.reports
     import app.ops.wallboard
     import app.outcomes.routes
     import app.outcomes.stream
     import app.stats.routes
     import app.subscriptions.routes
     import app.supervisor.routes
+    import app.tenants.routes
 
     return [
         app.intake.routes.bp,
@@ -35,8 +37,10 @@ def blueprints() -> list[ApiBlueprint]:
         app.stats.routes.bp,
         app.subscriptions.routes.bp,
         app.supervisor.routes.bp,
+        app.tenants.routes.bp,
         app.ops.health.bp,
         app.ops.metrics.bp,
         app.ops.wallboard.bp,
+        app.ops.reports.bp,
         app.ops.openapi.bp,
     ]

@@ -12,6 +12,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app.calls.schemas import OUTCOME_KINDS
+from app.tenants.cli import tenants
 from app.web.resources import get_resources, get_store
 from core.queue import enqueue_event
 from statemachine.outcome import OutcomeRecord
@@ -167,8 +168,11 @@ def history_upgrade() -> None:
 def history_backfill() -> None:
     """Archive every outcome record Redis still holds (safe to repeat: nothing doubles)."""
     from core.history.archive import backfill
+    from core.history.numbers import tenant_countries
 
-    count = backfill(get_store(), _history_engine())
+    store = get_store()
+    countries = tenant_countries(store, current_app.config["CALLSTATE_SETTINGS"])
+    count = backfill(store, _history_engine(), countries=countries)
     click.echo(f"{count} outcome records read from Redis and archived")
 
 
@@ -205,3 +209,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(outcomes)
     app.cli.add_command(failed)
     app.cli.add_command(history)
+    app.cli.add_command(tenants)

@@ -4,12 +4,19 @@ restart Redis while it works, then count lost, duplicated and wrong outcomes.
     python -m bench.chaos [--duration 60] [--rate 8] [--kill-every 6] [--redis-every 20]
     python -m bench.chaos --cluster 3 --master-every 10 [--durable 1] [--redis-every 0]
     python -m bench.chaos --cluster 3 --reshard-at 5 --kill-every 0 --redis-every 0
+    python -m bench.chaos --cluster 3 --no-restart --master-every 4 --durable 1 \
+        --durable-mode available [--victim redis_url] --kill-every 0 --redis-every 0
 
 With ``--cluster N`` call state lives on a Redis Cluster of N masters with a
 replica each (RQ on the plain Redis); ``--master-every`` kill -9s a master
 that often (its replica takes over; the killed node comes back as a replica)
 and ``--durable`` sets DURABLE_REPLICAS; ``--reshard-at`` adds an empty
 master that many seconds in and rebalances slots onto it while traffic flows.
+``--no-restart`` loses one master ``--master-every`` seconds in for good
+(a lost machine: bench/lost_master.py), brings it back as a replica
+``--restore-after`` seconds later, and reports the 503 window, the longest
+wait for a webhook to be taken and what /readyz said; ``--durable-mode``
+sets DURABLE_MODE.
 
 Loopback only, bounded in time. The sender behaves like PrimeVOX: it retries
 a webhook until it gets a 2xx, so a 503 while Redis restarts costs a retry,
@@ -31,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.lost_master import LostMaster, Takes
 from bench.service import Service, wait_for
 from devtools.simulator import Post, SimulatedCall, generate_call
 
@@ -51,6 +59,8 @@ class Report:
     wrong_outcomes: int = 0
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
+    lost_master: LostMaster | None = None
+    takes: Takes = field(default_factory=Takes)
 
     @property
     def lost(self) -> int:
@@ -73,13 +83,15 @@ class Report:
             f"lost {self.lost} (events {self.lost_events}, outcomes {self.missing_outcomes}), "
             f"duplicated {self.duplicated} (events {self.duplicated_events}, "
             f"outcome revisions {self.duplicated_outcomes}), wrong {self.wrong_outcomes}"
-        )
+        ) + ("\n" + self.lost_master.summary(self.takes) if self.lost_master else "")
 
 
-def send_until_accepted(url: str, post: Post, give_up_at: float) -> int:
-    """POST like PrimeVOX: retry until 2xx. Returns how many retries it took."""
+def send_until_accepted(url: str, post: Post, give_up_at: float, takes: Takes | None = None) -> int:
+    """POST like PrimeVOX: retry until 2xx. Returns how many retries it took;
+    each 503 and the 2xx are noted in ``takes``."""
     body, content_type = post.body()
     retries = 0
+    first_sent = time.monotonic()
     while True:
         request = urllib.request.Request(
             url, data=body, headers={"Content-Type": content_type}, method="POST"
@@ -87,7 +99,12 @@ def send_until_accepted(url: str, post: Post, give_up_at: float) -> int:
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 if 200 <= response.status < 300:
+                    if takes is not None:
+                        takes.taken_now(first_sent)
                     return retries
+        except urllib.error.HTTPError as exc:
+            if exc.code == 503 and takes is not None:
+                takes.refused_now()
         except (urllib.error.URLError, OSError):
             pass
         if time.monotonic() > give_up_at:
@@ -209,14 +226,20 @@ def run(
     master_every: float = 0.0,
     durable: int = 0,
     reshard_at: float = 0.0,
+    lost_master: LostMaster | None = None,
+    durable_mode: str = "",
 ) -> Report:
-    """Run traffic with chaos for ``duration`` seconds, then check everything."""
+    """Run traffic with chaos for ``duration`` seconds, then check everything.
+    With ``lost_master`` (a cluster), one master is lost for good as it says,
+    instead of ``master_every``'s kills."""
     rng = random.Random(seed)
-    report = Report()
+    report = Report(lost_master=lost_master)
     started = time.monotonic()
     env = {"OUTCOME_GRACE_SECONDS": "1", "PENDING_CHECK_SECONDS": "1", "WORKER_CONCURRENCY": "1"}
     if durable:
         env["DURABLE_REPLICAS"] = str(durable)
+    if durable_mode:
+        env["DURABLE_MODE"] = durable_mode
     with Service(env, cluster_masters=cluster).start(workers=workers) as service:
         calls: list[SimulatedCall] = []
         schedule: list[tuple[float, Post]] = []
@@ -246,6 +269,12 @@ def run(
         )
         monkey.start()
         t0 = time.monotonic()
+        losing = threading.Thread(
+            target=lost_master.run if lost_master else (lambda *_: None),
+            args=(service, t0, stop),
+            daemon=True,
+        )
+        losing.start()
         give_up = t0 + duration + settle_timeout
         with ThreadPoolExecutor(max_workers=32) as pool:
             futures = []
@@ -253,7 +282,11 @@ def run(
                 delay = t0 + when - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-                futures.append(pool.submit(send_until_accepted, service.webhook_url, post, give_up))
+                futures.append(
+                    pool.submit(
+                        send_until_accepted, service.webhook_url, post, give_up, report.takes
+                    )
+                )
                 if progress and i % 200 == 0:
                     print(
                         f"  {i}/{len(schedule)} webhooks sent, {report.worker_kills} kills, "
@@ -262,8 +295,12 @@ def run(
                         flush=True,
                     )
             report.retries = sum(f.result() for f in futures)
+        losing.join()  # it restores the lost master and waits for /readyz
         stop.set()
         monkey.join()
+        if lost_master is not None:
+            report.master_kills += 1 if lost_master.killed else 0
+            report.problems += lost_master.problems
         if progress:
             print("  all webhooks accepted; waiting for every outcome", file=sys.stderr)
 
@@ -303,7 +340,28 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="seconds in: add an empty master and rebalance slots onto it under traffic",
     )
+    parser.add_argument(
+        "--no-restart",
+        action="store_true",
+        help="lose one master --master-every seconds in, not restarted while traffic flows",
+    )
+    parser.add_argument(
+        "--victim",
+        choices=("other", "redis_url"),
+        default="other",
+        help="--no-restart: a master other than REDIS_URL's node, or that node",
+    )
+    parser.add_argument(
+        "--restore-after",
+        type=float,
+        default=15.0,
+        help="--no-restart: seconds after the kill until the lost node is back as a replica",
+    )
+    parser.add_argument("--durable-mode", default="", help="DURABLE_MODE (available, strict)")
     args = parser.parse_args(argv)
+    lost = (
+        LostMaster(args.victim, args.master_every, args.restore_after) if args.no_restart else None
+    )
     report = run(
         args.duration,
         args.rate,
@@ -313,9 +371,11 @@ def main(argv: list[str] | None = None) -> int:
         args.workers,
         args.seed,
         cluster=args.cluster,
-        master_every=args.master_every,
+        master_every=0.0 if lost else args.master_every,
         durable=args.durable,
         reshard_at=args.reshard_at,
+        lost_master=lost,
+        durable_mode=args.durable_mode,
     )
     for problem in report.problems[:20]:
         print(problem)

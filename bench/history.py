@@ -23,6 +23,8 @@ CALLSTATE_TEST_POSTGRES_URL, default the local one; a SQLite file):
 3. CSV. ``GET /v1/calls?format=csv`` for ``--csv-rows`` calls through the
    Flask app (test client, no network): rows/s, as a ratio of fetching the
    same rows from the database without writing CSV.
+4. With ``--only reports``, only this: the reports page's data over 30 days of
+   a 100-agent centre (``bench/history_reports.py``).
 
 Loopback only; every loop is bounded.
 """
@@ -47,6 +49,7 @@ import sqlalchemy as sa
 
 from bench.common import percentile, print_machine, progress, ratio
 from bench.history_data import EXTENSIONS, QUEUES, outcome_records
+from bench.history_reports import run_reports
 from bench.service import RedisServer
 from core.history import records as rows
 from core.history.archive import archive_pass
@@ -296,6 +299,8 @@ def summary(values: list[float]) -> str:
 
 
 def run(kind: str, args: argparse.Namespace, directory: Path) -> dict[str, Any]:
+    if args.only == "reports":
+        return run_reports_only(kind, args, directory)
     result: dict[str, Any] = {"db": kind}
     redis_server = RedisServer(directory / f"redis-{kind}")
     (directory / f"redis-{kind}").mkdir()
@@ -360,6 +365,20 @@ def run(kind: str, args: argparse.Namespace, directory: Path) -> dict[str, Any]:
     return result
 
 
+def run_reports_only(kind: str, args: argparse.Namespace, directory: Path) -> dict[str, Any]:
+    """4. The reports page's data (bench/history_reports.py) on a fresh database."""
+    database = Database(kind, directory)
+    try:
+        return {
+            "db": kind,
+            "reports": run_reports(
+                kind, database.engine, database.url, args.report_days, args.report_calls
+            ),
+        }
+    finally:
+        database.drop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--db", default="postgres,sqlite")
@@ -367,6 +386,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument("--searches", type=int, default=40)
     parser.add_argument("--csv-rows", type=int, default=100_000)
+    parser.add_argument("--only", choices=("all", "reports"), default="all")
+    parser.add_argument("--report-days", type=int, default=30)
+    parser.add_argument("--report-calls", type=int, default=150_000)
     args = parser.parse_args()
     print("history benchmark")
     print_machine()

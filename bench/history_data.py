@@ -10,7 +10,7 @@ callers with ``+``, leading zeros or none at all; a few calls revised.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 from statemachine.outcome import OutcomeRecord
@@ -19,6 +19,7 @@ EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
 EXTENSIONS = [f"{n}" for n in range(101, 141)]
 QUEUES = ["600", "601", "602", "sales", "support"]
 RING_GROUPS = ["700", "701"]
+SHORT_ABANDON_SECONDS = 5.0
 
 
 def _iso(moment: datetime) -> str:
@@ -49,13 +50,20 @@ def _caller(rng: random.Random) -> dict[str, str] | None:
 
 
 def outcome_record(
-    rng: random.Random, index: int, *, tenant: str, started: datetime, decided_us: int, seq: int = 0
+    rng: random.Random,
+    index: int,
+    *,
+    tenant: str,
+    started: datetime,
+    decided_us: int,
+    seq: int = 0,
+    extensions: Sequence[str] = EXTENSIONS,
 ) -> OutcomeRecord:
-    """One call's outcome record, decided at ``decided_us`` (its id)."""
+    """One call's outcome record, decided at ``decided_us`` (its id), among ``extensions``."""
     outbound = rng.random() < 0.15
     queue = None if outbound or rng.random() < 0.3 else rng.choice(QUEUES)
     ring_group = None if outbound or queue or rng.random() < 0.5 else rng.choice(RING_GROUPS)
-    rang = [] if outbound else rng.sample(EXTENSIONS, rng.choice([0, 1, 1, 2, 3]))
+    rang = [] if outbound else rng.sample(list(extensions), rng.choice([0, 1, 1, 2, 3]))
     wait = round(rng.uniform(1, 90), 1)
     talk = 0.0
     answered_by = voicemail = None
@@ -90,7 +98,7 @@ def outcome_record(
         "caller": None if outbound else _caller(rng),
         "did": None if outbound else {"number": "+18005550100", "description": "Main", "group": ""},
         "number_dialed": f"+1555{rng.randrange(10**7):07d}" if outbound else None,
-        "extension": _party(rng.choice(EXTENSIONS)) if outbound else None,
+        "extension": _party(rng.choice(extensions)) if outbound else None,
         "queue": queue,
         "ring_group": ring_group,
         "rang": [_party(n) for n in rang],
@@ -100,6 +108,7 @@ def outcome_record(
         "wait_seconds": wait,
         "talk_seconds": talk,
         "ended_by": "hangup",
+        "short_abandon": missed_reason == "abandoned" and wait <= SHORT_ABANDON_SECONDS,
         "revision": 1,
     }
 
@@ -117,6 +126,7 @@ def outcome_records(
     tenants: tuple[str, ...] = ("acme", "globex"),
     start: datetime = EPOCH,
     spacing_seconds: float = 30.0,
+    extensions: Sequence[str] = EXTENSIONS,
 ) -> Iterator[OutcomeRecord]:
     """The records of ``calls`` calls in decision order (increasing ids), calls
     ``spacing_seconds`` apart, tenants taking turns; every REVISED_EVERY-th
@@ -127,7 +137,12 @@ def outcome_records(
         started = start + timedelta(seconds=index * spacing_seconds)
         decided = _us(started + DECIDED_AFTER)
         record = outcome_record(
-            rng, index, tenant=tenants[index % len(tenants)], started=started, decided_us=decided
+            rng,
+            index,
+            tenant=tenants[index % len(tenants)],
+            started=started,
+            decided_us=decided,
+            extensions=extensions,
         )
         yield record
         if index % REVISED_EVERY == 7 and record["direction"] == "inbound":
@@ -146,6 +161,7 @@ def revised(record: OutcomeRecord, record_id: str) -> OutcomeRecord:
         "revision": record["revision"] + 1,
         "outcome": "answered",
         "missed_reason": None,
+        "short_abandon": False,
         "voicemail_box": None,
         "answered_by": number,
         "rang": record["rang"] or [number],

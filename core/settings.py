@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import marshmallow as ma
 from environs import Env, EnvValidationError, validate
@@ -92,6 +93,24 @@ def parse_bindings(text: str) -> dict[str, str]:
         secret, sep, tenant = pair.rpartition(":")
         if not sep or not secret or not tenant:
             raise ma.ValidationError(f"must be 'secret:tenant' pairs (entry {position + 1} is not)")
+        bindings[secret] = tenant
+    return bindings
+
+
+# API_KEYS' scopes: ``key:tenant`` is a write key, ``key:tenant:read`` a read
+# key, ``key:*`` the admin's (every tenant, tenants and credentials).
+READ_SUFFIX = ":read"
+
+
+def parse_key_bindings(text: str) -> dict[str, str]:
+    """Parse API_KEYS: ``secret:tenant`` pairs as ``parse_bindings`` does, where a
+    pair may end in ``:read`` (a read key); its tenant then keeps the suffix
+    (``{"k": "acme:read"}``). Raises ValidationError like parse_bindings."""
+    bindings: dict[str, str] = {}
+    for secret, tenant in parse_bindings(text).items():
+        head, sep, bound = secret.rpartition(":")
+        if tenant == READ_SUFFIX[1:] and sep and head and bound:
+            secret, tenant = head, bound + READ_SUFFIX
         bindings[secret] = tenant
     return bindings
 
@@ -190,6 +209,26 @@ def country_code(raw: str) -> str:
 
 
 ACCESS_LOG_CHOICES = ("all", "errors", "off")
+# available: wait for as many replicas as the master has now (fewer when one is
+# lost: degraded, said by /readyz); strict: 503 until DURABLE_REPLICAS confirm.
+DURABLE_MODE_CHOICES = ("available", "strict")
+
+
+def _iana_timezone(name: str) -> None:
+    """Refuse a name the IANA time zone database does not know."""
+    if not is_timezone(name):
+        raise ma.ValidationError(
+            f"must be an IANA time zone such as America/Chicago (got {name[:40]!r})"
+        )
+
+
+def is_timezone(name: str) -> bool:
+    """Whether ``name`` is a time zone of the IANA database (``Europe/Paris``, ``UTC``)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -202,6 +241,7 @@ class Settings:
     # Durability (docs/cluster.md): a 202 waits until the accepted event
     # is on this many replicas (WAIT), at most durable_wait_seconds; 0: off.
     durable_replicas: int = 0
+    durable_mode: str = "available"
     durable_wait_seconds: float = 1.0
     webhook_tokens: Mapping[str, str] = field(default_factory=dict)
     api_keys: Mapping[str, str] = field(default_factory=dict)
@@ -283,6 +323,11 @@ class Settings:
     # Callbacks read national numbers in this country (a calling code such as
     # "1", or "" for none: only international numbers match). DEFAULT_COUNTRY.
     default_country: str = "1"
+    # Every tenant's day, unless its own settings name another (an IANA name).
+    default_timezone: str = "UTC"
+    # An abandoned call this short (seconds from its start) is a short abandon,
+    # unless the tenant's settings say otherwise.
+    short_abandon_seconds: float = 5.0
 
     def short_secret_warnings(self) -> list[str]:
         """One warning per kind of secret that has one shorter than MIN_SECRET_LENGTH
@@ -339,12 +384,16 @@ class Settings:
             rq_redis_url=read.str("RQ_REDIS_URL", None),
             durable_replicas=whole("DURABLE_REPLICAS", 0, validate=NOT_NEGATIVE),
             durable_wait_seconds=number("DURABLE_WAIT_SECONDS", 1.0, validate=at_least(0.001)),
+            durable_mode=read.str(
+                "DURABLE_MODE", "available", validate=validate.OneOf(DURABLE_MODE_CHOICES)
+            ),
             webhook_tokens=_with_single(
                 read.bindings("WEBHOOK_TOKENS", ""),
                 read.bare_secret("WEBHOOK_TOKEN", "", pairs_in="WEBHOOK_TOKENS"),
             ),
             api_keys=_with_single(
-                read.bindings("API_KEYS", ""), read.bare_secret("API_KEY", "", pairs_in="API_KEYS")
+                read.key_bindings("API_KEYS", ""),
+                read.bare_secret("API_KEY", "", pairs_in="API_KEYS"),
             ),
             outcome_grace_seconds=number("OUTCOME_GRACE_SECONDS", 5.0, validate=NOT_NEGATIVE),
             call_timeout_seconds=number("CALL_TIMEOUT_SECONDS", 4 * 3600.0, validate=NOT_NEGATIVE),
@@ -387,6 +436,8 @@ class Settings:
             ),
             metrics_token=read.str("METRICS_TOKEN", None),
             default_country=read.country_code("DEFAULT_COUNTRY", "US"),
+            default_timezone=read.str("DEFAULT_TIMEZONE", "UTC", validate=_iana_timezone),
+            short_abandon_seconds=number("SHORT_ABANDON_SECONDS", 5.0, validate=NOT_NEGATIVE),
         )
         read.raise_problems()
         return settings
@@ -404,6 +455,7 @@ class _Environment(Env):
         self.add_parser_from_field("number", _Number)
         self.add_parser_from_field("switch", _Switch)
         self.add_parser("bindings", parse_bindings)
+        self.add_parser("key_bindings", parse_key_bindings)
         self.add_parser("bare_secret", bare_secret)
         self.add_parser("retry_schedule", retry_schedule)
         self.add_parser("port_list", port_list)

@@ -12,7 +12,9 @@ import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from core.local_time import UTC_ZONE, local_midnight
 from core.store import CallPart, SupervisorView
 from statemachine.callbacks import (
     CallbackItem,
@@ -34,7 +36,7 @@ from statemachine.extensions import (
 from statemachine.state import CallView
 
 # The board shows every extension with a leg live now or ended within this
-# long (or since midnight UTC, if that is earlier): an extension idle for
+# long (or since the tenant's midnight, if that is earlier): an extension idle for
 # longer drops off the board until its next call.
 BOARD_WINDOW = timedelta(hours=24)
 
@@ -61,9 +63,10 @@ def call_part(view: CallView, version: int, default_country: str) -> CallPart:
     )
 
 
-def day_start(now: datetime) -> datetime:
-    """Midnight UTC of ``now``'s day: where "today's" figures start."""
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+def day_start(now: datetime, zone: ZoneInfo = UTC_ZONE) -> datetime:
+    """Midnight of ``now``'s day in ``zone`` (the tenant's), as a UTC instant:
+    where "today's" figures start."""
+    return local_midnight(now, zone)
 
 
 # Each call's legs as read from Redis, by their stored JSON: a call's legs are
@@ -82,9 +85,12 @@ def _legs_of(raw: bytes) -> tuple[Leg, ...]:
     return legs
 
 
-def board(store: SupervisorView, tenant_id: str, now: datetime) -> list[ExtensionStatus]:
-    """The tenant's extension board at ``now`` (UTC), in extension-number order."""
-    start = day_start(now)
+def board(
+    store: SupervisorView, tenant_id: str, now: datetime, zone: ZoneInfo = UTC_ZONE
+) -> list[ExtensionStatus]:
+    """The tenant's extension board at ``now`` (UTC), in extension-number order, with
+    today's figures from midnight in ``zone`` (the tenant's time zone)."""
+    start = day_start(now, zone)
     since = min(start, now - BOARD_WINDOW)
     raw = store.raw_legs_since(tenant_id, micros(since))
     return list(extension_board((leg for r in raw for leg in _legs_of(r)), start).values())

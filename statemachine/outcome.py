@@ -99,6 +99,7 @@ class OutcomeBody(TypedDict):
     wait_seconds: float | None
     talk_seconds: float | None
     ended_by: str
+    short_abandon: bool
 
 
 class OutcomeRecord(OutcomeBody):
@@ -110,11 +111,32 @@ class OutcomeRecord(OutcomeBody):
     id: NotRequired[str]
 
 
-def outcome_record(view: CallView) -> OutcomeBody:
+# What counts as a short abandon when the tenant's threshold is not passed in
+# (SHORT_ABANDON_SECONDS' default).
+DEFAULT_SHORT_ABANDON_SECONDS = 5.0
+
+
+def is_short_abandon(
+    reason: MissedReason | None, wait_seconds: float | None, short_abandon_seconds: float
+) -> bool:
+    """Abandoned within ``short_abandon_seconds`` of the call's start (the edge
+    included); a call whose start is unknown is never short."""
+    return (
+        reason is MissedReason.ABANDONED
+        and wait_seconds is not None
+        and wait_seconds <= short_abandon_seconds
+    )
+
+
+def outcome_record(
+    view: CallView, short_abandon_seconds: float = DEFAULT_SHORT_ABANDON_SECONDS
+) -> OutcomeBody:
     """Build the outcome record of an ended call, without ``id`` and ``revision``.
 
     Those two are the store's: it numbers a record only if it differs from the
-    previous one. Raises ValueError if the call has not ended.
+    previous one. ``short_abandon_seconds`` is the tenant's threshold (the
+    caller looks it up: the rules stay free of I/O). Raises ValueError if the
+    call has not ended.
     """
     if view.ended_at is None or view.ended_by is None:
         raise ValueError("a call that has not ended has no outcome yet")
@@ -147,4 +169,5 @@ def outcome_record(view: CallView) -> OutcomeBody:
         "wait_seconds": wait_seconds,
         "talk_seconds": talk_seconds,
         "ended_by": view.ended_by.value,
+        "short_abandon": is_short_abandon(reason, wait_seconds, short_abandon_seconds),
     }

@@ -18,6 +18,7 @@ from core.history import writer
 from core.history.archive import BATCH, archive_pass
 from core.history.database import create_engine
 from core.history.exceptions import CursorMoved
+from core.history.numbers import DEPLOYMENT_DEFAULT, Countries, tenant_countries
 from core.observability import get_logger
 from core.settings import Settings
 from core.store import Store
@@ -41,6 +42,7 @@ class Archiver(threading.Thread):
         retention_days: float | None = None,
         batch: int = BATCH,
         clock: Callable[[], float] = time.time,
+        countries: Countries = DEPLOYMENT_DEFAULT,
     ) -> None:
         super().__init__(name="callstate-archiver", daemon=True)
         self.store = store
@@ -48,6 +50,7 @@ class Archiver(threading.Thread):
         self.retention_days = retention_days
         self.batch = batch
         self.clock = clock
+        self.countries = countries
         self.stopping = threading.Event()
         self._backoff = 0.0
         self._last_retention = 0.0
@@ -63,7 +66,7 @@ class Archiver(threading.Thread):
     def step(self) -> float:
         """One pass (and retention when due); returns how long to wait before the next."""
         try:
-            written = archive_pass(self.store, self.engine, self.batch)
+            written = archive_pass(self.store, self.engine, self.batch, self.countries)
             due = self.clock() - self._last_retention >= RETENTION_EVERY_SECONDS
             if self.retention_days and due:
                 self.apply_retention()
@@ -112,6 +115,7 @@ def start_archiver(store: Store, settings: Settings) -> Archiver | None:
         store,
         create_engine(settings.database_url, role="worker"),
         retention_days=settings.history_retention_days,
+        countries=tenant_countries(store, settings),
     )
     archiver.start()
     return archiver

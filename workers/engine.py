@@ -32,6 +32,7 @@ from core.store import (
     partition_for,
 )
 from core.supervisor import call_part
+from core.tenant_settings import for_tenant
 from statemachine import CallView, fold, from_record, outcome_record, to_record
 from statemachine.envelope import Envelope
 from statemachine.events import CallEvent, CallTimedOut, micros, parse_time
@@ -300,7 +301,7 @@ class Engine:
             # Again at the decision: a part lost between a commit and its write
             # (a worker killed there) is back once the call is decided.
             self._save_parts(tenant_id, self._parts(view, log.version))
-            body = outcome_record(view)
+            body = self._outcome_record(tenant_id, view)
             status, revision, _ = self.store.outcomes.publish_outcome(
                 tenant_id,
                 call_uuid,
@@ -312,6 +313,11 @@ class Engine:
                 self._count_outcome(tenant_id, body, revision)
             return status
         raise TooManyConflicts(f"call {call_uuid} kept changing while deciding")
+
+    def _outcome_record(self, tenant_id: str, view: CallView) -> OutcomeBody:
+        """The call's outcome record, short abandons measured by its tenant's threshold."""
+        tenant = for_tenant(self.store, self.settings, tenant_id)
+        return outcome_record(view, tenant.short_abandon_seconds)
 
     def _events_still_waiting(self, tenant_id: str, call_uuid: str, view: CallView) -> bool:
         """Are events accepted before this call's decision time still unapplied?
@@ -411,7 +417,7 @@ class Engine:
                 self.store.calls.replace_view(tenant_id, call_uuid, fresh)
         problems += self._rebuild_part(tenant_id, view, log.version, fix=fix)
         if not view.is_live:
-            body = outcome_record(view)
+            body = self._outcome_record(tenant_id, view)
             decided = log.outcome
             if decided is not None:
                 decided_body = {k: decided.get(k) for k in body}

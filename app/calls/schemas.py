@@ -184,6 +184,14 @@ class OutcomeRecordSchema(Answer):
     ended_by = fields.String(
         required=True, validate=validate.OneOf(values(EndedBy)), metadata=ex("hangup")
     )
+    short_abandon = fields.Boolean(
+        required=True,
+        metadata=ex(
+            False,
+            "abandoned within the tenant's short_abandon_seconds of the start "
+            "(absent from records decided before it existed)",
+        ),
+    )
 
 
 class CallSchema(FastAnswer, LiveCallSchema):

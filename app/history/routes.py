@@ -36,11 +36,13 @@ from app.calls.schemas import (
     CallHistoryPageSchema,
 )
 from app.web.errors import BadQuery, error_response
+from app.web.resources import get_store
 from app.web.rest import ApiBlueprint
 from app.web.scope import scoped_tenant
 from core.history.archive import lag
 from core.history.database import create_engine
 from core.history.exceptions import BadCursor
+from core.history.numbers import tenant_countries
 from core.history.search import CallFilter, Position, page, stream
 from core.history.writer import set_aside_count
 from core.settings import Settings
@@ -131,10 +133,13 @@ class CallSearchArgs(Schema):
     queue = _text("only calls that entered this queue")
     ring_group = _text("only calls that entered this ring group")
     extension = _text(
-        "only calls this extension answered, rang for, took to voicemail or placed (outbound)"
+        "only calls this extension answered, rang for, took to voicemail or placed "
+        "(outbound); a number outside matches however the PBX wrote it"
     )
     caller = _text(
-        "only callers whose number starts with this (e.g. +1555)",
+        "only this caller: a full number matches however the PBX wrote it (7615557843 "
+        "finds +17615557843, national numbers read in the tenant's country); part of a "
+        "number matches callers starting with it (e.g. +1555)",
         validators=[validate.Length(min=1, error="must not be empty")],
     )
     limit = fields.Integer(
@@ -163,13 +168,23 @@ def _micros(moment: datetime | None) -> int | None:
     return micros(moment) if moment is not None else None
 
 
+def filter_country(tenant: str | None) -> str:
+    """What a national number in a filter is read in: the tenant's country, or
+    DEFAULT_COUNTRY for a search across tenants."""
+    settings: Settings = current_app.config["CALLSTATE_SETTINGS"]
+    if tenant is None:
+        return settings.default_country
+    return tenant_countries(get_store(), settings)(tenant)
+
+
 def search_query(args: dict[str, Any]) -> tuple[CallFilter, Position | None]:
     """The search the loaded query asks for. Raises BadQuery (400) or TenantForbidden (403)."""
     start, end = args.get("from_"), args.get("to")
     if start is not None and end is not None and start >= end:
         raise BadQuery("from must be before to")
+    tenant = scoped_tenant(args.get("tenant_id"))
     where = CallFilter(
-        tenant_id=scoped_tenant(args.get("tenant_id")),
+        tenant_id=tenant,
         started_from_us=_micros(start),
         started_to_us=_micros(end),
         outcome=args.get("outcome"),
@@ -179,6 +194,7 @@ def search_query(args: dict[str, Any]) -> tuple[CallFilter, Position | None]:
         ring_group=args.get("ring_group"),
         extension=args.get("extension"),
         caller_prefix=args.get("caller"),
+        country=filter_country(tenant),
     )
     try:
         after = Position.decode(args["cursor"]) if args.get("cursor") else None
@@ -249,9 +265,7 @@ def search_calls(args: dict[str, Any]) -> Response | tuple[Response, int]:
             release()
 
 
-def json_page(
-    engine: sa.Engine, where: CallFilter, after: Position | None, limit: int
-) -> Response:
+def json_page(engine: sa.Engine, where: CallFilter, after: Position | None, limit: int) -> Response:
     """A page of up to ``limit`` calls as JSON, with the cursor of the next."""
     records, position = page(engine, where, after, limit)
     # The records are stored as the JSON text they were published as, each the keys
@@ -358,8 +372,6 @@ class HistoryCollector(Collector):
     """``callstate_history_up`` and ``callstate_history_archive_lag_seconds`` when configured."""
 
     def collect(self) -> Iterator[Metric]:
-        from app.web.resources import get_store
-
         health = history_health(get_store())
         if not health["configured"]:
             return

@@ -23,12 +23,13 @@ from app.intake.answers import INTAKE_DESCRIPTION, documented_intake, dump_accep
 from app.intake.event_schemas import LINES_CHARACTERS, TEXT_CHARACTERS
 from app.intake.loading import BadEvent, load_event
 from app.ops.metrics import EVENTS_RECEIVED, EVENTS_REJECTED
-from app.web.auth import may_access, tenant_for
+from app.web.auth import ALL_TENANTS, may_access
 from app.web.errors import unavailable_answer
 from app.web.resources import Resources, get_resources
 from app.web.rest import ApiBlueprint, path_param
 from core.queue import enqueue_event
 from core.settings import Settings
+from core.store import CredentialKind
 from statemachine.event_log import to_record
 from statemachine.events import CallEvent, MessageEvent
 from statemachine.primevox import EVENTS
@@ -100,7 +101,11 @@ def decode_body(body: bytes) -> dict[str, Any]:
             if not fields[key].isascii():
                 raise BadEvent(f"{key} is not valid UTF-8")
         if not all(key.isascii() for key in fields):
-            raise BadEvent("field names must be valid UTF-8")
+            # Binary data (a gzip, an image) lands here: say what it is not.
+            raise BadEvent(
+                "not an event: the body is neither a form nor a JSON object "
+                "(its field names are not valid UTF-8: binary data?)"
+            )
     return _scalars(fields)
 
 
@@ -201,8 +206,13 @@ def accept_webhook(
 ) -> tuple[int, dict[str, Any], dict[str, str]]:
     """Accept one PrimeVOX event: (status, JSON answer, extra headers). The body is
     read only once the token is known (``read_body`` may raise 413 for a body too large)."""
-    scope = tenant_for(token, settings.webhook_tokens)
-    if scope is None:
+    try:
+        credential = resources.credentials.find(token, CredentialKind.WEBHOOK_TOKEN)
+    except redis.RedisError as exc:
+        EVENTS_REJECTED.labels("unavailable").inc()
+        log.warning("could not read the credentials: %s", type(exc).__name__)
+        return 503, *unavailable_answer(exc, "event store unavailable, retry later")
+    if credential is None:
         EVENTS_REJECTED.labels("unauthorized").inc()
         return 401, {"error": "unknown webhook token"}, NO_HEADERS
     received_at = datetime.now(UTC)
@@ -213,7 +223,10 @@ def accept_webhook(
     except BadEvent as exc:
         EVENTS_REJECTED.labels("invalid").inc()
         return 400, {"error": exc.message, **exc.details}, NO_HEADERS
-    if not may_access(scope, event.tenant_id):
+    if not may_access(credential.tenant_id, event.tenant_id) or (
+        credential.tenant_id == ALL_TENANTS
+        and resources.credentials.tenant_disabled(event.tenant_id)
+    ):
         EVENTS_REJECTED.labels("wrong_tenant").inc()
         return 401, {"error": "this webhook token may not post events of that tenant"}, NO_HEADERS
     # The rate is taken once the body is judged an event this token may post: a

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -13,8 +14,10 @@ from app.ops.metrics import operator_may_see_details
 from app.web.errors import error_response
 from app.web.resources import get_store
 from app.web.rest import ApiBlueprint
-from app.web.schema_fields import EXAMPLE_OUTCOME_ID, Answer, Number, ex
-from core.settings import Settings
+from app.web.schema_fields import EXAMPLE_OUTCOME_ID, Answer, Number, ex, text, time_field
+from core.settings import DURABLE_MODE_CHOICES, Settings
+from core.store import Store
+from statemachine.events import isoformat
 
 bp = ApiBlueprint("health", __name__)
 
@@ -47,14 +50,37 @@ class HistoryHealthAnswer(Answer):
     )
 
 
+class DegradedNodeAnswer(Answer):
+    """A Redis master holding fewer replicas than DURABLE_REPLICAS."""
+
+    node = text("10.0.0.7:6379", "the master's address (blank on one Redis)", nullable=False)
+    replicas = fields.Integer(
+        required=True, metadata=ex(0, "replicas it has now: what its events are acknowledged on")
+    )
+    since = time_field("when this process first saw it so", nullable=False)
+
+
+class DurabilityAnswer(Answer):
+    """What a webhook's 202 waits for (DURABLE_REPLICAS, DURABLE_MODE)."""
+
+    mode = fields.String(required=True, validate=validate.OneOf(DURABLE_MODE_CHOICES))
+    replicas = fields.Integer(required=True, metadata=ex(1, "DURABLE_REPLICAS; 0: no wait"))
+    degraded = fields.List(
+        fields.Nested(DegradedNodeAnswer),
+        required=True,
+        metadata=ex([], "available mode: masters acknowledging on fewer replicas than asked"),
+    )
+
+
 class ReadyAnswer(Answer):
     status = fields.String(required=True, validate=validate.OneOf(("ready",)))
-    # Both absent when METRICS_TOKEN is set and the request did not give it.
+    # The details, absent when METRICS_TOKEN is set and the request did not give it.
     warnings = fields.List(
         fields.String(),
         metadata=ex([], "Redis settings that put accepted events at risk; archive lag"),
     )
     history = fields.Nested(HistoryHealthAnswer)
+    durability = fields.Nested(DurabilityAnswer)
 
 
 @bp.operation(
@@ -110,4 +136,27 @@ def readyz() -> Any:
         return error_response(503, "redis unavailable")
     history = history_health(store)
     warnings += history_warnings(history)
-    return {"status": "ready", "warnings": warnings, "history": history}
+    durability = durability_health(store)
+    warnings += [
+        f"durability degraded: {node['node'] or 'Redis'} has {node['replicas']} of "
+        f"{durability['replicas']} replica(s) since {node['since']}; its events are "
+        "acknowledged on fewer copies until a replica is attached"
+        for node in durability["degraded"]
+    ]
+    return {"status": "ready", "warnings": warnings, "history": history, "durability": durability}
+
+
+def durability_health(store: Store) -> dict[str, Any]:
+    """DURABLE_MODE, DURABLE_REPLICAS and the masters degraded now."""
+    return {
+        "mode": store.health.durable_mode,
+        "replicas": store.health.durable_replicas,
+        "degraded": [
+            {
+                "node": d.node,
+                "replicas": d.replicas,
+                "since": isoformat(datetime.fromtimestamp(d.since, UTC)),
+            }
+            for d in store.health.degraded()
+        ],
+    }

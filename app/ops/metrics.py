@@ -120,7 +120,38 @@ class EngineCollector(Collector):
             )
 
 
+class DurabilityCollector(Collector):
+    """Masters acknowledging events on fewer replicas than DURABLE_REPLICAS
+    (available mode), looked at when scraped."""
+
+    def collect(self) -> Iterator[Metric]:
+        from app.web.resources import get_store
+
+        degraded = get_store().health.degraded()
+        nodes = GaugeMetricFamily(
+            "callstate_durability_degraded",
+            "1 per Redis master holding fewer replicas than DURABLE_REPLICAS (available mode)",
+            labels=["node"],
+        )
+        since = GaugeMetricFamily(
+            "callstate_durability_degraded_since_seconds",
+            "Unix time this process first saw the master degraded",
+            labels=["node"],
+        )
+        for node in degraded:
+            nodes.add_metric([node.node], 1.0)
+            since.add_metric([node.node], node.since)
+        yield GaugeMetricFamily(
+            "callstate_durability_degraded_nodes",
+            "Redis masters degraded now (0: every event on DURABLE_REPLICAS replicas)",
+            value=float(len(degraded)),
+        )
+        yield nodes
+        yield since
+
+
 _ENGINE = EngineCollector()
+_DURABILITY = DurabilityCollector()
 _HISTORY = HistoryCollector()
 
 
@@ -153,4 +184,5 @@ def metrics() -> Response | tuple[Response, int]:
     engine = CollectorRegistry()
     engine.register(_ENGINE)
     engine.register(_HISTORY)
+    engine.register(_DURABILITY)
     return Response(generate_latest(own) + generate_latest(engine), mimetype=CONTENT_TYPE_LATEST)

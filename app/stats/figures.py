@@ -10,19 +10,24 @@ The definitions, as docs/stats.md states them:
   + unrouted) split them; outbound calls are counted apart;
 - wait: ``wait_seconds`` of the record (call start to answer, or to end when
   unanswered); talk: ``talk_seconds`` of answered calls;
-- abandon rate = abandoned / offered; service level = calls answered with a
-  wait of at most ``service_level_seconds`` / offered.
+- abandon rate = abandoned / offered; the service levels, short abandons and
+  ring-no-answer in ``service_levels``, callback recovery in ``callback_figures``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from app.stats.callback_figures import CallbackRecovery, CallbackTally
+from app.stats.figure_rules import FigureRules
+from app.stats.service_levels import LevelTally
 from core.history.records import extensions_of
+from core.local_time import UTC_ZONE, local_date, local_hour
 from statemachine.events import isoformat, parse_time
 from statemachine.outcome import OutcomeId, OutcomeRecord
 
@@ -106,18 +111,13 @@ def _started(record: Mapping[str, Any]) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=record_key(record).micros)
 
 
-def _hour(record: Mapping[str, Any]) -> str:
-    """The UTC hour the call started."""
-    return _started(record).strftime("%Y-%m-%dT%H:00:00Z")
+# When a call started, for readers that bucket calls by time (the heatmap).
+call_start = _started
 
 
-def _day(record: Mapping[str, Any]) -> str:
-    """The UTC day the call started."""
-    return _started(record).strftime("%Y-%m-%d")
-
-
-def group_keys(record: OutcomeRecord, group_by: str) -> list[Key]:
+def group_keys(record: OutcomeRecord, group_by: str, zone: ZoneInfo = UTC_ZONE) -> list[Key]:
     """The group(s) a call belongs to; None = the call has no such attribute.
+    ``hour`` and ``day``: the local hour and date in ``zone`` the call started.
 
     Only ``extension`` can put a call in several groups. Raises ValueError
     for an unknown grouping.
@@ -129,9 +129,9 @@ def group_keys(record: OutcomeRecord, group_by: str) -> list[Key]:
     if group_by == "did":
         return [_number(record.get("did"))]
     if group_by == "hour":
-        return [_hour(record)]
+        return [local_hour(_started(record), zone)]
     if group_by == "day":
-        return [_day(record)]
+        return [local_date(_started(record), zone)]
     if group_by == "extension":
         return list(extensions_of(record)) or [None]
     raise ValueError(f"group_by must be one of {', '.join(GROUPINGS)}")
@@ -163,9 +163,9 @@ def _seconds(value: float | None) -> float | None:
 
 @dataclass
 class Tally:
-    """The figures of one group, added up call by call."""
+    """The figures of one group, added up call by call (the service levels, short
+    abandons and ring-no-answer beside it: service_levels.LevelTally)."""
 
-    service_level_seconds: float
     offered: int = 0
     answered: int = 0
     voicemail: int = 0
@@ -173,7 +173,6 @@ class Tally:
     no_answer: int = 0
     unrouted: int = 0
     elsewhere: int = 0
-    answered_in_service_level: int = 0
     waits: int = 0
     wait_total: int = 0  # microseconds: exact, whatever the order calls come in
     wait_max: float | None = None
@@ -210,8 +209,6 @@ class Tally:
             if wait is not None:
                 self.answer_waits += 1
                 self.answer_wait_total += _micros(wait)
-                if wait <= self.service_level_seconds:
-                    self.answered_in_service_level += 1
             talk = record.get("talk_seconds")
             if talk is not None:
                 self.talks += 1
@@ -225,7 +222,9 @@ class Tally:
         else:
             self.unrouted += 1
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, levels: Mapping[str, Any]) -> dict[str, Any]:
+        """The figures, with ``levels`` (LevelTally.as_json) in the places v2 gave
+        the service level."""
         return {
             "offered": self.offered,
             "answered": self.answered,
@@ -236,8 +235,8 @@ class Tally:
             "voicemail": self.voicemail,
             "elsewhere": self.elsewhere,
             "abandon_rate": _ratio(self.abandoned, self.offered),
-            "service_level": _ratio(self.answered_in_service_level, self.offered),
-            "answered_in_service_level": self.answered_in_service_level,
+            "service_level": levels["service_level"],
+            "answered_in_service_level": levels["answered_in_service_level"],
             "avg_wait_seconds": _seconds(_mean(self.wait_total, self.waits)),
             "max_wait_seconds": _seconds(self.wait_max),
             "avg_answer_seconds": _seconds(_mean(self.answer_wait_total, self.answer_waits)),
@@ -249,26 +248,57 @@ class Tally:
 
 
 def summarize(
-    calls: Iterable[OutcomeRecord], group_by: str | None, service_level_seconds: float
+    calls: Iterable[OutcomeRecord],
+    group_by: str | None,
+    rules: FigureRules | float,
+    country_of: Callable[[str], str] = lambda tenant: "",
+    zone: ZoneInfo = UTC_ZONE,
 ) -> dict[str, Any]:
     """``{"groups": [{"key": ..., **figures}], "totals": figures}`` for ``calls``
     (as ``calls_in_window`` returns them; read once, so a stream will do).
+    ``rules``: the thresholds (a number: one service-level threshold);
+    ``country_of(tenant)``: the country its numbers are read in, for callbacks.
     Groups sorted by key, None last; no grouping gives no groups; outbound
     calls are in no queue or DID group.
     Raises ValueError for an unknown grouping."""
-    totals = Tally(service_level_seconds)
-    groups: dict[Key, Tally] = {}
+    rules = FigureRules.of(rules)
+    totals = Tally()
+    levels = LevelTally(rules)
+    groups: dict[Key, tuple[Tally, LevelTally]] = {}
+    callbacks = CallbackRecovery(rules, country_of)
     for call in calls:
         totals.add(call)
+        levels.add(call)
         if group_by is None or (group_by in UNGROUPED_OUTBOUND and call["direction"] == "outbound"):
+            callbacks.add(call, None)
             continue
-        for key in group_keys(call, group_by):
-            tally = groups.setdefault(key, Tally(service_level_seconds))
-            tally.add(call, extension=key if group_by == "extension" else None)
+        keys = group_keys(call, group_by, zone)
+        callbacks.add(call, keys)
+        for key in keys:
+            tally, level = groups.setdefault(key, (Tally(), LevelTally(rules)))
+            extension = key if group_by == "extension" else None
+            tally.add(call, extension=extension)
+            level.add(call, extension=extension)
+    callback_totals, callback_groups = callbacks.tally()
+    per_extension = group_by == "extension"
+
+    def figures(tally: Tally, level: LevelTally, recovery: CallbackTally) -> dict[str, Any]:
+        level_figures = level.as_json(per_extension=False)
+        return {**tally.as_json(level_figures), **level_figures, "callbacks": recovery.as_json()}
+
     ordered = sorted(groups.items(), key=lambda item: (item[0] is None, item[0] or ""))
     return {
-        "groups": [{"key": key, **tally.as_json()} for key, tally in ordered],
-        "totals": totals.as_json(),
+        "groups": [
+            {
+                "key": key,
+                **figures(
+                    tally, level, callback_groups.get(key, CallbackTally(rules.callback_minutes))
+                ),
+                **(level.as_json(per_extension=True) if per_extension else {}),
+            }
+            for key, (tally, level) in ordered
+        ],
+        "totals": figures(totals, levels, callback_totals),
     }
 
 

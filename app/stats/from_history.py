@@ -12,16 +12,19 @@ groups and the callback list, never the window's calls.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import count
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 import app.stats.figures as stats
+from app.stats.figure_rules import FigureRules
 from core.history.records import decided_us
 from core.history.search import window_records
 from core.history.writer import read_cursor
+from core.local_time import UTC_ZONE
 from core.store import Store
 from statemachine.outcome import OutcomeRecord
 
@@ -71,7 +74,12 @@ class HistoryWindow:
 
 
 def summarize_history(
-    window: HistoryWindow, group_by: str | None, service_level: float, missed_limit: int
+    window: HistoryWindow,
+    group_by: str | None,
+    rules: FigureRules | float,
+    missed_limit: int,
+    country_of: Callable[[str], str] = lambda tenant: "",
+    zone: ZoneInfo = UTC_ZONE,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(``stats.summarize``'s answer, ``stats.missed_calls``'s answer) for the window."""
     newest: list[tuple[Any, int, OutcomeRecord]] = []
@@ -87,8 +95,13 @@ def summarize_history(
                     heapq.heappushpop(newest, item)
             yield call
 
-    summary = stats.summarize(keep_newest_missed(window.calls()), group_by, service_level)
+    summary = stats.summarize(
+        keep_newest_missed(window.calls()), group_by, rules, country_of, zone
+    )
     missed = [call for _, _, call in newest]
     numbers = {stats.caller_key(call) for call in missed} - {None}
-    followers = [call for call in window.calls() if stats.contact_key(call) in numbers]
+    # A second read only when there are callers to follow up (none with missed_limit=0).
+    followers = (
+        [call for call in window.calls() if stats.contact_key(call) in numbers] if numbers else []
+    )
     return summary, stats.missed_calls(missed + followers, missed_limit)

@@ -28,7 +28,7 @@ from app.web.errors import Missing, error_response
 from app.web.pages import Position, decode_cursor, encode_cursor
 from app.web.resources import get_store
 from app.web.rest import ApiBlueprint, error_doc, path_param
-from app.web.schema_fields import EXAMPLE_OUTCOME_ID, EXAMPLE_SUBSCRIPTION
+from app.web.schema_fields import EXAMPLE_DELIVERY, EXAMPLE_SUBSCRIPTION
 from core.deliveries.breaker import Breaker
 from core.deliveries.dispatch import Deliveries, max_in_flight
 from core.deliveries.records import Delivery, SigningSecret, Subscription
@@ -335,7 +335,9 @@ def _deliveries_after(
     path_params=[
         SUBSCRIPTION_ID,
         path_param(
-            "delivery_id", "the delivery's id", f"{EXAMPLE_SUBSCRIPTION}_{EXAMPLE_OUTCOME_ID}"
+            "delivery_id",
+            "the delivery's id: one per subscription, call and revision",
+            EXAMPLE_DELIVERY,
         ),
     ],
     status=202,

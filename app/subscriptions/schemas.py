@@ -17,6 +17,7 @@ from app.web.pages import PageArgs, page_next
 from app.web.rest import JsonBody
 from app.web.schema_fields import (
     EXAMPLE_CALL_UUID,
+    EXAMPLE_DELIVERY,
     EXAMPLE_OUTCOME_ID,
     EXAMPLE_SUBSCRIPTION,
     EXAMPLE_TENANT,
@@ -132,7 +133,7 @@ class SubscriptionWithSecretAnswer(SubscriptionAnswer):
 class DeliverySchema(Answer):
     """One outcome record's delivery to one subscription, with its attempts."""
 
-    id = text(f"{EXAMPLE_SUBSCRIPTION}_{EXAMPLE_OUTCOME_ID}", nullable=False)
+    id = text(EXAMPLE_DELIVERY, "one per subscription, call and revision", nullable=False)
     webhook_id = text(
         "msg_2b7e151628aed2a6abf7158809cf4f3c",
         "the webhook-id header, the same on every retry",

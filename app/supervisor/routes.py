@@ -1,7 +1,7 @@
 """The supervisor's view: the extension board, a call's timeline, callbacks.
 
 - ``GET /v1/extensions/live`` (and ``/stream``): who rings, talks or idles now,
-  with today's figures (UTC day).
+  with today's figures (the tenant's day, in its time zone).
 - ``GET /v1/calls/<uuid>/timeline``: the call's story, told by the pure model
   from its log and its outcome revisions.
 - ``GET /v1/callbacks`` (and ``/stream``), ``POST /v1/callbacks/<id>/resolve``.
@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import redis
 from flask import Response, current_app, g
@@ -32,6 +33,7 @@ from app.calls.routes import CALL_UUID, NO_SUCH_CALL
 from app.supervisor.schemas import (
     EXAMPLE_CALLBACK,
     SCOPE,
+    BoardArgs,
     CallbackArgs,
     CallbackPageArgs,
     CallbackPageSchema,
@@ -39,7 +41,6 @@ from app.supervisor.schemas import (
     ExtensionBoardSchema,
     ExtensionSchema,
     ResolveSchema,
-    TenantArgs,
     TimelineSchema,
     documented_stream,
 )
@@ -53,8 +54,10 @@ from app.web.rest import (
     path_param,
 )
 from app.web.scope import every_tenant_lookup, scoped_tenants
+from core.local_time import UTC_ZONE
 from core.store import SupervisorView, dumps
 from core.supervisor import board, callback_json, callbacks, day_start
+from core.tenant_settings import for_tenant
 from statemachine import CallEvent, from_record
 from statemachine.callbacks import ResolutionKind
 from statemachine.events import isoformat, micros
@@ -86,15 +89,23 @@ def _tenants(args: dict[str, str]) -> tuple[list[str], bool]:
 
 class Memo:
     """Each tenant's latest board and callbacks in this process, reused while the tenant's
-    stamp stands (within one UTC day, for at most REFRESH_SECONDS): the streams and
+    stamp stands (within one of the tenant's days, for at most REFRESH_SECONDS): the streams and
     requests of a process share one computation."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, str], tuple[int, datetime, float, Any]] = {}
 
-    def get(self, what: str, tenant: str, stamp: int, now: datetime, compute: Callable[[], T]) -> T:
-        key, day = (what, tenant), day_start(now)
+    def get(
+        self,
+        what: str,
+        tenant: str,
+        stamp: int,
+        now: datetime,
+        compute: Callable[[], T],
+        zone: ZoneInfo = UTC_ZONE,
+    ) -> T:
+        key, day = (what, tenant), day_start(now, zone)
         with self._lock:
             entry = self._entries.get(key)
         if (
@@ -121,14 +132,32 @@ dump_extension = compile_dump(ExtensionSchema())
 dump_callback = compile_dump(CallbackSchema())
 
 
-def extensions_of(tenants: list[str], now: datetime) -> list[dict[str, Any]]:
-    """The board's entries, as ExtensionSchema shows them."""
+def extensions_of(
+    tenants: list[str], now: datetime, tz: str | None = None
+) -> list[dict[str, Any]]:
+    """The board's entries, as ExtensionSchema shows them; today is each tenant's
+    (or ``tz``'s)."""
     store, memo = _supervisor(), _memo()
-    return [
-        dump_extension({**status.as_json(), "tenant_id": tenant})
-        for tenant, stamp in zip(tenants, store.stamps(tenants), strict=True)
-        for status in memo.get("board", tenant, stamp, now, partial(board, store, tenant, now))
-    ]
+    entries = []
+    for tenant, stamp in zip(tenants, store.stamps(tenants), strict=True):
+        zone = ZoneInfo(tz) if tz else tenant_zone(tenant)
+        compute = partial(board, store, tenant, now, zone)
+        for status in memo.get("board", tenant, stamp, now, compute, zone):
+            entries.append(dump_extension({**status.as_json(), "tenant_id": tenant}))
+    return entries
+
+
+def tenant_zone(tenant: str) -> ZoneInfo:
+    """The time zone of ``tenant``'s day (its "today")."""
+    return for_tenant(get_store(), current_app.config["CALLSTATE_SETTINGS"], tenant).zone
+
+
+def board_zone(tenants: list[str], tz: str | None) -> str | None:
+    """The one time zone of a board's today, or None when its tenants keep different ones."""
+    if tz:
+        return tz
+    zones = {tenant_zone(tenant).key for tenant in tenants}
+    return zones.pop() if len(zones) == 1 else None
 
 
 @bp.operation(
@@ -136,19 +165,23 @@ def extensions_of(tenants: list[str], now: datetime) -> list[dict[str, Any]]:
     "/extensions/live",
     "listExtensions",
     tag="supervisor",
-    query=TenantArgs(),
+    query=BoardArgs(),
     schema=ExtensionBoardSchema,
     answer="the board",
     usual=(401, 403, 503),
     description="Derived from the call events (PrimeVOX sends no agent status). Lists every "
     "extension with a leg live now or ended today or in the last 24 h, in number order. "
-    "Today is the UTC day." + SCOPE,
+    "Today is the tenant's day (its time zone, DEFAULT_TIMEZONE unless set)." + SCOPE,
 )
 def extensions_live(args: dict[str, str]) -> dict[str, Any]:
     """The extension board: who rings, talks or is idle, with today's figures"""
     tenants, _ = _tenants(args)
-    now = datetime.now(UTC)
-    return {"extensions": extensions_of(tenants, now), "server_time": isoformat(now)}
+    now, tz = datetime.now(UTC), args.get("tz")
+    return {
+        "extensions": extensions_of(tenants, now, tz),
+        "server_time": isoformat(now),
+        "timezone": board_zone(tenants, tz),
+    }
 
 
 @bp.operation(
@@ -156,7 +189,7 @@ def extensions_live(args: dict[str, str]) -> dict[str, Any]:
     "/extensions/live/stream",
     "streamExtensions",
     tag="supervisor",
-    query=TenantArgs(),
+    query=BoardArgs(),
     **documented_stream("extensions", "ExtensionBoard"),
 )
 def extensions_stream(args: dict[str, str]) -> Response | tuple[Response, int]:
@@ -165,7 +198,7 @@ def extensions_stream(args: dict[str, str]) -> Response | tuple[Response, int]:
     store = get_store()
     return snapshot_stream(
         "extensions",
-        lambda now, read: extensions_of(read, now),
+        lambda now, read: extensions_of(read, now, args.get("tz")),
         lambda: store.tenants.all() if follow_all else tenants,
     )
 

@@ -11,7 +11,16 @@ from marshmallow import Schema, fields, pre_load, validate
 from app.web.pages import page_cursor, page_next, page_size
 from app.web.rest import TOO_MANY_STREAMS, JsonBody, sse_event
 from app.web.schema_fields import EXAMPLE_CALL_UUID as EXAMPLE_CALL
-from app.web.schema_fields import EXAMPLE_TIME, Answer, Count, Number, Timestamp, ex, values
+from app.web.schema_fields import (
+    EXAMPLE_TIME,
+    Answer,
+    Count,
+    Number,
+    Timestamp,
+    ex,
+    tz_arg,
+    values,
+)
 from statemachine.callbacks import CALLBACK_REASONS, CallbackStatus, ResolutionKind
 from statemachine.extensions import ExtensionState
 from statemachine.outcome import MissedReason
@@ -72,6 +81,14 @@ class ExtensionBoardSchema(Answer):
 
     extensions = fields.List(fields.Nested(ExtensionSchema), required=True)
     server_time = _time("when the board was read")
+    timezone = fields.String(
+        allow_none=True,
+        metadata=ex(
+            "America/Chicago",
+            "the time zone of today's figures (the tenant's, or tz); null when the "
+            "tenants shown keep different ones (each its own)",
+        ),
+    )
 
 
 class TimelineStepSchema(Answer):
@@ -182,6 +199,12 @@ class TenantArgs(GivenArgs):
     """Whose board: a tenant key reads its own; an admin key one or every tenant."""
 
     tenant_id = tenant_filter()
+
+
+class BoardArgs(TenantArgs):
+    """Whose board, and whose day its today figures are."""
+
+    tz = tz_arg("each tenant's")
 
 
 class CallbackArgs(GivenArgs):

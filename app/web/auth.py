@@ -1,54 +1,52 @@
-"""Credentials: webhook tokens for the PBX, API keys for readers.
+"""Credentials: webhook tokens for the PBX, API keys for readers and operators.
 
-Both are ``secret -> tenant`` bindings where tenant ``*`` means every tenant.
-Secrets are compared in constant time and never logged.
+Each is looked up by the digest of the presented secret (core/credentials.py)
+and bound to a tenant, where ``*`` means every tenant. An API key also has a
+scope (read, write, admin), and each route declares the scope it needs
+(``ApiBlueprint.operation(needs=...)``). Secrets are never logged.
 """
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import current_app, g, request
+from flask import g, request
 
 from app.web.errors import error_response
+from app.web.resources import get_resources
+from core.store import EVERY_TENANT, CredentialKind, Scope
 
-ALL_TENANTS = "*"
+ALL_TENANTS = EVERY_TENANT
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def tenant_for(secret: str | None, bindings: Mapping[str, str]) -> str | None:
-    """The tenant a secret is bound to, or None. Looks at every binding, so the
-    time taken does not tell how much of a guess was right."""
-    if not secret:
-        return None
-    found: str | None = None
-    given = secret.encode("utf-8", "surrogateescape")
-    for candidate, tenant in bindings.items():
-        if hmac.compare_digest(given, candidate.encode("utf-8", "surrogateescape")):
-            found = tenant
-    return found
 
 
 def may_access(scope: str, tenant_id: str) -> bool:
     return scope in (ALL_TENANTS, tenant_id)
 
 
-def require_api_key(view: F) -> F:
-    """Let the request through with ``g.scope`` set to the key's tenant, or answer 401."""
+def require_api_key(view: F, needs: Scope = Scope.READ) -> F:
+    """Let the request through with ``g.scope`` set to the key's tenant and
+    ``g.key_scope`` to its scope; else answer 401 (no such key) or 403 (a key
+    without the scope ``needs``)."""
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         header = request.headers.get("Authorization", "")
         scheme, _, secret = header.partition(" ")
-        scope = None
+        credential = None
         if scheme.lower() == "bearer":
-            scope = tenant_for(secret.strip(), current_app.config["CALLSTATE_SETTINGS"].api_keys)
-        if scope is None:
+            credential = get_resources().credentials.find(secret.strip(), CredentialKind.API_KEY)
+        if credential is None:
             return error_response(401, "missing or unknown API key (Authorization: Bearer <key>)")
-        g.scope = scope
+        if not credential.scope.allows(needs):
+            return error_response(
+                403, f"this API key is {credential.scope.value}; this needs a {needs.value} key"
+            )
+        g.scope = credential.tenant_id
+        g.key_scope = credential.scope
         return view(*args, **kwargs)
 
+    wrapped.needs_scope = needs  # type: ignore[attr-defined]
     return cast(F, wrapped)

@@ -64,7 +64,11 @@ def unavailable_answer(
     if isinstance(exc, PoolExhausted):
         message = "busy: every Redis connection of this process is in use, retry shortly"
     elif isinstance(exc, NotReplicated):
-        message = "not confirmed on DURABLE_REPLICAS replica(s) in time, retry shortly"
+        # The event may be written: its retry is deduplicated by event id.
+        message = (
+            "not confirmed on DURABLE_REPLICAS replica(s) in time (it may be stored): "
+            "retry shortly, the retry is deduplicated"
+        )
     return {"error": message}, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 

@@ -8,6 +8,7 @@ import redis
 from flask import Flask, current_app
 from rq import Queue
 
+from core.credentials import CredentialLookup
 from core.observability import get_logger
 from core.queue import events_queue
 from core.settings import Settings
@@ -22,6 +23,7 @@ EXTENSION = "callstate"
 class Resources:
     store: Store
     queue: Queue
+    credentials: CredentialLookup
 
 
 def init_app(app: Flask, client: redis.Redis | None = None) -> None:
@@ -52,8 +54,11 @@ def init_app(app: Flask, client: redis.Redis | None = None) -> None:
         queues=queues,
         durable_replicas=settings.durable_replicas,
         durable_wait_seconds=settings.durable_wait_seconds,
+        durable_mode=settings.durable_mode,
     )
-    app.extensions[EXTENSION] = Resources(store, events_queue(queues))
+    app.extensions[EXTENSION] = Resources(
+        store, events_queue(queues), CredentialLookup(store.directory, settings)
+    )
 
 
 def get_resources() -> Resources:

@@ -36,7 +36,7 @@ from webargs.flaskparser import FlaskParser
 from app.web.auth import require_api_key
 from app.web.errors import BadQuery
 from app.web.schema_fields import OUTCOME_ID_PATTERN, ErrorAnswer
-from core.store import POOL_WAIT_SECONDS
+from core.store import POOL_WAIT_SECONDS, Scope
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -127,6 +127,7 @@ class ApiBlueprint(Blueprint):  # type: ignore[misc]
         body_required: bool = True,
         headers: Schema | None = None,
         key: bool = True,
+        needs: Scope | None = None,
         usual: Iterable[int] = (),
         errors: Mapping[int, str | Mapping[str, Any]] | None = None,
         path_params: list[dict[str, Any]] | None = None,
@@ -136,7 +137,8 @@ class ApiBlueprint(Blueprint):  # type: ignore[misc]
         """Declare a route: ``method rule`` as the OpenAPI operation ``operation_id``.
 
         The request passes, in order: the API key (``key``; no key documents no
-        security), ``before`` (called with the path's values; it may raise to
+        security) and its scope (``needs``; default: read for a GET, write for
+        anything else), ``before`` (called with the path's values; it may raise to
         answer first), the ``query`` schema, the ``body`` schema (``location="json"``).
         The view gets the loaded query, then the loaded body, then the path's values.
         Its answer is dumped by ``schema`` and documented with ``status``,
@@ -173,7 +175,7 @@ class ApiBlueprint(Blueprint):  # type: ignore[misc]
             if before is not None:
                 decorated = _first(before, decorated)
             if key:
-                decorated = require_api_key(decorated)
+                decorated = require_api_key(decorated, needs or needed_scope(method))
             self.route(rule, methods=[method], tags=[tag], parameters=path_params)(decorated)
             routed: F = decorated
             return routed
@@ -194,6 +196,12 @@ class ApiBlueprint(Blueprint):  # type: ignore[misc]
             arguments.pop("responses", None)
         result: dict[str, Any] = super()._prepare_arguments_doc(doc, doc_info, **kwargs)
         return result
+
+
+def needed_scope(method: str) -> Scope:
+    """What a route needs unless it says: a read key reads (GET and streams),
+    anything that changes something needs a write key."""
+    return Scope.READ if method in ("GET", "HEAD") else Scope.WRITE
 
 
 def _first(check: Callable[..., object], view: F) -> F:
@@ -242,7 +250,9 @@ UNAVAILABLE = error_doc(
     headers=RETRY_AFTER,
 )
 UNAUTHORIZED = error_doc("missing or unknown API key")
-FORBIDDEN = error_doc("a tenant key asked for another tenant")
+FORBIDDEN = error_doc(
+    "a tenant key asked for another tenant, or a key without the scope this needs"
+)
 USUAL_ERRORS = {401: UNAUTHORIZED, 403: FORBIDDEN, 503: UNAVAILABLE}
 TOO_MANY_STREAMS = error_doc(
     "too many open streams in this process: retry after Retry-After seconds",

@@ -14,7 +14,9 @@ from collections.abc import Iterable
 from enum import Enum
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, fields
+from marshmallow import EXCLUDE, Schema, ValidationError, fields
+
+from core.settings import is_timezone
 
 EXAMPLE_TENANT = "acme"
 EXAMPLE_CONTAINER = "container-1"
@@ -23,6 +25,7 @@ EXAMPLE_CONVERSATION = "conv-5551230000"
 EXAMPLE_TIME = "2025-11-25T10:00:00.000000Z"
 EXAMPLE_OUTCOME_ID = "1764064805123456-0"
 EXAMPLE_SUBSCRIPTION = "sub_3f9a1c0d2e4b6a8c"
+EXAMPLE_DELIVERY = f"{EXAMPLE_SUBSCRIPTION}_5d41402abc4b2a76b9719d91"
 OUTCOME_ID_PATTERN = r"^[0-9]{1,20}(-[0-9]{1,20})?$"
 
 
@@ -72,6 +75,22 @@ def time_field(description: str, *, nullable: bool = True) -> Timestamp:
 
 def text(example: Any, description: str | None = None, *, nullable: bool = True) -> fields.String:
     return fields.String(required=True, allow_none=nullable, metadata=ex(example, description))
+
+
+def _known_zone(name: str) -> None:
+    if not is_timezone(name):
+        raise ValidationError("tz must be an IANA time zone such as America/Chicago")
+
+
+def tz_arg(default: str) -> fields.String:
+    """The ``tz`` query argument: an IANA time zone for a request's day and hours."""
+    return fields.String(
+        validate=_known_zone,
+        metadata={
+            "description": f"the IANA time zone of today and of local hours; default: {default}",
+            "example": "America/Chicago",
+        },
+    )
 
 
 class ErrorAnswer(Answer):

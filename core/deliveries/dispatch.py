@@ -54,12 +54,17 @@ def matches(subscription: Subscription, record: OutcomeRecord) -> bool:
     return OutcomeId.of(record).micros >= int(subscription["created_us"])
 
 
-def delivery_id_for(subscription_id: str, record_id: str) -> str:
-    return f"{subscription_id}_{record_id}"
+def delivery_id_for(subscription_id: str, record: OutcomeRecord) -> str:
+    """One delivery (and webhook-id) per subscription, call and revision, not per
+    record id: a revision published again under a new id (its first record lost
+    with a Redis master before it reached the replica) is not delivered again,
+    and if its delivery was lost too, the new one has the same webhook-id."""
+    revision = f"{record['tenant_id']}\0{record['call_uuid']}\0{record['revision']}"
+    return f"{subscription_id}_{hashlib.sha256(revision.encode()).hexdigest()[:24]}"
 
 
 def new_delivery(subscription: Subscription, record: OutcomeRecord, now: float) -> Delivery:
-    delivery_id = delivery_id_for(subscription["id"], record["id"])
+    delivery_id = delivery_id_for(subscription["id"], record)
     return {
         "id": delivery_id,
         "webhook_id": "msg_" + hashlib.sha256(delivery_id.encode()).hexdigest()[:32],

@@ -47,7 +47,8 @@ class Subscription(TypedDict):
 class Delivery(TypedDict):
     """One outcome record on its way to one subscription, with its attempts so far."""
 
-    # ``<subscription id>_<outcome id>``: made twice, it is stored once.
+    # ``<subscription id>_<digest of tenant, call and revision>``: one per revision,
+    # made twice (the revision published again under a new id too), stored once.
     id: str
     # The Standard Webhooks ``webhook-id``, the same on every attempt.
     webhook_id: str

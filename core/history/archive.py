@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from core.history import writer
+from core.history.numbers import DEPLOYMENT_DEFAULT, Countries
 from core.history.records import decided_us
 from core.observability import get_logger
 from core.store import Store
@@ -34,8 +35,16 @@ def _micros(record_id: str) -> int:
     return int(record_id.partition("-")[0])
 
 
-def archive_pass(store: Store, engine: sa.Engine, batch: int = BATCH) -> int:
+def archive_pass(
+    store: Store,
+    engine: sa.Engine,
+    batch: int = BATCH,
+    countries: Countries = DEPLOYMENT_DEFAULT,
+) -> int:
     """Archive up to ``batch`` records after the cursor; returns how many were written.
+
+    ``countries``: each tenant's country, to keep its numbers as searched
+    (core.history.numbers.tenant_countries).
 
     Only records decided before the server time read first are taken: a
     tenant's first record can only be published after its first event added
@@ -51,13 +60,13 @@ def archive_pass(store: Store, engine: sa.Engine, batch: int = BATCH) -> int:
     if not records:
         return 0
     try:
-        writer.archive(engine, records, after)
+        writer.archive(engine, records, after, countries)
     except (sa.exc.SQLAlchemyError, UnicodeError) as exc:
         if not writer.refused_by_database(exc):
             raise
         # One record the database will never take must not stop the archive
         # for everyone: write the batch one by one and set that one aside.
-        for record, reason in writer.archive_each(engine, records, after):
+        for record, reason in writer.archive_each(engine, records, after, countries):
             log.error(
                 "outcome record set aside: the history database refused it",
                 outcome_id=record["id"],
@@ -67,7 +76,12 @@ def archive_pass(store: Store, engine: sa.Engine, batch: int = BATCH) -> int:
     return len(records)
 
 
-def backfill(store: Store, engine: sa.Engine, batch: int = 1000) -> int:
+def backfill(
+    store: Store,
+    engine: sa.Engine,
+    batch: int = 1000,
+    countries: Countries = DEPLOYMENT_DEFAULT,
+) -> int:
     """Write every outcome record Redis still holds (idempotent; the cursor stays).
 
     Returns how many records were read.
@@ -79,7 +93,7 @@ def backfill(store: Store, engine: sa.Engine, batch: int = 1000) -> int:
         if not records:
             return count
         with engine.begin() as connection:
-            writer.write_records(connection, records)
+            writer.write_records(connection, records, countries=countries)
         count += len(records)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from core.history.numbers import searchable
+from core.settings import Settings
 from core.store import dumps
 from statemachine.events import micros, parse_time
 from statemachine.outcome import OutcomeRecord
@@ -49,9 +51,11 @@ def extensions_of(record: Mapping[str, Any]) -> list[str]:
     return found
 
 
-def call_row(record: OutcomeRecord) -> dict[str, Any]:
-    """The ``history_calls`` row of a record (``first_*`` as if it were the first)."""
+def call_row(record: OutcomeRecord, country: str = Settings.default_country) -> dict[str, Any]:
+    """The ``history_calls`` row of a record (``first_*`` as if it were the first),
+    its caller's number also as searched when read in ``country`` (core.history.numbers)."""
     decided = decided_us(record)
+    caller = _number(record.get("caller"))
     revision = int(record.get("revision") or 1)
     return {
         "tenant_id": record["tenant_id"],
@@ -64,7 +68,8 @@ def call_row(record: OutcomeRecord) -> dict[str, Any]:
         "missed_reason": record.get("missed_reason"),
         "queue": record.get("queue") or None,
         "ring_group": record.get("ring_group") or None,
-        "caller_number": _number(record.get("caller")),
+        "caller_number": caller,
+        "caller_key": searchable(caller, country),
         "first_revision": revision,
         "first_decided_us": decided,
         "decided_us": decided,
@@ -84,14 +89,18 @@ def revision_row(record: OutcomeRecord) -> dict[str, Any]:
     }
 
 
-def extension_rows(record: OutcomeRecord) -> list[dict[str, Any]]:
-    """The ``history_extensions`` rows of a record."""
+def extension_rows(
+    record: OutcomeRecord, country: str = Settings.default_country
+) -> list[dict[str, Any]]:
+    """The ``history_extensions`` rows of a record (an extension may be a number
+    outside, a forward to a mobile: searched as a number read in ``country``)."""
     start = started_us(record)
     return [
         {
             "tenant_id": record["tenant_id"],
             "call_uuid": record["call_uuid"],
             "extension": number,
+            "extension_key": searchable(number, country),
             "started_us": start,
         }
         for number in extensions_of(record)

@@ -44,6 +44,9 @@ calls = sa.Table(
     sa.Column("queue", key_text()),
     sa.Column("ring_group", key_text()),
     sa.Column("caller_number", key_text()),
+    # The caller's number as searched: E.164 when it reads as one, else as
+    # written (core.history.numbers); the record keeps the number as received.
+    sa.Column("caller_key", key_text()),
     # The first revision archived (1 unless it had left Redis before) and when
     # it was decided: /v1/stats counts a call in the window of its revision 1.
     sa.Column("first_revision", sa.Integer, nullable=False),
@@ -57,6 +60,7 @@ sa.Index(
     "ix_history_calls_tenant_started", calls.c.tenant_id, calls.c.started_us, calls.c.call_uuid
 )
 sa.Index("ix_history_calls_tenant_caller", calls.c.tenant_id, calls.c.caller_number)
+sa.Index("ix_history_calls_tenant_caller_key", calls.c.tenant_id, calls.c.caller_key)
 sa.Index("ix_history_calls_first_decided", calls.c.first_decided_us)
 
 revisions = sa.Table(
@@ -76,14 +80,17 @@ extensions = sa.Table(
     sa.Column("tenant_id", key_text(), primary_key=True),
     sa.Column("call_uuid", key_text(), primary_key=True),
     sa.Column("extension", key_text(), primary_key=True),
+    # The extension as searched (core.history.numbers): a number outside in
+    # E.164, an extension as written.
+    sa.Column("extension_key", key_text()),
     # The call's started_us, copied so that an extension's calls page in order
     # from this table's index alone.
     sa.Column("started_us", sa.BigInteger, nullable=False),
 )
 sa.Index(
-    "ix_history_extensions_tenant_extension",
+    "ix_history_extensions_tenant_extension_key",
     extensions.c.tenant_id,
-    extensions.c.extension,
+    extensions.c.extension_key,
     extensions.c.started_us,
     extensions.c.call_uuid,
 )
@@ -110,4 +117,18 @@ set_aside = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("set_aside_us", sa.BigInteger, nullable=False),
     sa.Column("record", sa.Text, nullable=False),
+)
+
+# Tenants and credentials as they changed, copied from Redis (where they are
+# the truth) for audit: one row a change, never a secret nor its digest.
+tenant_audit = sa.Table(
+    "tenant_audit",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("tenant_id", key_text(), nullable=False),
+    sa.Column("credential_id", sa.Text, nullable=True),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Index("tenant_audit_by_tenant", "tenant_id", "at_us"),
 )

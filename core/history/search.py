@@ -5,7 +5,12 @@ so that a page's last call is an exact position to continue from: a cursor
 is that position, and the next page is the calls strictly after it. Each
 filter has an index to walk (see docs/performance.md for the plans): a tenant's
 calls by start; all tenants' calls by start; an extension's calls by start
-(``history_extensions``); a tenant's callers by number.
+(``history_extensions``, by its number as searched); a tenant's callers by
+number as searched, and as written for a part of a number.
+
+Numbers are matched however the PBX wrote them (core.history.numbers): a
+caller or extension filter that reads as a full number in ``country`` is
+compared in E.164 with the searchable form stored beside the raw one.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from core.history.exceptions import BadCursor
+from core.history.numbers import searchable
 from core.history.schema import calls, extensions, revisions
+from core.settings import Settings
 from statemachine.outcome import OutcomeRecord
 
 STREAM_BATCH = 1000
@@ -38,8 +45,9 @@ class CallFilter:
     direction: str | None = None
     queue: str | None = None
     ring_group: str | None = None
-    extension: str | None = None
-    caller_prefix: str | None = None
+    extension: str | None = None  # as written: any form of the same number matches
+    caller_prefix: str | None = None  # as written: a full number matches any form of it
+    country: str = Settings.default_country  # what national numbers in the filter are read in
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,25 @@ def _prefix_end(prefix: str) -> str | None:
     return stripped[:-1] + chr(last)
 
 
+def _starts_with(column: sa.ColumnElement[str], prefix: str) -> sa.ColumnElement[bool]:
+    """``column`` starts with ``prefix``, as a range an index walks."""
+    end = _prefix_end(prefix)
+    if end is None:
+        return column >= prefix
+    return sa.and_(column >= prefix, column < end)
+
+
+def _caller_matches(written: str, country: str) -> sa.ColumnElement[bool]:
+    """A full number: the callers with that number, however written. Part of a
+    number (``+1780``, ``780``): searched callers or raw numbers starting with it."""
+    key = searchable(written, country)
+    if key != written:
+        return _starts_with(calls.c.caller_key, key or written)
+    return sa.or_(
+        _starts_with(calls.c.caller_key, written), _starts_with(calls.c.caller_number, written)
+    )
+
+
 def select_calls(where: CallFilter, after: Position | None, limit: int | None) -> sa.Select[Any]:
     """The search as one SELECT of (record, started_us, tenant_id, call_uuid).
 
@@ -96,7 +123,9 @@ def select_calls(where: CallFilter, after: Position | None, limit: int | None) -
         source: sa.FromClause = extensions.join(
             calls, sa.and_(calls.c.tenant_id == keys.tenant_id, calls.c.call_uuid == keys.call_uuid)
         )
-        conditions: list[sa.ColumnElement[bool]] = [keys.extension == where.extension]
+        conditions: list[sa.ColumnElement[bool]] = [
+            keys.extension_key == searchable(where.extension, where.country)
+        ]
     else:
         keys = calls.c
         source = calls
@@ -117,10 +146,7 @@ def select_calls(where: CallFilter, after: Position | None, limit: int | None) -
         if value is not None:
             conditions.append(column == value)
     if where.caller_prefix:
-        conditions.append(calls.c.caller_number >= where.caller_prefix)
-        end = _prefix_end(where.caller_prefix)
-        if end is not None:
-            conditions.append(calls.c.caller_number < end)
+        conditions.append(_caller_matches(where.caller_prefix, where.country))
     if after is not None:
         if where.tenant_id is not None:
             # One tenant: compare (started, call) so the tenant's index serves the range.

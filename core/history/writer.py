@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from core.history import records as rows
 from core.history.exceptions import CursorMoved
+from core.history.numbers import DEPLOYMENT_DEFAULT, Countries
 from core.history.schema import (
     OUTCOMES_CURSOR,
     calls,
@@ -105,7 +106,9 @@ def _latest_per_call(records: Sequence[OutcomeRecord]) -> dict[Key, OutcomeRecor
     return latest
 
 
-def _call_rows(records: Sequence[OutcomeRecord], keys: set[Key]) -> list[dict[str, Any]]:
+def _call_rows(
+    records: Sequence[OutcomeRecord], keys: set[Key], countries: Countries
+) -> list[dict[str, Any]]:
     """The calls rows of ``keys``: from each call's latest record here, ``first_*``
     from its earliest."""
     first: dict[Key, OutcomeRecord] = {}
@@ -116,7 +119,7 @@ def _call_rows(records: Sequence[OutcomeRecord], keys: set[Key]) -> list[dict[st
     latest = _latest_per_call(records)
     return [
         {
-            **rows.call_row(latest[key]),
+            **rows.call_row(latest[key], countries(key[0])),
             "first_revision": _revision(first[key]),
             "first_decided_us": rows.decided_us(first[key]),
         }
@@ -129,8 +132,10 @@ def write_records(
     records: Sequence[OutcomeRecord],
     *,
     expected_cursor: object = KEEP_CURSOR,
+    countries: Countries = DEPLOYMENT_DEFAULT,
 ) -> int:
-    """Write outcome records (with their ``id``) in the caller's transaction.
+    """Write outcome records (with their ``id``) in the caller's transaction,
+    numbers also kept as searched in each tenant's country (``countries``).
 
     With ``expected_cursor`` (the archiver), the cursor moves from it to the
     last record's id, or CursorMoved is raised; without (a backfill), the
@@ -162,7 +167,7 @@ def write_records(
     _insert_rows(
         connection,
         calls,
-        _call_rows(records, set(newer)),
+        _call_rows(records, set(newer), countries),
         lambda insert: insert.on_conflict_do_update(
             index_elements=[calls.c.tenant_id, calls.c.call_uuid],
             set_={c.name: insert.excluded[c.name] for c in calls.c if c.name not in kept},
@@ -172,17 +177,26 @@ def write_records(
     replaced = [k for k in newer if k in stored]
     if replaced:
         connection.execute(sa.delete(extensions).where(_of_calls(extensions, replaced)))
-    extension_rows = [row for record in newer.values() for row in rows.extension_rows(record)]
+    extension_rows = [
+        row
+        for record in newer.values()
+        for row in rows.extension_rows(record, countries(record["tenant_id"]))
+    ]
     _insert_rows(connection, extensions, extension_rows, lambda insert: insert)
     return len(newer)
 
 
 def archive(
-    engine: sa.Engine, records: Sequence[OutcomeRecord], expected_cursor: str | None
+    engine: sa.Engine,
+    records: Sequence[OutcomeRecord],
+    expected_cursor: str | None,
+    countries: Countries = DEPLOYMENT_DEFAULT,
 ) -> int:
     """Write a batch and move the cursor past it, in one transaction (see write_records)."""
     with engine.begin() as connection:
-        return write_records(connection, records, expected_cursor=expected_cursor)
+        return write_records(
+            connection, records, expected_cursor=expected_cursor, countries=countries
+        )
 
 
 def refused_by_database(exc: Exception) -> bool:
@@ -199,7 +213,10 @@ def refused_by_database(exc: Exception) -> bool:
 
 
 def archive_each(
-    engine: sa.Engine, records: Sequence[OutcomeRecord], expected_cursor: str | None
+    engine: sa.Engine,
+    records: Sequence[OutcomeRecord],
+    expected_cursor: str | None,
+    countries: Countries = DEPLOYMENT_DEFAULT,
 ) -> list[tuple[OutcomeRecord, str]]:
     """Write a batch a record at a time, set aside the records the database
     refuses, and move the cursor past the batch, in one transaction; returns
@@ -211,7 +228,7 @@ def archive_each(
         for record in records:
             try:
                 with connection.begin_nested():
-                    write_records(connection, [record])
+                    write_records(connection, [record], countries=countries)
             except (sa.exc.SQLAlchemyError, UnicodeError) as exc:
                 if not refused_by_database(exc):
                     raise

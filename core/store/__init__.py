@@ -11,7 +11,10 @@ that ``RQ_REDIS_URL`` names, never on a cluster: its multi-key commands span
 slots.
 
     store.<part>        module            what it holds
-    tenants             tenants.py        the tenants, which posted a call or conversation
+    tenants             tenants.py        the tenants, which posted a call or conversation;
+                                          each tenant's own settings
+    directory           directory.py      tenant records, webhook tokens and API keys (by
+                                          digest), this process's copy of them
     pending             pending.py        accepted events, doorbells, wake tokens
     poisoned            poisoned.py       events set aside as poisoned
     calls               calls.py          call logs, views, live calls, timers
@@ -45,6 +48,20 @@ from core.store.connection import (
     Redis,
     connect,
     open_redis,
+)
+from core.store.directory import (
+    CHECK_SECONDS,
+    EVERY_TENANT,
+    MISS_CHECK_SECONDS,
+    Credential,
+    CredentialKind,
+    Directory,
+    Scope,
+    TenantExists,
+    TenantRecord,
+    digest,
+    new_credential_id,
+    new_secret,
 )
 from core.store.due import DueIndexes
 from core.store.group_commit import GroupCommit
@@ -111,11 +128,14 @@ class Store:
         spread: bool | None = None,
         durable_replicas: int = 0,
         durable_wait_seconds: float = 1.0,
+        durable_mode: str = "available",
     ) -> None:
         """``queues``: the Redis of RQ's queues (default: ``client``). ``spread``:
         per-partition hash tags (default: whether ``client`` is a cluster client).
         ``durable_replicas``: accepting an event waits until that many replicas
-        have it (WAIT), at most ``durable_wait_seconds``. ``group_commit``: the
+        have it (WAIT), at most ``durable_wait_seconds``; ``durable_mode``
+        (available, strict): with fewer replicas left, wait for those (see
+        core/store/durability.py) or refuse. ``group_commit``: the
         web process's request threads share round trips to accept events."""
         backend = Backend(
             client,
@@ -124,9 +144,11 @@ class Store:
             retention_seconds=retention_seconds,
             durable_replicas=durable_replicas,
             durable_wait_seconds=durable_wait_seconds,
+            durable_mode=durable_mode,
         )
         self.backend = backend
-        self.tenants = Tenants(backend)
+        self.directory = Directory(backend)
+        self.tenants = Tenants(backend, self.directory)
         self.pending = PendingEvents(backend, self.tenants, group_commit=group_commit)
         self.poisoned = Poisoned(backend)
         self.calls = Calls(backend, self.pending)
@@ -145,8 +167,11 @@ class Store:
 # What code outside core/store imports; it imports nothing else, and only from here.
 __all__ = [
     "CALL_INDEX_COMPLETE_KEY",
+    "CHECK_SECONDS",
     "DELIVERIES_DUE_KEY",
     "DISPATCH_LOCK_KEY",
+    "EVERY_TENANT",
+    "MISS_CHECK_SECONDS",
     "OUTCOMES_DUE_KEY",
     "PARTITIONS",
     "PENDING_DUE_KEY",
@@ -160,14 +185,20 @@ __all__ = [
     "CallLog",
     "CallPart",
     "Conversation",
+    "Credential",
+    "CredentialKind",
+    "Directory",
     "GroupCommit",
     "NotReplicated",
     "Partition",
     "PoolExhausted",
+    "Scope",
     "Store",
     "SubscriptionState",
     "Subscriptions",
     "SupervisorView",
+    "TenantExists",
+    "TenantRecord",
     "call_key",
     "call_tenants_key",
     "connect",
@@ -175,6 +206,7 @@ __all__ = [
     "delivery_due_key",
     "delivery_queue_key",
     "delivery_timers_key",
+    "digest",
     "dispatch_cursor_key",
     "doorbell_key",
     "dumps",
@@ -182,6 +214,8 @@ __all__ = [
     "live_key",
     "log_keys",
     "merge_log",
+    "new_credential_id",
+    "new_secret",
     "open_redis",
     "outcomes_key",
     "partition_for",

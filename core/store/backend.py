@@ -14,6 +14,7 @@ from redis.cluster import RedisCluster
 from redis.commands.core import Script
 
 from core.store.connection import NotReplicated, PoolExhausted, Redis
+from core.store.durability import Durability
 from core.store.keys import PARTITIONS, partition_tag
 from core.store.values import script_source
 
@@ -37,6 +38,7 @@ class Backend:
         retention_seconds: float = 7 * 24 * 3600.0,
         durable_replicas: int = 0,
         durable_wait_seconds: float = 1.0,
+        durable_mode: str = "available",
     ) -> None:
         """See ``Store``: the same arguments, less what only one part uses."""
         self.redis: Redis = client
@@ -48,6 +50,7 @@ class Backend:
         self.retention_seconds = retention_seconds
         self.durable_replicas = durable_replicas
         self.durable_wait_ms = max(1, int(durable_wait_seconds * 1000))
+        self.durability = Durability(durable_replicas, durable_mode)
 
     def script(self, name: str) -> Script:
         """The Lua script ``lua/<name>.lua``, with the shared sources it asks for."""
@@ -77,8 +80,9 @@ class Backend:
         self,
         calls: Sequence[tuple[Script, Sequence[str], Sequence[Any]]],
         *,
-        wait_replicas: int = 0,
+        durable: bool = False,
         also: Sequence[tuple[Any, ...]] = (),
+        dropped: list[tuple[Any, ...]] | None = None,
     ) -> list[Any]:
         """Run Lua scripts, one round trip per Redis node; per call its answer,
         or its error (returned, not raised).
@@ -87,13 +91,17 @@ class Backend:
         are grouped by the node that holds their first key's slot, each group
         a plain pipeline to that node. A call a node redirects (MOVED, ASK:
         slots migrating or a failover; nothing ran) is run again alone through
-        the cluster client, which follows redirects. With ``wait_replicas``,
-        each group ends with WAIT on the same connection: a group that fewer
-        replicas acknowledged in time gets NotReplicated for every call.
+        the cluster client, which follows redirects. With ``durable``, each
+        group ends with WAIT on the same connection, for as many replicas as
+        ``durability`` asks of that node (and WAITAOF where it asks for the
+        master's own AOF): a group not confirmed in time gets NotReplicated
+        for every call.
         ``also``: plain commands (name, key, ...) to send along, to the node of
         their key, idempotent ones only: on a cluster one that failed (a slot
         moving, a node gone) is sent again through the cluster client, which
-        follows redirects; if that fails too it is dropped (best effort).
+        follows redirects; if that fails too it is dropped, and added to
+        ``dropped`` when given (with ``durable``, one whose node's WAIT fell
+        short is sent again too).
         """
         groups: dict[str, tuple[redis.Redis, list[int]]] = {}
         extra: dict[str, list[tuple[Any, ...]]] = {}
@@ -116,7 +124,7 @@ class Backend:
             along: list[Any] = []
             try:
                 got = self._eval_on(
-                    client, [calls[i] for i in indexes], wait_replicas, sent_along, along
+                    name, client, [calls[i] for i in indexes], durable, sent_along, along
                 )
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 # A node gone (a failover?): learn the new slot map for next time.
@@ -136,16 +144,18 @@ class Backend:
         if redirected:
             self._refresh_slots()
             for index in redirected:
-                answers[index] = self._eval_alone(calls[index], wait_replicas)
-        if failed_also and self.cluster is not None:
-            for command in failed_also:
-                with contextlib.suppress(redis.RedisError):
-                    self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
+                answers[index] = self._eval_alone(calls[index], durable)
+        for command in failed_also:
+            try:
+                if self.cluster is None:
+                    raise redis.ConnectionError("sent with the scripts, which failed")
+                self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
+            except redis.RedisError:
+                if dropped is not None:
+                    dropped.append(command)
         return answers
 
-    def _eval_alone(
-        self, call: tuple[Script, Sequence[str], Sequence[Any]], wait_replicas: int
-    ) -> Any:
+    def _eval_alone(self, call: tuple[Script, Sequence[str], Sequence[Any]], durable: bool) -> Any:
         """A redirected call, again, after the slot map was refreshed: on the node
         that holds its slot now, else through the cluster client (it follows
         ASK while a slot migrates; WAIT cannot follow it there)."""
@@ -153,10 +163,10 @@ class Backend:
         script, keys, args = call
         try:
             node = self.nodes.get_node_from_key(keys[0])
-            answer = self._eval_on(node.redis_connection, [call], wait_replicas)[0]
+            answer = self._eval_on(node.name, node.redis_connection, [call], durable)[0]
             if not isinstance(answer, _REDIRECTS):
                 return answer
-            if wait_replicas:
+            if durable and self.durable_replicas:
                 return NotReplicated(f"slot of {keys[0]} is migrating: cannot WAIT for it")
             return script(keys=list(keys), args=list(args))
         except redis.RedisError as exc:
@@ -164,14 +174,17 @@ class Backend:
 
     def _eval_on(
         self,
+        node: str,
         client: Redis,
         calls: Sequence[tuple[Script, Sequence[str], Sequence[Any]]],
-        wait_replicas: int,
+        durable: bool,
         also: Sequence[tuple[Any, ...]] = (),
         also_answers: list[Any] | None = None,
     ) -> list[Any]:
         """One pipeline of scripts (EVALSHA, loading any the server lacks) on one
-        node; the answers of ``also`` go into ``also_answers`` if given."""
+        node (``node``, its name); the answers of ``also`` go into ``also_answers``
+        if given."""
+        wait_replicas, wait_aof = self.durability.wait_for(node, client) if durable else (0, False)
         for _ in range(2):
             with client.pipeline(transaction=False) as pipe:
                 for script, keys, args in calls:
@@ -181,6 +194,10 @@ class Backend:
                 if wait_replicas:
                     pipe.execute_command(  # type: ignore[no-untyped-call]
                         "WAIT", wait_replicas, self.durable_wait_ms
+                    )
+                elif wait_aof:
+                    pipe.execute_command(  # type: ignore[no-untyped-call]
+                        "WAITAOF", 1, 0, self.durable_wait_ms
                     )
                 got = pipe.execute(raise_on_error=False)
             missing = {
@@ -195,21 +212,35 @@ class Backend:
         answers = got[: len(calls)]
         if also_answers is not None:
             also_answers += got[len(calls) : len(calls) + len(also)]
-        if wait_replicas:
-            return [self._confirm_wait(got[-1], a, wait_replicas) for a in answers]
+        if wait_replicas or wait_aof:
+            short = self._short_of(got[-1], wait_replicas)
+            if short is not None:
+                self.durability.forget(node)  # a replica lost? the retry asks again
+                if also_answers is not None and also:
+                    del also_answers[-len(also) :]
+                    also_answers += [short] * len(also)
+                return [a if isinstance(a, BaseException) else short for a in answers]
         return list(answers)
 
-    def _confirm_wait(self, acked: Any, answer: Any, replicas: int) -> Any:
-        if isinstance(answer, BaseException):
-            return answer
-        if isinstance(acked, BaseException):
+    def _short_of(self, acked: Any, replicas: int) -> redis.RedisError | None:
+        """What WAIT (``replicas``) or WAITAOF (0) answered, as the error of a
+        write not confirmed in time; None when confirmed."""
+        if isinstance(acked, redis.RedisError):
             return acked
+        if isinstance(acked, BaseException):
+            return redis.RedisError(str(acked))
+        if not replicas:  # WAITAOF: [local AOFs, replica AOFs]
+            if int(acked[0]) < 1:
+                return NotReplicated(
+                    f"the master's AOF did not confirm within {self.durable_wait_ms} ms"
+                )
+            return None
         if int(acked) < replicas:
             return NotReplicated(
                 f"the write reached {int(acked)} of {replicas} replica(s) "
                 f"within {self.durable_wait_ms} ms"
             )
-        return answer
+        return None
 
     def _refresh_slots(self) -> None:
         if self.cluster is not None:

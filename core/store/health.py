@@ -8,6 +8,7 @@ from typing import Any, cast
 import redis
 
 from core.store.backend import Part
+from core.store.durability import Degraded
 
 # Past this share of maxmemory, Redis is near refusing writes (noeviction): warn
 # while there is still time to trim retention or move to a larger plan.
@@ -62,6 +63,8 @@ class Health(Part):
         """Settings of the Redis server(s) that put accepted events at risk. Raises RedisError."""
         warnings: list[str] = []
         durable = self.backend.durable_replicas
+        # Available mode says what it waits for in degraded(); strict refuses.
+        strict = self.backend.durability.mode == "strict"
         for name, client in self.backend.servers():
             where = f"{name}: " if name else ""
             try:
@@ -77,7 +80,7 @@ class Health(Part):
                 warnings.append(
                     f"{where}appendonly is off: events accepted since the last save die with Redis"
                 )
-            if durable:
+            if durable and strict:
                 replicas = int(client.info("replication").get("connected_slaves", 0))
                 if replicas < durable:
                     warnings.append(
@@ -111,6 +114,24 @@ class Health(Part):
                     "larger Redis plan"
                 )
         return warnings
+
+    @property
+    def durable_mode(self) -> str:
+        return self.backend.durability.mode
+
+    @property
+    def durable_replicas(self) -> int:
+        return self.backend.durability.replicas
+
+    def degraded(self) -> list[Degraded]:
+        """Masters that hold fewer replicas than DURABLE_REPLICAS now, in available
+        mode (their events are acknowledged on fewer copies), looked at afresh.
+        Never raises."""
+        try:
+            servers = self.backend.servers()
+        except redis.RedisError:
+            return self.backend.durability.degraded()
+        return self.backend.durability.check(servers)
 
     def connection_warnings(self, needed: int) -> list[str]:
         """Each Redis server's client limit against the connections our processes

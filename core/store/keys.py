@@ -309,3 +309,23 @@ def call_tenants_key(call_uuid: str) -> str:
 
 def conversation_tenants_key(conversation_id: str) -> str:
     return f"{PREFIX}:conversation-tenants:{_part(conversation_id)}"
+
+
+# -- tenants and credentials as data (directory.py) -------------------------------------
+#
+#   cs:{dir}:tenants       hash   tenant id -> json record (name, settings, disabled)
+#   cs:{dir}:credentials   hash   sha256 hex of a token or key -> json credential
+#   cs:{dir}:credential-ids hash  credential id -> that sha256 hex (to revoke by id)
+#   cs:{dir}:last-used     hash   credential id -> when it was last used (epoch s)
+#   cs:{dir}:version       string a counter every write above moves: each process
+#                                 reloads its copy when it sees it move
+#
+# One hash tag for all of them, so a change and its version move in one MULTI on
+# a cluster too. The raw secret is in no key and no value: only its digest.
+
+DIRECTORY_TAG = f"{PREFIX}:{{dir}}"
+DIRECTORY_TENANTS_KEY = f"{DIRECTORY_TAG}:tenants"
+CREDENTIALS_KEY = f"{DIRECTORY_TAG}:credentials"
+CREDENTIAL_IDS_KEY = f"{DIRECTORY_TAG}:credential-ids"
+CREDENTIALS_USED_KEY = f"{DIRECTORY_TAG}:last-used"
+DIRECTORY_VERSION_KEY = f"{DIRECTORY_TAG}:version"

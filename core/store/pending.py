@@ -44,6 +44,23 @@ class Partition:
     size: int
 
 
+def _index_key(envelope: Envelope) -> str | None:
+    """The cross-tenant index key an accepted event adds its tenant to, if any."""
+    data = envelope.get("data") or {}
+    if data.get("call_uuid"):
+        return call_tenants_key(data["call_uuid"])
+    if data.get("conversation_id"):
+        return conversation_tenants_key(data["conversation_id"])
+    return None
+
+
+def _needing(items: Sequence[tuple[Envelope, str]], keys: set[str]) -> list[int]:
+    """The items whose accept wrote one of ``keys`` (every item needs the shared ones)."""
+    if keys & {TENANTS_KEY, PENDING_DUE_KEY}:
+        return list(range(len(items)))
+    return [i for i, (envelope, _) in enumerate(items) if _index_key(envelope) in keys]
+
+
 def _accepts_busy() -> PoolExhausted:
     return PoolExhausted(
         f"events waiting to be written stayed queued for {POOL_WAIT_SECONDS} s behind a busy Redis"
@@ -92,7 +109,7 @@ class PendingEvents(Part):
 
         One script call per partition tag (on one Redis: per tenant). With
         ``durable_replicas``, an event is accepted only once WAIT confirmed it
-        on that many replicas (else NotReplicated).
+        on as many replicas as ``backend.durability`` asks (else NotReplicated).
         """
         by_tag: dict[str, list[int]] = {}
         for index, (envelope, _) in enumerate(items):
@@ -110,22 +127,29 @@ class PendingEvents(Part):
             ("ZADD", PENDING_DUE_KEY, "LT", *(x for t in tenants for x in (now, t))),
         ]
         for envelope, _ in items:
-            data = envelope.get("data") or {}
-            if data.get("call_uuid"):
-                key = call_tenants_key(data["call_uuid"])
-            elif data.get("conversation_id"):
-                key = conversation_tenants_key(data["conversation_id"])
-            else:
-                continue
-            also += [("SADD", key, envelope["tenant_id"]), ("PEXPIRE", key, self.backend.ttl_ms)]
-        answers = self.backend.eval_many(
-            calls, wait_replicas=self.backend.durable_replicas, also=also
-        )
+            key = _index_key(envelope)
+            if key is not None:
+                also += [
+                    ("SADD", key, envelope["tenant_id"]),
+                    ("PEXPIRE", key, self.backend.ttl_ms),
+                ]
+        dropped: list[tuple[Any, ...]] = []
+        answers = self.backend.eval_many(calls, durable=True, also=also, dropped=dropped)
         results: list[bool | redis.RedisError] = [False] * len(items)
         for indexes, answer in zip(by_tag.values(), answers, strict=True):
             for position, index in enumerate(indexes):
                 results[index] = (
                     answer if isinstance(answer, redis.RedisError) else bool(answer[position])
+                )
+        if dropped:
+            # An index the event's readers need (its call -> tenant, the tenants)
+            # was not written, its node gone: refuse the event, whose retry
+            # (deduplicated) writes the index again.
+            for index in _needing(items, {command[1] for command in dropped}):
+                if isinstance(results[index], redis.RedisError):
+                    continue  # refused already, and why
+                results[index] = redis.ConnectionError(
+                    "an index of the event could not be written (a Redis node is gone): retry"
                 )
         return results
 

@@ -6,7 +6,11 @@ every tenant find their way here instead of asking each tenant.
 
 from __future__ import annotations
 
-from core.store.backend import Part
+from dataclasses import replace
+
+from core.settings import COUNTRY_CODES
+from core.store.backend import Backend, Part
+from core.store.directory import Directory
 from core.store.keys import (
     CALL_INDEX_COMPLETE_KEY,
     TENANTS_KEY,
@@ -14,10 +18,16 @@ from core.store.keys import (
     conversation_tenants_key,
 )
 from core.store.values import _text
+from core.tenant_settings import TenantSettings
 
 
 class Tenants(Part):
-    """The tenants set and the call and conversation indexes of tenants."""
+    """The tenants set and the call and conversation indexes of tenants; each
+    tenant's own settings (from its record in the directory)."""
+
+    def __init__(self, backend: Backend, directory: Directory) -> None:
+        super().__init__(backend)
+        self.directory = directory
 
     def all(self) -> list[str]:
         """Every tenant that ever sent an event."""
@@ -47,3 +57,15 @@ class Tenants(Part):
         reader must also ask each tenant)."""
         raw = self.redis.get(CALL_INDEX_COMPLETE_KEY)
         return raw is not None and now >= float(raw)
+
+    def settings_of(self, tenant_id: str, defaults: TenantSettings) -> TenantSettings:
+        """The settings ``tenant_id`` has set of its own (its record, at most a
+        second or two old) over ``defaults``. Raises redis.RedisError only when
+        this process has never read the directory."""
+        record = self.directory.current().tenants.get(tenant_id)
+        if record is None or not record.settings:
+            return defaults
+        own = {k: v for k, v in record.settings.items() if v is not None}
+        if "country" in own:
+            own["country"] = COUNTRY_CODES[own["country"]]
+        return replace(defaults, **own)

@@ -306,6 +306,13 @@ BAD_BODIES: list[tuple[str, bytes, str | None, int]] = [
 ]
 
 
+def test_a_binary_body_is_told_it_is_not_a_form_or_json(client: FlaskClient) -> None:
+    """Binary data is not called empty, nor anything else it is not."""
+    answer = post(client, b"\x00\xff\xfe\x80\x1b[0m", content_type="application/octet-stream")
+    assert answer.status_code == 400
+    assert "neither a form nor a JSON object" in answer.get_json()["error"]
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "status"),
     [case[1:] for case in BAD_BODIES],

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import fakeredis
 import pytest
 from flask import Flask, Response
 from flask.testing import FlaskClient
 from marshmallow import Schema, fields, validate
 
 from app.web.errors import Missing, error_response, register_error_handlers
+from app.web.resources import init_app as init_resources
 from app.web.rest import ApiBlueprint, JsonBody
 from core.settings import Settings
 
@@ -108,6 +110,8 @@ def client() -> FlaskClient:
 
     app = Flask(__name__)
     app.config["CALLSTATE_SETTINGS"] = Settings(api_keys={"k": "*"})
+    # The key check looks keys up in the resources' directory (here: none but "k").
+    init_resources(app, fakeredis.FakeRedis())
     register_error_handlers(app)
     app.register_blueprint(bp)
     return app.test_client()

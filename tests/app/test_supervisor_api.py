@@ -152,9 +152,9 @@ def test_board_is_computed_again_only_when_the_tenant_changed(
     computed: list[str] = []
     real = supervisor.board
 
-    def counting(store: Any, tenant: str, now: Any) -> Any:
+    def counting(store: Any, tenant: str, now: Any, zone: Any) -> Any:
         computed.append(tenant)
-        return real(store, tenant, now)
+        return real(store, tenant, now, zone)
 
     monkeypatch.setattr(supervisor, "board", counting)
     call = Call("t1")

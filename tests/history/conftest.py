@@ -1,4 +1,5 @@
-"""Fixtures of the history tests: a fresh database per test, on SQLite and on PostgreSQL.
+"""Fixtures of the history tests: a fresh database per test, on SQLite and on PostgreSQL
+(and the app reading it: history_app, history_engine, api).
 
 ``database_url`` is parametrized: each test runs once on a SQLite file and
 once on a database it creates (and drops) on the PostgreSQL server named by
@@ -14,12 +15,16 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import fakeredis
 import psycopg
 import pytest
 import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
 
+from app import create_app
 from core.history.database import create_engine, upgrade
-from core.settings import database_url
+from core.settings import Settings, database_url
 
 ADMIN_URL = os.environ.get(
     "CALLSTATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -112,3 +117,33 @@ def engine(empty_engine: sa.Engine) -> sa.Engine:
     """A migrated history database of each kind."""
     upgrade(empty_engine)
     return empty_engine
+
+
+@pytest.fixture
+def history_app(redis_client: fakeredis.FakeRedis, settings: Settings, history_url: str) -> Flask:
+    """The app on fakeredis, its history in a database of each kind (not migrated)."""
+    from dataclasses import replace
+
+    return create_app(
+        {
+            "TESTING": True,
+            "REDIS_CLIENT": redis_client,
+            "CALLSTATE_SETTINGS": replace(settings, database_url=history_url),
+        }
+    )
+
+
+@pytest.fixture
+def history_engine(history_app: Flask) -> sa.Engine:
+    """``history_app``'s history database, migrated."""
+    from app.history.routes import EXTENSION
+
+    engine: sa.Engine = history_app.extensions[EXTENSION]
+    upgrade(engine)
+    return engine
+
+
+@pytest.fixture
+def api(history_app: Flask) -> FlaskClient:
+    """The app of ``history_app``, as a client."""
+    return history_app.test_client()

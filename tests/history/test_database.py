@@ -122,7 +122,7 @@ def test_a_failure_inside_the_transaction_leaves_neither_rows_nor_cursor(
     records = list(outcome_records(50))
     writer.archive(engine, records[:20], None)
 
-    def broken(record: dict[str, Any]) -> list[dict[str, Any]]:
+    def broken(record: dict[str, Any], country: str) -> list[dict[str, Any]]:
         raise RuntimeError("the process died here")
 
     monkeypatch.setattr(rows, "extension_rows", broken)

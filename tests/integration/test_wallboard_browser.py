@@ -215,7 +215,7 @@ def test_wallboard_follows_calls_live_for_a_tenant_key(service: Service, browser
     assert page(browser, "return document.getElementById('login').hidden") is False
     browser.find_element("id", "key-input").send_keys("not-a-key\n")
     wait_for(
-        lambda: "unknown API key" in (row_text(browser, "#login-error") or ""),
+        lambda: "That key was not accepted" in (row_text(browser, "#login-error") or ""),
         10,
         "the page to refuse a wrong key",
     )

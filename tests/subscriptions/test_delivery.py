@@ -18,7 +18,8 @@ from inproc_kit import ADMIN, RETRY_SCHEDULE, T1, Calls, Pump, deliveries, subsc
 from webhook_kit import Receiver, always, failing_first, verifies, verify
 
 from core.settings import Settings
-from core.store import Store, dispatch_cursor_key
+from core.store import Store, call_key, dispatch_cursor_key, outcomes_key, partition_for
+from workers.engine import Engine
 
 MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
 
@@ -148,9 +149,7 @@ def test_410_disables_the_subscription(
     assert len(deliveries(client, sub["id"])) == 1
 
 
-def test_outcome_filter(
-    client: FlaskClient, calls: Calls, pump: Pump, receiver: Receiver
-) -> None:
+def test_outcome_filter(client: FlaskClient, calls: Calls, pump: Pump, receiver: Receiver) -> None:
     """A subscription for ["missed"] gets only missed outcomes; one without a filter gets all."""
     subscribe(client, receiver.url("/missed"), outcomes=["missed"])
     subscribe(client, receiver.url("/all"))
@@ -232,6 +231,47 @@ def test_dispatching_again_creates_each_delivery_once(
     pump()
     assert len(receiver.received()) == 2
     assert {d["status"] for d in deliveries(client, sub["id"])} == {"succeeded"}
+
+
+def _lose_the_publication(redis_client: fakeredis.FakeRedis, record: dict[str, Any]) -> None:
+    """What a master killed before its replica had the publication leaves on the
+    promoted replica: the call decided but not published (stream and call hash)."""
+    tenant, call_uuid = record["tenant_id"], record["call_uuid"]
+    redis_client.xdel(outcomes_key(tenant, partition_for(call_uuid)), record["id"])
+    redis_client.hdel(call_key(tenant, call_uuid), "outcome_body", "revision", "outcome_id")
+
+
+def test_a_revision_published_again_after_a_lost_master_is_delivered_once(
+    client: FlaskClient,
+    calls: Calls,
+    engine: Engine,
+    pump: Pump,
+    receiver: Receiver,
+    redis_client: fakeredis.FakeRedis,
+) -> None:
+    """A revision whose record was lost with its master is published again under a
+    new record id: its delivery is the same one (one per subscription, call and
+    revision), so nothing is posted again; and where the delivery was lost too,
+    the one made again has the same webhook-id, which receivers deduplicate by."""
+    sub = subscribe(client, receiver.url())
+    first = calls.end("missed")
+    pump()
+    _lose_the_publication(redis_client, first)
+    assert engine.decide("t1", first["call_uuid"]) == "published"
+    again = calls.latest("t1", first["call_uuid"])
+    assert again["revision"] == first["revision"] and again["id"] != first["id"]
+    pump()
+    assert len(receiver.received()) == 1
+    [delivery] = deliveries(client, sub["id"])
+    assert delivery["outcome_id"] == first["id"]
+
+    _lose_the_publication(redis_client, again)
+    for key in redis_client.scan_iter(match="*deliver*"):
+        redis_client.delete(key)
+    assert engine.decide("t1", first["call_uuid"]) == "published"
+    pump()
+    posted = receiver.successes()
+    assert len(posted) == 2 and posted[0].webhook_id == posted[1].webhook_id
 
 
 def test_rotated_secret_signs_alongside_the_new_one(

@@ -26,7 +26,7 @@ from core.store import (
     pending_key,
 )
 from statemachine.event_log import to_record
-from statemachine.events import ExtensionAnswered, HangupCall, InboundCall, Party
+from statemachine.events import ExtensionAnswered, HangupCall, InboundCall, Party, QueueEntered
 from statemachine.primevox import EVENTS
 from tests.conftest import API_KEY, TOKEN
 from workers.engine import Engine
@@ -272,3 +272,17 @@ def test_no_outcome_while_events_accepted_in_time_still_wait(
     drain()
     assert engine.decide("t1", "slow") == "published"
     assert [r["outcome"] for r in outcomes(store)] == ["answered"]
+
+
+@pytest.mark.parametrize(("threshold", "short"), [(5.0, False), (7.0, True)])
+def test_a_decided_abandon_is_short_by_its_tenants_threshold(
+    engine: Engine, store: Store, threshold: float, short: bool
+) -> None:
+    """The worker measures short abandons with the tenant's short_abandon_seconds."""
+    engine.settings = Settings(outcome_grace_seconds=5, short_abandon_seconds=threshold)
+    queued = envelope(QueueEntered("t1", "box", at(1), call_uuid="c1", queue="600"))
+    apply(engine, inbound(0), queued, hangup(7))
+    assert decide_all(engine, at(20).timestamp()) == ["published"]
+    [record] = outcomes(store)
+    assert (record["missed_reason"], record["short_abandon"]) == ("abandoned", short)
+    assert engine.rebuild_call("t1", "c1", fix=False) == []

@@ -1,0 +1,1 @@
+"""Tenants and their credentials as data: the admin API and its CLI twins."""

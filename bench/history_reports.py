@@ -1,0 +1,177 @@
+"""The reports page's data from the call history: 30 days of a 100-agent centre.
+
+    python -m bench.history --only reports [--db postgres,sqlite] [--report-days 30]
+                                           [--report-calls 150000]
+
+``--report-calls`` calls of one tenant over ``--report-days`` days (a call every
+~17 s, 100 extensions) are loaded straight into the history tables, the
+archive's cursor set past them, and the four requests the reports page makes
+for the whole range (``/v1/stats`` by day, by queue and by extension, and
+``/v1/stats/heatmap``) are answered through the Flask app (test client, no
+network) from the database (``source: history``): seconds for the page, as a
+ratio of the goal (1 s) and of reading the range's records alone (the same
+query, rows fetched and decoded as JSON, no figures) in the same run. The query
+plans of the range's read (the month, and the page's default week) go to stdout
+and to bench/results/history-reports-plans-<db>.txt.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from fakeredis import FakeRedis
+
+from app import create_app
+from bench.common import progress, ratio
+from bench.history_data import EPOCH, outcome_records
+from core.history import records as rows
+from core.history.schema import OUTCOMES_CURSOR, calls, cursor, extensions, revisions
+from core.history.search import window_records
+from core.settings import Settings
+from core.store import TENANTS_KEY
+from statemachine.events import micros
+
+TENANT = "acme"
+AGENTS = [str(n) for n in range(1001, 1101)]
+GOAL_SECONDS = 1.0
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def load_centre(engine: sa.Engine, kind: str, days: int, count: int) -> str:
+    """Load the centre's calls into the tables and set the cursor past them; the last id."""
+    spacing = days * 86400 / count
+    batch: dict[str, list[dict[str, Any]]] = {"calls": [], "revisions": [], "extensions": []}
+
+    def flush() -> None:
+        with engine.begin() as connection:
+            for table in (calls, revisions, extensions):
+                if batch[table.name.removeprefix("history_")]:
+                    connection.execute(sa.insert(table), batch[table.name.removeprefix("history_")])
+        for values in batch.values():
+            values.clear()
+
+    last = ""
+    records = outcome_records(count, tenants=(TENANT,), spacing_seconds=spacing, extensions=AGENTS)
+    for record in records:
+        if record["revision"] != 1:
+            continue
+        batch["calls"].append(rows.call_row(record))
+        batch["revisions"].append(rows.revision_row(record))
+        batch["extensions"] += rows.extension_rows(record)
+        last = record["id"]
+        if len(batch["calls"]) == 10_000:
+            flush()
+    flush()
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(cursor).where(cursor.c.name == OUTCOMES_CURSOR).values(last_id=last)
+        )
+    if kind == "postgres":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("VACUUM ANALYZE"))
+    else:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ANALYZE"))
+    return last
+
+
+def plan(engine: sa.Engine, kind: str, start_us: int, end_us: int) -> str:
+    """EXPLAIN of the range's read (what /v1/stats and the heatmap stream from)."""
+    found: list[Any] = []
+
+    def capture(conn: Any, cursor_: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if not found:
+            found.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with engine.connect() as connection:
+            next(window_records(connection, [TENANT], start_us, end_us), None)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+    statement, parameters = found[0]
+    prefix = "EXPLAIN (ANALYZE, BUFFERS) " if kind == "postgres" else "EXPLAIN QUERY PLAN "
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute(prefix + statement, parameters)
+        lines = [" ".join(map(str, row)) for row in cur.fetchall()]
+    finally:
+        raw.close()
+    return f"{statement}\n" + "\n".join(lines)
+
+
+def read_alone(engine: sa.Engine, start_us: int, end_us: int) -> tuple[float, int]:
+    """(seconds, calls) to read the range's records alone."""
+    began = time.perf_counter()
+    with engine.connect() as connection:
+        seen = sum(1 for _ in window_records(connection, [TENANT], start_us, end_us))
+    return time.perf_counter() - began, seen
+
+
+def page_data(url: str, query: str) -> tuple[float, dict[str, Any]]:
+    """(seconds, answers) for the four requests of the reports page."""
+    settings = replace(Settings(api_keys={"k": "*"}), database_url=url)
+    redis = FakeRedis()
+    redis.sadd(TENANTS_KEY, TENANT)  # the tenant as intake would have named it
+    app = create_app({"TESTING": True, "REDIS_CLIENT": redis, "CALLSTATE_SETTINGS": settings})
+    client = app.test_client()
+    headers = {"Authorization": "Bearer k"}
+    requests = {
+        "by day": f"/v1/stats?{query}&group_by=day&missed_limit=0",
+        "by queue": f"/v1/stats?{query}&group_by=queue&missed_limit=0",
+        "by extension": f"/v1/stats?{query}&group_by=extension&missed_limit=0",
+        "heatmap": f"/v1/stats/heatmap?{query}&metric=offered",
+    }
+    client.get(requests["heatmap"], headers=headers)  # the app's first request: imports, pools
+    answers: dict[str, Any] = {}
+    began = time.perf_counter()
+    for name, path in requests.items():
+        answer = client.get(path, headers=headers)
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        answers[name] = answer.get_json()
+    return time.perf_counter() - began, answers
+
+
+def run_reports(kind: str, engine: sa.Engine, url: str, days: int, count: int) -> dict[str, Any]:
+    progress(f"{kind}: loading {count} calls over {days} days")
+    began = time.perf_counter()
+    load_centre(engine, kind, days, count)
+    progress(f"{kind}: loaded in {time.perf_counter() - began:.0f} s")
+    start, end = EPOCH, EPOCH + timedelta(days=days + 1)
+    start_us, end_us = micros(start), micros(end) - 1
+    # The whole month (the planner may rightly read every row of it), and the
+    # page's default week (a slice: the index on first_decided_us).
+    week_us = micros(end - timedelta(days=7))
+    explained = (
+        f"-- {days} days\n{plan(engine, kind, start_us, end_us)}\n\n"
+        f"-- the last 7 days\n{plan(engine, kind, week_us, end_us)}"
+    )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"history-reports-plans-{kind}.txt").write_text(explained)
+    alone, seen = read_alone(engine, start_us, end_us)
+    query = f"from={start.isoformat()}&to={end.isoformat()}".replace("+00:00", "Z")
+    seconds, answers = page_data(url, query)
+    assert answers["by queue"]["window"]["source"] == "history"
+    offered = answers["by queue"]["totals"]["offered"]
+    assert offered > count // 2, offered
+    print(
+        f"\n[{kind}] 4. reports page over {days} days, {seen:,} calls ({offered:,} offered, "
+        f"{len(AGENTS)} agents): {seconds:.2f} s for its 4 requests; "
+        f"ratio {ratio(seconds, GOAL_SECONDS)} of the 1 s goal, "
+        f"{ratio(seconds, alone)} of reading the records alone ({alone:.2f} s)\n"
+        f"query plans of the range's read:\n{explained}",
+        flush=True,
+    )
+    return {
+        "calls": seen,
+        "page_seconds": round(seconds, 3),
+        "read_alone_seconds": round(alone, 3),
+        "answers_bytes": len(json.dumps(answers)),
+    }
