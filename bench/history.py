@@ -27,6 +27,8 @@ CALLSTATE_TEST_POSTGRES_URL, default the local one; a SQLite file):
    a 100-agent centre (``bench/history_reports.py``).
 
 Loopback only; every loop is bounded.
+
+Over 400 lines on purpose: each figure beside the data it is measured on.
 """
 
 from __future__ import annotations

@@ -119,13 +119,22 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2000, help="webhooks posted per round")
     parser.add_argument("--seed-events", type=int, default=3000)
     parser.add_argument("--seconds", type=float, default=4.0, help="each read run")
+    parser.add_argument(
+        "--now-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for this code's service only (e.g. WEBHOOK_RATE_LIMIT=1000 with "
+        "--before HEAD measures what that setting costs)",
+    )
     args = parser.parse_args()
     print_machine()
     env = {"OUTCOME_GRACE_SECONDS": "1"}
+    now_env = dict(pair.split("=", 1) for pair in args.now_env)
     with checkout(args.before) as before_root:
         services: dict[str, Service] = {
             "before": CodeService(before_root, env),
-            "now": CodeService(ROOT, env),
+            "now": CodeService(ROOT, {**env, **now_env}),
         }
         figures = {name: Figures() for name in services}
         try:

@@ -28,6 +28,9 @@ EVENTS_QUEUE = "callstate-events"
 # command listener (pubsub) and one in its housekeeper thread; fewer and one
 # of them would wait for ever.
 WORKER_PROCESS_MIN_CONNECTIONS = 3
+# A token, key or metrics token shorter than this is warned of at start (not
+# refused: a test set-up may use short ones on purpose).
+MIN_SECRET_LENGTH = 16
 
 
 class ConfigError(ValueError):
@@ -275,6 +278,9 @@ class Settings:
     # stays open (app/outcomes/stream.py).
     max_streams_per_process: int = 8
     stream_max_seconds: float = 300.0
+    # Streams one tenant may hold in one web process (0: half the process's, at
+    # least 1), so one tenant's streams never take the last slots from another.
+    max_streams_per_tenant: int = 0
     # Exports (CSV downloads, large history pages) one web process serves at
     # once, and how long a download's reader may stop reading before it is cut
     # off (app/history/exports.py).
@@ -303,8 +309,16 @@ class Settings:
     delivery_breaker_seconds: float = 5.0
     # Webhook events a second one token may post (0: no limit), and the burst
     # it may post at once before the rate applies.
-    webhook_rate_limit: float = 0.0
+    # On by default, far above what a 200-agent call centre posts (a few events a
+    # second, a few hundred at the busiest moment; the burst is ten seconds' worth,
+    # 10,000 events), so only a runaway sender meets it.
+    webhook_rate_limit: float = 1000.0
     webhook_rate_burst: int = 0
+    # Subscriptions one tenant (or the every-tenant "*") may hold: each one is a
+    # delivery per outcome, so an unbounded count is an unbounded fan-out.
+    max_subscriptions_per_tenant: int = 25
+    # When set, /metrics and the detailed /readyz want it as a bearer token.
+    metrics_token: str | None = None
 
     @property
     def webhook_burst(self) -> int:
@@ -326,6 +340,28 @@ class Settings:
     # subscriptions. A secret: never logged. SMTP_FROM is their From address.
     smtp_url: str | None = None
     smtp_from: str = "callstate@localhost"
+
+    def short_secret_warnings(self) -> list[str]:
+        """One warning per kind of secret that has one shorter than MIN_SECRET_LENGTH
+        characters (never the secret itself): such a token or key can be guessed."""
+        kinds = (
+            ("WEBHOOK_TOKENS / WEBHOOK_TOKEN", list(self.webhook_tokens)),
+            ("API_KEYS / API_KEY", list(self.api_keys)),
+            ("METRICS_TOKEN", [self.metrics_token] if self.metrics_token else []),
+        )
+        return [
+            f"{names} holds a secret shorter than {MIN_SECRET_LENGTH} characters: "
+            "it can be guessed (openssl rand -hex 32 makes a good one)"
+            for names, secrets in kinds
+            if any(len(secret) < MIN_SECRET_LENGTH for secret in secrets)
+        ]
+
+    @property
+    def streams_per_tenant(self) -> int:
+        """Streams one tenant may hold in one web process: MAX_STREAMS_PER_TENANT, or
+        half the process's (at least 1), never more than the process's."""
+        share = self.max_streams_per_tenant or max(1, self.max_streams_per_process // 2)
+        return min(share, self.max_streams_per_process)
 
     @property
     def web_process_connections(self) -> int:
@@ -389,6 +425,7 @@ class Settings:
             web_threads=whole("WEB_THREADS", 16, validate=at_least(1)),
             max_streams_per_process=whole("MAX_STREAMS_PER_PROCESS", 8, validate=at_least(1)),
             stream_max_seconds=number("STREAM_MAX_SECONDS", 300.0, validate=at_least(1.0)),
+            max_streams_per_tenant=whole("MAX_STREAMS_PER_TENANT", 0, validate=NOT_NEGATIVE),
             max_exports_per_process=whole("MAX_EXPORTS_PER_PROCESS", 2, validate=at_least(1)),
             export_idle_seconds=number("EXPORT_IDLE_SECONDS", 60.0, validate=at_least(1.0)),
             metrics_directory=read.str("PROMETHEUS_MULTIPROC_DIR", None),
@@ -405,8 +442,12 @@ class Settings:
             delivery_max_in_flight=whole("DELIVERY_MAX_IN_FLIGHT", 4, validate=at_least(1)),
             delivery_breaker_failures=whole("DELIVERY_BREAKER_FAILURES", 5, validate=NOT_NEGATIVE),
             delivery_breaker_seconds=number("DELIVERY_BREAKER_SECONDS", 5.0, validate=NOT_NEGATIVE),
-            webhook_rate_limit=number("WEBHOOK_RATE_LIMIT", 0.0, validate=NOT_NEGATIVE),
+            webhook_rate_limit=number("WEBHOOK_RATE_LIMIT", 1000.0, validate=NOT_NEGATIVE),
             webhook_rate_burst=whole("WEBHOOK_RATE_BURST", 0, validate=NOT_NEGATIVE),
+            max_subscriptions_per_tenant=whole(
+                "MAX_SUBSCRIPTIONS_PER_TENANT", 25, validate=at_least(1)
+            ),
+            metrics_token=read.str("METRICS_TOKEN", None),
             default_country=read.country_code("DEFAULT_COUNTRY", "US"),
             default_timezone=read.str("DEFAULT_TIMEZONE", "UTC", validate=_iana_timezone),
             short_abandon_seconds=number("SHORT_ABANDON_SECONDS", 5.0, validate=NOT_NEGATIVE),

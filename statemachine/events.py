@@ -84,7 +84,7 @@ def event_id_for(event_type: str, fields_as_sent: dict[str, str]) -> str:
 # An unknown event keeps the eventType as the PBX spelled it.
 _TYPE_AS_SENT = read(text("eventType", max_length=None, required=True))
 # MMS bodies may carry MIME attachments: the whole body limit applies.
-_MESSAGE_TEXT = read(text("messageText", max_length=None))
+_MESSAGE_TEXT = read(text("messageText", max_length=None, lines=True))
 
 
 @dataclass(frozen=True)
@@ -135,8 +135,8 @@ class InboundCall(CallEvent):
         default_factory=Did,
         metadata=read(
             number=text("didNumber"),
-            description=text("didDescription", max_length=LONG_TEXT),
-            group=text("didGroup", max_length=LONG_TEXT),
+            description=text("didDescription", max_length=LONG_TEXT, lines=True),
+            group=text("didGroup", max_length=LONG_TEXT, lines=True),
         ),
     )
     cid_prefix: str = field(default="", metadata=read(text("cidPrefix")))

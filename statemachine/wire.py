@@ -40,19 +40,26 @@ class Text:
 
     ``required``: the body must have it (an identifier must then be non-empty);
     otherwise it reads as ``""`` when absent. ``max_length`` of ``None`` leaves
-    the length to the whole body's limit. An ``identifier`` refuses control
-    characters too, since it ends up in keys and log lines.
+    the length to the whole body's limit. No field may hold a C0 control
+    character (a NUL stops PostgreSQL, the others break log lines and CSV),
+    except that ``lines`` (free text a person typed: an SMS, a description)
+    may hold tabs and line breaks. An ``identifier`` refuses DEL too, since it
+    ends up in keys and log lines.
     """
 
     key: str
     required: bool = False
     max_length: int | None = SHORT_TEXT
     identifier: bool = False
+    lines: bool = False
 
 
-def text(key: str, *, max_length: int | None = SHORT_TEXT, required: bool = False) -> Text:
-    """A field of free text (a number, a name): any characters, up to ``max_length``."""
-    return Text(key, required=required, max_length=max_length)
+def text(
+    key: str, *, max_length: int | None = SHORT_TEXT, required: bool = False, lines: bool = False
+) -> Text:
+    """A field of text (a number, a name), up to ``max_length``; ``lines``: free text
+    that may hold tabs and line breaks."""
+    return Text(key, required=required, max_length=max_length, lines=lines)
 
 
 def identifier(key: str, *, required: bool = False) -> Text:

@@ -240,6 +240,9 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    if not {"--events", "--deliveries"} & set(argv):  # once, by the process that starts them
+        for warning in settings.short_secret_warnings():
+            log.warning("configuration warning", problem=warning)
     if "--events" in argv:
         run_events(settings)
         return 0

@@ -16,10 +16,12 @@ from app.calls.schemas import (
     MessageListSchema,
 )
 from app.web.errors import error_response
+from app.web.pages import WholePageArgs, page_of
 from app.web.resources import get_store
 from app.web.rest import ApiBlueprint, path_param
 from app.web.schema_fields import EXAMPLE_CALL_UUID, EXAMPLE_CONVERSATION
 from app.web.scope import every_tenant_lookup, scoped_tenants
+from core.store import log_order
 from statemachine.envelope import Envelope
 
 bp = ApiBlueprint("api", __name__, url_prefix="/v1")
@@ -63,13 +65,18 @@ def filter_live(
     "getCall",
     tag="calls",
     path_params=[CALL_UUID],
+    query=WholePageArgs(),
     schema=CallSchema,
     answer="the call",
     usual=(401, 503),
-    errors={404: NO_SUCH_CALL},
+    errors={400: "a bad limit or cursor", 404: NO_SUCH_CALL},
 )
-def get_call(call_uuid: str) -> Any:
-    """One call with its latest outcome and its event log"""
+def get_call(args: dict[str, Any], call_uuid: str) -> Any:
+    """One call with its latest outcome and its event log
+
+    The log in pages of `limit` events (default and most 1000); `next`, when not null,
+    is the `cursor` of the next.
+    """
     store = get_store()
     # An every-tenant key looks only where the call was posted (an index kept at
     # intake), never tenant by tenant.
@@ -77,7 +84,8 @@ def get_call(call_uuid: str) -> Any:
     for tenant in tenants:
         call = store.calls.get_call(tenant, call_uuid)
         if call is not None:
-            return call
+            events, after = page_of(call["events"], log_order, args, (int, str))
+            return {**call, "events": events, "next": after}
     return error_response(404, "no such call")
 
 

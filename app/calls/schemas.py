@@ -212,7 +212,12 @@ class CallSchema(FastAnswer, LiveCallSchema):
     events = fields.List(
         fields.Nested(CallEventSchema),
         required=True,
-        metadata={"description": "the call's event log, in received order"},
+        metadata={"description": "the call's event log, in received order (a page of it)"},
+    )
+    next = fields.String(
+        required=True,
+        allow_none=True,
+        metadata=ex(None, "pass as cursor= for the next page of events; null: this was the last"),
     )
     events_not_folded = fields.Integer(
         required=True,

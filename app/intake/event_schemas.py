@@ -30,13 +30,52 @@ from statemachine.wire import Reading, Text, readings
 
 RECEIVED_AT = "__received_at"
 
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+# What a body field may not hold (statemachine.wire.Text says which applies):
+# an identifier, no control character at all; other text, no C0 control
+# character; free text, none but tab, line feed and return. Each is said once as
+# the documentation's pattern of what a field may be, and searched as its opposite.
+class Characters(NamedTuple):
+    """What one kind of field may not hold: the pattern it must match, the search
+    that finds what breaks it, and the refusal's words."""
+
+    allowed: str
+    refused: re.Pattern[str]
+    message: str
 
 
-def refuse_control_characters(value: str) -> None:
-    """The validator of identifiers: no control characters (the documentation's pattern)."""
-    if CONTROL_CHARACTERS.search(value):
-        raise ValidationError("must not contain control characters")
+IDENTIFIER_CHARACTERS = Characters(
+    r"^[^\u0000-\u001f\u007f]*$",
+    re.compile(r"[\x00-\x1f\x7f]"),
+    "must not contain control characters",
+)
+TEXT_CHARACTERS = Characters(
+    r"^[^\u0000-\u001f]*$", re.compile(r"[\x00-\x1f]"), "must not contain control characters"
+)
+LINES_CHARACTERS = Characters(
+    r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f]*$",
+    re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]"),
+    "must not contain control characters other than tab and line breaks",
+)
+CONTROL_CHARACTERS = IDENTIFIER_CHARACTERS.refused
+
+
+def characters(text: Text) -> Characters:
+    """What the body field ``text`` may not hold."""
+    if text.identifier:
+        return IDENTIFIER_CHARACTERS
+    return LINES_CHARACTERS if text.lines else TEXT_CHARACTERS
+
+
+class RefuseCharacters:
+    """A marshmallow validator: refuse a value holding what ``characters`` refuses."""
+
+    def __init__(self, kind: Characters) -> None:
+        self.characters = kind
+
+    def __call__(self, value: str) -> None:
+        if self.characters.refused.search(value):
+            raise ValidationError(self.characters.message)
 
 
 def text_field(text: Text) -> fields.String:
@@ -49,8 +88,7 @@ def text_field(text: Text) -> fields.String:
         checks.append(validate.Length(min=1, max=limit, error=error))
     elif limit is not None:
         checks.append(validate.Length(max=limit))
-    if text.identifier:
-        checks.append(refuse_control_characters)
+    checks.append(RefuseCharacters(characters(text)))
     if text.required:
         return fields.String(
             data_key=key,

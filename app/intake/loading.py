@@ -20,8 +20,10 @@ from app.intake.event_schemas import (
     RECEIVED_AT,
     SCHEMAS,
     EventSchema,
+    characters,
     fold_spellings,
 )
+from app.web.auth import ALL_TENANTS
 from statemachine.events import Event
 from statemachine.primevox import EVENTS
 from statemachine.registry import Declared
@@ -83,6 +85,14 @@ def _flatten(errors: Any, prefix: str = "") -> list[str]:
     return [f"{prefix}: {errors}"]
 
 
+def _concrete_tenant(event: Event) -> Event:
+    """``event``, unless its tenant is ``*``: the wildcard of tokens and keys
+    (app.web.auth.ALL_TENANTS) names every tenant, never one. Raises BadEvent."""
+    if event.tenant_id == ALL_TENANTS:
+        raise BadEvent(f"tenantId may not be {ALL_TENANTS!r}: it stands for every tenant")
+    return event
+
+
 def load_event(body: dict[str, Any], received_at: datetime) -> tuple[str, Event]:
     """Validate a decoded body and build its event.
 
@@ -100,7 +110,7 @@ def load_event(body: dict[str, Any], received_at: datetime) -> tuple[str, Event]
     schema = _schema_for(event_type, body)
     event = _quick_load(schema, body, received_at)
     if event is not None:
-        return event_type, event
+        return event_type, _concrete_tenant(event)
     try:
         event = schema.load({**body, RECEIVED_AT: received_at.isoformat()})
     except ValidationError as exc:
@@ -109,7 +119,7 @@ def load_event(body: dict[str, Any], received_at: datetime) -> tuple[str, Event]
             f"invalid {event_type} event: " + "; ".join(problems), {"fields": exc.messages}
         ) from exc
     assert isinstance(event, Event)
-    return event_type, event
+    return event_type, _concrete_tenant(event)
 
 
 # -- the quick path ---------------------------------------------------------------
@@ -130,10 +140,10 @@ def _fits(text: Text, value: str) -> bool:
     """Whether ``value`` is what the body field ``text`` must be."""
     if text.max_length is not None and len(value) > text.max_length:
         return False
-    if text.identifier:
-        # A required identifier must be filled; any identifier, free of control characters.
-        return bool(value or not text.required) and not CONTROL_CHARACTERS.search(value)
-    return True
+    if characters(text).refused.search(value):
+        return False
+    # A required identifier must be filled.
+    return bool(value or not text.required or not text.identifier)
 
 
 def _quick_load(schema: EventSchema, body: dict[str, Any], received_at: datetime) -> Event | None:

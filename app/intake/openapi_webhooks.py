@@ -19,12 +19,12 @@ from marshmallow import Schema
 
 import app.intake.event_schemas as event_schemas
 import app.intake.routes as intake_module
-from app.intake.event_schemas import refuse_control_characters
+from app.intake.event_schemas import IDENTIFIER_CHARACTERS, RefuseCharacters
 from statemachine.primevox import EVENTS
 from statemachine.registry import JSON, Declared
 
 # What the intake's identifier validator refuses, as a JSON Schema pattern.
-NO_CONTROL_PATTERN = r"^[^\u0000-\u001f\u007f]*$"
+NO_CONTROL_PATTERN = IDENTIFIER_CHARACTERS.allowed
 # Example values of the PBX's fields, for the documentation and for schemathesis's
 # examples (the read API's answers show the same ids: tests/app/intake/test_registry_schemas.py).
 WEBHOOK_SAMPLES = EVENTS.example_values
@@ -84,8 +84,9 @@ def _webhook_body(event: WebhookEvent, plugin: MarshmallowPlugin) -> dict[str, A
             continue
         spelled = spellings.get(key, key)
         prop: dict[str, Any] = dict(plugin.converter.field2property(field))
-        if refuse_control_characters in field.validators:
-            prop["pattern"] = NO_CONTROL_PATTERN
+        for check in field.validators:
+            if isinstance(check, RefuseCharacters):
+                prop["pattern"] = check.characters.allowed
         other = _ALIASES_BY_CANONICAL.get(key) if spelled == key else key
         if other:
             prop["description"] = f"also accepted as {other}"

@@ -20,6 +20,7 @@ import redis
 from flask import Response, current_app, jsonify, request
 
 from app.intake.answers import INTAKE_DESCRIPTION, documented_intake, dump_accepted
+from app.intake.event_schemas import LINES_CHARACTERS, TEXT_CHARACTERS
 from app.intake.loading import BadEvent, load_event
 from app.ops.metrics import EVENTS_RECEIVED, EVENTS_REJECTED
 from app.web.auth import ALL_TENANTS, may_access
@@ -125,8 +126,16 @@ def _scalars(data: dict[str, Any]) -> dict[str, Any]:
         for text in (key, value):
             try:
                 text.encode("utf-8")
-            except UnicodeEncodeError as exc:
+            except UnicodeEncodeError as exc:  # a lone surrogate, from a JSON escape
                 raise BadEvent(f"field {key[:50]!r} is not valid Unicode") from exc
+        # Every field is kept as sent, read or not: a NUL in any of them would stop
+        # the history archive (PostgreSQL refuses it), and other control characters
+        # break log lines and CSV rows. Tab and line breaks are free text's (an SMS);
+        # a field the event reads is held to its own declaration after this.
+        if TEXT_CHARACTERS.refused.search(key):
+            raise BadEvent(f"field {key[:50]!r}: its name {TEXT_CHARACTERS.message}")
+        if LINES_CHARACTERS.refused.search(value):
+            raise BadEvent(f"field {key[:50]!r} {LINES_CHARACTERS.message}")
         out[key] = value
     return out
 
@@ -206,6 +215,22 @@ def accept_webhook(
     if credential is None:
         EVENTS_REJECTED.labels("unauthorized").inc()
         return 401, {"error": "unknown webhook token"}, NO_HEADERS
+    received_at = datetime.now(UTC)
+    body = read_body()
+    try:
+        fields_as_sent = decode_body(body)
+        event_type, event = load_event(fields_as_sent, received_at)
+    except BadEvent as exc:
+        EVENTS_REJECTED.labels("invalid").inc()
+        return 400, {"error": exc.message, **exc.details}, NO_HEADERS
+    if not may_access(credential.tenant_id, event.tenant_id) or (
+        credential.tenant_id == ALL_TENANTS
+        and resources.credentials.tenant_disabled(event.tenant_id)
+    ):
+        EVENTS_REJECTED.labels("wrong_tenant").inc()
+        return 401, {"error": "this webhook token may not post events of that tenant"}, NO_HEADERS
+    # The rate is taken once the body is judged an event this token may post: a
+    # refused body writes nothing to Redis, not even a bucket.
     if settings.webhook_rate_limit > 0 and token:
         try:
             wait = resources.store.rate_limit.take(
@@ -222,20 +247,6 @@ def accept_webhook(
                 {"error": f"over {settings.webhook_rate_limit:g} events a second for this token"},
                 {"Retry-After": str(max(1, math.ceil(wait)))},
             )
-    received_at = datetime.now(UTC)
-    body = read_body()
-    try:
-        fields_as_sent = decode_body(body)
-        event_type, event = load_event(fields_as_sent, received_at)
-    except BadEvent as exc:
-        EVENTS_REJECTED.labels("invalid").inc()
-        return 400, {"error": exc.message, **exc.details}, NO_HEADERS
-    if not may_access(credential.tenant_id, event.tenant_id) or (
-        credential.tenant_id == ALL_TENANTS
-        and resources.credentials.tenant_disabled(event.tenant_id)
-    ):
-        EVENTS_REJECTED.labels("wrong_tenant").inc()
-        return 401, {"error": "this webhook token may not post events of that tenant"}, NO_HEADERS
     envelope = to_record(event, fields_as_sent, event_type)
     try:
         enqueue_event(resources.store, resources.queue, envelope)

@@ -10,6 +10,7 @@ from flask import current_app
 from marshmallow import fields, validate
 
 from app.history.routes import history_health, history_warnings
+from app.ops.metrics import operator_may_see_details
 from app.web.errors import error_response
 from app.web.resources import get_store
 from app.web.rest import ApiBlueprint
@@ -73,13 +74,13 @@ class DurabilityAnswer(Answer):
 
 class ReadyAnswer(Answer):
     status = fields.String(required=True, validate=validate.OneOf(("ready",)))
+    # The details, absent when METRICS_TOKEN is set and the request did not give it.
     warnings = fields.List(
         fields.String(),
-        required=True,
         metadata=ex([], "Redis settings that put accepted events at risk; archive lag"),
     )
-    history = fields.Nested(HistoryHealthAnswer, required=True)
-    durability = fields.Nested(DurabilityAnswer, required=True)
+    history = fields.Nested(HistoryHealthAnswer)
+    durability = fields.Nested(DurabilityAnswer)
 
 
 @bp.operation(
@@ -109,20 +110,27 @@ def readyz() -> Any:
     settings that put events at risk, a client limit below what one web and one worker
     dyno may hold, and the call history archive's state (a database outage warns, it
     does not make us unready: intake and event application never need the database).
+    With METRICS_TOKEN set, the warnings, the history and what makes it unready are
+    only for `Authorization: Bearer <METRICS_TOKEN>`; anyone else reads the status alone.
     """
     store = get_store()
+    details = operator_may_see_details()
     if not store.health.ping():
         return error_response(503, "redis unavailable")
     # On a cluster: every node (a master down or a cluster not ok is unready;
     # a replica down is a warning), and RQ's own Redis.
     unready, warnings = store.health.cluster_problems()
     if unready:
-        return error_response(503, "redis cluster unavailable: " + "; ".join(unready))
+        why = "redis cluster unavailable"
+        return error_response(503, f"{why}: " + "; ".join(unready) if details else why)
     if not store.health.ping_queues():
         return error_response(503, "RQ's redis (RQ_REDIS_URL) unavailable")
+    if not details:
+        return {"status": "ready"}
     settings: Settings = current_app.config["CALLSTATE_SETTINGS"]
     try:
         warnings += store.health.server_warnings()
+        warnings += store.health.memory_warnings()
         warnings += store.health.connection_warnings(settings.formation_connections())
     except redis.RedisError:
         return error_response(503, "redis unavailable")

@@ -10,10 +10,11 @@ scrape time, so every web process reports the same engine-wide figures.
 
 from __future__ import annotations
 
+import hmac
 from collections import defaultdict
 from collections.abc import Iterator
 
-from flask import Response, current_app
+from flask import Response, current_app, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -31,6 +32,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from app.history.routes import HistoryCollector
+from app.web.errors import error_response
 from app.web.rest import ApiBlueprint
 from core.observability import LATENCY_BUCKETS, OUTCOME_BUCKETS
 
@@ -42,6 +44,20 @@ EVENTS_REJECTED = Counter(
 )
 
 bp = ApiBlueprint("metrics", __name__)
+NEEDS_METRICS_TOKEN = "this needs METRICS_TOKEN as the bearer token (Authorization: Bearer <token>)"
+
+
+def operator_may_see_details() -> bool:
+    """Whether the request may read the engine's figures and problems: METRICS_TOKEN is
+    unset, or the request gives it as its bearer token (compared in constant time).
+    They name Redis nodes, errors and counts, which are nobody else's business."""
+    token: str | None = current_app.config["CALLSTATE_SETTINGS"].metrics_token
+    if not token:
+        return True
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode("utf-8", "surrogateescape"), token.encode("utf-8")
+    )
 
 HISTOGRAMS = {
     "apply_seconds": ("Time to apply one event (read, fold, commit)", LATENCY_BUCKETS),
@@ -156,9 +172,15 @@ _HISTORY = HistoryCollector()
     example="# TYPE callstate_events_pending gauge\ncallstate_events_pending 0.0\n",
     summary="Prometheus metrics: events received/rejected/applied, queue depth, latencies, "
     "outcomes, deliveries",
+    errors={401: "METRICS_TOKEN is set and was not given as the bearer token"},
 )
-def metrics() -> Response:
-    """This process's and the engine's metrics, for Prometheus to scrape."""
+def metrics() -> Response | tuple[Response, int]:
+    """This process's and the engine's metrics, for Prometheus to scrape.
+
+    With METRICS_TOKEN set, only for `Authorization: Bearer <METRICS_TOKEN>`.
+    """
+    if not operator_may_see_details():
+        return error_response(401, NEEDS_METRICS_TOKEN)
     if current_app.config["CALLSTATE_SETTINGS"].metrics_directory:
         own = CollectorRegistry()
         multiprocess.MultiProcessCollector(own)  # type: ignore[no-untyped-call]

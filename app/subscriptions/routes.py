@@ -25,12 +25,13 @@ from app.subscriptions.schemas import (
 )
 from app.web.auth import ALL_TENANTS
 from app.web.errors import Missing, error_response
+from app.web.pages import Position, decode_cursor, encode_cursor
 from app.web.resources import get_store
 from app.web.rest import ApiBlueprint, error_doc, path_param
 from app.web.schema_fields import EXAMPLE_DELIVERY, EXAMPLE_SUBSCRIPTION
 from core.deliveries.breaker import Breaker
 from core.deliveries.dispatch import Deliveries, max_in_flight
-from core.deliveries.records import SigningSecret, Subscription
+from core.deliveries.records import Delivery, SigningSecret, Subscription
 from core.deliveries.webhooks import UnsafeURL, check_url, new_secret
 from core.store import Subscriptions
 from statemachine.events import isoformat
@@ -110,6 +111,7 @@ NO_SUCH_SUBSCRIPTION = error_doc("no such subscription")
     errors={
         400: "not a JSON object, an invalid field, or a refused URL",
         403: "a tenant key named another tenant",
+        409: "the tenant already holds MAX_SUBSCRIPTIONS_PER_TENANT subscriptions",
     },
 )
 def create(data: dict[str, Any]) -> Any:
@@ -122,7 +124,8 @@ def create(data: dict[str, Any]) -> Any:
     it to the `to` addresses through SMTP_URL.
     URLs on loopback/private networks are refused unless SUBSCRIPTION_ALLOW_PRIVATE=1.
     `tenant_id`: an admin key's choice (absent: all tenants); a tenant key may only
-    name its own.
+    name its own. A tenant holds at most MAX_SUBSCRIPTIONS_PER_TENANT subscriptions
+    (an admin key's every-tenant ones count together); past it, 409.
     """
     tenant = data["tenant_id"]
     if g.scope != ALL_TENANTS:
@@ -160,7 +163,12 @@ def create(data: dict[str, Any]) -> Any:
     }
     if data["to"]:
         subscription["to"] = sorted(set(data["to"]))
-    _subs().save_subscription(subscription)
+    cap = settings.max_subscriptions_per_tenant
+    if not _subs().add_subscription(subscription, cap):
+        shown = "every tenant" if tenant == ALL_TENANTS else f"tenant {tenant!r}"
+        return error_response(
+            409, f"{shown} already holds {cap} subscriptions (MAX_SUBSCRIPTIONS_PER_TENANT)"
+        )
     return {**_public(subscription), "secret": secret}
 
 
@@ -268,25 +276,65 @@ def rotate_secret(rotation: dict[str, int], subscription_id: str) -> Any:
     schema=DeliveryListSchema,
     answer="the deliveries",
     usual=(401, 503),
-    errors={404: NO_SUCH_SUBSCRIPTION},
+    errors={400: "a bad status, limit or cursor", 404: NO_SUCH_SUBSCRIPTION},
 )
-def deliveries(args: dict[str, str], subscription_id: str) -> Any:
-    """The subscription's deliveries, newest first"""
+def deliveries(args: dict[str, Any], subscription_id: str) -> Any:
+    """The subscription's deliveries, newest first
+
+    A page of `limit` (default 100); `next`, when not null, is the `cursor` of the next.
+    """
     subscription = _find(subscription_id)
     if subscription is None:
         return error_response(404, "no such subscription")
-    status = args.get("status")
-    subs = _subs()
+    limit: int = args["limit"]
+    cursor = decode_cursor(args["cursor"], (float, str, str)) if args.get("cursor") else None
     tenants = (
         get_store().tenants.all()
         if subscription["tenant_id"] == ALL_TENANTS
         else [subscription["tenant_id"]]
     )
-    found = [d for tenant in tenants for d in subs.deliveries(tenant, subscription_id)]
-    found.sort(key=lambda d: (d["created_at"], d["id"]), reverse=True)
-    if status:
-        found = [d for d in found if d["status"] == status]
-    return {"deliveries": found}
+    found = [
+        (made, delivery_id, tenant, delivery)
+        for tenant in tenants
+        for made, delivery_id, delivery in _deliveries_after(
+            tenant, subscription_id, cursor, limit + 1, args.get("status")
+        )
+    ]
+    found.sort(key=lambda entry: entry[:3], reverse=True)
+    page = found[:limit]
+    more = len(found) > limit
+    return {
+        "deliveries": [delivery for *_, delivery in page],
+        "next": encode_cursor(page[-1][:3]) if more else None,
+    }
+
+
+def _deliveries_after(
+    tenant: str,
+    subscription_id: str,
+    cursor: Position | None,
+    wanted: int,
+    status: str | None,
+) -> list[tuple[float, str, Delivery]]:
+    """Up to ``wanted`` of the subscription's deliveries in ``tenant`` that come after
+    ``cursor`` (made-at, id, tenant; newest first) and have ``status`` (any: None)."""
+    after: tuple[float, str] | None = None
+    and_equal = False
+    if cursor is not None:
+        after, and_equal = (cursor[0], cursor[1]), tenant < cursor[2]
+    subs = _subs()
+    found: list[tuple[float, str, Delivery]] = []
+    while len(found) < wanted:
+        batch = subs.delivery_page(tenant, subscription_id, after, wanted, and_equal)
+        found += [
+            (made, delivery_id, delivery)
+            for made, delivery_id, delivery in batch
+            if delivery is not None and status in (None, delivery["status"])
+        ]
+        if len(batch) < wanted:
+            break
+        after, and_equal = batch[-1][:2], False
+    return found[:wanted]
 
 
 @bp.operation(

@@ -12,7 +12,6 @@ from typing import Any
 
 from marshmallow import (
     EXCLUDE,
-    Schema,
     ValidationError,
     fields,
     pre_dump,
@@ -22,6 +21,7 @@ from marshmallow import (
 
 from app.calls.schemas import OUTCOME_KINDS, OutcomeRecordSchema
 from app.events.schemas import EVENT_TYPES
+from app.web.pages import PageArgs, page_next
 from app.web.rest import JsonBody
 from app.web.schema_fields import (
     EXAMPLE_CALL_UUID,
@@ -86,7 +86,14 @@ class SubscriptionSchema(JsonBody):
             "live call events (webhook subscriptions only) and alerts delivered; absent: none",
         ),
     )
-    tenant_id = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
+    tenant_id = fields.String(
+        load_default=None,
+        validate=[
+            validate.Length(min=1, max=200),
+            # "*" stands for every tenant: an admin key leaves tenant_id out for that.
+            validate.NoneOf(["*"], error="tenant_id must name one tenant (leave it out for all)"),
+        ],
+    )
     max_in_flight = fields.Integer(
         load_default=None,
         validate=validate.Range(min=1, max=100),
@@ -266,16 +273,17 @@ class SubscriptionListSchema(Answer):
 
 class DeliveryListSchema(Answer):
     deliveries = fields.List(fields.Nested(DeliverySchema), required=True)
+    next = page_next()
 
 
 class ReplayedSchema(Answer):
     delivery = fields.Nested(DeliverySchema, required=True)
 
 
-class DeliveryArgs(Schema):
+class DeliveryArgs(PageArgs):
     status = fields.String(
-        metadata={
-            "description": "only deliveries in this status",
-            "enum": list(DELIVERY_STATUSES),
-        }
+        validate=validate.OneOf(
+            DELIVERY_STATUSES, error=f"status must be one of {', '.join(DELIVERY_STATUSES)}"
+        ),
+        metadata={"description": "only deliveries in this status"},
     )

@@ -38,7 +38,8 @@ from app.supervisor.schemas import (
     SCOPE,
     BoardArgs,
     CallbackArgs,
-    CallbackListSchema,
+    CallbackPageArgs,
+    CallbackPageSchema,
     CallbackSchema,
     ExtensionBoardSchema,
     ExtensionSchema,
@@ -49,6 +50,7 @@ from app.supervisor.schemas import (
 from app.web.auth import ALL_TENANTS
 from app.web.errors import error_response
 from app.web.fast_dump import compile_dump
+from app.web.pages import WholePageArgs, page_of
 from app.web.resources import get_store
 from app.web.rest import (
     ApiBlueprint,
@@ -216,8 +218,13 @@ def callbacks_of(tenants: list[str], status: str | None) -> list[dict[str, Any]]
         for item in memo.get("callbacks", tenant, stamp, now, partial(callbacks, store, tenant))
         if status is None or item.status.value == status
     ]
-    items.sort(key=lambda item: (item["missed_at"], item["id"]))
+    items.sort(key=_callback_position)
     return items
+
+
+def _callback_position(item: dict[str, Any]) -> tuple[str, str, str]:
+    """Where an item is in the list (oldest miss first), as its page's cursor says it."""
+    return item["missed_at"], item["id"], item["tenant_id"]
 
 
 @bp.operation(
@@ -225,22 +232,24 @@ def callbacks_of(tenants: list[str], status: str | None) -> list[dict[str, Any]]
     "/callbacks",
     "listCallbacks",
     tag="supervisor",
-    query=CallbackArgs(),
-    schema=CallbackListSchema,
+    query=CallbackPageArgs(),
+    schema=CallbackPageSchema,
     answer="the items, oldest miss first",
     usual=(401, 403, 503),
-    errors={400: "status is not open or resolved"},
+    errors={400: "status is not open or resolved, a bad limit or cursor"},
     description="An abandoned or no_answer inbound call opens an item for the caller's "
     "number; the first later outbound call to that number, or inbound call from it that was "
     "answered, resolves it (numbers compared as E.164, national ones read in "
-    "DEFAULT_COUNTRY)." + SCOPE,
+    "DEFAULT_COUNTRY). A page of `limit` items (default 100); `next`, when not null, is "
+    "the `cursor` of the next." + SCOPE,
 )
-def list_callbacks(args: dict[str, str]) -> dict[str, Any]:
+def list_callbacks(args: dict[str, Any]) -> dict[str, Any]:
     """Missed callers and whether somebody reached them since"""
-    status = args.get("status")
     tenants, _ = _tenants(args)
     now = isoformat(datetime.now(UTC))
-    return {"callbacks": callbacks_of(tenants, status), "server_time": now}
+    items = callbacks_of(tenants, args.get("status"))
+    page, after = page_of(items, _callback_position, args, (str, str, str))
+    return {"callbacks": page, "next": after, "server_time": now}
 
 
 @bp.operation(
@@ -320,16 +329,18 @@ def resolve(body: dict[str, str], callback_id: str) -> Any:
     "getCallTimeline",
     tag="calls",
     path_params=[CALL_UUID],
+    query=WholePageArgs(),
     schema=TimelineSchema,
     answer="the story",
     usual=(401, 503),
-    errors={404: NO_SUCH_CALL},
+    errors={400: "a bad limit or cursor", 404: NO_SUCH_CALL},
 )
-def call_timeline(call_uuid: str) -> Any:
+def call_timeline(args: dict[str, Any], call_uuid: str) -> Any:
     """A call's story: every webhook in received order, in words
 
     With the waits, rings and talks it tells and the outcome and its revisions, computed
-    from the call's log.
+    from the call's log. In pages of `limit` steps (default and most 1000); `next`, when
+    not null, is the `cursor` of the next.
     """
     store = get_store()
     # As GET /v1/calls/<uuid>: an every-tenant key looks only where the call was posted.
@@ -351,8 +362,13 @@ def call_timeline(call_uuid: str) -> Any:
                 OutcomeRevision.from_record(record, _decided_at(entry_id))
                 for entry_id, record in found.items()
             ]
-        steps = [step.as_json() for step in timeline(events, revisions)]
-        return {"call_uuid": call_uuid, "tenant_id": tenant, "timeline": steps}
+        # A step's place is its rank in the story, which is told from the log in one
+        # order (statemachine.timeline): the pages of a call's story that no new
+        # event changed in between are one story.
+        placed = list(enumerate(step.as_json() for step in timeline(events, revisions)))
+        page, after = page_of(placed, lambda item: (item[0],), args, (int,))
+        steps = [step for _, step in page]
+        return {"call_uuid": call_uuid, "tenant_id": tenant, "timeline": steps, "next": after}
     return error_response(404, "no such call")
 
 

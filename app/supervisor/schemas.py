@@ -8,6 +8,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, pre_load, validate
 
+from app.web.pages import page_cursor, page_next, page_size
 from app.web.rest import TOO_MANY_STREAMS, JsonBody, sse_event
 from app.web.schema_fields import EXAMPLE_CALL_UUID as EXAMPLE_CALL
 from app.web.schema_fields import (
@@ -111,6 +112,7 @@ class TimelineSchema(Answer):
     call_uuid = _text(EXAMPLE_CALL, "the call")
     tenant_id = _text("acme", "whose call")
     timeline = fields.List(fields.Nested(TimelineStepSchema), required=True)
+    next = page_next()
 
 
 RESOLVED_KINDS = values(ResolutionKind)
@@ -157,6 +159,12 @@ class CallbackListSchema(Answer):
 
     callbacks = fields.List(fields.Nested(CallbackSchema), required=True)
     server_time = _time("when the list was read (the wait of an open item runs until now)")
+
+
+class CallbackPageSchema(CallbackListSchema):
+    """A page of callback items, oldest miss first (the stream sends the whole list)."""
+
+    next = page_next()
 
 
 class ResolveSchema(JsonBody):
@@ -209,6 +217,13 @@ class CallbackArgs(GivenArgs):
     tenant_id = tenant_filter()
 
 
+class CallbackPageArgs(CallbackArgs):
+    """Which items, of whose, a page at a time."""
+
+    limit = page_size(100)
+    cursor = page_cursor()
+
+
 # -- the routes' description ----------------------------------------------------------
 
 SCOPE = (
@@ -243,5 +258,6 @@ SCHEMAS: dict[str, type[Schema]] = {
     "Timeline": TimelineSchema,
     "Callback": CallbackSchema,
     "CallbackList": CallbackListSchema,
+    "CallbackPage": CallbackPageSchema,
     "ResolveCallbackRequest": ResolveSchema,
 }

@@ -179,6 +179,8 @@ def main(argv: list[str]) -> int:
         if problem is not None:
             print(f"configuration error: {problem}", file=sys.stderr)
             return 2
+    for warning in settings.short_secret_warnings():
+        print(f"configuration warning: {warning}", file=sys.stderr)
     if argv:
         os.environ[_FACTORY] = argv[0]  # the server's processes are forks: they see it
     options = server_options(settings)

@@ -5,7 +5,10 @@ Serving model: granian runs the app in WEB_THREADS threads per web process
 while it is open, so each process lets at most ``MAX_STREAMS_PER_PROCESS``
 streams in at once (a semaphore) and keeps the rest of its threads for
 webhook intake; a stream over the limit is refused with 503 and Retry-After,
-which EventSource clients obey. Streams end after ``STREAM_MAX_SECONDS``, or
+which EventSource clients obey. Inside that, one tenant (the API key's scope;
+an every-tenant key counts as one) holds at most ``MAX_STREAMS_PER_TENANT`` of
+them (half by default), so one tenant's streams never take the last slots from
+another's. Streams end after ``STREAM_MAX_SECONDS``, or
 at once when the process is asked to stop (SIGTERM), so a restart is never
 held up by open streams; the client reconnects with ``Last-Event-ID`` and
 loses nothing.
@@ -22,7 +25,7 @@ from types import FrameType
 from typing import Any, TypeVar
 
 import redis
-from flask import Response, stream_with_context
+from flask import Response, g, stream_with_context
 
 from app.web.errors import error_response
 from core.settings import Settings
@@ -37,7 +40,11 @@ KEEPALIVE_SECONDS = 15.0
 _LIMITS = Settings.from_env()
 MAX_STREAMS_PER_PROCESS = _LIMITS.max_streams_per_process
 STREAM_MAX_SECONDS = _LIMITS.stream_max_seconds
+MAX_STREAMS_PER_TENANT = _LIMITS.streams_per_tenant
 _slots = threading.BoundedSemaphore(MAX_STREAMS_PER_PROCESS)
+# Streams each tenant holds in this process, changed only under _held_lock.
+_held: dict[str, int] = {}
+_held_lock = threading.Lock()
 
 
 class _Stop:
@@ -105,13 +112,36 @@ def _chained(previous: Callable[[int, FrameType | None], Any] | int) -> Any:
 
 
 def take_slot() -> bool:
-    """Take one of this process's stream slots; False when all are taken. An
-    event_stream response gives its slot back when it closes."""
-    return _slots.acquire(blocking=False)
+    """Take one of this process's stream slots for the request's tenant; False when
+    all are taken or the tenant holds its share. An event_stream response gives
+    its slot back when it closes."""
+    tenant: str = g.scope
+    with _held_lock:
+        if _held.get(tenant, 0) >= MAX_STREAMS_PER_TENANT:
+            g.stream_refused = "this API key's tenant holds its share of this process's streams"
+            return False
+        if not _slots.acquire(blocking=False):
+            g.stream_refused = "too many open streams here"
+            return False
+        _held[tenant] = _held.get(tenant, 0) + 1
+    g.stream_tenant = tenant
+    return True
+
+
+def _give_back(tenant: str) -> None:
+    with _held_lock:
+        left = _held.get(tenant, 0) - 1
+        if left > 0:
+            _held[tenant] = left
+        else:
+            _held.pop(tenant, None)
+        _slots.release()
 
 
 def too_many_streams() -> tuple[Response, int]:
-    response, status = error_response(503, "too many open streams here, retry shortly")
+    """503 + Retry-After, saying whether the process or the tenant's share is full."""
+    why = g.get("stream_refused", "too many open streams here")
+    response, status = error_response(503, f"{why}, retry shortly")
     response.headers["Retry-After"] = "2"
     return response, status
 
@@ -127,7 +157,8 @@ def event_stream(events: Iterator[str]) -> Response:
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
-    response.call_on_close(_slots.release)
+    tenant: str = g.pop("stream_tenant")
+    response.call_on_close(lambda: _give_back(tenant))
     return response
 
 

@@ -107,7 +107,7 @@ from core.store.keys import (
     wake_key,
 )
 from core.store.live_events import LiveEvents
-from core.store.log_merge import merge_log
+from core.store.log_merge import log_order, merge_log
 from core.store.logs import Conversation, PlainLogs
 from core.store.outcomes import Outcomes
 from core.store.pending import Partition, PendingEvents
@@ -221,6 +221,7 @@ __all__ = [
     "legs_key",
     "live_key",
     "log_keys",
+    "log_order",
     "merge_log",
     "new_credential_id",
     "new_secret",

@@ -297,6 +297,7 @@ class Calls(Part):
             "outcome": log.outcome,
             "events": [
                 {
+                    "id": r["id"],  # its place in the log (a page's cursor); not shown
                     "event_type": r["event_type"],
                     "received_at": r["received_at"],
                     "fields": r["fields"],

@@ -10,6 +10,10 @@ import redis
 from core.store.backend import Part
 from core.store.durability import Degraded
 
+# Past this share of maxmemory, Redis is near refusing writes (noeviction): warn
+# while there is still time to trim retention or move to a larger plan.
+MEMORY_WARNING_SHARE = 0.8
+
 
 class Health(Part):
     """What /readyz asks of Redis."""
@@ -85,6 +89,32 @@ class Health(Part):
                     )
         return warnings
 
+    def _every_server(self) -> list[tuple[str, Any]]:
+        """Each Redis server we use, RQ's too, with how a warning names it ("" for
+        the one Redis, "<node>: " on a cluster, "RQ's Redis: ")."""
+        servers = self.backend.servers()
+        if self.backend.queues is not self.redis:
+            servers.append(("RQ's Redis", self.backend.queues))
+        return [(f"{name}: " if name else "", client) for name, client in servers]
+
+    def memory_warnings(self) -> list[str]:
+        """Each Redis server past MEMORY_WARNING_SHARE of its maxmemory (none without a
+        maxmemory, or when INFO does not say). Raises RedisError."""
+        warnings: list[str] = []
+        for where, client in self._every_server():
+            memory: dict[str, Any] = client.info("memory")
+            try:
+                used, limit = int(memory["used_memory"]), int(memory.get("maxmemory", 0))
+            except (KeyError, ValueError):
+                continue  # a stand-in that will not tell
+            if limit and used >= MEMORY_WARNING_SHARE * limit:
+                warnings.append(
+                    f"{where}Redis uses {used / limit:.0%} of its maxmemory ({used} of {limit} "
+                    "bytes): past it, webhooks are refused; lower RETENTION_SECONDS or use a "
+                    "larger Redis plan"
+                )
+        return warnings
+
     @property
     def durable_mode(self) -> str:
         return self.backend.durability.mode
@@ -108,11 +138,7 @@ class Health(Part):
         may hold (``needed``: one web and one worker dyno at the configured
         budget). Raises RedisError."""
         warnings: list[str] = []
-        servers = self.backend.servers()
-        if self.backend.queues is not self.redis:
-            servers.append(("RQ's Redis", self.backend.queues))
-        for name, client in servers:
-            where = f"{name}: " if name else ""
+        for where, client in self._every_server():
             try:
                 clients: dict[str, Any] = client.info("clients")
                 if "maxclients" not in clients:  # before Redis 7, INFO does not say

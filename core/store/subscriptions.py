@@ -48,6 +48,7 @@ class Subscriptions(Part):
     def __init__(self, backend: Backend) -> None:
         super().__init__(backend)
         self._claim: Script = backend.script("claim_deliveries")
+        self._add: Script = backend.script("add_subscription")
 
     # -- subscriptions --------------------------------------------------------
 
@@ -59,6 +60,21 @@ class Subscriptions(Part):
             pipe.sadd(SUBSCRIPTION_TENANTS_KEY, subscription["tenant_id"])
             pipe.hset(subs_key(subscription["tenant_id"]), subscription["id"], dumps(subscription))
             pipe.execute()
+
+    def add_subscription(self, subscription: Subscription, cap: int) -> bool:
+        """Store a new subscription unless its tenant already holds ``cap`` of them
+        (False: nothing stored). The count is the tenant's own hash, so it stays
+        right however many web processes create at once."""
+        tenant = subscription["tenant_id"]
+        self.redis.sadd(SUBSCRIPTION_TENANTS_KEY, tenant)
+        stored = self._add(
+            keys=[subs_key(tenant)], args=[subscription["id"], dumps(subscription), cap]
+        )
+        return bool(stored)
+
+    def subscription_count(self, tenant_id: str) -> int:
+        """How many subscriptions are stored under ``tenant_id`` (``*``: every tenant's)."""
+        return int(self.redis.hlen(subs_key(tenant_id)))
 
     def subscription_tenants(self) -> list[str]:
         """Tenants (``*`` included) that have or had a subscription."""
@@ -191,6 +207,46 @@ class Subscriptions(Part):
             return []
         raw = self.redis.mget([delivery_key(tenant_id, i) for i in ids])
         return [json.loads(r) for r in raw if r is not None]
+
+    def delivery_page(
+        self,
+        tenant_id: str,
+        subscription_id: str,
+        after: tuple[float, str] | None,
+        count: int,
+        and_equal: bool = False,
+    ) -> list[tuple[float, str, Delivery | None]]:
+        """Up to ``count`` of a subscription's deliveries in this tenant, newest first:
+        (when it was made, its id, the delivery or None once it expired), after
+        ``after`` (the made-at and id of the last one already shown; ``and_equal``:
+        that one too, when it was another tenant's). Ties of made-at are ordered by
+        id, as the index keeps them."""
+        index = deliveries_index_key(tenant_id, subscription_id)
+        if after is None:
+            entries = self.redis.zrevrange(index, 0, count - 1, withscores=True)
+        else:
+            made, last_id = after
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zrevrangebyscore(index, made, made, withscores=True)
+                # repr of a float reads back as the same float in Redis, so "(" excludes
+                # exactly the entries at ``made``, taken by the line before.
+                pipe.zrevrangebyscore(
+                    index, f"({made!r}", "-inf", start=0, num=count, withscores=True
+                )
+                same, older = pipe.execute()
+            entries = [
+                (m, s) for m, s in same if _text(m) < last_id or (and_equal and _text(m) == last_id)
+            ] + older
+            entries = entries[:count]
+        pairs = cast(list[tuple[Any, float]], entries)
+        ids = [_text(member) for member, _ in pairs]
+        if not ids:
+            return []
+        raw = self.redis.mget([delivery_key(tenant_id, i) for i in ids])
+        return [
+            (float(made), i, json.loads(r) if r is not None else None)
+            for (_, made), i, r in zip(pairs, ids, raw, strict=True)
+        ]
 
     @staticmethod
     def _queue(

@@ -65,3 +65,17 @@ def test_switches_and_lists_read_as_before() -> None:
     assert settings.delivery_retry_seconds == (1, 2, 3)
     assert settings.history_retention_days is None  # 0 keeps archived calls, as unset does
     assert settings.webhook_tokens == {"a": "t1", "b": "*", "c": "*"}
+
+
+def test_short_secrets_are_warned_of_by_kind_never_shown() -> None:
+    """A token, key or METRICS_TOKEN under 16 characters is a warning naming its
+    variables, not a refusal; long ones warn of nothing."""
+    long = "x" * 16
+    assert Settings.from_env({"WEBHOOK_TOKEN": long, "API_KEY": long}).short_secret_warnings() == []
+    warned = Settings.from_env(
+        {"WEBHOOK_TOKENS": f"tok1:t1,{long}:t2", "API_KEY": long, "METRICS_TOKEN": "m3tr1c"}
+    ).short_secret_warnings()
+    assert len(warned) == 2
+    assert warned[0].startswith("WEBHOOK_TOKENS / WEBHOOK_TOKEN holds a secret shorter than 16")
+    assert warned[1].startswith("METRICS_TOKEN")
+    assert not any("tok1" in w or "m3tr1c" in w for w in warned)

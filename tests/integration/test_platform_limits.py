@@ -176,7 +176,10 @@ def test_one_web_and_one_worker_hold_at_most_20_redis_connections_under_load(
     refused_before = int(client_limit.info("stats")["rejected_connections"])
     streams: list[SseClient] = []
     with Receiver(always(500)) as receiver:
-        web = launcher.start("web", {"SUBSCRIPTION_ALLOW_PRIVATE": "1"})
+        # One key opens every stream: its tenant's share is the whole process here.
+        web = launcher.start(
+            "web", {"SUBSCRIPTION_ALLOW_PRIVATE": "1", "MAX_STREAMS_PER_TENANT": "8"}
+        )
         worker = launcher.start(
             "worker", {"SUBSCRIPTION_ALLOW_PRIVATE": "1", "DELIVERY_RETRY_SECONDS": "1,1,1,1,1,1"}
         )

@@ -138,7 +138,10 @@ def test_intake_answers_while_every_stream_slot_is_taken(
 ) -> None:
     """With MAX_STREAMS_PER_PROCESS streams open on each web process, intake still answers fast."""
     processes, per_process = 2, 8  # harness WEB_CONCURRENCY, the default stream limit
-    api = launcher.start_service(WEB_CONCURRENCY=str(processes))
+    # One key opens them all: its tenant's share is the whole process here.
+    api = launcher.start_service(
+        WEB_CONCURRENCY=str(processes), MAX_STREAMS_PER_TENANT=str(per_process)
+    )
     streams, _ = open_streams(launcher.port, processes * per_process)
     try:
         assert len(streams) == processes * per_process

@@ -3,7 +3,7 @@
 - a body of 64 KiB full of fields; JSON nested thousands deep; invalid UTF-8
   in every field; a huge ``Last-Event-ID`` on the SSE endpoints;
 - a burst of thousands of distinct calls from one token, with the per-token
-  rate limit on (429 + Retry-After) and off (the default: every event taken).
+  rate limit tight (429 + Retry-After) and at its default (every event taken).
 """
 
 from __future__ import annotations
@@ -165,7 +165,8 @@ def burst_of_calls(client: FlaskClient, count: int, token: str = TOKEN) -> list[
 def test_by_default_a_burst_of_distinct_calls_is_all_taken(
     client: FlaskClient, redis_client: fakeredis.FakeRedis
 ) -> None:
-    """No limit unless configured: 2,000 distinct calls from one token are all 202."""
+    """The default limit is far above real traffic: 2,000 distinct calls from one token
+    at once are all 202."""
     answers = burst_of_calls(client, 2000)
     assert {a.status_code for a in answers} == {202}
     assert queued(redis_client) == 2000
@@ -212,9 +213,32 @@ def test_normal_traffic_under_the_limit_is_untouched(
     assert len(keys) == 1 and TOKEN not in keys[0]
 
 
+def test_processes_taking_tokens_ahead_never_take_more_than_the_bucket(
+    redis_client: fakeredis.FakeRedis, settings: Settings
+) -> None:
+    """Two web processes on one bucket (200 a second: each takes 2 tokens a round trip,
+    the second spent locally), a burst of 30: together they take the burst and what the
+    rate refilled meanwhile, no more."""
+    processes = [
+        limited_app(redis_client, settings, rate=200, burst=30).test_client() for _ in range(2)
+    ]
+    began = time.monotonic()
+    answers = [
+        post(processes[n % 2], urlencode(hangup(f"ahead-{n}")).encode()) for n in range(60)
+    ]
+    took = time.monotonic() - began
+    taken = sum(a.status_code == 202 for a in answers)
+    assert {a.status_code for a in answers} == {202, 429}
+    assert 30 <= taken <= 30 + math.ceil(200 * took) + 2
+    assert queued(redis_client) == taken
+
+
 def test_the_limit_comes_from_the_environment() -> None:
-    """WEBHOOK_RATE_LIMIT / WEBHOOK_RATE_BURST: off by default, burst 10 s of the rate."""
-    assert Settings.from_env({}).webhook_rate_limit == 0
+    """WEBHOOK_RATE_LIMIT / WEBHOOK_RATE_BURST: on by default at 1,000 a second with a
+    burst of 10,000 (10 s of the rate), 0 turns it off."""
+    default = Settings.from_env({})
+    assert (default.webhook_rate_limit, default.webhook_burst) == (1000, 10_000)
+    assert Settings.from_env({"WEBHOOK_RATE_LIMIT": "0"}).webhook_rate_limit == 0
     configured = Settings.from_env({"WEBHOOK_RATE_LIMIT": "20"})
     assert (configured.webhook_rate_limit, configured.webhook_burst) == (20, 200)
     assert (

@@ -269,7 +269,8 @@ def test_unknown_subscription_and_delivery_are_404(client: FlaskClient) -> None:
     assert_error(client.get("/v1/subscriptions/sub_none/deliveries", headers=ADMIN), 404)
     made = create(client, {"url": HOOK})
     assert client.get(f"/v1/subscriptions/{made['id']}/deliveries", headers=ADMIN).get_json() == {
-        "deliveries": []
+        "deliveries": [],
+        "next": None,
     }
     assert_error(
         client.post(f"/v1/subscriptions/{made['id']}/deliveries/nope/replay", headers=ADMIN), 404
