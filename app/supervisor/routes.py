@@ -172,6 +172,7 @@ def board_zone(tenants: list[str], tz: str | None) -> str | None:
     schema=ExtensionBoardSchema,
     answer="the board",
     usual=(401, 403, 503),
+    errors={400: "a bad parameter (an unknown time zone)"},
     description="Derived from the call events (PrimeVOX sends no agent status). Lists every "
     "extension with a leg live now or ended today or in the last 24 h, in number order. "
     "Today is the tenant's day (its time zone, DEFAULT_TIMEZONE unless set)." + SCOPE,
