@@ -60,7 +60,7 @@ def quarter_counts(
     each of ``thresholds`` seconds. Quarters in order, empty ones left out."""
     started = calls.c.started_us
     # Floor division on both databases (their / and % truncate towards zero).
-    quarter = (started - (started % QUARTER_US + QUARTER_US) % QUARTER_US) / QUARTER_US
+    quarter = (started - (started % QUARTER_US + QUARTER_US) % QUARTER_US) // QUARTER_US
     answered = calls.c.outcome == "answered"
     missed = calls.c.outcome == "missed"
     abandoned = sa.and_(missed, calls.c.missed_reason == "abandoned")
