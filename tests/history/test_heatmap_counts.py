@@ -1,8 +1,9 @@
 """The heatmap read from the history database, where the database counts the calls
 (core/history/reports.py), against the heatmap folded from the outcome records in
-Redis: every metric, in zones of whole, half and quarter hours, for windows that end
-before some calls' revision 2, and with the archive behind Redis (a call's newer
-revision only in Redis). On SQLite and PostgreSQL."""
+Redis (and /v1/stats read from both): every metric, in zones of whole, half and
+quarter hours, for windows that end before some calls' revision 2, and with the
+archive behind Redis (a call's newer revision only in Redis). On SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -74,6 +75,11 @@ def compare(history: FlaskClient, redis: FlaskClient, windows: list[str]) -> Non
                     "&service_level_seconds=20,45&sl_abandons=exclude_short"
                 )
                 assert cells(history, query) == cells(redis, query), query
+        query = f"/v1/stats?{window}&group_by=queue&missed_limit=5"
+        read = [client.get(query, headers=HEADERS).get_json() for client in (history, redis)]
+        assert read[0]["window"]["source"] == "history"
+        for field in ("groups", "totals", "missed_calls"):
+            assert read[0][field] == read[1][field], (query, field)
 
 
 def test_counted_by_the_database_it_equals_the_calls_folded(
