@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import fakeredis
 import pytest
+import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from app import create_app
@@ -22,8 +23,9 @@ from app.stats.from_history import _local_cell
 from bench.history_data import outcome_records
 from core.history import writer
 from core.history.database import create_engine, upgrade
-from core.history.records import decided_us
+from core.history.records import call_row, decided_us
 from core.history.reports import QUARTER_US
+from core.history.schema import calls
 from core.settings import Settings
 from core.store import TENANTS_KEY, dumps, outcomes_key
 from statemachine.events import isoformat
@@ -140,3 +142,34 @@ def test_a_quarter_hour_is_one_local_hour_only_in_whole_quarter_hour_zones() -> 
     assert _local_cell(quarter, ZoneInfo("Asia/Kathmandu")) == (6, 6)
     old = int(datetime(1971, 6, 1, 12, 30, tzinfo=UTC).timestamp() * 1_000_000) // QUARTER_US
     assert _local_cell(old, ZoneInfo("Africa/Monrovia")) is None
+
+
+def test_migration_0005_copies_each_archived_records_wait_and_short_abandon(
+    empty_engine: sa.Engine, records: list[Record]
+) -> None:
+    """Rows archived before 0005 get the record's wait_seconds and short_abandon."""
+    upgrade(empty_engine, "0004")
+    latest = {(r["tenant_id"], r["call_uuid"]): r for r in records}
+    unknown = next(iter(latest))
+    latest[unknown] = {**latest[unknown], "wait_seconds": None}  # a wait not known
+    old_rows = []
+    for record in latest.values():
+        row = call_row(record)
+        del row["wait_seconds"], row["short_abandon"]
+        old_rows.append(row)
+    old_calls = sa.table("history_calls", *(sa.column(name) for name in old_rows[0]))
+    with empty_engine.begin() as connection:
+        connection.execute(sa.insert(old_calls), old_rows)
+    upgrade(empty_engine)
+    with empty_engine.connect() as connection:
+        found = connection.execute(
+            sa.select(
+                calls.c.tenant_id, calls.c.call_uuid, calls.c.wait_seconds, calls.c.short_abandon
+            )
+        ).all()
+    copied = {(t, c): (wait, short) for t, c, wait, short in found}
+    wanted = {key: (r["wait_seconds"], bool(r["short_abandon"])) for key, r in latest.items()}
+    assert copied == wanted
+    assert any(short for _, short in wanted.values()) and any(
+        wait is None for wait, _ in wanted.values()
+    ), "the sample has short abandons and unknown waits"
