@@ -12,6 +12,7 @@ def blueprints() -> list[ApiBlueprint]:
     import app.calls.conversations
     import app.calls.live_stream
     import app.calls.routes
+    import app.events.stream
     import app.history.routes
     import app.intake.routes
     import app.ops.health
@@ -31,6 +32,7 @@ def blueprints() -> list[ApiBlueprint]:
         app.calls.routes.bp,
         app.calls.live_stream.bp,
         app.calls.conversations.bp,
+        app.events.stream.bp,
         app.outcomes.routes.bp,
         app.outcomes.stream.bp,
         app.history.routes.bp,

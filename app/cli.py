@@ -205,6 +205,9 @@ def history_status() -> None:
 
 
 def init_app(app: Flask) -> None:
+    from app.subscriptions import cli as subscription_commands
+
+    subscription_commands.init_app(app)
     app.cli.add_command(rebuild)
     app.cli.add_command(outcomes)
     app.cli.add_command(failed)

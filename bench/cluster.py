@@ -34,7 +34,8 @@ from typing import Any
 import redis
 
 from bench.chaos import send_until_accepted
-from bench.common import KeepAlive, percentile, timed_gets
+from bench.common import percentile
+from bench.sender import KeepAlive, timed_gets
 from bench.service import Service, wait_for
 from devtools.simulator import SimulatedCall, generate_call
 

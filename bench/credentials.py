@@ -23,8 +23,9 @@ import urllib.request
 
 import redis
 
-from bench.common import BenchService, progress, ratio, spread, traffic, write_bodies
+from bench.common import BenchService, progress, ratio, spread, traffic
 from bench.intake import Saturation, Target, saturate
+from bench.wrk import write_bodies
 from core.store import (
     CHECK_SECONDS,
     Credential,

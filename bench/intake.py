@@ -1,6 +1,6 @@
 """Intake benchmark: POST /webhooks/primevox/<token> against bare Flask endpoints.
 
-    python -m bench.intake [--seconds 6] [--repeats 4] [--workers 0] [--profile]
+    python -m bench.intake [--seconds 6] [--repeats 4] [--workers 1] [--profile]
 
 Four servers on this machine, in the same run:
 
@@ -23,10 +23,11 @@ one body list for all) hits them in rotating order. It measures:
    answer; the delay is calibrated in a short first run), and the achieved
    rate is printed beside the target.
 
-With ``--workers 0`` (the default) nothing drains the pending sets, so every
-doorbell stays rung and intake never enqueues an RQ job: this isolates the web
-process. ``--workers 1`` runs a worker beside it (CPU shared, as on one
-machine in production). Loopback only; every run is bounded by --seconds.
+By default (``--workers 1``) a worker runs beside the web, as deployed: they
+share the machine's CPU, and intake rings doorbells and enqueues drain jobs as
+it does in production. ``--workers 0`` runs nothing that drains the pending
+sets, so every doorbell stays rung and intake never enqueues an RQ job: this
+isolates the web process. Loopback only; every run is bounded by --seconds.
 """
 
 from __future__ import annotations
@@ -40,8 +41,6 @@ from pathlib import Path
 
 from bench.common import (
     BenchService,
-    KeepAlive,
-    WrkResult,
     cmdline,
     commandstats,
     commandstats_delta,
@@ -49,15 +48,14 @@ from bench.common import (
     descendants,
     print_commandstats,
     print_machine,
-    profiled,
     progress,
-    run_wrk,
     spread,
     traffic,
-    write_bodies,
-    wrk_script,
 )
+from bench.profiles import profiled
+from bench.sender import KeepAlive
 from bench.service import free_port, wait_for
+from bench.wrk import WrkResult, run_wrk, write_bodies, wrk_script
 from devtools.service import ServiceProcess, start_process, stop_all
 
 GOALS = {  # (top, bottom): the least top / bottom req/s that meets issue 11's goal
@@ -281,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (saturation)")
     parser.add_argument("--rate-connections", type=int, default=8, help="wrk connections (rate)")
-    parser.add_argument("--workers", type=int, default=0, help="worker processes beside the web")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes beside the web (0: none)"
+    )
     parser.add_argument("--events", type=int, default=20_000, help="distinct bodies to cycle")
     parser.add_argument("--profile", action="store_true", help="py-spy + commandstats of ours")
     parser.add_argument("--profile-only", action="store_true", help="only the profiled run")

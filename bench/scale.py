@@ -35,7 +35,6 @@ from bench.common import (
     applied_total,
     busy_cpu,
     due_timers,
-    post_all,
     print_machine,
     progress,
     spread,
@@ -43,6 +42,7 @@ from bench.common import (
     wait_applied,
 )
 from bench.service import wait_for
+from bench.wrk import post_all
 from devtools.simulator import SimulatedCall
 
 TENANTS = ("acme", "globex")

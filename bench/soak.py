@@ -17,6 +17,8 @@ after it, every curve must be flat. The verdict prints growth per hour
 (the long run's goal: under ``--max-growth`` %) and the clear-leak test the
 two-minute form in the test suite fails on. Exit status 1 if any 5xx, a
 wrong or missing outcome, or a clear leak.
+
+Over 400 lines on purpose: one benchmark program, its sampling and its verdict.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from typing import Any
 import redis
 from rq import Queue
 
-from bench.common import BenchService, KeepAlive, percentile, print_machine, progress, traffic
+from bench.common import BenchService, percentile, print_machine, progress, traffic
+from bench.sender import KeepAlive
 from bench.soak_analysis import MEMORY_CURVES, Trend, clear_leak, flat_for_an_hour, trend
 from core.settings import EVENTS_QUEUE
 from core.store import PARTITIONS, call_key, pending_key

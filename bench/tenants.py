@@ -41,6 +41,32 @@ from statemachine.primevox import EVENTS
 IDLE_SECONDS = 10.0
 
 
+def _pinned(root: Path) -> set[str]:
+    lines = (root / "requirements.txt").read_text("utf-8").splitlines()
+    return {
+        line.split("==")[0].strip().lower().replace("-", "_")
+        for line in lines
+        if "==" in line and not line.startswith((" ", "#"))
+    }
+
+
+def hide_unpinned(root: Path) -> Path | None:
+    """A directory that hides from ``root``'s code the packages this checkout pins
+    and ``root`` does not (a module of each name that raises ImportError), so an
+    older revision runs as it was deployed: without, say, hiredis, which
+    redis-py would otherwise pick up from the shared virtualenv. None if none."""
+    extra = sorted(_pinned(ROOT) - _pinned(root))
+    if root == ROOT or not extra:
+        return None
+    directory = Path(tempfile.mkdtemp(prefix="callstate-hidden-"))
+    for name in extra:
+        (directory / f"{name}.py").write_text(
+            f"raise ImportError('{name} is not pinned by this revision')\n", "utf-8"
+        )
+    progress(f"hidden from {root.name}: {', '.join(extra)}")
+    return directory
+
+
 class CodeService(Service):
     """:class:`Service` running the Procfile of another checkout of the code."""
 
@@ -48,6 +74,9 @@ class CodeService(Service):
         super().__init__(env)
         self.root = root
         self.env["PYTHONPATH"] = str(root)
+        hidden = hide_unpinned(root)
+        if hidden is not None:
+            self.env["PYTHONPATH"] = f"{hidden}:{root}"
 
     def start_process(
         self, kind: str, env: dict[str, str] | None = None, cwd: Path | None = None

@@ -28,22 +28,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import (
-    WRK_DONE_LUA,
     Traffic,
-    WrkResult,
-    _lua_string,
-    _temp_lua,
     applied_total,
-    post_all,
     print_machine,
     progress,
     ratio,
-    run_wrk,
     traffic,
     wait_applied,
 )
 from bench.service import ROOT, Service
 from bench.tenants import CodeService, checkout
+from bench.wrk import WRK_DONE_LUA, WrkResult, _lua_string, _temp_lua, post_all, run_wrk
 
 TENANTS = ("acme", "globex")
 

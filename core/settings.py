@@ -5,6 +5,9 @@ fields and validators underneath), into one frozen ``Settings``. A bad value is
 a ``ConfigError`` naming each variable and what is wrong with it, never the
 value of a secret; the process types print it and exit with status 2 before
 they start anything. A blank variable counts as unset.
+
+Over 400 lines on purpose: every setting, its default and why it exists, read
+in one place (the configuration table of docs/operations.md follows it).
 """
 
 from __future__ import annotations
@@ -244,6 +247,9 @@ class Settings:
     api_keys: Mapping[str, str] = field(default_factory=dict)
     outcome_grace_seconds: float = 5.0
     call_timeout_seconds: float = 4 * 3600.0
+    # A call's events past this many are kept unfolded: one runaway call's
+    # fold (and its log) stays bounded, whoever sends it.
+    max_events_per_call: int = 1000
     retention_seconds: float = 7 * 24 * 3600.0
     # How long an accepted event may wait for its job before the reaper checks
     # on it; short enough that a killed worker costs seconds, not minutes.
@@ -314,6 +320,12 @@ class Settings:
     # An abandoned call this short (seconds from its start) is a short abandon,
     # unless the tenant's settings say otherwise.
     short_abandon_seconds: float = 5.0
+    # Where email subscriptions' messages go out: smtp:// (STARTTLS when the
+    # server offers it, always before credentials) or smtps:// (TLS from the
+    # start), with user:password@ when the server wants them. None: no email
+    # subscriptions. A secret: never logged. SMTP_FROM is their From address.
+    smtp_url: str | None = None
+    smtp_from: str = "callstate@localhost"
 
     @property
     def web_process_connections(self) -> int:
@@ -361,6 +373,7 @@ class Settings:
             ),
             outcome_grace_seconds=number("OUTCOME_GRACE_SECONDS", 5.0, validate=NOT_NEGATIVE),
             call_timeout_seconds=number("CALL_TIMEOUT_SECONDS", 4 * 3600.0, validate=NOT_NEGATIVE),
+            max_events_per_call=whole("MAX_EVENTS_PER_CALL", 1000, validate=at_least(1)),
             retention_seconds=number("RETENTION_SECONDS", 7 * 24 * 3600.0, validate=NOT_NEGATIVE),
             pending_check_seconds=number("PENDING_CHECK_SECONDS", 3.0, validate=NOT_NEGATIVE),
             delivery_retry_seconds=read.retry_schedule(
@@ -397,9 +410,25 @@ class Settings:
             default_country=read.country_code("DEFAULT_COUNTRY", "US"),
             default_timezone=read.str("DEFAULT_TIMEZONE", "UTC", validate=_iana_timezone),
             short_abandon_seconds=number("SHORT_ABANDON_SECONDS", 5.0, validate=NOT_NEGATIVE),
+            smtp_url=read.str("SMTP_URL", None, validate=_smtp_url),
+            smtp_from=read.str("SMTP_FROM", "callstate@localhost"),
         )
         read.raise_problems()
         return settings
+
+
+def _smtp_url(value: str) -> None:
+    """An smtp:// or smtps:// URL naming a host; the message never quotes the value
+    (it may carry a password)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parsed = urlsplit(value)
+        parsed.port  # noqa: B018  # raises ValueError for a port that is not a number
+    except ValueError:
+        raise ma.ValidationError("must be an smtp:// or smtps:// URL") from None
+    if parsed.scheme not in ("smtp", "smtps") or not parsed.hostname:
+        raise ma.ValidationError("must be an smtp:// or smtps:// URL naming a host")
 
 
 class _Environment(Env):

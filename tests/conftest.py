@@ -19,6 +19,7 @@ from app import create_app
 from core.queue import events_queue
 from core.settings import Settings
 from core.store import Store
+from tests.kit.history_db import report_skips
 from workers import jobs
 from workers.engine import Engine
 
@@ -77,3 +78,7 @@ def drain(redis_client: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch) ->
         worker.work(burst=True, logging_level="WARNING")
 
     yield run
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    report_skips(terminalreporter)

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from buildpack_rules import package_manager_files, requested_python
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from core.settings import ConfigError, Settings
+from tests.kit.buildpack import package_manager_files, requested_python
 
 ROOT = Path(__file__).resolve().parent.parent
 OURSELVES = "callstate (pyproject.toml)"

@@ -1,7 +1,7 @@
 """The documentation stays true to the tree: every relative link leads to a file
 (and a heading, when it names one), and every repository path it mentions exists.
 
-Pages: README.md, docs/*.md, bench/README.md. A path is a backquoted name starting
+Pages: README.md, docs/*.md, bench/README.md, tests/README.md. A path is a backquoted name starting
 with one of the repository's top-level directories (``core/store/keys.py``,
 ``app/intake/``); names with placeholders (``<db>``, ``*``) and what a run
 creates (``tests/artifacts/``, ``bench/results/``) are not checked.
@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = sorted([ROOT / "README.md", ROOT / "bench" / "README.md", *(ROOT / "docs").glob("*.md")])
+PAGES = sorted(
+    [ROOT / "README.md", ROOT / "bench" / "README.md", ROOT / "tests" / "README.md",
+     *(ROOT / "docs").glob("*.md")]
+)  # fmt: skip
 TOP_LEVEL = ("app", "bench", "bin", "core", "devtools", "docs", "statemachine", "tests", "workers")
 MADE_BY_RUNS = ("tests/artifacts/", "bench/results/")
 

@@ -32,11 +32,11 @@ import redis
 
 from core.deliveries.breaker import Breaker
 from core.deliveries.dispatch import DELIVERY_LEASE, Deliveries, Prepared, max_in_flight
+from core.deliveries.kinds import transport
 from core.deliveries.webhooks import (
     DELIVERY_TIMEOUT_SECONDS,
     Attempt,
     Resolver,
-    send,
     system_resolver,
 )
 from core.observability import get_logger
@@ -47,6 +47,7 @@ from core.store import (
     SubscriptionState,
     open_redis,
 )
+from statemachine.events import parse_time
 from workers.shutdown import (
     main_thread_gets_signals,
     note_stop_requests,
@@ -73,6 +74,9 @@ SHUTDOWN_WAIT = 5.0
 MIGRATE_EVERY = 30.0
 # A subscription whose breaker is open is looked at again after at most this.
 PAUSED_LOOK_AGAIN = 1.0
+# How much earlier than its recorded due time a live event waiting its turn is put
+# back: more than the recorded time's rounding, less than dispatches apart.
+TURN_EARLIER = 1e-5
 # Deliveries of a deleted or disabled subscription are cancelled, not sent:
 # they need no thread, so many are taken at once.
 CANCEL_BATCH = 100
@@ -119,6 +123,7 @@ class DeliveryRunner:
         self._unrecorded: list[Future[Attempt]] = []
         self._running: Counter[str] = Counter()
         self._paused: dict[str, float] = {}  # subscription -> monotonic time to look again
+        self._turns: set[tuple[str, str]] = set()  # (subscription, call) with an event out
         self.due = store.due
         self._migrated = -MIGRATE_EVERY
         self._claimed = -CLAIM_EVERY
@@ -200,7 +205,7 @@ class DeliveryRunner:
                     prepared = self.deliveries.prepare(
                         tenant, delivery_id, state.subscription, state.stored_under, sub, now
                     )
-                    if prepared is not None:
+                    if prepared is not None and not self._waits_its_turn(prepared, now):
                         self._submit(prepared)
                         started[sub] += 1
         for sub in probes - set(started):
@@ -280,16 +285,34 @@ class DeliveryRunner:
             if moved:
                 log.warning("moved delivery timers into per-subscription queues", moved=moved)
 
+    def _waits_its_turn(self, prepared: Prepared, now: float) -> bool:
+        """Put a live call event back for a moment while an earlier event of its call
+        is on its way to the same subscription (claims come oldest first), so a
+        receiver gets one call's events in order. True if it was put back."""
+        turn = prepared.call_turn
+        if turn is None:
+            return False
+        if turn in self._turns:
+            # Back where it was due, not later: a later event of the call, due
+            # later, must not be claimed before it. The due time kept is rounded
+            # to the microsecond, so a hair earlier than that.
+            due = parse_time(prepared.delivery["next_attempt_at"] or "").timestamp() - TURN_EARLIER
+            self.subs.schedule_delivery(
+                prepared.tenant_id, prepared.subscription_id, prepared.delivery["id"], due
+            )
+            return True
+        self._turns.add(turn)
+        return False
+
     # -- attempts ---------------------------------------------------------------------
 
     def _submit(self, prepared: Prepared) -> None:
         future = self.pool.submit(
-            send,
+            transport,
             prepared.url,
-            prepared.body,
+            prepared.rendered,
             prepared.headers,
-            allow_private=self.settings.subscription_allow_private,
-            allow_ports=self.settings.subscription_allow_ports,
+            self.settings,
             timeout=self.timeout,
             resolve=self.resolve,
             ssl_context=self.ssl_context,
@@ -326,6 +349,8 @@ class DeliveryRunner:
             self._unrecorded.pop(0)
             del self._in_flight[future]
             sub = prepared.subscription_id
+            if prepared.call_turn is not None:
+                self._turns.discard(prepared.call_turn)
             self._running[sub] -= 1
             if self._running[sub] <= 0:
                 del self._running[sub]

@@ -1,10 +1,11 @@
 """Apply events to calls and decide outcomes: the event-sourcing loop.
 
-Every change follows the same path: read the call's log at a version, fold it
-(with whatever is new) in pure Python, and commit the new records together
-with what the fold says, refusing if the log moved meanwhile. A refused commit
-is simply read and folded again, so any number of workers can work on one
-call at once and none of them overwrites a newer state.
+Every change follows the same path: read the call's head at a version (its
+stored facts, not its records), fold what is new into those facts in pure
+Python (workers/call_fold.py), and commit the new records together with what
+the fold says, refusing if the log moved meanwhile. A refused commit is
+simply read and folded again, so any number of workers can work on one call
+at once and none of them overwrites a newer state.
 
 Past 400 lines on purpose: applying, deciding and rebuilding share that one
 loop and its conflict rules; apart they could drift.
@@ -20,24 +21,27 @@ from datetime import UTC, datetime
 
 import redis
 
-from core.exceptions import BadEnvelope, ConcurrentUpdate, TooManyConflicts
+from core.exceptions import TooManyConflicts
 from core.observability import OUTCOME_BUCKETS, get_logger, histogram_increments
 from core.settings import Settings
 from core.store import (
     CallCommit,
+    CallHead,
     CallLog,
     CallPart,
     Store,
-    merge_log,
     partition_for,
 )
 from core.supervisor import call_part
 from core.tenant_settings import for_tenant
-from statemachine import CallView, fold, from_record, outcome_record, to_record
+from statemachine import CallView, outcome_record, to_record
 from statemachine.envelope import Envelope
-from statemachine.events import CallEvent, CallTimedOut, micros, parse_time
+from statemachine.events import CallTimedOut, micros, parse_time
+from statemachine.live_events import live_steps
 from statemachine.outcome import OutcomeBody
 from statemachine.primevox import ENGINE_TIMEOUT
+from statemachine.stored_facts import facts_to_json
+from workers.call_fold import fold_into_stored, fold_whole, stored_view, view_of, without
 
 MAX_ATTEMPTS = 50
 log = get_logger("callstate.engine")
@@ -50,19 +54,6 @@ class BatchResult:
     applied: list[Envelope] = dataclasses.field(default_factory=list)
     poisoned: int = 0
     conflicts: int = 0
-
-
-def view_of(tenant_id: str, call_uuid: str, records: Sequence[Envelope]) -> CallView:
-    """Fold a call's log records into its view. Raises BadEnvelope on a bad record."""
-    events: list[CallEvent] = []
-    for record in records:
-        try:
-            event = from_record(record)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BadEnvelope(f"log record {record.get('id')!r} is unreadable: {exc}") from exc
-        if isinstance(event, CallEvent):
-            events.append(event)
-    return CallView(fold(tenant_id, call_uuid, events))
 
 
 class Engine:
@@ -148,7 +139,9 @@ class Engine:
         calls: dict[str, list[tuple[str, Envelope]]],
         result: BatchResult,
     ) -> None:
-        logs = self.store.calls.load_calls(tenant_id, list(calls))
+        heads = self.store.calls.load_heads(
+            tenant_id, {uuid: [e["id"] for _, e in items] for uuid, items in calls.items()}
+        )
         commits: list[CallCommit] = []
         views: dict[str, CallView] = {}
         for call_uuid, items in calls.items():
@@ -158,7 +151,7 @@ class Engine:
                     tenant_id,
                     partition,
                     call_uuid,
-                    logs[call_uuid],
+                    heads[call_uuid],
                     [e for _, e in items],
                     [f for f, _ in items],
                 )
@@ -180,10 +173,14 @@ class Engine:
                         result.poisoned += 1
         answers = self.store.calls.commit_calls(tenant_id, commits)
         parts: list[CallPart] = []
+        committed: list[CallView] = []
+        unfolded = 0
         for commit, answer in zip(commits, answers, strict=True):
             items = calls[commit.call_uuid]
             if answer is not None:
                 parts += self._parts(views[commit.call_uuid], answer[0])
+                committed.append(views[commit.call_uuid])
+                unfolded += answer[2]
             if answer is None:
                 # Another worker committed to this call meanwhile: do it alone.
                 result.conflicts += 1
@@ -196,6 +193,8 @@ class Engine:
                 )
             result.applied += [e for _, e in items]
         self._save_parts(tenant_id, parts)
+        self._send_live_events(tenant_id, committed)
+        self._count_unfolded(tenant_id, unfolded)
 
     def _parts(self, view: CallView, version: int) -> list[CallPart]:
         """The call's part in the supervisor's view; none if deriving it fails (logged:
@@ -216,23 +215,43 @@ class Engine:
         tenant_id: str,
         partition: int,
         call_uuid: str,
-        log: CallLog,
+        head: CallHead,
         new_records: Sequence[Envelope],
         pending_done: Sequence[str],
     ) -> tuple[CallCommit, CallView]:
-        view = view_of(tenant_id, call_uuid, merge_log(log.records, new_records))
+        """Fold new records into the call: into the facts stored with its last
+        commit when it can (the cost of the new records alone), else (no facts
+        stored, or an earlier copy of a folded event came) the whole log again."""
+        cap = self.settings.max_events_per_call
+        folded = fold_into_stored(tenant_id, call_uuid, head, new_records, cap)
+        version, revision = head.version, head.revision
+        if folded is None:
+            log = self.store.calls.load_call(tenant_id, call_uuid)
+            version, revision = log.version, log.revision
+            folded = fold_whole(tenant_id, call_uuid, log, new_records, cap)
+        facts, unfolded = folded
+        view = CallView(facts)
         started = view.started_at
         commit = CallCommit(
             call_uuid=call_uuid,
-            expected_version=log.version,
-            new_records=new_records,
+            expected_version=version,
+            new_records=without(new_records, unfolded),
             view=view.as_json(),
             live_since=micros(started) if view.is_live and started else None,
-            timer_due=self._timer_due(view, decided=log.revision > 0),
+            timer_due=self._timer_due(view, decided=revision > 0),
             pending_done=list(pending_done),
             partition=partition,
+            facts=facts_to_json(facts),
+            unfolded=unfolded,
         )
         return commit, view
+
+    def _count_unfolded(self, tenant_id: str, unfolded: int) -> None:
+        if unfolded:
+            log.warning(
+                "events past MAX_EVENTS_PER_CALL kept unfolded", tenant=tenant_id, events=unfolded
+            )
+            self.store.stats.add({"events_not_folded": unfolded})
 
     def _poison(
         self, tenant_id: str, partition: int, field: str, envelope: Envelope, error: str
@@ -248,18 +267,32 @@ class Engine:
         pending_done: Sequence[str] = (),
         partition: int = 0,
     ) -> tuple[int, bool, CallView]:
+        ids = [r["id"] for r in new_records]
         for _ in range(MAX_ATTEMPTS):
-            log_now = self.store.calls.load_call(tenant_id, call_uuid)
+            head = self.store.calls.load_heads(tenant_id, {call_uuid: ids})[call_uuid]
             commit, view = self._prepare(
-                tenant_id, partition, call_uuid, log_now, new_records, pending_done
+                tenant_id, partition, call_uuid, head, new_records, pending_done
             )
-            try:
-                version, changed = self.store.calls.commit_call(tenant_id, commit)
-            except ConcurrentUpdate:
+            answer = self.store.calls.commit_calls(tenant_id, [commit])[0]
+            if answer is None:
                 continue
+            version, changed, unfolded = answer
             self._save_parts(tenant_id, self._parts(view, version))
+            self._send_live_events(tenant_id, [view])
+            self._count_unfolded(tenant_id, unfolded)
             return version, changed, view
         raise TooManyConflicts(f"call {call_uuid} kept changing for {MAX_ATTEMPTS} attempts")
+
+    def _send_live_events(self, tenant_id: str, views: Sequence[CallView]) -> None:
+        """Send the live steps (call.started...) these committed calls have passed and
+        not sent yet (statemachine/live_events.py). A failure is logged, not raised:
+        the calls are committed, and their next commit sends whatever is missing."""
+        try:
+            self.store.live_events.emit(
+                tenant_id, [(view.facts.call_uuid, live_steps(view)) for view in views]
+            )
+        except Exception as exc:
+            log.error("live call events not sent", tenant=tenant_id, error=repr(exc))
 
     def _timer_due(self, view: CallView, *, decided: bool) -> float | None:
         """When to look at the call next: its timeout if live, its decision if ended."""
@@ -285,12 +318,11 @@ class Engine:
         time are not applied yet; looked at again shortly), "live" or "gone".
         """
         for _ in range(MAX_ATTEMPTS):
-            log = self.store.calls.load_call(tenant_id, call_uuid)
-            if not log.records:
+            version, view = self._current(tenant_id, call_uuid)
+            if view is None:
                 self.store.calls.release_timer(tenant_id, call_uuid)
                 self.store.calls.drop_live(tenant_id, call_uuid)
                 return "gone"
-            view = view_of(tenant_id, call_uuid, log.records)
             if view.is_live:
                 if not self._timed_out(view):
                     return "live"
@@ -300,12 +332,12 @@ class Engine:
                 return "waiting"
             # Again at the decision: a part lost between a commit and its write
             # (a worker killed there) is back once the call is decided.
-            self._save_parts(tenant_id, self._parts(view, log.version))
+            self._save_parts(tenant_id, self._parts(view, version))
             body = self._outcome_record(tenant_id, view)
             status, revision, _ = self.store.outcomes.publish_outcome(
                 tenant_id,
                 call_uuid,
-                expected_version=log.version,
+                expected_version=version,
                 body=body,
                 claimed_score=claimed_score,
             )
@@ -318,6 +350,20 @@ class Engine:
         """The call's outcome record, short abandons measured by its tenant's threshold."""
         tenant = for_tenant(self.store, self.settings, tenant_id)
         return outcome_record(view, tenant.short_abandon_seconds)
+
+    def _current(self, tenant_id: str, call_uuid: str) -> tuple[int, CallView | None]:
+        """The call's version and view as committed (None: no such call): from
+        its stored facts, or a fold of its log if none are stored."""
+        head = self.store.calls.load_heads(tenant_id, {call_uuid: []})[call_uuid]
+        if not head.size:
+            return head.version, None
+        view = stored_view(tenant_id, call_uuid, head)
+        if view is not None:
+            return head.version, view
+        log = self.store.calls.load_call(tenant_id, call_uuid)
+        if not log.records:
+            return log.version, None
+        return log.version, view_of(tenant_id, call_uuid, log.records)
 
     def _events_still_waiting(self, tenant_id: str, call_uuid: str, view: CallView) -> bool:
         """Are events accepted before this call's decision time still unapplied?
@@ -415,6 +461,14 @@ class Engine:
             problems.append(f"{tenant_id}/{call_uuid}: view differs in {', '.join(keys)}")
             if fix:
                 self.store.calls.replace_view(tenant_id, call_uuid, fresh)
+        # The facts the next event is folded into: stored with each commit
+        # (none yet is no difference: the next commit refolds the log).
+        facts = facts_to_json(view.facts)
+        stored_facts = self.store.calls.load_heads(tenant_id, {call_uuid: []})[call_uuid].facts
+        if stored_facts is not None and stored_facts != facts:
+            problems.append(f"{tenant_id}/{call_uuid}: stored facts differ from the log's fold")
+            if fix:
+                self.store.calls.replace_facts(tenant_id, call_uuid, facts)
         problems += self._rebuild_part(tenant_id, view, log.version, fix=fix)
         if not view.is_live:
             body = self._outcome_record(tenant_id, view)

@@ -19,16 +19,19 @@ import redis
 from rq import Queue
 
 from core.deliveries.dispatch import Deliveries
+from core.deliveries.events import dispatch_events
 from core.observability import get_logger
 from core.queue import enqueue_drain, new_job_id
 from core.store import (
     DISPATCH_LOCK_KEY,
+    EVENTS_DUE_KEY,
     OUTCOMES_DUE_KEY,
     PENDING_DUE_KEY,
     REAPER_LOCK_KEY,
     TIMERS_DUE_KEY,
     Partition,
 )
+from workers.alerts import AlertWatch
 from workers.engine import Engine
 
 log = get_logger("callstate.housekeeper")
@@ -62,6 +65,7 @@ class Housekeeper(threading.Thread):
         self._call_index_started = False
         self._bells: dict[tuple[str, int], tuple[str | None, float]] = {}
         self.deliveries = Deliveries(self.store, engine.settings)
+        self.alerts = AlertWatch(self.store, engine.settings)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -83,6 +87,7 @@ class Housekeeper(threading.Thread):
             self.store.tenants.start_call_index(time.time())
             self._call_index_started = True
         self.decide_due()
+        self.alerts.tick()
         self.dispatch()
         now = time.time()
         if now - self._last_reap >= 1.0:
@@ -121,6 +126,11 @@ class Housekeeper(threading.Thread):
                 created += self.deliveries.dispatch(tenant)
                 more = self.deliveries.undispatched(tenant)
                 self.due.release(OUTCOMES_DUE_KEY, tenant, taken, now if more else None)
+            # Live call events and alerts, the same way (core/deliveries/events.py).
+            for tenant, taken in self.due.take(EVENTS_DUE_KEY, now, now):
+                made, more = dispatch_events(self.store, tenant)
+                created += made
+                self.due.release(EVENTS_DUE_KEY, tenant, taken, now if more else None)
             return created
         finally:
             self.store.locks.release(lock)

@@ -214,6 +214,14 @@ class CallSchema(FastAnswer, LiveCallSchema):
         required=True,
         metadata={"description": "the call's event log, in received order"},
     )
+    events_not_folded = fields.Integer(
+        required=True,
+        metadata={
+            "description": "events of this call past MAX_EVENTS_PER_CALL: accepted and kept, "
+            "but not folded into its state (not in events)",
+            "example": 0,
+        },
+    )
 
 
 class MessageSchema(Answer):

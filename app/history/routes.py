@@ -269,7 +269,7 @@ def json_page(engine: sa.Engine, where: CallFilter, after: Position | None, limi
     """A page of up to ``limit`` calls as JSON, with the cursor of the next."""
     records, position = page(engine, where, after, limit)
     # The records are stored as the JSON text they were published as, each the keys
-    # OutcomeRecordSchema shows (tests/history/test_calls_schema.py): a page of up to
+    # OutcomeRecordSchema shows (tests/app/history/test_calls_schema.py): a page of up to
     # 1,000 is answered without parsing and dumping them again.
     following = json.dumps(position.encode() if position is not None else None)
     body = '{"calls":[' + ",".join(records) + '],"next":' + following + "}"

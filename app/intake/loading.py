@@ -123,7 +123,7 @@ def load_event(body: dict[str, Any], received_at: datetime) -> tuple[str, Event]
 # non-text field, a length or character out of bounds -- goes to Schema.load,
 # which refuses it in marshmallow's words (or, should the two ever differ,
 # decides). So it accepts nothing Schema.load refuses and builds the same event
-# (tests/app/test_schemas_quick.py).
+# (tests/app/intake/test_schemas_quick.py).
 
 
 def _fits(text: Text, value: str) -> bool:

@@ -26,7 +26,7 @@ from statemachine.registry import JSON, Declared
 # What the intake's identifier validator refuses, as a JSON Schema pattern.
 NO_CONTROL_PATTERN = r"^[^\u0000-\u001f\u007f]*$"
 # Example values of the PBX's fields, for the documentation and for schemathesis's
-# examples (the read API's answers show the same ids: tests/app/test_registry_schemas.py).
+# examples (the read API's answers show the same ids: tests/app/intake/test_registry_schemas.py).
 WEBHOOK_SAMPLES = EVENTS.example_values
 
 

@@ -80,6 +80,11 @@ class EngineCollector(Collector):
         yield GaugeMetricFamily(
             "callstate_events_pending", "Events accepted and not yet applied", value=pending
         )
+        yield CounterMetricFamily(
+            "callstate_events_not_folded",
+            "Events past a call's MAX_EVENTS_PER_CALL: kept, not folded into its state",
+            value=stats.get("events_not_folded", 0.0),
+        )
         labelled: dict[str, dict[str, float]] = defaultdict(dict)
         for name, value in stats.items():
             prefix, sep, label = name.partition(":")

@@ -32,6 +32,7 @@ from app.calls.schemas import (
     OutcomeRecordSchema,
     PartySchema,
 )
+from app.events.schemas import LiveEventSchema
 from app.intake.answers import AcceptedSchema
 from app.intake.openapi_webhooks import add_webhook_schemas
 from app.ops.docs_page import json_text, prose
@@ -79,6 +80,7 @@ RESPONSE_SCHEMAS: dict[str, type[Schema]] = {
     "Subscription": SubscriptionAnswer,
     "SubscriptionWithSecret": SubscriptionWithSecretAnswer,
     "Delivery": DeliverySchema,
+    "LiveEvent": LiveEventSchema,
     "Error": ErrorAnswer,
     "LiveCallList": LiveCallListSchema,
     "OutcomePage": OutcomePageSchema,

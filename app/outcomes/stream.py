@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import redis
 from flask import Response, current_app, request
 
 import app.web.sse as sse
@@ -101,37 +99,15 @@ def outcome_stream(
     deadline = time.monotonic() + sse.STREAM_MAX_SECONDS
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
-    def events() -> Iterator[str]:
-        cursor = query["after"]
-        last_sent = time.monotonic()
-        yield "retry: 1000\n: connected\n\n"
-        # The first read happens whatever the clock says: a stream that started
-        # late (a busy process) still sends what was waiting before it ends.
-        first = True
-        while first or sse.open_until(deadline):
-            first = False
-            try:
-                records, next_cursor = store.outcomes.read_outcomes(
-                    store.tenants.all() if query["all_tenants"] else query["tenants"],
-                    after=cursor,
-                    limit=500,
-                    outcome=query["outcome"],
-                )
-            except redis.RedisError:
-                app.logger.warning("outcome stream: redis unavailable")
-                yield ": redis unavailable, waiting\n\n"
-                time.sleep(1.0)
-                continue
-            for record in records:
-                yield outcome_event(record)
-            if next_cursor is not None:
-                cursor = next_cursor
-            if records:
-                last_sent = time.monotonic()
-                continue
-            if time.monotonic() - last_sent >= sse.KEEPALIVE_SECONDS:
-                yield ": keep-alive\n\n"
-                last_sent = time.monotonic()
-            time.sleep(sse.POLL_SECONDS)
+    def read(cursor: str | None) -> tuple[list[OutcomeRecord], str | None]:
+        return store.outcomes.read_outcomes(
+            store.tenants.all() if query["all_tenants"] else query["tenants"],
+            after=cursor,
+            limit=500,
+            outcome=query["outcome"],
+        )
 
-    return sse.event_stream(events())
+    events = sse.follow_feed(
+        read, outcome_event, query["after"], deadline, app.logger, "outcome stream"
+    )
+    return sse.event_stream(events)

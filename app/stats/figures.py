@@ -12,6 +12,9 @@ The definitions, as docs/stats.md states them:
   unanswered); talk: ``talk_seconds`` of answered calls;
 - abandon rate = abandoned / offered; the service levels, short abandons and
   ring-no-answer in ``service_levels``, callback recovery in ``callback_figures``.
+
+Over 400 lines on purpose: every figure's definition in one place, to be read
+beside docs/stats.md; the API and the history's figures both use them.
 """
 
 from __future__ import annotations

@@ -117,6 +117,9 @@ def create(data: dict[str, Any]) -> Any:
 
     Every outcome record (every revision) decided from now on and matching `outcomes`
     is POSTed to `url`, signed the Standard Webhooks way with the secret in the answer.
+    `kind` `slack` or `teams` posts a short message for people to the URL (a Slack
+    incoming webhook, a Teams Workflows webhook) instead of the record; `email` sends
+    it to the `to` addresses through SMTP_URL.
     URLs on loopback/private networks are refused unless SUBSCRIPTION_ALLOW_PRIVATE=1.
     `tenant_id`: an admin key's choice (absent: all tenants); a tenant key may only
     name its own.
@@ -128,12 +131,15 @@ def create(data: dict[str, Any]) -> Any:
         tenant = g.scope
     tenant = tenant or ALL_TENANTS
     settings = current_app.config["CALLSTATE_SETTINGS"]
+    if data["kind"] == "email" and not settings.smtp_url:
+        return error_response(400, "email subscriptions need SMTP_URL, which is not set")
     try:
-        check_url(
-            data["url"],
-            allow_private=settings.subscription_allow_private,
-            allow_ports=settings.subscription_allow_ports,
-        )
+        if data["url"] is not None:
+            check_url(
+                data["url"],
+                allow_private=settings.subscription_allow_private,
+                allow_ports=settings.subscription_allow_ports,
+            )
     except UnsafeURL as exc:
         return error_response(400, str(exc))
     store = get_store()
@@ -143,13 +149,17 @@ def create(data: dict[str, Any]) -> Any:
         "id": f"sub_{secrets.token_hex(8)}",
         "tenant_id": tenant,
         "url": data["url"],
-        "outcomes": sorted(set(data["outcomes"])) if data["outcomes"] else None,
+        "outcomes": wanted_outcomes(data["outcomes"], data["events"]),
+        "events": sorted(set(data["events"])) if data["events"] else None,
         "enabled": True,
         "max_in_flight": data["max_in_flight"],
         "created_at": isoformat_us(created_us),
         "created_us": created_us,
         "secrets": [{"secret": secret, "expires_at": None}],
+        "kind": data["kind"],
     }
+    if data["to"]:
+        subscription["to"] = sorted(set(data["to"]))
     _subs().save_subscription(subscription)
     return {**_public(subscription), "secret": secret}
 
@@ -317,3 +327,12 @@ def replay(subscription_id: str, delivery_id: str) -> Any:
             )
             return {"delivery": delivery}
     return error_response(404, "no such delivery")
+
+
+def wanted_outcomes(outcomes: list[str] | None, events: list[str] | None) -> list[str] | None:
+    """The outcome kinds a new subscription gets (None: all). ``[]`` has meant all
+    since the first contract, and still does; beside ``events`` it means none (a
+    subscription of live events or alerts only)."""
+    if outcomes is None or (not outcomes and not events):
+        return None
+    return sorted(set(outcomes))

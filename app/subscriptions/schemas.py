@@ -10,9 +10,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, fields, pre_dump, validate
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    pre_dump,
+    validate,
+    validates_schema,
+)
 
 from app.calls.schemas import OUTCOME_KINDS, OutcomeRecordSchema
+from app.events.schemas import EVENT_TYPES
 from app.web.rest import JsonBody
 from app.web.schema_fields import (
     EXAMPLE_CALL_UUID,
@@ -27,9 +36,12 @@ from app.web.schema_fields import (
     values,
 )
 from core.deliveries.breaker import BreakerState
+from core.deliveries.kinds import KINDS, URL_KINDS
 from core.deliveries.records import DELIVERY_STATUSES
+from statemachine.live_events import LIVE_EVENT_TYPES
 
 ROTATION_GRACE_SECONDS = 24 * 3600
+MAX_RECIPIENTS = 20
 
 
 # -- request bodies ----------------------------------------------------------------------
@@ -41,8 +53,39 @@ class SubscriptionSchema(JsonBody):
     class Meta:
         unknown = EXCLUDE
 
-    url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
-    outcomes = fields.List(fields.String(validate=validate.OneOf(OUTCOME_KINDS)), load_default=None)
+    kind = fields.String(
+        load_default="webhook",
+        validate=validate.OneOf(KINDS),
+        metadata=ex("webhook", "webhook (signed JSON records), slack, teams or email"),
+    )
+    url = fields.Url(
+        load_default=None,
+        schemes={"http", "https"},
+        require_tld=False,
+        metadata={"description": "where it posts: required for webhook, slack and teams"},
+    )
+    to = fields.List(
+        fields.Email(),
+        load_default=None,
+        validate=validate.Length(min=1, max=MAX_RECIPIENTS),
+        metadata=ex(["supervisor@example.com"], "email: the addresses its messages go to"),
+    )
+    outcomes = fields.List(
+        fields.String(validate=validate.OneOf(OUTCOME_KINDS)),
+        load_default=None,
+        metadata={
+            "description": "outcome kinds delivered; absent: all; [] beside `events`: none "
+            "(alone: all)"
+        },
+    )
+    events = fields.List(
+        fields.String(validate=validate.OneOf(EVENT_TYPES)),
+        load_default=None,
+        metadata=ex(
+            ["call.ringing", "alert.long_wait"],
+            "live call events (webhook subscriptions only) and alerts delivered; absent: none",
+        ),
+    )
     tenant_id = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
     max_in_flight = fields.Integer(
         load_default=None,
@@ -53,6 +96,24 @@ class SubscriptionSchema(JsonBody):
             "(default DELIVERY_MAX_IN_FLIGHT)",
         },
     )
+
+
+    @validates_schema
+    def _where_it_goes(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """A URL for the kinds that post, addresses for email, and not the other."""
+        if data["kind"] in URL_KINDS:
+            if not data["url"]:
+                raise ValidationError(f"required for kind {data['kind']}", "url")
+            if data["to"]:
+                raise ValidationError("only for kind email", "to")
+        else:
+            if not data["to"]:
+                raise ValidationError("required for kind email", "to")
+            if data["url"]:
+                raise ValidationError("not for kind email", "url")
+        live = sorted(set(data["events"] or ()) & set(LIVE_EVENT_TYPES))
+        if live and data["kind"] != "webhook":
+            raise ValidationError(f"{live[0]} goes to webhook subscriptions only", "events")
 
 
 class RotateSchema(JsonBody):
@@ -90,14 +151,34 @@ class SubscriptionAnswer(Answer):
 
     id = text(EXAMPLE_SUBSCRIPTION, nullable=False)
     tenant_id = text(EXAMPLE_TENANT, "the tenant, or * for every tenant", nullable=False)
+    kind = fields.String(
+        dump_default="webhook", validate=validate.OneOf(KINDS), metadata=ex("webhook")
+    )
     url = fields.String(
-        required=True, metadata={**ex("https://example.com/hooks/callstate"), "format": "uri"}
+        required=True,
+        allow_none=True,
+        metadata={
+            **ex("https://example.com/hooks/callstate", "null for kind email"),
+            "format": "uri",
+        },
+    )
+    to = fields.List(
+        fields.String(),
+        allow_none=True,
+        dump_default=None,
+        metadata=ex(None, "kind email: the addresses its messages go to"),
     )
     outcomes = fields.List(
         fields.String(validate=validate.OneOf(OUTCOME_KINDS)),
         required=True,
         allow_none=True,
         metadata=ex(["missed"], "the outcome kinds delivered; null for all"),
+    )
+    events = fields.List(
+        fields.String(validate=validate.OneOf(EVENT_TYPES)),
+        allow_none=True,
+        dump_default=None,
+        metadata=ex(None, "the live call events and alerts delivered; null for none"),
     )
     enabled = fields.Boolean(
         required=True, metadata=ex(True, "false once a receiver answered 410 Gone")
@@ -136,7 +217,14 @@ class DeliverySchema(Answer):
     outcome_id = text(EXAMPLE_OUTCOME_ID, nullable=False)
     call_uuid = text(EXAMPLE_CALL_UUID, nullable=False)
     outcome = fields.String(
-        required=True, validate=validate.OneOf(OUTCOME_KINDS), metadata=ex("missed")
+        required=True,
+        validate=validate.OneOf(OUTCOME_KINDS + EVENT_TYPES),
+        metadata=ex("missed", "the outcome, or the type of the live event or alert"),
+    )
+    type = fields.String(
+        dump_default="outcome",
+        validate=validate.OneOf(("outcome", *EVENT_TYPES)),
+        metadata=ex("outcome", "what it carries: an outcome record, a live event or an alert"),
     )
     revision = fields.Integer(required=True, validate=validate.Range(min=1), metadata=ex(1))
     status = fields.String(
@@ -152,13 +240,24 @@ class DeliverySchema(Answer):
     next_attempt_at = time_field("the next attempt, if one is due")
     delivered_at = time_field("when a receiver took it (2xx)")
     payload = fields.Nested(
-        OutcomeRecordSchema, required=True, metadata={"description": "the body posted"}
+        OutcomeRecordSchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "the outcome record posted; null for a live event or alert"},
+    )
+    event = fields.Dict(
+        allow_none=True,
+        dump_default=None,
+        metadata={"description": "the live event or alert posted (see docs/subscriptions.md)"},
     )
 
     @pre_dump
     def _payload(self, delivery: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """The body posted is stored as its JSON text; the API shows it as an object."""
-        return {**delivery, "payload": json.loads(delivery["body"])}
+        posted = json.loads(delivery["body"])
+        if delivery.get("type", "outcome") != "outcome":
+            return {**delivery, "payload": None, "event": posted}
+        return {**delivery, "payload": posted}
 
 
 class SubscriptionListSchema(Answer):

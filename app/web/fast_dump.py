@@ -12,7 +12,7 @@ nested schemas followed, missing keys left out, nulls kept) at about 0.5 µs a
 record: a record that has exactly the schema's fields passes as it is (its
 nested parties and DIDs trusted), any other is walked and filtered. The fields
 of these schemas convert nothing (app/web/schema_fields.py), so choosing the keys is
-all a dump does; tests/app/test_fast_dump.py holds each plan equal to
+all a dump does; tests/app/web/test_fast_dump.py holds each plan equal to
 marshmallow's dump of records the engine made, and those records to their schemas.
 """
 

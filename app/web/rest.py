@@ -24,7 +24,7 @@ What differs from flask-smorest's defaults, to keep the API's answers:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import wraps
 from typing import Any, ClassVar, NoReturn, TypeVar
 
@@ -272,11 +272,15 @@ def path_param(name: str, description: str, example: str) -> dict[str, Any]:
     }
 
 
-def sse_event(event: str, data_schema: str, *, id_pattern: bool = False) -> dict[str, Any]:
+def sse_event(
+    event: str | Sequence[str], data_schema: str, *, id_pattern: bool = False
+) -> dict[str, Any]:
     """One Server-Sent Event as a schema (as OpenAPI 3.2's ``itemSchema`` has it):
-    ``event``, ``id`` and ``data``, the JSON text of ``data_schema``."""
+    ``event`` (one name, or any of several), ``id`` and ``data``, the JSON text of
+    ``data_schema``."""
+    names = [event] if isinstance(event, str) else list(event)
     properties: dict[str, Any] = {
-        "event": {"type": "string", "enum": [event]},
+        "event": {"type": "string", "enum": names},
         "data": {
             "type": "string",
             "contentMediaType": "application/json",
@@ -289,7 +293,8 @@ def sse_event(event: str, data_schema: str, *, id_pattern: bool = False) -> dict
         properties["id"]["pattern"] = OUTCOME_ID_PATTERN
     return {
         "type": "object",
-        "description": f"each event: `event: {event}`, `data:` the JSON of a {data_schema}",
+        "description": f"each event: `event: {' | '.join(names)}`, "
+        f"`data:` the JSON of a {data_schema}",
         "properties": properties,
         "required": ["event", "data"],
     }

@@ -17,10 +17,11 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
+import redis
 from flask import Response, stream_with_context
 
 from app.web.errors import error_response
@@ -128,3 +129,50 @@ def event_stream(events: Iterator[str]) -> Response:
     )
     response.call_on_close(_slots.release)
     return response
+
+
+Item = TypeVar("Item")
+
+
+def follow_feed(
+    read: Callable[[str | None], tuple[Sequence[Item], str | None]],
+    render: Callable[[Item], str | None],
+    after: str | None,
+    deadline: float,
+    logger: Any,
+    what: str,
+) -> Iterator[str]:
+    """A stream's text: what ``read`` finds after the cursor ``after``, then what comes
+    next, until ``deadline`` or the process stops; ``render`` makes an item an
+    event (None: not sent), with a keep-alive comment every KEEPALIVE_SECONDS.
+
+    ``read(cursor)`` returns (items, the cursor to read after next, or None).
+    """
+    cursor = after
+    last_sent = time.monotonic()
+    yield "retry: 1000\n: connected\n\n"
+    # The first read happens whatever the clock says: a stream that started
+    # late (a busy process) still sends what was waiting before it ends.
+    first = True
+    while first or open_until(deadline):
+        first = False
+        try:
+            items, next_cursor = read(cursor)
+        except redis.RedisError:
+            logger.warning(f"{what}: redis unavailable")
+            yield ": redis unavailable, waiting\n\n"
+            time.sleep(1.0)
+            continue
+        for item in items:
+            text = render(item)
+            if text is not None:
+                yield text
+        if next_cursor is not None:
+            cursor = next_cursor
+        if items:
+            last_sent = time.monotonic()
+            continue
+        if time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
+            yield ": keep-alive\n\n"
+            last_sent = time.monotonic()
+        time.sleep(POLL_SECONDS)

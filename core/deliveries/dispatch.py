@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from core.deliveries.breaker import Breaker, BreakerPolicy
+from core.deliveries.kinds import Rendered, kind_of, render
 from core.deliveries.records import Delivery, Subscription
-from core.deliveries.webhooks import DELIVERY_TIMEOUT_SECONDS, Attempt, signature_header
+from core.deliveries.webhooks import DELIVERY_TIMEOUT_SECONDS, Attempt, signed_headers
 from core.observability import get_logger
 from core.settings import Settings
 from core.store import Store, dumps
+from core.tenant_settings import for_tenant
 from statemachine.events import isoformat
 from statemachine.outcome import OutcomeId, OutcomeRecord
 
@@ -48,7 +52,8 @@ def matches(subscription: Subscription, record: OutcomeRecord) -> bool:
     if subscription["tenant_id"] not in ("*", record["tenant_id"]):
         return False
     kinds = subscription.get("outcomes")
-    if kinds and record["outcome"] not in kinds:
+    # None: every outcome; [] (a subscription of live events only): none.
+    if kinds is not None and record["outcome"] not in kinds:
         return False
     # Only outcomes decided after the subscription was made.
     return OutcomeId.of(record).micros >= int(subscription["created_us"])
@@ -64,18 +69,37 @@ def delivery_id_for(subscription_id: str, record: OutcomeRecord) -> str:
 
 
 def new_delivery(subscription: Subscription, record: OutcomeRecord, now: float) -> Delivery:
-    delivery_id = delivery_id_for(subscription["id"], record)
+    return make_delivery(
+        subscription,
+        delivery_id_for(subscription["id"], record),
+        record,
+        outcome=record["outcome"],
+        revision=record["revision"],
+        now=now,
+    )
+
+
+def make_delivery(
+    subscription: Subscription,
+    delivery_id: str,
+    record: Mapping[str, Any],
+    *,
+    outcome: str,
+    revision: int,
+    now: float,
+) -> Delivery:
+    """A pending delivery of ``record`` (an outcome record, a live event or an alert)."""
     return {
         "id": delivery_id,
         "webhook_id": "msg_" + hashlib.sha256(delivery_id.encode()).hexdigest()[:32],
         "subscription_id": subscription["id"],
         "subscription_tenant": subscription["tenant_id"],
         "tenant_id": record["tenant_id"],
-        "outcome_id": record["id"],
-        "call_uuid": record["call_uuid"],
-        "outcome": record["outcome"],
-        "revision": record["revision"],
-        "body": dumps(record),
+        "outcome_id": str(record["id"]),
+        "call_uuid": str(record.get("call_uuid") or ""),
+        "outcome": outcome,
+        "revision": revision,
+        "body": dumps(dict(record)),
         "status": "pending",
         "attempts": 0,
         "last_status": None,
@@ -100,13 +124,25 @@ class Prepared:
     subscription: Subscription
     stored_under: str  # the tenant (or "*") the subscription is stored under
     delivery: Delivery
-    body: bytes
+    rendered: Rendered
     headers: dict[str, str]
     started: float
 
     @property
-    def url(self) -> str:
-        return str(self.subscription["url"])
+    def url(self) -> str | None:
+        return self.subscription.get("url")
+
+    @property
+    def body(self) -> bytes:
+        return self.rendered.body
+
+    @property
+    def call_turn(self) -> tuple[str, str] | None:
+        """(subscription, call) for a live call event, whose attempts to one
+        subscription go one at a time per call so they arrive in order; else None."""
+        if not str(self.delivery.get("type", "")).startswith("call."):
+            return None
+        return self.subscription_id, self.delivery["call_uuid"]
 
     @property
     def subscription_id(self) -> str:
@@ -188,23 +224,33 @@ class Deliveries:
             )
             self._finish(tenant_id, delivery)
             return None
-        body = delivery["body"].encode()
+        rendered = self._render(tenant_id, subscription, delivery)
+        body = rendered.body
         timestamp = int(now)
         live_secrets = [
             s["secret"]
             for s in subscription["secrets"]
             if (expires_at := s.get("expires_at")) is None or expires_at > now
         ]
-        headers = {
-            "content-type": "application/json",
-            "user-agent": "callstate-webhooks/1",
-            "webhook-id": delivery["webhook_id"],
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature_header(
-                live_secrets, delivery["webhook_id"], timestamp, body
-            ),
-        }
-        return Prepared(tenant_id, subscription, stored_under, delivery, body, headers, now)
+        headers = signed_headers(live_secrets, delivery["webhook_id"], timestamp, body)
+        if kind_of(subscription) != "webhook":
+            # Slack and Teams read none of the signature headers, but a proxy in
+            # front of them may: the body they carry is signed all the same.
+            headers["user-agent"] = "callstate-notifications/1"
+        return Prepared(tenant_id, subscription, stored_under, delivery, rendered, headers, now)
+
+    def _render(self, tenant_id: str, subscription: Subscription, delivery: Delivery) -> Rendered:
+        """The attempt's body, in the subscription's kind (its own tenant's time zone)."""
+        zone = None
+        if kind_of(subscription) != "webhook":
+            zone = for_tenant(self.store, self.settings, tenant_id).zone
+        return render(
+            subscription,
+            delivery["body"],
+            zone=zone,
+            settings=self.settings,
+            message_id=f"<{delivery['webhook_id']}@callstate>",
+        )
 
     def record(self, prepared: Prepared, result: Attempt) -> str:
         """Record an attempt's result: finish the delivery or queue its retry on the

@@ -30,7 +30,8 @@ class Subscription(TypedDict):
     id: str
     # The tenant whose outcomes it gets, or "*" (an admin key's: every tenant).
     tenant_id: str
-    url: str
+    # Where it posts (webhook, slack, teams); None for email.
+    url: str | None
     # Outcome kinds it wants; None or empty: all of them.
     outcomes: list[str] | None
     enabled: bool
@@ -42,13 +43,22 @@ class Subscription(TypedDict):
     secrets: list[SigningSecret]
     # Why it was disabled (a receiver that answered 410 Gone).
     disabled_reason: NotRequired[str]
+    # How deliveries are rendered and sent (core/deliveries/kinds.py); absent: webhook.
+    kind: NotRequired[str]
+    # email: the addresses its messages go to.
+    to: NotRequired[list[str] | None]
+    # Live call events and alerts it wants (call.ringing, alert.long_wait...); absent
+    # or None: none.
+    events: NotRequired[list[str] | None]
 
 
 class Delivery(TypedDict):
     """One outcome record on its way to one subscription, with its attempts so far."""
 
-    # ``<subscription id>_<digest of tenant, call and revision>``: one per revision,
-    # made twice (the revision published again under a new id too), stored once.
+    # ``<subscription id>_<digest of tenant, call and revision>`` for an outcome:
+    # one per revision, made twice (the revision published again under a new id
+    # too), stored once; ``<subscription id>_ev<event id>`` for a live event or an
+    # alert.
     id: str
     # The Standard Webhooks ``webhook-id``, the same on every attempt.
     webhook_id: str
@@ -62,6 +72,9 @@ class Delivery(TypedDict):
     revision: int
     # The outcome record as sent (JSON text): every attempt sends the same bytes.
     body: str
+    # What it carries: absent for an outcome record, else the event's type
+    # (call.ringing, alert.long_wait...); then outcome_id is the event's id.
+    type: NotRequired[str]
     status: DeliveryStatus
     attempts: int
     # The receiver's last HTTP status (None: no answer) and what went wrong.

@@ -69,6 +69,19 @@ def signature_header(
     return " ".join(sign(s, webhook_id, timestamp, body) for s in secrets_in_force)
 
 
+def signed_headers(
+    secrets_in_force: Sequence[str], webhook_id: str, timestamp: int, body: bytes
+) -> dict[str, str]:
+    """The headers of one attempt: JSON, and the Standard Webhooks id, time and signature."""
+    return {
+        "content-type": "application/json",
+        "user-agent": "callstate-webhooks/1",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature_header(secrets_in_force, webhook_id, timestamp, body),
+    }
+
+
 Resolver = Callable[[str, int], Sequence[str]]
 
 

@@ -20,6 +20,7 @@ slots.
     calls               calls.py          call logs, views, live calls, timers
     logs                logs.py           plain logs (SMS conversations, events without a call)
     outcomes            outcomes.py       outcome streams
+    live_events         live_events.py    live call events (call.started...), sent once each
     subscriptions       subscriptions.py  subscriptions, deliveries, breakers
     supervisor          supervisor.py     the supervisor's view
     due                 due.py            the cross-tenant due indexes
@@ -39,7 +40,7 @@ slots.
 from __future__ import annotations
 
 from core.store.backend import Backend
-from core.store.calls import CallCommit, CallLog, Calls
+from core.store.calls import CallCommit, CallHead, CallLog, Calls
 from core.store.connection import (
     POOL_WAIT_SECONDS,
     BudgetedPool,
@@ -68,9 +69,11 @@ from core.store.group_commit import GroupCommit
 from core.store.health import Health
 from core.store.housekeeping import Locks, Stats, Workers
 from core.store.keys import (
+    ALERTS_LOCK_KEY,
     CALL_INDEX_COMPLETE_KEY,
     DELIVERIES_DUE_KEY,
     DISPATCH_LOCK_KEY,
+    EVENTS_DUE_KEY,
     OUTCOMES_DUE_KEY,
     PARTITIONS,
     PENDING_DUE_KEY,
@@ -103,6 +106,7 @@ from core.store.keys import (
     timers_key,
     wake_key,
 )
+from core.store.live_events import LiveEvents
 from core.store.log_merge import merge_log
 from core.store.logs import Conversation, PlainLogs
 from core.store.outcomes import Outcomes
@@ -154,6 +158,7 @@ class Store:
         self.calls = Calls(backend, self.pending)
         self.logs = PlainLogs(backend, self.pending)
         self.outcomes = Outcomes(backend)
+        self.live_events = LiveEvents(backend, self.outcomes)
         self.subscriptions = Subscriptions(backend)
         self.supervisor = SupervisorView(backend)
         self.due = DueIndexes(backend, self.tenants)
@@ -166,10 +171,12 @@ class Store:
 
 # What code outside core/store imports; it imports nothing else, and only from here.
 __all__ = [
+    "ALERTS_LOCK_KEY",
     "CALL_INDEX_COMPLETE_KEY",
     "CHECK_SECONDS",
     "DELIVERIES_DUE_KEY",
     "DISPATCH_LOCK_KEY",
+    "EVENTS_DUE_KEY",
     "EVERY_TENANT",
     "MISS_CHECK_SECONDS",
     "OUTCOMES_DUE_KEY",
@@ -182,6 +189,7 @@ __all__ = [
     "TIMERS_DUE_KEY",
     "BudgetedPool",
     "CallCommit",
+    "CallHead",
     "CallLog",
     "CallPart",
     "Conversation",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -22,10 +21,11 @@ from core.store.keys import (
     pending_events_key,
     pending_key,
     timers_key,
+    unfolded_keys,
 )
 from core.store.log_merge import log_order
 from core.store.pending import PendingEvents
-from core.store.values import _text, dumps, to_micros
+from core.store.values import _text, dumps, loads, to_micros
 from statemachine.envelope import Envelope
 from statemachine.outcome import OutcomeRecord
 
@@ -52,14 +52,32 @@ class CallCommit:
     timer_due: float | None
     pending_done: Sequence[str] = ()
     partition: int = 0
+    # What the log now holds, folded (statemachine.stored_facts), for the next
+    # commit to fold its events into; None: not stored (the next one refolds).
+    facts: dict[str, Any] | None = None
+    # New records past the call's cap: kept apart, for inspection, never folded.
+    unfolded: Sequence[Envelope] = ()
+
+
+@dataclass(frozen=True)
+class CallHead:
+    """What folding new records into a call needs, read without its records:
+    the version, the facts stored with it, how many records the log holds,
+    and the receipt (us) the log holds for each new record's id (None if new)."""
+
+    version: int
+    revision: int
+    facts: dict[str, Any] | None
+    size: int
+    known: dict[str, int | None]
 
 
 def _call_log(meta: list[Any], raw_records: list[bytes]) -> CallLog:
     version, revision, outcome, outcome_id = meta
-    records = sorted((json.loads(raw) for raw in raw_records), key=log_order)
+    records = sorted((loads(raw) for raw in raw_records), key=log_order)
     decided: OutcomeRecord | None = None
     if outcome is not None:
-        decided = cast(OutcomeRecord, {"id": _text(outcome_id), **json.loads(outcome)})
+        decided = cast(OutcomeRecord, {"id": _text(outcome_id), **loads(outcome)})
     return CallLog(int(version or 0), records, int(revision or 0), decided)
 
 
@@ -99,6 +117,33 @@ class Calls(Part):
             )
         }
 
+    def load_heads(self, tenant_id: str, new_ids: dict[str, list[str]]) -> dict[str, CallHead]:
+        """Read the heads of several calls (call uuid -> ids of its new records) in
+        one round trip (per node of a cluster): no record is read, so the cost
+        does not grow with the log. On one Redis, one MULTI: an atomic snapshot."""
+        with self.redis.pipeline(transaction=self.backend.cluster is None) as pipe:
+            for call_uuid, ids in new_ids.items():
+                base = call_key(tenant_id, call_uuid, self.spread)
+                log = log_keys(base)[0]
+                pipe.hmget(base, ["v", "revision", "facts"])
+                pipe.zcard(log)
+                if ids:
+                    pipe.zmscore(log, ids)
+            answers = iter(pipe.execute())
+        heads: dict[str, CallHead] = {}
+        for call_uuid, ids in new_ids.items():
+            version, revision, facts = next(answers)
+            size = int(next(answers))
+            scores = next(answers) if ids else []
+            heads[call_uuid] = CallHead(
+                version=int(version or 0),
+                revision=int(revision or 0),
+                facts=loads(facts) if facts else None,
+                size=size,
+                known={i: None if s is None else int(s) for i, s in zip(ids, scores, strict=True)},
+            )
+        return heads
+
     def commit_call(self, tenant_id: str, commit: CallCommit) -> tuple[int, bool]:
         """Append records and write the call's view, index and timer in one step.
 
@@ -108,12 +153,14 @@ class Calls(Part):
         result = self.commit_calls(tenant_id, [commit])[0]
         if result is None:
             raise ConcurrentUpdate(f"call {commit.call_uuid} moved past its read version")
-        return result
+        return result[0], result[1]
 
     def commit_calls(
         self, tenant_id: str, commits: Sequence[CallCommit]
-    ) -> list[tuple[int, bool] | None]:
-        """Commit several calls in one round trip (per node); None for each that conflicted."""
+    ) -> list[tuple[int, bool, int] | None]:
+        """Commit several calls in one round trip (per node); for each, (new version,
+        whether the log changed, how many unfolded records were new), or None if
+        it conflicted."""
         calls = [self._commit_keys_args(tenant_id, c) for c in commits]
         if len(calls) == 1:
             answers = [self._commit_call(keys=calls[0][0], args=calls[0][1])]
@@ -131,7 +178,7 @@ class Calls(Part):
         ]
         if armed:  # the cross-tenant timers index, outside the tenant's slot
             self.redis.zadd(TIMERS_DUE_KEY, {tenant_id: min(armed)}, lt=True)
-        return [(int(a[1]), bool(a[2])) if a[0] else None for a in answers]
+        return [(int(a[1]), bool(a[2]), int(a[3])) if a[0] else None for a in answers]
 
     def _elsewhere(self, name: str, partition: int) -> bool:
         """Whether the log of ``name`` (a call, a conversation) lives in another
@@ -150,13 +197,15 @@ class Calls(Part):
             commit.expected_version,
             commit.call_uuid,
             dumps(commit.view),
+            "" if commit.facts is None else dumps(commit.facts),
             "" if commit.live_since is None else commit.live_since,
             "" if commit.timer_due is None else repr(commit.timer_due),
             self.backend.ttl_ms,
-            len(commit.new_records),
         ]
-        for record in commit.new_records:
-            args += [record["id"], to_micros(record["received_at"]), dumps(record)]
+        for entries in (commit.new_records, commit.unfolded):
+            args.append(len(entries))
+            for record in entries:
+                args += [record["id"], to_micros(record["received_at"]), dumps(record)]
         args += [len(done), *done]
         pending = partition if elsewhere else commit.partition
         keys = [
@@ -167,6 +216,7 @@ class Calls(Part):
             timers_key(tenant_id, partition, self.spread),
             pending_key(tenant_id, pending, self.spread),
             pending_events_key(tenant_id, pending, self.spread),
+            *unfolded_keys(base),
         ]
         return keys, args
 
@@ -222,7 +272,7 @@ class Calls(Part):
                 pipe.hget(call_key(tenant, uuid, self.spread), "view")
             views = pipe.execute()
         calls = [
-            (score, json.loads(view))
+            (score, loads(view))
             for (_, _, score), view in zip(wanted, views, strict=True)
             if view is not None
         ]
@@ -230,13 +280,20 @@ class Calls(Part):
         return [view for _, view in calls]
 
     def get_call(self, tenant_id: str, call_uuid: str) -> dict[str, Any] | None:
-        """The call's view with its outcome and events, or None if unknown."""
-        log = self.load_call(tenant_id, call_uuid)
+        """The call's view with its outcome and events, or None if unknown: one
+        round trip (one MULTI on one Redis, so the parts agree)."""
+        base = call_key(tenant_id, call_uuid, self.spread)
+        with self.redis.pipeline(transaction=self.backend.cluster is None) as pipe:
+            pipe.hmget(base, ["v", "revision", "outcome", "outcome_id", "view"])
+            pipe.hvals(log_keys(base)[1])
+            pipe.zcard(unfolded_keys(base)[0])
+            (*meta, view), raw_records, unfolded = pipe.execute()
+        log = _call_log(meta, raw_records)
         if not log.records:
             return None
-        view = self.redis.hget(call_key(tenant_id, call_uuid, self.spread), "view")
         return {
-            **(json.loads(view) if view else {}),
+            **(loads(view) if view else {}),
+            "events_not_folded": int(unfolded),
             "outcome": log.outcome,
             "events": [
                 {
@@ -258,3 +315,7 @@ class Calls(Part):
     def replace_view(self, tenant_id: str, call_uuid: str, view: dict[str, Any]) -> None:
         """Overwrite a stored view (rebuild found it differs from the log's fold)."""
         self.redis.hset(call_key(tenant_id, call_uuid, self.spread), "view", dumps(view))
+
+    def replace_facts(self, tenant_id: str, call_uuid: str, facts: dict[str, Any]) -> None:
+        """Overwrite a call's stored facts (rebuild found they differ from the log's fold)."""
+        self.redis.hset(call_key(tenant_id, call_uuid, self.spread), "facts", dumps(facts))

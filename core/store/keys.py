@@ -11,7 +11,9 @@ is ``partition_for(call uuid)``, so all of a call's keys share one slot::
 
     cs:{P}:call:<uuid>:log         zset   event id -> received_at (us)
     cs:{P}:call:<uuid>:records     hash   event id -> record json
-    cs:{P}:call:<uuid>             hash   v (log version), view, outcome, revision
+    cs:{P}:call:<uuid>             hash   v (log version), view, facts, outcome, revision
+    cs:{P}:call:<uuid>:unfolded    zset   events past MAX_EVENTS_PER_CALL, kept unfolded
+    cs:{P}:call:<uuid>:unfolded-records  hash   their records
     cs:{P}:conv:<id>:log|records          an SMS conversation, same shape
     cs:{P}:other:log|records              unknown events without a callUuid
     cs:{P}:live                    zset   live call uuid -> started_at (us)
@@ -162,6 +164,28 @@ def outcomes_key(tenant_id: str, partition: int = 0, spread: bool = False) -> st
     return f"{partition_tag(tenant_id, partition, spread)}:outcomes"
 
 
+def live_events_key(tenant_id: str, partition: int = 0, spread: bool = False) -> str:
+    """A partition's live call events (call.started...), a stream like the outcomes'."""
+    return f"{partition_tag(tenant_id, partition, spread)}:live-events"
+
+
+def live_sent_key(tenant_id: str, call_uuid: str, spread: bool = False) -> str:
+    """Which live steps of a call were sent: a hash beside the call's own keys."""
+    tag = partition_tag(tenant_id, partition_for(call_uuid), spread)
+    return f"{tag}:live-sent:{_part(call_uuid)}"
+
+
+def open_alerts_key(tenant_id: str, spread: bool = False) -> str:
+    """The tenant's open alerts (type -> the id it was sent with), in the slot of
+    the live events stream alerts go into (partition_for(""))."""
+    return f"{partition_tag(tenant_id, partition_for(''), spread)}:open-alerts"
+
+
+def events_cursor_key(tenant_id: str) -> str:
+    """How far the dispatcher has turned the tenant's live events into deliveries."""
+    return f"{tenant_tag(tenant_id)}:events-cursor"
+
+
 def alive_key(worker_name: str) -> str:
     return f"{PREFIX}:alive:{worker_name}"
 
@@ -169,6 +193,11 @@ def alive_key(worker_name: str) -> str:
 def log_keys(base: str) -> tuple[str, str]:
     """The two keys of one log: the ordered ids and the records."""
     return f"{base}:log", f"{base}:records"
+
+
+def unfolded_keys(base: str) -> tuple[str, str]:
+    """The two keys of a call's events past its cap: kept for inspection, never folded."""
+    return f"{base}:unfolded", f"{base}:unfolded-records"
 
 
 def pending_field(envelope: Envelope) -> str:
@@ -298,6 +327,9 @@ def _supervisor_keys(tenant_id: str) -> list[str]:
 TIMERS_DUE_KEY = f"{PREFIX}:due:timers"
 PENDING_DUE_KEY = f"{PREFIX}:due:pending"
 OUTCOMES_DUE_KEY = f"{PREFIX}:due:outcomes"
+ALERTS_LOCK_KEY = f"{PREFIX}:alerts-lock"
+# Tenants with live call events or alerts not yet turned into deliveries.
+EVENTS_DUE_KEY = f"{PREFIX}:due:events"
 DELIVERIES_DUE_KEY = f"{PREFIX}:due:deliveries"
 # When cs:call-tenants / cs:conversation-tenants cover every call kept (unix s).
 CALL_INDEX_COMPLETE_KEY = f"{PREFIX}:call-index-complete-at"

@@ -3,7 +3,6 @@ and the index of each tenant's conversations."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from core.store.keys import (
     pending_key,
 )
 from core.store.pending import PendingEvents
-from core.store.values import _text, dumps, to_micros
+from core.store.values import _text, dumps, loads, to_micros
 from statemachine.envelope import Envelope
 
 
@@ -166,7 +165,7 @@ class PlainLogs(Part):
                 continue
             raw = self.redis.hmget(meta, [member for _, member in candidates])
             for (last_us, member), value in zip(candidates, raw, strict=True):
-                facts = json.loads(value) if value is not None else {}
+                facts = loads(value) if value is not None else {}
                 numbers = facts.get("numbers") or []
                 found.append(
                     Conversation(
@@ -187,7 +186,7 @@ class PlainLogs(Part):
         if not ids:
             return []
         raw = self.redis.hmget(records_key, ids)
-        return [json.loads(r) for r in raw if r is not None]
+        return [loads(r) for r in raw if r is not None]
 
     def messages(self, tenant_id: str, conversation_id: str) -> list[Envelope]:
         return self.read_log(self.conversation_key(tenant_id, conversation_id))

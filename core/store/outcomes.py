@@ -3,9 +3,9 @@ read back in id order across tenants and partitions."""
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 from redis.commands.core import Script
 
@@ -17,7 +17,7 @@ from core.store.keys import (
     partition_for,
     timers_key,
 )
-from core.store.values import _text, dumps
+from core.store.values import _text, dumps, loads
 from statemachine.outcome import OutcomeBody, OutcomeId, OutcomeRecord
 
 
@@ -95,19 +95,37 @@ class Outcomes(Part):
 
         Returns (records, cursor) where cursor is the id to resume after (the
         last id looked at, even if filtered out), or ``after`` if nothing new.
+        """
+        records, cursor = self.read_feed(
+            self._outcome_streams(tenant_ids),
+            after=after,
+            limit=limit,
+            keep=None if outcome is None else (lambda record: record["outcome"] == outcome),
+        )
+        return cast(list[OutcomeRecord], records), cursor
 
-        Ids are server microseconds. A record is returned only if its id is at
-        most the server time read *before* the streams (on a cluster the
-        earliest master's): anything written later gets a larger id, so
-        resuming from the last id returned can never skip a record. Records of
-        two streams may share an id; a page never ends between them (it may
-        then hold a few more than ``limit``).
+    def read_feed(
+        self,
+        streams: Sequence[str],
+        *,
+        after: str | None,
+        limit: int,
+        keep: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Records (each a stream entry's ``record`` field) after ``after`` across
+        ``streams`` whose ids are server microseconds (the outcome streams, the
+        live event streams), oldest first, those ``keep`` refuses skipped.
+
+        A record is returned only if its id is at most the server time read
+        *before* the streams (on a cluster the earliest master's): anything
+        written later gets a larger id, so resuming from the last id returned
+        can never skip a record. Records of two streams may share an id; a page
+        never ends between them (it may then hold a few more than ``limit``).
         """
         horizon = self.server_time_us()
         start = f"({after}" if after else "-"
-        found: list[tuple[OutcomeId, str, OutcomeRecord]] = []
+        found: list[tuple[OutcomeId, str, dict[str, Any]]] = []
         batch = max(limit, 100)
-        streams = self._outcome_streams(tenant_ids)
         cursors = dict.fromkeys(streams, start)
         exhausted: set[str] = set()
         while True:
@@ -126,23 +144,23 @@ class Outcomes(Part):
                     if key.micros > horizon:
                         exhausted.add(stream)
                         break
-                    record = json.loads(
+                    record = loads(
                         fields[b"record"] if b"record" in fields else fields["record"]
                     )
                     found.append((key, entry_id, record))
             found.sort(key=lambda item: item[0])
-            matching = [item for item in found if outcome is None or item[2]["outcome"] == outcome]
+            matching = [item for item in found if keep is None or keep(item[2])]
             if len(matching) >= limit or len(exhausted) == len(streams):
                 break
         # Take the first `limit` matches; the cursor is the last record looked
         # at up to there, so filtered-out records are not read twice.
-        out: list[OutcomeRecord] = []
+        out: list[dict[str, Any]] = []
         cursor = after
         for _, entry_id, record in found:
             if len(out) >= limit and entry_id != cursor:
                 break
             cursor = entry_id
-            if outcome is None or record["outcome"] == outcome:
+            if keep is None or keep(record):
                 out.append({"id": entry_id, **record})
         return out, cursor
 
@@ -179,7 +197,7 @@ class Outcomes(Part):
             for stream, entries in zip(active, results, strict=True):
                 for raw_id, fields in entries:
                     entry_id = _text(raw_id)
-                    record: OutcomeRecord = json.loads(
+                    record: OutcomeRecord = loads(
                         fields[b"record"] if b"record" in fields else fields["record"]
                     )
                     found.append((OutcomeId.parse(entry_id), {"id": entry_id, **record}))

@@ -4,7 +4,6 @@ wake tokens by which one drainer at a time takes a partition."""
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from core.store.keys import (
     wake_key,
 )
 from core.store.tenants import Tenants
-from core.store.values import _text, dumps
+from core.store.values import _text, dumps, loads
 from statemachine.envelope import Envelope
 
 
@@ -197,7 +196,7 @@ class PendingEvents(Part):
             if payload is None:
                 orphans.append(field)  # its event was applied; only the mark was left
             else:
-                taken.append((field, json.loads(payload)))
+                taken.append((field, loads(payload)))
         if orphans:
             self.redis.zrem(pending, *orphans)
         return taken
@@ -224,7 +223,7 @@ class PendingEvents(Part):
         for part, flat in zip(partitions, answers, strict=True):
             if flat:
                 taken[part] = [
-                    (_text(f), json.loads(e)) for f, e in zip(flat[::2], flat[1::2], strict=True)
+                    (_text(f), loads(e)) for f, e in zip(flat[::2], flat[1::2], strict=True)
                 ]
         return taken
 

@@ -27,6 +27,7 @@ from core.store.keys import (
     delivery_queue_key,
     delivery_timers_key,
     dispatch_cursor_key,
+    events_cursor_key,
     subs_key,
 )
 from core.store.values import _text, dumps
@@ -67,6 +68,17 @@ class Subscriptions(Part):
         """Subscriptions stored under ``tenant_id`` (``*`` for all-tenant ones), oldest first."""
         raw = self.redis.hvals(subs_key(tenant_id))
         return sorted((json.loads(r) for r in raw), key=lambda s: (s["created_at"], s["id"]))
+
+    def subscriptions_of(self, tenant_ids: Sequence[str]) -> dict[str, list[Subscription]]:
+        """The subscriptions stored under each tenant (``*`` too), in one round trip."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tenant in tenant_ids:
+                pipe.hvals(subs_key(tenant))
+            answers = pipe.execute()
+        return {
+            tenant: [json.loads(r) for r in raw]
+            for tenant, raw in zip(tenant_ids, answers, strict=True)
+        }
 
     def subscription(self, tenant_id: str, subscription_id: str) -> Subscription | None:
         raw = self.redis.hget(subs_key(tenant_id), subscription_id)
@@ -129,9 +141,15 @@ class Subscriptions(Part):
         return _text(raw) if raw is not None else None
 
     def add_deliveries(
-        self, tenant_id: str, deliveries: Sequence[Delivery], cursor: str, now: float
+        self,
+        tenant_id: str,
+        deliveries: Sequence[Delivery],
+        cursor: str,
+        now: float,
+        feed: str = "outcomes",
     ) -> None:
-        """Create deliveries (once each, by id), queue them, move the cursor: one MULTI.
+        """Create deliveries (once each, by id), queue them, move the cursor of the
+        ``feed`` they come from ("outcomes" or "events"): one MULTI.
 
         A dispatcher that dies before EXEC leaves the cursor where it was; the
         next one creates the same delivery ids, which SET NX ignores.
@@ -145,7 +163,8 @@ class Subscriptions(Part):
                 pipe.zremrangebyscore(index, "-inf", now - self.backend.retention_seconds)
                 pipe.pexpire(index, ttl)
                 self._queue(pipe, tenant_id, delivery["subscription_id"], delivery["id"], now, True)
-            pipe.set(dispatch_cursor_key(tenant_id), cursor)
+            by_feed = {"outcomes": dispatch_cursor_key, "events": events_cursor_key}
+            pipe.set(by_feed[feed](tenant_id), cursor)
             pipe.execute()
         if deliveries:
             self.mark_due(tenant_id, now)

@@ -3,6 +3,9 @@
 The Procfile's processes are started and stopped by devtools.service, the
 launcher of ``bin/start`` and the benchmarks too; beyond it only the standard
 library and redis-py are used: HTTP goes through ``urllib.request``.
+
+Over 400 lines on purpose: the one kit every real-process test imports, in
+sections (waiting, HTTP, event streams, the launcher, Redis reads).
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import os
 import re
 import signal
 import socket
-import sys
 import threading
 import time
 import urllib.error
@@ -68,18 +70,10 @@ T = TypeVar("T")
 # -- test tools of other directories ------------------------------------------
 
 
-def load_webhook_kit() -> ModuleType:
-    """tests/subscriptions/webhook_kit.py (receiver, verifier), whether or not that
-    directory is on sys.path."""
-    if "webhook_kit" in sys.modules:
-        return sys.modules["webhook_kit"]
-    path = REPO / "tests" / "subscriptions" / "webhook_kit.py"
-    spec = importlib.util.spec_from_file_location("webhook_kit", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["webhook_kit"] = module
-    spec.loader.exec_module(module)
-    return module
+def load_webhook_kit(name: str = "webhooks") -> ModuleType:
+    """tests/kit/webhooks.py (receiver, verifier), or another module of the kit
+    (notification_shapes)."""
+    return importlib.import_module(f"tests.kit.{name}")
 
 
 # -- waiting ------------------------------------------------------------------
@@ -279,6 +273,19 @@ def accept_calls(
     """post_calls, every event of which must be accepted (202)."""
     refused = [a for a in post_calls(api, calls, threads) if a.status != 202]
     assert not refused, f"{len(refused)} events refused, e.g. {refused[0].status} {refused[0].text}"
+
+
+def subscribe(api: Api, key: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """POST /v1/subscriptions with ``body`` under ``key``; the answer (201 asserted)."""
+    answer = api.request(
+        "POST",
+        "/v1/subscriptions",
+        json.dumps(body).encode(),
+        {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    assert answer.status == 201, answer.text
+    made: dict[str, Any] = answer.json()
+    return made
 
 
 def post_at_once(api: Api, bodies: list[Mapping[str, str]]) -> list[Response]:

@@ -69,11 +69,11 @@ def test_every_call_event_is_accepted_and_logged(service: Api, as_json: bool) ->
 
 
 def test_every_shared_example_body_is_accepted_and_logged(service: Api) -> None:
-    """Every body of tests/app/examples.py, POSTed byte for byte, is 202 and readable back."""
+    """Every body of tests/kit/examples.py, POSTed byte for byte, is 202 and readable back."""
     try:
-        from tests.app import examples
+        from tests.kit import examples
     except ImportError as exc:  # pragma: no cover - the corpus is another engineer's file
-        pytest.fail(f"tests/app/examples.py is not importable: {exc}")
+        pytest.fail(f"tests/kit/examples.py is not importable: {exc}")
     for name, (encoding, body) in examples.EXAMPLES.items():
         answer = service.request(
             "POST",

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from buildpack_rules import package_manager_files, requested_python
 from callstate_harness import (
     REPO,
     Api,
@@ -42,6 +41,8 @@ from callstate_harness import (
 )
 from primevox_bodies import EXPECTED, Call, scenario
 
+from tests.kit.buildpack import copy_pushed_files, package_manager_files, requested_python
+
 SIGKILL_AFTER_SECONDS = 30.0
 INSTALL_TIMEOUT_SECONDS = 600
 
@@ -52,16 +53,6 @@ class Build:
 
     app: Path
     python_bin: Path
-
-
-def pushed_files(root: Path) -> list[str]:
-    """The files a ``git push`` of this checkout would carry (committed or not yet,
-    but never ignored ones such as .venv)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=root, capture_output=True, check=True,
-    ).stdout  # fmt: skip
-    return [name for name in listed.decode().split("\0") if name and (root / name).is_file()]
 
 
 @pytest.fixture(scope="session")
@@ -77,10 +68,7 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Build:
 
     base = tmp_path_factory.mktemp("deploy")
     app = base / "app"
-    for name in pushed_files(REPO):
-        target = app / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, target)
+    copy_pushed_files(REPO, app)
     venv = base / "python"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip_env = {**os.environ, "PIP_CACHE_DIR": str(base / "pip-cache")}

@@ -14,7 +14,6 @@ import re
 import signal
 import socket
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,10 +127,11 @@ def test_the_demo_stops_with_its_launcher_and_restarts_clean(
     family = descendants(first.pid)
     commands = [Path(f"/proc/{p}/cmdline").read_text(errors="replace") for p in family]
     assert any("devtools.demo" in c or "simulate" in c for c in commands), "no simulator"
-    began = time.monotonic()
     os.kill(first.pid, signal.SIGTERM)
-    wait_until(lambda: not any(alive(p) for p in family | {first.pid}), 10, "every process gone")
-    assert time.monotonic() - began < 5.0
+    # A hang detector, not a timing claim: on a quiet machine every process is gone
+    # within about a second, and the workers' stop watchdog ends any at 8 s; a
+    # machine loaded 10 times over its cores has taken just over 5 s.
+    wait_until(lambda: not any(alive(p) for p in family | {first.pid}), 20, "every process gone")
 
     second = start_launcher(launch, tmp_path, "--demo", "--port", str(port))
     wait_until(lambda: "export API_KEY=" in second.output(), 60, "the banner again")

@@ -44,7 +44,7 @@ from core.queue import enqueue_event, events_queue
 from core.settings import database_url
 from core.store import Store
 from statemachine.event_log import to_record
-from tests.history.conftest import history_url, postgres_url, sqlite_url  # noqa: F401
+from tests.kit.history_db import history_url, postgres_url, sqlite_url  # noqa: F401
 
 KINDS = ["answered", "abandoned", "no_answer", "voicemail", "outbound", "unrouted"]
 Record = dict[str, Any]

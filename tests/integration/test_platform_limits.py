@@ -40,7 +40,7 @@ from callstate_harness import (
 )
 from primevox_bodies import EXPECTED, Call, Fields, scenario
 
-from tests.subscriptions.webhook_kit import Receiver, always
+from tests.kit.webhooks import Receiver, always
 
 ENTRY_PLAN_CLIENTS = 20
 DYNO_MEMORY_MB = 512

@@ -19,7 +19,7 @@ from callstate_harness import ADMIN_KEY, TENANT_A, Launcher, SseClient, wait_unt
 from primevox_bodies import Call
 
 from bench.history import Database, load
-from tests.history.conftest import POSTGRES_PROBLEM
+from tests.kit.history_db import POSTGRES_PROBLEM
 
 INTAKE_SECONDS = 1.0
 ROWS = 120_000  # a CSV of ~14 MB: more than the server's and the kernel's buffers hold

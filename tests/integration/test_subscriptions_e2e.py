@@ -3,7 +3,7 @@
 The receiver fails the first attempt of every delivery and accepts the
 second (DELIVERY_RETRY_SECONDS=1,1,1), so each outcome revision arrives twice
 under one webhook-id and is accepted once; every request is checked with the
-independent Standard Webhooks verifier of tests/subscriptions/webhook_kit.py.
+independent Standard Webhooks verifier of tests/kit/webhooks.py.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from callstate_harness import (
     KEY_B,
     TENANT_A,
     TENANT_B,
-    Api,
     Launcher,
     accept_calls,
     load_webhook_kit,
+    subscribe,
     wait_until,
 )
 from primevox_bodies import ALICE, EXPECTED, Call, scenario
@@ -40,18 +40,6 @@ kit = load_webhook_kit()
 def receiver() -> Iterator[Any]:
     with kit.Receiver(kit.failing_first(1)) as running:
         yield running
-
-
-def subscribe(api: Api, key: str, body: dict[str, Any]) -> dict[str, Any]:
-    answer = api.request(
-        "POST",
-        "/v1/subscriptions",
-        json.dumps(body).encode(),
-        {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    )
-    assert answer.status == 201, answer.text
-    made: dict[str, Any] = answer.json()
-    return made
 
 
 def test_each_outcome_revision_is_delivered_once_signed(

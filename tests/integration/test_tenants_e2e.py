@@ -21,9 +21,9 @@ from core.history.database import create_engine
 from core.local_time import local_midnight
 from core.store import outcomes_key
 from statemachine.events import isoformat, micros
-from tests.app.test_stats import record
-from tests.history.conftest import postgres_url  # noqa: F401
+from tests.app.stats.test_stats import record
 from tests.integration.test_history_e2e import migrate
+from tests.kit.history_db import postgres_url  # noqa: F401
 
 # The directory's keys share one hash tag: on a cluster too, each change is one MULTI.
 pytestmark = pytest.mark.parametrize("backend", ["redis", "cluster"], indirect=True)

@@ -192,17 +192,17 @@ def test_a_concurrent_commit_is_retried_not_overwritten(
 ) -> None:
     """If another worker commits between our read and our commit, we fold again."""
     apply(engine, inbound(0))
-    real_load = store.calls.load_calls
+    real_load = store.calls.load_heads
     raced = []
 
-    def load_then_race(tenant: str, uuids: Any) -> Any:
-        logs = real_load(tenant, uuids)
+    def load_then_race(tenant: str, new_ids: Any) -> Any:
+        heads = real_load(tenant, new_ids)
         if not raced:
             raced.append(True)
             apply(engine, hangup(60))  # another worker gets there first
-        return logs
+        return heads
 
-    monkeypatch.setattr(store.calls, "load_calls", load_then_race)
+    monkeypatch.setattr(store.calls, "load_heads", load_then_race)
     result = engine.apply_batch("t1", partition_of(answered(5)), [("f@1", answered(5))])
     assert result.conflicts == 1
     types = [r["event_type"] for r in store.calls.load_call("t1", "c1").records]

@@ -1,0 +1,1 @@
+"""Test helpers more than one test directory uses: ``from tests.kit.<module> import ...``."""
