@@ -19,18 +19,23 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from fakeredis import FakeRedis
 
 from app import create_app
+from app.stats.figure_rules import FigureRules
+from app.stats.heatmap import heatmap
 from bench.common import progress, ratio
 from bench.history_data import EPOCH, outcome_records
 from core.history import records as rows
+from core.history.reports import quarter_counts
 from core.history.schema import OUTCOMES_CURSOR, calls, cursor, extensions, revisions
 from core.history.search import window_records
 from core.settings import Settings
@@ -81,8 +86,8 @@ def load_centre(engine: sa.Engine, kind: str, days: int, count: int) -> str:
     return last
 
 
-def plan(engine: sa.Engine, kind: str, start_us: int, end_us: int) -> str:
-    """EXPLAIN of the range's read (what /v1/stats and the heatmap stream from)."""
+def plan(engine: sa.Engine, kind: str, query: Callable[[sa.Connection], Any]) -> str:
+    """EXPLAIN of the first statement ``query`` sends."""
     found: list[Any] = []
 
     def capture(conn: Any, cursor_: Any, statement: str, parameters: Any, *_: Any) -> None:
@@ -92,7 +97,7 @@ def plan(engine: sa.Engine, kind: str, start_us: int, end_us: int) -> str:
     sa.event.listen(engine, "before_cursor_execute", capture)
     try:
         with engine.connect() as connection:
-            next(window_records(connection, [TENANT], start_us, end_us), None)
+            query(connection)
     finally:
         sa.event.remove(engine, "before_cursor_execute", capture)
     statement, parameters = found[0]
@@ -107,6 +112,16 @@ def plan(engine: sa.Engine, kind: str, start_us: int, end_us: int) -> str:
     return f"{statement}\n" + "\n".join(lines)
 
 
+def range_read(start_us: int, end_us: int) -> Callable[[sa.Connection], Any]:
+    """The range's records as /v1/stats streams them."""
+    return lambda connection: next(window_records(connection, [TENANT], start_us, end_us), None)
+
+
+def heatmap_counts(start_us: int, end_us: int) -> Callable[[sa.Connection], Any]:
+    """The heatmap's counts per quarter hour (core/history/reports.py)."""
+    return lambda connection: quarter_counts(connection, [TENANT], start_us, end_us, (20.0,))
+
+
 def read_alone(engine: sa.Engine, start_us: int, end_us: int) -> tuple[float, int]:
     """(seconds, calls) to read the range's records alone."""
     began = time.perf_counter()
@@ -115,8 +130,8 @@ def read_alone(engine: sa.Engine, start_us: int, end_us: int) -> tuple[float, in
     return time.perf_counter() - began, seen
 
 
-def page_data(url: str, query: str) -> tuple[float, dict[str, Any]]:
-    """(seconds, answers) for the four requests of the reports page."""
+def page_data(url: str, query: str) -> tuple[dict[str, float], dict[str, Any]]:
+    """(seconds of each, answers) for the four requests of the reports page."""
     settings = replace(Settings(api_keys={"k": "*"}), database_url=url)
     redis = FakeRedis()
     redis.sadd(TENANTS_KEY, TENANT)  # the tenant as intake would have named it
@@ -131,12 +146,14 @@ def page_data(url: str, query: str) -> tuple[float, dict[str, Any]]:
     }
     client.get(requests["heatmap"], headers=headers)  # the app's first request: imports, pools
     answers: dict[str, Any] = {}
-    began = time.perf_counter()
+    seconds: dict[str, float] = {}
     for name, path in requests.items():
+        began = time.perf_counter()
         answer = client.get(path, headers=headers)
+        seconds[name] = time.perf_counter() - began
         assert answer.status_code == 200, answer.get_data(as_text=True)
         answers[name] = answer.get_json()
-    return time.perf_counter() - began, answers
+    return seconds, answers
 
 
 def run_reports(kind: str, engine: sa.Engine, url: str, days: int, count: int) -> dict[str, Any]:
@@ -150,28 +167,47 @@ def run_reports(kind: str, engine: sa.Engine, url: str, days: int, count: int) -
     # page's default week (a slice: the index on first_decided_us).
     week_us = micros(end - timedelta(days=7))
     explained = (
-        f"-- {days} days\n{plan(engine, kind, start_us, end_us)}\n\n"
-        f"-- the last 7 days\n{plan(engine, kind, week_us, end_us)}"
+        f"-- {days} days\n{plan(engine, kind, range_read(start_us, end_us))}\n\n"
+        f"-- the last 7 days\n{plan(engine, kind, range_read(week_us, end_us))}\n\n"
+        f"-- the heatmap's counts, {days} days\n"
+        f"{plan(engine, kind, heatmap_counts(start_us, end_us))}\n\n"
+        f"-- the heatmap's counts, the last 7 days\n"
+        f"{plan(engine, kind, heatmap_counts(week_us, end_us))}"
     )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"history-reports-plans-{kind}.txt").write_text(explained)
     alone, seen = read_alone(engine, start_us, end_us)
     query = f"from={start.isoformat()}&to={end.isoformat()}".replace("+00:00", "Z")
-    seconds, answers = page_data(url, query)
+    each, answers = page_data(url, query)
+    seconds = sum(each.values())
     assert answers["by queue"]["window"]["source"] == "history"
     offered = answers["by queue"]["totals"]["offered"]
     assert offered > count // 2, offered
+    # The heatmap as it was counted before the database counted it: every record
+    # read and folded in Python. The same cells.
+    began = time.perf_counter()
+    with engine.connect() as connection:
+        window = window_records(connection, [TENANT], start_us, end_us)
+        zone = ZoneInfo(answers["heatmap"]["timezone"])
+        folded = heatmap(window, zone, "offered", FigureRules())
+    fold_seconds = time.perf_counter() - began
+    assert folded == answers["heatmap"]["cells"]
     print(
         f"\n[{kind}] 4. reports page over {days} days, {seen:,} calls ({offered:,} offered, "
         f"{len(AGENTS)} agents): {seconds:.2f} s for its 4 requests; "
         f"ratio {ratio(seconds, GOAL_SECONDS)} of the 1 s goal, "
-        f"{ratio(seconds, alone)} of reading the records alone ({alone:.2f} s)\n"
-        f"query plans of the range's read:\n{explained}",
+        f"{ratio(seconds, alone)} of reading the records alone ({alone:.2f} s); "
+        + ", ".join(f"{name} {value:.2f} s" for name, value in each.items())
+        + f"; the heatmap folded from the records as before: {fold_seconds:.2f} s, "
+        f"ratio {ratio(each['heatmap'], fold_seconds)}\n"
+        f"query plans (the range's read, the heatmap's counts):\n{explained}",
         flush=True,
     )
     return {
         "calls": seen,
         "page_seconds": round(seconds, 3),
+        "request_seconds": {name: round(value, 3) for name, value in each.items()},
         "read_alone_seconds": round(alone, 3),
+        "heatmap_folded_seconds": round(fold_seconds, 3),
         "answers_bytes": len(json.dumps(answers)),
     }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from itertools import count
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,7 +22,9 @@ import sqlalchemy as sa
 
 import app.stats.figures as stats
 from app.stats.figure_rules import FigureRules
+from app.stats.heatmap import METRICS, HeatmapCells, heatmap
 from core.history.records import decided_us
+from core.history.reports import QUARTER_US, archived_of, quarter_counts, revised_after
 from core.history.search import window_records
 from core.history.writer import read_cursor
 from core.local_time import UTC_ZONE
@@ -95,9 +98,7 @@ def summarize_history(
                     heapq.heappushpop(newest, item)
             yield call
 
-    summary = stats.summarize(
-        keep_newest_missed(window.calls()), group_by, rules, country_of, zone
-    )
+    summary = stats.summarize(keep_newest_missed(window.calls()), group_by, rules, country_of, zone)
     missed = [call for _, _, call in newest]
     numbers = {stats.caller_key(call) for call in missed} - {None}
     # A second read only when there are callers to follow up (none with missed_limit=0).
@@ -105,3 +106,61 @@ def summarize_history(
         [call for call in window.calls() if stats.contact_key(call) in numbers] if numbers else []
     )
     return summary, stats.missed_calls(missed + followers, missed_limit)
+
+
+def _local_cell(quarter: int, zone: ZoneInfo) -> tuple[int, int] | None:
+    """The (weekday, hour) in ``zone`` of every instant of a UTC quarter hour; None
+    when they are not all in one (an offset not in whole quarter hours, or one that
+    changes inside it)."""
+    first = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=quarter * QUARTER_US)
+    last = first + timedelta(microseconds=QUARTER_US - 1)
+    begins, ends = first.astimezone(zone), last.astimezone(zone)
+    cell = (begins.weekday(), begins.hour)
+    same = begins.utcoffset() == ends.utcoffset() and cell == (ends.weekday(), ends.hour)
+    return cell if same else None
+
+
+def heatmap_history(
+    window: HistoryWindow, zone: ZoneInfo, metric: str, rules: FigureRules
+) -> list[list[Any]]:
+    """``heatmap.heatmap`` over the window's calls, the archived ones counted by the
+    database per quarter hour (core/history/reports.py) rather than read. The calls
+    a count cannot hold are folded one by one: those revised after the window's
+    end, and those Redis holds a newer revision of (their archived revision is
+    taken back). Raises ValueError for an unknown metric."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}")
+    cells = HeatmapCells(rules, zone)
+    taken_back = HeatmapCells(rules, zone)
+    folded: list[OutcomeRecord] = []
+    if window.archive_end_us >= window.start_us:
+        with window.engine.connect() as connection:
+            quarters = quarter_counts(
+                connection,
+                window.tenants,
+                window.start_us,
+                window.archive_end_us,
+                rules.service_level_seconds,
+            )
+            placed = [(_local_cell(counts.quarter, zone), counts) for counts in quarters]
+            if any(cell is None for cell, _ in placed):
+                return heatmap(window.calls(), zone, metric, rules)
+            for cell, counts in placed:
+                assert cell is not None
+                cells.add_counts(*cell, counts)
+            bounds = (window.tenants, window.start_us, window.archive_end_us)
+            folded = list(revised_after(connection, *bounds))
+            revised = {_call(record) for record in folded}
+            in_redis = sorted({_call(record) for record in window.later} - revised)
+            for record in archived_of(connection, *bounds, in_redis):
+                taken_back.add(record)
+                folded.append(record)
+    # merge_later sees every archived call Redis has a record of, as window.calls() does.
+    for call in stats.merge_later(folded, window.later):
+        cells.add(call)
+    cells.take_back(taken_back)
+    return cells.values(metric)
+
+
+def _call(record: OutcomeRecord) -> tuple[str, str]:
+    return (record["tenant_id"], record["call_uuid"])

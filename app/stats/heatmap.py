@@ -17,11 +17,68 @@ from zoneinfo import ZoneInfo
 from app.stats.figure_rules import FigureRules, threshold_key
 from app.stats.figures import call_start
 from app.stats.service_levels import LevelTally
+from core.history.reports import QuarterCounts
 from statemachine.outcome import OutcomeRecord
 
 METRICS = ("offered", "answered", "missed", "service_level")
 WEEKDAYS = 7
 HOURS = 24
+
+
+class HeatmapCells:
+    """The cells' counts: a LevelTally and the missed calls per local weekday and hour."""
+
+    def __init__(self, rules: FigureRules, zone: ZoneInfo) -> None:
+        self.rules = rules
+        self.zone = zone
+        self.levels = [[LevelTally(rules) for _ in range(HOURS)] for _ in range(WEEKDAYS)]
+        self.missed = [[0] * HOURS for _ in range(WEEKDAYS)]
+
+    def add(self, call: OutcomeRecord) -> None:
+        """Count one call in the cell of its local start (outbound calls in none)."""
+        if call.get("direction") == "outbound":
+            return
+        local = call_start(call).astimezone(self.zone)
+        self.levels[local.weekday()][local.hour].add(call)
+        if call.get("outcome") == "missed":
+            self.missed[local.weekday()][local.hour] += 1
+
+    def add_counts(self, weekday: int, hour: int, counts: QuarterCounts, sign: int = 1) -> None:
+        """Add (``sign`` -1: take back) calls counted together, as ``add`` counts each."""
+        cell = self.levels[weekday][hour]
+        cell.offered += sign * counts.offered
+        cell.answered += sign * counts.answered
+        cell.abandoned += sign * counts.abandoned
+        cell.short_abandoned += sign * counts.short_abandoned
+        for index, within in enumerate(counts.answered_within):
+            cell.answered_within[index] += sign * within
+        self.missed[weekday][hour] += sign * counts.missed
+
+    def take_back(self, other: HeatmapCells) -> None:
+        """Uncount the calls ``other`` counted."""
+        for day in range(WEEKDAYS):
+            for hour in range(HOURS):
+                cell = other.levels[day][hour]
+                counts = QuarterCounts(
+                    0,
+                    cell.offered,
+                    cell.answered,
+                    other.missed[day][hour],
+                    cell.abandoned,
+                    cell.short_abandoned,
+                    tuple(cell.answered_within),
+                )
+                self.add_counts(day, hour, counts, sign=-1)
+
+    def values(self, metric: str) -> list[list[Any]]:
+        """7 rows (Monday first) of 24 hours: ``metric`` of each cell, null where none offered."""
+        return [
+            [
+                _value(self.levels[day][hour], self.missed[day][hour], metric)
+                for hour in range(HOURS)
+            ]
+            for day in range(WEEKDAYS)
+        ]
 
 
 def _value(cell: LevelTally, missed: int, metric: str) -> float | int | None:
@@ -46,16 +103,7 @@ def heatmap(
     ValueError for an unknown metric."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(METRICS)}")
-    cells = [[LevelTally(rules) for _ in range(HOURS)] for _ in range(WEEKDAYS)]
-    missed = [[0] * HOURS for _ in range(WEEKDAYS)]
+    cells = HeatmapCells(rules, zone)
     for call in calls:
-        if call.get("direction") == "outbound":
-            continue
-        local = call_start(call).astimezone(zone)
-        cells[local.weekday()][local.hour].add(call)
-        if call.get("outcome") == "missed":
-            missed[local.weekday()][local.hour] += 1
-    return [
-        [_value(cells[day][hour], missed[day][hour], metric) for hour in range(HOURS)]
-        for day in range(WEEKDAYS)
-    ]
+        cells.add(call)
+    return cells.values(metric)

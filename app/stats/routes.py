@@ -14,7 +14,12 @@ from flask import Response, current_app
 import app.stats.figures as stats
 from app.history.routes import get_history
 from app.stats.figure_rules import figure_rules
-from app.stats.from_history import HistoryWindow, reaches_past_retention, summarize_history
+from app.stats.from_history import (
+    HistoryWindow,
+    heatmap_history,
+    reaches_past_retention,
+    summarize_history,
+)
 from app.stats.heatmap import heatmap
 from app.stats.local_day import zone_of_request
 from app.stats.schemas import HeatmapArgs, HeatmapSchema, StatsArgs, StatsSchema
@@ -149,7 +154,7 @@ def get_heatmap(args: dict[str, Any]) -> tuple[dict[str, Any], int]:
             window = HistoryWindow(
                 history, store, tenants, start_us, end_us, max_later_records=MAX_WINDOW_RECORDS
             )
-            cells = heatmap(window.calls(), zone, args["metric"], rules)
+            cells = heatmap_history(window, zone, args["metric"], rules)
         else:
             records, _ = store.outcomes.read_outcome_window(
                 tenants, start_us, end_us, max_records=MAX_WINDOW_RECORDS

@@ -74,6 +74,8 @@ def call_row(record: OutcomeRecord, country: str = Settings.default_country) -> 
         "first_decided_us": decided,
         "decided_us": decided,
         "record": dumps(record),
+        "wait_seconds": record.get("wait_seconds"),
+        "short_abandon": bool(record.get("short_abandon")),
     }
 
 

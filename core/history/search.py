@@ -194,17 +194,34 @@ def stream(
         yield str(row[0])
 
 
+def window_conditions(
+    tenant_ids: Sequence[str] | None, start_us: int, end_us: int
+) -> list[sa.ColumnElement[bool]]:
+    """The ``history_calls`` of a stats window: revision 1 decided from ``start_us``
+    to ``end_us`` (both included), of ``tenant_ids`` (None: every tenant)."""
+    conditions = [
+        calls.c.first_revision == 1,
+        calls.c.first_decided_us >= start_us,
+        calls.c.first_decided_us <= end_us,
+    ]
+    if tenant_ids is not None:
+        conditions.append(calls.c.tenant_id.in_(list(tenant_ids)))
+    return conditions
+
+
 def window_records(
     connection: sa.Connection,
     tenant_ids: Sequence[str] | None,
     start_us: int,
     end_us: int,
+    only: Sequence[sa.ColumnElement[bool]] = (),
 ) -> Iterator[OutcomeRecord]:
     """For /v1/stats: each call whose revision 1 was decided from ``start_us`` to
     ``end_us`` (both included), at its latest revision decided by ``end_us``.
 
     The same set ``app.stats.figures.calls_in_window`` picks from the outcome streams,
     chosen by the database and streamed. ``tenant_ids`` None: every tenant.
+    ``only``: further conditions on ``history_calls`` (core/history/reports.py).
     """
     later = revisions.alias("later")
     latest = (
@@ -216,14 +233,12 @@ def window_records(
         )
         .scalar_subquery()
     )
-    conditions = [
-        calls.c.first_revision == 1,
-        calls.c.first_decided_us >= start_us,
-        calls.c.first_decided_us <= end_us,
-    ]
-    if tenant_ids is not None:
-        conditions.append(calls.c.tenant_id.in_(list(tenant_ids)))
-    statement = (
+    conditions = [*window_conditions(tenant_ids, start_us, end_us), *only]
+    # A call not revised since the window's end is its row (the row holds the
+    # latest revision); only the others look their revision up, so the database
+    # never joins the month's calls with every revision.
+    current = sa.select(calls.c.record).where(*conditions, calls.c.decided_us <= end_us)
+    older = (
         sa.select(revisions.c.record)
         .select_from(
             calls.join(
@@ -235,10 +250,10 @@ def window_records(
                 ),
             )
         )
-        .where(*conditions)
+        .where(*conditions, calls.c.decided_us > end_us)
     )
     result = connection.execution_options(stream_results=True, yield_per=STREAM_BATCH).execute(
-        statement
+        sa.union_all(current, older)
     )
     for row in result:
         record: OutcomeRecord = json.loads(row[0])

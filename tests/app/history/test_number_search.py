@@ -110,7 +110,7 @@ def _archived_before_0003(engine: sa.Engine, records: list[Record]) -> None:
     call_rows = [rows.call_row(r) for r in latest.values()]
     extension_rows = [row for r in latest.values() for row in rows.extension_rows(r)]
     for row in call_rows:
-        del row["caller_key"]
+        del row["caller_key"], row["wait_seconds"], row["short_abandon"]  # 0005's
     for row in extension_rows:
         del row["extension_key"]
     old_calls = sa.table("history_calls", *(sa.column(name) for name in call_rows[0]))

@@ -1,0 +1,119 @@
+"""The reports' counts, counted by the database: the heatmap's calls per quarter hour.
+
+A window's archived calls (those ``search.window_records`` would stream) are
+counted with a GROUP BY over ``ix_history_calls_reports``, which holds every
+column counted: no record is read or decoded. What a count cannot say is
+left to the caller, who folds those calls' records as before:
+
+- a call revised after the window's end is counted at an older revision
+  than its row holds: ``revised_after`` streams them, and ``quarter_counts``
+  leaves them out;
+- a call with a newer revision in Redis than in the archive: ``archived_of``
+  streams the archived records of given calls, to take back from the counts.
+
+Quarter hours of UTC, so that any time zone whose offset is whole quarter
+hours (every one in use) maps each of them to one local hour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from core.history.schema import calls
+from core.history.search import window_conditions, window_records
+from statemachine.outcome import OutcomeRecord
+
+QUARTER_US = 15 * 60 * 1_000_000
+KEYS_PER_QUERY = 500
+
+
+@dataclass(frozen=True)
+class QuarterCounts:
+    """The inbound calls that started in one UTC quarter hour (``quarter`` x 15 min
+    from the epoch), as ``app.stats.service_levels.LevelTally`` counts them."""
+
+    quarter: int
+    offered: int
+    answered: int
+    missed: int
+    abandoned: int
+    short_abandoned: int
+    answered_within: tuple[int, ...]
+
+
+def _count(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+
+def quarter_counts(
+    connection: sa.Connection,
+    tenant_ids: Sequence[str] | None,
+    start_us: int,
+    end_us: int,
+    thresholds: Sequence[float],
+) -> list[QuarterCounts]:
+    """The window's inbound calls whose row is their revision at ``end_us`` (none
+    revised after it), counted per UTC quarter hour of their start; answered within
+    each of ``thresholds`` seconds. Quarters in order, empty ones left out."""
+    started = calls.c.started_us
+    # Floor division on both databases (their / and % truncate towards zero).
+    quarter = (started - (started % QUARTER_US + QUARTER_US) % QUARTER_US) // QUARTER_US
+    answered = calls.c.outcome == "answered"
+    missed = calls.c.outcome == "missed"
+    abandoned = sa.and_(missed, calls.c.missed_reason == "abandoned")
+    within = [
+        _count(sa.and_(answered, calls.c.wait_seconds <= float(threshold)))
+        for threshold in thresholds
+    ]
+    statement = (
+        sa.select(
+            quarter.label("quarter"),
+            sa.func.count(),
+            _count(answered),
+            _count(missed),
+            _count(abandoned),
+            _count(sa.and_(abandoned, calls.c.short_abandon)),
+            *within,
+        )
+        .where(
+            *window_conditions(tenant_ids, start_us, end_us),
+            calls.c.decided_us <= end_us,
+            calls.c.direction != "outbound",
+        )
+        .group_by(quarter)
+        .order_by(quarter)
+    )
+    return [
+        QuarterCounts(
+            int(row[0]), row[1], row[2], row[3], row[4], row[5], tuple(int(n) for n in row[6:])
+        )
+        for row in connection.execute(statement)
+    ]
+
+
+def revised_after(
+    connection: sa.Connection, tenant_ids: Sequence[str] | None, start_us: int, end_us: int
+) -> Iterator[OutcomeRecord]:
+    """The window's calls revised after ``end_us``, at their revision then
+    (``quarter_counts`` leaves them out)."""
+    yield from window_records(
+        connection, tenant_ids, start_us, end_us, only=[calls.c.decided_us > end_us]
+    )
+
+
+def archived_of(
+    connection: sa.Connection,
+    tenant_ids: Sequence[str] | None,
+    start_us: int,
+    end_us: int,
+    call_keys: Sequence[tuple[str, str]],
+) -> Iterator[OutcomeRecord]:
+    """The window's calls among ``call_keys`` (tenant, call uuid), at their revision
+    at ``end_us``: as ``search.window_records`` streams them."""
+    key = sa.tuple_(calls.c.tenant_id, calls.c.call_uuid)
+    for first in range(0, len(call_keys), KEYS_PER_QUERY):
+        chunk = list(call_keys[first : first + KEYS_PER_QUERY])
+        yield from window_records(connection, tenant_ids, start_us, end_us, only=[key.in_(chunk)])
