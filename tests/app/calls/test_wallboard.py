@@ -103,9 +103,13 @@ def test_content_security_policy_allows_only_the_pages_own_script(client: FlaskC
 
 
 def test_the_template_renders_the_shell_as_written(client: FlaskClient) -> None:
-    """The served page is the template's text, byte for byte, without its Jinja comments."""
-    template = resources.files("app").joinpath("templates/wallboard.html").read_text("utf-8")
+    """The served page is the template's text, byte for byte, without its Jinja comments
+    and with its one include (the key handling it shares with /reports) in place."""
+    templates = resources.files("app").joinpath("templates")
+    template = templates.joinpath("wallboard.html").read_text("utf-8")
+    shared = templates.joinpath("partials/api_key.js").read_text("utf-8")
     shell = re.sub(r"\{#-.*?-#\}\n|\{#.*?#\}\n", "", template, flags=re.S)
+    shell = shell.replace('{% include "partials/api_key.js" %}\n', shared, 1)
     assert client.get("/wallboard").get_data(as_text=True) == shell
 
 
