@@ -50,6 +50,7 @@ from devtools.service import (
     ROOT,
     ServiceError,
     ServiceProcess,
+    free_port,
     procfile_env,
     start_process,
     start_procfile_process,
@@ -198,11 +199,22 @@ def _run_embedded(env: dict[str, str], port: int) -> int:
     return 0
 
 
-def _start_demo(env: dict[str, str], port: int) -> ServiceProcess:
-    """The simulator (devtools/demo.py), posting a call or two a second once the web
-    answers: a process of its own that this launcher stops with the rest."""
-    command = [sys.executable, "-m", "devtools.demo", f"http://127.0.0.1:{port}", DEMO_TENANT]
-    return start_process("demo", command, procfile_env({**os.environ, **env}))
+def _start_demo(env: dict[str, str], port: int) -> list[ServiceProcess]:
+    """A Slack-shaped receiver (devtools/slack_receiver.py) on a free loopback port,
+    printing each message behind the name ``slack``, and the simulator
+    (devtools/demo.py), which subscribes that receiver to the demo tenant's missed
+    calls and then posts a call or two a second once the web answers: processes of
+    their own that this launcher stops with the rest."""
+    process_env = procfile_env({**os.environ, **env})
+    receiver_port = free_port()
+    slack = start_process(
+        "slack", [sys.executable, "-m", "devtools.slack_receiver", str(receiver_port)], process_env
+    )
+    receiver = f"http://127.0.0.1:{receiver_port}/services/demo"
+    command = [
+        sys.executable, "-m", "devtools.demo", f"http://127.0.0.1:{port}", DEMO_TENANT, receiver
+    ]  # fmt: skip
+    return [slack, start_process("demo", command, process_env)]
 
 
 def _port_taken(port: int) -> bool:
@@ -249,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     url = "" if args.demo else os.environ.get("REDIS_URL", "").strip()
     if args.demo:
         env["ACCESS_LOG"] = "errors"  # a quiet terminal: the demo posts several a second
+        # The demo's Slack-shaped receiver is on loopback, which the URL guard refuses
+        # otherwise: allowed for the demo's own processes only.
+        env["SUBSCRIPTION_ALLOW_PRIVATE"] = "1"
     if args.embedded:
         mode = "embedded"
     elif args.demo and shutil.which("redis-server"):
@@ -288,12 +303,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(_banner(env, args.port, "embedded (fakeredis, in memory, not kept)", args.demo))
         RUN_ENV.unlink(missing_ok=True)  # bin/flask cannot reach an in-process Redis
-        demo = _start_demo(env, args.port) if args.demo else None
+        demo = _start_demo(env, args.port) if args.demo else []
         try:
             return _run_embedded(env, args.port)
         finally:
-            if demo is not None:
-                stop_all([demo], grace=5)
+            stop_all(demo, grace=5)
 
     env["REDIS_URL"] = url
     _write_run_env(env)
@@ -320,7 +334,7 @@ def _run_procfile(env: dict[str, str], demo: bool, port: int) -> int:
         service = [
             start_procfile_process(kind, kind, procfile_env(env)) for kind in ("web", "worker")
         ]
-        processes = service + ([_start_demo(env, port)] if demo else [])
+        processes = service + (_start_demo(env, port) if demo else [])
         while all(process.running() for process in service):
             time.sleep(0.2)
     except KeyboardInterrupt:

@@ -107,7 +107,9 @@ def test_the_demo_stops_with_its_launcher_and_restarts_clean(
     launch: list[ServiceProcess], tmp_path: Path
 ) -> None:
     """bin/start --demo stopped by its PID (SIGTERM) leaves no process behind within
-    5 s, the simulator included; started again, it shows no call from before."""
+    5 s, the simulator and the Slack-shaped receiver included; started again, it
+    shows no call from before. Meanwhile the receiver is sent the demo's missed
+    calls as Slack messages, their text shown behind its name."""
     port = free_port()
     first = start_launcher(launch, tmp_path, "--demo", "--port", str(port))
     wait_until(lambda: "export API_KEY=" in first.output(), 60, "the banner")
@@ -123,10 +125,16 @@ def test_the_demo_stops_with_its_launcher_and_restarts_clean(
         }
 
     wait_until(lambda: len(calls_seen()) >= 3, 90, "simulated calls", interval=1.0)
+    # About one simulated call in five is missed: a generous hang detector.
+    slack_line = re.compile(r"^\S+ slack +\| Missed call from .+ Call back .+\.$", re.M)
+    wait_until(
+        lambda: slack_line.search(first.output()), 120, "a missed call's Slack text", interval=0.5
+    )
     before = calls_seen()
     family = descendants(first.pid)
     commands = [Path(f"/proc/{p}/cmdline").read_text(errors="replace") for p in family]
     assert any("devtools.demo" in c or "simulate" in c for c in commands), "no simulator"
+    assert any("devtools.slack_receiver" in c for c in commands), "no Slack-shaped receiver"
     os.kill(first.pid, signal.SIGTERM)
     # A hang detector, not a timing claim: on a quiet machine every process is gone
     # within about a second, and the workers' stop watchdog ends any at 8 s; a
