@@ -198,7 +198,8 @@ class Tally:
         if wait is not None:
             self.waits += 1
             self.wait_total += _micros(wait)
-            self.wait_max = float(wait) if self.wait_max is None else max(self.wait_max, wait)
+            wait = float(wait)
+            self.wait_max = wait if self.wait_max is None else max(self.wait_max, wait)
         outcome = record.get("outcome")
         mine = extension is None
         if outcome == "answered":
@@ -224,6 +225,15 @@ class Tally:
             self.no_answer += 1
         else:
             self.unrouted += 1
+
+    def merge(self, other: Tally) -> None:
+        """Add ``other``'s calls: the figures of both groups' calls together."""
+        wait_max = other.wait_max
+        for name, value in vars(other).items():
+            if name != "wait_max":
+                setattr(self, name, getattr(self, name) + value)
+        if wait_max is not None:
+            self.wait_max = wait_max if self.wait_max is None else max(self.wait_max, wait_max)
 
     def as_json(self, levels: Mapping[str, Any]) -> dict[str, Any]:
         """The figures, with ``levels`` (LevelTally.as_json) in the places v2 gave
@@ -269,12 +279,20 @@ def summarize(
     levels = LevelTally(rules)
     groups: dict[Key, tuple[Tally, LevelTally]] = {}
     callbacks = CallbackRecovery(rules, country_of)
+    # Every call is in one group of the others: their totals are the groups' sums,
+    # added up once at the end rather than call by call (the same integers).
+    totals_apart = group_by is None or group_by == "extension"
     for call in calls:
-        totals.add(call)
-        levels.add(call)
-        if group_by is None or (group_by in UNGROUPED_OUTBOUND and call["direction"] == "outbound"):
+        ungrouped = group_by is None or (
+            group_by in UNGROUPED_OUTBOUND and call["direction"] == "outbound"
+        )
+        if totals_apart or ungrouped:
+            totals.add(call)
+            levels.add(call)
+        if ungrouped:
             callbacks.add(call, None)
             continue
+        assert group_by is not None
         keys = group_keys(call, group_by, zone)
         callbacks.add(call, keys)
         for key in keys:
@@ -282,6 +300,10 @@ def summarize(
             extension = key if group_by == "extension" else None
             tally.add(call, extension=extension)
             level.add(call, extension=extension)
+    if not totals_apart:
+        for tally, level in groups.values():
+            totals.merge(tally)
+            levels.merge(level)
     callback_totals, callback_groups = callbacks.tally()
     per_extension = group_by == "extension"
 

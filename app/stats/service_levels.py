@@ -75,6 +75,18 @@ class LevelTally:
             if wait <= threshold:
                 self.answered_within[index] += 1
 
+    def merge(self, other: LevelTally) -> None:
+        """Add ``other``'s calls (counted under the same rules)."""
+        self.offered += other.offered
+        self.abandoned += other.abandoned
+        self.short_abandoned += other.short_abandoned
+        self.answered += other.answered
+        self.rang_unanswered += other.rang_unanswered
+        self.answered_within = [
+            mine + theirs
+            for mine, theirs in zip(self.answered_within, other.answered_within, strict=True)
+        ]
+
     def denominator(self) -> int:
         if self.rules.sl_abandons is AbandonsInServiceLevel.EXCLUDE:
             return self.offered - self.abandoned

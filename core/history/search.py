@@ -28,6 +28,7 @@ from core.history.exceptions import BadCursor
 from core.history.numbers import searchable
 from core.history.schema import calls, extensions, revisions
 from core.settings import Settings
+from core.store.values import loads
 from statemachine.outcome import OutcomeRecord
 
 STREAM_BATCH = 1000
@@ -256,5 +257,5 @@ def window_records(
         sa.union_all(current, older)
     )
     for row in result:
-        record: OutcomeRecord = json.loads(row[0])
+        record: OutcomeRecord = loads(row[0])
         yield record
