@@ -74,7 +74,9 @@ def test_available_mode_acknowledges_without_replicas_degraded_until_one_is_atta
     """DURABLE_REPLICAS=1 on a Redis without a replica (available, the default):
     events are accepted at once, the master is reported degraded (since when),
     and once a replica is attached the same store waits for it again."""
-    store = Store(master, durable_replicas=1, durable_wait_seconds=0.2)
+    # With no replica nothing is waited for; with one, its WAIT may take a while on
+    # a busy machine right after the replica's first sync: 5 s is a bound, not a goal.
+    store = Store(master, durable_replicas=1, durable_wait_seconds=5.0)
     answers = store.pending.accept_many([(_envelope(f"alone-{i}"), "job:x") for i in range(5)])
     assert all(a is True or a is False for a in answers), answers
     [degraded] = store.health.degraded()
@@ -83,8 +85,13 @@ def test_available_mode_acknowledges_without_replicas_degraded_until_one_is_atta
     first_seen = degraded.since
     assert store.health.degraded()[0].since == first_seen  # still the first time seen
 
-    attach_replica()
+    replica = attach_replica()
     wait_until(lambda: not store.health.degraded(), 60, "the master to be whole again")
+    wait_until(
+        lambda: replica.client().info("replication").get("master_link_status") == "up",
+        60,
+        "the replica's first sync",
+    )
     assert store.backend.durability.wait_for("", master) == (1, False)
     [answer] = store.pending.accept_many([(_envelope("with-a-replica"), "job:x")])
     assert answer is True or answer is False, answer
