@@ -72,7 +72,7 @@ def test_every_shared_example_body_is_accepted_and_logged(service: Api) -> None:
     """Every body of tests/kit/examples.py, POSTed byte for byte, is 202 and readable back."""
     try:
         from tests.kit import examples
-    except ImportError as exc:  # pragma: no cover - the corpus is another engineer's file
+    except ImportError as exc:  # pragma: no cover - the corpus lives in the shared kit
         pytest.fail(f"tests/kit/examples.py is not importable: {exc}")
     for name, (encoding, body) in examples.EXAMPLES.items():
         answer = service.request(
