@@ -28,7 +28,7 @@ from core.history.exceptions import BadCursor
 from core.history.numbers import searchable
 from core.history.schema import calls, extensions, revisions
 from core.settings import Settings
-from core.store.values import loads
+from core.store import loads
 from statemachine.outcome import OutcomeRecord
 
 STREAM_BATCH = 1000

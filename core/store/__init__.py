@@ -116,7 +116,7 @@ from core.store.rate_limit import RateLimit
 from core.store.subscriptions import Subscriptions, SubscriptionState
 from core.store.supervisor import CallPart, SupervisorView
 from core.store.tenants import Tenants
-from core.store.values import dumps, to_micros
+from core.store.values import dumps, loads, to_micros
 
 
 class Store:
@@ -220,6 +220,7 @@ __all__ = [
     "dumps",
     "legs_key",
     "live_key",
+    "loads",
     "log_keys",
     "log_order",
     "merge_log",
