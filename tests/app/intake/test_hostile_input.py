@@ -224,11 +224,13 @@ def test_processes_taking_tokens_ahead_never_take_more_than_the_bucket(
     ]
     began = time.monotonic()
     answers = [
-        post(processes[n % 2], urlencode(hangup(f"ahead-{n}")).encode()) for n in range(60)
+        post(processes[n % 2], urlencode(hangup(f"ahead-{n}")).encode()) for n in range(200)
     ]
     took = time.monotonic() - began
     taken = sum(a.status_code == 202 for a in answers)
-    assert {a.status_code for a in answers} == {202, 429}
+    # Whether any 429 comes depends on how fast this machine posts against the
+    # refill (a busy one posts slower than 200 a second); the bound does not.
+    assert {a.status_code for a in answers} <= {202, 429}
     assert 30 <= taken <= 30 + math.ceil(200 * took) + 2
     assert queued(redis_client) == taken
 
