@@ -37,7 +37,7 @@ from core.tenant_settings import for_tenant
 from statemachine import CallView, outcome_record, to_record
 from statemachine.envelope import Envelope
 from statemachine.events import CallTimedOut, micros, parse_time
-from statemachine.live_events import live_steps
+from statemachine.live_events import Step, live_steps
 from statemachine.outcome import OutcomeBody
 from statemachine.primevox import ENGINE_TIMEOUT
 from statemachine.stored_facts import facts_to_json
@@ -192,8 +192,7 @@ class Engine:
                     commit.partition,
                 )
             result.applied += [e for _, e in items]
-        self._save_parts(tenant_id, parts)
-        self._send_live_events(tenant_id, committed)
+        self._after_commit(tenant_id, parts, committed)
         self._count_unfolded(tenant_id, unfolded)
 
     def _parts(self, view: CallView, version: int) -> list[CallPart]:
@@ -277,22 +276,27 @@ class Engine:
             if answer is None:
                 continue
             version, changed, unfolded = answer
-            self._save_parts(tenant_id, self._parts(view, version))
-            self._send_live_events(tenant_id, [view])
+            self._after_commit(tenant_id, self._parts(view, version), [view])
             self._count_unfolded(tenant_id, unfolded)
             return version, changed, view
         raise TooManyConflicts(f"call {call_uuid} kept changing for {MAX_ATTEMPTS} attempts")
 
-    def _send_live_events(self, tenant_id: str, views: Sequence[CallView]) -> None:
-        """Send the live steps (call.started...) these committed calls have passed and
-        not sent yet (statemachine/live_events.py). A failure is logged, not raised:
-        the calls are committed, and their next commit sends whatever is missing."""
+    def _after_commit(
+        self, tenant_id: str, parts: Sequence[CallPart], views: Sequence[CallView]
+    ) -> None:
+        """Save the committed calls' parts in the supervisor's view and send the live
+        steps (call.started...) they have passed and not sent yet
+        (statemachine/live_events.py), in one round trip. A failure to send steps
+        is logged, not raised: the calls are committed, and their next commit
+        sends whatever is missing."""
+        steps: list[tuple[str, Sequence[Step]]] = []
         try:
-            self.store.live_events.emit(
-                tenant_id, [(view.facts.call_uuid, live_steps(view)) for view in views]
-            )
+            steps = [(view.facts.call_uuid, live_steps(view)) for view in views]
         except Exception as exc:
             log.error("live call events not sent", tenant=tenant_id, error=repr(exc))
+        error = self.store.call_effects.send(tenant_id, parts, steps, self.clock())
+        if error is not None:
+            log.error("live call events not sent", tenant=tenant_id, error=repr(error))
 
     def _timer_due(self, view: CallView, *, decided: bool) -> float | None:
         """When to look at the call next: its timeout if live, its decision if ended."""

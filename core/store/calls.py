@@ -162,22 +162,21 @@ class Calls(Part):
         whether the log changed, how many unfolded records were new), or None if
         it conflicted."""
         calls = [self._commit_keys_args(tenant_id, c) for c in commits]
-        if len(calls) == 1:
-            answers = [self._commit_call(keys=calls[0][0], args=calls[0][1])]
-        else:
-            answers = self.backend.eval_all(
-                [(self._commit_call, keys, args) for keys, args in calls]
-            )
+        # The cross-tenant timers index is outside the tenant's slot, so its mark
+        # is a command sent after the scripts, in the same round trip. It is
+        # sent for a commit that then conflicts too: a mark only moves earlier,
+        # and one too early costs the timer reader a look, never a timer.
+        armed = [c.timer_due for c in commits if c.timer_due is not None]
+        also = [("ZADD", TIMERS_DUE_KEY, "LT", repr(min(armed)), tenant_id)] if armed else []
+        answers = self.backend.eval_many(
+            [(self._commit_call, keys, args) for keys, args in calls], also=also
+        )
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
         for commit, answer in zip(commits, answers, strict=True):
             if answer[0] and self._elsewhere(commit.call_uuid, commit.partition):
                 self.pending.clear_applied(tenant_id, commit.partition, commit.pending_done)
-        armed = [
-            c.timer_due
-            for c, a in zip(commits, answers, strict=True)
-            if a[0] and c.timer_due is not None
-        ]
-        if armed:  # the cross-tenant timers index, outside the tenant's slot
-            self.redis.zadd(TIMERS_DUE_KEY, {tenant_id: min(armed)}, lt=True)
         return [(int(a[1]), bool(a[2]), int(a[3])) if a[0] else None for a in answers]
 
     def _elsewhere(self, name: str, partition: int) -> bool:
