@@ -81,10 +81,16 @@ class Engine:
         return self.apply_batches(tenant_id, {partition: batch})
 
     def apply_batches(
-        self, tenant_id: str, batches: Mapping[int, Sequence[tuple[str, Envelope]]]
+        self,
+        tenant_id: str,
+        batches: Mapping[int, Sequence[tuple[str, Envelope]]],
+        heads: Mapping[str, CallHead] | None = None,
     ) -> BatchResult:
         """Apply pending events of several partitions of one tenant together:
-        still one round trip to read every call and one to commit them."""
+        still one round trip to read every call and one to commit them.
+
+        ``heads``: calls' heads read with the events (Calls.take_with_heads);
+        a call's is used if it covers the call's new records, else read again."""
         result = BatchResult()
         calls: dict[str, list[tuple[str, Envelope]]] = {}
         homes: dict[str, int] = {}
@@ -129,7 +135,7 @@ class Engine:
             )
             result.applied += [e for _, e in items]
         if calls:
-            self._commit_calls(tenant_id, homes, calls, result)
+            self._commit_calls(tenant_id, homes, calls, result, heads or {})
         return result
 
     def _commit_calls(
@@ -138,10 +144,17 @@ class Engine:
         homes: dict[str, int],
         calls: dict[str, list[tuple[str, Envelope]]],
         result: BatchResult,
+        read: Mapping[str, CallHead],
     ) -> None:
-        heads = self.store.calls.load_heads(
-            tenant_id, {uuid: [e["id"] for _, e in items] for uuid, items in calls.items()}
-        )
+        new_ids = {uuid: [e["id"] for _, e in items] for uuid, items in calls.items()}
+        heads = {
+            uuid: read[uuid]
+            for uuid, ids in new_ids.items()
+            if uuid in read and read[uuid].covers(ids)
+        }
+        missing = {uuid: ids for uuid, ids in new_ids.items() if uuid not in heads}
+        if missing:
+            heads.update(self.store.calls.load_heads(tenant_id, missing))
         commits: list[CallCommit] = []
         views: dict[str, CallView] = {}
         for call_uuid, items in calls.items():

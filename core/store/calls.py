@@ -12,6 +12,7 @@ from core.exceptions import ConcurrentUpdate
 from core.store.backend import Backend, Part
 from core.store.keys import (
     TIMERS_DUE_KEY,
+    _unpart,
     call_key,
     call_logs_pattern,
     call_of_log_key,
@@ -22,6 +23,7 @@ from core.store.keys import (
     pending_key,
     timers_key,
     unfolded_keys,
+    wake_key,
 )
 from core.store.log_merge import log_order
 from core.store.pending import PendingEvents
@@ -59,6 +61,10 @@ class CallCommit:
     unfolded: Sequence[Envelope] = ()
 
 
+# Pending events taken, by partition: (tenant, partition) -> [(field, envelope)].
+Taken = dict[tuple[str, int], list[tuple[str, Envelope]]]
+
+
 @dataclass(frozen=True)
 class CallHead:
     """What folding new records into a call needs, read without its records:
@@ -70,6 +76,10 @@ class CallHead:
     facts: dict[str, Any] | None
     size: int
     known: dict[str, int | None]
+
+    def covers(self, ids: Sequence[str]) -> bool:
+        """Whether this head was read for (at least) these new record ids."""
+        return all(i in self.known for i in ids)
 
 
 def _call_log(meta: list[Any], raw_records: list[bytes]) -> CallLog:
@@ -91,6 +101,7 @@ class Calls(Part):
         self.pending = pending
         self._commit_call: Script = backend.script("commit_call")
         self._claim_timers: Script = backend.script("claim_timers")
+        self._take_batch: Script = backend.script("take_batch")
 
     def load_call(self, tenant_id: str, call_uuid: str) -> CallLog:
         """Read a call's log, version and last outcome in one atomic snapshot."""
@@ -143,6 +154,54 @@ class Calls(Part):
                 known={i: None if s is None else int(s) for i, s in zip(ids, scores, strict=True)},
             )
         return heads
+
+    def take_with_heads(
+        self, partitions: Sequence[tuple[str, int]], limit: int
+    ) -> tuple[Taken, dict[str, dict[str, CallHead]]]:
+        """The oldest pending events of several partitions (as
+        ``PendingEvents.take_pending_many``) and, on one Redis, the heads of
+        their calls read in the same step (lua/take_batch.lua): tenant -> call
+        uuid -> head. On a cluster no heads (a call may live in another slot).
+
+        A head is given only where it was read from the call's own key; the
+        caller still checks that it covers the ids it folds (``covers``)."""
+        if self.spread:
+            return self.pending.take_pending_many(partitions, limit), {}
+        calls = [
+            (
+                self._take_batch,
+                [
+                    pending_key(tenant, number),
+                    pending_events_key(tenant, number),
+                    wake_key(tenant, number),
+                ],
+                [limit, call_key(tenant, "")],
+            )
+            for tenant, number in partitions
+        ]
+        answers = self.backend.eval_all(calls)
+        taken: Taken = {}
+        heads: dict[str, dict[str, CallHead]] = {}
+        for (tenant, number), (flat, *raw_heads) in zip(partitions, answers, strict=True):
+            if flat:
+                taken[(tenant, number)] = [
+                    (_text(f), loads(e)) for f, e in zip(flat[::2], flat[1::2], strict=True)
+                ]
+            for base, version, revision, facts, size, ids, scores in raw_heads:
+                call_uuid = _text(base).removeprefix(call_key(tenant, ""))
+                if call_key(tenant, _unpart(call_uuid)) != _text(base):
+                    continue  # quoted otherwise than keys.py does: read apart
+                heads.setdefault(tenant, {})[_unpart(call_uuid)] = CallHead(
+                    version=int(version or 0),
+                    revision=int(revision or 0),
+                    facts=loads(facts) if facts else None,
+                    size=int(size),
+                    known={
+                        _text(i): None if s is None else int(s)
+                        for i, s in zip(ids, scores, strict=True)
+                    },
+                )
+        return taken, heads
 
     def commit_call(self, tenant_id: str, commit: CallCommit) -> tuple[int, bool]:
         """Append records and write the call's view, index and timer in one step.
