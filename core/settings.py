@@ -274,10 +274,6 @@ class Settings:
     port: int = 5000
     web_concurrency: int = 2
     web_threads: int = 16
-    # The web processes' niceness (os.nice): above 0, a worker sharing the machine's
-    # cores gets the CPU first when both want it, so a saturated intake cannot
-    # starve the applying of what it accepted (docs/performance.md, capacity).
-    web_niceness: int = 0
     # Server-Sent Event streams one web process admits at once, and how long one
     # stays open (app/outcomes/stream.py).
     max_streams_per_process: int = 8
@@ -427,7 +423,6 @@ class Settings:
             port=whole("PORT", 5000, validate=at_least(1)),
             web_concurrency=whole("WEB_CONCURRENCY", 2, validate=at_least(1)),
             web_threads=whole("WEB_THREADS", 16, validate=at_least(1)),
-            web_niceness=whole("WEB_NICENESS", 0, validate=validate.Range(min=0, max=19)),
             max_streams_per_process=whole("MAX_STREAMS_PER_PROCESS", 8, validate=at_least(1)),
             stream_max_seconds=number("STREAM_MAX_SECONDS", 300.0, validate=at_least(1.0)),
             max_streams_per_tenant=whole("MAX_STREAMS_PER_TENANT", 0, validate=NOT_NEGATIVE),

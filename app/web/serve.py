@@ -187,8 +187,6 @@ def main(argv: list[str]) -> int:
     options["interface"] = Interfaces.WSGI
     options["http"] = HTTPModes.http1
     clean_metrics_directory(settings.metrics_directory)
-    if settings.web_niceness:
-        os.nice(settings.web_niceness)  # the server's processes are forks: they inherit it
     Granian(**options).serve()
     return 0
 
