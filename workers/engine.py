@@ -37,7 +37,7 @@ from core.tenant_settings import for_tenant
 from statemachine import CallView, outcome_record, to_record
 from statemachine.envelope import Envelope
 from statemachine.events import CallTimedOut, micros, parse_time
-from statemachine.live_events import live_steps
+from statemachine.live_events import Step, live_steps
 from statemachine.outcome import OutcomeBody
 from statemachine.primevox import ENGINE_TIMEOUT
 from statemachine.stored_facts import facts_to_json
@@ -81,10 +81,16 @@ class Engine:
         return self.apply_batches(tenant_id, {partition: batch})
 
     def apply_batches(
-        self, tenant_id: str, batches: Mapping[int, Sequence[tuple[str, Envelope]]]
+        self,
+        tenant_id: str,
+        batches: Mapping[int, Sequence[tuple[str, Envelope]]],
+        heads: Mapping[str, CallHead] | None = None,
     ) -> BatchResult:
         """Apply pending events of several partitions of one tenant together:
-        still one round trip to read every call and one to commit them."""
+        still one round trip to read every call and one to commit them.
+
+        ``heads``: calls' heads read with the events (Calls.take_with_heads);
+        a call's is used if it covers the call's new records, else read again."""
         result = BatchResult()
         calls: dict[str, list[tuple[str, Envelope]]] = {}
         homes: dict[str, int] = {}
@@ -129,7 +135,7 @@ class Engine:
             )
             result.applied += [e for _, e in items]
         if calls:
-            self._commit_calls(tenant_id, homes, calls, result)
+            self._commit_calls(tenant_id, homes, calls, result, heads or {})
         return result
 
     def _commit_calls(
@@ -138,10 +144,17 @@ class Engine:
         homes: dict[str, int],
         calls: dict[str, list[tuple[str, Envelope]]],
         result: BatchResult,
+        read: Mapping[str, CallHead],
     ) -> None:
-        heads = self.store.calls.load_heads(
-            tenant_id, {uuid: [e["id"] for _, e in items] for uuid, items in calls.items()}
-        )
+        new_ids = {uuid: [e["id"] for _, e in items] for uuid, items in calls.items()}
+        heads = {
+            uuid: read[uuid]
+            for uuid, ids in new_ids.items()
+            if uuid in read and read[uuid].covers(ids)
+        }
+        missing = {uuid: ids for uuid, ids in new_ids.items() if uuid not in heads}
+        if missing:
+            heads.update(self.store.calls.load_heads(tenant_id, missing))
         commits: list[CallCommit] = []
         views: dict[str, CallView] = {}
         for call_uuid, items in calls.items():
@@ -192,8 +205,7 @@ class Engine:
                     commit.partition,
                 )
             result.applied += [e for _, e in items]
-        self._save_parts(tenant_id, parts)
-        self._send_live_events(tenant_id, committed)
+        self._after_commit(tenant_id, parts, committed)
         self._count_unfolded(tenant_id, unfolded)
 
     def _parts(self, view: CallView, version: int) -> list[CallPart]:
@@ -277,22 +289,27 @@ class Engine:
             if answer is None:
                 continue
             version, changed, unfolded = answer
-            self._save_parts(tenant_id, self._parts(view, version))
-            self._send_live_events(tenant_id, [view])
+            self._after_commit(tenant_id, self._parts(view, version), [view])
             self._count_unfolded(tenant_id, unfolded)
             return version, changed, view
         raise TooManyConflicts(f"call {call_uuid} kept changing for {MAX_ATTEMPTS} attempts")
 
-    def _send_live_events(self, tenant_id: str, views: Sequence[CallView]) -> None:
-        """Send the live steps (call.started...) these committed calls have passed and
-        not sent yet (statemachine/live_events.py). A failure is logged, not raised:
-        the calls are committed, and their next commit sends whatever is missing."""
+    def _after_commit(
+        self, tenant_id: str, parts: Sequence[CallPart], views: Sequence[CallView]
+    ) -> None:
+        """Save the committed calls' parts in the supervisor's view and send the live
+        steps (call.started...) they have passed and not sent yet
+        (statemachine/live_events.py), in one round trip. A failure to send steps
+        is logged, not raised: the calls are committed, and their next commit
+        sends whatever is missing."""
+        steps: list[tuple[str, Sequence[Step]]] = []
         try:
-            self.store.live_events.emit(
-                tenant_id, [(view.facts.call_uuid, live_steps(view)) for view in views]
-            )
+            steps = [(view.facts.call_uuid, live_steps(view)) for view in views]
         except Exception as exc:
             log.error("live call events not sent", tenant=tenant_id, error=repr(exc))
+        error = self.store.call_effects.send(tenant_id, parts, steps, self.clock())
+        if error is not None:
+            log.error("live call events not sent", tenant=tenant_id, error=repr(error))
 
     def _timer_due(self, view: CallView, *, decided: bool) -> float | None:
         """When to look at the call next: its timeout if live, its decision if ended."""

@@ -21,6 +21,7 @@ slots.
     logs                logs.py           plain logs (SMS conversations, events without a call)
     outcomes            outcomes.py       outcome streams
     live_events         live_events.py    live call events (call.started...), sent once each
+    call_effects        call_effects.py   a commit's supervisor parts and live steps, sent together
     subscriptions       subscriptions.py  subscriptions, deliveries, breakers
     supervisor          supervisor.py     the supervisor's view
     due                 due.py            the cross-tenant due indexes
@@ -40,6 +41,7 @@ slots.
 from __future__ import annotations
 
 from core.store.backend import Backend
+from core.store.call_effects import CallEffects
 from core.store.calls import CallCommit, CallHead, CallLog, Calls
 from core.store.connection import (
     POOL_WAIT_SECONDS,
@@ -161,6 +163,7 @@ class Store:
         self.live_events = LiveEvents(backend, self.outcomes)
         self.subscriptions = Subscriptions(backend)
         self.supervisor = SupervisorView(backend)
+        self.call_effects = CallEffects(backend, self.supervisor, self.live_events)
         self.due = DueIndexes(backend, self.tenants)
         self.health = Health(backend)
         self.stats = Stats(backend)

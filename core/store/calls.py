@@ -12,6 +12,7 @@ from core.exceptions import ConcurrentUpdate
 from core.store.backend import Backend, Part
 from core.store.keys import (
     TIMERS_DUE_KEY,
+    _unpart,
     call_key,
     call_logs_pattern,
     call_of_log_key,
@@ -22,6 +23,7 @@ from core.store.keys import (
     pending_key,
     timers_key,
     unfolded_keys,
+    wake_key,
 )
 from core.store.log_merge import log_order
 from core.store.pending import PendingEvents
@@ -59,6 +61,14 @@ class CallCommit:
     unfolded: Sequence[Envelope] = ()
 
 
+# A partition's batch up to this many events comes with its calls' heads (one
+# round trip fewer); a larger one has them read apart (take_batch.lua says why).
+HEADS_WITH_TAKE = 16
+
+# Pending events taken, by partition: (tenant, partition) -> [(field, envelope)].
+Taken = dict[tuple[str, int], list[tuple[str, Envelope]]]
+
+
 @dataclass(frozen=True)
 class CallHead:
     """What folding new records into a call needs, read without its records:
@@ -70,6 +80,10 @@ class CallHead:
     facts: dict[str, Any] | None
     size: int
     known: dict[str, int | None]
+
+    def covers(self, ids: Sequence[str]) -> bool:
+        """Whether this head was read for (at least) these new record ids."""
+        return all(i in self.known for i in ids)
 
 
 def _call_log(meta: list[Any], raw_records: list[bytes]) -> CallLog:
@@ -91,6 +105,7 @@ class Calls(Part):
         self.pending = pending
         self._commit_call: Script = backend.script("commit_call")
         self._claim_timers: Script = backend.script("claim_timers")
+        self._take_batch: Script = backend.script("take_batch")
 
     def load_call(self, tenant_id: str, call_uuid: str) -> CallLog:
         """Read a call's log, version and last outcome in one atomic snapshot."""
@@ -144,6 +159,54 @@ class Calls(Part):
             )
         return heads
 
+    def take_with_heads(
+        self, partitions: Sequence[tuple[str, int]], limit: int
+    ) -> tuple[Taken, dict[str, dict[str, CallHead]]]:
+        """The oldest pending events of several partitions (as
+        ``PendingEvents.take_pending_many``) and, on one Redis, the heads of
+        their calls read in the same step (lua/take_batch.lua): tenant -> call
+        uuid -> head. On a cluster no heads (a call may live in another slot).
+
+        A head is given only where it was read from the call's own key; the
+        caller still checks that it covers the ids it folds (``covers``)."""
+        if self.spread:
+            return self.pending.take_pending_many(partitions, limit), {}
+        calls = [
+            (
+                self._take_batch,
+                [
+                    pending_key(tenant, number),
+                    pending_events_key(tenant, number),
+                    wake_key(tenant, number),
+                ],
+                [limit, call_key(tenant, ""), HEADS_WITH_TAKE],
+            )
+            for tenant, number in partitions
+        ]
+        answers = self.backend.eval_all(calls)
+        taken: Taken = {}
+        heads: dict[str, dict[str, CallHead]] = {}
+        for (tenant, number), (flat, *raw_heads) in zip(partitions, answers, strict=True):
+            if flat:
+                taken[(tenant, number)] = [
+                    (_text(f), loads(e)) for f, e in zip(flat[::2], flat[1::2], strict=True)
+                ]
+            for base, version, revision, facts, size, ids, scores in raw_heads:
+                call_uuid = _text(base).removeprefix(call_key(tenant, ""))
+                if call_key(tenant, _unpart(call_uuid)) != _text(base):
+                    continue  # quoted otherwise than keys.py does: read apart
+                heads.setdefault(tenant, {})[_unpart(call_uuid)] = CallHead(
+                    version=int(version or 0),
+                    revision=int(revision or 0),
+                    facts=loads(facts) if facts else None,
+                    size=int(size),
+                    known={
+                        _text(i): None if s is None else int(s)
+                        for i, s in zip(ids, scores, strict=True)
+                    },
+                )
+        return taken, heads
+
     def commit_call(self, tenant_id: str, commit: CallCommit) -> tuple[int, bool]:
         """Append records and write the call's view, index and timer in one step.
 
@@ -162,22 +225,21 @@ class Calls(Part):
         whether the log changed, how many unfolded records were new), or None if
         it conflicted."""
         calls = [self._commit_keys_args(tenant_id, c) for c in commits]
-        if len(calls) == 1:
-            answers = [self._commit_call(keys=calls[0][0], args=calls[0][1])]
-        else:
-            answers = self.backend.eval_all(
-                [(self._commit_call, keys, args) for keys, args in calls]
-            )
+        # The cross-tenant timers index is outside the tenant's slot, so its mark
+        # is a command sent after the scripts, in the same round trip. It is
+        # sent for a commit that then conflicts too: a mark only moves earlier,
+        # and one too early costs the timer reader a look, never a timer.
+        armed = [c.timer_due for c in commits if c.timer_due is not None]
+        also = [("ZADD", TIMERS_DUE_KEY, "LT", repr(min(armed)), tenant_id)] if armed else []
+        answers = self.backend.eval_many(
+            [(self._commit_call, keys, args) for keys, args in calls], also=also
+        )
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
         for commit, answer in zip(commits, answers, strict=True):
             if answer[0] and self._elsewhere(commit.call_uuid, commit.partition):
                 self.pending.clear_applied(tenant_id, commit.partition, commit.pending_done)
-        armed = [
-            c.timer_due
-            for c, a in zip(commits, answers, strict=True)
-            if a[0] and c.timer_due is not None
-        ]
-        if armed:  # the cross-tenant timers index, outside the tenant's slot
-            self.redis.zadd(TIMERS_DUE_KEY, {tenant_id: min(armed)}, lt=True)
         return [(int(a[1]), bool(a[2]), int(a[3])) if a[0] else None for a in answers]
 
     def _elsewhere(self, name: str, partition: int) -> bool:

@@ -40,7 +40,21 @@ class LiveEvents(Part):
     def emit(self, tenant_id: str, calls: Sequence[tuple[str, Sequence[Step]]]) -> list[str]:
         """Send the steps of each (call uuid, steps) not sent before, one round trip
         per node; returns the ids added. Safe to repeat: a step goes out once."""
-        runs = [
+        runs = self.emit_calls(tenant_id, calls)
+        if not runs:
+            return []
+        added = [_text(i) for answer in self.backend.eval_all(runs) for i in answer]
+        if added:
+            # For the dispatcher: this tenant has events to turn into deliveries.
+            self.mark_due(tenant_id)
+        return added
+
+    def emit_calls(
+        self, tenant_id: str, calls: Sequence[tuple[str, Sequence[Step]]]
+    ) -> list[tuple[Script, Sequence[str], Sequence[Any]]]:
+        """The script calls of :meth:`emit` (none for a call without steps), to send
+        with others in one round trip."""
+        return [
             (
                 self._emit,
                 [
@@ -60,13 +74,6 @@ class LiveEvents(Part):
             for call_uuid, steps in calls
             if steps
         ]
-        if not runs:
-            return []
-        added = [_text(i) for answer in self.backend.eval_all(runs) for i in answer]
-        if added:
-            # For the dispatcher: this tenant has events to turn into deliveries.
-            self.mark_due(tenant_id)
-        return added
 
     def set_alert(
         self, tenant_id: str, alert: str, holds: bool, body: dict[str, Any]

@@ -56,11 +56,17 @@ class SupervisorView(Part):
     def save_parts(self, tenant_id: str, parts: Sequence[CallPart], now: float) -> None:
         """Replace the stored parts of these calls (one round trip), unless a newer
         fold of a call is stored already; prune calls settled before retention."""
-        if not parts:
-            return
+        if parts:
+            # Through the backend's script runner: a cluster's pipeline refuses scripts.
+            self.backend.eval_all(self.save_calls(tenant_id, parts, now))
+
+    def save_calls(
+        self, tenant_id: str, parts: Sequence[CallPart], now: float
+    ) -> list[tuple[Script, Sequence[str], Sequence[Any]]]:
+        """The script calls of :meth:`save_parts`, to send with others in one round trip."""
         prune_before = int((now - self.backend.retention_seconds) * 1_000_000)
         keys = _supervisor_keys(tenant_id)
-        calls = [
+        calls: list[tuple[Script, Sequence[str], Sequence[Any]]] = [
             (
                 self._save,
                 keys,
@@ -76,8 +82,7 @@ class SupervisorView(Part):
             )
             for part in parts
         ]
-        # Through the backend's script runner: a cluster's pipeline refuses scripts.
-        self.backend.eval_all(calls)
+        return calls
 
     def part(self, tenant_id: str, call_uuid: str) -> tuple[list[dict[str, Any]], Any, int]:
         """A call's stored legs, contact (None if none) and version (-1 if never stored)."""
