@@ -68,10 +68,14 @@ def local_key(quarter: int, group_by: str, zone: ZoneInfo) -> str | None:
     quarter hour; None when they are not all in one."""
     first = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=quarter * QUARTER_US)
     last = first + timedelta(microseconds=QUARTER_US - 1)
-    label = local_date if group_by == "day" else local_hour
-    key = label(first, zone)
-    same = first.astimezone(zone).utcoffset() == last.astimezone(zone).utcoffset()
-    return key if same and key == label(last, zone) else None
+    begins, ends = first.astimezone(zone), last.astimezone(zone)
+    if begins.utcoffset() != ends.utcoffset():
+        return None
+    if group_by == "day":
+        day = local_date(first, zone)
+        return day if begins.date() == ends.date() else None
+    hour = local_hour(first, zone)
+    return hour if begins.hour == ends.hour else None
 
 
 def add_counts(tally: stats.Tally, level: LevelTally, counts: FigureCounts) -> None:
@@ -134,10 +138,14 @@ def summarize_counted(
             connection, conditions, GROUPING[group_by], rules.service_level_seconds
         )
         placed: list[tuple[Key, FigureCounts]] = []
+        local: dict[int, str | None] = {}  # a quarter's inbound and outbound calls: once
         for row in rows:
             key = row.key
             if group_by in ("day", "hour"):
-                key = local_key(int(row.key), group_by, zone)
+                quarter = int(row.key)
+                if quarter not in local:
+                    local[quarter] = local_key(quarter, group_by, zone)
+                key = local[quarter]
                 if key is None:
                     return None
             placed.append((key, row))

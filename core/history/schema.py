@@ -102,12 +102,23 @@ STATS_INDEX_COLUMNS = (
     "answered_by",
     "voicemail_box",
     "contact_kind",
+    "contact_key",
     "key_country",
     "call_uuid",
 )
 sa.Index("ix_history_calls_stats", *(calls.c[name] for name in STATS_INDEX_COLUMNS))
-# A callback contact's calls with the same number: which missed calls may have been reached.
-sa.Index("ix_history_calls_contact", calls.c.tenant_id, calls.c.contact_key)
+# The calls of a callback contact's number, and what the window asks of them: which
+# missed calls may have been reached (an index-only probe per call).
+CONTACT_INDEX_COLUMNS = (
+    "tenant_id",
+    "contact_key",
+    "contact_kind",
+    "first_revision",
+    "first_decided_us",
+    "decided_us",
+    "call_uuid",
+)
+sa.Index("ix_history_calls_contact", *(calls.c[name] for name in CONTACT_INDEX_COLUMNS))
 # The callback list's follow-ups.
 sa.Index("ix_history_calls_phone_tail", calls.c.tenant_id, calls.c.phone_tail)
 

@@ -68,10 +68,6 @@ def _count(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
     return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
 
 
-def _sum(value: sa.ColumnElement[Any], condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
-    return sa.func.coalesce(sa.func.sum(sa.case((condition, value), else_=0)), 0)
-
-
 def _of_calls(keys: Sequence[tuple[str, str]]) -> sa.ColumnElement[bool]:
     """``(tenant_id, call_uuid) in keys``, one ``call_uuid IN`` per tenant."""
     by_tenant: dict[str, list[str]] = {}
@@ -120,8 +116,13 @@ def figure_counts(
             sa.and_(extensions.c.tenant_id == c.tenant_id, extensions.c.call_uuid == c.call_uuid),
         )
         key: sa.ColumnElement[Any] = extensions.c.extension
-        answered = sa.and_(c.outcome == "answered", c.answered_by == key)
-        voicemail = sa.and_(c.outcome == "voicemail", c.voicemail_box == key)
+
+        def mine(party: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+            # No extension (the None group): the call counts whole, as Tally.add counts it.
+            return sa.or_(key.is_(None), sa.and_(party.is_not(None), party == key))
+
+        answered = sa.and_(c.outcome == "answered", mine(c.answered_by))
+        voicemail = sa.and_(c.outcome == "voicemail", mine(c.voicemail_box))
         rang_unanswered = _count(sa.and_(extensions.c.rang, sa.not_(answered)))
     else:
         key = {
@@ -133,39 +134,48 @@ def figure_counts(
         answered = c.outcome == "answered"
         voicemail = c.outcome == "voicemail"
         rang_unanswered = sa.literal(0)
-    inbound = c.direction != "outbound"
-    answered = sa.and_(inbound, answered)
-    known_wait = sa.and_(inbound, c.wait_us.is_not(None))
-    unanswered = sa.and_(inbound, c.outcome.not_in(["answered", "voicemail"]))
-    abandoned = sa.and_(unanswered, c.missed_reason == "abandoned")
-    no_answer = sa.and_(unanswered, c.missed_reason == "no_answer")
-    level_abandoned = sa.and_(inbound, c.outcome == "missed", c.missed_reason == "abandoned")
+    # Grouped by direction: an outbound row's inbound figures are never read, so
+    # no figure tests the direction.
     outbound = c.direction == "outbound"
+    unanswered = c.outcome.not_in(["answered", "voicemail"])
+    abandoned = c.missed_reason == "abandoned"
+    no_answer = c.missed_reason == "no_answer"
+    level_abandoned = sa.and_(c.outcome == "missed", abandoned)
+
+    def of_answered(value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        return sa.case((answered, value), else_=None)
+
     statement = (
         sa.select(
             key.label("key"),
             outbound.label("outbound"),
             sa.func.count(),
-            _sum(sa.func.coalesce(c.talk_us, 0), outbound),
-            _count(known_wait),
-            _sum(c.wait_us, known_wait),
-            sa.func.max(sa.case((inbound, c.wait_seconds), else_=None)),
+            sa.func.coalesce(sa.func.sum(c.talk_us), 0),
+            sa.func.count(c.wait_us),
+            sa.func.coalesce(sa.func.sum(c.wait_us), 0),
+            sa.func.max(c.wait_seconds),
             _count(answered),
-            _count(sa.and_(answered, c.wait_us.is_not(None))),
-            _sum(c.wait_us, sa.and_(answered, c.wait_us.is_not(None))),
-            _count(sa.and_(answered, c.talk_us.is_not(None))),
-            _sum(c.talk_us, sa.and_(answered, c.talk_us.is_not(None))),
-            _count(sa.and_(inbound, voicemail)),
+            sa.func.count(of_answered(c.wait_us)),
+            sa.func.coalesce(sa.func.sum(of_answered(c.wait_us)), 0),
+            sa.func.count(of_answered(c.talk_us)),
+            sa.func.coalesce(sa.func.sum(of_answered(c.talk_us)), 0),
+            _count(voicemail),
             _count(
                 sa.and_(
-                    inbound,
-                    c.outcome.in_(["answered", "voicemail"]),
-                    sa.not_(sa.or_(answered, voicemail)),
+                    c.outcome.in_(["answered", "voicemail"]), sa.not_(sa.or_(answered, voicemail))
                 )
             ),
-            _count(abandoned),
-            _count(no_answer),
-            _count(sa.and_(unanswered, sa.not_(sa.or_(abandoned, no_answer)))),
+            _count(sa.and_(unanswered, abandoned)),
+            _count(sa.and_(unanswered, no_answer)),
+            _count(
+                sa.and_(
+                    unanswered,
+                    sa.or_(
+                        c.missed_reason.is_(None),
+                        c.missed_reason.not_in(["abandoned", "no_answer"]),
+                    ),
+                )
+            ),
             _count(level_abandoned),
             _count(sa.and_(level_abandoned, c.short_abandon)),
             rang_unanswered,
@@ -179,6 +189,9 @@ def figure_counts(
         .where(*conditions)
         .group_by(key, outbound)
     )
+    if connection.dialect.name == "postgresql":
+        # Room to hash the groups rather than sort the window's rows on disk.
+        connection.execute(sa.select(sa.func.set_config("work_mem", "64MB", True))).all()
     return [_figures(row) for row in connection.execute(statement)]
 
 

@@ -66,6 +66,12 @@ def _again(record: Record) -> Record:
         changed["number_dialed"] = number
     elif record.get("caller") is not None:
         changed["caller"] = {**record["caller"], "number": number}
+    if record["outcome"] in ("answered", "voicemail") and _pick(uuid, "who", 12) < 2:
+        # Answered (or a message left) and nobody named: in every extension's
+        # group it is elsewhere; with nothing rung either, in no extension's.
+        changed["answered_by" if record["outcome"] == "answered" else "voicemail_box"] = None
+        if _pick(uuid, "who", 12) == 0:
+            changed["rang"] = []
     edge = _pick(uuid, "wait", 6)
     if edge < 3 and record["revision"] == 1:
         wait = (5.0, 20.0, 45.0)[edge]

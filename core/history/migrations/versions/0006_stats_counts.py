@@ -59,7 +59,17 @@ STATS_INDEX_COLUMNS = [
     "answered_by",
     "voicemail_box",
     "contact_kind",
+    "contact_key",
     "key_country",
+    "call_uuid",
+]
+CONTACT_INDEX_COLUMNS = [
+    "tenant_id",
+    "contact_key",
+    "contact_kind",
+    "first_revision",
+    "first_decided_us",
+    "decided_us",
     "call_uuid",
 ]
 
@@ -138,7 +148,7 @@ def upgrade() -> None:
         table.add_column(sa.Column("rang", sa.Boolean, nullable=False, server_default=sa.false()))
     _fill(environment_country())
     op.create_index("ix_history_calls_stats", "history_calls", STATS_INDEX_COLUMNS)
-    op.create_index("ix_history_calls_contact", "history_calls", ["tenant_id", "contact_key"])
+    op.create_index("ix_history_calls_contact", "history_calls", CONTACT_INDEX_COLUMNS)
     op.create_index("ix_history_calls_phone_tail", "history_calls", ["tenant_id", "phone_tail"])
 
 
