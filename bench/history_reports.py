@@ -96,8 +96,12 @@ def plan(engine: sa.Engine, kind: str, query: Callable[[sa.Connection], Any]) ->
     """EXPLAIN of the first statement ``query`` sends."""
     found: list[Any] = []
 
+    tuning: list[tuple[str, Any]] = []
+
     def capture(conn: Any, cursor_: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if not found:
+        if "set_config" in statement:  # core.history.reports.tune: the query's settings
+            tuning.append((statement, parameters))
+        elif not found:
             found.append((statement, parameters))
 
     sa.event.listen(engine, "before_cursor_execute", capture)
@@ -111,6 +115,9 @@ def plan(engine: sa.Engine, kind: str, query: Callable[[sa.Connection], Any]) ->
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()
+        for setting, values in tuning:
+            cur.execute(setting, values)
+            cur.fetchall()
         cur.execute(prefix + statement, parameters)
         lines = [" ".join(map(str, row)) for row in cur.fetchall()]
     finally:

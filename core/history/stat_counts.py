@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.history.reports import QUARTER_US
+from core.history.reports import QUARTER_US, archived_of, tune
 from core.history.schema import calls, extensions
 from core.history.search import window_conditions, window_records
 from statemachine.outcome import OutcomeRecord
@@ -189,9 +189,7 @@ def figure_counts(
         .where(*conditions)
         .group_by(key, outbound)
     )
-    if connection.dialect.name == "postgresql":
-        # Room to hash the groups rather than sort the window's rows on disk.
-        connection.execute(sa.select(sa.func.set_config("work_mem", "64MB", True))).all()
+    tune(connection)
     return [_figures(row) for row in connection.execute(statement)]
 
 
@@ -282,7 +280,15 @@ def reached_candidates(
             sa.or_(among_counted([MISSED]), among(missed_keys)),
         ),
     )
-    yield from window_records(connection, tenant_ids, start_us, end_us, only=[*conditions, wanted])
+    # The calls' keys from the index alone, then their records (few).
+    tune(connection)
+    keys = [
+        (str(tenant), str(call))
+        for tenant, call in connection.execute(
+            sa.select(calls.c.tenant_id, calls.c.call_uuid).where(*conditions, wanted)
+        )
+    ]
+    yield from archived_of(connection, tenant_ids, start_us, end_us, keys)
 
 
 def missed_inbound(
