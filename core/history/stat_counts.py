@@ -242,21 +242,21 @@ def reached_candidates(
     in ``reaching_keys`` (tenant, number), and each call reaching a number missed
     among the counted ones or in ``missed_keys``. A superset of the calls whose
     callback item, or whose resolving of one, the counts cannot say."""
-    other = calls.alias("other")
-    same_number = sa.and_(
-        other.c.tenant_id == calls.c.tenant_id, other.c.contact_key == calls.c.contact_key
-    )
-
-    def among_counted(kinds: Sequence[str]) -> sa.ColumnElement[bool]:
-        return sa.exists(
-            sa.select(sa.literal(1))
-            .select_from(other)
-            .where(
-                same_number,
-                other.c.contact_kind.in_(list(kinds)),
-                *_aliased(conditions, other),
+    # The numbers both missed and reached among the counted calls: one pass over
+    # the contact index, grouped by number.
+    kind = calls.c.contact_kind
+    shared = (
+        sa.select(calls.c.tenant_id, calls.c.contact_key)
+        .where(*conditions, calls.c.contact_key.is_not(None))
+        .group_by(calls.c.tenant_id, calls.c.contact_key)
+        .having(
+            sa.and_(
+                sa.func.max(sa.case((kind == MISSED, 1), else_=0)) == 1,
+                sa.func.max(sa.case((kind != MISSED, 1), else_=0)) == 1,
             )
         )
+    )
+    among_counted = sa.tuple_(calls.c.tenant_id, calls.c.contact_key).in_(shared)
 
     def among(keys: Sequence[tuple[str, str]]) -> sa.ColumnElement[bool]:
         by_tenant: dict[str, set[str]] = {}
@@ -271,14 +271,9 @@ def reached_candidates(
         )
 
     wanted = sa.or_(
-        sa.and_(
-            calls.c.contact_kind == MISSED,
-            sa.or_(among_counted(REACHING), among(reaching_keys)),
-        ),
-        sa.and_(
-            calls.c.contact_kind.in_(REACHING),
-            sa.or_(among_counted([MISSED]), among(missed_keys)),
-        ),
+        sa.and_(kind.is_not(None), among_counted),
+        sa.and_(kind == MISSED, among(reaching_keys)),
+        sa.and_(kind.in_(REACHING), among(missed_keys)),
     )
     # The calls' keys from the index alone, then their records (few).
     tune(connection)
@@ -319,13 +314,3 @@ def followers(
         number = sa.tuple_(calls.c.tenant_id, calls.c.phone_tail)
         only = [*conditions, reaching, number.in_(chunk)]
         yield from window_records(connection, tenant_ids, start_us, end_us, only=only)
-
-
-def _aliased(
-    conditions: Sequence[sa.ColumnElement[bool]], alias: sa.FromClause
-) -> list[sa.ColumnElement[bool]]:
-    """``conditions`` on ``history_calls`` as conditions on ``alias`` of it."""
-    from sqlalchemy.sql.util import ClauseAdapter
-
-    adapter = ClauseAdapter(alias)
-    return [adapter.traverse(condition) for condition in conditions]
