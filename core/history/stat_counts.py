@@ -62,6 +62,8 @@ class FigureCounts:
     rang_unanswered: int
     missed_callers: int
     answered_within: tuple[int, ...]
+    # The countries the group's numbers were read in: (least, greatest, rows read in one).
+    key_countries: tuple[str | None, str | None, int] = (None, None, 0)
 
 
 def _count(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
@@ -180,6 +182,9 @@ def figure_counts(
             _count(sa.and_(level_abandoned, c.short_abandon)),
             rang_unanswered,
             _count(c.contact_kind == MISSED),
+            sa.func.min(c.key_country),
+            sa.func.max(c.key_country),
+            sa.func.count(c.key_country),
             *(
                 _count(sa.and_(answered, c.wait_seconds <= float(threshold)))
                 for threshold in thresholds
@@ -216,7 +221,8 @@ def _figures(row: sa.Row[Any]) -> FigureCounts:
         short_abandoned=int(row[18]),
         rang_unanswered=int(row[19]),
         missed_callers=int(row[20]),
-        answered_within=tuple(int(value) for value in row[21:]),
+        answered_within=tuple(int(value) for value in row[24:]),
+        key_countries=(row[21], row[22], int(row[23])),
     )
 
 
