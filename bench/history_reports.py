@@ -9,10 +9,13 @@ archive's cursor set past them, and the four requests the reports page makes
 for the whole range (``/v1/stats`` by day, by queue and by extension, and
 ``/v1/stats/heatmap``) are answered through the Flask app (test client, no
 network) from the database (``source: history``): seconds for the page, as a
-ratio of the goal (1 s) and of reading the range's records alone (the same
-query, rows fetched and decoded as JSON, no figures) in the same run. The query
-plans of the range's read (the month, and the page's default week) go to stdout
-and to bench/results/history-reports-plans-<db>.txt.
+ratio of the goal (1 s), of reading the range's records alone (the same
+query, rows fetched and decoded as JSON, no figures), and of the page's data as
+it was computed before the database counted it (every record read and folded in
+Python: ``summarize_folded`` and ``heatmap``, the same answers checked equal), in
+the same run. The query plans of the range's read and of the counts (the month,
+and the page's default week) go to stdout and to
+bench/results/history-reports-plans-<db>.txt.
 """
 
 from __future__ import annotations
@@ -31,15 +34,18 @@ from fakeredis import FakeRedis
 
 from app import create_app
 from app.stats.figure_rules import FigureRules
+from app.stats.from_history import HistoryWindow, summarize_folded
 from app.stats.heatmap import heatmap
 from bench.common import progress, ratio
 from bench.history_data import EPOCH, outcome_records
 from core.history import records as rows
+from core.history.numbers import DEPLOYMENT_DEFAULT
 from core.history.reports import quarter_counts
 from core.history.schema import OUTCOMES_CURSOR, calls, cursor, extensions, revisions
 from core.history.search import window_records
+from core.history.stat_counts import counted, figure_counts
 from core.settings import Settings
-from core.store import TENANTS_KEY
+from core.store import TENANTS_KEY, Store
 from statemachine.events import micros
 
 TENANT = "acme"
@@ -90,8 +96,12 @@ def plan(engine: sa.Engine, kind: str, query: Callable[[sa.Connection], Any]) ->
     """EXPLAIN of the first statement ``query`` sends."""
     found: list[Any] = []
 
+    tuning: list[tuple[str, Any]] = []
+
     def capture(conn: Any, cursor_: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if not found:
+        if "set_config" in statement:  # core.history.reports.tune: the query's settings
+            tuning.append((statement, parameters))
+        elif not found:
             found.append((statement, parameters))
 
     sa.event.listen(engine, "before_cursor_execute", capture)
@@ -105,6 +115,9 @@ def plan(engine: sa.Engine, kind: str, query: Callable[[sa.Connection], Any]) ->
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()
+        for setting, values in tuning:
+            cur.execute(setting, values)
+            cur.fetchall()
         cur.execute(prefix + statement, parameters)
         lines = [" ".join(map(str, row)) for row in cur.fetchall()]
     finally:
@@ -120,6 +133,31 @@ def range_read(start_us: int, end_us: int) -> Callable[[sa.Connection], Any]:
 def heatmap_counts(start_us: int, end_us: int) -> Callable[[sa.Connection], Any]:
     """The heatmap's counts per quarter hour (core/history/reports.py)."""
     return lambda connection: quarter_counts(connection, [TENANT], start_us, end_us, (20.0,))
+
+
+def stats_counts(start_us: int, end_us: int, grouping: str) -> Callable[[sa.Connection], Any]:
+    """/v1/stats's counts per group (core/history/stat_counts.py)."""
+    conditions = counted([TENANT], start_us, end_us)
+    return lambda connection: figure_counts(connection, conditions, grouping, (20.0,))
+
+
+def folded_before(engine: sa.Engine, start_us: int, end_us: int, answers: dict[str, Any]) -> float:
+    """Seconds to compute the page's data as before the database counted it: every
+    record of the range read and folded in Python, for the three /v1/stats requests
+    and the heatmap. Checks the answers are those the page got."""
+    store = Store(FakeRedis())
+    zone = ZoneInfo(answers["heatmap"]["timezone"])
+    began = time.perf_counter()
+    for name in ("day", "queue", "extension"):
+        window = HistoryWindow(engine, store, [TENANT], start_us, end_us, max_later_records=100_000)
+        summary, _ = summarize_folded(window, name, FigureRules(), 0, DEPLOYMENT_DEFAULT, zone)
+        got = answers[f"by {name}"]
+        assert (summary["groups"], summary["totals"]) == (got["groups"], got["totals"]), name
+    with engine.connect() as connection:
+        window_calls = window_records(connection, [TENANT], start_us, end_us)
+        folded = heatmap(window_calls, zone, "offered", FigureRules())
+    assert folded == answers["heatmap"]["cells"]
+    return time.perf_counter() - began
 
 
 def read_alone(engine: sa.Engine, start_us: int, end_us: int) -> tuple[float, int]:
@@ -172,7 +210,13 @@ def run_reports(kind: str, engine: sa.Engine, url: str, days: int, count: int) -
         f"-- the heatmap's counts, {days} days\n"
         f"{plan(engine, kind, heatmap_counts(start_us, end_us))}\n\n"
         f"-- the heatmap's counts, the last 7 days\n"
-        f"{plan(engine, kind, heatmap_counts(week_us, end_us))}"
+        f"{plan(engine, kind, heatmap_counts(week_us, end_us))}\n\n"
+        f"-- /v1/stats's counts by quarter hour (day, hour), {days} days\n"
+        f"{plan(engine, kind, stats_counts(start_us, end_us, 'quarter'))}\n\n"
+        f"-- /v1/stats's counts by extension, {days} days\n"
+        f"{plan(engine, kind, stats_counts(start_us, end_us, 'extension'))}\n\n"
+        f"-- /v1/stats's counts by quarter hour, the last 7 days\n"
+        f"{plan(engine, kind, stats_counts(week_us, end_us, 'quarter'))}"
     )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"history-reports-plans-{kind}.txt").write_text(explained)
@@ -183,24 +227,17 @@ def run_reports(kind: str, engine: sa.Engine, url: str, days: int, count: int) -
     assert answers["by queue"]["window"]["source"] == "history"
     offered = answers["by queue"]["totals"]["offered"]
     assert offered > count // 2, offered
-    # The heatmap as it was counted before the database counted it: every record
-    # read and folded in Python. The same cells.
-    began = time.perf_counter()
-    with engine.connect() as connection:
-        window = window_records(connection, [TENANT], start_us, end_us)
-        zone = ZoneInfo(answers["heatmap"]["timezone"])
-        folded = heatmap(window, zone, "offered", FigureRules())
-    fold_seconds = time.perf_counter() - began
-    assert folded == answers["heatmap"]["cells"]
+    # The page's data as it was computed before the database counted it.
+    before = folded_before(engine, start_us, end_us, answers)
     print(
         f"\n[{kind}] 4. reports page over {days} days, {seen:,} calls ({offered:,} offered, "
         f"{len(AGENTS)} agents): {seconds:.2f} s for its 4 requests; "
         f"ratio {ratio(seconds, GOAL_SECONDS)} of the 1 s goal, "
+        f"{ratio(seconds, before)} of folding every record in Python as before "
+        f"({before:.2f} s, the same answers), "
         f"{ratio(seconds, alone)} of reading the records alone ({alone:.2f} s); "
         + ", ".join(f"{name} {value:.2f} s" for name, value in each.items())
-        + f"; the heatmap folded from the records as before: {fold_seconds:.2f} s, "
-        f"ratio {ratio(each['heatmap'], fold_seconds)}\n"
-        f"query plans (the range's read, the heatmap's counts):\n{explained}",
+        + f"\nquery plans (the range's read, the heatmap's and /v1/stats's counts):\n{explained}",
         flush=True,
     )
     return {
@@ -208,6 +245,6 @@ def run_reports(kind: str, engine: sa.Engine, url: str, days: int, count: int) -
         "page_seconds": round(seconds, 3),
         "request_seconds": {name: round(value, 3) for name, value in each.items()},
         "read_alone_seconds": round(alone, 3),
-        "heatmap_folded_seconds": round(fold_seconds, 3),
+        "folded_before_seconds": round(before, 3),
         "answers_bytes": len(json.dumps(answers)),
     }

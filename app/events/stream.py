@@ -105,4 +105,3 @@ def event_stream(args: dict[str, Any]) -> Response | tuple[Response, int]:
 
     events = sse.follow_feed(read, render, args.get("after"), deadline, app.logger, "event stream")
     return sse.event_stream(events)
-

@@ -55,6 +55,7 @@ nav a{text-decoration:none}a{color:#2d5fa8}
 details{margin:6px 0}summary{cursor:pointer}
 """
 
+
 def prose(text: str) -> Markup:
     """Escape text for HTML, showing `backticked` parts as code."""
     return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))

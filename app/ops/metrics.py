@@ -59,6 +59,7 @@ def operator_may_see_details() -> bool:
         given.strip().encode("utf-8", "surrogateescape"), token.encode("utf-8")
     )
 
+
 HISTOGRAMS = {
     "apply_seconds": ("Time to apply one event (read, fold, commit)", LATENCY_BUCKETS),
     "event_to_state_seconds": (

@@ -260,6 +260,94 @@ class Tally:
         }
 
 
+class Summary:
+    """``summarize``'s answer, added up call by call (``add``) or from counts of
+    calls added to its groups (``group``, ``totals``: app/stats/counted.py)."""
+
+    def __init__(
+        self,
+        group_by: str | None,
+        rules: FigureRules | float,
+        country_of: Callable[[str], str] = lambda tenant: "",
+        zone: ZoneInfo = UTC_ZONE,
+    ) -> None:
+        if group_by is not None and group_by not in GROUPINGS:
+            raise ValueError(f"group_by must be one of {', '.join(GROUPINGS)}")
+        self.group_by = group_by
+        self.rules = FigureRules.of(rules)
+        self.zone = zone
+        self.totals = Tally()
+        self.levels = LevelTally(self.rules)
+        self.groups: dict[Key, tuple[Tally, LevelTally]] = {}
+        self.callbacks = CallbackRecovery(self.rules, country_of)
+        # Every call is in one group of the others: their totals are the groups' sums,
+        # added up once at the end rather than call by call (the same integers).
+        self.totals_apart = group_by is None or group_by == "extension"
+
+    def keys_of(self, call: OutcomeRecord) -> list[Key] | None:
+        """The groups ``call`` is counted in; None: the totals only."""
+        if self.group_by is None or (
+            self.group_by in UNGROUPED_OUTBOUND and call["direction"] == "outbound"
+        ):
+            return None
+        return group_keys(call, self.group_by, self.zone)
+
+    def group(self, key: Key) -> tuple[Tally, LevelTally]:
+        return self.groups.setdefault(key, (Tally(), LevelTally(self.rules)))
+
+    def add(self, call: OutcomeRecord, *, callbacks: bool = True) -> None:
+        """Count one call (``callbacks``: among the callback figures' calls too)."""
+        keys = self.keys_of(call)
+        if self.totals_apart or keys is None:
+            self.totals.add(call)
+            self.levels.add(call)
+        if callbacks:
+            self.callbacks.add(call, keys)
+        for key in keys or ():
+            tally, level = self.group(key)
+            extension = key if self.group_by == "extension" else None
+            tally.add(call, extension=extension)
+            level.add(call, extension=extension)
+
+    def answer(
+        self, callbacks: tuple[CallbackTally, dict[Key, CallbackTally]] | None = None
+    ) -> dict[str, Any]:
+        """The answer (once): ``callbacks`` the callback figures, else those of the
+        calls added."""
+        if not self.totals_apart:
+            for tally, level in self.groups.values():
+                self.totals.merge(tally)
+                self.levels.merge(level)
+        callback_totals, callback_groups = callbacks or self.callbacks.tally()
+        per_extension = self.group_by == "extension"
+        rules = self.rules
+
+        def figures(tally: Tally, level: LevelTally, recovery: CallbackTally) -> dict[str, Any]:
+            level_figures = level.as_json(per_extension=False)
+            return {
+                **tally.as_json(level_figures),
+                **level_figures,
+                "callbacks": recovery.as_json(),
+            }
+
+        ordered = sorted(self.groups.items(), key=lambda item: (item[0] is None, item[0] or ""))
+        return {
+            "groups": [
+                {
+                    "key": key,
+                    **figures(
+                        tally,
+                        level,
+                        callback_groups.get(key, CallbackTally(rules.callback_minutes)),
+                    ),
+                    **(level.as_json(per_extension=True) if per_extension else {}),
+                }
+                for key, (tally, level) in ordered
+            ],
+            "totals": figures(self.totals, self.levels, callback_totals),
+        }
+
+
 def summarize(
     calls: Iterable[OutcomeRecord],
     group_by: str | None,
@@ -274,57 +362,10 @@ def summarize(
     Groups sorted by key, None last; no grouping gives no groups; outbound
     calls are in no queue or DID group.
     Raises ValueError for an unknown grouping."""
-    rules = FigureRules.of(rules)
-    totals = Tally()
-    levels = LevelTally(rules)
-    groups: dict[Key, tuple[Tally, LevelTally]] = {}
-    callbacks = CallbackRecovery(rules, country_of)
-    # Every call is in one group of the others: their totals are the groups' sums,
-    # added up once at the end rather than call by call (the same integers).
-    totals_apart = group_by is None or group_by == "extension"
+    summary = Summary(group_by, rules, country_of, zone)
     for call in calls:
-        ungrouped = group_by is None or (
-            group_by in UNGROUPED_OUTBOUND and call["direction"] == "outbound"
-        )
-        if totals_apart or ungrouped:
-            totals.add(call)
-            levels.add(call)
-        if ungrouped:
-            callbacks.add(call, None)
-            continue
-        assert group_by is not None
-        keys = group_keys(call, group_by, zone)
-        callbacks.add(call, keys)
-        for key in keys:
-            tally, level = groups.setdefault(key, (Tally(), LevelTally(rules)))
-            extension = key if group_by == "extension" else None
-            tally.add(call, extension=extension)
-            level.add(call, extension=extension)
-    if not totals_apart:
-        for tally, level in groups.values():
-            totals.merge(tally)
-            levels.merge(level)
-    callback_totals, callback_groups = callbacks.tally()
-    per_extension = group_by == "extension"
-
-    def figures(tally: Tally, level: LevelTally, recovery: CallbackTally) -> dict[str, Any]:
-        level_figures = level.as_json(per_extension=False)
-        return {**tally.as_json(level_figures), **level_figures, "callbacks": recovery.as_json()}
-
-    ordered = sorted(groups.items(), key=lambda item: (item[0] is None, item[0] or ""))
-    return {
-        "groups": [
-            {
-                "key": key,
-                **figures(
-                    tally, level, callback_groups.get(key, CallbackTally(rules.callback_minutes))
-                ),
-                **(level.as_json(per_extension=True) if per_extension else {}),
-            }
-            for key, (tally, level) in ordered
-        ],
-        "totals": figures(totals, levels, callback_totals),
-    }
+        summary.add(call)
+    return summary.answer()
 
 
 # -- the callback list -----------------------------------------------------------------

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 import app.stats.figures as stats
+from app.stats.counted import summarize_counted
 from app.stats.figure_rules import FigureRules
 from app.stats.heatmap import METRICS, HeatmapCells, heatmap
 from core.history.records import decided_us
@@ -84,7 +85,25 @@ def summarize_history(
     country_of: Callable[[str], str] = lambda tenant: "",
     zone: ZoneInfo = UTC_ZONE,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(``stats.summarize``'s answer, ``stats.missed_calls``'s answer) for the window."""
+    """(``stats.summarize``'s answer, ``stats.missed_calls``'s answer) for the window:
+    counted by the database (app/stats/counted.py), or, where the counts cannot
+    say, folded from every call."""
+    rules = FigureRules.of(rules)
+    answer = summarize_counted(window, group_by, rules, missed_limit, country_of, zone)
+    if answer is not None:
+        return answer
+    return summarize_folded(window, group_by, rules, missed_limit, country_of, zone)
+
+
+def summarize_folded(
+    window: HistoryWindow,
+    group_by: str | None,
+    rules: FigureRules | float,
+    missed_limit: int,
+    country_of: Callable[[str], str] = lambda tenant: "",
+    zone: ZoneInfo = UTC_ZONE,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``summarize_history``'s answer from every call of the window, read and folded."""
     newest: list[tuple[Any, int, OutcomeRecord]] = []
     order = count()
 

@@ -104,7 +104,6 @@ class SubscriptionSchema(JsonBody):
         },
     )
 
-
     @validates_schema
     def _where_it_goes(self, data: dict[str, Any], **kwargs: Any) -> None:
         """A URL for the kinds that post, addresses for email, and not the other."""

@@ -135,9 +135,7 @@ dump_extension = compile_dump(ExtensionSchema())
 dump_callback = compile_dump(CallbackSchema())
 
 
-def extensions_of(
-    tenants: list[str], now: datetime, tz: str | None = None
-) -> list[dict[str, Any]]:
+def extensions_of(tenants: list[str], now: datetime, tz: str | None = None) -> list[dict[str, Any]]:
     """The board's entries, as ExtensionSchema shows them; today is each tenant's
     (or ``tz``'s)."""
     store, memo = _supervisor(), _memo()

@@ -75,4 +75,3 @@ def dispatch_events(
     ]
     subs.add_deliveries(tenant_id, deliveries, new_cursor, now, feed="events")
     return len(deliveries), len(events) >= batch
-

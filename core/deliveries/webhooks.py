@@ -152,8 +152,7 @@ def resolve_target(
     if not allow_private and port not in WEB_PORTS | allow_ports:
         allowed = ", ".join(str(p) for p in sorted(WEB_PORTS | allow_ports))
         raise UnsafeURL(
-            f"url port {port} is not allowed (only {allowed}); "
-            "SUBSCRIPTION_ALLOW_PORTS lists more"
+            f"url port {port} is not allowed (only {allowed}); SUBSCRIPTION_ALLOW_PORTS lists more"
         )
     return Target(scheme, host, port, path, addresses)
 
@@ -289,8 +288,10 @@ def post(
         )
         response = connection.getresponse()
         status = int(response.status)
-        excerpt = b"" if 200 <= status < 300 else response.read(
-            RESPONSE_EXCERPT_BYTES, decode_content=False
+        excerpt = (
+            b""
+            if 200 <= status < 300
+            else response.read(RESPONSE_EXCERPT_BYTES, decode_content=False)
         )
         if cutoff.fired:
             return Attempt(None, _timed_out(timeout))

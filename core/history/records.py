@@ -6,14 +6,18 @@ contract's "Outcome records", with ``id`` and ``revision``). No I/O here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from core.history.numbers import searchable
 from core.settings import Settings
 from core.store import dumps
+from statemachine.callbacks import contact_of_record
 from statemachine.events import micros, parse_time
 from statemachine.outcome import OutcomeRecord
+
+US = 1_000_000
 
 
 def decided_us(record: Mapping[str, Any]) -> int:
@@ -51,6 +55,43 @@ def extensions_of(record: Mapping[str, Any]) -> list[str]:
     return found
 
 
+def seconds_us(seconds: Any) -> int | None:
+    """Seconds as whole microseconds, as /v1/stats adds them up (app/stats/figures.py);
+    None for None."""
+    return None if seconds is None else round(float(seconds) * US)
+
+
+def phone_tail(number: Any) -> str | None:
+    """A number as the callback list matches it (app/stats/figures.py ``phone_key``):
+    its last 10 digits; None for anonymous or short numbers."""
+    digits = re.sub(r"\D", "", str(number or ""))
+    return digits[-10:] if len(digits) >= 3 else None
+
+
+def figure_columns(record: OutcomeRecord, country: str) -> dict[str, Any]:
+    """What /v1/stats counts of a call, as columns (core/history/stat_counts.py): its
+    wait and talk in microseconds, who answered, the voicemail box, its callback
+    contact (``statemachine.callbacks``, numbers read in ``country``) and the number
+    the callback list matches it by."""
+    try:
+        contact = contact_of_record(record, country)
+    except (KeyError, ValueError):
+        contact = None
+    outbound = record.get("direction") == "outbound"
+    return {
+        "wait_us": seconds_us(record.get("wait_seconds")),
+        "talk_us": seconds_us(record.get("talk_seconds")),
+        "answered_by": _number(record.get("answered_by")),
+        "voicemail_box": _number(record.get("voicemail_box")),
+        "contact_kind": contact.kind.value if contact is not None else None,
+        "contact_key": contact.number if contact is not None else None,
+        "key_country": country,
+        "phone_tail": phone_tail(
+            record.get("number_dialed") if outbound else _number(record.get("caller"))
+        ),
+    }
+
+
 def call_row(record: OutcomeRecord, country: str = Settings.default_country) -> dict[str, Any]:
     """The ``history_calls`` row of a record (``first_*`` as if it were the first),
     its caller's number also as searched when read in ``country`` (core.history.numbers)."""
@@ -76,6 +117,7 @@ def call_row(record: OutcomeRecord, country: str = Settings.default_country) -> 
         "record": dumps(record),
         "wait_seconds": record.get("wait_seconds"),
         "short_abandon": bool(record.get("short_abandon")),
+        **figure_columns(record, country),
     }
 
 
@@ -97,6 +139,7 @@ def extension_rows(
     """The ``history_extensions`` rows of a record (an extension may be a number
     outside, a forward to a mobile: searched as a number read in ``country``)."""
     start = started_us(record)
+    rang = {_number(party) for party in record.get("rang") or []}
     return [
         {
             "tenant_id": record["tenant_id"],
@@ -104,6 +147,7 @@ def extension_rows(
             "extension": number,
             "extension_key": searchable(number, country),
             "started_us": start,
+            "rang": record.get("direction") != "outbound" and number in rang,
         }
         for number in extensions_of(record)
     ]

@@ -58,6 +58,18 @@ calls = sa.Table(
     # index (core/history/reports.py), the records left unread.
     sa.Column("wait_seconds", sa.Float),
     sa.Column("short_abandon", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Copied from the record so that /v1/stats is a GROUP BY too
+    # (core/history/stat_counts.py): wait and talk in whole microseconds, as the
+    # figures add them; who answered; the callback contact, its number read in
+    # key_country; the number the callback list matches (records.figure_columns).
+    sa.Column("wait_us", sa.BigInteger),
+    sa.Column("talk_us", sa.BigInteger),
+    sa.Column("answered_by", key_text()),
+    sa.Column("voicemail_box", key_text()),
+    sa.Column("contact_kind", sa.Text),
+    sa.Column("contact_key", key_text()),
+    sa.Column("key_country", sa.Text),
+    sa.Column("phone_tail", key_text()),
 )
 sa.Index("ix_history_calls_started", calls.c.started_us, calls.c.tenant_id, calls.c.call_uuid)
 sa.Index(
@@ -81,6 +93,34 @@ REPORTS_INDEX_COLUMNS = (
     "wait_seconds",
 )
 sa.Index("ix_history_calls_reports", *(calls.c[name] for name in REPORTS_INDEX_COLUMNS))
+# Every column /v1/stats counts, after the window's (core/history/stat_counts.py).
+STATS_INDEX_COLUMNS = (
+    *REPORTS_INDEX_COLUMNS,
+    "queue",
+    "wait_us",
+    "talk_us",
+    "answered_by",
+    "voicemail_box",
+    "contact_kind",
+    "contact_key",
+    "key_country",
+    "call_uuid",
+)
+sa.Index("ix_history_calls_stats", *(calls.c[name] for name in STATS_INDEX_COLUMNS))
+# The calls of a callback contact's number, and what the window asks of them: which
+# missed calls may have been reached (an index-only probe per call).
+CONTACT_INDEX_COLUMNS = (
+    "tenant_id",
+    "contact_key",
+    "contact_kind",
+    "first_revision",
+    "first_decided_us",
+    "decided_us",
+    "call_uuid",
+)
+sa.Index("ix_history_calls_contact", *(calls.c[name] for name in CONTACT_INDEX_COLUMNS))
+# The callback list's follow-ups.
+sa.Index("ix_history_calls_phone_tail", calls.c.tenant_id, calls.c.phone_tail)
 
 revisions = sa.Table(
     "history_revisions",
@@ -105,6 +145,8 @@ extensions = sa.Table(
     # The call's started_us, copied so that an extension's calls page in order
     # from this table's index alone.
     sa.Column("started_us", sa.BigInteger, nullable=False),
+    # The extension rang on the call (an inbound call's ``rang``).
+    sa.Column("rang", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 sa.Index(
     "ix_history_extensions_tenant_extension_key",

@@ -143,9 +143,11 @@ def alert_notice(alert: Mapping[str, Any], zone: ZoneInfo) -> Notice:
     facts = _alert_figures(str(alert["type"]), alert.get("value"), alert.get("threshold"),
                            alert.get("count"))  # fmt: skip
     facts.append(("When", when))
-    text = f"{title} ({alert.get('tenant_id')}): " + ", ".join(
-        f"{label.lower()} {value}" for label, value in facts[:2]
-    ) + "."
+    text = (
+        f"{title} ({alert.get('tenant_id')}): "
+        + ", ".join(f"{label.lower()} {value}" for label, value in facts[:2])
+        + "."
+    )
     return Notice(title, text, tuple(facts), when)
 
 

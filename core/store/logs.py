@@ -160,7 +160,7 @@ class PlainLogs(Part):
                 (int(score), _text(member))
                 for member, score in cast(list[tuple[bytes, float]], entries)
                 if before is None or (int(score), _text(member)) < before
-            ][: limit]
+            ][:limit]
             if not candidates:
                 continue
             raw = self.redis.hmget(meta, [member for _, member in candidates])

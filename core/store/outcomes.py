@@ -144,9 +144,7 @@ class Outcomes(Part):
                     if key.micros > horizon:
                         exhausted.add(stream)
                         break
-                    record = loads(
-                        fields[b"record"] if b"record" in fields else fields["record"]
-                    )
+                    record = loads(fields[b"record"] if b"record" in fields else fields["record"])
                     found.append((key, entry_id, record))
             found.sort(key=lambda item: item[0])
             matching = [item for item in found if keep is None or keep(item[2])]

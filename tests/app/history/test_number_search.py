@@ -111,8 +111,10 @@ def _archived_before_0003(engine: sa.Engine, records: list[Record]) -> None:
     extension_rows = [row for r in latest.values() for row in rows.extension_rows(r)]
     for row in call_rows:
         del row["caller_key"], row["wait_seconds"], row["short_abandon"]  # 0005's
+        for name in rows.figure_columns({}, ""):  # 0006's
+            del row[name]
     for row in extension_rows:
-        del row["extension_key"]
+        del row["extension_key"], row["rang"]
     old_calls = sa.table("history_calls", *(sa.column(name) for name in call_rows[0]))
     old_extensions = sa.table("history_extensions", *(sa.column(n) for n in extension_rows[0]))
     with engine.begin() as connection:
