@@ -260,10 +260,13 @@ def run(
     reshard_at: float = 0.0,
     lost_master: LostMaster | None = None,
     durable_mode: str = "",
+    master_kills_wanted: int = 0,
 ) -> Report:
     """Run traffic with chaos for ``duration`` seconds, then check everything.
     With ``lost_master`` (a cluster), one master is lost for good as it says,
-    instead of ``master_every``'s kills."""
+    instead of ``master_every``'s kills. ``master_kills_wanted``: the chaos goes on
+    past the traffic (the worker still applying it) until that many masters were
+    killed and failed over, however long a busy machine takes over each failover."""
     rng = random.Random(seed)
     report = Report(lost_master=lost_master)
     started = time.monotonic()
@@ -328,6 +331,8 @@ def run(
                     )
             report.retries = sum(f.result() for f in futures)
         losing.join()  # it restores the lost master and waits for /readyz
+        while report.master_kills < master_kills_wanted and time.monotonic() < give_up:
+            time.sleep(0.2)
         stop.set()
         monkey.join()
         if lost_master is not None:

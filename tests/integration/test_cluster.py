@@ -124,6 +124,7 @@ def test_master_failovers_under_load_with_durable_replicas_lose_nothing() -> Non
         cluster=3,
         master_every=5.0,
         durable=1,
+        master_kills_wanted=2,
     )
     assert report.master_kills >= 2, report.summary()
     assert report.clean, report.summary() + "\n" + "\n".join(report.problems[:20])

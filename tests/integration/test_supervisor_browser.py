@@ -11,6 +11,8 @@ import urllib.request
 import uuid
 from typing import Any
 
+from selenium.common.exceptions import StaleElementReferenceException
+
 from bench.service import Service, wait_for
 from tests.integration.test_wallboard_browser import (  # noqa: F401 - fixtures
     ARTIFACTS,
@@ -29,6 +31,21 @@ WITHIN = 10.0
 
 def soon(check: Any, what: str) -> None:
     wait_for(check, WITHIN, what)
+
+
+def click(driver: Any, by: str, target: str) -> None:
+    """Click what ``target`` finds, found again if the page redrew it between the
+    find and the click: the panels redraw on every live event, and a busy machine
+    widens that window (a stale element, not a missing one)."""
+
+    def clicked() -> bool:
+        try:
+            driver.find_element(by, target).click()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    soon(clicked, f"a click on {target}")
 
 
 def get_json(running: Service, path: str) -> Any:
@@ -96,13 +113,13 @@ def test_extensions_callbacks_and_a_calls_story(
     # Click the call in progress: its story so far, names as text.
     talking = f'#talking [data-call="{call}"]'
     soon(lambda: row_text(browser, talking) is not None, "the call in progress")
-    browser.find_element("css selector", f'#talking [data-call="{call}"]').click()
+    click(browser, "css selector", f'#talking [data-call="{call}"]')
     wait_for(lambda: any("answered after" in s for s in timeline_texts(browser)), 5,
              "the answered call's story")  # fmt: skip
     story = timeline_texts(browser)
     assert any("Alice <b>Smith</b>" in s for s in story), story
     assert page(browser, "return document.querySelectorAll('#timeline-steps b').length") == 0
-    browser.find_element("id", "timeline-close").click()
+    click(browser, "id", "timeline-close")
     time.sleep(1.1)
     acme.hangup(call, "101", "Alice <b>Smith</b>")
     soon(lambda: ext_state(browser, "101") == "idle", "101 idle again")
@@ -130,10 +147,10 @@ def test_extensions_callbacks_and_a_calls_story(
     soon(lambda: ext_state(browser, "102") == "on_call", "102 dialling out")
 
     # Click the dialling extension: the live call's story.
-    browser.find_element("css selector", '#extensions tr[data-extension="102"]').click()
+    click(browser, "css selector", '#extensions tr[data-extension="102"]')
     wait_for(lambda: any("dialled" in s for s in timeline_texts(browser)), 5, "the live story")
     assert page(browser, "return document.getElementById('timeline').open") is True
-    browser.find_element("id", "timeline-close").click()
+    click(browser, "id", "timeline-close")
     wait_for(
         lambda: page(browser, "return document.getElementById('timeline').open") is False,
         5,
@@ -143,7 +160,7 @@ def test_extensions_callbacks_and_a_calls_story(
     # Click the missed call on the callback list of today's figures: its whole story.
     wait_for(lambda: row_text(browser, f'#missed tr[data-call="{gone}"]') is not None, 10,
              "the missed call in today's list")  # fmt: skip
-    browser.find_element("css selector", f'#missed tr[data-call="{gone}"]').click()
+    click(browser, "css selector", f'#missed tr[data-call="{gone}"]')
     wait_for(lambda: any("hung up" in s for s in timeline_texts(browser)), 5, "the missed story")
     story = timeline_texts(browser)
     assert story[0].startswith("call from 555-765-4321 (Bob Núñez)"), story
@@ -152,18 +169,18 @@ def test_extensions_callbacks_and_a_calls_story(
     assert any(s.startswith("outcome: missed") for s in story), story
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(ARTIFACTS / "wallboard-timeline.png"))
-    browser.find_element("id", "timeline-close").click()
+    click(browser, "id", "timeline-close")
 
     # The call-back ends: the missed call's follow-up links to its story.
     acme.hangup(back, "102", "Bob O'Neil")
     follow_up = f'#missed tr[data-call="{gone}"] .pill.done'
     wait_for(lambda: row_text(browser, follow_up) is not None, 10, "the follow-up")
-    browser.find_element("css selector", follow_up).click()
+    click(browser, "css selector", follow_up)
     wait_for(lambda: any("dialled" in s for s in timeline_texts(browser)), 5, "the call-back")
     story = timeline_texts(browser)
     assert "102 Bob O'Neil dialled +1 (555) 765-4321" in story, story
 
-    browser.find_element("id", "timeline-close").click()
+    click(browser, "id", "timeline-close")
 
     # Two more callers give up; one is resolved by hand with a note, one stays open.
     by_hand, still = f"acme-{uuid.uuid4()}", f"acme-{uuid.uuid4()}"
@@ -173,7 +190,7 @@ def test_extensions_callbacks_and_a_calls_story(
         acme.hangup(missed_call)
     soon(lambda: callback_numbers(browser) == ["+442079460018", "+15550109999"],
           "two open callbacks, oldest first")  # fmt: skip
-    browser.find_element("css selector", "#callbacks tr[data-callback] button.resolve").click()
+    click(browser, "css selector", "#callbacks tr[data-callback] button.resolve")
     alert = browser.switch_to.alert
     alert.send_keys("left a voicemail")
     alert.accept()
