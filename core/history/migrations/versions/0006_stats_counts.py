@@ -16,6 +16,7 @@ Create Date: 2026-12-07
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import sqlalchemy as sa
@@ -109,6 +110,8 @@ def _fill(country: str) -> None:
         .where(extensions.c.extension == sa.bindparam("k_extension"))
         .values(rang=True)
     )
+    total = connection.execute(sa.select(sa.func.count()).select_from(calls)).scalar_one()
+    filled = 0
     after: tuple[str, str] | None = None
     while True:
         found = (
@@ -138,6 +141,10 @@ def _fill(country: str) -> None:
         if rang:
             connection.execute(set_rang, rang)
         after = (rows[-1][0], rows[-1][1])
+        filled += len(rows)
+        # A large archive takes minutes here: say how far it got.
+        if filled % (BATCH * 50) < BATCH or filled == total:
+            print(f"0006: {filled:,} of {total:,} archived calls counted", file=sys.stderr)
 
 
 def upgrade() -> None:
