@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from core.history.reports import QUARTER_US, archived_of, tune
 from core.history.schema import calls, extensions
 from core.history.search import window_conditions, window_records
+from core.history.writer import of_calls
 from statemachine.outcome import OutcomeRecord
 
 GROUPINGS = ("quarter", "queue", "tenant", "extension", None)
@@ -70,19 +71,6 @@ def _count(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
     return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
 
 
-def _of_calls(keys: Sequence[tuple[str, str]]) -> sa.ColumnElement[bool]:
-    """``(tenant_id, call_uuid) in keys``, one ``call_uuid IN`` per tenant."""
-    by_tenant: dict[str, list[str]] = {}
-    for tenant, call in keys:
-        by_tenant.setdefault(tenant, []).append(call)
-    return sa.or_(
-        *(
-            sa.and_(calls.c.tenant_id == tenant, calls.c.call_uuid.in_(uuids))
-            for tenant, uuids in by_tenant.items()
-        )
-    )
-
-
 def counted(
     tenant_ids: Sequence[str] | None,
     start_us: int,
@@ -93,7 +81,7 @@ def counted(
     less the calls ``leaving_out`` (tenant, call uuid)."""
     conditions = [*window_conditions(tenant_ids, start_us, end_us), calls.c.decided_us <= end_us]
     if leaving_out:
-        conditions.append(sa.not_(_of_calls(leaving_out)))
+        conditions.append(sa.not_(of_calls(calls, leaving_out)))
     return conditions
 
 

@@ -65,7 +65,7 @@ def _lock_cursor(connection: sa.Connection, expected: object, new: str | None) -
         raise CursorMoved(f"the archive cursor is no longer at {expected!r}")
 
 
-def _of_calls(table: sa.Table, keys: Sequence[Key]) -> sa.ColumnElement[bool]:
+def of_calls(table: sa.Table, keys: Sequence[Key]) -> sa.ColumnElement[bool]:
     """``(tenant_id, call_uuid) in keys``, as one ``call_uuid IN (...)`` per tenant: a
     row-value IN list of thousands takes PostgreSQL seconds to plan, this takes none."""
     by_tenant: dict[str, list[str]] = {}
@@ -156,7 +156,7 @@ def write_records(
         (tenant, call): revision
         for tenant, call, revision in connection.execute(
             sa.select(calls.c.tenant_id, calls.c.call_uuid, calls.c.revision).where(
-                _of_calls(calls, list(latest))
+                of_calls(calls, list(latest))
             )
         )
     }
@@ -176,7 +176,7 @@ def write_records(
     )
     replaced = [k for k in newer if k in stored]
     if replaced:
-        connection.execute(sa.delete(extensions).where(_of_calls(extensions, replaced)))
+        connection.execute(sa.delete(extensions).where(of_calls(extensions, replaced)))
     extension_rows = [
         row
         for record in newer.values()
@@ -289,5 +289,5 @@ def delete_started_before(engine: sa.Engine, cutoff_us: int, batch: int = 1000) 
         if not keys:
             return 0
         for table in (extensions, revisions, calls):
-            connection.execute(sa.delete(table).where(_of_calls(table, keys)))
+            connection.execute(sa.delete(table).where(of_calls(table, keys)))
         return len(keys)
