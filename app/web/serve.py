@@ -24,7 +24,8 @@ What the process keeps from its gunicorn days, and how:
   slow client holds one of the app's threads.
 * SIGTERM: granian stops accepting, lets requests in flight finish and stops
   a worker that is still busy (an open stream) after ``GRACEFUL_SECONDS``,
-  inside the platform's 30 s.
+  inside the platform's 30 s. A server process still loading the app when
+  SIGTERM comes simply ends (``default_stop_signals_until_granian_handles_them``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
 import sys
 from typing import Any
 
@@ -136,6 +138,22 @@ def server_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def default_stop_signals_until_granian_handles_them() -> None:
+    """In a new server process, let SIGTERM and SIGINT end it until granian
+    installs its own handlers (run after every fork of the main process).
+
+    granian forks its server processes, and a fork keeps the main process's
+    Python handlers. A SIGTERM that reached a server process while it loaded the
+    app (a second or more) ran the main process's handler, which only set a flag
+    in the child's copy of the main process's state: the signal was lost, and
+    the process, once loaded, waited for it until the main process killed it
+    ``GRACEFUL_SECONDS`` later (tests/integration/test_web_shutdown.py). Such a
+    process serves nothing yet, so ending it at once loses nothing.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def clean_metrics_directory(directory: str | None) -> None:
     """Empty PROMETHEUS_MULTIPROC_DIR: prometheus-client needs a clean one per run."""
     if directory:
@@ -187,6 +205,7 @@ def main(argv: list[str]) -> int:
     options["interface"] = Interfaces.WSGI
     options["http"] = HTTPModes.http1
     clean_metrics_directory(settings.metrics_directory)
+    os.register_at_fork(after_in_child=default_stop_signals_until_granian_handles_them)
     Granian(**options).serve()
     return 0
 
