@@ -25,12 +25,14 @@ What the process keeps from its gunicorn days, and how:
 * SIGTERM: granian stops accepting, lets requests in flight finish and stops
   a worker that is still busy (an open stream) after ``GRACEFUL_SECONDS``,
   inside the platform's 30 s. A server process still loading the app when
-  SIGTERM comes simply ends (``default_stop_signals_until_granian_handles_them``).
+  SIGTERM comes simply ends, and one that gets several stop signals passes
+  granian only the first (``prepare_server_process``).
 """
 
 from __future__ import annotations
 
 import importlib
+import itertools
 import logging
 import os
 import signal
@@ -139,8 +141,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
 
 
 def default_stop_signals_until_granian_handles_them() -> None:
-    """In a new server process, let SIGTERM and SIGINT end it until granian
-    installs its own handlers (run after every fork of the main process).
+    """Let SIGTERM and SIGINT end a new server process until granian installs
+    its own handlers.
 
     granian forks its server processes, and a fork keeps the main process's
     Python handlers. A SIGTERM that reached a server process while it loaded the
@@ -152,6 +154,44 @@ def default_stop_signals_until_granian_handles_them() -> None:
     """
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def first_stop_signal_only() -> Any:
+    """granian's ``set_sync_signals`` for a WSGI server process, passing on only
+    the first stop signal.
+
+    granian's handler calls ``WorkerSignal.set()``, a send on a channel of one
+    slot that blocks while the slot is full, holding the GIL: every thread of
+    the process stops. A stop sends two SIGTERMs at once (the platform's to the
+    process group, and granian's main process's to each server process), so a
+    second signal before the server took the first, or a third later, could
+    freeze the process (tests/app/web/test_stop_signals.py shows the freeze)
+    until the main process killed it. One ``set()`` is all a stop needs.
+    """
+    from granian._granian import WorkerSignal
+    from granian._signals import set_main_signals
+
+    stop = WorkerSignal()
+    # next() on a count is one step, so even a signal landing inside this
+    # handler cannot make a second set(); a lock could deadlock the handler.
+    signals_seen = itertools.count()
+
+    def on_stop_signal(signum: int, frame: object) -> None:
+        if next(signals_seen) == 0:
+            stop.set()
+
+    set_main_signals(on_stop_signal)  # type: ignore[no-untyped-call]
+    return stop
+
+
+def prepare_server_process() -> None:
+    """Run in every process granian's main process forks (its server processes)."""
+    import granian._signals
+
+    default_stop_signals_until_granian_handles_them()
+    # granian's WSGI server process looks the function up on the module when it
+    # starts (granian/server/mp.py), after this runs.
+    granian._signals.set_sync_signals = first_stop_signal_only
 
 
 def clean_metrics_directory(directory: str | None) -> None:
@@ -205,7 +245,7 @@ def main(argv: list[str]) -> int:
     options["interface"] = Interfaces.WSGI
     options["http"] = HTTPModes.http1
     clean_metrics_directory(settings.metrics_directory)
-    os.register_at_fork(after_in_child=default_stop_signals_until_granian_handles_them)
+    os.register_at_fork(after_in_child=prepare_server_process)
     Granian(**options).serve()
     return 0
 

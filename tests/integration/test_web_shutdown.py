@@ -31,22 +31,30 @@ HERE = Path(__file__).resolve().parent
 PROMPT_SECONDS = 8.0
 
 
+def _env(
+    redis_server: RedisServer, tmp_path: Path, port: int, mark: Path
+) -> dict[str, str]:
+    """One server process serving slow_loading_app."""
+    return procfile_env(
+        {
+            "PORT": str(port),
+            "REDIS_URL": redis_server.url,
+            "WEB_CONCURRENCY": "1",
+            "LOADING_MARK_FILE": str(mark),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        }
+    )
+
+
 def test_sigterm_while_a_server_process_loads_the_app_stops_the_web_promptly(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
     mark = tmp_path / "loading"
-    env = procfile_env({
-        "PORT": str(free_port()),
-        "REDIS_URL": redis_server.url,
-        "WEB_CONCURRENCY": "1",
-        "LOADING_MARK_FILE": str(mark),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-    })
     web = start_process(
         "web",
         [sys.executable, "-m", "app.web.serve", "slow_loading_app:app"],
-        env,
+        _env(redis_server, tmp_path, free_port(), mark),
         stdout_path=tmp_path / "web.log",
     )
     try:
@@ -62,3 +70,4 @@ def test_sigterm_while_a_server_process_loads_the_app_stops_the_web_promptly(
     assert took < PROMPT_SECONDS, (
         f"the web took {took:.1f} s to leave (the app loads in {LOAD_SECONDS} s)\n{log}"
     )
+
