@@ -245,8 +245,19 @@ class PendingEvents(Part):
             return []
         keys = {wake_key(t, n, self.spread): (t, n) for t, n in partitions}
         if self.backend.cluster is None:
-            popped = self.redis.blpop(list(keys), timeout=max(timeout, 0.001))
-            return [] if popped is None else [keys[_text(popped[0])]]
+            # BLPOP answers with the first list in its order that has a token:
+            # under steady traffic the first partitions would always win and
+            # the last ones wait until the session ends. Take every other
+            # token in the same round trip (Redis runs the LPOPs as soon as
+            # the BLPOP returns), so one pass looks into all of them.
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.blpop(list(keys), timeout=max(timeout, 0.001))
+                for key in keys:
+                    pipe.lpop(key)
+                popped, *others = pipe.execute()
+            woken = [] if popped is None else [keys[_text(popped[0])]]
+            tokens = zip(keys.values(), others, strict=True)
+            return woken + [part for part, token in tokens if token]
         try:
             return self._listen_for_wake(keys, timeout)
         except redis.RedisError:
