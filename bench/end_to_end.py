@@ -628,9 +628,16 @@ def print_latency(measured: LatencyResult) -> None:
 
 
 def print_job_cost(results: list[LatencyResult]) -> None:
-    """Fit worker CPU/event = per_event + per_job / (events per job) over the rates run."""
+    """Fit worker CPU/event = per_event + per_job / (events per job) over the rates run.
+
+    Only with a few jobs a run: a drain session lasts up to 10 s, so a run of
+    that length has one or two, and what the fit would call a job's cost is
+    then the rate's (small passes cost more an event than large ones)."""
     points = [(1 / r.events_per_job, r.cpu_ms_per_event("worker")) for r in results if r.jobs]
     if len(points) < 2 or points[0][0] == points[-1][0]:
+        return
+    if min(r.jobs for r in results) < 5:
+        print("  worker CPU fit per RQ job: skipped, too few jobs a run to tell a job's cost")
         return
     (x0, y0), (x1, y1) = min(points), max(points)
     per_job = (y1 - y0) / (x1 - x0)

@@ -1,5 +1,9 @@
 """Accepted events until they are applied: the pending sets, doorbells and
-wake tokens by which one drainer at a time takes a partition."""
+wake tokens by which one drainer at a time takes a partition.
+
+Past 400 lines on purpose: accepting, waking and handing over are one
+protocol over the same keys; apart, their rules could drift.
+"""
 
 from __future__ import annotations
 
@@ -234,19 +238,27 @@ class PendingEvents(Part):
         return those partitions, or none when ``timeout`` passed first.
 
         A wake token says events arrived while a worker held the partition. On
-        one Redis this is one BLPOP over every wake list. A cluster cannot block
-        on keys of several slots: there the drainer listens on the lists'
-        channels (intake publishes on them when it leaves a token) and takes
-        the tokens of the lists it hears about, and of those it starts to
-        listen to (a token may have come before).
+        one Redis: a BLPOP over every wake list, which answers with the first
+        list in its order holding a token (under steady traffic the first
+        partitions would always win), so the other lists are popped in the same
+        round trip, as soon as it returns. A cluster cannot block on keys of
+        several slots: there the drainer listens on the lists' channels (intake
+        publishes on them when it leaves a token) and takes the tokens of the
+        lists it hears about, and of those it starts to listen to.
         """
         if not partitions:
             time.sleep(timeout)
             return []
         keys = {wake_key(t, n, self.spread): (t, n) for t, n in partitions}
         if self.backend.cluster is None:
-            popped = self.redis.blpop(list(keys), timeout=max(timeout, 0.001))
-            return [] if popped is None else [keys[_text(popped[0])]]
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.blpop(list(keys), timeout=max(timeout, 0.001))
+                for key in keys:
+                    pipe.lpop(key)
+                popped, *others = pipe.execute()
+            woken = [keys[_text(popped[0])]] if popped else []
+            tokens = zip(keys.values(), others, strict=True)
+            return woken + [part for part, token in tokens if token]
         try:
             return self._listen_for_wake(keys, timeout)
         except redis.RedisError:

@@ -106,3 +106,17 @@ def test_a_held_partition_gets_new_events_applied_while_the_session_waits(
     assert session.run([("t1", 4)]) == 2
     later.join()
     assert queue.count == 1  # only the successor: the second event rang nothing
+
+
+def test_a_wake_names_every_held_partition_with_a_token(
+    redis_client: fakeredis.FakeRedis, store: Store
+) -> None:
+    """One wait takes every waiting token, not only the first partition's: under
+    steady traffic the first partitions would otherwise always win and the
+    others wait for the session's end."""
+    held = [("t1", n) for n in range(8)]
+    for n in (0, 3, 7):
+        redis_client.rpush(wake_key("t1", n), "1")
+    assert sorted(store.pending.wait_for_wake(held, 0.05)) == [("t1", 0), ("t1", 3), ("t1", 7)]
+    assert all(redis_client.llen(wake_key("t1", n)) == 0 for n in range(8))
+    assert store.pending.wait_for_wake(held, 0.01) == []
