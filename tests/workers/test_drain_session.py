@@ -56,11 +56,18 @@ def test_intake_wakes_a_worker_that_holds_the_partition_and_rings_otherwise(
 
 
 def test_a_session_takes_over_queued_jobs_and_hands_everything_to_one_successor(
-    redis_client: fakeredis.FakeRedis, store: Store, engine: Engine, quick: None
+    redis_client: fakeredis.FakeRedis,
+    store: Store,
+    engine: Engine,
+    quick: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Two partitions rung for two jobs: the first job's session applies both and,
     having been busy, hands both to one successor job; the second job finds
     nothing left to claim."""
+    # Busy means applied within the idle linger of the slice's end; with both
+    # at 0.3 s a busy machine could make the session idle first and let go.
+    monkeypatch.setattr(jobs, "IDLE_LINGER_SECONDS", 60.0)
     queue = events_queue(redis_client)
     first, second = inbound(uuid_in(1)), inbound(uuid_in(5))
     assert enqueue_event(store, queue, first) and enqueue_event(store, queue, second)

@@ -16,6 +16,10 @@ from tests.kit.deliveries import ADMIN, T1, Calls
 
 URL = "/v1/outcomes/stream"
 
+# Streams a test closes itself stay open this long: on a busy machine deciding
+# a few calls took over 5 s, and a stream that ended first failed the test.
+OPEN_THROUGH_THE_TEST = 120.0
+
 
 @pytest.fixture(autouse=True)
 def quick_streams(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,7 +111,7 @@ def test_last_event_id_wins_over_the_after_of_the_url(client: FlaskClient, calls
 
 def test_live_records_arrive_while_the_stream_is_open(client: FlaskClient, calls: Calls) -> None:
     """A record decided while a client watches is sent on the open stream."""
-    stream.STREAM_MAX_SECONDS = 5  # reset by the autouse monkeypatch
+    stream.STREAM_MAX_SECONDS = OPEN_THROUGH_THE_TEST  # reset by the autouse monkeypatch
     old = calls.end("missed")
     answer = client.get(URL, headers={**ADMIN, "Last-Event-ID": old["id"]}, buffered=False)
     chunks: Iterator[bytes] = iter(answer.response)
@@ -191,7 +195,7 @@ def test_over_the_limit_is_503_with_retry_after(
     """Past the per-process limit a stream gets 503 + Retry-After; closed streams free slots."""
     slots = threading.BoundedSemaphore(2)
     monkeypatch.setattr(stream, "_slots", slots)
-    stream.STREAM_MAX_SECONDS = 5
+    stream.STREAM_MAX_SECONDS = OPEN_THROUGH_THE_TEST
     calls.end("missed")
     open_ = [client.get(URL, headers=ADMIN, buffered=False) for _ in range(2)]
     try:

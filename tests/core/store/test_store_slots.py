@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import fakeredis
@@ -134,7 +135,14 @@ def test_every_script_call_stays_in_one_slot(
         made += deliveries.dispatch(tenant)
     # Every first attempt is claimed, refused (the name "resolves" to a
     # documentation address, never contacted) and recorded with its breaker.
-    runner = DeliveryRunner(store, settings, threads=4, resolve=lambda _host, _port: ["192.0.2.1"])
+    # No retry or breaker probe may fall due while that runs, however slowly
+    # (on a busy machine the breaker's 5 s passed and probes went too).
+    runner = DeliveryRunner(
+        store,
+        replace(settings, delivery_retry_seconds=(3600,), delivery_breaker_seconds=3600.0),
+        threads=4,
+        resolve=lambda _host, _port: ["192.0.2.1"],
+    )
     assert runner.run_until_idle() == made > 0
     kinds = {len(keys) for keys in script_keys}
     assert len(script_keys) > 50 and len(kinds) >= 4, "the day did not exercise the scripts"
