@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from core.history.schema import calls
 from core.history.search import window_conditions, window_records
+from core.history.writer import of_calls
 from statemachine.outcome import OutcomeRecord
 
 QUARTER_US = 15 * 60 * 1_000_000
@@ -126,7 +127,7 @@ def archived_of(
 ) -> Iterator[OutcomeRecord]:
     """The window's calls among ``call_keys`` (tenant, call uuid), at their revision
     at ``end_us``: as ``search.window_records`` streams them."""
-    key = sa.tuple_(calls.c.tenant_id, calls.c.call_uuid)
     for first in range(0, len(call_keys), KEYS_PER_QUERY):
-        chunk = list(call_keys[first : first + KEYS_PER_QUERY])
-        yield from window_records(connection, tenant_ids, start_us, end_us, only=[key.in_(chunk)])
+        chunk = call_keys[first : first + KEYS_PER_QUERY]
+        only = [of_calls(calls, chunk)]
+        yield from window_records(connection, tenant_ids, start_us, end_us, only=only)
