@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from core.history.schema import calls
+from core.history.schema import REVISED, calls
 from core.history.search import window_conditions, window_records
 from core.history.writer import of_calls
 from statemachine.outcome import OutcomeRecord
@@ -114,9 +114,10 @@ def revised_after(
 ) -> Iterator[OutcomeRecord]:
     """The window's calls revised after ``end_us``, at their revision then
     (``quarter_counts`` leaves them out)."""
-    yield from window_records(
-        connection, tenant_ids, start_us, end_us, only=[calls.c.decided_us > end_us]
-    )
+    # Implied (revision 1 was decided by end_us), and what the partial index
+    # ix_history_calls_revised holds: the database looks among revised calls only.
+    only = [calls.c.decided_us > end_us, REVISED]
+    yield from window_records(connection, tenant_ids, start_us, end_us, only=only)
 
 
 def archived_of(
