@@ -7,8 +7,8 @@ caller folds the calls a count cannot hold one by one, as for the heatmap
 (core/history/reports.py): those revised after the window's end (left out of
 the counts here), and those with a newer revision in Redis (``leaving_out``).
 
-Groups: a UTC quarter hour of the call's start (the caller folds them into
-local hours or days), the queue, the tenant, every extension of the call
+Groups: a UTC quarter hour or hour of the call's start (the caller folds them
+into local hours or days), the queue, the tenant, every extension of the call
 (``history_extensions``), or none. What is summed is what
 ``app.stats.figures.Tally`` and ``app.stats.service_levels.LevelTally`` add
 call by call, each as they define it; the callback figures' missed callers too
@@ -30,7 +30,7 @@ from core.history.search import window_conditions, window_records
 from core.history.writer import of_calls
 from statemachine.outcome import OutcomeRecord
 
-GROUPINGS = ("quarter", "queue", "tenant", "extension", None)
+GROUPINGS = ("quarter", "hour", "queue", "tenant", "extension", None)
 KEYS_PER_QUERY = 500
 MISSED = "missed"
 REACHING = ("called_back", "answered")
@@ -86,9 +86,12 @@ def counted(
     return conditions
 
 
-def quarter_of(started: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
+def quarter_of(
+    started: sa.ColumnElement[int], length_us: int = QUARTER_US
+) -> sa.ColumnElement[int]:
+    """The UTC quarter hour (``length_us`` units) ``started`` is in, from the epoch."""
     # Floor division on both databases (their / and % truncate towards zero).
-    return (started - (started % QUARTER_US + QUARTER_US) % QUARTER_US) // QUARTER_US
+    return (started - (started % length_us + length_us) % length_us) // length_us
 
 
 def figure_counts(
@@ -118,6 +121,7 @@ def figure_counts(
     else:
         key = {
             "quarter": quarter_of(c.started_us),
+            "hour": quarter_of(c.started_us, 4 * QUARTER_US),
             "queue": c.queue,
             "tenant": c.tenant_id,
             None: sa.literal(None),
