@@ -211,12 +211,12 @@ def run_reports(kind: str, engine: sa.Engine, url: str, days: int, count: int) -
         f"{plan(engine, kind, heatmap_counts(start_us, end_us))}\n\n"
         f"-- the heatmap's counts, the last 7 days\n"
         f"{plan(engine, kind, heatmap_counts(week_us, end_us))}\n\n"
-        f"-- /v1/stats's counts by quarter hour (day, hour), {days} days\n"
-        f"{plan(engine, kind, stats_counts(start_us, end_us, 'quarter'))}\n\n"
+        f"-- /v1/stats's counts by hour (day, hour in a zone of whole hours), {days} days\n"
+        f"{plan(engine, kind, stats_counts(start_us, end_us, 'hour'))}\n\n"
         f"-- /v1/stats's counts by extension, {days} days\n"
         f"{plan(engine, kind, stats_counts(start_us, end_us, 'extension'))}\n\n"
-        f"-- /v1/stats's counts by quarter hour, the last 7 days\n"
-        f"{plan(engine, kind, stats_counts(week_us, end_us, 'quarter'))}"
+        f"-- /v1/stats's counts by hour, the last 7 days\n"
+        f"{plan(engine, kind, stats_counts(week_us, end_us, 'hour'))}"
     )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"history-reports-plans-{kind}.txt").write_text(explained)

@@ -62,14 +62,18 @@ GROUPING = {
     "day": "quarter",
     "hour": "quarter",
 }
+HOUR_US = 4 * QUARTER_US
 Key = str | None
 
 
-def local_key(quarter: int, group_by: str, zone: ZoneInfo) -> str | None:
+def local_key(
+    unit: int, group_by: str, zone: ZoneInfo, length_us: int = QUARTER_US
+) -> str | None:
     """The local day or hour (``figures.group_keys``) of every instant of a UTC
-    quarter hour; None when they are not all in one."""
-    first = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=quarter * QUARTER_US)
-    last = first + timedelta(microseconds=QUARTER_US - 1)
+    quarter hour (``unit`` x ``length_us`` from the epoch: of an hour with
+    ``HOUR_US``); None when they are not all in one."""
+    first = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=unit * length_us)
+    last = first + timedelta(microseconds=length_us - 1)
     begins, ends = first.astimezone(zone), last.astimezone(zone)
     if begins.utcoffset() != ends.utcoffset():
         return None
@@ -78,6 +82,49 @@ def local_key(quarter: int, group_by: str, zone: ZoneInfo) -> str | None:
         return day if begins.date() == ends.date() else None
     hour = local_hour(first, zone)
     return hour if begins.hour == ends.hour else None
+
+
+def _grouped(
+    connection: sa.Connection,
+    conditions: list[sa.ColumnElement[bool]],
+    group_by: str | None,
+    rules: FigureRules,
+    window: HistoryWindow,
+    zone: ZoneInfo,
+) -> tuple[list[FigureCounts], list[tuple[Key, FigureCounts]]] | None:
+    """(the rows counted, each with its group's key), or None when a row's calls
+    are not all in one local day or hour. ``day`` and ``hour`` are counted per UTC
+    hour where the zone's offset at the window's ends is whole hours (a quarter of
+    the rows to read and place), per quarter hour otherwise or when an hour is not
+    in one local hour (an offset changing by half an hour)."""
+    thresholds = rules.service_level_seconds
+    if group_by not in ("day", "hour"):
+        rows = figure_counts(connection, conditions, GROUPING[group_by], thresholds)
+        return rows, [(row.key, row) for row in rows]
+    units = [("quarter", QUARTER_US)]
+    ends = (window.start_us, window.archive_end_us)
+    if all(_whole_hours(instant_us, zone) for instant_us in ends):
+        units.insert(0, ("hour", HOUR_US))
+    for grouping, length_us in units:
+        rows = figure_counts(connection, conditions, grouping, thresholds)
+        local: dict[int, str | None] = {}  # a unit's inbound and outbound calls: once
+        placed: list[tuple[Key, FigureCounts]] = []
+        for row in rows:
+            unit = int(row.key)
+            if unit not in local:
+                local[unit] = local_key(unit, group_by, zone, length_us)
+            if local[unit] is None:
+                break
+            placed.append((local[unit], row))
+        else:
+            return rows, placed
+    return None
+
+
+def _whole_hours(instant_us: int, zone: ZoneInfo) -> bool:
+    at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=instant_us)
+    offset = at.astimezone(zone).utcoffset()
+    return offset is not None and offset % timedelta(hours=1) == timedelta(0)
 
 
 def add_counts(tally: stats.Tally, level: LevelTally, counts: FigureCounts) -> None:
@@ -133,23 +180,12 @@ def summarize_counted(
         newer_in_redis = list(archived_of(connection, *bounds, in_redis))
         folded += newer_in_redis
         conditions = counted(*bounds, leaving_out=[_call(r) for r in newer_in_redis])
-        rows = figure_counts(
-            connection, conditions, GROUPING[group_by], rules.service_level_seconds
-        )
+        counts = _grouped(connection, conditions, group_by, rules, window, zone)
+        if counts is None:
+            return None
+        rows, placed = counts
         if not _read_in_their_countries(connection, conditions, rows, window, country_of):
             return None
-        placed: list[tuple[Key, FigureCounts]] = []
-        local: dict[int, str | None] = {}  # a quarter's inbound and outbound calls: once
-        for row in rows:
-            key = row.key
-            if group_by in ("day", "hour"):
-                quarter = int(row.key)
-                if quarter not in local:
-                    local[quarter] = local_key(quarter, group_by, zone)
-                key = local[quarter]
-                if key is None:
-                    return None
-            placed.append((key, row))
         totals_rows = (
             figure_counts(connection, conditions, None, rules.service_level_seconds)
             if group_by == "extension"
@@ -172,12 +208,12 @@ def summarize_counted(
             ]
             missed = stats.missed_calls(newest + following, missed_limit)
     callback_totals, callback_groups = _callbacks(summary, rules, country_of, calls, candidates)
-    for key, row in placed:
+    for group_key, row in placed:
         if group_by is None or (group_by in stats.UNGROUPED_OUTBOUND and row.outbound):
             add_counts(summary.totals, summary.levels, row)
         else:
-            add_counts(*summary.group(key), row)
-            tally = callback_groups.setdefault(key, CallbackTally(rules.callback_minutes))
+            add_counts(*summary.group(group_key), row)
+            tally = callback_groups.setdefault(group_key, CallbackTally(rules.callback_minutes))
             tally.missed_callers += row.missed_callers
         if group_by != "extension":  # its totals are counted apart
             callback_totals.missed_callers += row.missed_callers

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from core.history.schema import calls
+from core.history.schema import REVISED, calls
 from core.history.search import window_conditions, window_records
+from core.history.writer import of_calls
 from statemachine.outcome import OutcomeRecord
 
 QUARTER_US = 15 * 60 * 1_000_000
@@ -45,7 +46,8 @@ class QuarterCounts:
 
 
 def _count(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
-    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+    # FILTER, not SUM(CASE ...): one test per row, no CASE to build and add.
+    return sa.func.count().filter(condition)
 
 
 def tune(connection: sa.Connection) -> None:
@@ -96,14 +98,15 @@ def quarter_counts(
             calls.c.direction != "outbound",
         )
         .group_by(quarter)
-        .order_by(quarter)
     )
     tune(connection)
     return [
         QuarterCounts(
             int(row[0]), row[1], row[2], row[3], row[4], row[5], tuple(int(n) for n in row[6:])
         )
-        for row in connection.execute(statement)
+        # Ordered here: an ORDER BY would have the database sort the window's rows
+        # to group them, rather than hash them (a few thousand quarters to sort).
+        for row in sorted(connection.execute(statement), key=lambda row: int(row[0]))
     ]
 
 
@@ -112,9 +115,10 @@ def revised_after(
 ) -> Iterator[OutcomeRecord]:
     """The window's calls revised after ``end_us``, at their revision then
     (``quarter_counts`` leaves them out)."""
-    yield from window_records(
-        connection, tenant_ids, start_us, end_us, only=[calls.c.decided_us > end_us]
-    )
+    # Implied (revision 1 was decided by end_us), and what the partial index
+    # ix_history_calls_revised holds: the database looks among revised calls only.
+    only = [calls.c.decided_us > end_us, REVISED]
+    yield from window_records(connection, tenant_ids, start_us, end_us, only=only)
 
 
 def archived_of(
@@ -126,7 +130,7 @@ def archived_of(
 ) -> Iterator[OutcomeRecord]:
     """The window's calls among ``call_keys`` (tenant, call uuid), at their revision
     at ``end_us``: as ``search.window_records`` streams them."""
-    key = sa.tuple_(calls.c.tenant_id, calls.c.call_uuid)
     for first in range(0, len(call_keys), KEYS_PER_QUERY):
-        chunk = list(call_keys[first : first + KEYS_PER_QUERY])
-        yield from window_records(connection, tenant_ids, start_us, end_us, only=[key.in_(chunk)])
+        chunk = call_keys[first : first + KEYS_PER_QUERY]
+        only = [of_calls(calls, chunk)]
+        yield from window_records(connection, tenant_ids, start_us, end_us, only=only)

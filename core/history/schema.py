@@ -121,6 +121,17 @@ CONTACT_INDEX_COLUMNS = (
 sa.Index("ix_history_calls_contact", *(calls.c[name] for name in CONTACT_INDEX_COLUMNS))
 # The callback list's follow-ups.
 sa.Index("ix_history_calls_phone_tail", calls.c.tenant_id, calls.c.phone_tail)
+# The calls revised since their first revision (a partial index: few entries),
+# for those of a window revised after its end (reports.revised_after).
+REVISED = calls.c.decided_us > calls.c.first_decided_us
+sa.Index(
+    "ix_history_calls_revised",
+    calls.c.tenant_id,
+    calls.c.first_decided_us,
+    calls.c.decided_us,
+    postgresql_where=REVISED,
+    sqlite_where=REVISED,
+)
 
 revisions = sa.Table(
     "history_revisions",

@@ -32,6 +32,10 @@ from core.store import loads
 from statemachine.outcome import OutcomeRecord
 
 STREAM_BATCH = 1000
+# Per statement: ``Connection.execution_options`` would set them on the connection
+# for every later statement, whose plans a server-side cursor changes (no parallel
+# workers, plans that start fast rather than finish fast).
+STREAMED = {"stream_results": True, "yield_per": STREAM_BATCH}
 
 
 @dataclass(frozen=True)
@@ -188,9 +192,7 @@ def stream(
 ) -> Iterator[str]:
     """Every matching record's JSON text, fetched in batches (a server-side cursor on
     PostgreSQL): memory stays flat whatever the number of rows."""
-    result = connection.execution_options(stream_results=True, yield_per=STREAM_BATCH).execute(
-        select_calls(where, after, limit)
-    )
+    result = connection.execute(select_calls(where, after, limit), execution_options=STREAMED)
     for row in result:
         yield str(row[0])
 
@@ -253,9 +255,7 @@ def window_records(
         )
         .where(*conditions, calls.c.decided_us > end_us)
     )
-    result = connection.execution_options(stream_results=True, yield_per=STREAM_BATCH).execute(
-        sa.union_all(current, older)
-    )
+    result = connection.execute(sa.union_all(current, older), execution_options=STREAMED)
     for row in result:
         record: OutcomeRecord = loads(row[0])
         yield record
