@@ -11,7 +11,6 @@ short, so threads never interleave their lines).
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import re
@@ -35,18 +34,10 @@ def redact(path: str) -> str:
 
 def access_line(method: str, path: str, status: int, ms: float) -> bytes:
     """One access log line (JSON, newline-terminated), the token redacted."""
-    return (f'{_line_start(method, path)}"status":{status},"ms":{ms:.3f}}}\n').encode(
-        "utf-8", "replace"
-    )
-
-
-@functools.lru_cache(maxsize=512)
-def _line_start(method: str, path: str) -> str:
-    """The line up to its status, for the few method and path pairs a process
-    sees most (one webhook path per sender): redacting and quoting them is
-    most of a line's cost."""
-    return f'{{"event":"request","method":{json.dumps(method)},"path":{json.dumps(redact(path))},'
-
+    return (
+        f'{{"event":"request","method":{json.dumps(method)},"path":{json.dumps(redact(path))},'
+        f'"status":{status},"ms":{ms:.3f}}}\n'
+    ).encode("utf-8", "replace")
 
 
 class AccessLog:
