@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import threading
 from typing import Any
@@ -10,9 +11,12 @@ from typing import Any
 import fakeredis
 import pytest
 from flask import Flask
+from hypothesis import given
+from hypothesis import settings as fuzz_settings
+from hypothesis import strategies as st
 from werkzeug.test import Client, TestResponse
 
-from app.intake.fast_path import BodyReader, WebhookPath
+from app.intake.fast_path import BodyReader, WebhookPath, _quick_json
 from tests.conftest import TENANT_TOKEN, TOKEN
 from tests.kit.examples import CONTENT_TYPES, EXAMPLES
 
@@ -98,8 +102,10 @@ class _Silent:
 
     def __init__(self) -> None:
         self.released = threading.Event()
+        self.reading = threading.Event()
 
     def read(self, size: int = -1) -> bytes:
+        self.reading.set()
         self.released.wait(10)
         return b""
 
@@ -152,3 +158,78 @@ def test_a_computed_answer_frees_its_app_thread_even_if_never_closed(app: Flask)
     assert stream.get_data() == b"onetwo"
     stream.close()
     assert middleware.readers._value == threads  # type: ignore[attr-defined]
+
+
+@fuzz_settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), st.text(max_size=8) | st.integers(), max_size=5))
+def test_quick_json_writes_the_providers_bytes_or_leaves_it_to_the_provider(
+    answer: dict[str, Any],
+) -> None:
+    """orjson's answer is used only when it is the app's JSON provider's, byte for byte."""
+    quick = _quick_json(answer)
+    if quick is not None:
+        app = Flask(__name__)
+        assert quick == (app.json.dumps(answer, separators=(",", ":")) + "\n").encode()
+
+
+def test_quick_json_answers_an_accepted_webhook() -> None:
+    answer = {"status": "accepted", "event_id": "e/1", "received_at": "2026-01-01T00:00:00Z"}
+    assert _quick_json(answer) == (
+        b'{"event_id":"e/1","received_at":"2026-01-01T00:00:00Z","status":"accepted"}\n'
+    )
+    assert _quick_json({"error": 'a "quote"'}) is None  # escaped: the provider writes it
+
+
+class _Failing:
+    def read(self, size: int = -1) -> bytes:
+        raise ConnectionResetError("gone")
+
+
+def test_body_reader_gives_each_reader_its_own_body_and_raises_a_readers_error() -> None:
+    reader = BodyReader(readers=3, seconds=5)
+    got: dict[int, bytes | None] = {}
+
+    def read(n: int) -> None:
+        got[n] = reader.read(io.BytesIO(b"%d" % n * 10), 1000)
+
+    threads = [threading.Thread(target=read, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert got == {n: b"%d" % n * 10 for n in range(20)}
+    with pytest.raises(ConnectionResetError):
+        reader.read(_Failing(), 10)
+    assert reader.read(io.BytesIO(b"abc"), 2) == b"ab"
+    assert reader.read(io.BytesIO(b"abc"), -1) == b"abc"
+
+
+def test_a_body_still_queued_at_the_deadline_is_never_read() -> None:
+    """With every reader busy, a read that waited out its deadline is withdrawn:
+    no reader starts it later."""
+    reader = BodyReader(readers=1, seconds=0.2)
+    silent = _Silent()
+    late = _Counted(b"late")
+    try:
+        busy = threading.Thread(target=reader.read, args=(_Counted(b""), 10))
+        busy.start()
+        busy.join()  # the one reader is started, and idle
+        busy = threading.Thread(target=reader.read, args=(silent, 10))
+        busy.start()
+        assert silent.reading.wait(5)
+        assert reader.read(late, 10) is None
+    finally:
+        silent.released.set()
+    busy.join()
+    assert reader.read(io.BytesIO(b"next"), 10) == b"next"  # the reader is free again
+    assert late.reads == 0
+
+
+class _Counted:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.reads = 0
+
+    def read(self, size: int = -1) -> bytes:
+        self.reads += 1
+        return self.body
