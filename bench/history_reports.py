@@ -8,7 +8,8 @@
 archive's cursor set past them, and the four requests the reports page makes
 for the whole range (``/v1/stats`` by day, by queue and by extension, and
 ``/v1/stats/heatmap``) are answered through the Flask app (test client, no
-network) from the database (``source: history``): seconds for the page, as a
+network) from the database (``source: history``): seconds for the page (the
+four one after the other, and all four at once as the page sends them), as a
 ratio of the goal (1 s), of reading the range's records alone (the same
 query, rows fetched and decoded as JSON, no figures), and of the page's data as
 it was computed before the database counted it (every record read and folded in
@@ -23,6 +24,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -168,8 +170,11 @@ def read_alone(engine: sa.Engine, start_us: int, end_us: int) -> tuple[float, in
     return time.perf_counter() - began, seen
 
 
-def page_data(url: str, query: str) -> tuple[dict[str, float], dict[str, Any]]:
-    """(seconds of each, answers) for the four requests of the reports page."""
+def page_data(url: str, query: str) -> tuple[dict[str, float], dict[str, Any], float]:
+    """(seconds of each, answers, seconds of all four at once) for the four
+    requests of the reports page: one after the other, then all at once, as the
+    page sends them (each on a thread of its own, as the server would run them;
+    the answers must be the same)."""
     settings = replace(Settings(api_keys={"k": "*"}), database_url=url)
     redis = FakeRedis()
     redis.sadd(TENANTS_KEY, TENANT)  # the tenant as intake would have named it
@@ -191,7 +196,18 @@ def page_data(url: str, query: str) -> tuple[dict[str, float], dict[str, Any]]:
         seconds[name] = time.perf_counter() - began
         assert answer.status_code == 200, answer.get_data(as_text=True)
         answers[name] = answer.get_json()
-    return seconds, answers
+
+    def fetch(path: str) -> Any:
+        answer = app.test_client().get(path, headers=headers)
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        return answer.get_json()
+
+    with ThreadPoolExecutor(len(requests)) as pool:
+        began = time.perf_counter()
+        together = dict(zip(requests, pool.map(fetch, requests.values()), strict=True))
+        at_once = time.perf_counter() - began
+    assert together == answers, "the requests answered differently at once"
+    return seconds, answers, at_once
 
 
 def run_reports(kind: str, engine: sa.Engine, url: str, days: int, count: int) -> dict[str, Any]:
@@ -222,7 +238,7 @@ def run_reports(kind: str, engine: sa.Engine, url: str, days: int, count: int) -
     (RESULTS / f"history-reports-plans-{kind}.txt").write_text(explained)
     alone, seen = read_alone(engine, start_us, end_us)
     query = f"from={start.isoformat()}&to={end.isoformat()}".replace("+00:00", "Z")
-    each, answers = page_data(url, query)
+    each, answers, at_once = page_data(url, query)
     seconds = sum(each.values())
     assert answers["by queue"]["window"]["source"] == "history"
     offered = answers["by queue"]["totals"]["offered"]
@@ -237,12 +253,15 @@ def run_reports(kind: str, engine: sa.Engine, url: str, days: int, count: int) -
         f"({before:.2f} s, the same answers), "
         f"{ratio(seconds, alone)} of reading the records alone ({alone:.2f} s); "
         + ", ".join(f"{name} {value:.2f} s" for name, value in each.items())
+        + f"; the 4 at once, as the page sends them: {at_once:.2f} s, "
+        f"ratio {ratio(at_once, GOAL_SECONDS)} of the goal"
         + f"\nquery plans (the range's read, the heatmap's and /v1/stats's counts):\n{explained}",
         flush=True,
     )
     return {
         "calls": seen,
         "page_seconds": round(seconds, 3),
+        "page_at_once_seconds": round(at_once, 3),
         "request_seconds": {name: round(value, 3) for name, value in each.items()},
         "read_alone_seconds": round(alone, 3),
         "folded_before_seconds": round(before, 3),
