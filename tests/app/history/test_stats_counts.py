@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 
+import app.stats.counted as counted_module
 from app import create_app
 from app.stats.counted import local_key, summarize_counted
 from app.stats.figure_rules import AbandonsInServiceLevel, FigureRules
@@ -299,3 +300,45 @@ def test_migration_0006_fills_the_counted_columns_as_the_archive_writes_them(
     }
     assert {(t, c, e): bool(r) for t, c, e, r in rang} == wanted_rang
     assert any(wanted_rang.values()) and not all(wanted_rang.values())
+
+
+def test_an_offset_changing_by_half_an_hour_inside_the_window_is_counted_by_quarter_hour(
+    history_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lord Howe Island is UTC+11 in March and October but +10:30 from 5 April
+    to 4 October 2026: the window's ends are whole hours, so day and hour are first counted
+    per UTC hour; the calls after the change straddle two local hours, so they
+    are counted again per quarter hour, and the answer is the fold's."""
+    zone = ZoneInfo("Australia/Lord_Howe")
+    start = datetime(2026, 3, 30, tzinfo=UTC)
+    # Every ~8 h until past 4 October (+11 again): the archive's end, like the
+    # window's start, is a whole hour.
+    made = list(outcome_records(600, tenants=TENANTS, seed=3, start=start, spacing_seconds=28_000))
+    assert decided_us(made[-1]) > micros(datetime(2026, 10, 5, tzinfo=UTC))
+    engine = create_engine(history_url)
+    upgrade(engine)
+    writer.archive(engine, made, None)
+    window = HistoryWindow(
+        engine,
+        Store(redis_with(made)),
+        list(TENANTS),
+        micros(datetime(2026, 3, 1, tzinfo=UTC)),
+        micros(datetime(2026, 11, 1, tzinfo=UTC)) - 1,
+        max_later_records=100_000,
+    )
+    tried: list[str] = []
+    count = counted_module.figure_counts
+
+    def recorded(connection: Any, conditions: Any, grouping: str, *rest: Any) -> Any:
+        tried.append(grouping)
+        return count(connection, conditions, grouping, *rest)
+
+    monkeypatch.setattr(counted_module, "figure_counts", recorded)
+    rules = FigureRules((20.0,), AbandonsInServiceLevel.COUNT)
+    country = one_country("1")
+    for group_by in ("day", "hour"):
+        tried.clear()
+        counted = summarize_counted(window, group_by, rules, 5, country, zone)
+        assert counted is not None and tried[:2] == ["hour", "quarter"], (group_by, tried)
+        assert counted == summarize_folded(window, group_by, rules, 5, country, zone), group_by
+    engine.dispose()
