@@ -72,19 +72,25 @@ def group_pids(leader: int) -> list[int]:
     return found
 
 
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
+def memory_mb(pid: int) -> float:
+    """The process's proportional set size (PSS): its own pages, and its share of
+    the pages it shares with others (the web's server processes are forks of
+    its main process). Summed over a dyno's processes, each page counts once, as
+    the platform's memory limit counts it; RSS summed counts a shared page in
+    every process that maps it. RSS where the kernel gives no PSS."""
+    for path, field in ((f"/proc/{pid}/smaps_rollup", "Pss:"), (f"/proc/{pid}/status", "VmRSS:")):
+        try:
+            for line in Path(path).read_text().splitlines():
+                if line.startswith(field):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            continue
     return 0.0
 
 
 class Sampler(threading.Thread):
     """Samples Redis's connected clients and each dyno's memory (the sum of its
-    processes' RSS, shared pages counted in each: an overestimate) until stopped."""
+    processes' proportional set sizes: each page once) until stopped."""
 
     def __init__(self, url: str, procs: list[Proc]) -> None:
         super().__init__(daemon=True)
@@ -101,7 +107,7 @@ class Sampler(threading.Thread):
             self.peak_clients = max(self.peak_clients, clients)
             if rounds % 20 == 0:  # reading /proc costs more than INFO
                 for proc in self.procs:
-                    total = sum(rss_mb(pid) for pid in group_pids(proc.pid))
+                    total = sum(memory_mb(pid) for pid in group_pids(proc.pid))
                     self.peak_mb[proc.name] = max(self.peak_mb[proc.name], total)
             rounds += 1
             time.sleep(0.005)
