@@ -28,6 +28,7 @@ from rq import SimpleWorker
 from rq.exceptions import StopRequested
 from rq.serializers import JSONSerializer
 
+from core.gc_pauses import freeze_start_up_objects
 from core.observability import configure_logging, get_logger
 from core.queue import events_queue
 from core.settings import ConfigError, Settings
@@ -149,6 +150,7 @@ def run_events(settings: Settings) -> None:
         # database never holds up events. It dies with the process; an
         # unfinished transaction is rolled back and redone from the cursor.
         start_archiver(store, settings)
+    freeze_start_up_objects()  # set up for good: spare full collections the walk
     try:
         while not stopping.is_set():
             run_worker(settings, store, engine, client)

@@ -42,6 +42,7 @@ from typing import Any
 from granian.http import HTTP1Settings
 
 from app.web.access_log import AccessLog, WsgiApp
+from core.gc_pauses import freeze_start_up_objects
 from core.settings import ConfigError, Settings
 
 DEFAULT_FACTORY = "app:create_app"
@@ -105,9 +106,10 @@ def wsgi_app() -> WsgiApp:
     factory = getattr(importlib.import_module(module), name)
     app: WsgiApp = factory()
     access_log = Settings.from_env().access_log
-    if access_log == "off":
-        return app
-    return AccessLog(app, lowest_status=400 if access_log == "errors" else 0)
+    if access_log != "off":
+        app = AccessLog(app, lowest_status=400 if access_log == "errors" else 0)
+    freeze_start_up_objects()  # built once: spare full collections the walk
+    return app
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
