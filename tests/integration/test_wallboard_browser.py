@@ -4,8 +4,8 @@ The service is started as deployed (bench.service: a private redis-server,
 the Procfile's web and worker). PrimeVOX webhooks are posted over HTTP; the
 page, opened with a tenant-scoped key, must show each change as it comes (the
 test prints how long each took after its post), never show another tenant's
-calls, and carry on after the web process is killed and started again. The run leaves a screenshot for a person
-to look at: tests/artifacts/wallboard.png.
+calls, and carry on after the web process is killed and started again. The
+run leaves a screenshot for a person to look at: tests/artifacts/wallboard.png.
 
 Needs Debian's chromium and chromium-driver (bin/test installs them as root);
 without them this test is skipped, loudly.
