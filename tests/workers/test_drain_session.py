@@ -127,3 +127,34 @@ def test_a_wake_names_every_held_partition_with_a_token(
     assert sorted(store.pending.wait_for_wake(held, 0.05)) == [("t1", 0), ("t1", 3), ("t1", 7)]
     assert all(redis_client.llen(wake_key("t1", n)) == 0 for n in range(8))
     assert store.pending.wait_for_wake(held, 0.01) == []
+
+
+def test_a_session_counts_what_it_applied_once_traffic_pauses(
+    redis_client: fakeredis.FakeRedis,
+    store: Store,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The applied counters (/metrics) catch up within a quiet wait, not at the
+    session's end an idle linger later."""
+    import threading
+
+    monkeypatch.setattr(jobs, "DRAIN_SLICE_SECONDS", 20.0)
+    monkeypatch.setattr(jobs, "IDLE_LINGER_SECONDS", 20.0)
+    stop = threading.Event()
+    monkeypatch.setattr(jobs, "stopping", stop)
+    queue = events_queue(redis_client)
+    assert enqueue_event(store, queue, inbound(uuid_in(6)))
+    own = queue.get_job_ids()[0]
+    queue.remove(own)
+    session = DrainSession(engine, queue, "w1", own)
+    running = threading.Thread(target=session.run, args=([("t1", 6)],))
+    running.start()
+    try:
+        while running.is_alive() and not store.stats.totals().get("applied:InboundCall"):
+            stop.wait(0.01)
+        assert running.is_alive(), "counted only when the session ended"
+        assert store.stats.totals().get("applied:InboundCall") == 1
+    finally:
+        stop.set()
+        running.join(30)
