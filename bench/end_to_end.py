@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import multiprocessing
 import os
 import resource
@@ -84,6 +83,7 @@ from bench.profiles import profiled
 from bench.sender import Sent, send_at_rate
 from bench.service import wait_for
 from bench.wrk import post_all
+from core.gc_pauses import freeze_start_up_objects
 from core.queue import enqueue_drain, events_queue, new_job_id
 from core.settings import Settings
 from core.store import (
@@ -479,8 +479,7 @@ def latency(
     posts = traffic(count, args.seed + 2 + int(rate), ("acme",)).posts[:count]
     # This process's own full collections (the posts, every answer kept) would
     # stall its senders and watcher, and count as the service's latency.
-    gc.collect()
-    gc.freeze()
+    freeze_start_up_objects()
     client = service.redis.client()
     watcher = Watcher(service.redis.client(), "acme")
     watcher.start()
